@@ -1,0 +1,1240 @@
+//! Benchmark results for the corekv load generator (`corekv::bench::report`).
+//!
+//! Owns: the [`LatencyHistogram`] wrapper (nanoseconds, exact JSON form as
+//! base64 of HdrHistogram V2), the [`BenchReport`] JSON schema, exact merging
+//! of reports from several client machines, the seed-style throughput figure,
+//! fixed-width text tables and the standard `.hgrm` percentile output.
+//!
+//! Must not touch: the network, the workload generator's state (it only
+//! reads figures computed by `super::workload`), plotting (`super::plot`) or
+//! anything in the server. Values are pure data; filling them is the caller's
+//! job.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{
+    Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer as SerdeSerializer,
+};
+
+/// Lowest discernible latency: 1 ns.
+pub const HIST_LOWEST_NS: u64 = 1;
+/// Highest trackable latency: 60 s (larger values are clamped to it).
+pub const HIST_HIGHEST_NS: u64 = 60_000_000_000;
+/// Significant figures kept by the histograms.
+pub const HIST_SIGFIG: u8 = 3;
+
+/// Latency histogram in nanoseconds (1 ns .. 60 s, 3 significant figures,
+/// auto-resize off). Serializes (serde) as a base64 string of the
+/// HdrHistogram V2 (uncompressed) encoding, so a JSON round trip and merges
+/// of deserialized histograms are exact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyHistogram {
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    /// Empty histogram with the standard bounds.
+    pub fn new() -> Self {
+        let mut hist = Histogram::new_with_bounds(HIST_LOWEST_NS, HIST_HIGHEST_NS, HIST_SIGFIG)
+            .expect("static histogram bounds are valid");
+        hist.auto(false);
+        LatencyHistogram { hist }
+    }
+
+    /// Records one latency in ns; values above 60 s are clamped to 60 s.
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        self.hist.saturating_record(ns);
+    }
+
+    /// Records `count` occurrences of a latency in ns (clamped like [`Self::record`]).
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, count: u64) {
+        self.hist.saturating_record_n(ns, count);
+    }
+
+    /// Adds all counts of `other` into `self` (exact).
+    pub fn add(&mut self, other: &LatencyHistogram) -> Result<()> {
+        self.hist
+            .add(&other.hist)
+            .map_err(|e| anyhow::anyhow!("histogram add failed: {e:?}"))
+    }
+
+    /// Clears all counts.
+    pub fn reset(&mut self) {
+        self.hist.reset();
+    }
+
+    /// Number of recorded values.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// Value (ns) at percentile `p` in `[0, 100]`; 0 when empty.
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.hist.is_empty() {
+            0
+        } else {
+            self.hist.value_at_percentile(p)
+        }
+    }
+
+    /// Median (ns).
+    pub fn p50(&self) -> u64 {
+        self.percentile(50.0)
+    }
+
+    /// 90th percentile (ns).
+    pub fn p90(&self) -> u64 {
+        self.percentile(90.0)
+    }
+
+    /// 99th percentile (ns).
+    pub fn p99(&self) -> u64 {
+        self.percentile(99.0)
+    }
+
+    /// 99.9th percentile (ns).
+    pub fn p999(&self) -> u64 {
+        self.percentile(99.9)
+    }
+
+    /// 99.99th percentile (ns).
+    pub fn p9999(&self) -> u64 {
+        self.percentile(99.99)
+    }
+
+    /// Largest recorded value (ns, highest equivalent); 0 when empty.
+    pub fn max(&self) -> u64 {
+        self.hist.max()
+    }
+
+    /// Smallest recorded value (ns); 0 when empty.
+    pub fn min(&self) -> u64 {
+        self.hist.min()
+    }
+
+    /// Mean (ns); 0 when empty.
+    pub fn mean(&self) -> f64 {
+        if self.hist.is_empty() {
+            0.0
+        } else {
+            self.hist.mean()
+        }
+    }
+
+    /// Standard deviation (ns); 0 when empty.
+    pub fn stdev(&self) -> f64 {
+        if self.hist.is_empty() {
+            0.0
+        } else {
+            self.hist.stdev()
+        }
+    }
+
+    /// The underlying HdrHistogram (ns).
+    pub fn inner(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// Base64 (standard alphabet, padded) of the V2 uncompressed encoding.
+    pub fn to_base64(&self) -> Result<String> {
+        let mut buf = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.hist, &mut buf)
+            .map_err(|e| anyhow::anyhow!("histogram serialization failed: {e:?}"))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+    }
+
+    /// Inverse of [`Self::to_base64`]; also accepts V2 deflate encodings.
+    pub fn from_base64(s: &str) -> Result<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .context("histogram base64 decode")?;
+        let mut hist: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| anyhow::anyhow!("histogram decode failed: {e:?}"))?;
+        hist.auto(false);
+        // Normalise to the standard bounds so later merges never fail.
+        if hist.low() != HIST_LOWEST_NS
+            || hist.high() != HIST_HIGHEST_NS
+            || hist.sigfig() != HIST_SIGFIG
+        {
+            let mut std = LatencyHistogram::new();
+            for v in hist.iter_recorded() {
+                std.record_n(v.value_iterated_to(), v.count_at_value());
+            }
+            return Ok(std);
+        }
+        Ok(LatencyHistogram { hist })
+    }
+
+    /// Fixed set of summary figures.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count(),
+            p50_ns: self.p50(),
+            p90_ns: self.p90(),
+            p99_ns: self.p99(),
+            p999_ns: self.p999(),
+            p9999_ns: self.p9999(),
+            max_ns: self.max(),
+            mean_ns: self.mean(),
+        }
+    }
+}
+
+impl Serialize for LatencyHistogram {
+    fn serialize<S: SerdeSerializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let b64 = self.to_base64().map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&b64)
+    }
+}
+
+impl<'de> Deserialize<'de> for LatencyHistogram {
+    fn deserialize<D: SerdeDeserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        LatencyHistogram::from_base64(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Percentile summary of a [`LatencyHistogram`] (all ns).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Number of values.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// 99.99th percentile.
+    pub p9999_ns: u64,
+    /// Maximum.
+    pub max_ns: u64,
+    /// Mean.
+    pub mean_ns: f64,
+}
+
+/// Load model of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LoadMode {
+    /// Closed loop: each session sends its next batch when the previous one
+    /// completes.
+    #[default]
+    Closed,
+    /// Open loop at a fixed offered rate.
+    Open {
+        /// Offered rate in ops/s (over the whole client process).
+        rate_ops_per_sec: f64,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Run description. `Default` is all-empty with `client_processes = 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchMeta {
+    /// Version of the bench tool (e.g. `env!("CARGO_PKG_VERSION")`).
+    pub tool_version: String,
+    /// Host name of the client machine (comma-joined after a merge).
+    pub hostname: String,
+    /// Start of the run, unix seconds (earliest after a merge).
+    pub start_unix_secs: u64,
+    /// System under test, e.g. `"corekv"` or `"redis"`.
+    pub target: String,
+    /// Server addresses the client talked to.
+    pub hosts: Vec<String>,
+    /// Canonical workload name, e.g. `"YCSB-B"`.
+    pub workload: String,
+    /// Fraction of reads.
+    pub read_ratio: f64,
+    /// Zipfian theta.
+    pub theta: f64,
+    /// Key distribution (`"zipfian"` / `"uniform"`).
+    pub distribution: String,
+    /// Key space size.
+    pub records: u64,
+    /// Value size in bytes.
+    pub value_size: usize,
+    /// Operations per batch.
+    pub batch: usize,
+    /// Sessions (connections) per worker thread.
+    pub sessions_per_worker: usize,
+    /// CPUs the worker threads were pinned to (first input's after a merge).
+    pub worker_cpus: Vec<usize>,
+    /// Measured window length requested, seconds.
+    pub secs: f64,
+    /// Warm-up before the measured window, seconds.
+    pub warmup_secs: f64,
+    /// Closed or open loop.
+    pub mode: LoadMode,
+    /// Base seed for [`super::workload::seed_for`].
+    pub base_seed: u64,
+    /// Number of client processes this report covers (1 unless merged).
+    #[serde(default = "one")]
+    pub client_processes: u32,
+}
+
+impl Default for BenchMeta {
+    fn default() -> Self {
+        BenchMeta {
+            tool_version: String::new(),
+            hostname: String::new(),
+            start_unix_secs: 0,
+            target: String::new(),
+            hosts: Vec::new(),
+            workload: String::new(),
+            read_ratio: 0.0,
+            theta: 0.0,
+            distribution: String::new(),
+            records: 0,
+            value_size: 0,
+            batch: 0,
+            sessions_per_worker: 0,
+            worker_cpus: Vec::new(),
+            secs: 0.0,
+            warmup_secs: 0.0,
+            mode: LoadMode::Closed,
+            base_seed: 0,
+            client_processes: 1,
+        }
+    }
+}
+
+/// Counters over the measured window, with derived rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Totals {
+    /// Completed operations (gets + puts, errors included).
+    pub ops: u64,
+    /// Completed GETs.
+    pub gets: u64,
+    /// Completed PUTs.
+    pub puts: u64,
+    /// Operations that returned an error.
+    pub errors: u64,
+    /// Length of the measured window, seconds.
+    pub elapsed_secs: f64,
+    /// Derived: `ops / elapsed_secs` (recomputed by [`Totals::derive`]).
+    #[serde(default)]
+    pub ops_per_sec: f64,
+    /// Derived: `gets / elapsed_secs`.
+    #[serde(default)]
+    pub gets_per_sec: f64,
+    /// Derived: `puts / elapsed_secs`.
+    #[serde(default)]
+    pub puts_per_sec: f64,
+}
+
+impl Totals {
+    /// Recomputes the derived rates from the counters.
+    pub fn derive(&mut self) {
+        let rate = |n: u64| {
+            if self.elapsed_secs > 0.0 {
+                n as f64 / self.elapsed_secs
+            } else {
+                0.0
+            }
+        };
+        self.ops_per_sec = rate(self.ops);
+        self.gets_per_sec = rate(self.gets);
+        self.puts_per_sec = rate(self.puts);
+    }
+}
+
+/// One per-second client-side sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct TimelineSample {
+    /// Seconds since the start of the measured window (end of the interval).
+    pub t_secs: f64,
+    /// Operations completed in the interval.
+    pub ops: u64,
+    /// GETs completed in the interval.
+    pub gets: u64,
+    /// PUTs completed in the interval.
+    pub puts: u64,
+    /// Errors in the interval.
+    pub errors: u64,
+    /// 99th percentile batch latency in the interval, ns.
+    pub p99_batch_ns: u64,
+}
+
+/// Per-shard counters from a server's STATS.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct ShardTotals {
+    /// Shard (core) id.
+    pub shard_id: u32,
+    /// Operations served.
+    pub ops: u64,
+    /// GETs served.
+    pub gets: u64,
+    /// PUTs served.
+    pub puts: u64,
+    /// DELs served.
+    pub dels: u64,
+    /// Keys held.
+    pub keys: u64,
+    /// Memory used, bytes.
+    pub memory_bytes: u64,
+    /// Open connections.
+    pub connections: u64,
+    /// Errors.
+    pub errors: u64,
+}
+
+/// Server-side view of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ServerNodeReport {
+    /// Node id.
+    pub node_id: u32,
+    /// Address the stats were fetched from.
+    pub address: String,
+    /// Node throughput (ops/s) sampled once per second from STATS.
+    pub per_second_ops: Vec<f64>,
+    /// Per-shard totals at the end of the window.
+    pub shards: Vec<ShardTotals>,
+}
+
+impl ServerNodeReport {
+    /// Median of [`Self::per_second_ops`] (see [`median`]).
+    pub fn median_ops_per_sec(&self) -> f64 {
+        median(&self.per_second_ops)
+    }
+}
+
+/// Median: middle element of the sorted values, mean of the two middle ones
+/// for an even count, 0 for an empty slice. NaNs sort last.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Complete result of one run (or of a merge of concurrent runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BenchReport {
+    /// Run description.
+    pub meta: BenchMeta,
+    /// Counters over the measured window.
+    pub totals: Totals,
+    /// Per-second client samples.
+    pub timeline: Vec<TimelineSample>,
+    /// Latency of whole batches (send to last reply), ns.
+    pub batch_latency: LatencyHistogram,
+    /// Per-operation latency, ns.
+    pub op_latency: LatencyHistogram,
+    /// Bytes written to sockets in the window.
+    pub bytes_sent: u64,
+    /// Bytes read from sockets in the window.
+    pub bytes_received: u64,
+    /// User + system CPU seconds of the bench process over the window.
+    pub client_cpu_secs: f64,
+    /// Pure single-thread generation rate of the workload generator, ops/s.
+    pub generation_rate_ops: f64,
+    /// Server-side figures, one entry per node.
+    pub servers: Vec<ServerNodeReport>,
+    /// Free-form extra data (e.g. utilization samples) filled by other modules.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BenchReport {
+    /// Recomputes derived fields (rates in [`Totals`]).
+    pub fn finalize(&mut self) {
+        self.totals.derive();
+    }
+
+    /// The seed's throughput figure: sum over server nodes of the median of
+    /// that node's per-second ops/s.
+    pub fn seed_style_total(&self) -> f64 {
+        self.servers.iter().map(|s| s.median_ops_per_sec()).sum()
+    }
+
+    /// Client-measured throughput: `ops / elapsed_secs`.
+    pub fn client_ops_per_sec(&self) -> f64 {
+        if self.totals.elapsed_secs > 0.0 {
+            self.totals.ops as f64 / self.totals.elapsed_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Bytes sent per operation.
+    pub fn bytes_sent_per_op(&self) -> f64 {
+        per_op(self.bytes_sent as f64, self.totals.ops)
+    }
+
+    /// Bytes received per operation.
+    pub fn bytes_received_per_op(&self) -> f64 {
+        per_op(self.bytes_received as f64, self.totals.ops)
+    }
+
+    /// Client CPU microseconds per operation.
+    pub fn client_cpu_us_per_op(&self) -> f64 {
+        per_op(self.client_cpu_secs * 1e6, self.totals.ops)
+    }
+
+    /// Serializes to pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Parses JSON.
+    pub fn from_json(s: &str) -> Result<Self> {
+        Ok(serde_json::from_str(s)?)
+    }
+
+    /// Writes pretty JSON to `path`.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_json()?).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Reads JSON from `path`.
+    pub fn read_json(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let s =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_json(&s).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+fn per_op(x: f64, ops: u64) -> f64 {
+    if ops == 0 {
+        0.0
+    } else {
+        x / ops as f64
+    }
+}
+
+/// Merges reports of client processes that ran concurrently against the same
+/// cluster with the same workload.
+///
+/// * Errors when workload, read ratio, theta, distribution, records,
+///   value size, batch or target differ, or when `reports` is empty.
+/// * Counters, bytes and client CPU are summed; histograms are added
+///   exactly; `elapsed_secs` is the maximum (the runs overlap), so the merged
+///   ops/s is total ops over the longest window.
+/// * Timelines are summed by second index; the per-second `p99_batch_ns` is
+///   the MAX of the inputs' p99s for that second (an upper bound — the exact
+///   merged p99 is not recoverable from per-second p99s).
+/// * `servers` is taken from the first report that has any (all clients saw
+///   the same cluster, so the server view must not be added up).
+/// * `generation_rate_ops` is the minimum over inputs (slowest generator).
+/// * meta: first input's, with hostnames and hosts unioned, earliest start,
+///   longest `secs`, `client_processes` summed. `extra` keys: first wins.
+pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
+    let Some(first) = reports.first() else {
+        bail!("merge: no reports");
+    };
+    let m0 = &first.meta;
+    for (i, r) in reports.iter().enumerate().skip(1) {
+        let m = &r.meta;
+        let mut diffs = Vec::new();
+        if m.workload != m0.workload {
+            diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
+        }
+        if m.read_ratio != m0.read_ratio {
+            diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
+        }
+        if m.theta != m0.theta {
+            diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
+        }
+        if m.distribution != m0.distribution {
+            diffs.push(format!(
+                "distribution {} vs {}",
+                m.distribution, m0.distribution
+            ));
+        }
+        if m.records != m0.records {
+            diffs.push(format!("records {} vs {}", m.records, m0.records));
+        }
+        if m.value_size != m0.value_size {
+            diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
+        }
+        if m.batch != m0.batch {
+            diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
+        }
+        if m.target != m0.target {
+            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+        }
+        if !diffs.is_empty() {
+            bail!(
+                "merge: report {i} does not match report 0: {}",
+                diffs.join(", ")
+            );
+        }
+    }
+
+    let mut out = first.clone();
+    out.servers = reports
+        .iter()
+        .find(|r| !r.servers.is_empty())
+        .map(|r| r.servers.clone())
+        .unwrap_or_default();
+    let mut hostnames: Vec<String> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
+    for r in reports {
+        for h in r.meta.hostname.split(',').filter(|h| !h.is_empty()) {
+            if !hostnames.iter().any(|x| x == h) {
+                hostnames.push(h.to_string());
+            }
+        }
+        for h in &r.meta.hosts {
+            if !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+    }
+    out.meta.hostname = hostnames.join(",");
+    out.meta.hosts = hosts;
+
+    for r in &reports[1..] {
+        out.meta.start_unix_secs = out.meta.start_unix_secs.min(r.meta.start_unix_secs);
+        out.meta.secs = out.meta.secs.max(r.meta.secs);
+        out.meta.client_processes += r.meta.client_processes;
+
+        out.totals.ops += r.totals.ops;
+        out.totals.gets += r.totals.gets;
+        out.totals.puts += r.totals.puts;
+        out.totals.errors += r.totals.errors;
+        out.totals.elapsed_secs = out.totals.elapsed_secs.max(r.totals.elapsed_secs);
+
+        out.batch_latency.add(&r.batch_latency)?;
+        out.op_latency.add(&r.op_latency)?;
+        out.bytes_sent += r.bytes_sent;
+        out.bytes_received += r.bytes_received;
+        out.client_cpu_secs += r.client_cpu_secs;
+        out.generation_rate_ops = out.generation_rate_ops.min(r.generation_rate_ops);
+
+        for (i, s) in r.timeline.iter().enumerate() {
+            if i >= out.timeline.len() {
+                out.timeline.push(*s);
+                continue;
+            }
+            let t = &mut out.timeline[i];
+            t.ops += s.ops;
+            t.gets += s.gets;
+            t.puts += s.puts;
+            t.errors += s.errors;
+            t.p99_batch_ns = t.p99_batch_ns.max(s.p99_batch_ns);
+        }
+        for (k, v) in &r.extra {
+            out.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    out.finalize();
+    Ok(out)
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.3} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.1} ")
+    }
+}
+
+fn latency_row(out: &mut String, name: &str, h: &LatencyHistogram) {
+    let _ = writeln!(
+        out,
+        "  {:<8} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+        name,
+        h.count(),
+        us(h.p50()),
+        us(h.p90()),
+        us(h.p99()),
+        us(h.p999()),
+        us(h.p9999()),
+        us(h.max()),
+        h.mean() / 1000.0
+    );
+}
+
+/// Human-readable fixed-width report of one run.
+pub fn render_table(r: &BenchReport) -> String {
+    let m = &r.meta;
+    let t = &r.totals;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "corekv bench {} — target {} [{}] from {}",
+        m.tool_version,
+        m.target,
+        m.hosts.join(", "),
+        m.hostname
+    );
+    let mode = match m.mode {
+        LoadMode::Closed => "closed loop".to_string(),
+        LoadMode::Open { rate_ops_per_sec } => {
+            format!("open loop @ {}op/s", fmt_rate(rate_ops_per_sec))
+        }
+    };
+    let _ = writeln!(
+        o,
+        "workload {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
+         {} sessions/worker on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
+        m.workload,
+        m.read_ratio,
+        m.distribution,
+        m.theta,
+        m.records,
+        m.value_size,
+        m.batch,
+        m.sessions_per_worker,
+        m.worker_cpus,
+        m.secs,
+        m.warmup_secs,
+        mode,
+        m.base_seed,
+        m.client_processes
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Throughput (client-measured over {:.2} s)",
+        t.elapsed_secs
+    );
+    let _ = writeln!(
+        o,
+        "  ops     {:>14} {:>14}op/s",
+        t.ops,
+        fmt_rate(r.client_ops_per_sec())
+    );
+    let _ = writeln!(
+        o,
+        "  gets    {:>14} {:>14}op/s",
+        t.gets,
+        fmt_rate(per_sec(t.gets, t.elapsed_secs))
+    );
+    let _ = writeln!(
+        o,
+        "  puts    {:>14} {:>14}op/s",
+        t.puts,
+        fmt_rate(per_sec(t.puts, t.elapsed_secs))
+    );
+    let _ = writeln!(o, "  errors  {:>14}", t.errors);
+    if !r.servers.is_empty() {
+        let _ = writeln!(
+            o,
+            "  seed-style total (sum of per-node median ops/s): {}op/s",
+            fmt_rate(r.seed_style_total())
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Latency (µs)");
+    let _ = writeln!(
+        o,
+        "  {:<8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
+    );
+    latency_row(&mut o, "batch", &r.batch_latency);
+    latency_row(&mut o, "per-op", &r.op_latency);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Client");
+    let _ = writeln!(
+        o,
+        "  bytes/op        sent {:.1}, received {:.1}",
+        r.bytes_sent_per_op(),
+        r.bytes_received_per_op()
+    );
+    let _ = writeln!(
+        o,
+        "  client CPU      {:.2} s ({:.3} µs/op)",
+        r.client_cpu_secs,
+        r.client_cpu_us_per_op()
+    );
+    let _ = writeln!(
+        o,
+        "  generator rate  {}op/s per thread (pure generation)",
+        fmt_rate(r.generation_rate_ops)
+    );
+    if !r.servers.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Servers");
+        let _ = writeln!(
+            o,
+            "  {:<6} {:<24} {:>14} {:>14} {:>8}",
+            "node", "address", "median op/s", "mean op/s", "samples"
+        );
+        for s in &r.servers {
+            let mean = if s.per_second_ops.is_empty() {
+                0.0
+            } else {
+                s.per_second_ops.iter().sum::<f64>() / s.per_second_ops.len() as f64
+            };
+            let _ = writeln!(
+                o,
+                "  {:<6} {:<24} {:>14.0} {:>14.0} {:>8}",
+                s.node_id,
+                s.address,
+                s.median_ops_per_sec(),
+                mean,
+                s.per_second_ops.len()
+            );
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>6} {:>8} {:>12}",
+            "node",
+            "shard",
+            "ops",
+            "gets",
+            "puts",
+            "dels",
+            "keys",
+            "mem MiB",
+            "conns",
+            "errors",
+            "op/s"
+        );
+        for s in &r.servers {
+            for sh in &s.shards {
+                let _ = writeln!(
+                    o,
+                    "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12.1} {:>6} {:>8} {:>12.0}",
+                    s.node_id,
+                    sh.shard_id,
+                    sh.ops,
+                    sh.gets,
+                    sh.puts,
+                    sh.dels,
+                    sh.keys,
+                    sh.memory_bytes as f64 / (1024.0 * 1024.0),
+                    sh.connections,
+                    sh.errors,
+                    per_sec(sh.ops, t.elapsed_secs)
+                );
+            }
+        }
+    }
+    o
+}
+
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Side-by-side comparison (e.g. corekv vs redis-server): client ops/s,
+/// seed-style total, p50/p99 batch latency and throughput ratio to the
+/// first row.
+pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
+        "run", "client op/s", "seed-style op/s", "p50 batch", "p99 batch", "p99 op", "vs first"
+    );
+    let _ = writeln!(
+        o,
+        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
+        "", "", "", "µs", "µs", "µs", ""
+    );
+    let base = rows
+        .first()
+        .map(|(_, r)| r.client_ops_per_sec())
+        .unwrap_or(0.0);
+    for (name, r) in rows {
+        let ratio = if base > 0.0 {
+            format!("{:.2}x", r.client_ops_per_sec() / base)
+        } else {
+            "-".to_string()
+        };
+        let seed = if r.servers.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.0}", r.seed_style_total())
+        };
+        let _ = writeln!(
+            o,
+            "{:<20} {:>14.0} {:>16} {:>12.1} {:>12.1} {:>12.1} {:>9}",
+            name,
+            r.client_ops_per_sec(),
+            seed,
+            us(r.batch_latency.p50()),
+            us(r.batch_latency.p99()),
+            us(r.op_latency.p99()),
+            ratio
+        );
+    }
+    o
+}
+
+/// The HdrHistogram percentile distribution text (`.hgrm`), values in
+/// microseconds, 5 ticks per half distance — the same layout as Java
+/// HdrHistogram's `outputPercentileDistribution(out, 5, 1000.0)`, readable by
+/// the standard HdrHistogram plotter.
+pub fn hgrm_string(hist: &LatencyHistogram) -> String {
+    const SCALE: f64 = 1000.0; // ns -> µs
+    let h = hist.inner();
+    let digits = h.sigfig() as usize;
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total = 0u64;
+    if !h.is_empty() {
+        for v in h.iter_quantiles(5) {
+            total += v.count_since_last_iteration();
+            let value = v.value_iterated_to() as f64 / SCALE;
+            let q = v.quantile_iterated_to();
+            if q < 1.0 {
+                let _ = writeln!(
+                    o,
+                    "{:>12.digits$} {:>2.12} {:>10} {:>14.2}",
+                    value,
+                    q,
+                    total,
+                    1.0 / (1.0 - q)
+                );
+            } else {
+                let _ = writeln!(o, "{:>12.digits$} {:>2.12} {:>10}", value, q, total);
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "#[Mean    = {:>12.digits$}, StdDeviation   = {:>12.digits$}]",
+        hist.mean() / SCALE,
+        hist.stdev() / SCALE
+    );
+    let _ = writeln!(
+        o,
+        "#[Max     = {:>12.digits$}, Total count    = {:>12}]",
+        h.max() as f64 / SCALE,
+        h.len()
+    );
+    // counts_len = (buckets + 1) * sub_bucket_count / 2.
+    let sub_buckets = 2 * h.distinct_values() / (h.buckets() as usize + 1);
+    let _ = writeln!(
+        o,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        sub_buckets
+    );
+    o
+}
+
+/// Writes [`hgrm_string`] to `path`.
+pub fn write_hgrm(hist: &LatencyHistogram, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, hgrm_string(hist)).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Deterministic, wide-spread latencies (ns), ~1 µs .. ~10 ms.
+    fn sample_values(seed: u64, n: usize) -> Vec<u64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                let r = xorshift(&mut s);
+                let exp = (r % 14) as u32; // 2^0..2^13
+                1000 + (r >> 20) % (1u64 << (exp + 10))
+            })
+            .collect()
+    }
+
+    fn report(seed: u64, n: usize) -> BenchReport {
+        let mut r = BenchReport::default();
+        r.meta.tool_version = "0.1.0".into();
+        r.meta.hostname = format!("client{seed}");
+        r.meta.target = "corekv".into();
+        r.meta.hosts = vec!["10.0.0.1:7000".into()];
+        r.meta.workload = "YCSB-B".into();
+        r.meta.read_ratio = 0.95;
+        r.meta.theta = 0.99;
+        r.meta.distribution = "zipfian".into();
+        r.meta.records = 1_000_000;
+        r.meta.value_size = 128;
+        r.meta.batch = 32;
+        r.meta.client_processes = 1;
+        r.meta.start_unix_secs = 1_700_000_000 + seed;
+        let vals = sample_values(seed, n);
+        for &v in &vals {
+            r.op_latency.record(v);
+            r.batch_latency.record(v * 4);
+        }
+        r.totals = Totals {
+            ops: n as u64,
+            gets: (n as u64) * 95 / 100,
+            puts: n as u64 - (n as u64) * 95 / 100,
+            errors: 0,
+            elapsed_secs: 10.0,
+            ..Totals::default()
+        };
+        r.timeline = (0..3)
+            .map(|i| TimelineSample {
+                t_secs: (i + 1) as f64,
+                ops: 100 * (i + 1) + seed,
+                gets: 95,
+                puts: 5,
+                errors: 0,
+                p99_batch_ns: 1000 * seed + i,
+            })
+            .collect();
+        r.bytes_sent = 1000 * seed;
+        r.bytes_received = 2000 * seed;
+        r.client_cpu_secs = 1.5;
+        r.generation_rate_ops = 1e7 * seed as f64;
+        r.finalize();
+        r
+    }
+
+    #[test]
+    fn histogram_json_round_trip_is_exact() {
+        let mut h = LatencyHistogram::new();
+        for v in sample_values(3, 50_000) {
+            h.record(v);
+        }
+        h.record(0);
+        h.record(u64::MAX); // clamped to 60 s
+        let json = serde_json::to_string(&h).unwrap();
+        assert!(json.starts_with('"'));
+        let back: LatencyHistogram = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.count(), 50_002);
+        assert_eq!(back.summary(), h.summary());
+        assert!(h.max() >= HIST_HIGHEST_NS);
+        for v in h.inner().iter_recorded() {
+            assert_eq!(
+                back.inner().count_at(v.value_iterated_to()),
+                v.count_at_value()
+            );
+        }
+    }
+
+    #[test]
+    fn report_json_round_trip() {
+        let mut r = report(1, 1000);
+        r.meta.mode = LoadMode::Open {
+            rate_ops_per_sec: 5e5,
+        };
+        r.servers = vec![ServerNodeReport {
+            node_id: 1,
+            address: "a:1".into(),
+            per_second_ops: vec![1.0, 2.0],
+            shards: vec![ShardTotals {
+                shard_id: 0,
+                ops: 5,
+                ..Default::default()
+            }],
+        }];
+        r.extra.insert("util".into(), serde_json::json!([1, 2]));
+        let s = r.to_json().unwrap();
+        assert!(s.contains("\"kind\": \"open\""));
+        let back = BenchReport::from_json(&s).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn merge_is_exact() {
+        let a = report(1, 20_000);
+        let b = report(2, 30_000);
+        let m = merge(&[a.clone(), b.clone()]).unwrap();
+        let mut all_op = LatencyHistogram::new();
+        let mut all_batch = LatencyHistogram::new();
+        for v in sample_values(1, 20_000)
+            .into_iter()
+            .chain(sample_values(2, 30_000))
+        {
+            all_op.record(v);
+            all_batch.record(v * 4);
+        }
+        assert_eq!(m.op_latency, all_op);
+        assert_eq!(m.batch_latency, all_batch);
+        assert_eq!(m.op_latency.count(), 50_000);
+        assert_eq!(m.op_latency.summary(), all_op.summary());
+        assert_eq!(m.totals.ops, 50_000);
+        assert_eq!(m.totals.elapsed_secs, 10.0);
+        assert_eq!(m.totals.ops_per_sec, 5_000.0);
+        assert_eq!(m.bytes_sent, 3000);
+        assert_eq!(m.client_cpu_secs, 3.0);
+        assert_eq!(m.generation_rate_ops, 1e7);
+        assert_eq!(m.meta.client_processes, 2);
+        assert_eq!(m.meta.hostname, "client1,client2");
+        assert_eq!(m.meta.start_unix_secs, 1_700_000_001);
+        assert_eq!(m.timeline.len(), 3);
+        assert_eq!(m.timeline[0].ops, 100 + 1 + 100 + 2);
+        assert_eq!(m.timeline[2].p99_batch_ns, 2002);
+
+        // Merging the JSON-round-tripped reports gives the same result.
+        let a2 = BenchReport::from_json(&a.to_json().unwrap()).unwrap();
+        let b2 = BenchReport::from_json(&b.to_json().unwrap()).unwrap();
+        assert_eq!(merge(&[a2, b2]).unwrap(), m);
+    }
+
+    #[test]
+    fn merge_keeps_first_servers_and_rejects_mismatch() {
+        let a = report(1, 100);
+        let mut b = report(2, 100);
+        b.servers = vec![ServerNodeReport {
+            node_id: 7,
+            ..Default::default()
+        }];
+        let mut c = report(3, 100);
+        c.servers = vec![ServerNodeReport {
+            node_id: 9,
+            ..Default::default()
+        }];
+        let m = merge(&[a.clone(), b, c]).unwrap();
+        assert_eq!(m.servers.len(), 1);
+        assert_eq!(m.servers[0].node_id, 7);
+
+        for f in [
+            (|r: &mut BenchReport| r.meta.workload = "YCSB-A".into()) as fn(&mut BenchReport),
+            |r| r.meta.value_size = 64,
+            |r| r.meta.records = 10,
+            |r| r.meta.theta = 0.5,
+            |r| r.meta.target = "redis".into(),
+        ] {
+            let mut x = report(2, 100);
+            f(&mut x);
+            let err = merge(&[a.clone(), x]).unwrap_err().to_string();
+            assert!(err.contains("does not match"), "{err}");
+        }
+        assert!(merge(&[]).is_err());
+    }
+
+    #[test]
+    fn seed_style_median_sum() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        let mut r = report(1, 10);
+        r.servers = vec![
+            ServerNodeReport {
+                node_id: 0,
+                per_second_ops: vec![100.0, 900.0, 200.0, 150.0, 5.0],
+                ..Default::default()
+            },
+            ServerNodeReport {
+                node_id: 1,
+                per_second_ops: vec![10.0, 30.0, 20.0, 40.0],
+                ..Default::default()
+            },
+        ];
+        // 150 (odd median) + 25 (mean of 20 and 30).
+        assert_eq!(r.seed_style_total(), 175.0);
+        assert_eq!(r.client_ops_per_sec(), 1.0);
+        let t = render_table(&r);
+        assert!(t.contains("seed-style total"), "{t}");
+        assert!(t.contains("p99.99"));
+        let c = render_comparison(&[("corekv", &r), ("redis", &report(2, 20))]);
+        assert!(c.contains("2.00x"), "{c}");
+        assert!(c.contains("1.00x"));
+    }
+
+    #[test]
+    fn hgrm_format() {
+        let mut h = LatencyHistogram::new();
+        for v in sample_values(5, 100_000) {
+            h.record(v);
+        }
+        let s = hgrm_string(&h);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[0],
+            "       Value     Percentile TotalCount 1/(1-Percentile)"
+        );
+        assert_eq!(lines[1], "");
+        let n = lines.len();
+        assert!(lines[n - 3].starts_with("#[Mean    = "));
+        assert!(lines[n - 2].starts_with("#[Max     = "));
+        assert!(lines[n - 2].ends_with(&format!("Total count    = {:>12}]", 100_000)));
+        assert_eq!(
+            lines[n - 1],
+            format!(
+                "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+                h.inner().buckets(),
+                2048
+            )
+        );
+        // Data lines: monotone value, percentile and count; last is 1.0 / total.
+        let data: Vec<Vec<&str>> = lines[2..n - 3]
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!(data.len() > 50);
+        let mut prev = (0.0f64, -1.0f64, 0u64);
+        for d in &data[..data.len() - 1] {
+            assert_eq!(d.len(), 4, "{d:?}");
+            let v: f64 = d[0].parse().unwrap();
+            let p: f64 = d[1].parse().unwrap();
+            let c: u64 = d[2].parse().unwrap();
+            assert!(
+                v >= prev.0 && p > prev.1 && c >= prev.2,
+                "{d:?} after {prev:?}"
+            );
+            prev = (v, p, c);
+        }
+        let last = &data[data.len() - 1];
+        assert_eq!(last.len(), 3);
+        assert_eq!(last[1], "1.000000000000");
+        assert_eq!(last[2], "100000");
+        let max_us: f64 = last[0].parse().unwrap();
+        assert!((max_us - h.max() as f64 / 1000.0).abs() < 1e-9);
+        // First line is the 0% line at the minimum value.
+        assert_eq!(data[0][1], "0.000000000000");
+        assert!(data[0][3] == "1.00");
+
+        let dir = std::env::temp_dir().join(format!("corekv-hgrm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.hgrm");
+        write_hgrm(&h, &p).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

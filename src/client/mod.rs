@@ -1,0 +1,685 @@
+//! The shard-aware cluster client.
+//!
+//! [`Cluster::connect`] takes a list of node addresses, asks each node for
+//! its layout (HELLO: node id, shard ports), and opens one connection per
+//! (node, shard). [`Cluster::execute`] routes each op of a [`Batch`] with
+//! [`crate::routing`] (key → node → shard), splits the batch into one part
+//! per destination shard, sends the parts together and returns the results
+//! in the caller's order ([`BatchResults`]).
+//!
+//! A `Cluster` lives on one glommio executor (it is `Rc`-based, `!Send`) and
+//! is shared by any number of concurrent sessions (tasks) on that executor:
+//! sessions pipeline over the shared connections. Each connection has a
+//! writer task, which writes everything sessions queued since its last write
+//! in one syscall (natural batching of frames), and a reader task, which
+//! validates each reply frame and hands it to the waiting session. The
+//! server answers a connection's frames in order, so replies are matched to
+//! requests by a FIFO and checked against the request id.
+//!
+//! Failures are typed [`ClientError`]s — connection lost, server error frame,
+//! protocol violation, timeout — never panics. A lost connection fails the
+//! requests in flight on it (their outcome is unknown) and stays failed; make
+//! a new `Cluster` to reconnect.
+//!
+//! [`blocking::BlockingClient`] wraps a `Cluster` on a private executor
+//! thread for synchronous callers (the CLI, tests).
+
+pub mod blocking;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::task::JoinHandle;
+
+use crate::error::ClientError;
+use crate::protocol::native::{
+    decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameKind, FrameReader, Hello,
+    NextFrame, NodeStats, RecvBuf, ReplyView, PROTOCOL_VERSION,
+};
+use crate::routing::{key_hash, node_of, shard_of};
+use crate::store::OpResult;
+
+/// Default time a request may take before it fails with [`ClientError::Timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest reply frame the client accepts.
+pub const MAX_REPLY_BYTES: usize = 1 << 30;
+
+/// Client options.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Connect only to this shard of each node instead of every shard (the
+    /// server forwards): models a client that is not shard-aware.
+    pub pin_shard: Option<usize>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: DEFAULT_TIMEOUT,
+            pin_shard: None,
+        }
+    }
+}
+
+/// A reply frame handed to a waiting request.
+struct Reply {
+    kind: FrameKind,
+    payload: RecvBuf,
+}
+
+type ReplyResult = Result<Reply, ClientError>;
+
+struct Pending {
+    request_id: u64,
+    tx: flume::Sender<ReplyResult>,
+}
+
+/// The two halves of a TCP stream used by two tasks of one executor. The
+/// `RefCell` is borrowed only inside a single `poll`, never across one.
+#[derive(Clone)]
+struct Half(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for Half {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Half {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}
+
+/// One connection to one shard.
+struct Conn {
+    addr: String,
+    /// Frames queued by sessions, not yet written.
+    out: RefCell<Vec<u8>>,
+    writer_waker: Cell<Option<Waker>>,
+    pending: RefCell<VecDeque<Pending>>,
+    failed: RefCell<Option<ClientError>>,
+    bytes_sent: Cell<u64>,
+    bytes_received: Cell<u64>,
+}
+
+impl Conn {
+    fn fail(&self, e: ClientError) {
+        if self.failed.borrow().is_none() {
+            *self.failed.borrow_mut() = Some(e.clone());
+        }
+        for p in self.pending.borrow_mut().drain(..) {
+            let _ = p.tx.send(Err(e.clone()));
+        }
+        if let Some(w) = self.writer_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Queues a frame (written by `encode`) and returns where its reply will arrive.
+    fn send(
+        &self,
+        request_id: u64,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), ClientError>,
+    ) -> Result<flume::Receiver<ReplyResult>, ClientError> {
+        if let Some(e) = self.failed.borrow().as_ref() {
+            return Err(e.clone());
+        }
+        encode(&mut self.out.borrow_mut())?;
+        let (tx, rx) = flume::bounded(1);
+        self.pending
+            .borrow_mut()
+            .push_back(Pending { request_id, tx });
+        if let Some(w) = self.writer_waker.take() {
+            w.wake();
+        }
+        Ok(rx)
+    }
+}
+
+/// Waits until the connection has queued bytes (or has failed).
+struct OutputReady<'a>(&'a Conn);
+
+impl Future for OutputReady<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.0.out.borrow().is_empty() || self.0.failed.borrow().is_some() {
+            Poll::Ready(())
+        } else {
+            self.0.writer_waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        }
+    }
+}
+
+async fn writer_task(conn: Rc<Conn>, mut w: Half) {
+    let mut spare: Vec<u8> = Vec::new();
+    loop {
+        OutputReady(&conn).await;
+        if conn.failed.borrow().is_some() {
+            return;
+        }
+        std::mem::swap(&mut spare, &mut conn.out.borrow_mut());
+        if let Err(e) = w.write_all(&spare).await {
+            conn.fail(ClientError::ConnectionLost {
+                addr: conn.addr.clone(),
+                message: e.to_string(),
+            });
+            return;
+        }
+        conn.bytes_sent
+            .set(conn.bytes_sent.get() + spare.len() as u64);
+        spare.clear();
+    }
+}
+
+async fn reader_task(conn: Rc<Conn>, mut r: Half) {
+    let mut reader = FrameReader::new(256 * 1024, MAX_REPLY_BYTES);
+    let lost = |m: String| ClientError::ConnectionLost {
+        addr: conn.addr.clone(),
+        message: m,
+    };
+    loop {
+        loop {
+            match reader.next_frame() {
+                Ok(NextFrame::Frame(h, range)) => {
+                    let Some(p) = conn.pending.borrow_mut().pop_front() else {
+                        let m = format!("unsolicited frame {:?}", h.kind);
+                        return conn.fail(ClientError::Protocol {
+                            addr: conn.addr.clone(),
+                            message: m,
+                        });
+                    };
+                    let mut payload = RecvBuf::with_capacity(range.len());
+                    payload.extend_from_slice(&reader.buf[range]);
+                    if h.kind == FrameKind::Error {
+                        let message = decode_owned::<ErrorFrame>(&payload)
+                            .map(|e| e.message)
+                            .unwrap_or_else(|e| e.to_string());
+                        let e = ClientError::Server {
+                            addr: conn.addr.clone(),
+                            message,
+                        };
+                        let _ = p.tx.send(Err(e.clone()));
+                        return conn.fail(e);
+                    }
+                    if h.request_id != p.request_id {
+                        let m = format!(
+                            "reply to request {} while {} was expected",
+                            h.request_id, p.request_id
+                        );
+                        let e = ClientError::Protocol {
+                            addr: conn.addr.clone(),
+                            message: m,
+                        };
+                        let _ = p.tx.send(Err(e.clone()));
+                        return conn.fail(e);
+                    }
+                    let _ = p.tx.send(Ok(Reply {
+                        kind: h.kind,
+                        payload,
+                    }));
+                }
+                Ok(NextFrame::NeedMore) => break,
+                Err(e) => {
+                    return conn.fail(ClientError::Protocol {
+                        addr: conn.addr.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        let space = reader.read_space();
+        match r.read(space).await {
+            Ok(0) => return conn.fail(lost("closed by server".into())),
+            Ok(n) => {
+                reader.filled(n);
+                conn.bytes_received
+                    .set(conn.bytes_received.get() + n as u64);
+            }
+            Err(e) => return conn.fail(lost(e.to_string())),
+        }
+    }
+}
+
+/// A node as the client sees it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The address the node was reached at (host:port of shard 0 or any shard).
+    pub addr: String,
+    /// Its HELLO answer.
+    pub hello: Hello,
+}
+
+/// Results of one [`Cluster::execute`], in the caller's order.
+#[derive(Default)]
+pub struct BatchResults {
+    /// Destination part of each op.
+    targets: Vec<u32>,
+    /// Reply payload of each part (indexed like `parts` in the cluster).
+    replies: Vec<Option<RecvBuf>>,
+    /// Op count of each part.
+    counts: Vec<usize>,
+}
+
+impl BatchResults {
+    /// Number of results.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Visits every result in the caller's order.
+    pub fn for_each(&self, mut f: impl FnMut(usize, OpResult<'_>)) {
+        let views: Vec<Option<ReplyView<'_>>> = self
+            .replies
+            .iter()
+            .zip(&self.counts)
+            .map(|(r, &n)| r.as_ref().and_then(|b| ReplyView::new(b, n).ok()))
+            .collect();
+        let mut cursors = vec![0usize; views.len()];
+        for (i, &t) in self.targets.iter().enumerate() {
+            let t = t as usize;
+            let r = views[t].as_ref().map(|v| v.get(cursors[t]));
+            cursors[t] += 1;
+            // Parts were validated on arrival; a missing view cannot happen.
+            f(
+                i,
+                r.unwrap_or(OpResult::Err(crate::store::OpError::Unavailable)),
+            );
+        }
+    }
+
+    /// Owned copies of all results (convenient for tests and tools).
+    pub fn to_vec(&self) -> Vec<OwnedResult> {
+        let mut v = Vec::with_capacity(self.len());
+        self.for_each(|_, r| v.push(OwnedResult::from(r)));
+        v
+    }
+}
+
+/// An owned [`OpResult`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedResult {
+    /// A value.
+    Value(Vec<u8>),
+    /// Absent.
+    NotFound,
+    /// Done.
+    Ok,
+    /// An integer.
+    Int(i64),
+    /// A per-op error.
+    Err(crate::store::OpError),
+}
+
+impl From<OpResult<'_>> for OwnedResult {
+    fn from(r: OpResult<'_>) -> Self {
+        match r {
+            OpResult::Value(v) => OwnedResult::Value(v.to_vec()),
+            OpResult::NotFound => OwnedResult::NotFound,
+            OpResult::Ok => OwnedResult::Ok,
+            OpResult::Int(i) => OwnedResult::Int(i),
+            OpResult::Err(e) => OwnedResult::Err(e),
+        }
+    }
+}
+
+/// Reusable per-session scratch for splitting batches (no allocation per
+/// batch once warmed up).
+#[derive(Default)]
+pub struct Splitter {
+    parts: Vec<Batch>,
+}
+
+/// A connected cluster, for one executor. Cheap to share via `Rc`.
+pub struct Cluster {
+    nodes: Vec<NodeInfo>,
+    /// `conns[node][shard]`.
+    conns: Vec<Vec<Rc<Conn>>>,
+    /// First part index of each node in the flattened (node, shard) space.
+    part_base: Vec<usize>,
+    nr_parts: usize,
+    next_request: Cell<u64>,
+    options: ClientOptions,
+    tasks: RefCell<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.conns.iter().flatten() {
+            c.fail(ClientError::Closed);
+        }
+        for t in self.tasks.borrow_mut().drain(..) {
+            t.cancel();
+        }
+    }
+}
+
+async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let err = |m: String| ClientError::Connect {
+        addr: addr.to_string(),
+        message: m,
+    };
+    let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("address resolves to nothing".into()))?;
+    let s = TcpStream::connect_timeout(sock, timeout)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Replaces the port of `host:port` (or `[v6]:port`).
+fn with_port(addr: &str, port: u16) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, _)) => format!("{host}:{port}"),
+        None => format!("{addr}:{port}"),
+    }
+}
+
+impl Cluster {
+    /// Connects to every node in `hosts` and every shard of each.
+    pub async fn connect(
+        hosts: &[String],
+        options: ClientOptions,
+    ) -> Result<Rc<Cluster>, ClientError> {
+        if hosts.is_empty() {
+            return Err(ClientError::Topology("no hosts given".into()));
+        }
+        let mut nodes = Vec::new();
+        for h in hosts {
+            nodes.push(NodeInfo {
+                addr: h.clone(),
+                hello: hello(h, options.timeout).await?,
+            });
+        }
+        nodes.sort_by_key(|n| n.hello.node_id);
+        for (i, n) in nodes.iter().enumerate() {
+            if n.hello.node_id as usize != i {
+                return Err(ClientError::Topology(format!(
+                    "node ids must be 0..{} with one node each; {} says it is node {} (start servers with --node-id)",
+                    nodes.len(),
+                    n.addr,
+                    n.hello.node_id
+                )));
+            }
+            if n.hello.shard_ports.is_empty() {
+                return Err(ClientError::Topology(format!(
+                    "{} reports no shards",
+                    n.addr
+                )));
+            }
+            if n.hello.protocol_version != PROTOCOL_VERSION {
+                return Err(ClientError::Topology(format!(
+                    "{} speaks protocol {}, this client {}",
+                    n.addr, n.hello.protocol_version, PROTOCOL_VERSION
+                )));
+            }
+        }
+        let mut cluster = Cluster {
+            conns: Vec::new(),
+            part_base: Vec::new(),
+            nr_parts: 0,
+            next_request: Cell::new(1),
+            options: options.clone(),
+            tasks: RefCell::new(Vec::new()),
+            nodes: Vec::new(),
+        };
+        for n in &nodes {
+            let mut row = Vec::new();
+            cluster.part_base.push(cluster.nr_parts);
+            for (shard_id, &port) in n.hello.shard_ports.iter().enumerate() {
+                let target = options
+                    .pin_shard
+                    .map_or(shard_id, |p| p.min(n.hello.shard_ports.len() - 1));
+                if target != shard_id {
+                    // Not shard-aware: every shard's ops go through one connection.
+                    let first: Rc<Conn> = match row.first() {
+                        Some(c) => Rc::clone(c),
+                        None => {
+                            cluster
+                                .open(&with_port(&n.addr, n.hello.shard_ports[target]))
+                                .await?
+                        }
+                    };
+                    row.push(first);
+                    continue;
+                }
+                row.push(cluster.open(&with_port(&n.addr, port)).await?);
+            }
+            cluster.nr_parts += row.len();
+            cluster.conns.push(row);
+        }
+        cluster.nodes = nodes;
+        Ok(Rc::new(cluster))
+    }
+
+    async fn open(&self, addr: &str) -> Result<Rc<Conn>, ClientError> {
+        let stream = connect_stream(addr, self.options.timeout).await?;
+        let conn = Rc::new(Conn {
+            addr: addr.to_string(),
+            out: RefCell::new(Vec::with_capacity(64 * 1024)),
+            writer_waker: Cell::new(None),
+            pending: RefCell::new(VecDeque::new()),
+            failed: RefCell::new(None),
+            bytes_sent: Cell::new(0),
+            bytes_received: Cell::new(0),
+        });
+        let half = Half(Rc::new(RefCell::new(stream)));
+        let mut tasks = self.tasks.borrow_mut();
+        tasks.push(glommio::spawn_local(writer_task(conn.clone(), half.clone())).detach());
+        tasks.push(glommio::spawn_local(reader_task(conn.clone(), half)).detach());
+        Ok(conn)
+    }
+
+    /// The nodes, by node id.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// Bytes written to and read from all connections so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        let mut seen = std::collections::HashSet::new();
+        let (mut s, mut r) = (0, 0);
+        for c in self.conns.iter().flatten() {
+            if seen.insert(Rc::as_ptr(c)) {
+                s += c.bytes_sent.get();
+                r += c.bytes_received.get();
+            }
+        }
+        (s, r)
+    }
+
+    fn request_id(&self) -> u64 {
+        let id = self.next_request.get();
+        self.next_request.set(id.wrapping_add(1));
+        id
+    }
+
+    async fn wait(&self, rx: flume::Receiver<ReplyResult>) -> ReplyResult {
+        match glommio::timer::timeout(self.options.timeout, async { Ok(rx.recv_async().await) })
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::Timeout(self.options.timeout)),
+        }
+    }
+
+    /// Executes a batch across the cluster; results in the caller's order.
+    pub async fn execute(
+        &self,
+        batch: &Batch,
+        splitter: &mut Splitter,
+        results: &mut BatchResults,
+    ) -> Result<(), ClientError> {
+        let nr_nodes = self.nodes.len();
+        splitter.parts.resize_with(self.nr_parts, Batch::default);
+        for p in &mut splitter.parts {
+            p.clear();
+        }
+        results.targets.clear();
+        for i in 0..batch.len() {
+            let (op, key, value) = batch.op(i);
+            let hash = key_hash(key);
+            let node = node_of(hash, nr_nodes);
+            let shard = shard_of(hash, self.conns[node].len());
+            let part = self.part_base[node] + shard;
+            splitter.parts[part].push_raw(op, key, value);
+            results.targets.push(part as u32);
+        }
+        results.replies.clear();
+        results.replies.resize_with(self.nr_parts, || None);
+        results.counts.clear();
+        results
+            .counts
+            .extend(splitter.parts.iter().map(|p| p.len()));
+        let mut waits = Vec::new();
+        for (node, row) in self.conns.iter().enumerate() {
+            for (shard, conn) in row.iter().enumerate() {
+                let part = self.part_base[node] + shard;
+                if splitter.parts[part].is_empty() {
+                    continue;
+                }
+                let id = self.request_id();
+                let p = &splitter.parts[part];
+                let rx = conn.send(id, |out| {
+                    encode_archived(out, FrameKind::Batch, id, p).map_err(|e| {
+                        ClientError::Protocol {
+                            addr: conn.addr.clone(),
+                            message: e.to_string(),
+                        }
+                    })
+                })?;
+                waits.push((part, conn, rx));
+            }
+        }
+        for (part, conn, rx) in waits {
+            let reply = self.wait(rx).await?;
+            if reply.kind != FrameKind::BatchReply {
+                return Err(ClientError::Protocol {
+                    addr: conn.addr.clone(),
+                    message: format!("expected a batch reply, got {:?}", reply.kind),
+                });
+            }
+            ReplyView::new(&reply.payload, results.counts[part]).map_err(|e| {
+                ClientError::Protocol {
+                    addr: conn.addr.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            results.replies[part] = Some(reply.payload);
+        }
+        Ok(())
+    }
+
+    /// Counters of every node, by node id.
+    pub async fn stats(&self) -> Result<Vec<NodeStats>, ClientError> {
+        let mut waits = Vec::new();
+        for row in &self.conns {
+            let conn = &row[0];
+            let id = self.request_id();
+            let rx = conn.send(id, |out| {
+                encode_empty(out, FrameKind::Stats, id);
+                Ok(())
+            })?;
+            waits.push((conn, rx));
+        }
+        let mut out = Vec::new();
+        for (conn, rx) in waits {
+            let r = self.wait(rx).await?;
+            out.push(
+                decode_owned::<NodeStats>(&r.payload).map_err(|e| ClientError::Protocol {
+                    addr: conn.addr.clone(),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Asks one address for its node's layout, on a short-lived connection.
+pub async fn hello(addr: &str, timeout: Duration) -> Result<Hello, ClientError> {
+    let mut s = connect_stream(addr, timeout).await?;
+    let lost = |m: String| ClientError::ConnectionLost {
+        addr: addr.to_string(),
+        message: m,
+    };
+    let mut out = Vec::new();
+    encode_empty(&mut out, FrameKind::Hello, 0);
+    let io = async {
+        s.write_all(&out).await.map_err(|e| lost(e.to_string()))?;
+        let mut reader = FrameReader::new(4096, 1 << 20);
+        loop {
+            match reader.next_frame() {
+                Ok(NextFrame::Frame(h, range)) => {
+                    let mut payload = RecvBuf::new();
+                    payload.extend_from_slice(&reader.buf[range]);
+                    let proto = |m: String| ClientError::Protocol {
+                        addr: addr.to_string(),
+                        message: m,
+                    };
+                    return match h.kind {
+                        FrameKind::HelloReply => {
+                            decode_owned::<Hello>(&payload).map_err(|e| proto(e.to_string()))
+                        }
+                        FrameKind::Error => Err(ClientError::Server {
+                            addr: addr.to_string(),
+                            message: decode_owned::<ErrorFrame>(&payload)
+                                .map(|e| e.message)
+                                .unwrap_or_default(),
+                        }),
+                        k => Err(proto(format!("expected HELLO reply, got {k:?}"))),
+                    };
+                }
+                Ok(NextFrame::NeedMore) => {}
+                Err(e) => {
+                    return Err(ClientError::Protocol {
+                        addr: addr.to_string(),
+                        message: format!("{e} (is this a corekv native port?)"),
+                    })
+                }
+            }
+            let space = reader.read_space();
+            match s.read(space).await {
+                Ok(0) => return Err(lost("closed by server".into())),
+                Ok(n) => reader.filled(n),
+                Err(e) => return Err(lost(e.to_string())),
+            }
+        }
+    };
+    match glommio::timer::timeout(timeout, async { Ok(io.await) }).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Timeout(timeout)),
+    }
+}

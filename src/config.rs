@@ -1,0 +1,284 @@
+//! Validated configuration with named defaults. Parsed once (from the CLI or
+//! built by tests), validated here, then passed down by reference. Each
+//! component has its own slice ([`Limits`] for the data path); the effective
+//! configuration is printed at start by `corekv server`.
+
+use std::net::IpAddr;
+
+use crate::error::ConfigError;
+
+/// Default native port of shard 0; shard `i` listens on `port + i`.
+pub const DEFAULT_PORT: u16 = 7000;
+/// Default node-level RESP port. Not 6379, so corekv and a stock
+/// redis-server can run side by side (the benchmark does exactly that).
+pub const DEFAULT_RESP_PORT: u16 = 6380;
+/// Default bind address: loopback only; use `--bind 0.0.0.0` to serve others.
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+/// Default longest key (bytes).
+pub const DEFAULT_MAX_KEY_LEN: usize = 4 * 1024;
+/// Default longest value (bytes), memcached's default item size.
+pub const DEFAULT_MAX_VALUE_LEN: usize = 1024 * 1024;
+/// Default largest frame payload (bytes). A batch of 16384 ops with 128-byte
+/// values is about 2.5 MiB, so this leaves room for large values.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// Default most operations in one batch.
+pub const DEFAULT_MAX_BATCH_OPS: usize = 65_536;
+/// Default most client connections per shard (native and RESP together).
+pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
+/// Memory glommio may lock per executor for its I/O buffers. Sockets do not
+/// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
+pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
+
+/// Data-path limits. Every one of them gives a clear error when exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest key, bytes.
+    pub max_key_len: usize,
+    /// Longest value, bytes.
+    pub max_value_len: usize,
+    /// Largest frame payload (native) or bulk string (RESP), bytes.
+    pub max_frame_bytes: usize,
+    /// Most operations in one native batch (and arguments in one RESP command).
+    pub max_batch_ops: usize,
+    /// Most client connections per shard.
+    pub max_connections_per_shard: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_batch_ops: DEFAULT_MAX_BATCH_OPS,
+            max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
+        }
+    }
+}
+
+/// Everything a server node needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// One shard per CPU, pinned, in this order (shard `i` on `cpus[i]`).
+    pub cpus: Vec<usize>,
+    /// Address to bind.
+    pub bind: IpAddr,
+    /// Native port of shard 0 (`0`: an ephemeral port per shard, for tests).
+    pub port: u16,
+    /// Node-level RESP port; shard `i`'s own RESP port is `resp_port + 1 + i`
+    /// (`Some(0)`: ephemeral ports; `None`: no RESP).
+    pub resp_port: Option<u16>,
+    /// This node's id in its cluster.
+    pub node_id: u32,
+    /// Memory limit of the whole node in bytes, split evenly over shards.
+    pub max_memory: Option<u64>,
+    /// Data-path limits.
+    pub limits: Limits,
+    /// glommio I/O memory per executor.
+    pub io_memory: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for a node on the given CPUs.
+    pub fn new(cpus: Vec<usize>) -> ServerConfig {
+        ServerConfig {
+            cpus,
+            bind: DEFAULT_BIND.parse().unwrap(),
+            port: DEFAULT_PORT,
+            resp_port: Some(DEFAULT_RESP_PORT),
+            node_id: 0,
+            max_memory: None,
+            limits: Limits::default(),
+            io_memory: DEFAULT_IO_MEMORY,
+        }
+    }
+
+    /// A test configuration: loopback, ephemeral ports, RESP on.
+    pub fn ephemeral(cpus: Vec<usize>) -> ServerConfig {
+        ServerConfig {
+            port: 0,
+            resp_port: Some(0),
+            ..ServerConfig::new(cpus)
+        }
+    }
+
+    /// Number of shards.
+    pub fn nr_shards(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// Memory budget of one shard.
+    pub fn shard_memory(&self) -> usize {
+        match self.max_memory {
+            Some(m) => (m / self.cpus.len().max(1) as u64).min(usize::MAX as u64) as usize,
+            None => usize::MAX,
+        }
+    }
+
+    /// Checks the configuration against itself and this machine.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cpus.is_empty() {
+            return Err(ConfigError::NoCpus);
+        }
+        let allowed = allowed_cpus();
+        let mut seen = std::collections::HashSet::new();
+        for &c in &self.cpus {
+            if !seen.insert(c) {
+                return Err(ConfigError::DuplicateCpu(c));
+            }
+            if !allowed.contains(&c) {
+                return Err(ConfigError::CpuUnavailable {
+                    cpu: c,
+                    allowed: allowed.clone(),
+                });
+            }
+        }
+        let n = self.cpus.len() as u32;
+        if self.port != 0 && self.port as u32 + n - 1 > u16::MAX as u32 {
+            return Err(ConfigError::PortRange {
+                base: self.port,
+                shards: self.cpus.len(),
+            });
+        }
+        if let Some(r) = self.resp_port {
+            if r != 0 && r as u32 + n > u16::MAX as u32 {
+                return Err(ConfigError::PortRange {
+                    base: r,
+                    shards: self.cpus.len(),
+                });
+            }
+            if r != 0 && self.port != 0 {
+                let native = self.port as u32..self.port as u32 + n;
+                let resp = r as u32..r as u32 + n + 1;
+                if native.start < resp.end && resp.start < native.end {
+                    return Err(ConfigError::PortOverlap {
+                        native: self.port,
+                        resp: r,
+                        shards: self.cpus.len(),
+                    });
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.max_key_len == 0 || l.max_batch_ops == 0 || l.max_connections_per_shard == 0 {
+            return Err(ConfigError::BadLimit("limits must be positive"));
+        }
+        if l.max_key_len + l.max_value_len > l.max_frame_bytes {
+            return Err(ConfigError::BadLimit(
+                "--max-frame-bytes must hold at least one maximal key and value",
+            ));
+        }
+        if l.max_frame_bytes > u32::MAX as usize / 2 {
+            return Err(ConfigError::BadLimit(
+                "--max-frame-bytes must be below 2 GiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// CPUs this process may run on (its affinity mask), sorted.
+pub fn allowed_cpus() -> Vec<usize> {
+    let mut v: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Parses a CPU list such as `0-3,8,10-11`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || ConfigError::CpuList(s.to_string());
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b - a > 4096 {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// Parses a byte size such as `512M`, `2G`, `1048576`, `64KiB`.
+pub fn parse_bytes(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| ConfigError::Size(s.to_string()))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(ConfigError::Size(s.to_string())),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| ConfigError::Size(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8").unwrap(), vec![0, 1, 2, 3, 8]);
+        assert_eq!(parse_cpu_list("1").unwrap(), vec![1]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_bytes("2G").unwrap(), 2 << 30);
+        assert!(parse_bytes("2Q").is_err());
+        assert!(parse_bytes("99999999999999T").is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let cpu = allowed_cpus()[0];
+        let ok = ServerConfig::new(vec![cpu]);
+        ok.validate().unwrap();
+        assert!(matches!(
+            ServerConfig::new(vec![]).validate(),
+            Err(ConfigError::NoCpus)
+        ));
+        assert!(matches!(
+            ServerConfig::new(vec![cpu, cpu]).validate(),
+            Err(ConfigError::DuplicateCpu(_))
+        ));
+        assert!(matches!(
+            ServerConfig::new(vec![100_000]).validate(),
+            Err(ConfigError::CpuUnavailable { .. })
+        ));
+        let mut c = ServerConfig::new(vec![cpu]);
+        c.port = 65535;
+        c.resp_port = None;
+        c.validate().unwrap();
+        c.resp_port = Some(65535);
+        assert!(c.validate().is_err());
+        let mut c = ServerConfig::new(vec![cpu]);
+        c.resp_port = Some(c.port);
+        assert!(matches!(c.validate(), Err(ConfigError::PortOverlap { .. })));
+        let mut c = ServerConfig::new(vec![cpu]);
+        c.limits.max_frame_bytes = 10;
+        assert!(matches!(c.validate(), Err(ConfigError::BadLimit(_))));
+    }
+}

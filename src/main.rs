@@ -1,0 +1,362 @@
+//! The `corekv` binary: parses the command line (clap) and runs one
+//! subcommand. Thin on purpose; everything it calls is in the library.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use corekv::client::blocking::BlockingClient;
+use corekv::client::{ClientOptions, OwnedResult};
+use corekv::config::{self, Limits, ServerConfig};
+use corekv::server::stats::StatsLine;
+
+#[derive(Parser)]
+#[command(
+    name = "corekv",
+    version,
+    about = "A thread-per-core, shared-nothing in-memory key-value store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server node: one pinned shard per CPU.
+    Server(ServerArgs),
+    /// Write a key.
+    Put {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Read a key (prints the value; exit code 1 when not found).
+    Get {
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Delete a key.
+    Del {
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print every node's and shard's counters.
+    Stats {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the load generator (the seed's YCSB workload) against a cluster.
+    Bench(corekv::bench::cli::BenchArgs),
+    /// Merge, print and plot benchmark reports.
+    #[command(subcommand)]
+    Report(corekv::bench::cli::ReportCmd),
+    /// Sample CPU, memory and network utilization from /proc.
+    Monitor(MonitorArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnArgs {
+    /// Comma-separated node addresses (any shard's native port of each node).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    hosts: String,
+    /// Request timeout in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// CPUs to run shards on, e.g. `0-3,8` (default: every CPU this process may use).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Native port of shard 0; shard i listens on port+i.
+    #[arg(long, default_value_t = config::DEFAULT_PORT)]
+    port: u16,
+    /// Address to bind (0.0.0.0 to serve other hosts).
+    #[arg(long, default_value = config::DEFAULT_BIND)]
+    bind: IpAddr,
+    /// This node's id in its cluster (0..nodes-1).
+    #[arg(long, default_value_t = 0)]
+    node_id: u32,
+    /// Node-level RESP (Redis protocol) port; shard i also has resp-port+1+i.
+    #[arg(long, default_value_t = config::DEFAULT_RESP_PORT)]
+    resp_port: u16,
+    /// Do not serve RESP.
+    #[arg(long)]
+    no_resp: bool,
+    /// Memory limit of the node (e.g. 4G); writes beyond it get an out-of-memory error.
+    #[arg(long)]
+    max_memory: Option<String>,
+    /// Longest key in bytes.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN)]
+    max_key_len: usize,
+    /// Longest value in bytes.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_VALUE_LEN)]
+    max_value_len: usize,
+    /// Largest frame payload in bytes.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Most operations per batch.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_OPS)]
+    max_batch_ops: usize,
+    /// Most client connections per shard.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_SHARD)]
+    max_connections: usize,
+    /// Seconds between stats lines (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    stats_interval: f64,
+    /// Also print a stats line per shard.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(clap::Args)]
+struct MonitorArgs {
+    /// How long to sample, seconds (0: until SIGINT/SIGTERM).
+    #[arg(long, default_value_t = 0.0)]
+    secs: f64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Also report this process's CPU and RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Count only these network interfaces (comma-separated).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Write samples and summary as JSON here.
+    #[arg(long)]
+    out: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(a) => server(a),
+        Command::Put { key, value, conn } => {
+            one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes()))
+        }
+        Command::Get { key, conn } => one_op(&conn, |c| c.get(key.as_bytes())),
+        Command::Del { key, conn } => one_op(&conn, |c| c.del(key.as_bytes())),
+        Command::Stats { conn, json } => stats(&conn, json),
+        Command::Bench(a) => corekv::bench::cli::run(a),
+        Command::Report(r) => corekv::bench::cli::report(r),
+        Command::Monitor(a) => monitor(a),
+    };
+    if let Err(e) = result {
+        eprintln!("corekv: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+/// SIGINT and SIGTERM set the returned flag.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handler")?;
+    }
+    Ok(flag)
+}
+
+fn server(a: ServerArgs) -> Result<()> {
+    let cpus = match &a.cpus {
+        Some(s) => config::parse_cpu_list(s)?,
+        None => config::allowed_cpus(),
+    };
+    let max_memory = a
+        .max_memory
+        .as_deref()
+        .map(config::parse_bytes)
+        .transpose()?;
+    let cfg = ServerConfig {
+        cpus,
+        bind: a.bind,
+        port: a.port,
+        resp_port: if a.no_resp { None } else { Some(a.resp_port) },
+        node_id: a.node_id,
+        max_memory,
+        limits: Limits {
+            max_key_len: a.max_key_len,
+            max_value_len: a.max_value_len,
+            max_frame_bytes: a.max_frame_bytes,
+            max_batch_ops: a.max_batch_ops,
+            max_connections_per_shard: a.max_connections,
+        },
+        io_memory: config::DEFAULT_IO_MEMORY,
+    };
+    let stop = stop_flag()?;
+    eprintln!(
+        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+        env!("CARGO_PKG_VERSION"),
+        cfg.node_id,
+        cfg.nr_shards(),
+        cfg.cpus,
+        cfg.bind,
+        cfg.port,
+        if cfg.nr_shards() > 1 { "+shard" } else { "" },
+        cfg.resp_port.map_or("off".to_string(), |p| p.to_string()),
+        cfg.max_memory.map_or("unlimited".to_string(), |m| format!("{m} B")),
+        cfg.limits.max_key_len,
+        cfg.limits.max_value_len,
+        cfg.limits.max_frame_bytes,
+        cfg.limits.max_batch_ops,
+        cfg.limits.max_connections_per_shard,
+    );
+    let handle = corekv::server::run(&cfg)?;
+    let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
+    println!(
+        "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
+        handle.node_id,
+        ports.len(),
+        ports[0],
+        ports[ports.len() - 1],
+        handle.resp_addr.map_or(0, |a| a.port()),
+    );
+    let mut line = StatsLine::new();
+    let interval = Duration::from_secs_f64(a.stats_interval.max(0.0));
+    let mut next = Instant::now() + interval;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if a.stats_interval > 0.0 && Instant::now() >= next {
+            next += interval;
+            for l in line.lines(&handle.stats(), a.verbose) {
+                println!("{l}");
+            }
+        }
+    }
+    eprintln!("corekv: stopping");
+    handle.shutdown();
+    Ok(())
+}
+
+fn connect(conn: &ConnArgs) -> Result<BlockingClient> {
+    let hosts: Vec<String> = conn
+        .hosts
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let options = ClientOptions {
+        timeout: Duration::from_secs_f64(conn.timeout),
+        ..Default::default()
+    };
+    Ok(BlockingClient::connect(&hosts, options)?)
+}
+
+fn one_op(
+    conn: &ConnArgs,
+    op: impl FnOnce(&BlockingClient) -> Result<OwnedResult, corekv::error::ClientError>,
+) -> Result<()> {
+    let client = connect(conn)?;
+    match op(&client)? {
+        OwnedResult::Value(v) => println!("{}", String::from_utf8_lossy(&v)),
+        OwnedResult::Ok => println!("OK"),
+        OwnedResult::Int(i) => println!("{i}"),
+        OwnedResult::NotFound => {
+            eprintln!("(not found)");
+            std::process::exit(1);
+        }
+        OwnedResult::Err(e) => bail!("server: {e}"),
+    }
+    Ok(())
+}
+
+fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
+    let client = connect(conn)?;
+    let nodes = client.stats()?;
+    if json {
+        let v: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "node_id": n.node_id,
+                    "uptime_secs": n.uptime_secs,
+                    "shards": n.shards.iter().map(|s| serde_json::json!({
+                        "shard_id": s.shard_id, "ops": s.ops, "gets": s.gets, "puts": s.puts,
+                        "dels": s.dels, "keys": s.keys, "memory_used": s.memory_used,
+                        "memory_limit": s.memory_limit, "connections": s.connections, "errors": s.errors,
+                        "forwarded_out": s.forwarded_out, "forwarded_in": s.forwarded_in,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+        "node",
+        "shard",
+        "ops",
+        "gets",
+        "puts",
+        "dels",
+        "keys",
+        "memory",
+        "conns",
+        "errors",
+        "fwd_out",
+        "fwd_in"
+    );
+    for n in &nodes {
+        let t = n.total();
+        let rows = n
+            .shards
+            .iter()
+            .map(|s| (s.shard_id.to_string(), s))
+            .chain(std::iter::once(("all".to_string(), &t)));
+        for (label, s) in rows {
+            println!(
+                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+                n.node_id,
+                label,
+                s.ops,
+                s.gets,
+                s.puts,
+                s.dels,
+                s.keys,
+                corekv::server::stats::human_bytes(s.memory_used),
+                s.connections,
+                s.errors,
+                s.forwarded_out,
+                s.forwarded_in
+            );
+        }
+    }
+    Ok(())
+}
+
+fn monitor(a: MonitorArgs) -> Result<()> {
+    use corekv::sysstat;
+    let stop = stop_flag()?;
+    let opts = sysstat::MonitorOptions {
+        interval: Duration::from_secs_f64(a.interval.max(0.05)),
+        pid: a.pid,
+        iface: a.iface.clone(),
+        ..Default::default()
+    };
+    let samples = sysstat::monitor(&opts, a.secs, &stop)?;
+    let summary = sysstat::summarize(&samples);
+    eprintln!("{summary}");
+    if let Some(out) = &a.out {
+        let v = serde_json::json!({ "samples": samples, "summary": summary });
+        std::fs::write(out, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("writing {out}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,970 @@
+//! The native protocol: length-prefixed frames carrying rkyv-archived batches.
+//!
+//! # Frame
+//!
+//! Every frame is a 16-byte header followed by a payload, zero-padded so the
+//! whole frame is a multiple of 16 bytes. All integers are little-endian.
+//!
+//! | offset | size | field                                                  |
+//! |-------:|-----:|--------------------------------------------------------|
+//! | 0      | 2    | magic `b"CK"`                                          |
+//! | 2      | 1    | protocol version ([`PROTOCOL_VERSION`])                |
+//! | 3      | 1    | kind ([`FrameKind`])                                   |
+//! | 4      | 4    | payload length in bytes, padding excluded              |
+//! | 8      | 8    | request id, chosen by the client, echoed in the reply  |
+//! | 16     | len  | payload: an rkyv archive (root at its end)             |
+//! | 16+len | pad  | zeros up to the next multiple of 16                    |
+//!
+//! The padding keeps every payload 16-byte aligned inside a receive buffer
+//! that is itself 16-byte aligned (an `AlignedVec<16>`), so a batch is
+//! validated and read in place, with no copy, by `rkyv::access`.
+//!
+//! # Payloads
+//!
+//! | kind          | code | payload                          |
+//! |---------------|-----:|----------------------------------|
+//! | `Batch`       | 0x01 | [`Batch`]                         |
+//! | `Hello`       | 0x02 | empty                             |
+//! | `Stats`       | 0x03 | empty                             |
+//! | `BatchReply`  | 0x81 | [`BatchReply`]                    |
+//! | `HelloReply`  | 0x82 | [`Hello`]                         |
+//! | `StatsReply`  | 0x83 | [`NodeStats`]                     |
+//! | `Error`       | 0xFF | [`ErrorFrame`]; the server closes |
+//!
+//! A batch is a struct of arrays: op codes (see [`crate::store::OpKind`]:
+//! 0 GET, 1 PUT, 2 DEL, …), key end offsets into one key blob, value end
+//! offsets into one value blob. Encoding is appending to five vectors;
+//! decoding is one bounds-checking pass. A reply carries one status byte per
+//! op ([`Status`]) and the values in the same struct-of-arrays form, in
+//! request order. A connection may have many batches in flight; the server
+//! answers them in the order it received them, each with its request id.
+//!
+//! # Errors
+//!
+//! Per-operation problems (key too large, out of memory, …) are per-op
+//! statuses. A frame that cannot be trusted (bad magic, unknown version or
+//! kind, declared length over the limit, payload failing validation) is
+//! answered with an `Error` frame and the connection is closed; the shard
+//! goes on serving everyone else.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::store::{OpError, OpKind, OpResult, ReplySink};
+
+/// Current protocol version, carried in every frame.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Frame magic.
+pub const MAGIC: [u8; 2] = *b"CK";
+/// Size of the frame header.
+pub const HEADER_LEN: usize = 16;
+/// Alignment of payloads inside a frame stream.
+pub const FRAME_ALIGN: usize = 16;
+
+/// Frame kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// A batch of operations.
+    Batch = 0x01,
+    /// Ask a node for its layout.
+    Hello = 0x02,
+    /// Ask a node for its counters.
+    Stats = 0x03,
+    /// Results of a batch.
+    BatchReply = 0x81,
+    /// A node's layout.
+    HelloReply = 0x82,
+    /// A node's counters.
+    StatsReply = 0x83,
+    /// A fatal error; the sender closes the connection after it.
+    Error = 0xFF,
+}
+
+impl FrameKind {
+    fn from_u8(v: u8) -> Option<FrameKind> {
+        Some(match v {
+            0x01 => FrameKind::Batch,
+            0x02 => FrameKind::Hello,
+            0x03 => FrameKind::Stats,
+            0x81 => FrameKind::BatchReply,
+            0x82 => FrameKind::HelloReply,
+            0x83 => FrameKind::StatsReply,
+            0xFF => FrameKind::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-operation status codes in a [`BatchReply`]. Codes 16 and up are
+/// errors and equal the [`OpError`] discriminants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// The op's value follows (GET hit).
+    Value = 0,
+    /// The key was absent.
+    NotFound = 1,
+    /// Done.
+    Ok = 2,
+    /// An integer result: the value is 8 bytes, little-endian `i64`.
+    Int = 3,
+}
+
+/// Why a frame was rejected. Each of these closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The first two bytes are not `CK`.
+    #[error("bad magic {0:02x?}: not a corekv native-protocol frame")]
+    BadMagic([u8; 2]),
+    /// A version this build does not speak.
+    #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion(u8),
+    /// Unknown frame kind.
+    #[error("unknown frame kind 0x{0:02x}")]
+    UnknownKind(u8),
+    /// Declared payload length over the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Declared length.
+        len: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// The payload failed rkyv validation or a consistency check.
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    /// More ops in one batch than allowed.
+    #[error("batch of {ops} operations exceeds the limit of {max}")]
+    TooManyOps {
+        /// Ops in the batch.
+        ops: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// A frame kind that is not valid in this direction.
+    #[error("unexpected frame kind {0:?}")]
+    Unexpected(FrameKind),
+}
+
+impl FrameError {
+    /// The code carried in an [`ErrorFrame`].
+    pub fn code(&self) -> u16 {
+        match self {
+            FrameError::BadMagic(_) => 1,
+            FrameError::UnsupportedVersion(_) => 2,
+            FrameError::UnknownKind(_) => 3,
+            FrameError::TooLarge { .. } => 4,
+            FrameError::Malformed(_) => 5,
+            FrameError::TooManyOps { .. } => 6,
+            FrameError::Unexpected(_) => 7,
+        }
+    }
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// What the payload is.
+    pub kind: FrameKind,
+    /// Payload length, padding excluded.
+    pub len: usize,
+    /// Request id.
+    pub request_id: u64,
+}
+
+impl FrameHeader {
+    /// Parses and checks a header; `max_payload` bounds the declared length.
+    pub fn parse(bytes: &[u8; HEADER_LEN], max_payload: usize) -> Result<FrameHeader, FrameError> {
+        if bytes[0..2] != MAGIC {
+            return Err(FrameError::BadMagic([bytes[0], bytes[1]]));
+        }
+        if bytes[2] != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion(bytes[2]));
+        }
+        let kind = FrameKind::from_u8(bytes[3]).ok_or(FrameError::UnknownKind(bytes[3]))?;
+        let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        if len > max_payload {
+            return Err(FrameError::TooLarge {
+                len,
+                max: max_payload,
+            });
+        }
+        let request_id = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+        Ok(FrameHeader {
+            kind,
+            len,
+            request_id,
+        })
+    }
+
+    /// Bytes the whole frame occupies on the wire (header, payload, padding).
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + padded(self.len)
+    }
+}
+
+/// `len` rounded up to the frame alignment.
+#[inline]
+pub fn padded(len: usize) -> usize {
+    (len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+}
+
+/// Appends one frame to `out`, whose payload is written by `payload` (which
+/// appends to the vector it is given). `out.len()` must be a multiple of 16 so
+/// that the payload's alignment matches the receiver's.
+pub fn encode_frame<E>(
+    out: &mut Vec<u8>,
+    kind: FrameKind,
+    request_id: u64,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    debug_assert_eq!(out.len() % FRAME_ALIGN, 0);
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.push(PROTOCOL_VERSION);
+    out.push(kind as u8);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&request_id.to_le_bytes());
+    let body = out.len();
+    if let Err(e) = payload(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = out.len() - body;
+    out[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+    out.resize(body + padded(len), 0);
+    Ok(())
+}
+
+/// Appends a frame whose payload is the rkyv archive of `value`.
+pub fn encode_archived<T>(
+    out: &mut Vec<u8>,
+    kind: FrameKind,
+    request_id: u64,
+    value: &T,
+) -> Result<(), rancor::Error>
+where
+    T: for<'a, 'b> Serialize<
+        rkyv::api::high::HighSerializer<
+            &'b mut Vec<u8>,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rancor::Error,
+        >,
+    >,
+{
+    encode_frame(out, kind, request_id, |out| {
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, out).map(|_| ())
+    })
+}
+
+/// Appends a frame with an empty payload (HELLO, STATS requests).
+pub fn encode_empty(out: &mut Vec<u8>, kind: FrameKind, request_id: u64) {
+    let _ = encode_frame::<()>(out, kind, request_id, |_| Ok(()));
+}
+
+/// Appends an error frame.
+pub fn encode_error(out: &mut Vec<u8>, request_id: u64, err: &FrameError) {
+    let frame = ErrorFrame {
+        code: err.code(),
+        message: err.to_string(),
+    };
+    // Serializing a String and a u16 into a Vec cannot fail.
+    let _ = encode_archived(out, FrameKind::Error, request_id, &frame);
+}
+
+/// A batch of operations, struct-of-arrays. Also the owned form in which
+/// forwarded operations travel between shards.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// One op code per operation ([`OpKind`] as `u8`).
+    pub ops: Vec<u8>,
+    /// Exclusive end offset of each op's key in `keys`.
+    pub key_ends: Vec<u32>,
+    /// All keys, back to back.
+    pub keys: Vec<u8>,
+    /// Exclusive end offset of each op's value in `values` (ops without a
+    /// value add no bytes).
+    pub value_ends: Vec<u32>,
+    /// All values, back to back.
+    pub values: Vec<u8>,
+}
+
+impl Batch {
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    /// Empties the batch, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.ops.clear();
+        self.key_ends.clear();
+        self.keys.clear();
+        self.value_ends.clear();
+        self.values.clear();
+    }
+    /// Appends an operation by raw code.
+    #[inline]
+    pub fn push_raw(&mut self, op: u8, key: &[u8], value: &[u8]) {
+        self.ops.push(op);
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
+        self.values.extend_from_slice(value);
+        self.value_ends.push(self.values.len() as u32);
+    }
+    /// Appends an operation.
+    #[inline]
+    pub fn push(&mut self, op: OpKind, key: &[u8], value: &[u8]) {
+        self.push_raw(op as u8, key, value)
+    }
+    /// Appends a GET.
+    pub fn get(&mut self, key: &[u8]) {
+        self.push(OpKind::Get, key, b"")
+    }
+    /// Appends a PUT.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.push(OpKind::Put, key, value)
+    }
+    /// Appends a DEL.
+    pub fn del(&mut self, key: &[u8]) {
+        self.push(OpKind::Del, key, b"")
+    }
+    /// Operation `i` as `(op code, key, value)`.
+    #[inline]
+    pub fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+        let ks = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1] as usize
+        };
+        let vs = if i == 0 {
+            0
+        } else {
+            self.value_ends[i - 1] as usize
+        };
+        (
+            self.ops[i],
+            &self.keys[ks..self.key_ends[i] as usize],
+            &self.values[vs..self.value_ends[i] as usize],
+        )
+    }
+}
+
+/// Read access to a batch of operations, owned or archived. The shard's
+/// execution loop is generic over it, so the archived form is executed in
+/// place.
+pub trait OpSource {
+    /// Number of operations.
+    fn len(&self) -> usize;
+    /// True when there is no operation.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Operation `i` as `(op code, key, value)`.
+    fn op(&self, i: usize) -> (u8, &[u8], &[u8]);
+}
+
+impl OpSource for Batch {
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+    #[inline]
+    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+        Batch::op(self, i)
+    }
+}
+
+/// A validated, archived batch: rkyv validated the layout and
+/// [`BatchView::new`] checked that the arrays agree and every offset is in
+/// bounds, so [`OpSource::op`] cannot fail.
+pub struct BatchView<'a> {
+    ops: &'a [u8],
+    key_ends: &'a [rkyv::rend::u32_le],
+    keys: &'a [u8],
+    value_ends: &'a [rkyv::rend::u32_le],
+    values: &'a [u8],
+}
+
+/// Checks that `ends` are non-decreasing and within `blob_len`.
+fn check_ends(ends: &[rkyv::rend::u32_le], blob_len: usize, what: &str) -> Result<(), FrameError> {
+    let mut prev = 0u32;
+    for e in ends {
+        let e = e.to_native();
+        if e < prev {
+            return Err(FrameError::Malformed(format!("{what} offsets decrease")));
+        }
+        prev = e;
+    }
+    if prev as usize > blob_len {
+        return Err(FrameError::Malformed(format!(
+            "{what} offsets past the end"
+        )));
+    }
+    Ok(())
+}
+
+impl<'a> BatchView<'a> {
+    /// Validates a batch payload (which must be 16-byte aligned).
+    pub fn new(payload: &'a [u8], max_ops: usize) -> Result<BatchView<'a>, FrameError> {
+        let b = rkyv::access::<ArchivedBatch, rancor::Error>(payload)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let n = b.ops.len();
+        if n > max_ops {
+            return Err(FrameError::TooManyOps {
+                ops: n,
+                max: max_ops,
+            });
+        }
+        if b.key_ends.len() != n || b.value_ends.len() != n {
+            return Err(FrameError::Malformed("array lengths disagree".into()));
+        }
+        check_ends(&b.key_ends, b.keys.len(), "key")?;
+        check_ends(&b.value_ends, b.values.len(), "value")?;
+        Ok(BatchView {
+            ops: &b.ops,
+            key_ends: &b.key_ends,
+            keys: &b.keys,
+            value_ends: &b.value_ends,
+            values: &b.values,
+        })
+    }
+}
+
+impl OpSource for BatchView<'_> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+    #[inline]
+    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+        let ks = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1].to_native() as usize
+        };
+        let vs = if i == 0 {
+            0
+        } else {
+            self.value_ends[i - 1].to_native() as usize
+        };
+        (
+            self.ops[i],
+            &self.keys[ks..self.key_ends[i].to_native() as usize],
+            &self.values[vs..self.value_ends[i].to_native() as usize],
+        )
+    }
+}
+
+/// Results of a batch, in request order, struct-of-arrays. Also the owned
+/// form in which a shard returns forwarded results.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReply {
+    /// One [`Status`] (or [`OpError`] code) per operation.
+    pub status: Vec<u8>,
+    /// Exclusive end offset of each op's value bytes in `values`.
+    pub value_ends: Vec<u32>,
+    /// Values back to back (GET hits; 8-byte LE integers for `Int`).
+    pub values: Vec<u8>,
+}
+
+impl BatchReply {
+    /// Empties the reply, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.status.clear();
+        self.value_ends.clear();
+        self.values.clear();
+    }
+    /// Number of results.
+    pub fn len(&self) -> usize {
+        self.status.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty()
+    }
+    /// Result `i`.
+    pub fn get(&self, i: usize) -> OpResult<'_> {
+        let vs = if i == 0 {
+            0
+        } else {
+            self.value_ends[i - 1] as usize
+        };
+        decode_result(
+            self.status[i],
+            &self.values[vs..self.value_ends[i] as usize],
+        )
+    }
+}
+
+impl ReplySink for BatchReply {
+    #[inline]
+    fn push(&mut self, r: OpResult<'_>) {
+        match r {
+            OpResult::Value(v) => {
+                self.status.push(Status::Value as u8);
+                self.values.extend_from_slice(v);
+            }
+            OpResult::NotFound => self.status.push(Status::NotFound as u8),
+            OpResult::Ok => self.status.push(Status::Ok as u8),
+            OpResult::Int(i) => {
+                self.status.push(Status::Int as u8);
+                self.values.extend_from_slice(&i.to_le_bytes());
+            }
+            OpResult::Err(e) => self.status.push(e as u8),
+        }
+        self.value_ends.push(self.values.len() as u32);
+    }
+}
+
+/// Decodes one result from its status byte and value bytes.
+#[inline]
+pub fn decode_result(status: u8, value: &[u8]) -> OpResult<'_> {
+    match status {
+        0 => OpResult::Value(value),
+        1 => OpResult::NotFound,
+        2 => OpResult::Ok,
+        3 => match <[u8; 8]>::try_from(value) {
+            Ok(b) => OpResult::Int(i64::from_le_bytes(b)),
+            Err(_) => OpResult::Err(OpError::BadOp),
+        },
+        s => OpResult::Err(OpError::from_u8(s).unwrap_or(OpError::BadOp)),
+    }
+}
+
+/// A validated, archived batch reply.
+pub struct ReplyView<'a> {
+    status: &'a [u8],
+    value_ends: &'a [rkyv::rend::u32_le],
+    values: &'a [u8],
+}
+
+impl<'a> ReplyView<'a> {
+    /// Validates a reply payload that must hold exactly `expected_ops` results.
+    pub fn new(payload: &'a [u8], expected_ops: usize) -> Result<ReplyView<'a>, FrameError> {
+        let r = rkyv::access::<ArchivedBatchReply, rancor::Error>(payload)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if r.status.len() != expected_ops || r.value_ends.len() != expected_ops {
+            return Err(FrameError::Malformed(format!(
+                "reply has {} results for {} operations",
+                r.status.len(),
+                expected_ops
+            )));
+        }
+        check_ends(&r.value_ends, r.values.len(), "value")?;
+        Ok(ReplyView {
+            status: &r.status,
+            value_ends: &r.value_ends,
+            values: &r.values,
+        })
+    }
+    /// Number of results.
+    pub fn len(&self) -> usize {
+        self.status.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty()
+    }
+    /// Result `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> OpResult<'a> {
+        let vs = if i == 0 {
+            0
+        } else {
+            self.value_ends[i - 1].to_native() as usize
+        };
+        decode_result(
+            self.status[i],
+            &self.values[vs..self.value_ends[i].to_native() as usize],
+        )
+    }
+}
+
+/// A node's layout, the answer to HELLO.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Protocol version the server speaks.
+    pub protocol_version: u8,
+    /// The node's place in its cluster (`--node-id`).
+    pub node_id: u32,
+    /// The shard that answered.
+    pub shard_id: u32,
+    /// Native port of each shard, by shard id.
+    pub shard_ports: Vec<u16>,
+    /// The node-level RESP port (0: none).
+    pub resp_port: u16,
+    /// RESP port of each shard (empty: none).
+    pub resp_shard_ports: Vec<u16>,
+}
+
+/// Counters of one shard.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Shard id.
+    pub shard_id: u32,
+    /// Operations executed by this shard's store (local and forwarded-in).
+    pub ops: u64,
+    /// Reads executed.
+    pub gets: u64,
+    /// Writes executed.
+    pub puts: u64,
+    /// Deletes executed.
+    pub dels: u64,
+    /// Keys held.
+    pub keys: u64,
+    /// Bytes charged against the memory limit.
+    pub memory_used: u64,
+    /// This shard's memory limit in bytes (`u64::MAX`: none).
+    pub memory_limit: u64,
+    /// Open client connections.
+    pub connections: u64,
+    /// Per-op errors plus rejected frames and commands.
+    pub errors: u64,
+    /// Operations this shard sent to their owner shard.
+    pub forwarded_out: u64,
+    /// Operations other shards sent here.
+    pub forwarded_in: u64,
+}
+
+/// Counters of a node, the answer to STATS.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct NodeStats {
+    /// The node's id.
+    pub node_id: u32,
+    /// Seconds since the node started.
+    pub uptime_secs: f64,
+    /// One entry per shard, by shard id.
+    pub shards: Vec<ShardStats>,
+}
+
+impl NodeStats {
+    /// Sum of all shards' counters (`shard_id` is meaningless in the sum).
+    pub fn total(&self) -> ShardStats {
+        let mut t = ShardStats::default();
+        for s in &self.shards {
+            t.ops += s.ops;
+            t.gets += s.gets;
+            t.puts += s.puts;
+            t.dels += s.dels;
+            t.keys += s.keys;
+            t.memory_used += s.memory_used;
+            t.memory_limit = t.memory_limit.saturating_add(s.memory_limit);
+            t.connections += s.connections;
+            t.errors += s.errors;
+            t.forwarded_out += s.forwarded_out;
+            t.forwarded_in += s.forwarded_in;
+        }
+        t
+    }
+}
+
+/// The payload of an `Error` frame.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFrame {
+    /// [`FrameError::code`].
+    pub code: u16,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// Deserializes an owned value from a validated payload (HELLO, STATS and
+/// error replies: small, rare, so owning them is simpler than viewing).
+pub fn decode_owned<T>(payload: &[u8]) -> Result<T, FrameError>
+where
+    T: Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>
+        + Deserialize<T, rkyv::api::high::HighDeserializer<rancor::Error>>,
+{
+    rkyv::from_bytes::<T, rancor::Error>(payload).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// An `AlignedVec` receive buffer with the alignment frames need.
+pub type RecvBuf = AlignedVec<FRAME_ALIGN>;
+
+/// Splits complete frames off the front of a receive buffer.
+///
+/// `buf[start..end]` holds received bytes; `start` is always a multiple of
+/// 16 (frames are padded), so every payload handed out is 16-byte aligned.
+pub struct FrameReader {
+    /// The receive buffer.
+    pub buf: RecvBuf,
+    /// First unconsumed byte.
+    pub start: usize,
+    /// One past the last received byte.
+    pub end: usize,
+    max_payload: usize,
+}
+
+/// What [`FrameReader::next_frame`] found.
+pub enum NextFrame {
+    /// A complete frame: header and the payload's range in `buf`.
+    Frame(FrameHeader, std::ops::Range<usize>),
+    /// More bytes are needed.
+    NeedMore,
+}
+
+impl FrameReader {
+    /// A reader with an initial buffer of `capacity` bytes.
+    pub fn new(capacity: usize, max_payload: usize) -> FrameReader {
+        let mut buf = RecvBuf::with_capacity(capacity);
+        buf.resize(capacity.max(HEADER_LEN * 4), 0);
+        FrameReader {
+            buf,
+            start: 0,
+            end: 0,
+            max_payload,
+        }
+    }
+
+    /// The next complete frame, if any; errors on an invalid header.
+    pub fn next_frame(&mut self) -> Result<NextFrame, FrameError> {
+        if self.end - self.start < HEADER_LEN {
+            return Ok(NextFrame::NeedMore);
+        }
+        let hdr: &[u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN]
+            .try_into()
+            .unwrap();
+        let h = FrameHeader::parse(hdr, self.max_payload)?;
+        let total = h.frame_len();
+        if self.end - self.start < total {
+            return Ok(NextFrame::NeedMore);
+        }
+        let p = self.start + HEADER_LEN;
+        self.start += total;
+        Ok(NextFrame::Frame(h, p..p + h.len))
+    }
+
+    /// Makes room for at least one more read and returns the free space.
+    /// Moves unconsumed bytes to the front and grows the buffer to fit a
+    /// frame whose header is already here.
+    pub fn read_space(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let mut need = HEADER_LEN;
+        if self.end - self.start >= HEADER_LEN {
+            let len =
+                u32::from_le_bytes(self.buf[self.start + 4..self.start + 8].try_into().unwrap())
+                    as usize;
+            need = HEADER_LEN + padded(len.min(self.max_payload));
+        }
+        if self.start > 0 && (self.buf.len() - self.start < need || self.start > self.buf.len() / 2)
+        {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.start < need {
+            self.buf.resize(self.start + need, 0);
+        }
+        if self.end == self.buf.len() {
+            let n = self.buf.len();
+            self.buf.resize(n * 2, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records `n` bytes read into the space [`FrameReader::read_space`] gave.
+    pub fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Batch {
+        let mut b = Batch::default();
+        b.get(b"k1");
+        b.put(b"k2", b"value-2");
+        b.del(b"k3");
+        b.put(b"", b"");
+        b
+    }
+
+    /// Feeds `bytes` to a frame reader in chunks of `chunk` bytes.
+    fn frames(bytes: &[u8], chunk: usize) -> Vec<(FrameHeader, Vec<u8>)> {
+        let mut r = FrameReader::new(64, 1 << 20);
+        let mut out = vec![];
+        let mut pos = 0;
+        loop {
+            loop {
+                match r.next_frame().unwrap() {
+                    NextFrame::Frame(h, range) => {
+                        assert_eq!(range.start % FRAME_ALIGN, 0);
+                        assert_eq!(r.buf[range.clone()].as_ptr() as usize % FRAME_ALIGN, 0);
+                        out.push((h, r.buf[range].to_vec()))
+                    }
+                    NextFrame::NeedMore => break,
+                }
+            }
+            if pos == bytes.len() {
+                return out;
+            }
+            let space = r.read_space();
+            let n = space.len().min(chunk).min(bytes.len() - pos);
+            space[..n].copy_from_slice(&bytes[pos..pos + n]);
+            r.filled(n);
+            pos += n;
+        }
+    }
+
+    #[test]
+    fn batch_round_trip_in_place() {
+        let b = batch();
+        let mut out = Vec::new();
+        encode_archived(&mut out, FrameKind::Batch, 7, &b).unwrap();
+        encode_empty(&mut out, FrameKind::Hello, 8);
+        encode_archived(&mut out, FrameKind::Batch, 9, &b).unwrap();
+        assert_eq!(out.len() % 16, 0);
+        for chunk in [1, 3, 16, 17, 1000] {
+            let fs = frames(&out, chunk);
+            assert_eq!(fs.len(), 3);
+            assert_eq!(fs[0].0.request_id, 7);
+            assert_eq!(
+                fs[1].0,
+                FrameHeader {
+                    kind: FrameKind::Hello,
+                    len: 0,
+                    request_id: 8
+                }
+            );
+            let mut aligned = RecvBuf::new();
+            aligned.extend_from_slice(&fs[2].1);
+            let v = BatchView::new(&aligned, 100).unwrap();
+            assert_eq!(v.len(), 4);
+            for i in 0..4 {
+                assert_eq!(v.op(i), b.op(i));
+            }
+        }
+    }
+
+    #[test]
+    fn reply_round_trip() {
+        let mut r = BatchReply::default();
+        r.push(OpResult::Value(b"abc"));
+        r.push(OpResult::NotFound);
+        r.push(OpResult::Ok);
+        r.push(OpResult::Int(-5));
+        r.push(OpResult::Err(OpError::OutOfMemory));
+        r.push(OpResult::Value(b""));
+        let mut out = Vec::new();
+        encode_archived(&mut out, FrameKind::BatchReply, 1, &r).unwrap();
+        let fs = frames(&out, 5);
+        let mut aligned = RecvBuf::new();
+        aligned.extend_from_slice(&fs[0].1);
+        let v = ReplyView::new(&aligned, 6).unwrap();
+        for i in 0..6 {
+            assert_eq!(v.get(i), r.get(i));
+        }
+        assert_eq!(v.get(3), OpResult::Int(-5));
+        assert_eq!(v.get(4), OpResult::Err(OpError::OutOfMemory));
+        assert!(
+            ReplyView::new(&aligned, 5).is_err(),
+            "count mismatch is caught"
+        );
+    }
+
+    #[test]
+    fn bad_headers() {
+        let mut h = [0u8; 16];
+        assert!(matches!(
+            FrameHeader::parse(&h, 100),
+            Err(FrameError::BadMagic(_))
+        ));
+        h[0..2].copy_from_slice(b"CK");
+        h[2] = 9;
+        assert_eq!(
+            FrameHeader::parse(&h, 100),
+            Err(FrameError::UnsupportedVersion(9))
+        );
+        h[2] = PROTOCOL_VERSION;
+        h[3] = 0x55;
+        assert_eq!(
+            FrameHeader::parse(&h, 100),
+            Err(FrameError::UnknownKind(0x55))
+        );
+        h[3] = 1;
+        h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            FrameHeader::parse(&h, 100),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_payloads_are_rejected_not_panicking() {
+        let b = batch();
+        let mut good = Vec::new();
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&b, &mut good).unwrap();
+        let mut x = 0x2545F4914F6CDD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = RecvBuf::new();
+            bytes.extend_from_slice(&good);
+            let n = bytes.len();
+            bytes[(x as usize) % n] = (x >> 32) as u8;
+            if x % 3 == 0 {
+                let cut = (x >> 40) as usize % n;
+                bytes.resize(cut, 0);
+            }
+            if let Ok(v) = BatchView::new(&bytes, 1000) {
+                for i in 0..v.len() {
+                    let _ = v.op(i);
+                }
+            }
+        }
+        // Offsets pointing past the blob are caught.
+        let mut evil = b.clone();
+        evil.key_ends[1] = 1000;
+        let mut bytes = RecvBuf::new();
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&evil, &mut bytes).unwrap();
+        assert!(BatchView::new(&bytes, 1000).is_err());
+        let mut evil = b.clone();
+        evil.value_ends.pop();
+        let mut bytes = RecvBuf::new();
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&evil, &mut bytes).unwrap();
+        assert!(BatchView::new(&bytes, 1000).is_err());
+        let mut bytes = RecvBuf::new();
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&b, &mut bytes).unwrap();
+        assert!(matches!(
+            BatchView::new(&bytes, 2),
+            Err(FrameError::TooManyOps { .. })
+        ));
+    }
+
+    #[test]
+    fn hello_and_stats_round_trip() {
+        let h = Hello {
+            protocol_version: 1,
+            node_id: 3,
+            shard_id: 1,
+            shard_ports: vec![7000, 7001],
+            resp_port: 6379,
+            resp_shard_ports: vec![],
+        };
+        let mut out = Vec::new();
+        encode_archived(&mut out, FrameKind::HelloReply, 0, &h).unwrap();
+        let fs = frames(&out, 7);
+        let mut aligned = RecvBuf::new();
+        aligned.extend_from_slice(&fs[0].1);
+        assert_eq!(decode_owned::<Hello>(&aligned).unwrap(), h);
+        let mut out = Vec::new();
+        encode_error(&mut out, 4, &FrameError::UnknownKind(9));
+        let fs = frames(&out, 100);
+        let mut aligned = RecvBuf::new();
+        aligned.extend_from_slice(&fs[0].1);
+        let e = decode_owned::<ErrorFrame>(&aligned).unwrap();
+        assert_eq!(e.code, 3);
+        assert!(e.message.contains("unknown frame kind"));
+    }
+}

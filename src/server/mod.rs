@@ -1,0 +1,407 @@
+//! A server node: start-up, listeners, connections, stats and shutdown.
+//!
+//! [`run`] starts one pinned glommio executor per CPU in the configuration,
+//! one after another, each binding its listeners (its own native port, its
+//! own RESP port, and the node-level RESP port shared by every shard through
+//! SO_REUSEPORT). Each executor reports "bound" over a channel; only when all
+//! have bound does the node learn its full [`Layout`] (needed to answer
+//! HELLO) and let the shards start accepting. Any failure (CPU not available,
+//! port in use, io_uring or locked memory) stops the shards already started
+//! and comes back as a [`ServerError`] naming the shard, so `corekv server`
+//! exits non-zero with a clear message.
+//!
+//! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
+//! and `shutdown`, so tests start real servers in-process on ephemeral ports.
+//!
+//! Submodules: [`native`] serves native-protocol connections, [`resp`]
+//! serves RESP connections, [`stats`] formats the per-second stats line.
+
+pub mod native;
+pub mod resp;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{Limits, ServerConfig};
+use crate::error::ServerError;
+use crate::protocol::native::NodeStats;
+use crate::shard::{Layout, NodeState, Shard, ShardMsg};
+use crate::store::StoreLimits;
+
+/// A running node.
+pub struct ServerHandle {
+    /// The node's id.
+    pub node_id: u32,
+    /// Native address of each shard.
+    pub shard_addrs: Vec<SocketAddr>,
+    /// Node-level RESP address, if RESP is on.
+    pub resp_addr: Option<SocketAddr>,
+    /// RESP address of each shard, if RESP is on.
+    pub resp_shard_addrs: Vec<SocketAddr>,
+    node: Arc<NodeState>,
+    stops: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Native address of shard 0: the address to give clients.
+    pub fn addr(&self) -> SocketAddr {
+        self.shard_addrs[0]
+    }
+
+    /// A snapshot of every shard's counters.
+    pub fn stats(&self) -> NodeStats {
+        self.node.stats()
+    }
+
+    /// Stops every shard and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        for s in self.stops.drain(..) {
+            let _ = s.send(());
+        }
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Raises RLIMIT_MEMLOCK to what glommio's io_uring needs, where allowed.
+/// Returns the soft limit in effect afterwards (bytes).
+pub fn raise_memlock(needed: u64) -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur != libc::RLIM_INFINITY && r.rlim_cur < needed {
+            let want = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
+                let hard = libc::rlimit {
+                    rlim_cur: r.rlim_max,
+                    rlim_max: r.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_MEMLOCK, &hard);
+            }
+            libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r);
+        }
+        r.rlim_cur as u64
+    }
+}
+
+/// What a shard reports once its listeners are bound.
+struct Bound {
+    native: u16,
+    resp_node: u16,
+    resp_shard: u16,
+}
+
+/// Starts a node. Returns once every shard is accepting connections.
+pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
+    config.validate()?;
+    let nr = config.nr_shards();
+    let memlock = raise_memlock(config.io_memory as u64 * 2);
+    let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
+        (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
+    let mut stops = Vec::new();
+    let mut gos = Vec::new();
+    let mut joins = Vec::new();
+    let mut bound: Vec<Bound> = Vec::new();
+    let resp_node_port = match config.resp_port {
+        Some(p) => Some(claim_shared_port(SocketAddr::new(config.bind, p))?),
+        None => None,
+    };
+
+    for (shard_id, mesh_rx) in mesh_rx.into_iter().enumerate() {
+        let cpu = config.cpus[shard_id];
+        let (ready_tx, ready_rx) = flume::bounded::<Result<Bound, ServerError>>(1);
+        let (go_tx, go_rx) = flume::bounded::<()>(1);
+        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+        let ctx = ShardStart {
+            shard_id,
+            config: config.clone(),
+            node: node.clone(),
+            mesh: mesh_tx.clone(),
+            mesh_rx,
+            resp_node_port,
+            ready: ready_tx,
+            go: go_rx,
+            stop: stop_rx,
+        };
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("corekv-shard-{shard_id}"))
+            .io_memory(config.io_memory)
+            .spawn(move || ctx.run());
+        let fail = |message: String| ServerError::Executor {
+            shard_id,
+            cpu,
+            hint: executor_hint(&message, memlock),
+            message,
+        };
+        let join = match spawned {
+            Ok(j) => j,
+            Err(e) => {
+                abort(stops, joins);
+                return Err(fail(e.to_string()));
+            }
+        };
+        match ready_rx.recv() {
+            Ok(Ok(b)) => bound.push(b),
+            Ok(Err(e)) => {
+                let _ = join.join();
+                abort(stops, joins);
+                return Err(e);
+            }
+            Err(_) => {
+                // The executor died before reporting: its join says why.
+                let msg = match join.join() {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "exited during start-up".to_string(),
+                };
+                abort(stops, joins);
+                return Err(fail(msg));
+            }
+        }
+        stops.push(stop_tx);
+        gos.push(go_tx);
+        joins.push(join);
+    }
+
+    let layout = Layout {
+        shard_ports: bound.iter().map(|b| b.native).collect(),
+        resp_port: if config.resp_port.is_some() {
+            bound[0].resp_node
+        } else {
+            0
+        },
+        resp_shard_ports: if config.resp_port.is_some() {
+            bound.iter().map(|b| b.resp_shard).collect()
+        } else {
+            vec![]
+        },
+    };
+    node.set_layout(layout.clone());
+    for g in gos {
+        let _ = g.send(());
+    }
+    let addr = |p: u16| SocketAddr::new(config.bind, p);
+    Ok(ServerHandle {
+        node_id: config.node_id,
+        shard_addrs: layout.shard_ports.iter().map(|&p| addr(p)).collect(),
+        resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
+        resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
+        node,
+        stops,
+        joins,
+    })
+}
+
+fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+    for s in stops {
+        let _ = s.send(());
+    }
+    // Shards waiting for "go" see their channel close and exit.
+    for j in joins {
+        let _ = j.join();
+    }
+}
+
+fn executor_hint(message: &str, memlock: u64) -> String {
+    let m = message.to_ascii_lowercase();
+    if m.contains("memory") || m.contains("memlock") || m.contains("cannot allocate") {
+        format!(
+            " (RLIMIT_MEMLOCK is {memlock} bytes and could not be raised: run `ulimit -l unlimited` as root or add `* - memlock unlimited` to /etc/security/limits.conf)"
+        )
+    } else if m.contains("affinity") || m.contains("invalid argument") {
+        " (is the CPU online and in this process's affinity mask?)".to_string()
+    } else if m.contains("function not implemented") || m.contains("operation not permitted") {
+        " (io_uring unavailable: needs Linux 5.8+ and io_uring not disabled by seccomp or sysctl)"
+            .to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Everything a shard's executor needs to start.
+struct ShardStart {
+    shard_id: usize,
+    config: ServerConfig,
+    node: Arc<NodeState>,
+    mesh: Vec<flume::Sender<ShardMsg>>,
+    mesh_rx: flume::Receiver<ShardMsg>,
+    resp_node_port: Option<u16>,
+    ready: flume::Sender<Result<Bound, ServerError>>,
+    go: flume::Receiver<()>,
+    stop: flume::Receiver<()>,
+}
+
+/// Listen backlog: deep enough for a benchmark opening thousands of
+/// connections at once.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listener. `shared` sets SO_REUSEPORT (the node-level RESP port,
+/// which every shard binds); otherwise the port is exclusive, so a second
+/// server on the same port fails instead of silently sharing it (glommio's
+/// own `TcpListener::bind` always sets SO_REUSEPORT, which is why corekv
+/// binds with socket2 and hands the descriptor over).
+fn listen(addr: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    if shared {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(LISTEN_BACKLOG)?;
+    sock.set_nonblocking(true)?;
+    // SAFETY: the descriptor is a freshly bound, listening TCP socket that
+    // nothing else owns; glommio's listener takes ownership of it.
+    Ok(unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) })
+}
+
+fn bind(shard_id: usize, addr: SocketAddr, shared: bool) -> Result<TcpListener, ServerError> {
+    listen(addr, shared).map_err(|reason| ServerError::Bind {
+        shard_id,
+        addr,
+        reason,
+    })
+}
+
+/// Claims the node-level RESP port: an exclusive probe bind proves no other
+/// process holds it (a SO_REUSEPORT bind would silently join theirs) and
+/// resolves port 0 to a concrete port every shard then binds.
+fn claim_shared_port(addr: SocketAddr) -> Result<u16, ServerError> {
+    let probe = std::net::TcpListener::bind(addr).map_err(|reason| ServerError::Bind {
+        shard_id: 0,
+        addr,
+        reason,
+    })?;
+    Ok(probe.local_addr().map(|a| a.port()).unwrap_or(addr.port()))
+}
+
+impl ShardStart {
+    async fn run(self) {
+        let c = &self.config;
+        let id = self.shard_id;
+        let port = |base: u16, offset: usize| if base == 0 { 0 } else { base + offset as u16 };
+        let listeners = (|| {
+            let native = bind(id, SocketAddr::new(c.bind, port(c.port, id)), false)?;
+            let resp = match self.resp_node_port {
+                Some(r) => Some((
+                    bind(id, SocketAddr::new(c.bind, r), true)?,
+                    bind(id, SocketAddr::new(c.bind, port(r, id + 1)), false)?,
+                )),
+                None => None,
+            };
+            Ok((native, resp))
+        })();
+        let (native, resp) = match listeners {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.ready.send(Err(e));
+                return;
+            }
+        };
+        let local_port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
+        let b = Bound {
+            native: local_port(&native),
+            resp_node: resp.as_ref().map_or(0, |(n, _)| local_port(n)),
+            resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
+        };
+        let _ = self.ready.send(Ok(b));
+        if self.go.recv_async().await.is_err() {
+            return; // start-up aborted
+        }
+        let limits = StoreLimits {
+            max_key_len: c.limits.max_key_len,
+            max_value_len: c.limits.max_value_len,
+            max_memory: self.node.shard_memory,
+        };
+        let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        shard.publish();
+        let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
+        let mut accept_tasks = vec![glommio::spawn_local(accept_loop(
+            shard.clone(),
+            native,
+            c.limits,
+            Protocol::Native,
+        ))];
+        if let Some((node_l, shard_l)) = resp {
+            for l in [node_l, shard_l] {
+                accept_tasks.push(glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    l,
+                    c.limits,
+                    Protocol::Resp,
+                )));
+            }
+        }
+        let _ = self.stop.recv_async().await;
+        drop(accept_tasks);
+        drop(mesh_task);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Protocol {
+    Native,
+    Resp,
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, limits: Limits, proto: Protocol) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors and the like: the listener stays up.
+                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        glommio::spawn_local(serve(shard.clone(), stream, limits, proto)).detach();
+    }
+}
+
+async fn serve(shard: Rc<Shard>, stream: TcpStream, limits: Limits, proto: Protocol) {
+    if !shard.try_add_connection(limits.max_connections_per_shard) {
+        match proto {
+            Protocol::Native => native::reject_full(stream).await,
+            Protocol::Resp => resp::reject_full(stream).await,
+        }
+        return;
+    }
+    match proto {
+        Protocol::Native => native::serve(&shard, stream, &limits).await,
+        Protocol::Resp => resp::serve(&shard, stream, &limits).await,
+    }
+    shard.remove_connection();
+}

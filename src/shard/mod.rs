@@ -1,0 +1,494 @@
+//! A shard: one core's partition, the flume mesh between a node's shards, and
+//! forwarding. This is the only place that knows other cores exist.
+//!
+//! Every shard runs on its own pinned glommio executor and owns a
+//! [`Store`] inside a `RefCell` behind an `Rc`: the state is `!Send` by
+//! construction, so nothing on the data path can be shared or locked. Shards
+//! talk only by sending owned messages ([`ShardMsg`]) over unbounded flume
+//! channels, one receiver per shard (Seastar's `invoke_on`, glommio's
+//! sharding example).
+//!
+//! [`Shard::execute`] runs a batch from any front end (native frames or RESP
+//! commands, through [`OpSource`] and [`ReplySink`]):
+//!
+//! * **fast path** — while every key belongs to this shard, each op is
+//!   hashed once and executed in one loop straight into the reply sink; the
+//!   forwarding machinery costs nothing;
+//! * **mixed path** — from the first foreign key on, the rest of the batch is
+//!   routed; foreign ops are grouped per owner shard into one owned [`Batch`]
+//!   each (with their hashes, so owners do not hash again), sent, and their
+//!   replies merged back so results stay in request order.
+//!
+//! Ordering: a connection's batches are executed one after another, and all
+//! ops on one key go to the one owner in order, so per-key order (and with it
+//! linearizability) holds across forwarding.
+//!
+//! Counters are published once per batch into this node's [`NodeState`]
+//! (one cache-padded slot per shard, single writer, relaxed atomics), where
+//! the stats line and STATS requests read them without messaging.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use crate::protocol::native::{
+    Batch, BatchReply, Hello, NodeStats, OpSource, ShardStats, PROTOCOL_VERSION,
+};
+use crate::routing::{key_hash, shard_of};
+use crate::store::{OpError, OpKind, OpResult, ReplySink, Store, StoreLimits};
+
+/// Counters one shard publishes for the rest of the node to read.
+#[derive(Default)]
+pub struct ShardSlot {
+    ops: AtomicU64,
+    gets: AtomicU64,
+    puts: AtomicU64,
+    dels: AtomicU64,
+    keys: AtomicU64,
+    memory_used: AtomicU64,
+    connections: AtomicU64,
+    errors: AtomicU64,
+    forwarded_out: AtomicU64,
+    forwarded_in: AtomicU64,
+}
+
+/// The ports a node listens on, known once every shard has bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Native port per shard.
+    pub shard_ports: Vec<u16>,
+    /// Node-level RESP port (0: none).
+    pub resp_port: u16,
+    /// RESP port per shard (empty: none).
+    pub resp_shard_ports: Vec<u16>,
+}
+
+/// What a node's shards share: identity, layout and published counters.
+/// `Send + Sync`; nothing on the data path reads it except to publish.
+pub struct NodeState {
+    /// This node's id.
+    pub node_id: u32,
+    /// Each shard's memory budget.
+    pub shard_memory: usize,
+    started: Instant,
+    slots: Vec<CachePadded<ShardSlot>>,
+    layout: OnceLock<Layout>,
+}
+
+impl NodeState {
+    /// State for a node of `nr_shards` shards.
+    pub fn new(node_id: u32, nr_shards: usize, shard_memory: usize) -> NodeState {
+        NodeState {
+            node_id,
+            shard_memory,
+            started: Instant::now(),
+            slots: (0..nr_shards)
+                .map(|_| CachePadded::new(ShardSlot::default()))
+                .collect(),
+            layout: OnceLock::new(),
+        }
+    }
+
+    /// Number of shards.
+    pub fn nr_shards(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Sets the layout (once, at start-up).
+    pub fn set_layout(&self, layout: Layout) {
+        let _ = self.layout.set(layout);
+    }
+
+    /// The layout, once start-up is complete.
+    pub fn layout(&self) -> Option<&Layout> {
+        self.layout.get()
+    }
+
+    /// The HELLO answer as given by `shard_id`.
+    pub fn hello(&self, shard_id: usize) -> Hello {
+        let l = self.layout().cloned().unwrap_or(Layout {
+            shard_ports: vec![],
+            resp_port: 0,
+            resp_shard_ports: vec![],
+        });
+        Hello {
+            protocol_version: PROTOCOL_VERSION,
+            node_id: self.node_id,
+            shard_id: shard_id as u32,
+            shard_ports: l.shard_ports,
+            resp_port: l.resp_port,
+            resp_shard_ports: l.resp_shard_ports,
+        }
+    }
+
+    /// A snapshot of every shard's counters.
+    pub fn stats(&self) -> NodeStats {
+        let limit = if self.shard_memory == usize::MAX {
+            u64::MAX
+        } else {
+            self.shard_memory as u64
+        };
+        NodeStats {
+            node_id: self.node_id,
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            shards: self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ShardStats {
+                    shard_id: i as u32,
+                    ops: s.ops.load(Relaxed),
+                    gets: s.gets.load(Relaxed),
+                    puts: s.puts.load(Relaxed),
+                    dels: s.dels.load(Relaxed),
+                    keys: s.keys.load(Relaxed),
+                    memory_used: s.memory_used.load(Relaxed),
+                    memory_limit: limit,
+                    connections: s.connections.load(Relaxed),
+                    errors: s.errors.load(Relaxed),
+                    forwarded_out: s.forwarded_out.load(Relaxed),
+                    forwarded_in: s.forwarded_in.load(Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A message from one shard to another. Owned data only.
+pub enum ShardMsg {
+    /// Execute ops this shard owns and reply with their results in order.
+    Execute {
+        /// The ops.
+        batch: Batch,
+        /// Their placement hashes, computed by the sender.
+        hashes: Vec<u64>,
+        /// Where the results go.
+        reply: flume::Sender<BatchReply>,
+    },
+    /// Remove every key (FLUSHALL) and acknowledge.
+    Flush {
+        /// Acknowledgement.
+        reply: flume::Sender<()>,
+    },
+}
+
+/// One core's shard. Lives in an `Rc` on its executor; `!Send`.
+pub struct Shard {
+    /// This shard's id within its node.
+    pub shard_id: usize,
+    /// Shards in this node.
+    pub nr_shards: usize,
+    /// The node this shard belongs to.
+    pub node: Arc<NodeState>,
+    store: RefCell<Store>,
+    mesh: Vec<flume::Sender<ShardMsg>>,
+    connections: Cell<u64>,
+    /// Rejected frames/commands (not per-op errors, which the store counts).
+    protocol_errors: Cell<u64>,
+    forwarded_out: Cell<u64>,
+    forwarded_in: Cell<u64>,
+    ops: Cell<u64>,
+}
+
+/// Executes one op whose code came off the wire.
+#[inline]
+fn exec_one(
+    store: &mut Store,
+    op: u8,
+    key: &[u8],
+    value: &[u8],
+    hash: u64,
+    sink: &mut impl ReplySink,
+) {
+    match OpKind::from_u8(op) {
+        Some(kind) => store.execute(kind, key, value, hash, sink),
+        None => sink.push(OpResult::Err(OpError::BadOp)),
+    }
+}
+
+impl Shard {
+    /// A shard with an empty store. `mesh[i]` sends to shard `i`.
+    pub fn new(
+        shard_id: usize,
+        node: Arc<NodeState>,
+        limits: StoreLimits,
+        mesh: Vec<flume::Sender<ShardMsg>>,
+    ) -> Shard {
+        Shard {
+            shard_id,
+            nr_shards: mesh.len(),
+            node,
+            store: RefCell::new(Store::new(limits)),
+            mesh,
+            connections: Cell::new(0),
+            protocol_errors: Cell::new(0),
+            forwarded_out: Cell::new(0),
+            forwarded_in: Cell::new(0),
+            ops: Cell::new(0),
+        }
+    }
+
+    /// Executes a batch, pushing one result per op into `sink` in order.
+    pub async fn execute<S: OpSource + ?Sized, R: ReplySink>(&self, batch: &S, sink: &mut R) {
+        let n = batch.len();
+        let mut i = 0;
+        {
+            let mut store = self.store.borrow_mut();
+            let (me, nr) = (self.shard_id, self.nr_shards);
+            while i < n {
+                let (op, key, value) = batch.op(i);
+                let hash = key_hash(key);
+                if shard_of(hash, nr) != me {
+                    break;
+                }
+                exec_one(&mut store, op, key, value, hash, sink);
+                i += 1;
+            }
+        }
+        if i < n {
+            self.execute_mixed(batch, i, sink).await;
+        }
+        self.ops.set(self.ops.get() + n as u64);
+        self.publish();
+    }
+
+    /// The mixed path, from op `from` on (see the module docs).
+    async fn execute_mixed<S: OpSource + ?Sized, R: ReplySink>(
+        &self,
+        batch: &S,
+        from: usize,
+        sink: &mut R,
+    ) {
+        let n = batch.len();
+        let mut owners: Vec<u32> = Vec::with_capacity(n - from);
+        let mut hashes: Vec<u64> = Vec::with_capacity(n - from);
+        let mut parts: Vec<Option<(Batch, Vec<u64>)>> = (0..self.nr_shards).map(|_| None).collect();
+        for i in from..n {
+            let (op, key, value) = batch.op(i);
+            let hash = key_hash(key);
+            let owner = shard_of(hash, self.nr_shards);
+            owners.push(owner as u32);
+            hashes.push(hash);
+            if owner != self.shard_id {
+                let (b, h) = parts[owner].get_or_insert_with(Default::default);
+                b.push_raw(op, key, value);
+                h.push(hash);
+            }
+        }
+        let mut waiting = Vec::new();
+        for (owner, part) in parts.into_iter().enumerate() {
+            if let Some((b, h)) = part {
+                self.forwarded_out
+                    .set(self.forwarded_out.get() + b.len() as u64);
+                let (tx, rx) = flume::bounded(1);
+                let msg = ShardMsg::Execute {
+                    batch: b,
+                    hashes: h,
+                    reply: tx,
+                };
+                if self.mesh[owner].send(msg).is_ok() {
+                    waiting.push((owner, rx));
+                }
+            }
+        }
+        let mut replies: Vec<Option<(BatchReply, usize)>> =
+            (0..self.nr_shards).map(|_| None).collect();
+        for (owner, rx) in waiting {
+            if let Ok(r) = rx.recv_async().await {
+                replies[owner] = Some((r, 0));
+            }
+        }
+        let mut store = self.store.borrow_mut();
+        for (j, i) in (from..n).enumerate() {
+            let owner = owners[j] as usize;
+            if owner == self.shard_id {
+                let (op, key, value) = batch.op(i);
+                exec_one(&mut store, op, key, value, hashes[j], sink);
+            } else {
+                match &mut replies[owner] {
+                    Some((r, cursor)) if *cursor < r.len() => {
+                        sink.push(r.get(*cursor));
+                        *cursor += 1;
+                    }
+                    // The owner shard is gone (node shutting down).
+                    _ => sink.push(OpResult::Err(OpError::Unavailable)),
+                }
+            }
+        }
+    }
+
+    /// Serves other shards' messages until every sender is gone.
+    pub async fn serve_mesh(self: Rc<Self>, rx: flume::Receiver<ShardMsg>) {
+        while let Ok(msg) = rx.recv_async().await {
+            match msg {
+                ShardMsg::Execute {
+                    batch,
+                    hashes,
+                    reply,
+                } => {
+                    let mut out = BatchReply::default();
+                    out.status.reserve(batch.len());
+                    out.value_ends.reserve(batch.len());
+                    {
+                        let mut store = self.store.borrow_mut();
+                        for (i, &hash) in hashes.iter().enumerate().take(batch.len()) {
+                            let (op, key, value) = batch.op(i);
+                            exec_one(&mut store, op, key, value, hash, &mut out);
+                        }
+                    }
+                    self.forwarded_in
+                        .set(self.forwarded_in.get() + batch.len() as u64);
+                    self.publish();
+                    let _ = reply.send(out);
+                }
+                ShardMsg::Flush { reply } => {
+                    self.store.borrow_mut().clear();
+                    self.publish();
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    /// Removes every key on every shard of this node.
+    pub async fn flush_all(&self) {
+        let mut acks = Vec::new();
+        for (i, tx) in self.mesh.iter().enumerate() {
+            if i == self.shard_id {
+                self.store.borrow_mut().clear();
+                continue;
+            }
+            let (atx, arx) = flume::bounded(1);
+            if tx.send(ShardMsg::Flush { reply: atx }).is_ok() {
+                acks.push(arx);
+            }
+        }
+        for a in acks {
+            let _ = a.recv_async().await;
+        }
+        self.publish();
+    }
+
+    /// Keys held by the whole node (as last published by each shard, which
+    /// happens before any reply is sent, so it reflects every acknowledged write).
+    pub fn node_keys(&self) -> u64 {
+        self.publish();
+        self.node.stats().shards.iter().map(|s| s.keys).sum()
+    }
+
+    /// Keys in this shard.
+    pub fn local_keys(&self) -> usize {
+        self.store.borrow().len()
+    }
+
+    /// Counts an accepted connection; `false` (and not counted) when the
+    /// shard is at its limit.
+    pub fn try_add_connection(&self, max: usize) -> bool {
+        if self.connections.get() >= max as u64 {
+            self.count_protocol_error();
+            return false;
+        }
+        self.connections.set(self.connections.get() + 1);
+        self.publish();
+        true
+    }
+
+    /// Counts a closed connection.
+    pub fn remove_connection(&self) {
+        self.connections
+            .set(self.connections.get().saturating_sub(1));
+        self.publish();
+    }
+
+    /// Counts a rejected frame or command.
+    pub fn count_protocol_error(&self) {
+        self.protocol_errors.set(self.protocol_errors.get() + 1);
+        self.publish();
+    }
+
+    /// Publishes this shard's counters into the node's slot.
+    pub fn publish(&self) {
+        let store = self.store.borrow();
+        let c = store.counters();
+        let s = &self.node.slots[self.shard_id];
+        s.ops.store(self.ops.get(), Relaxed);
+        s.gets.store(c.gets, Relaxed);
+        s.puts.store(c.puts, Relaxed);
+        s.dels.store(c.dels, Relaxed);
+        s.keys.store(store.len() as u64, Relaxed);
+        s.memory_used.store(store.used_bytes() as u64, Relaxed);
+        s.connections.store(self.connections.get(), Relaxed);
+        s.errors
+            .store(c.errors + self.protocol_errors.get(), Relaxed);
+        s.forwarded_out.store(self.forwarded_out.get(), Relaxed);
+        s.forwarded_in.store(self.forwarded_in.get(), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::native::Batch;
+
+    fn limits() -> StoreLimits {
+        StoreLimits {
+            max_key_len: 64,
+            max_value_len: 64,
+            max_memory: usize::MAX,
+        }
+    }
+
+    /// Two shards on one executor thread: forwarding works the same way as
+    /// across cores (flume does not care), which keeps this a unit test.
+    #[test]
+    fn forwarding_keeps_order_and_results() {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(crate::config::DEFAULT_IO_MEMORY)
+            .make()
+            .unwrap();
+        ex.run(async {
+            let node = Arc::new(NodeState::new(0, 2, usize::MAX));
+            let (t0, r0) = flume::unbounded();
+            let (t1, r1) = flume::unbounded();
+            let mesh = vec![t0, t1];
+            let s0 = Rc::new(Shard::new(0, node.clone(), limits(), mesh.clone()));
+            let s1 = Rc::new(Shard::new(1, node.clone(), limits(), mesh));
+            glommio::spawn_local(s0.clone().serve_mesh(r0)).detach();
+            glommio::spawn_local(s1.clone().serve_mesh(r1)).detach();
+            let mut b = Batch::default();
+            for i in 0..200u32 {
+                b.put(i.to_string().as_bytes(), &i.to_le_bytes());
+            }
+            for i in 0..200u32 {
+                b.get(i.to_string().as_bytes());
+            }
+            b.get(b"missing");
+            b.push_raw(99, b"k", b"");
+            let mut out = BatchReply::default();
+            s0.execute(&b, &mut out).await;
+            assert_eq!(out.len(), 402);
+            for i in 0..200usize {
+                assert_eq!(out.get(i), OpResult::Ok);
+                assert_eq!(out.get(200 + i), OpResult::Value(&(i as u32).to_le_bytes()));
+            }
+            assert_eq!(out.get(400), OpResult::NotFound);
+            assert_eq!(out.get(401), OpResult::Err(OpError::BadOp));
+            // Both shards hold some keys, and the same batch from shard 1 agrees.
+            assert!(s0.local_keys() > 50 && s1.local_keys() > 50);
+            assert_eq!(s0.local_keys() + s1.local_keys(), 200);
+            let mut out1 = BatchReply::default();
+            s1.execute(&b, &mut out1).await;
+            assert_eq!(out.status, out1.status);
+            assert_eq!(out.values, out1.values);
+            let st = node.stats();
+            assert_eq!(st.total().keys, 200);
+            assert!(st.shards[0].forwarded_out > 0 && st.shards[1].forwarded_in > 0);
+            s1.flush_all().await;
+            assert_eq!(s0.node_keys(), 0);
+        });
+    }
+}

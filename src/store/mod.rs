@@ -1,0 +1,684 @@
+//! The partition: one shard's private, single-threaded key-value map with
+//! memory accounting. Synchronous and I/O-free; it knows nothing of sockets,
+//! executors or other shards, so it is tested without an executor.
+//!
+//! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
+//!   once per operation by the caller and passed in: the store never hashes a
+//!   key again. The table is a `hashbrown::HashTable` keyed by that hash.
+//! * An entry is one heap block holding key and value back to back, so an
+//!   insert costs one allocation and an overwrite with a value of the same
+//!   length (the seed workload's case) costs none.
+//! * Memory accounting: `used_bytes` counts key + value bytes plus a fixed
+//!   [`ENTRY_OVERHEAD`] per entry. A write that would take `used_bytes` past
+//!   the limit fails with [`OpError::OutOfMemory`]; reads, deletes and writes
+//!   that do not grow the store keep working.
+//!
+//! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
+//! value is copied straight from the table into the reply (no intermediate
+//! buffer), and `GETSET` can return the old value before it is overwritten.
+
+use hashbrown::HashTable;
+
+/// Bytes charged per entry on top of key and value: the table slot (hash,
+/// pointer, lengths) plus the allocator's bookkeeping, rounded up.
+pub const ENTRY_OVERHEAD: usize = 64;
+
+/// Operation codes. The native protocol carries these numbers on the wire
+/// (see [`crate::protocol::native`]); the RESP front end maps commands onto
+/// them, so both front ends share one execution path and one forwarding path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpKind {
+    /// Read a key: `Value` or `NotFound`.
+    Get = 0,
+    /// Write a key unconditionally: `Ok`.
+    Put = 1,
+    /// Remove a key: `Ok` if it existed, `NotFound` otherwise.
+    Del = 2,
+    /// Write only if absent: `Ok`, or `NotFound` when it existed (not written).
+    PutIfAbsent = 3,
+    /// Write only if present: `Ok`, or `NotFound` when absent (not written).
+    PutIfPresent = 4,
+    /// Write and return the previous value: `Value(old)` or `NotFound`.
+    GetSet = 5,
+    /// Does the key exist: `Int(1)` or `Int(0)`.
+    Exists = 6,
+    /// Add the signed decimal integer in the value to the key's decimal
+    /// integer value (absent counts as 0): `Int(new)` or `NotInteger`.
+    IncrBy = 7,
+    /// Length of the value: `Int(len)`, 0 when absent.
+    Strlen = 8,
+}
+
+impl OpKind {
+    /// Decodes a wire op code.
+    #[inline]
+    pub fn from_u8(code: u8) -> Option<OpKind> {
+        Some(match code {
+            0 => OpKind::Get,
+            1 => OpKind::Put,
+            2 => OpKind::Del,
+            3 => OpKind::PutIfAbsent,
+            4 => OpKind::PutIfPresent,
+            5 => OpKind::GetSet,
+            6 => OpKind::Exists,
+            7 => OpKind::IncrBy,
+            8 => OpKind::Strlen,
+            _ => return None,
+        })
+    }
+
+    /// True for operations that may add bytes to the store.
+    #[inline]
+    pub fn writes_value(self) -> bool {
+        matches!(
+            self,
+            OpKind::Put
+                | OpKind::PutIfAbsent
+                | OpKind::PutIfPresent
+                | OpKind::GetSet
+                | OpKind::IncrBy
+        )
+    }
+}
+
+/// A per-operation error. It becomes that operation's result; the rest of the
+/// batch, the connection and the shard go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpError {
+    /// The key is longer than the configured maximum.
+    KeyTooLarge = 16,
+    /// The value is longer than the configured maximum.
+    ValueTooLarge = 17,
+    /// The write would take the shard past its memory limit.
+    OutOfMemory = 18,
+    /// Unknown operation code.
+    BadOp = 19,
+    /// INCRBY on a value (or with an argument) that is not a 64-bit decimal
+    /// integer, or the result overflows.
+    NotInteger = 20,
+    /// The owner shard is gone (the node is shutting down).
+    Unavailable = 21,
+}
+
+impl OpError {
+    /// Decodes a wire status code into an error, if it is one.
+    pub fn from_u8(code: u8) -> Option<OpError> {
+        Some(match code {
+            16 => OpError::KeyTooLarge,
+            17 => OpError::ValueTooLarge,
+            18 => OpError::OutOfMemory,
+            19 => OpError::BadOp,
+            20 => OpError::NotInteger,
+            21 => OpError::Unavailable,
+            _ => return None,
+        })
+    }
+
+    /// A short human-readable description.
+    pub fn message(self) -> &'static str {
+        match self {
+            OpError::KeyTooLarge => "key too large",
+            OpError::ValueTooLarge => "value too large",
+            OpError::OutOfMemory => "out of memory: the shard's --max-memory share is used up",
+            OpError::BadOp => "unknown operation code",
+            OpError::NotInteger => "value is not an integer or out of range",
+            OpError::Unavailable => "owner shard unavailable (node shutting down)",
+        }
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The result of one operation, borrowing a value from the store or a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpResult<'a> {
+    /// A value (GET hit, GETSET's old value).
+    Value(&'a [u8]),
+    /// The key was absent (or a conditional write did not apply).
+    NotFound,
+    /// The write or delete was done.
+    Ok,
+    /// An integer result (EXISTS, INCRBY, STRLEN).
+    Int(i64),
+    /// The operation failed; see [`OpError`].
+    Err(OpError),
+}
+
+/// Where results go, in operation order. Implemented by the native reply
+/// builder and by the RESP encoder, so results are written once, directly in
+/// their wire form.
+pub trait ReplySink {
+    /// Appends the next operation's result.
+    fn push(&mut self, result: OpResult<'_>);
+}
+
+/// Size limits a store enforces on each operation.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    /// Longest key accepted, in bytes.
+    pub max_key_len: usize,
+    /// Longest value accepted, in bytes.
+    pub max_value_len: usize,
+    /// Memory budget of this partition in bytes (`usize::MAX`: none).
+    pub max_memory: usize,
+}
+
+struct Entry {
+    hash: u64,
+    key_len: u32,
+    /// Key bytes followed by value bytes.
+    data: Box<[u8]>,
+}
+
+impl Entry {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+    #[inline]
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_len as usize..]
+    }
+    #[inline]
+    fn charge(&self) -> usize {
+        self.data.len() + ENTRY_OVERHEAD
+    }
+    fn new(hash: u64, key: &[u8], value: &[u8]) -> Entry {
+        let mut data = Vec::with_capacity(key.len() + value.len());
+        data.extend_from_slice(key);
+        data.extend_from_slice(value);
+        Entry {
+            hash,
+            key_len: key.len() as u32,
+            data: data.into_boxed_slice(),
+        }
+    }
+    /// Replaces the value, reusing the block when the length is unchanged.
+    #[inline]
+    fn set_value(&mut self, value: &[u8]) {
+        let k = self.key_len as usize;
+        if self.data.len() - k == value.len() {
+            self.data[k..].copy_from_slice(value);
+        } else {
+            let mut data = Vec::with_capacity(k + value.len());
+            data.extend_from_slice(&self.data[..k]);
+            data.extend_from_slice(value);
+            self.data = data.into_boxed_slice();
+        }
+    }
+}
+
+/// Counters a store keeps about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    /// Read operations executed (GET, EXISTS, STRLEN).
+    pub gets: u64,
+    /// Write operations executed (PUT and the conditional/read-modify-write kinds).
+    pub puts: u64,
+    /// Deletes executed.
+    pub dels: u64,
+    /// Operations answered with an error.
+    pub errors: u64,
+}
+
+/// One shard's partition. `!Send` is not required here (it holds no `Rc`),
+/// but by contract a `Store` is owned by exactly one shard.
+pub struct Store {
+    table: HashTable<Entry>,
+    used_bytes: usize,
+    limits: StoreLimits,
+    counters: StoreCounters,
+}
+
+/// The table hash: the placement hash remixed, because the routing function
+/// consumed its top bits (which hashbrown uses for its control bytes) to pick
+/// this shard, so they are nearly constant inside one partition.
+#[inline]
+fn table_hash(hash: u64) -> u64 {
+    hash.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Store {
+    /// An empty store with the given limits.
+    pub fn new(limits: StoreLimits) -> Store {
+        Store {
+            table: HashTable::new(),
+            used_bytes: 0,
+            limits,
+            counters: StoreCounters::default(),
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True when the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Bytes charged against the memory limit.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes
+    }
+
+    /// The limits this store enforces.
+    pub fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    /// Operation counters since start.
+    pub fn counters(&self) -> StoreCounters {
+        self.counters
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.used_bytes = 0;
+    }
+
+    /// Reads a key (convenience for tests and tools; the hot path uses
+    /// [`Store::execute`]).
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let hash = crate::routing::key_hash(key);
+        self.table
+            .find(table_hash(hash), |e| e.hash == hash && e.key() == key)
+            .map(Entry::value)
+    }
+
+    /// Executes one operation whose key has placement hash `hash`, pushing its
+    /// result into `sink`. `value` is ignored by operations that take none.
+    #[inline]
+    pub fn execute(
+        &mut self,
+        kind: OpKind,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        sink: &mut impl ReplySink,
+    ) {
+        if key.len() > self.limits.max_key_len {
+            self.counters.errors += 1;
+            return sink.push(OpResult::Err(OpError::KeyTooLarge));
+        }
+        if kind.writes_value() && value.len() > self.limits.max_value_len {
+            self.counters.errors += 1;
+            return sink.push(OpResult::Err(OpError::ValueTooLarge));
+        }
+        let th = table_hash(hash);
+        let eq = |e: &Entry| e.hash == hash && e.key() == key;
+        match kind {
+            OpKind::Get => {
+                self.counters.gets += 1;
+                match self.table.find(th, eq) {
+                    Some(e) => sink.push(OpResult::Value(e.value())),
+                    None => sink.push(OpResult::NotFound),
+                }
+            }
+            OpKind::Exists => {
+                self.counters.gets += 1;
+                let found = self.table.find(th, eq).is_some();
+                sink.push(OpResult::Int(found as i64));
+            }
+            OpKind::Strlen => {
+                self.counters.gets += 1;
+                let len = self.table.find(th, eq).map_or(0, |e| e.value().len());
+                sink.push(OpResult::Int(len as i64));
+            }
+            OpKind::Del => {
+                self.counters.dels += 1;
+                match self.table.find_entry(th, eq) {
+                    Ok(occ) => {
+                        let (e, _) = occ.remove();
+                        self.used_bytes -= e.charge();
+                        sink.push(OpResult::Ok);
+                    }
+                    Err(_) => sink.push(OpResult::NotFound),
+                }
+            }
+            OpKind::Put
+            | OpKind::PutIfAbsent
+            | OpKind::PutIfPresent
+            | OpKind::GetSet
+            | OpKind::IncrBy => {
+                self.counters.puts += 1;
+                let r = self.write(kind, key, value, hash, th, sink);
+                if r.is_err() {
+                    self.counters.errors += 1;
+                }
+            }
+        }
+    }
+
+    /// The write kinds. Pushes exactly one result; returns `Err` when that
+    /// result was an error (for counting).
+    #[inline]
+    fn write(
+        &mut self,
+        kind: OpKind,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        th: u64,
+        sink: &mut impl ReplySink,
+    ) -> Result<(), OpError> {
+        let limit = self.limits.max_memory;
+        let used = self.used_bytes;
+        let fail = |sink: &mut dyn FnMut(OpResult<'_>), e: OpError| {
+            sink(OpResult::Err(e));
+            Err(e)
+        };
+        let mut push = |r: OpResult<'_>| sink.push(r);
+        match self
+            .table
+            .find_entry(th, |e: &Entry| e.hash == hash && e.key() == key)
+        {
+            Ok(mut occ) => {
+                if kind == OpKind::PutIfAbsent {
+                    push(OpResult::NotFound);
+                    return Ok(());
+                }
+                let e = occ.get_mut();
+                let mut incr_buf = [0u8; 20];
+                let new_value: &[u8] = if kind == OpKind::IncrBy {
+                    match incr(e.value(), value, &mut incr_buf) {
+                        Some(v) => v,
+                        None => return fail(&mut push, OpError::NotInteger),
+                    }
+                } else {
+                    value
+                };
+                let old_len = e.value().len();
+                if new_value.len() > old_len && used + (new_value.len() - old_len) > limit {
+                    return fail(&mut push, OpError::OutOfMemory);
+                }
+                match kind {
+                    OpKind::GetSet => push(OpResult::Value(e.value())),
+                    OpKind::IncrBy => {
+                        // `incr` produced a valid i64 in decimal.
+                        push(OpResult::Int(parse_i64(new_value).unwrap_or(0)))
+                    }
+                    _ => push(OpResult::Ok),
+                }
+                e.set_value(new_value);
+                self.used_bytes = used - old_len + new_value.len();
+                Ok(())
+            }
+            Err(absent) => {
+                if kind == OpKind::PutIfPresent {
+                    push(OpResult::NotFound);
+                    return Ok(());
+                }
+                let mut incr_buf = [0u8; 20];
+                let new_value: &[u8] = if kind == OpKind::IncrBy {
+                    match incr(b"0", value, &mut incr_buf) {
+                        Some(v) => v,
+                        None => return fail(&mut push, OpError::NotInteger),
+                    }
+                } else {
+                    value
+                };
+                let charge = key.len() + new_value.len() + ENTRY_OVERHEAD;
+                if used.saturating_add(charge) > limit {
+                    return fail(&mut push, OpError::OutOfMemory);
+                }
+                match kind {
+                    OpKind::GetSet => push(OpResult::NotFound),
+                    OpKind::IncrBy => push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
+                    _ => push(OpResult::Ok),
+                }
+                let table = absent.into_table();
+                table.insert_unique(th, Entry::new(hash, key, new_value), |e| table_hash(e.hash));
+                self.used_bytes = used + charge;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Parses a decimal `i64` the way Redis does (no spaces, no `+`, no leading
+/// zeros except "0").
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(s).ok()?;
+    if text.is_empty()
+        || text.starts_with('+')
+        || (text.len() > 1 && text.starts_with('0'))
+        || text.starts_with("-0")
+    {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `current + delta` as decimal text in `buf`; `None` when either is not an
+/// integer or the sum overflows.
+fn incr<'b>(current: &[u8], delta: &[u8], buf: &'b mut [u8; 20]) -> Option<&'b [u8]> {
+    let sum = parse_i64(current)?.checked_add(parse_i64(delta)?)?;
+    Some(format_i64(sum, buf))
+}
+
+/// Formats an `i64` in decimal into `buf` without allocating.
+pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::key_hash;
+
+    /// Collects results as owned values.
+    #[derive(Default)]
+    struct Collect(Vec<Owned>);
+    #[derive(Debug, PartialEq)]
+    enum Owned {
+        Value(Vec<u8>),
+        NotFound,
+        Ok,
+        Int(i64),
+        Err(OpError),
+    }
+    impl ReplySink for Collect {
+        fn push(&mut self, r: OpResult<'_>) {
+            self.0.push(match r {
+                OpResult::Value(v) => Owned::Value(v.to_vec()),
+                OpResult::NotFound => Owned::NotFound,
+                OpResult::Ok => Owned::Ok,
+                OpResult::Int(i) => Owned::Int(i),
+                OpResult::Err(e) => Owned::Err(e),
+            })
+        }
+    }
+
+    fn store(max_memory: usize) -> Store {
+        Store::new(StoreLimits {
+            max_key_len: 16,
+            max_value_len: 64,
+            max_memory,
+        })
+    }
+
+    fn run(s: &mut Store, kind: OpKind, key: &[u8], value: &[u8]) -> Owned {
+        let mut c = Collect::default();
+        s.execute(kind, key, value, key_hash(key), &mut c);
+        assert_eq!(c.0.len(), 1, "exactly one result per op");
+        c.0.pop().unwrap()
+    }
+
+    #[test]
+    fn put_get_del() {
+        let mut s = store(usize::MAX);
+        assert_eq!(run(&mut s, OpKind::Get, b"k", b""), Owned::NotFound);
+        assert_eq!(run(&mut s, OpKind::Put, b"k", b"v1"), Owned::Ok);
+        assert_eq!(
+            run(&mut s, OpKind::Get, b"k", b""),
+            Owned::Value(b"v1".to_vec())
+        );
+        assert_eq!(run(&mut s, OpKind::Put, b"k", b"v2"), Owned::Ok);
+        assert_eq!(run(&mut s, OpKind::Put, b"k", b"longer"), Owned::Ok);
+        assert_eq!(s.get(b"k"), Some(&b"longer"[..]));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.used_bytes(), 1 + 6 + ENTRY_OVERHEAD);
+        assert_eq!(run(&mut s, OpKind::Del, b"k", b""), Owned::Ok);
+        assert_eq!(run(&mut s, OpKind::Del, b"k", b""), Owned::NotFound);
+        assert_eq!(s.used_bytes(), 0);
+        assert!(s.is_empty());
+        let c = s.counters();
+        assert_eq!((c.gets, c.puts, c.dels, c.errors), (2, 3, 2, 0));
+    }
+
+    #[test]
+    fn conditional_writes_and_counters() {
+        let mut s = store(usize::MAX);
+        assert_eq!(
+            run(&mut s, OpKind::PutIfPresent, b"k", b"x"),
+            Owned::NotFound
+        );
+        assert_eq!(run(&mut s, OpKind::PutIfAbsent, b"k", b"a"), Owned::Ok);
+        assert_eq!(
+            run(&mut s, OpKind::PutIfAbsent, b"k", b"b"),
+            Owned::NotFound
+        );
+        assert_eq!(
+            run(&mut s, OpKind::GetSet, b"k", b"c"),
+            Owned::Value(b"a".to_vec())
+        );
+        assert_eq!(run(&mut s, OpKind::PutIfPresent, b"k", b"d"), Owned::Ok);
+        assert_eq!(run(&mut s, OpKind::Exists, b"k", b""), Owned::Int(1));
+        assert_eq!(run(&mut s, OpKind::Strlen, b"k", b""), Owned::Int(1));
+        assert_eq!(run(&mut s, OpKind::Exists, b"nope", b""), Owned::Int(0));
+        assert_eq!(run(&mut s, OpKind::GetSet, b"new", b"v"), Owned::NotFound);
+        assert_eq!(s.get(b"new"), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn incr() {
+        let mut s = store(usize::MAX);
+        assert_eq!(run(&mut s, OpKind::IncrBy, b"n", b"5"), Owned::Int(5));
+        assert_eq!(run(&mut s, OpKind::IncrBy, b"n", b"-7"), Owned::Int(-2));
+        assert_eq!(s.get(b"n"), Some(&b"-2"[..]));
+        run(&mut s, OpKind::Put, b"t", b"abc");
+        assert_eq!(
+            run(&mut s, OpKind::IncrBy, b"t", b"1"),
+            Owned::Err(OpError::NotInteger)
+        );
+        run(&mut s, OpKind::Put, b"m", i64::MAX.to_string().as_bytes());
+        assert_eq!(
+            run(&mut s, OpKind::IncrBy, b"m", b"1"),
+            Owned::Err(OpError::NotInteger)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrBy, b"n", b"01"),
+            Owned::Err(OpError::NotInteger)
+        );
+        assert_eq!(s.counters().errors, 3);
+    }
+
+    #[test]
+    fn limits() {
+        let mut s = store(usize::MAX);
+        assert_eq!(
+            run(&mut s, OpKind::Put, &[b'k'; 17], b"v"),
+            Owned::Err(OpError::KeyTooLarge)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Get, &[b'k'; 17], b""),
+            Owned::Err(OpError::KeyTooLarge)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Put, b"k", &[b'v'; 65]),
+            Owned::Err(OpError::ValueTooLarge)
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn memory_limit_blocks_growth_not_reads() {
+        // Room for exactly two 1-byte keys with 8-byte values.
+        let per = 1 + 8 + ENTRY_OVERHEAD;
+        let mut s = store(2 * per);
+        assert_eq!(run(&mut s, OpKind::Put, b"a", b"12345678"), Owned::Ok);
+        assert_eq!(run(&mut s, OpKind::Put, b"b", b"12345678"), Owned::Ok);
+        assert_eq!(
+            run(&mut s, OpKind::Put, b"c", b"12345678"),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        // Growing an existing value fails; same size or smaller works.
+        assert_eq!(
+            run(&mut s, OpKind::Put, b"a", b"123456789"),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        assert_eq!(run(&mut s, OpKind::Put, b"a", b"abcdefgh"), Owned::Ok);
+        assert_eq!(
+            run(&mut s, OpKind::Get, b"a", b""),
+            Owned::Value(b"abcdefgh".to_vec())
+        );
+        assert_eq!(run(&mut s, OpKind::Get, b"c", b""), Owned::NotFound);
+        // Deleting frees room.
+        assert_eq!(run(&mut s, OpKind::Del, b"b", b""), Owned::Ok);
+        assert_eq!(run(&mut s, OpKind::Put, b"c", b"12345678"), Owned::Ok);
+        assert_eq!(s.used_bytes(), 2 * per);
+    }
+
+    #[test]
+    fn many_keys_and_clear() {
+        let mut s = store(usize::MAX);
+        for i in 0..10_000u32 {
+            let k = i.to_string();
+            assert_eq!(
+                run(&mut s, OpKind::Put, k.as_bytes(), &i.to_le_bytes()),
+                Owned::Ok
+            );
+        }
+        assert_eq!(s.len(), 10_000);
+        for i in (0..10_000u32).step_by(7) {
+            let k = i.to_string();
+            assert_eq!(s.get(k.as_bytes()), Some(&i.to_le_bytes()[..]));
+        }
+        s.clear();
+        assert_eq!((s.len(), s.used_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn format_and_parse_i64() {
+        let mut b = [0u8; 20];
+        for v in [0, 1, -1, 42, i64::MAX, i64::MIN, -1000] {
+            assert_eq!(format_i64(v, &mut b), v.to_string().as_bytes());
+            assert_eq!(parse_i64(v.to_string().as_bytes()), Some(v));
+        }
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b"-0",
+            b"1 ",
+            b"x",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+}
