@@ -146,6 +146,9 @@ pub enum FrameError {
     /// A frame kind that is not valid in this direction.
     #[error("unexpected frame kind {0:?}")]
     Unexpected(FrameKind),
+    /// The shard already has its maximum number of connections.
+    #[error("connection limit of {0} reached on this shard (--max-connections)")]
+    TooManyConnections(usize),
 }
 
 impl FrameError {
@@ -159,6 +162,7 @@ impl FrameError {
             FrameError::Malformed(_) => 5,
             FrameError::TooManyOps { .. } => 6,
             FrameError::Unexpected(_) => 7,
+            FrameError::TooManyConnections(_) => 8,
         }
     }
 }

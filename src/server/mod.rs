@@ -20,7 +20,10 @@ pub mod native;
 pub mod resp;
 pub mod stats;
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,9 +133,11 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let mut gos = Vec::new();
     let mut joins = Vec::new();
     let mut bound: Vec<Bound> = Vec::new();
-    let resp_node_port = match config.resp_port {
-        Some(p) => Some(claim_shared_port(SocketAddr::new(config.bind, p))?),
-        None => None,
+    // An explicit node-level RESP port is probed exclusively first; port 0
+    // is resolved by shard 0's own bind and then used by the others.
+    let mut resp_node_port = match config.resp_port {
+        Some(p) if p != 0 => Some(claim_shared_port(SocketAddr::new(config.bind, p))?),
+        other => other,
     };
 
     for (shard_id, mesh_rx) in mesh_rx.into_iter().enumerate() {
@@ -169,7 +174,12 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
         };
         match ready_rx.recv() {
-            Ok(Ok(b)) => bound.push(b),
+            Ok(Ok(b)) => {
+                if resp_node_port.is_some() {
+                    resp_node_port = Some(b.resp_node);
+                }
+                bound.push(b);
+            }
             Ok(Err(e)) => {
                 let _ = join.join();
                 abort(stops, joins);
@@ -294,9 +304,8 @@ fn bind(shard_id: usize, addr: SocketAddr, shared: bool) -> Result<TcpListener, 
     })
 }
 
-/// Claims the node-level RESP port: an exclusive probe bind proves no other
-/// process holds it (a SO_REUSEPORT bind would silently join theirs) and
-/// resolves port 0 to a concrete port every shard then binds.
+/// Checks that no other process holds the node-level RESP port: an exclusive
+/// probe bind fails where a SO_REUSEPORT bind would silently join theirs.
 fn claim_shared_port(addr: SocketAddr) -> Result<u16, ServerError> {
     let probe = std::net::TcpListener::bind(addr).map_err(|reason| ServerError::Bind {
         shard_id: 0,
@@ -346,25 +355,29 @@ impl ShardStart {
         };
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
         shard.publish();
+        let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
-        let mut accept_tasks = vec![glommio::spawn_local(accept_loop(
-            shard.clone(),
-            native,
-            c.limits,
-            Protocol::Native,
-        ))];
+        let mut listeners = vec![(native, Protocol::Native)];
         if let Some((node_l, shard_l)) = resp {
-            for l in [node_l, shard_l] {
-                accept_tasks.push(glommio::spawn_local(accept_loop(
-                    shard.clone(),
-                    l,
-                    c.limits,
-                    Protocol::Resp,
-                )));
-            }
+            listeners.push((node_l, Protocol::Resp));
+            listeners.push((shard_l, Protocol::Resp));
         }
+        let accept_tasks: Vec<_> = listeners
+            .into_iter()
+            .map(|(l, proto)| {
+                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+            })
+            .collect();
         let _ = self.stop.recv_async().await;
+        // Stop accepting, then close every connection and let its task end
+        // (glommio does not drop tasks still pending when an executor
+        // returns, so their sockets would otherwise stay open).
         drop(accept_tasks);
+        live.shutdown_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !live.is_empty() && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
         drop(mesh_task);
     }
 }
@@ -375,7 +388,43 @@ enum Protocol {
     Resp,
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, limits: Limits, proto: Protocol) {
+/// The open connections of one shard, so shutdown can close them.
+#[derive(Default)]
+struct LiveConnections {
+    next_id: Cell<u64>,
+    fds: RefCell<HashMap<u64, RawFd>>,
+}
+
+impl LiveConnections {
+    fn add(&self, fd: RawFd) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.fds.borrow_mut().insert(id, fd);
+        id
+    }
+    fn remove(&self, id: u64) {
+        self.fds.borrow_mut().remove(&id);
+    }
+    fn is_empty(&self) -> bool {
+        self.fds.borrow().is_empty()
+    }
+    fn shutdown_all(&self) {
+        for &fd in self.fds.borrow().values() {
+            // SAFETY: the descriptor belongs to a live connection task of this
+            // shard (removed from the map before its stream is dropped);
+            // shutdown(2) only wakes its pending reads and writes.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+async fn accept_loop(
+    shard: Rc<Shard>,
+    live: Rc<LiveConnections>,
+    listener: TcpListener,
+    limits: Limits,
+    proto: Protocol,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -387,21 +436,29 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, limits: Limits, pr
             }
         };
         let _ = stream.set_nodelay(true);
-        glommio::spawn_local(serve(shard.clone(), stream, limits, proto)).detach();
+        let id = live.add(stream.as_raw_fd());
+        let live = live.clone();
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            serve(&shard, stream, limits, proto).await;
+            live.remove(id);
+        })
+        .detach();
     }
 }
 
-async fn serve(shard: Rc<Shard>, stream: TcpStream, limits: Limits, proto: Protocol) {
-    if !shard.try_add_connection(limits.max_connections_per_shard) {
+async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+    let max = limits.max_connections_per_shard;
+    if !shard.try_add_connection(max) {
         match proto {
-            Protocol::Native => native::reject_full(stream).await,
+            Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
     match proto {
-        Protocol::Native => native::serve(&shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(&shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits).await,
     }
     shard.remove_connection();
 }

@@ -90,10 +90,9 @@ async fn fail(
 }
 
 /// Tells a client the shard has no room for another connection, and closes.
-pub async fn reject_full(mut stream: TcpStream) {
+pub async fn reject_full(mut stream: TcpStream, max: usize) {
     let mut out = Vec::new();
-    let e =
-        FrameError::Malformed("connection limit reached on this shard (--max-connections)".into());
+    let e = FrameError::TooManyConnections(max);
     encode_error(&mut out, 0, &e);
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;

@@ -1,0 +1,57 @@
+# corekv — build, run, test, lint, bench, cluster.
+#
+#   make run            build, start a local server, run a short benchmark, print the report
+#   make test           every test (unit, end-to-end over loopback, RESP with redis-tools)
+#   make lint           rustfmt check + clippy with warnings as errors
+#   make bench          corekv vs redis-server, pinned, same workload (issue #3)
+#   make bench-resp     redis-benchmark against corekv and redis-server (issue #4)
+#   make cluster        the seed's experiment on CloudLab (cloudlab/README.md)
+#   make cluster-local  the same orchestration on this machine
+
+CARGO   ?= cargo
+BIN     := target/release/corekv
+SERVERS ?= 4
+CLIENTS ?= 4
+SERVER_ARGS ?=
+BENCH_ARGS  ?=
+
+.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+$(BIN): release
+
+run: release
+	bash bench/run.sh
+
+test:
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: release
+	bash bench/run-bench.sh
+
+bench-resp: release
+	bash bench/resp-bench.sh
+
+cluster: release
+	COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(SERVERS) $(CLIENTS) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+
+cluster-local: release
+	LOCAL=1 COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(SERVERS) $(CLIENTS) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+
+clean:
+	$(CARGO) clean
+	rm -rf results logs
