@@ -799,15 +799,10 @@ mod tests {
         let mut out = vec![];
         let mut pos = 0;
         loop {
-            loop {
-                match r.next_frame().unwrap() {
-                    NextFrame::Frame(h, range) => {
-                        assert_eq!(range.start % FRAME_ALIGN, 0);
-                        assert_eq!(r.buf[range.clone()].as_ptr() as usize % FRAME_ALIGN, 0);
-                        out.push((h, r.buf[range].to_vec()))
-                    }
-                    NextFrame::NeedMore => break,
-                }
+            while let NextFrame::Frame(h, range) = r.next_frame().unwrap() {
+                assert_eq!(range.start % FRAME_ALIGN, 0);
+                assert_eq!(r.buf[range.clone()].as_ptr() as usize % FRAME_ALIGN, 0);
+                out.push((h, r.buf[range].to_vec()))
             }
             if pos == bytes.len() {
                 return out;

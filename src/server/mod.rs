@@ -110,7 +110,7 @@ pub fn raise_memlock(needed: u64) -> u64 {
             }
             libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r);
         }
-        r.rlim_cur as u64
+        r.rlim_cur
     }
 }
 
