@@ -30,7 +30,7 @@ fn concurrent_history_is_linearizable() {
                 let barrier = barrier.clone();
                 scope.spawn(move || {
                     let mut rng =
-                        0x9E37_79B9_7F4A_7C15u64 ^ (client as u64 + 1) * 0x1234_5678_9ABC_DEF1;
+                        0x9E37_79B9_7F4A_7C15u64 ^ ((client as u64 + 1) * 0x1234_5678_9ABC_DEF1);
                     let mut ops = Vec::with_capacity(ops_per_client);
                     barrier.wait();
                     for seq in 0..ops_per_client {

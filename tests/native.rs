@@ -35,8 +35,8 @@ fn exercise(c: &corekv::client::blocking::BlockingClient, n: usize) {
     }
     b.get(b"never-written");
     let r = c.execute(&b).unwrap();
-    for i in 0..n {
-        assert_eq!(r[i], OwnedResult::Value(value(i)), "key {i}");
+    for (i, got) in r.iter().take(n).enumerate() {
+        assert_eq!(*got, OwnedResult::Value(value(i)), "key {i}");
     }
     assert_eq!(r[n], OwnedResult::NotFound);
 
