@@ -5,6 +5,8 @@
 //! user would.
 
 pub mod cli;
+pub mod driver;
 pub mod plot;
 pub mod report;
+mod resp_target;
 pub mod workload;

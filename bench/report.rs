@@ -504,9 +504,27 @@ impl BenchReport {
         per_op(self.client_cpu_secs * 1e6, self.totals.ops)
     }
 
-    /// Serializes to pretty JSON.
+    /// Serializes to pretty JSON. Besides the fields of the struct, the
+    /// top-level object carries three headline figures for scripts
+    /// (`cloudlab/collect.py`): `ops_per_sec` (client-measured),
+    /// `seed_style_ops_per_sec` ([`Self::seed_style_total`], 0 without server
+    /// figures) and `p99_batch_us`. They are derived, so reading the JSON
+    /// back ignores them.
     pub fn to_json(&self) -> Result<String> {
-        Ok(serde_json::to_string_pretty(self)?)
+        let mut v = serde_json::to_value(self)?;
+        if let serde_json::Value::Object(m) = &mut v {
+            let num = |x: f64| serde_json::json!(if x.is_finite() { x } else { 0.0 });
+            m.insert("ops_per_sec".into(), num(self.client_ops_per_sec()));
+            m.insert(
+                "seed_style_ops_per_sec".into(),
+                num(self.seed_style_total()),
+            );
+            m.insert(
+                "p99_batch_us".into(),
+                num(self.batch_latency.p99() as f64 / 1000.0),
+            );
+        }
+        Ok(serde_json::to_string_pretty(&v)?)
     }
 
     /// Parses JSON.

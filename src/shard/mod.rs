@@ -194,6 +194,11 @@ pub struct Shard {
     ops: Cell<u64>,
 }
 
+/// How many operations ahead of execution the fast path hashes a key and
+/// prefetches its entry ([`Store::prefetch`]): enough to overlap several
+/// cache misses, few enough that the lines are still cached when used.
+const PREFETCH_DISTANCE: usize = 8;
+
 /// Executes one op whose code came off the wire.
 #[inline]
 fn exec_one(
@@ -239,11 +244,24 @@ impl Shard {
         {
             let mut store = self.store.borrow_mut();
             let (me, nr) = (self.shard_id, self.nr_shards);
+            // Hashes of the next PREFETCH_DISTANCE ops, computed (and their
+            // entries prefetched) that many ops ahead of their execution.
+            let mut ahead = [0u64; PREFETCH_DISTANCE];
+            for (j, h) in ahead.iter_mut().enumerate().take(n) {
+                *h = key_hash(batch.op(j).1);
+                store.prefetch(*h);
+            }
             while i < n {
                 let (op, key, value) = batch.op(i);
-                let hash = key_hash(key);
+                let hash = ahead[i % PREFETCH_DISTANCE];
                 if shard_of(hash, nr) != me {
                     break;
+                }
+                let next = i + PREFETCH_DISTANCE;
+                if next < n {
+                    let h = key_hash(batch.op(next).1);
+                    ahead[i % PREFETCH_DISTANCE] = h;
+                    store.prefetch(h);
                 }
                 exec_one(&mut store, op, key, value, hash, sink);
                 i += 1;

@@ -1,0 +1,496 @@
+//! The Redis-protocol driver of `corekv bench` (`--target redis` and
+//! `--target corekv-resp`).
+//!
+//! Owns: per-session RESP connections, pipelined GET/SET batches (pipeline
+//! depth = `--batch`) and the `INFO all` monitor that gives the server-side
+//! figures for Redis. Runs the same workload, pacing and recording as the
+//! native driver ([`super::driver`]); only the wire differs.
+//!
+//! Each session has its own connection to every host (Redis is one thread per
+//! server; several sessions keep it busy while a session generates its next
+//! batch). With several hosts, ops are spread with corekv's node hash
+//! ([`crate::routing::node_of`]) and the per-host pipelines are sent one after
+//! another, as the seed's client sent its sub-batches. Writing the pipeline
+//! and reading its replies run concurrently, so a deep pipeline cannot
+//! deadlock on full socket buffers.
+//!
+//! Must not touch: the workload, report formatting, the native protocol.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use super::driver::{Pacer, WorkerCtx};
+use super::report::{ServerNodeReport, ShardTotals};
+use super::workload::{Generator, OpKind};
+use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
+use crate::routing::{key_hash, node_of};
+
+/// A TCP stream shared by a writer and a reader future of one task. The
+/// `RefCell` is borrowed only inside a single `poll`.
+#[derive(Clone)]
+struct Half(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for Half {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Half {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
+    }
+}
+
+async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+    let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+    let s = TcpStream::connect_timeout(sock, timeout)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// The connections of one worker: per session one stream per host, and
+/// (worker 0) one monitor stream per host.
+pub(crate) struct WorkerConns {
+    sessions: RefCell<Vec<Vec<(String, TcpStream)>>>,
+    monitor: RefCell<Option<Vec<TcpStream>>>,
+    timeout: Duration,
+}
+
+impl WorkerConns {
+    pub(crate) async fn connect(
+        hosts: &[String],
+        sessions: usize,
+        with_monitor: bool,
+        timeout: Duration,
+    ) -> Result<WorkerConns, String> {
+        let mut all = Vec::with_capacity(sessions);
+        for _ in 0..sessions {
+            let mut row = Vec::with_capacity(hosts.len());
+            for h in hosts {
+                row.push((h.clone(), connect(h, timeout).await?));
+            }
+            all.push(row);
+        }
+        let monitor = if with_monitor {
+            let mut m = Vec::new();
+            for h in hosts {
+                m.push(connect(h, timeout).await?);
+            }
+            Some(m)
+        } else {
+            None
+        };
+        Ok(WorkerConns {
+            sessions: RefCell::new(all),
+            monitor: RefCell::new(monitor),
+            timeout,
+        })
+    }
+
+    pub(crate) fn take_sessions(&self) -> Vec<SessionConns> {
+        std::mem::take(&mut *self.sessions.borrow_mut())
+            .into_iter()
+            .map(|row| SessionConns {
+                hosts: row
+                    .into_iter()
+                    .map(|(addr, s)| HostConn {
+                        addr,
+                        stream: Half(Rc::new(RefCell::new(s))),
+                        out: Vec::with_capacity(64 * 1024),
+                        expect: 0,
+                        rd: RespReader::new(),
+                    })
+                    .collect(),
+                timeout: self.timeout,
+            })
+            .collect()
+    }
+
+    pub(crate) fn take_monitor(&self) -> Option<Vec<TcpStream>> {
+        self.monitor.borrow_mut().take()
+    }
+}
+
+/// Received bytes not yet parsed: `buf[start..end]`.
+struct RespReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RespReader {
+    fn new() -> RespReader {
+        RespReader {
+            buf: vec![0; 256 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads until `expect` complete replies were consumed; returns
+    /// `(error replies, bytes read)`.
+    async fn read_replies(
+        &mut self,
+        r: &mut Half,
+        mut expect: usize,
+        addr: &str,
+    ) -> Result<(u64, u64), String> {
+        let mut errors = 0u64;
+        let mut bytes = 0u64;
+        loop {
+            while expect > 0 {
+                match skip_reply(&self.buf[self.start..self.end]) {
+                    Ok(Some(s)) => {
+                        if s.kind == ReplyKind::Error {
+                            errors += 1;
+                        }
+                        self.start += s.consumed;
+                        expect -= 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("malformed reply from {addr}: {e}")),
+                }
+            }
+            if expect == 0 {
+                return Ok((errors, bytes));
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                let n = self.buf.len() * 2;
+                self.buf.resize(n, 0);
+            }
+            match r.read(&mut self.buf[self.end..]).await {
+                Ok(0) => return Err(format!("connection to {addr} lost: closed by server")),
+                Ok(n) => {
+                    self.end += n;
+                    bytes += n as u64;
+                }
+                Err(e) => return Err(format!("connection to {addr} lost: {e}")),
+            }
+        }
+    }
+}
+
+struct HostConn {
+    addr: String,
+    stream: Half,
+    out: Vec<u8>,
+    expect: usize,
+    rd: RespReader,
+}
+
+impl HostConn {
+    /// Sends the queued pipeline and reads its replies; `(errors, bytes read)`.
+    async fn exchange(&mut self) -> Result<(u64, u64), String> {
+        let mut w = self.stream.clone();
+        let mut r = self.stream.clone();
+        let out = &self.out;
+        let addr = &self.addr;
+        let write = async move {
+            w.write_all(out)
+                .await
+                .map_err(|e| format!("connection to {addr} lost: {e}"))
+        };
+        let read = self.rd.read_replies(&mut r, self.expect, addr);
+        let (wr, rd) = futures_lite::future::zip(write, read).await;
+        wr?;
+        rd
+    }
+}
+
+/// One session's connections (one per host).
+pub(crate) struct SessionConns {
+    hosts: Vec<HostConn>,
+    timeout: Duration,
+}
+
+/// A RESP session: generate `batch` ops, pipeline them as GET/SET, read all
+/// replies, record; closed or open loop as paced.
+pub(crate) async fn session(
+    ctx: Rc<WorkerCtx>,
+    mut conns: SessionConns,
+    mut gen: Generator,
+    mut pacer: Pacer,
+) {
+    let n = ctx.batch;
+    let nr_hosts = conns.hosts.len();
+    while !pacer.done(&ctx) {
+        for h in &mut conns.hosts {
+            h.out.clear();
+            h.expect = 0;
+        }
+        let mut gets = 0u64;
+        let value = &ctx.value[..];
+        let hosts = &mut conns.hosts;
+        gen.fill_batch(n, &mut |kind, key| {
+            let h = if nr_hosts == 1 {
+                0
+            } else {
+                node_of(key_hash(key), nr_hosts)
+            };
+            let host = &mut hosts[h];
+            host.expect += 1;
+            match kind {
+                OpKind::Read => {
+                    gets += 1;
+                    encode_command(&mut host.out, &[b"GET", key]);
+                }
+                OpKind::Write => encode_command(&mut host.out, &[b"SET", key, value]),
+            }
+        });
+        let Some(sent) = pacer.next(&ctx).await else {
+            break;
+        };
+        let mut errors = 0u64;
+        for h in conns.hosts.iter_mut().filter(|h| h.expect > 0) {
+            let r = match glommio::timer::timeout(conns.timeout, async { Ok(h.exchange().await) })
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(format!("{}: timed out after {:?}", h.addr, conns.timeout)),
+            };
+            match r {
+                Ok((e, bytes)) => {
+                    errors += e;
+                    ctx.bytes_sent
+                        .set(ctx.bytes_sent.get() + h.out.len() as u64);
+                    ctx.bytes_received.set(ctx.bytes_received.get() + bytes);
+                }
+                Err(e) => {
+                    ctx.fail(e);
+                    return;
+                }
+            }
+        }
+        let done = Instant::now();
+        ctx.record(sent, done, n as u64, gets, errors);
+    }
+}
+
+/// Counters from one `INFO all` reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct InfoSnapshot {
+    pub(crate) gets: u64,
+    pub(crate) sets: u64,
+    pub(crate) keys: u64,
+    pub(crate) memory: u64,
+    pub(crate) clients: u64,
+    pub(crate) errors: u64,
+    /// True when the reply had a `# Commandstats` section.
+    pub(crate) has_commandstats: bool,
+}
+
+fn field(line: &str, name: &str) -> Option<u64> {
+    // `cmdstat_get:calls=12,usec=...` or `db0:keys=3,expires=0`.
+    line.split(',')
+        .find_map(|kv| kv.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Parses the text of an `INFO all` reply.
+pub(crate) fn parse_info(text: &str) -> InfoSnapshot {
+    let mut s = InfoSnapshot::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.eq_ignore_ascii_case("# commandstats") {
+            s.has_commandstats = true;
+        } else if let Some(rest) = line.strip_prefix("cmdstat_get:") {
+            s.gets = field(rest, "calls=").unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("cmdstat_set:") {
+            s.sets = field(rest, "calls=").unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("db") {
+            if let Some((_, kv)) = rest.split_once(':') {
+                s.keys += field(kv, "keys=").unwrap_or(0);
+            }
+        } else if let Some(v) = line.strip_prefix("used_memory:") {
+            s.memory = v.parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("connected_clients:") {
+            s.clients = v.parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("total_error_replies:") {
+            s.errors = v.parse().unwrap_or(0);
+        }
+    }
+    s
+}
+
+async fn info(h: &mut Half, rd: &mut RespReader, addr: &str) -> Result<InfoSnapshot, String> {
+    let mut out = Vec::new();
+    encode_command(&mut out, &[b"INFO", b"all"]);
+    h.write_all(&out)
+        .await
+        .map_err(|e| format!("connection to {addr} lost: {e}"))?;
+    // Read one reply and keep its text.
+    loop {
+        match skip_reply(&rd.buf[rd.start..rd.end]) {
+            Ok(Some(s)) => {
+                let base = rd.start;
+                rd.start += s.consumed;
+                if s.kind == ReplyKind::Error {
+                    let msg = s
+                        .value
+                        .map(|v| {
+                            String::from_utf8_lossy(&rd.buf[base + v.start..base + v.end])
+                                .into_owned()
+                        })
+                        .unwrap_or_default();
+                    return Err(format!("{addr} answered INFO with an error: {msg}"));
+                }
+                let text = s
+                    .value
+                    .map(|v| {
+                        String::from_utf8_lossy(&rd.buf[base + v.start..base + v.end]).into_owned()
+                    })
+                    .unwrap_or_default();
+                return Ok(parse_info(&text));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("malformed INFO reply from {addr}: {e}")),
+        }
+        if rd.start > 0 {
+            rd.buf.copy_within(rd.start..rd.end, 0);
+            rd.end -= rd.start;
+            rd.start = 0;
+        }
+        if rd.end == rd.buf.len() {
+            let n = rd.buf.len() * 2;
+            rd.buf.resize(n, 0);
+        }
+        match h.read(&mut rd.buf[rd.end..]).await {
+            Ok(0) => return Err(format!("connection to {addr} lost: closed by server")),
+            Ok(n) => rd.end += n,
+            Err(e) => return Err(format!("connection to {addr} lost: {e}")),
+        }
+    }
+}
+
+/// One `INFO all` per host, with the time each answer arrived.
+async fn snapshot(
+    conns: &mut [(Half, RespReader)],
+    hosts: &[String],
+) -> Result<Vec<(Instant, InfoSnapshot)>, String> {
+    let mut v = Vec::with_capacity(conns.len());
+    for ((h, rd), addr) in conns.iter_mut().zip(hosts) {
+        let s = info(h, rd, addr).await?;
+        v.push((Instant::now(), s));
+    }
+    Ok(v)
+}
+
+/// Polls `INFO all` on every host at the window's start and after each
+/// measured second; per-node ops/s from `cmdstat_get` + `cmdstat_set` calls.
+pub(crate) async fn monitor(
+    ctx: Rc<WorkerCtx>,
+    streams: Vec<TcpStream>,
+    hosts: Vec<String>,
+) -> Result<Vec<ServerNodeReport>, String> {
+    let t = ctx.timing;
+    let mut conns: Vec<(Half, RespReader)> = streams
+        .into_iter()
+        .map(|s| (Half(Rc::new(RefCell::new(s))), RespReader::new()))
+        .collect();
+    let sleep_until = |at: Instant| {
+        let now = Instant::now();
+        glommio::timer::sleep(at.saturating_duration_since(now))
+    };
+    sleep_until(t.start).await;
+    let first = snapshot(&mut conns, &hosts).await?;
+    if !first.iter().all(|(_, s)| s.has_commandstats) {
+        return Err("INFO has no command statistics (not a Redis server?)".into());
+    }
+    let mut prev = first.clone();
+    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
+    for k in 0..t.seconds {
+        sleep_until(t.second_end(k)).await;
+        if ctx.stopped() && Instant::now() < t.end {
+            break;
+        }
+        let now = snapshot(&mut conns, &hosts).await?;
+        for (i, ((ta, a), (tb, b))) in prev.iter().zip(&now).enumerate() {
+            let dt = (*tb - *ta).as_secs_f64();
+            let ops = (b.gets + b.sets).saturating_sub(a.gets + a.sets);
+            if dt > 0.0 {
+                per_second[i].push(ops as f64 / dt);
+            }
+        }
+        prev = now;
+    }
+    Ok(hosts
+        .iter()
+        .enumerate()
+        .zip(first.iter().zip(&prev))
+        .zip(per_second)
+        .map(|(((i, addr), ((_, f), (_, l))), ps)| ServerNodeReport {
+            node_id: i as u32,
+            address: addr.clone(),
+            per_second_ops: ps,
+            shards: vec![ShardTotals {
+                shard_id: 0,
+                ops: (l.gets + l.sets).saturating_sub(f.gets + f.sets),
+                gets: l.gets.saturating_sub(f.gets),
+                puts: l.sets.saturating_sub(f.sets),
+                dels: 0,
+                keys: l.keys,
+                memory_bytes: l.memory,
+                connections: l.clients,
+                errors: l.errors.saturating_sub(f.errors),
+            }],
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_is_parsed() {
+        let text = "# Server\r\nredis_version:7.0.15\r\n# Clients\r\nconnected_clients:3\r\n\
+                    # Memory\r\nused_memory:123456\r\n# Stats\r\ntotal_error_replies:2\r\n\
+                    # Commandstats\r\ncmdstat_get:calls=100,usec=5,usec_per_call=0.05\r\n\
+                    cmdstat_set:calls=7,usec=1\r\ncmdstat_info:calls=3,usec=1\r\n\
+                    # Keyspace\r\ndb0:keys=42,expires=0,avg_ttl=0\r\n";
+        let s = parse_info(text);
+        assert_eq!(
+            s,
+            InfoSnapshot {
+                gets: 100,
+                sets: 7,
+                keys: 42,
+                memory: 123456,
+                clients: 3,
+                errors: 2,
+                has_commandstats: true,
+            }
+        );
+    }
+}

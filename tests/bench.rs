@@ -1,0 +1,240 @@
+//! End-to-end tests of `corekv bench`'s driver against real servers on
+//! loopback: a short closed-loop run (report contents, server counters,
+//! JSON round trip, merging), an open-loop run, a server that dies mid-run,
+//! a server that is not there, and (when `redis-server` is installed) the
+//! Redis driver.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corekv::bench::driver::{self, DriverConfig, Target};
+use corekv::bench::report::{self, BenchReport, LoadMode};
+use corekv::bench::workload::WorkloadConfig;
+use corekv::config::{allowed_cpus, ServerConfig};
+
+/// (server CPU, bench CPU): different CPUs when there are two.
+fn cpus() -> (usize, usize) {
+    let c = allowed_cpus();
+    (c[0], *c.last().unwrap())
+}
+
+fn small_config(addr: String, bench_cpu: usize) -> DriverConfig {
+    let mut cfg = DriverConfig::new(vec![addr], vec![bench_cpu]);
+    cfg.workload = WorkloadConfig {
+        records: 10_000,
+        ..WorkloadConfig::default()
+    };
+    cfg.batch = 256;
+    cfg.sessions_per_worker = 2;
+    cfg.secs = 1.5;
+    cfg.warmup_secs = 0.5;
+    cfg.base_seed = 42;
+    cfg.timeout = Duration::from_secs(5);
+    cfg
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("corekv-bench-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn closed_loop_run_reports_consistent_figures() {
+    let (server_cpu, bench_cpu) = cpus();
+    let server = corekv::server::run(&ServerConfig::ephemeral(vec![server_cpu])).unwrap();
+    let cfg = small_config(server.addr().to_string(), bench_cpu);
+    let r = driver::run(&cfg).unwrap();
+
+    let t = &r.totals;
+    assert!(t.ops > 0, "no operations completed");
+    assert_eq!(t.ops % cfg.batch as u64, 0, "only whole batches count");
+    assert_eq!(t.gets + t.puts, t.ops);
+    assert!(t.puts > 0 && t.gets > t.puts, "YCSB-B is 95% reads: {t:?}");
+    assert_eq!(t.errors, 0);
+    assert!((t.elapsed_secs - 1.5).abs() < 1e-6);
+    assert!(t.ops_per_sec > 0.0);
+
+    // Histograms: one batch value per batch, one op value per op.
+    assert_eq!(r.batch_latency.count(), t.ops / cfg.batch as u64);
+    assert_eq!(r.op_latency.count(), t.ops);
+    assert!(r.batch_latency.p50() > 0 && r.batch_latency.max() >= r.batch_latency.p99());
+
+    // The timeline adds up to the totals exactly.
+    assert_eq!(r.timeline.len(), 2);
+    assert_eq!(r.timeline.iter().map(|s| s.ops).sum::<u64>(), t.ops);
+    assert_eq!(r.timeline.iter().map(|s| s.puts).sum::<u64>(), t.puts);
+
+    // Server counters over the window match what the client sent, give or
+    // take the batches in flight at either edge of the window.
+    assert_eq!(r.servers.len(), 1);
+    let shard_ops: u64 = r.servers[0].shards.iter().map(|s| s.ops).sum();
+    let slack = 4 * (cfg.sessions_per_worker * cfg.batch) as u64;
+    assert!(
+        shard_ops.abs_diff(t.ops) <= slack,
+        "server counted {shard_ops} ops, client {}",
+        t.ops
+    );
+    assert!(!r.servers[0].per_second_ops.is_empty());
+    assert!(r.seed_style_total() > 0.0);
+
+    assert!(r.bytes_sent > 0 && r.bytes_received > 0);
+    assert!(r.client_cpu_secs > 0.0);
+    assert!(r.generation_rate_ops > 0.0);
+    assert_eq!(r.meta.target, "corekv");
+    assert_eq!(r.meta.batch, 256);
+
+    // JSON round trip, with the headline keys scripts read.
+    let json = r.to_json().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for k in ["ops_per_sec", "seed_style_ops_per_sec", "p99_batch_us"] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k} missing or zero");
+    }
+    let back = BenchReport::from_json(&json).unwrap();
+    assert!(back.meta == r.meta, "meta");
+    assert!(back.totals == r.totals, "totals");
+    assert!(back.timeline == r.timeline, "timeline");
+    assert!(back.servers == r.servers, "servers");
+    assert!(back.batch_latency == r.batch_latency, "batch hist");
+    assert!(back.op_latency == r.op_latency, "op hist");
+    assert!(back == r, "rest");
+
+    // Two clients' reports merge into their sum.
+    let m = report::merge(&[r.clone(), r.clone()]).unwrap();
+    assert_eq!(m.totals.ops, 2 * t.ops);
+    assert_eq!(m.op_latency.count(), 2 * r.op_latency.count());
+    assert_eq!(m.batch_latency.p99(), r.batch_latency.p99());
+    assert_eq!(m.meta.client_processes, 2);
+
+    // Result files.
+    let dir = temp_dir("closed");
+    corekv::bench::cli::write_outputs(&r, &dir, "report.json").unwrap();
+    for f in [
+        "report.json",
+        "batch_latency.hgrm",
+        "op_latency.hgrm",
+        "latency.png",
+        "throughput.png",
+    ] {
+        let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{f} missing or empty");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown();
+}
+
+#[test]
+fn open_loop_offers_the_requested_rate() {
+    let (server_cpu, bench_cpu) = cpus();
+    let server = corekv::server::run(&ServerConfig::ephemeral(vec![server_cpu])).unwrap();
+    let mut cfg = small_config(server.addr().to_string(), bench_cpu);
+    cfg.batch = 100;
+    cfg.rate = Some(50_000.0);
+    let r = driver::run(&cfg).unwrap();
+    assert_eq!(
+        r.meta.mode,
+        LoadMode::Open {
+            rate_ops_per_sec: 50_000.0
+        }
+    );
+    // 50k op/s for 1.5 s = 75,000 ops = 750 batches, give or take the edges.
+    let ops = r.totals.ops as f64;
+    assert!(
+        (ops - 75_000.0).abs() <= 0.1 * 75_000.0,
+        "offered 75,000 ops, completed {ops}"
+    );
+    assert_eq!(r.totals.errors, 0);
+    assert!(r.batch_latency.count() > 0);
+    server.shutdown();
+}
+
+#[test]
+fn a_server_that_dies_mid_run_is_an_error() {
+    let (server_cpu, bench_cpu) = cpus();
+    let server = corekv::server::run(&ServerConfig::ephemeral(vec![server_cpu])).unwrap();
+    let mut cfg = small_config(server.addr().to_string(), bench_cpu);
+    cfg.secs = 30.0;
+    let started = Instant::now();
+    let bench = std::thread::spawn(move || driver::run(&cfg));
+    std::thread::sleep(Duration::from_millis(1200));
+    server.shutdown();
+    let r = bench.join().unwrap();
+    let e = r.expect_err("the run must fail when its server goes away");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let msg = format!("{e:#}");
+    assert!(msg.contains("aborted"), "{msg}");
+}
+
+#[test]
+fn no_server_is_an_error() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (_, bench_cpu) = cpus();
+    let cfg = small_config(format!("127.0.0.1:{port}"), bench_cpu);
+    let e = driver::run(&cfg).expect_err("nothing listens there");
+    assert!(format!("{e:#}").contains("connect"), "{e:#}");
+}
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn redis_driver_runs_against_redis_server() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("redis-server not installed: skipping");
+        return;
+    }
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _redis = Redis(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, bench_cpu) = cpus();
+    let mut cfg = small_config(addr, bench_cpu);
+    cfg.target = Target::Redis;
+    let r = driver::run(&cfg).unwrap();
+    assert!(r.totals.ops > 0);
+    assert_eq!(r.totals.errors, 0);
+    assert_eq!(r.meta.target, "redis");
+    assert_eq!(r.servers.len(), 1, "INFO-based server figures");
+    let server_ops = r.servers[0].shards[0].ops;
+    let slack = 4 * (cfg.sessions_per_worker * cfg.batch) as u64;
+    assert!(
+        server_ops.abs_diff(r.totals.ops) <= slack,
+        "redis counted {server_ops}, client {}",
+        r.totals.ops
+    );
+    assert!(r.bytes_received > 0);
+}
