@@ -40,8 +40,9 @@ use glommio::task::JoinHandle;
 
 use crate::error::ClientError;
 use crate::protocol::native::{
-    decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameKind, FrameReader, Hello,
-    NextFrame, NodeStats, RecvBuf, ReplyView, PROTOCOL_VERSION,
+    decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameError, FrameHeader,
+    FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView, HEADER_LEN,
+    PROTOCOL_VERSION,
 };
 use crate::routing::{key_hash, node_of, shard_of};
 use crate::store::OpResult;
@@ -124,6 +125,8 @@ struct Conn {
     failed: RefCell<Option<ClientError>>,
     bytes_sent: Cell<u64>,
     bytes_received: Cell<u64>,
+    /// Reply buffers, shared by the cluster's connections.
+    pool: Rc<BufferPool>,
 }
 
 impl Conn {
@@ -196,61 +199,100 @@ async fn writer_task(conn: Rc<Conn>, mut w: Half) {
     }
 }
 
+/// Hands a reply frame to the request waiting for it; `Err` fails the
+/// connection (error frame, unsolicited or mismatched reply).
+fn deliver(conn: &Conn, h: FrameHeader, payload: RecvBuf) -> Result<(), ClientError> {
+    let protocol = |message: String| ClientError::Protocol {
+        addr: conn.addr.clone(),
+        message,
+    };
+    let Some(p) = conn.pending.borrow_mut().pop_front() else {
+        return Err(protocol(format!("unsolicited frame {:?}", h.kind)));
+    };
+    let failure = if h.kind == FrameKind::Error {
+        let message = decode_owned::<ErrorFrame>(&payload)
+            .map(|e| e.message)
+            .unwrap_or_else(|e| e.to_string());
+        Some(ClientError::Server {
+            addr: conn.addr.clone(),
+            message,
+        })
+    } else if h.request_id != p.request_id {
+        Some(protocol(format!(
+            "reply to request {} while {} was expected",
+            h.request_id, p.request_id
+        )))
+    } else {
+        None
+    };
+    match failure {
+        Some(e) => {
+            let _ = p.tx.send(Err(e.clone()));
+            Err(e)
+        }
+        None => {
+            let _ = p.tx.send(Ok(Reply {
+                kind: h.kind,
+                payload,
+            }));
+            Ok(())
+        }
+    }
+}
+
 async fn reader_task(conn: Rc<Conn>, mut r: Half) {
     let mut reader = FrameReader::new(256 * 1024, MAX_REPLY_BYTES);
     let lost = |m: String| ClientError::ConnectionLost {
         addr: conn.addr.clone(),
         message: m,
     };
+    let protocol = |e: FrameError| ClientError::Protocol {
+        addr: conn.addr.clone(),
+        message: e.to_string(),
+    };
     loop {
         loop {
             match reader.next_frame() {
                 Ok(NextFrame::Frame(h, range)) => {
-                    let Some(p) = conn.pending.borrow_mut().pop_front() else {
-                        let m = format!("unsolicited frame {:?}", h.kind);
-                        return conn.fail(ClientError::Protocol {
-                            addr: conn.addr.clone(),
-                            message: m,
-                        });
-                    };
-                    let mut payload = RecvBuf::with_capacity(range.len());
+                    let mut payload = conn.pool.take();
+                    payload.clear();
                     payload.extend_from_slice(&reader.buf[range]);
-                    if h.kind == FrameKind::Error {
-                        let message = decode_owned::<ErrorFrame>(&payload)
-                            .map(|e| e.message)
-                            .unwrap_or_else(|e| e.to_string());
-                        let e = ClientError::Server {
-                            addr: conn.addr.clone(),
-                            message,
-                        };
-                        let _ = p.tx.send(Err(e.clone()));
+                    if let Err(e) = deliver(&conn, h, payload) {
                         return conn.fail(e);
                     }
-                    if h.request_id != p.request_id {
-                        let m = format!(
-                            "reply to request {} while {} was expected",
-                            h.request_id, p.request_id
-                        );
-                        let e = ClientError::Protocol {
-                            addr: conn.addr.clone(),
-                            message: m,
-                        };
-                        let _ = p.tx.send(Err(e.clone()));
-                        return conn.fail(e);
-                    }
-                    let _ = p.tx.send(Ok(Reply {
-                        kind: h.kind,
-                        payload,
-                    }));
                 }
                 Ok(NextFrame::NeedMore) => break,
-                Err(e) => {
-                    return conn.fail(ClientError::Protocol {
-                        addr: conn.addr.clone(),
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return conn.fail(protocol(e)),
             }
+        }
+        // A large reply whose header is here: read the rest of its body
+        // straight into the buffer it is handed over in.
+        match reader.partial_header() {
+            Ok(Some(h)) if h.frame_len() >= DIRECT_READ_MIN => {
+                let body = h.frame_len() - HEADER_LEN;
+                let mut payload = conn.pool.take();
+                // A recycled buffer is already about this long: no zero-fill.
+                payload.resize(body, 0);
+                let mut filled = reader.take_partial_body(&mut payload);
+                while filled < body {
+                    match r.read(&mut payload[filled..]).await {
+                        Ok(0) => return conn.fail(lost("closed by server".into())),
+                        Ok(n) => {
+                            filled += n;
+                            conn.bytes_received
+                                .set(conn.bytes_received.get() + n as u64);
+                        }
+                        Err(e) => return conn.fail(lost(e.to_string())),
+                    }
+                }
+                payload.resize(h.len, 0);
+                if let Err(e) = deliver(&conn, h, payload) {
+                    return conn.fail(e);
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => return conn.fail(protocol(e)),
         }
         let space = reader.read_space();
         match r.read(space).await {
@@ -264,6 +306,41 @@ async fn reader_task(conn: Rc<Conn>, mut r: Half) {
         }
     }
 }
+
+/// Appends a batch frame, mapping the (impossible in practice) serializer
+/// error to a protocol error.
+fn encode_batch(out: &mut Vec<u8>, id: u64, batch: &Batch, addr: &str) -> Result<(), ClientError> {
+    encode_archived(out, FrameKind::Batch, id, batch).map_err(|e| ClientError::Protocol {
+        addr: addr.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Reply buffers recycled between batches on one executor, so a reply of a
+/// megabyte costs no allocation (and, above malloc's mmap threshold, no
+/// mmap/munmap and page faults) once warmed up.
+#[derive(Default)]
+struct BufferPool(RefCell<Vec<RecvBuf>>);
+
+/// Buffers a pool keeps at most.
+const POOL_MAX: usize = 256;
+
+impl BufferPool {
+    /// A buffer; its length is whatever its last use left (callers resize).
+    fn take(&self) -> RecvBuf {
+        self.0.borrow_mut().pop().unwrap_or_default()
+    }
+    fn put(&self, buf: RecvBuf) {
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < POOL_MAX {
+            pool.push(buf);
+        }
+    }
+}
+
+/// Replies at least this large are read from the socket straight into their
+/// own buffer instead of being copied out of the connection's read buffer.
+const DIRECT_READ_MIN: usize = 64 * 1024;
 
 /// A node as the client sees it.
 #[derive(Debug, Clone)]
@@ -369,6 +446,7 @@ pub struct Cluster {
     next_request: Cell<u64>,
     options: ClientOptions,
     tasks: RefCell<Vec<JoinHandle<()>>>,
+    pool: Rc<BufferPool>,
 }
 
 impl Drop for Cluster {
@@ -453,6 +531,7 @@ impl Cluster {
             options: options.clone(),
             tasks: RefCell::new(Vec::new()),
             nodes: Vec::new(),
+            pool: Rc::default(),
         };
         for n in &nodes {
             let mut row = Vec::new();
@@ -493,6 +572,7 @@ impl Cluster {
             failed: RefCell::new(None),
             bytes_sent: Cell::new(0),
             bytes_received: Cell::new(0),
+            pool: self.pool.clone(),
         });
         let half = Half(Rc::new(RefCell::new(stream)));
         let mut tasks = self.tasks.borrow_mut();
@@ -542,12 +622,29 @@ impl Cluster {
         splitter: &mut Splitter,
         results: &mut BatchResults,
     ) -> Result<(), ClientError> {
+        for buf in results.replies.drain(..).flatten() {
+            self.pool.put(buf);
+        }
+        results.replies.resize_with(self.nr_parts, || None);
+        results.targets.clear();
+        results.counts.clear();
+        if self.nr_parts == 1 {
+            // One destination: send the caller's batch as it is (no split, no copy).
+            results.targets.resize(batch.len(), 0);
+            results.counts.push(batch.len());
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let conn = &self.conns[0][0];
+            let id = self.request_id();
+            let rx = conn.send(id, |out| encode_batch(out, id, batch, &conn.addr))?;
+            return self.collect(vec![(0, conn, rx)], results).await;
+        }
         let nr_nodes = self.nodes.len();
         splitter.parts.resize_with(self.nr_parts, Batch::default);
         for p in &mut splitter.parts {
             p.clear();
         }
-        results.targets.clear();
         for i in 0..batch.len() {
             let (op, key, value) = batch.op(i);
             let hash = key_hash(key);
@@ -557,9 +654,6 @@ impl Cluster {
             splitter.parts[part].push_raw(op, key, value);
             results.targets.push(part as u32);
         }
-        results.replies.clear();
-        results.replies.resize_with(self.nr_parts, || None);
-        results.counts.clear();
         results
             .counts
             .extend(splitter.parts.iter().map(|p| p.len()));
@@ -572,31 +666,34 @@ impl Cluster {
                 }
                 let id = self.request_id();
                 let p = &splitter.parts[part];
-                let rx = conn.send(id, |out| {
-                    encode_archived(out, FrameKind::Batch, id, p).map_err(|e| {
-                        ClientError::Protocol {
-                            addr: conn.addr.clone(),
-                            message: e.to_string(),
-                        }
-                    })
-                })?;
+                let rx = conn.send(id, |out| encode_batch(out, id, p, &conn.addr))?;
                 waits.push((part, conn, rx));
             }
         }
+        self.collect(waits, results).await
+    }
+
+    /// Waits for every part's reply, validates it against its op count and
+    /// keeps its buffer in `results`.
+    async fn collect(
+        &self,
+        waits: Vec<(usize, &Rc<Conn>, flume::Receiver<ReplyResult>)>,
+        results: &mut BatchResults,
+    ) -> Result<(), ClientError> {
         for (part, conn, rx) in waits {
             let reply = self.wait(rx).await?;
+            let protocol = |message: String| ClientError::Protocol {
+                addr: conn.addr.clone(),
+                message,
+            };
             if reply.kind != FrameKind::BatchReply {
-                return Err(ClientError::Protocol {
-                    addr: conn.addr.clone(),
-                    message: format!("expected a batch reply, got {:?}", reply.kind),
-                });
+                return Err(protocol(format!(
+                    "expected a batch reply, got {:?}",
+                    reply.kind
+                )));
             }
-            ReplyView::new(&reply.payload, results.counts[part]).map_err(|e| {
-                ClientError::Protocol {
-                    addr: conn.addr.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+            ReplyView::new(&reply.payload, results.counts[part])
+                .map_err(|e| protocol(e.to_string()))?;
             results.replies[part] = Some(reply.payload);
         }
         Ok(())

@@ -774,6 +774,32 @@ impl FrameReader {
         &mut self.buf[self.end..]
     }
 
+    /// The header of the next frame when it has arrived but the frame is
+    /// not complete (call after [`FrameReader::next_frame`] said `NeedMore`).
+    pub fn partial_header(&self) -> Result<Option<FrameHeader>, FrameError> {
+        if self.end - self.start < HEADER_LEN {
+            return Ok(None);
+        }
+        let hdr: &[u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN]
+            .try_into()
+            .unwrap();
+        FrameHeader::parse(hdr, self.max_payload).map(Some)
+    }
+
+    /// Copies the part of an incomplete frame's body that has arrived into
+    /// the front of `dst`, consumes the frame from the reader and returns how
+    /// many bytes were copied. The caller reads the rest of the body (the
+    /// padded length, [`FrameHeader::frame_len`] minus the header) from the
+    /// socket straight into `dst`, which is how large replies avoid a copy.
+    pub fn take_partial_body(&mut self, dst: &mut [u8]) -> usize {
+        let body = &self.buf[(self.start + HEADER_LEN).min(self.end)..self.end];
+        let n = body.len().min(dst.len());
+        dst[..n].copy_from_slice(&body[..n]);
+        self.start = 0;
+        self.end = 0;
+        n
+    }
+
     /// Records `n` bytes read into the space [`FrameReader::read_space`] gave.
     pub fn filled(&mut self, n: usize) {
         self.end += n;

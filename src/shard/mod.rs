@@ -195,9 +195,13 @@ pub struct Shard {
 }
 
 /// How many operations ahead of execution the fast path hashes a key and
-/// prefetches its entry ([`Store::prefetch`]): enough to overlap several
-/// cache misses, few enough that the lines are still cached when used.
-const PREFETCH_DISTANCE: usize = 8;
+/// prefetches its table slot ([`Store::prefetch_slot`]).
+const SLOT_AHEAD: usize = 16;
+/// How many operations ahead it prefetches the entry itself
+/// ([`Store::prefetch_entry`]), once the slot is likely cached. Both are
+/// enough to overlap several cache misses, few enough that the lines are
+/// still cached when used.
+const ENTRY_AHEAD: usize = 8;
 
 /// Executes one op whose code came off the wire.
 #[inline]
@@ -244,24 +248,31 @@ impl Shard {
         {
             let mut store = self.store.borrow_mut();
             let (me, nr) = (self.shard_id, self.nr_shards);
-            // Hashes of the next PREFETCH_DISTANCE ops, computed (and their
-            // entries prefetched) that many ops ahead of their execution.
-            let mut ahead = [0u64; PREFETCH_DISTANCE];
+            // Software pipeline: op i+SLOT_AHEAD is hashed and its table slot
+            // prefetched; op i+ENTRY_AHEAD (slot now cached) has its entry
+            // prefetched; op i executes. `ahead` is a ring of the hashes of
+            // ops i..i+SLOT_AHEAD, so each key is hashed once.
+            let mut ahead = [0u64; SLOT_AHEAD];
             for (j, h) in ahead.iter_mut().enumerate().take(n) {
                 *h = key_hash(batch.op(j).1);
-                store.prefetch(*h);
+                store.prefetch_slot(*h);
+            }
+            for h in ahead.iter().take(n.min(ENTRY_AHEAD)) {
+                store.prefetch_entry(*h);
             }
             while i < n {
                 let (op, key, value) = batch.op(i);
-                let hash = ahead[i % PREFETCH_DISTANCE];
+                let hash = ahead[i % SLOT_AHEAD];
                 if shard_of(hash, nr) != me {
                     break;
                 }
-                let next = i + PREFETCH_DISTANCE;
-                if next < n {
-                    let h = key_hash(batch.op(next).1);
-                    ahead[i % PREFETCH_DISTANCE] = h;
-                    store.prefetch(h);
+                if i + ENTRY_AHEAD < n {
+                    store.prefetch_entry(ahead[(i + ENTRY_AHEAD) % SLOT_AHEAD]);
+                }
+                if i + SLOT_AHEAD < n {
+                    let h = key_hash(batch.op(i + SLOT_AHEAD).1);
+                    ahead[i % SLOT_AHEAD] = h;
+                    store.prefetch_slot(h);
                 }
                 exec_one(&mut store, op, key, value, hash, sink);
                 i += 1;

@@ -4,7 +4,8 @@
 //!
 //! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
 //!   once per operation by the caller and passed in: the store never hashes a
-//!   key again. The table is a `hashbrown::HashTable` keyed by that hash.
+//!   key again. The table ([`table`]) is open addressing keyed by that hash,
+//!   so a batch can prefetch slots and entries ahead of execution.
 //! * An entry is one heap block holding key and value back to back, so an
 //!   insert costs one allocation and an overwrite with a value of the same
 //!   length (the seed workload's case) costs none.
@@ -17,7 +18,9 @@
 //! value is copied straight from the table into the reply (no intermediate
 //! buffer), and `GETSET` can return the old value before it is overwritten.
 
-use hashbrown::HashTable;
+mod table;
+
+use table::Table;
 
 /// Bytes charged per entry on top of key and value: the table slot (hash,
 /// pointer, lengths) plus the allocator's bookkeeping, rounded up.
@@ -169,51 +172,6 @@ pub struct StoreLimits {
     pub max_memory: usize,
 }
 
-struct Entry {
-    hash: u64,
-    key_len: u32,
-    /// Key bytes followed by value bytes.
-    data: Box<[u8]>,
-}
-
-impl Entry {
-    #[inline]
-    fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
-    }
-    #[inline]
-    fn value(&self) -> &[u8] {
-        &self.data[self.key_len as usize..]
-    }
-    #[inline]
-    fn charge(&self) -> usize {
-        self.data.len() + ENTRY_OVERHEAD
-    }
-    fn new(hash: u64, key: &[u8], value: &[u8]) -> Entry {
-        let mut data = Vec::with_capacity(key.len() + value.len());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value);
-        Entry {
-            hash,
-            key_len: key.len() as u32,
-            data: data.into_boxed_slice(),
-        }
-    }
-    /// Replaces the value, reusing the block when the length is unchanged.
-    #[inline]
-    fn set_value(&mut self, value: &[u8]) {
-        let k = self.key_len as usize;
-        if self.data.len() - k == value.len() {
-            self.data[k..].copy_from_slice(value);
-        } else {
-            let mut data = Vec::with_capacity(k + value.len());
-            data.extend_from_slice(&self.data[..k]);
-            data.extend_from_slice(value);
-            self.data = data.into_boxed_slice();
-        }
-    }
-}
-
 /// Counters a store keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounters {
@@ -230,38 +188,17 @@ pub struct StoreCounters {
 /// One shard's partition. `!Send` is not required here (it holds no `Rc`),
 /// but by contract a `Store` is owned by exactly one shard.
 pub struct Store {
-    table: HashTable<Entry>,
+    table: Table,
     used_bytes: usize,
     limits: StoreLimits,
     counters: StoreCounters,
-}
-
-/// Asks the CPU to load the cache line holding `p` (a hint: never faults,
-/// no effect on program state).
-#[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint; it does not fault on any address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// The table hash: the placement hash remixed, because the routing function
-/// consumed its top bits (which hashbrown uses for its control bytes) to pick
-/// this shard, so they are nearly constant inside one partition.
-#[inline]
-fn table_hash(hash: u64) -> u64 {
-    hash.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Store {
     /// An empty store with the given limits.
     pub fn new(limits: StoreLimits) -> Store {
         Store {
-            table: HashTable::new(),
+            table: Table::new(),
             used_bytes: 0,
             limits,
             counters: StoreCounters::default(),
@@ -304,29 +241,25 @@ impl Store {
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         let hash = crate::routing::key_hash(key);
         self.table
-            .find(table_hash(hash), |e| e.hash == hash && e.key() == key)
-            .map(Entry::value)
+            .find(hash, key)
+            .map(|slot| self.table.value(slot))
     }
 
-    /// A hint, no effect on the contents: starts loading the table slot and
-    /// the entry (key and the first lines of its value) of the key with
-    /// placement hash `hash` into the CPU cache, so that a later
-    /// [`Store::execute`] on it does not wait for memory. The shard calls it a
-    /// few operations ahead while executing a batch: a large table's entries
-    /// are cache misses, and issuing them early overlaps the misses of
-    /// several operations instead of paying them one after another.
+    /// A hint with no effect on the contents: starts loading the table slot
+    /// of the key with placement hash `hash` into the CPU cache. The shard
+    /// calls it many operations ahead of executing a batch's ops, then
+    /// [`Store::prefetch_entry`] a few operations ahead, so the cache misses
+    /// of several operations overlap instead of being paid one after another.
     #[inline]
-    pub fn prefetch(&self, hash: u64) {
-        if let Some(e) = self.table.find(table_hash(hash), |e| e.hash == hash) {
-            let p = e.data.as_ptr();
-            prefetch_line(p);
-            if e.data.len() > 64 {
-                prefetch_line(p.wrapping_add(64));
-            }
-            if e.data.len() > 128 {
-                prefetch_line(p.wrapping_add(128));
-            }
-        }
+    pub fn prefetch_slot(&self, hash: u64) {
+        self.table.prefetch_slot(hash);
+    }
+
+    /// A hint: starts loading the entry (key and value) of `hash`, reading
+    /// its slot, which [`Store::prefetch_slot`] should have brought in.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        self.table.prefetch_entry(hash);
     }
 
     /// Executes one operation whose key has placement hash `hash`, pushing its
@@ -348,35 +281,34 @@ impl Store {
             self.counters.errors += 1;
             return sink.push(OpResult::Err(OpError::ValueTooLarge));
         }
-        let th = table_hash(hash);
-        let eq = |e: &Entry| e.hash == hash && e.key() == key;
+        let t = &mut self.table;
         match kind {
             OpKind::Get => {
                 self.counters.gets += 1;
-                match self.table.find(th, eq) {
-                    Some(e) => sink.push(OpResult::Value(e.value())),
+                match t.find(hash, key) {
+                    Some(slot) => sink.push(OpResult::Value(t.value(slot))),
                     None => sink.push(OpResult::NotFound),
                 }
             }
             OpKind::Exists => {
                 self.counters.gets += 1;
-                let found = self.table.find(th, eq).is_some();
+                let found = t.find(hash, key).is_some();
                 sink.push(OpResult::Int(found as i64));
             }
             OpKind::Strlen => {
                 self.counters.gets += 1;
-                let len = self.table.find(th, eq).map_or(0, |e| e.value().len());
+                let len = t.find(hash, key).map_or(0, |slot| t.value(slot).len());
                 sink.push(OpResult::Int(len as i64));
             }
             OpKind::Del => {
                 self.counters.dels += 1;
-                match self.table.find_entry(th, eq) {
-                    Ok(occ) => {
-                        let (e, _) = occ.remove();
-                        self.used_bytes -= e.charge();
+                match t.find(hash, key) {
+                    Some(slot) => {
+                        self.used_bytes -= t.payload_len(slot) + ENTRY_OVERHEAD;
+                        t.remove(slot);
                         sink.push(OpResult::Ok);
                     }
-                    Err(_) => sink.push(OpResult::NotFound),
+                    None => sink.push(OpResult::NotFound),
                 }
             }
             OpKind::Put
@@ -385,7 +317,7 @@ impl Store {
             | OpKind::GetSet
             | OpKind::IncrBy => {
                 self.counters.puts += 1;
-                let r = self.write(kind, key, value, hash, th, sink);
+                let r = self.write(kind, key, value, hash, sink);
                 if r.is_err() {
                     self.counters.errors += 1;
                 }
@@ -402,7 +334,6 @@ impl Store {
         key: &[u8],
         value: &[u8],
         hash: u64,
-        th: u64,
         sink: &mut impl ReplySink,
     ) -> Result<(), OpError> {
         let limit = self.limits.max_memory;
@@ -412,47 +343,41 @@ impl Store {
             Err(e)
         };
         let mut push = |r: OpResult<'_>| sink.push(r);
-        match self
-            .table
-            .find_entry(th, |e: &Entry| e.hash == hash && e.key() == key)
-        {
-            Ok(mut occ) => {
+        let t = &mut self.table;
+        let mut incr_buf = [0u8; 20];
+        match t.find(hash, key) {
+            Some(slot) => {
                 if kind == OpKind::PutIfAbsent {
                     push(OpResult::NotFound);
                     return Ok(());
                 }
-                let e = occ.get_mut();
-                let mut incr_buf = [0u8; 20];
                 let new_value: &[u8] = if kind == OpKind::IncrBy {
-                    match incr(e.value(), value, &mut incr_buf) {
+                    match incr(t.value(slot), value, &mut incr_buf) {
                         Some(v) => v,
                         None => return fail(&mut push, OpError::NotInteger),
                     }
                 } else {
                     value
                 };
-                let old_len = e.value().len();
+                let old_len = t.value(slot).len();
                 if new_value.len() > old_len && used + (new_value.len() - old_len) > limit {
                     return fail(&mut push, OpError::OutOfMemory);
                 }
                 match kind {
-                    OpKind::GetSet => push(OpResult::Value(e.value())),
-                    OpKind::IncrBy => {
-                        // `incr` produced a valid i64 in decimal.
-                        push(OpResult::Int(parse_i64(new_value).unwrap_or(0)))
-                    }
+                    OpKind::GetSet => push(OpResult::Value(t.value(slot))),
+                    // `incr` produced a valid i64 in decimal.
+                    OpKind::IncrBy => push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
                     _ => push(OpResult::Ok),
                 }
-                e.set_value(new_value);
+                t.set_value(slot, new_value);
                 self.used_bytes = used - old_len + new_value.len();
                 Ok(())
             }
-            Err(absent) => {
+            None => {
                 if kind == OpKind::PutIfPresent {
                     push(OpResult::NotFound);
                     return Ok(());
                 }
-                let mut incr_buf = [0u8; 20];
                 let new_value: &[u8] = if kind == OpKind::IncrBy {
                     match incr(b"0", value, &mut incr_buf) {
                         Some(v) => v,
@@ -470,8 +395,7 @@ impl Store {
                     OpKind::IncrBy => push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
                     _ => push(OpResult::Ok),
                 }
-                let table = absent.into_table();
-                table.insert_unique(th, Entry::new(hash, key, new_value), |e| table_hash(e.hash));
+                t.insert(hash, key, new_value);
                 self.used_bytes = used + charge;
                 Ok(())
             }

@@ -1,0 +1,450 @@
+//! The partition's hash table: open addressing with linear probing, built so
+//! the shard's batch loop can prefetch ahead of execution.
+//!
+//! A slot is 16 bytes — the key's full 64-bit placement hash and a pointer to
+//! its entry block — so four slots share a cache line. Because a slot's
+//! address follows from the hash alone, a lookup can be *prefetched* without
+//! touching memory ([`Table::prefetch_slot`]), and, a few operations later,
+//! its entry block too ([`Table::prefetch_entry`]). A general-purpose table
+//! (hashbrown) cannot offer the first step: finding the slot means probing.
+//!
+//! * Entry block: one heap allocation, `[key_len u32][value_len u32][key][value]`,
+//!   so a hit touches the slot line and then the block (key and value are
+//!   adjacent). Overwriting a value of the same length reuses the block.
+//! * Probing compares the stored hash first; keys are compared only on a
+//!   full 64-bit hash match.
+//! * Load factor at most 1/2 (short probe sequences for hits and misses);
+//!   the table doubles when it would exceed it, re-placing slots by their
+//!   stored hash (keys are never rehashed).
+//! * Deletion uses backward shifting, so there are no tombstones and probe
+//!   sequences never lengthen with churn.
+//!
+//! The table owns its blocks and frees them on removal, on `clear` and on
+//! drop. It holds raw pointers, so it is neither `Send` nor `Sync`: a table
+//! belongs to one shard, by construction.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::{self, NonNull};
+
+const HEADER: usize = 8;
+const MIN_CAPACITY: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u64,
+    /// Entry block; `None` marks an empty slot.
+    block: Option<NonNull<u8>>,
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    block: None,
+};
+
+/// Layout of a block holding `key_len + value_len` payload bytes.
+#[inline]
+fn block_layout(key_len: usize, value_len: usize) -> Layout {
+    match Layout::from_size_align(HEADER + key_len + value_len, 8) {
+        Ok(l) => l,
+        Err(_) => handle_alloc_error(Layout::new::<u64>()),
+    }
+}
+
+/// Allocates a block holding `key` and `value`.
+fn new_block(key: &[u8], value: &[u8]) -> NonNull<u8> {
+    let layout = block_layout(key.len(), value.len());
+    // SAFETY: the layout has a non-zero size (HEADER > 0). The writes stay
+    // inside the allocation: header, then key, then value.
+    unsafe {
+        let Some(p) = NonNull::new(alloc(layout)) else {
+            handle_alloc_error(layout)
+        };
+        let raw = p.as_ptr();
+        ptr::write_unaligned(raw as *mut u32, key.len() as u32);
+        ptr::write_unaligned(raw.add(4) as *mut u32, value.len() as u32);
+        ptr::copy_nonoverlapping(key.as_ptr(), raw.add(HEADER), key.len());
+        ptr::copy_nonoverlapping(value.as_ptr(), raw.add(HEADER + key.len()), value.len());
+        p
+    }
+}
+
+/// `(key_len, value_len)` of a live block.
+#[inline]
+fn lens(block: NonNull<u8>) -> (usize, usize) {
+    // SAFETY: every block the table holds starts with its two lengths.
+    unsafe {
+        let raw = block.as_ptr();
+        (
+            ptr::read_unaligned(raw as *const u32) as usize,
+            ptr::read_unaligned(raw.add(4) as *const u32) as usize,
+        )
+    }
+}
+
+/// Frees a block.
+///
+/// # Safety
+/// `block` was made by [`new_block`] and is no longer referenced.
+unsafe fn free_block(block: NonNull<u8>) {
+    let (k, v) = lens(block);
+    dealloc(block.as_ptr(), block_layout(k, v));
+}
+
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The table. Slot indices returned by [`Table::find`] stay valid until the
+/// next insert or remove.
+pub struct Table {
+    slots: Box<[Slot]>,
+    /// `64 - log2(capacity)`: the home slot is the top bits of a multiply.
+    shift: u32,
+    len: usize,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new()
+    }
+}
+
+impl Table {
+    /// An empty table.
+    pub fn new() -> Table {
+        Table::with_capacity_pow2(MIN_CAPACITY)
+    }
+
+    fn with_capacity_pow2(cap: usize) -> Table {
+        debug_assert!(cap.is_power_of_two());
+        Table {
+            slots: vec![EMPTY; cap].into_boxed_slice(),
+            shift: 64 - cap.trailing_zeros(),
+            len: 0,
+        }
+    }
+
+    /// Number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Home slot of a hash. Multiplying mixes every bit of the placement hash
+    /// into the top bits, which matters because routing used the hash's top
+    /// 32 bits to choose this shard.
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Starts loading the home slot of `hash` into the cache (no memory is read).
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        prefetch(self.slots.as_ptr().wrapping_add(self.home(hash)).cast());
+    }
+
+    /// Starts loading the entry block of `hash`, if its slot (prefetched
+    /// earlier) shows one: the first lines, where the key and the start of
+    /// the value are.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        let mask = self.mask();
+        let mut i = self.home(hash);
+        for _ in 0..4 {
+            let s = self.slots[i];
+            match s.block {
+                None => return,
+                Some(b) if s.hash == hash => {
+                    let p = b.as_ptr() as *const u8;
+                    prefetch(p);
+                    prefetch(p.wrapping_add(64));
+                    prefetch(p.wrapping_add(128));
+                    return;
+                }
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// The slot holding `key` (whose placement hash is `hash`).
+    #[inline]
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home(hash);
+        loop {
+            let s = self.slots[i];
+            let b = s.block?;
+            if s.hash == hash && self.key_of(b) == key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn key_of(&self, b: NonNull<u8>) -> &[u8] {
+        let (k, _) = lens(b);
+        // SAFETY: the block holds k key bytes after its header and lives
+        // as long as it is in the table, which `&self` borrows.
+        unsafe { std::slice::from_raw_parts(b.as_ptr().add(HEADER), k) }
+    }
+
+    #[inline]
+    fn block(&self, slot: usize) -> NonNull<u8> {
+        match self.slots[slot].block {
+            Some(b) => b,
+            None => panic!("slot {slot} is empty"),
+        }
+    }
+
+    /// The value in a slot returned by [`Table::find`].
+    #[inline]
+    pub fn value(&self, slot: usize) -> &[u8] {
+        let b = self.block(slot);
+        let (k, v) = lens(b);
+        // SAFETY: as in `key_of`; the value follows the key.
+        unsafe { std::slice::from_raw_parts(b.as_ptr().add(HEADER + k), v) }
+    }
+
+    /// Key and value bytes of a slot (what memory accounting charges).
+    #[inline]
+    pub fn payload_len(&self, slot: usize) -> usize {
+        let (k, v) = lens(self.block(slot));
+        k + v
+    }
+
+    /// Replaces a slot's value, in place when the length is unchanged.
+    #[inline]
+    pub fn set_value(&mut self, slot: usize, value: &[u8]) {
+        let b = self.block(slot);
+        let (k, v) = lens(b);
+        if v == value.len() {
+            // SAFETY: the block has exactly v value bytes after the key, and
+            // `value` cannot alias it (we hold `&mut self`).
+            unsafe { ptr::copy_nonoverlapping(value.as_ptr(), b.as_ptr().add(HEADER + k), v) };
+            return;
+        }
+        let key = self.key_of(b).to_vec();
+        let nb = new_block(&key, value);
+        self.slots[slot].block = Some(nb);
+        // SAFETY: the old block was just unlinked from its slot.
+        unsafe { free_block(b) };
+    }
+
+    /// Inserts a key that is not in the table.
+    pub fn insert(&mut self, hash: u64, key: &[u8], value: &[u8]) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let block = new_block(key, value);
+        self.place(Slot {
+            hash,
+            block: Some(block),
+        });
+        self.len += 1;
+    }
+
+    /// Puts a slot at the first free position of its probe sequence.
+    fn place(&mut self, slot: Slot) {
+        let mask = self.mask();
+        let mut i = self.home(slot.hash);
+        while self.slots[i].block.is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    fn grow(&mut self) {
+        let mut bigger = Table::with_capacity_pow2(self.slots.len() * 2);
+        for s in self.slots.iter().filter(|s| s.block.is_some()) {
+            bigger.place(*s);
+        }
+        bigger.len = self.len;
+        // Blocks moved to `bigger`; the old slots are dropped without freeing.
+        self.slots = std::mem::take(&mut bigger.slots);
+        self.shift = bigger.shift;
+        bigger.len = 0;
+    }
+
+    /// Removes the entry in `slot`, closing the gap by shifting later entries
+    /// of the same cluster back (no tombstones).
+    pub fn remove(&mut self, slot: usize) {
+        let b = self.block(slot);
+        // SAFETY: the block is unlinked below before anything can see it.
+        unsafe { free_block(b) };
+        let mask = self.mask();
+        let mut hole = slot;
+        let mut j = (slot + 1) & mask;
+        loop {
+            let s = self.slots[j];
+            if s.block.is_none() {
+                break;
+            }
+            let home = self.home(s.hash);
+            // Move `s` into the hole if its home is not cyclically in (hole, j].
+            let dist_home = j.wrapping_sub(home) & mask;
+            let dist_hole = j.wrapping_sub(hole) & mask;
+            if dist_home >= dist_hole {
+                self.slots[hole] = s;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = EMPTY;
+        self.len -= 1;
+    }
+
+    /// Removes every entry and returns to the initial size.
+    pub fn clear(&mut self) {
+        self.free_all();
+        *self = Table::new();
+    }
+
+    fn free_all(&mut self) {
+        for s in self.slots.iter_mut() {
+            if let Some(b) = s.block.take() {
+                // SAFETY: each block is owned by exactly one slot.
+                unsafe { free_block(b) };
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn h(k: &[u8]) -> u64 {
+        crate::routing::key_hash(k)
+    }
+
+    #[test]
+    fn matches_a_model_under_random_churn() {
+        let mut t = Table::new();
+        let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut x = 0x243F_6A88_85A3_08D3u64;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A small key space so inserts, overwrites and removes collide.
+            let k = format!("k{}", x % 3000).into_bytes();
+            let hash = h(&k);
+            match (x >> 20) % 4 {
+                0 | 1 => {
+                    let v = format!("v{step}-{}", "x".repeat((x >> 40) as usize % 40)).into_bytes();
+                    match t.find(hash, &k) {
+                        Some(s) => t.set_value(s, &v),
+                        None => t.insert(hash, &k, &v),
+                    }
+                    model.insert(k, v);
+                }
+                2 => {
+                    if let Some(s) = t.find(hash, &k) {
+                        t.remove(s);
+                    }
+                    model.remove(&k);
+                }
+                _ => {
+                    let got = t.find(hash, &k).map(|s| t.value(s).to_vec());
+                    assert_eq!(got.as_ref(), model.get(&k), "step {step}");
+                }
+            }
+            assert_eq!(t.len(), model.len());
+        }
+        for (k, v) in &model {
+            let s = t.find(h(k), k).expect("present");
+            assert_eq!(t.value(s), &v[..]);
+            assert_eq!(t.payload_len(s), k.len() + v.len());
+        }
+        t.clear();
+        assert!(t.is_empty());
+        assert!(t.find(h(b"k1"), b"k1").is_none());
+    }
+
+    #[test]
+    fn colliding_hashes_and_wraparound() {
+        // Equal hashes force one probe cluster; keys still tell entries apart.
+        let mut t = Table::new();
+        let cap = t.slots.len();
+        let same = 0xDEAD_BEEF_u64;
+        for i in 0..20u8 {
+            t.insert(same, &[i], &[i; 3]);
+        }
+        for i in 0..20u8 {
+            let s = t.find(same, &[i]).unwrap();
+            assert_eq!(t.value(s), &[i; 3]);
+        }
+        // Remove from the middle of the cluster; the rest stay reachable.
+        for i in (0..20u8).step_by(3) {
+            let s = t.find(same, &[i]).unwrap();
+            t.remove(s);
+        }
+        for i in 0..20u8 {
+            assert_eq!(t.find(same, &[i]).is_some(), i % 3 != 0, "key {i}");
+        }
+        // A cluster that wraps past the end of the slot array.
+        let mut wrap = Table::new();
+        let last = (0u64..).find(|&x| wrap.home(x) == cap - 1).unwrap();
+        for i in 0..5u8 {
+            wrap.insert(last, &[i], b"v");
+        }
+        let s = wrap.find(last, &[0]).unwrap();
+        wrap.remove(s);
+        for i in 1..5u8 {
+            assert!(wrap.find(last, &[i]).is_some());
+        }
+    }
+
+    #[test]
+    fn grows_and_keeps_everything() {
+        let mut t = Table::new();
+        for i in 0..50_000u32 {
+            let k = i.to_le_bytes();
+            t.insert(h(&k), &k, &k);
+        }
+        assert!(t.slots.len() >= 100_000);
+        for i in (0..50_000u32).step_by(97) {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            assert_eq!(t.value(s), &k);
+            t.prefetch_slot(h(&k));
+            t.prefetch_entry(h(&k));
+        }
+        // Resizing a value keeps the key; empty values and keys work.
+        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        t.set_value(s, b"a longer value than before");
+        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        assert_eq!(t.value(s), b"a longer value than before");
+        t.insert(h(b""), b"", b"");
+        let s = t.find(h(b""), b"").unwrap();
+        assert_eq!(t.value(s), b"");
+    }
+}
