@@ -5,17 +5,21 @@
 #   make lint           rustfmt check + clippy with warnings as errors
 #   make bench          corekv vs redis-server, pinned, same workload (issue #3)
 #   make bench-resp     redis-benchmark against corekv and redis-server (issue #4)
-#   make cluster        the seed's experiment on CloudLab (cloudlab/README.md)
-#   make cluster-local  the same orchestration on this machine
+#   make cluster        the seed's experiment on CloudLab (cloudlab/README.md):
+#                       make cluster SERVERS=4 CLIENTS=4 SERVER_ARGS=... BENCH_ARGS=...
+#   make cluster-local  the same orchestration on this machine (default 2 + 2)
+#   make sweep          cluster sweeps (SWEEP="batch sessions nodes"), CSV + PNG
+#   make sweep-local    the same on this machine
 
 CARGO   ?= cargo
 BIN     := target/release/corekv
-SERVERS ?= 4
-CLIENTS ?= 4
+SERVERS ?=
+CLIENTS ?=
 SERVER_ARGS ?=
 BENCH_ARGS  ?=
+SWEEP ?= batch sessions nodes
 
-.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local clean
+.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local clean
 
 all: build
 
@@ -47,10 +51,16 @@ bench-resp: release
 	bash bench/resp-bench.sh
 
 cluster: release
-	COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(SERVERS) $(CLIENTS) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+	COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(or $(SERVERS),4) $(or $(CLIENTS),4) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
 
 cluster-local: release
-	LOCAL=1 COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(SERVERS) $(CLIENTS) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+	LOCAL=1 COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(or $(SERVERS),2) $(or $(CLIENTS),2) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+
+sweep: release
+	CLIENT_ARGS="$(BENCH_ARGS)" COREKV_BIN=$(abspath $(BIN)) bash cloudlab/sweep.sh $(SWEEP)
+
+sweep-local: release
+	LOCAL=1 CLIENT_ARGS="$(BENCH_ARGS)" COREKV_BIN=$(abspath $(BIN)) bash cloudlab/sweep.sh $(SWEEP)
 
 clean:
 	$(CARGO) clean

@@ -1,10 +1,13 @@
 //! `corekv bench` and `corekv report` command lines (`corekv::bench::cli`).
 //!
 //! Owns: the flags, turning them into a [`DriverConfig`], printing the
-//! readable report and writing the result files (JSON, `.hgrm`, PNG).
+//! readable report and writing the result files (JSON, `.hgrm`, PNG), and
+//! reading `corekv monitor` files back for the utilization table and figure
+//! of a cluster run (`report merge --monitor`, `report plot-util`).
 //!
 //! Must not touch: measurement (`super::driver`), report arithmetic
-//! (`super::report`), plot drawing (`super::plot`).
+//! (`super::report`), plot drawing (`super::plot`), sampling `/proc`
+//! (`crate::sysstat`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +19,7 @@ use super::driver::{self, DriverConfig, Target};
 use super::plot;
 use super::report::{self, BenchReport, LoadMode};
 use super::workload::{self, Distribution, WorkloadConfig};
+use crate::sysstat::{UtilizationSample, UtilizationSummary};
 
 /// `corekv bench` arguments.
 #[derive(Args, Debug, Clone)]
@@ -96,6 +100,29 @@ pub enum ReportCmd {
         /// Output directory (default: print only).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `corekv monitor` JSON files of the run's nodes (NAME.monitor.json;
+        /// NAME labels the node): their summaries are printed and stored in
+        /// merged.json as `extra.utilization`, and --out gets utilization.png.
+        #[arg(long = "monitor", num_args = 1..)]
+        monitors: Vec<PathBuf>,
+    },
+    /// Plot `corekv monitor` JSON files: node CPU %, process CPU %, process
+    /// RSS and network MB/s over time, one line per file (node), in one PNG;
+    /// prints the per-node summary table.
+    PlotUtil {
+        /// Monitor JSON files (from `corekv monitor --out`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Comma-separated node names (default: each file name without
+        /// `.monitor.json`).
+        #[arg(long)]
+        names: Option<String>,
+        /// PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Figure title (default: "corekv utilization").
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Print a report as a table.
     Show {
@@ -301,17 +328,77 @@ pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()>
 /// Runs `corekv report`.
 pub fn report(cmd: ReportCmd) -> Result<()> {
     match cmd {
-        ReportCmd::Merge { files, out } => {
+        ReportCmd::Merge {
+            files,
+            out,
+            monitors,
+        } => {
             let reports = files
                 .iter()
                 .map(BenchReport::read_json)
                 .collect::<Result<Vec<_>>>()?;
-            let merged = report::merge(&reports)?;
+            let mut merged = report::merge(&reports)?;
+            let nodes = monitors
+                .iter()
+                .map(|p| NodeUtilization::read(p, &monitor_name(p)))
+                .collect::<Result<Vec<_>>>()?;
+            if !nodes.is_empty() {
+                let rows = nodes
+                    .iter()
+                    .map(|n| {
+                        let mut v = serde_json::to_value(&n.summary)?;
+                        if let serde_json::Value::Object(m) = &mut v {
+                            m.insert("node".into(), n.name.clone().into());
+                        }
+                        Ok(v)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                merged.extra.insert("utilization".into(), rows.into());
+            }
             print!("{}", report::render_table(&merged));
+            if !nodes.is_empty() {
+                print!("{}", render_utilization(&nodes));
+            }
             if let Some(dir) = out {
                 write_outputs(&merged, &dir, "merged.json")?;
+                if !nodes.is_empty() {
+                    plot_utilization(
+                        &nodes,
+                        dir.join("utilization.png"),
+                        &utilization_title(&merged),
+                    )?;
+                }
                 eprintln!("corekv report: merged report in {}", dir.display());
             }
+        }
+        ReportCmd::PlotUtil {
+            files,
+            names,
+            out,
+            title,
+        } => {
+            let names: Vec<String> = match names {
+                Some(n) => {
+                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
+                    if v.len() != files.len() {
+                        bail!("--names has {} names for {} files", v.len(), files.len());
+                    }
+                    v
+                }
+                None => files.iter().map(|p| monitor_name(p)).collect(),
+            };
+            let nodes = files
+                .iter()
+                .zip(&names)
+                .map(|(p, n)| NodeUtilization::read(p, n))
+                .collect::<Result<Vec<_>>>()?;
+            print!("{}", render_utilization(&nodes));
+            plot_utilization(
+                &nodes,
+                &out,
+                title.as_deref().unwrap_or("corekv utilization"),
+            )?;
+            println!("{}", out.display());
         }
         ReportCmd::Show { file } => {
             let r = BenchReport::read_json(&file)?;
@@ -379,6 +466,153 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
         ReportCmd::PlotSweep { csv, out, title } => plot_sweep(&csv, &out, title.as_deref())?,
     }
     Ok(())
+}
+
+/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct MonitorFile {
+    samples: Vec<UtilizationSample>,
+    summary: UtilizationSummary,
+}
+
+/// A named node's utilization samples and their summary.
+#[derive(Debug, Clone)]
+struct NodeUtilization {
+    name: String,
+    samples: Vec<UtilizationSample>,
+    summary: UtilizationSummary,
+}
+
+impl NodeUtilization {
+    fn read(path: &Path, name: &str) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: MonitorFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
+        Ok(NodeUtilization {
+            name: name.to_string(),
+            samples: f.samples,
+            summary: f.summary,
+        })
+    }
+}
+
+/// `dir/server0.monitor.json` → `server0` (else the file stem).
+fn monitor_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
+    file.strip_suffix(".monitor.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file)
+        .to_string()
+}
+
+fn utilization_title(r: &BenchReport) -> String {
+    format!("{} utilization — {}", r.meta.target, describe(r))
+}
+
+/// The per-node utilization table printed after a merged report.
+fn render_utilization(nodes: &[NodeUtilization]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nUtilization (corekv monitor, per node; proc = the corekv process on it)"
+    );
+    let _ = writeln!(
+        s,
+        "  {:<10} {:>8} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "node",
+        "samples",
+        "cpu mean",
+        "cpu max",
+        "proc cpu",
+        "rss max",
+        "mem used",
+        "rx Gbit/s",
+        "tx Gbit/s"
+    );
+    for n in nodes {
+        let u = &n.summary;
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>8} {:>8.1}% {:>7.1}% {:>9} {:>9} {:>10} {:>10.3} {:>10.3}",
+            n.name,
+            u.samples,
+            u.mean_node_cpu_pct,
+            u.max_node_cpu_pct,
+            u.mean_proc_cpu_pct
+                .map_or("-".to_string(), |p| format!("{p:.0}%")),
+            u.max_rss_bytes
+                .map_or("-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
+            format!("{:.2} GB", u.max_mem_used_bytes as f64 / 1e9),
+            u.mean_rx_gbit_per_sec,
+            u.mean_tx_gbit_per_sec,
+        );
+    }
+    s
+}
+
+/// One PNG: node CPU busy %, process CPU %, process RSS and network rx+tx
+/// over time, one line per node, time aligned across nodes by the samples'
+/// wall clock (0 = start of the earliest sample interval).
+fn plot_utilization(nodes: &[NodeUtilization], path: impl AsRef<Path>, title: &str) -> Result<()> {
+    let t0 = nodes
+        .iter()
+        .flat_map(|n| n.samples.iter().map(|s| s.unix_secs - s.interval_secs))
+        .fold(f64::INFINITY, f64::min);
+    let series = |f: &dyn Fn(&UtilizationSample) -> Option<f64>| -> Vec<Vec<(f64, f64)>> {
+        nodes
+            .iter()
+            .map(|n| {
+                n.samples
+                    .iter()
+                    .filter_map(|s| f(s).map(|y| (s.unix_secs - t0, y)))
+                    .collect()
+            })
+            .collect()
+    };
+    let cpu = series(&|s| Some(s.node_cpu_pct));
+    let proc_cpu = series(&|s| s.proc_cpu_pct);
+    let rss = series(&|s| s.proc_rss_bytes.map(|b| b as f64 / 1e6));
+    let net = series(&|s| Some((s.net_rx_bytes_per_sec + s.net_tx_bytes_per_sec) / 1e6));
+    fn named<'a>(
+        nodes: &'a [NodeUtilization],
+        lines: &'a [Vec<(f64, f64)>],
+    ) -> Vec<(&'a str, &'a [(f64, f64)])> {
+        nodes
+            .iter()
+            .zip(lines)
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(n, l)| (n.name.as_str(), l.as_slice()))
+            .collect()
+    }
+    let mut panels = vec![plot::TimelinePanel {
+        title: "Node CPU busy",
+        y_label: "CPU busy (% of all the node's CPUs)",
+        series: named(nodes, &cpu),
+    }];
+    let proc_series = named(nodes, &proc_cpu);
+    if !proc_series.is_empty() {
+        panels.push(plot::TimelinePanel {
+            title: "corekv process CPU",
+            y_label: "CPU (% of one CPU)",
+            series: proc_series,
+        });
+    }
+    let rss_series = named(nodes, &rss);
+    if !rss_series.is_empty() {
+        panels.push(plot::TimelinePanel {
+            title: "corekv process RSS",
+            y_label: "Resident set size (MB)",
+            series: rss_series,
+        });
+    }
+    panels.push(plot::TimelinePanel {
+        title: "Network, rx + tx of the counted interfaces",
+        y_label: "Network (MB/s)",
+        series: named(nodes, &net),
+    });
+    plot::plot_timeline_panels(&panels, path, title)
 }
 
 /// One row of a sweep CSV.
@@ -471,37 +705,67 @@ fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
         };
         let mut names = Vec::new();
         let mut lines = Vec::new();
-        for (s, c) in &combos {
-            names.push(format!(
-                "{}, {}",
-                plural(s, "server node"),
-                plural(c, "client node")
-            ));
+        let of_param = || rows.iter().filter(|r| &r.param == param);
+        if param == "nodes" {
+            // The seed's 1+1, 2+2, 4+4 table: one line per way of counting.
+            names.push("client-measured".to_string());
             lines.push(
-                rows.iter()
-                    .filter(|r| &r.param == param && &r.servers == s && &r.clients == c)
-                    .filter_map(|r| r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6)))
+                of_param()
+                    .filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6)))
                     .collect::<Vec<_>>(),
             );
+            names.push("seed-style (sum of per-server-node medians)".to_string());
+            lines.push(
+                of_param()
+                    .filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6)))
+                    .collect::<Vec<_>>(),
+            );
+        } else {
+            for (s, c) in &combos {
+                names.push(format!(
+                    "{}, {}",
+                    plural(s, "server node"),
+                    plural(c, "client node")
+                ));
+                lines.push(
+                    of_param()
+                        .filter(|r| &r.servers == s && &r.clients == c)
+                        .filter_map(|r| r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6)))
+                        .collect::<Vec<_>>(),
+                );
+            }
         }
         let series: Vec<(&str, &[(f64, f64)])> = names
             .iter()
             .map(|n| n.as_str())
             .zip(lines.iter().map(|l| l.as_slice()))
             .collect();
-        let (x_label, log2) = match param.as_str() {
-            "batch" => ("Batch size (operations per batch, log2 scale)", true),
-            "sessions" => ("Sessions per client CPU", false),
-            "nodes" => ("Server nodes (= client nodes)", false),
-            other => (other, false),
+        // Powers of two (batch 512..16384, sessions 16..256, nodes 1, 2, 4)
+        // get a log2 axis with a tick at each.
+        let pow2 = of_param().all(|r| {
+            r.value >= 1.0 && r.value.fract() == 0.0 && (r.value as u64).is_power_of_two()
+        });
+        let x_label = match (param.as_str(), pow2) {
+            ("batch", true) => "Batch size (operations per batch, log2 scale)",
+            ("batch", false) => "Batch size (operations per batch)",
+            ("sessions", true) => "Sessions per client CPU (log2 scale)",
+            ("sessions", false) => "Sessions per client CPU",
+            ("nodes", true) => "Server nodes = client nodes (log2 scale)",
+            ("nodes", false) => "Server nodes = client nodes",
+            (other, _) => other,
+        };
+        let y_label = if param == "nodes" {
+            "Throughput (million op/s)"
+        } else {
+            "Throughput (million op/s, client-measured)"
         };
         plot::plot_sweep(
             &series,
             &path,
             &format!("{prefix}: throughput vs {param}"),
             x_label,
-            "Throughput (million op/s, client-measured)",
-            log2,
+            y_label,
+            pow2,
         )?;
         println!("{}", path.display());
     }

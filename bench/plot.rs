@@ -1,10 +1,11 @@
 //! PNG plots for the corekv load generator (`corekv::bench::plot`).
 //!
-//! Owns: rendering latency-percentile, throughput-timeline and parameter
-//! sweep charts to ~1000x600 PNG files with plotters' bitmap backend. Text is
-//! drawn with an embedded DejaVu Sans (`fonts/DejaVuSans.ttf`, Bitstream Vera
-//! license in `fonts/LICENSE`) registered through plotters' `ab_glyph`
-//! support, so no system font discovery or native libraries are involved.
+//! Owns: rendering latency-percentile, throughput-timeline (single or
+//! multi-panel) and parameter sweep charts to ~1000x600 PNG files with
+//! plotters' bitmap backend. Text is drawn with an embedded DejaVu Sans
+//! (`fonts/DejaVuSans.ttf`, Bitstream Vera license in `fonts/LICENSE`)
+//! registered through plotters' `ab_glyph` support, so no system font
+//! discovery or native libraries are involved.
 //!
 //! Must not touch: measurement, report contents (it only reads
 //! `super::report::LatencyHistogram`), or any file other than the PNG path it
@@ -247,6 +248,58 @@ pub fn plot_timeline(
     y_label: &str,
 ) -> Result<()> {
     ensure_font()?;
+    let root = BitMapBackend::new(path.as_ref(), (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    draw_timeline(&root, series, title, 26, y_label)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// One chart of a [`plot_timeline_panels`] figure: a title, a y-axis label
+/// with its unit, and `(name, points)` lines over time.
+#[derive(Debug, Clone)]
+pub struct TimelinePanel<'a> {
+    /// Chart title.
+    pub title: &'a str,
+    /// Y-axis description, with the unit.
+    pub y_label: &'a str,
+    /// One line per series of `(seconds, value)` points.
+    pub series: Vec<(&'a str, &'a [(f64, f64)])>,
+}
+
+/// Several time-series charts in one PNG under a common `title`: two
+/// columns of [`PLOT_WIDTH`]·0.7 × [`PLOT_HEIGHT`]·0.7 charts (one column for
+/// a single panel), each drawn like [`plot_timeline`]. Used for the
+/// per-node utilization figure of a cluster run (CPU, RSS, network).
+pub fn plot_timeline_panels(
+    panels: &[TimelinePanel<'_>],
+    path: impl AsRef<Path>,
+    title: &str,
+) -> Result<()> {
+    ensure_font()?;
+    let n = panels.len().max(1);
+    let cols = n.min(2);
+    let rows = n.div_ceil(cols);
+    let (w, h) = (PLOT_WIDTH * 7 / 10, PLOT_HEIGHT * 7 / 10);
+    let root = BitMapBackend::new(path.as_ref(), (w * cols as u32, h * rows as u32 + 50))
+        .into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let body = root.titled(title, (FONT, 26)).map_err(plot_err)?;
+    for (panel, area) in panels.iter().zip(body.split_evenly((rows, cols))) {
+        draw_timeline(&area, &panel.series, panel.title, 20, panel.y_label)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Draws one time-series chart into `area` (see [`plot_timeline`]).
+fn draw_timeline<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &[(&str, &[(f64, f64)])],
+    title: &str,
+    title_size: u32,
+    y_label: &str,
+) -> Result<()> {
     let lines: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, p)| finite(p)).collect();
     let (x_lo, x_hi, y_hi) = match bounds(&lines) {
         Some((x0, x1, _, y1)) => (x0.min(0.0), x1.max(x0.min(0.0) + 1.0), y1.max(0.0)),
@@ -254,10 +307,8 @@ pub fn plot_timeline(
     };
     let y_hi = if y_hi > 0.0 { y_hi * 1.15 } else { 1.0 };
 
-    let root = BitMapBackend::new(path.as_ref(), (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 26))
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, title_size))
         .margin(20)
         .margin_right(45)
         .x_label_area_size(55)
@@ -292,7 +343,6 @@ pub fn plot_timeline(
         .border_style(BLACK.mix(0.4))
         .draw()
         .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
     Ok(())
 }
 
@@ -499,6 +549,28 @@ mod tests {
         assert_png(&p);
         let p = dir.join("empty.png");
         plot_timeline(&[("none", &[][..])], &p, "Empty", "Throughput (M op/s)").unwrap();
+        assert_png(&p);
+        cleanup(&dir);
+    }
+
+    #[test]
+    fn writes_panel_png() {
+        let dir = tmp_dir("panels");
+        let a: Vec<(f64, f64)> = (0..20).map(|s| (s as f64, 50.0 + s as f64)).collect();
+        let b: Vec<(f64, f64)> = (0..20).map(|s| (s as f64, 10.0)).collect();
+        let panel = |title| TimelinePanel {
+            title,
+            y_label: "CPU busy (%)",
+            series: vec![("node0", &a[..]), ("node1", &b[..])],
+        };
+        for n in [1, 3] {
+            let panels: Vec<_> = (0..n).map(|_| panel("CPU")).collect();
+            let p = dir.join(format!("panels{n}.png"));
+            plot_timeline_panels(&panels, &p, "Utilization").unwrap();
+            assert_png(&p);
+        }
+        let p = dir.join("none.png");
+        plot_timeline_panels(&[], &p, "Nothing").unwrap();
         assert_png(&p);
         cleanup(&dir);
     }

@@ -505,10 +505,12 @@ impl BenchReport {
     }
 
     /// Serializes to pretty JSON. Besides the fields of the struct, the
-    /// top-level object carries three headline figures for scripts
+    /// top-level object carries headline figures for scripts
     /// (`cloudlab/collect.py`): `ops_per_sec` (client-measured),
     /// `seed_style_ops_per_sec` ([`Self::seed_style_total`], 0 without server
-    /// figures) and `p99_batch_us`. They are derived, so reading the JSON
+    /// figures), `p99_batch_us`, and `batch_latency_us` / `op_latency_us`
+    /// (`{count, p50, p90, p99, p999, p9999, max, mean}` in µs, so a script
+    /// needs no HdrHistogram decoder). They are derived, so reading the JSON
     /// back ignores them.
     pub fn to_json(&self) -> Result<String> {
         let mut v = serde_json::to_value(self)?;
@@ -523,6 +525,22 @@ impl BenchReport {
                 "p99_batch_us".into(),
                 num(self.batch_latency.p99() as f64 / 1000.0),
             );
+            let us = |h: &LatencyHistogram| {
+                let s = h.summary();
+                let f = |ns: u64| ns as f64 / 1000.0;
+                serde_json::json!({
+                    "count": s.count,
+                    "p50": f(s.p50_ns),
+                    "p90": f(s.p90_ns),
+                    "p99": f(s.p99_ns),
+                    "p999": f(s.p999_ns),
+                    "p9999": f(s.p9999_ns),
+                    "max": f(s.max_ns),
+                    "mean": if s.mean_ns.is_finite() { s.mean_ns / 1000.0 } else { 0.0 },
+                })
+            };
+            m.insert("batch_latency_us".into(), us(&self.batch_latency));
+            m.insert("op_latency_us".into(), us(&self.op_latency));
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }

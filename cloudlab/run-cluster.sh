@@ -28,8 +28,10 @@ Environment:
   COREKV_BIN=P     use this binary instead of 'cargo build --release'
   SHARED_FS=1      COREKV_BIN's path is valid on every node (NFS): no scp
   SECS=30 WARMUP=2 measured / warm-up seconds passed to bench (unless given
-                   in client_args)
+                   in client_args); local mode: SECS=5 WARMUP=1
   PORT=7000        first shard port (local mode: server i uses PORT+100*i)
+  RESP_PORT=6380   RESP port of each server (local mode: PORT+100*i+50);
+                   not set when server_args has --resp-port or --no-resp
   SERVER_CPUS, CLIENT_CPUS
                    --cpus for servers / clients (default: every CPU of the
                    node; local mode: servers share the first half of the
@@ -42,6 +44,8 @@ Environment:
   LOG_ROOT=DIR     where <timestamp>/ run dirs go (default: REPO/logs)
   SSH_OPTS="..."   extra ssh options (BatchMode and a connect timeout are set)
   REMOTE_DIR=DIR   per-run work dir on the nodes (default /tmp/corekv-<tag>)
+  RUN_TAG=ckv...   alphanumeric tag of this run: every process it starts is
+                   named corekv-<tag>-<name> (default: from time and pid)
 
 Exit status is non-zero if a server fails to become ready, a server or client
 dies, or no totals could be computed. Ctrl-C stops every started process.
@@ -61,14 +65,17 @@ CLIENT_ARGS_STR="${4:-}"
 
 LOCAL="${LOCAL:-0}"
 SHARED_FS="${SHARED_FS:-0}"
-SECS="${SECS:-30}"
-WARMUP="${WARMUP:-2}"
+if [[ "$LOCAL" == 1 ]]; then def_secs=5 def_warmup=1; else def_secs=30 def_warmup=2; fi
+SECS="${SECS:-$def_secs}"
+WARMUP="${WARMUP:-$def_warmup}"
 PORT="${PORT:-7000}"
+RESP_PORT="${RESP_PORT:-6380}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 BENCH_SLACK="${BENCH_SLACK:-120}"
 MONITOR="${MONITOR:-1}"
 LOG_ROOT="${LOG_ROOT:-$REPO_DIR/logs}"
-RUN_TAG="ckv$(date +%s)$$"
+RUN_TAG="${RUN_TAG:-ckv$(date +%s)$$}"
+[[ "$RUN_TAG" =~ ^[A-Za-z0-9]+$ ]] || { echo "RUN_TAG must be alphanumeric, got '$RUN_TAG'" >&2; exit 2; }
 # shellcheck disable=SC2206 # SSH_OPTS is deliberately word-split
 SSH=(ssh -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=accept-new ${SSH_OPTS:-})
 
@@ -84,6 +91,7 @@ if ! is_uint "$NCLIENTS" || [[ "$NCLIENTS" -lt 1 ]]; then die "client_count must
 is_uint "$SECS" || die "SECS must be an integer, got '$SECS'"
 is_uint "$WARMUP" || die "WARMUP must be an integer, got '$WARMUP'"
 is_uint "$PORT" || die "PORT must be an integer, got '$PORT'"
+is_uint "$RESP_PORT" || die "RESP_PORT must be an integer, got '$RESP_PORT'"
 
 read -r -a SERVER_ARGS <<<"$SERVER_ARGS_STR"
 read -r -a CLIENT_ARGS <<<"$CLIENT_ARGS_STR"
@@ -119,6 +127,9 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 NEED=$((NSERVERS + NCLIENTS))
 NODE_HOST=()
 
+# node_role I -> server0.. for I < NSERVERS, then client0..
+node_role() { if [[ $1 -lt $NSERVERS ]]; then echo "server$1"; else echo "client$(($1 - NSERVERS))"; fi; }
+
 discover_nodes() {
     local -a found=()
     local src
@@ -131,7 +142,9 @@ discover_nodes() {
         src="HOSTS_FILE $HOSTS_FILE"
         mapfile -t found < <(sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$HOSTS_FILE" | grep -v '^$' || true)
         if [[ ${#found[@]} -lt $NEED ]]; then
-            die "need $NEED nodes ($NSERVERS servers + $NCLIENTS clients) but $src lists ${#found[@]}: missing node${#found[@]} (line $((${#found[@]} + 1)))"
+            local missing=""
+            for ((i = ${#found[@]}; i < NEED; i++)); do missing+="${missing:+, }node$i ($(node_role "$i"))"; done
+            die "need $NEED nodes ($NSERVERS servers + $NCLIENTS clients) but $src lists ${#found[@]}; missing: $missing"
         fi
         NODE_HOST=("${found[@]:0:$NEED}")
         return
@@ -149,19 +162,17 @@ discover_nodes() {
     # Every whole-word nodeN mentioned (NAME=, ALIASES=, client_id=) counts.
     local all
     all=" $(grep -oE '(^|[^A-Za-z0-9-])node[0-9]+([^A-Za-z0-9-]|$)' <<<"$names" | grep -oE 'node[0-9]+' | sort -u | tr '\n' ' ') "
+    local missing=""
     for ((i = 0; i < NEED; i++)); do
-        if [[ "$all" != *" node$i "* ]]; then
-            local role="server"
-            [[ $i -ge $NSERVERS ]] && role="client $((i - NSERVERS))"
-            die "node$i (needed as $role) not found via $src; need $NEED nodes ($NSERVERS servers + $NCLIENTS clients), found:${all% }"
-        fi
+        [[ "$all" == *" node$i "* ]] || missing+="${missing:+, }node$i ($(node_role "$i"))"
         NODE_HOST+=("node$i")
     done
+    [[ -z "$missing" ]] || die "need $NEED nodes ($NSERVERS servers + $NCLIENTS clients); not found via $src: $missing (found:${all% })"
 }
 
 node_label() { # node_label I -> "node3 (10.0.0.3)"
     if [[ "$LOCAL" == 1 ]]; then
-        if [[ $1 -lt $NSERVERS ]]; then echo "local server$1 (127.0.0.1)"; else echo "local client$(($1 - NSERVERS)) (127.0.0.1)"; fi
+        echo "local $(node_role "$1") (127.0.0.1)"
     else
         echo "node$1 (${NODE_HOST[$1]})"
     fi
@@ -185,14 +196,16 @@ declare -a PROCS=()          # names in start order
 declare -A P_NODE=() P_LPID=() P_PIDFILE=()
 CLEANED=0
 
-# start_bg NAME I CMDSTRING — start CMDSTRING on node I in the background; its
-# stdout/stderr go to RUN_DIR/NAME.out / NAME.err; the remote pid to a pidfile.
-# argv[0] becomes corekv-RUN_TAG-NAME so stray processes can be found by tag.
+# start_bg NAME I CMDSTRING [PRE] — start CMDSTRING on node I in the
+# background; its stdout/stderr go to RUN_DIR/NAME.out / NAME.err; the remote
+# pid to a pidfile. PRE (a shell command string) runs first, in the same
+# process. argv[0] becomes corekv-RUN_TAG-NAME so stray processes can be found
+# by tag.
 start_bg() {
-    local name="$1" i="$2" cmd="$3" pidfile
+    local name="$1" i="$2" cmd="$3" pre="${4:-}" pidfile
     pidfile="$(work_dir "$i")/$name.pid"
     local wrapped
-    wrapped="mkdir -p $(q "$(work_dir "$i")") && echo \$\$ > $(q "$pidfile") && exec -a corekv-$RUN_TAG-$name $cmd"
+    wrapped="mkdir -p $(q "$(work_dir "$i")") && echo \$\$ > $(q "$pidfile") && ${pre:+$pre; }exec -a corekv-$RUN_TAG-$name $cmd"
     run_on "$i" "$wrapped" >"$RUN_DIR/$name.out" 2>"$RUN_DIR/$name.err" </dev/null &
     PROCS+=("$name")
     P_NODE[$name]="$i"
@@ -201,39 +214,53 @@ start_bg() {
     printf '%s\n' "$name on $(node_label "$i"): ${cmd}" >>"$RUN_DIR/commands.txt"
 }
 
+# alive NAME — the local side of NAME (bash in local mode, ssh otherwise) still
+# runs; it exits with the process's status when the process exits.
 alive() { kill -0 "${P_LPID[$1]}" 2>/dev/null; }
 
-# signal_proc NAME SIG — signal the process through its pidfile on its node.
-signal_proc() {
-    local name="$1" sig="$2" i="${P_NODE[$1]}"
-    run_on "$i" "p=\$(cat $(q "${P_PIDFILE[$name]}") 2>/dev/null) && kill -$sig \"\$p\" 2>/dev/null; true" || true
-}
+# Runs on a node as `bash -c "$STOP_SNIPPET" stop SIG TIMEOUT PIDFILE...`:
+# sends SIG to every process named by a pidfile that is still up, waits up to
+# TIMEOUT s for all of them, SIGKILLs the rest and prints their pidfiles'
+# names. Checks the processes themselves (not the local bash/ssh, which a
+# Ctrl-C to the process group may have killed first); zombies count as gone.
+# shellcheck disable=SC2016 # expanded on the node, not here
+STOP_SNIPPET='
+up() { local st; [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" && [ "$st" != Z ]; }
+sig=$1 tmo=$2; shift 2; left=""
+for f in "$@"; do p=$(cat "$f" 2>/dev/null) || continue; if up "$p"; then kill "-$sig" "$p" 2>/dev/null; left="$left $p"; fi; done
+t=0
+while [ -n "$left" ] && [ $t -lt $((tmo * 10)) ]; do
+  sleep 0.1; t=$((t + 1)); l=""
+  for p in $left; do if up "$p"; then l="$l $p"; fi; done; left=$l
+done
+for f in "$@"; do p=$(cat "$f" 2>/dev/null) || continue; if up "$p"; then kill -KILL "$p" 2>/dev/null; f=${f##*/}; echo "${f%.pid}"; fi; done
+true'
 
-# stop_procs SIG TIMEOUT NAME... — signal every named process that is still
-# alive, wait up to TIMEOUT s for all of them, then SIGKILL the rest.
+# stop_procs SIG TIMEOUT NAME... — on every node at once: signal the named
+# processes, wait up to TIMEOUT s, SIGKILL what is left; then reap the local
+# bash/ssh of each.
 stop_procs() {
-    local sig="$1" timeout="$2" name t=0 left
+    local sig="$1" timeout="$2" name i
     shift 2
+    local -A files=()
+    local -a pids=() nodes=()
     for name in "$@"; do
-        if alive "$name"; then signal_proc "$name" "$sig"; fi
+        i="${P_NODE[$name]}"
+        [[ "$LOCAL" == 1 ]] && i=0 # one machine: one call
+        files[$i]+=" $(q "${P_PIDFILE[$name]}")"
     done
-    while :; do
-        left=()
-        for name in "$@"; do
-            if alive "$name"; then left+=("$name"); fi
-        done
-        [[ ${#left[@]} -eq 0 || $t -ge $((timeout * 10)) ]] && break
-        sleep 0.1
-        t=$((t + 1))
+    for i in "${!files[@]}"; do
+        run_on "$i" "bash -c $(q "$STOP_SNIPPET") stop $sig $timeout ${files[$i]}" >"$RUN_DIR/.stop.$i" 2>/dev/null </dev/null &
+        pids+=($!)
+        nodes+=("$i")
     done
-    for name in "${left[@]}"; do
-        log "$name on $(node_label "${P_NODE[$name]}") did not stop after SIG$sig; killing"
-        signal_proc "$name" KILL
-        if [[ "$LOCAL" != 1 ]]; then
-            run_on "${P_NODE[$name]}" "pkill -KILL -f '[c]orekv-$RUN_TAG-$name'; true" || true
-        fi
+    for ((k = 0; k < ${#pids[@]}; k++)); do
+        wait "${pids[$k]}" || log "warning: stopping processes on $(node_label "${nodes[$k]}") failed"
+        while read -r name; do
+            [[ -n "$name" ]] && log "$name on $(node_label "${P_NODE[$name]:-${nodes[$k]}}") did not stop ${timeout}s after SIG$sig; killed it"
+        done <"$RUN_DIR/.stop.${nodes[$k]}"
+        rm -f "$RUN_DIR/.stop.${nodes[$k]}"
     done
-    if [[ ${#left[@]} -gt 0 ]]; then sleep 0.5; fi
     for name in "$@"; do
         kill -KILL "${P_LPID[$name]}" 2>/dev/null || true
         wait "${P_LPID[$name]}" 2>/dev/null || true
@@ -266,11 +293,16 @@ cleanup() {
     stop_role '*-monitor' TERM 5
     stop_role 'client*' TERM 5
     stop_role 'server*' TERM 15
-    if [[ "$LOCAL" != 1 && ${#PROCS[@]} -gt 0 && $rc != 0 ]]; then
-        for ((i = 0; i < NEED; i++)); do
-            run_on "$i" "pkill -TERM -f '[c]orekv-$RUN_TAG-'; true" >/dev/null 2>&1 || true
+    # Last resort after a failure: anything still carrying this run's unique
+    # tag (e.g. started while we were being interrupted) is killed.
+    if [[ ${#PROCS[@]} -gt 0 && $rc != 0 ]]; then
+        local n=$NEED
+        [[ "$LOCAL" == 1 ]] && n=1
+        for ((i = 0; i < n; i++)); do
+            run_on "$i" "pkill -KILL -f '[c]orekv-$RUN_TAG-'; true" >/dev/null 2>&1 || true
         done
     fi
+    if [[ -n "${RUN_DIR:-}" ]]; then rm -f "$RUN_DIR"/*.pid; fi
     if [[ $rc != 0 && -n "${RUN_DIR:-}" ]]; then
         log "run failed (exit $rc); logs in $RUN_DIR"
     fi
@@ -306,6 +338,29 @@ log "run dir $RUN_DIR ($NSERVERS servers, $NCLIENTS clients, $([[ "$LOCAL" == 1 
     echo "client_args=$CLIENT_ARGS_STR"
     for ((i = 0; i < NEED; i++)); do echo "node$i=${NODE_HOST[$i]}"; done
 } >"$RUN_DIR/run.txt"
+
+# check_nodes — every node answers over ssh (all checked at once); names
+# every node that does not, with ssh's own message, before anything starts.
+check_nodes() {
+    local -a pids=() bad=()
+    local i
+    log "checking ssh to $NEED nodes"
+    for ((i = 0; i < NEED; i++)); do
+        run_on "$i" "true" >"$RUN_DIR/ssh-check.node$i.log" 2>&1 </dev/null &
+        pids+=($!)
+    done
+    for ((i = 0; i < NEED; i++)); do
+        if ! wait "${pids[$i]}"; then
+            bad+=("$(node_label "$i") [$(node_role "$i")]: $(tail -n 1 "$RUN_DIR/ssh-check.node$i.log")")
+        fi
+    done
+    if [[ ${#bad[@]} -gt 0 ]]; then
+        for i in "${bad[@]}"; do log "unreachable: $i"; done
+        die "${#bad[@]} node(s) unreachable over ssh: ${bad[*]%%:*}"
+    fi
+    rm -f "$RUN_DIR"/ssh-check.node*.log
+}
+[[ "$LOCAL" == 1 ]] || check_nodes
 
 if [[ -n "${COREKV_BIN:-}" ]]; then
     BIN="$(cd "$(dirname "$COREKV_BIN")" && pwd)/$(basename "$COREKV_BIN")"
@@ -375,6 +430,9 @@ cpus_for() { # cpus_for ROLE INDEX NODE
 }
 
 server_port() { if [[ "$LOCAL" == 1 ]]; then echo $((PORT + 100 * $1)); else echo "$PORT"; fi; }
+# RESP: node port R, shard i on R+1+i. Local mode: PORT+100*i+50, so up to
+# 49 shards per server fit between two servers' native port ranges.
+resp_port() { if [[ "$LOCAL" == 1 ]]; then echo $((PORT + 100 * $1 + 50)); else echo "$RESP_PORT"; fi; }
 
 # ---------------------------------------------------------------------------
 # Servers
@@ -386,6 +444,9 @@ for ((s = 0; s < NSERVERS; s++)); do
     [[ "$LOCAL" == 1 ]] && bind=127.0.0.1 # local mode: nothing leaves loopback
     cmd=("$(node_bin "$s")" server --bind "$bind" --node-id "$s" --port "$port")
     has_flag --cpus "${SERVER_ARGS[@]}" || cmd+=(--cpus "$(cpus_for server "$s" "$s")")
+    if ! has_flag --resp-port "${SERVER_ARGS[@]}" && ! has_flag --no-resp "${SERVER_ARGS[@]}"; then
+        cmd+=(--resp-port "$(resp_port "$s")")
+    fi
     cmd+=("${SERVER_ARGS[@]}")
     start_bg "server$s" "$s" "$(q "${cmd[@]}")"
     HOSTS_ARG+="${HOSTS_ARG:+,}${NODE_HOST[$s]}:$port"
@@ -413,21 +474,23 @@ for ((s = 0; s < NSERVERS; s++)); do
 done
 
 # ---------------------------------------------------------------------------
-# Monitors (one per server process, one per client node)
+# Monitors: one per server and client process, on its node, watching it
+# (--pid) and the node. A client's monitor waits (up to 10 s) for the
+# client's pidfile.
 # ---------------------------------------------------------------------------
 MON_SECS=$((WARMUP + SECS + BENCH_SLACK + 60))
 mon_iface="${MON_IFACE:-}"
 [[ "$LOCAL" == 1 && -z "$mon_iface" ]] && mon_iface=lo
-start_monitor() { # start_monitor NAME NODE [PIDFILE]
-    local name="$1" i="$2" pidfile="${3:-}" cmd
+start_monitor() { # start_monitor NAME NODE PIDFILE
+    local name="$1" i="$2" pidfile="$3" cmd pre
     cmd="$(q "$(node_bin "$i")" monitor --secs "$MON_SECS" --interval 1 --out "$(work_dir "$i")/$name.monitor.json")"
     [[ -n "$mon_iface" ]] && cmd+=" $(q --iface "$mon_iface")"
-    [[ -n "$pidfile" ]] && cmd+=" --pid \"\$(cat $(q "$pidfile"))\""
-    start_bg "$name-monitor" "$i" "$cmd"
+    cmd+=" --pid \"\$(cat $(q "$pidfile"))\""
+    pre="t=0; while [ ! -s $(q "$pidfile") ] && [ \$t -lt 100 ]; do sleep 0.1; t=\$((t + 1)); done"
+    start_bg "$name-monitor" "$i" "$cmd" "$pre"
 }
 if [[ "$MONITOR" == 1 ]]; then
     for ((s = 0; s < NSERVERS; s++)); do start_monitor "server$s" "$s" "${P_PIDFILE[server$s]}"; done
-    for ((c = 0; c < NCLIENTS; c++)); do start_monitor "client$c" $((NSERVERS + c)); done
 fi
 
 # ---------------------------------------------------------------------------
@@ -443,6 +506,9 @@ for ((c = 0; c < NCLIENTS; c++)); do
     start_bg "client$c" "$i" "$(q "${cmd[@]}")"
     log "started client$c on $(node_label "$i"): ${cmd[*]:1}"
 done
+if [[ "$MONITOR" == 1 ]]; then
+    for ((c = 0; c < NCLIENTS; c++)); do start_monitor "client$c" $((NSERVERS + c)) "${P_PIDFILE[client$c]}"; done
+fi
 
 bench_secs="$SECS"
 if has_flag --secs "${CLIENT_ARGS[@]}"; then
@@ -510,14 +576,27 @@ for ((c = 0; c < NCLIENTS; c++)); do
 done
 [[ ${#reports[@]} -gt 0 ]] || die "no client reports in $RUN_DIR"
 
-log "merging ${#reports[@]} reports"
-if "$BIN" report merge "${reports[@]}" --out "$RUN_DIR/merged" >"$RUN_DIR/merge.out" 2>"$RUN_DIR/merge.err"; then
-    echo "== corekv report merge =="
-    cat "$RUN_DIR/merge.out"
-else
-    log "warning: 'corekv report merge' failed; see $RUN_DIR/merge.err"
-fi
+[[ ${#reports[@]} -eq $NCLIENTS ]] || die "only ${#reports[@]} of $NCLIENTS clients wrote a report.json"
 
-python3 "$SCRIPT_DIR/collect.py" "$RUN_DIR" --servers "$NSERVERS" --clients "$NCLIENTS" ||
+monitors=()
+for name in "${PROCS[@]}"; do
+    [[ "$name" == *-monitor ]] || continue
+    f="$RUN_DIR/${name%-monitor}.monitor.json"
+    if [[ -s "$f" ]]; then monitors+=("$f"); else log "warning: ${name} wrote no ${f##*/}; see $RUN_DIR/$name.err"; fi
+done
+
+log "merging ${#reports[@]} reports (+ ${#monitors[@]} monitor files)"
+merge_cmd=("$BIN" report merge "${reports[@]}" --out "$RUN_DIR/merged")
+[[ ${#monitors[@]} -gt 0 ]] && merge_cmd+=(--monitor "${monitors[@]}")
+printf '%s\n' "merge: ${merge_cmd[*]}" >>"$RUN_DIR/commands.txt"
+if ! "${merge_cmd[@]}" >"$RUN_DIR/merge.out" 2>"$RUN_DIR/merge.err"; then
+    cat "$RUN_DIR/merge.err" >&2
+    die "'corekv report merge' failed; see $RUN_DIR/merge.err"
+fi
+echo "== corekv report merge =="
+cat "$RUN_DIR/merge.out"
+
+python3 "$SCRIPT_DIR/collect.py" "$RUN_DIR" --servers "$NSERVERS" --clients "$NCLIENTS" | tee "$RUN_DIR/summary.txt" ||
     die "could not compute totals; see $RUN_DIR"
+log "plots: $RUN_DIR/merged/{throughput,latency,utilization}.png"
 log "done: $RUN_DIR (logs/latest)"

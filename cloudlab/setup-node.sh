@@ -8,8 +8,8 @@ Usage: $(basename "$0") [--rust] [--no-redis-tools] [--stop-irqbalance] [-h]
 
 Prepares a node for corekv runs; safe to re-run. Needs root (uses sudo if not).
   - apt packages: build-essential git pkg-config python3 (+ redis-tools)
-  - /etc/security/limits.d/corekv.conf: '* - memlock unlimited' (io_uring),
-    and raises memlock for the current shell where allowed
+  - /etc/security/limits.d/corekv.conf: memlock unlimited for every user and
+    root (io_uring), and raises memlock for the current shell where allowed
   - CPU frequency governor 'performance' wherever scaling_governor is writable
 Options:
   --rust             install a Rust toolchain with rustup (to build on the node)
@@ -62,13 +62,14 @@ if [[ $RUST == 1 ]]; then
 fi
 
 # --- memlock ----------------------------------------------------------------
+# pam_limits' '*' does not cover root, hence the second line.
 LIMITS=/etc/security/limits.d/corekv.conf
-want='* - memlock unlimited'
-if [[ -f $LIMITS ]] && grep -qxF "$want" "$LIMITS"; then
+want=$'# corekv: io_uring rings need locked memory\n* - memlock unlimited\nroot - memlock unlimited'
+if [[ -f $LIMITS && "$(cat "$LIMITS")" == "$want" ]]; then
     log "memlock limit already configured"
 else
     log "writing $LIMITS"
-    printf '%s\n%s\n' "# corekv: io_uring rings need locked memory" "$want" | as_root tee "$LIMITS" >/dev/null
+    printf '%s\n' "$want" | as_root tee "$LIMITS" >/dev/null
 fi
 if ulimit -l unlimited 2>/dev/null; then
     log "memlock unlimited for this shell"

@@ -20,7 +20,7 @@ and 'corekv report plot-sweep sweep.csv --out sweep.png' draws them.
 
 Environment (defaults in brackets):
   LOCAL=1                 run every point on this machine (see run-cluster.sh)
-  SECS [10]  WARMUP [2]   per point
+  SECS [10; LOCAL: 3]  WARMUP [2; LOCAL: 1]   per point
   SERVERS, CLIENTS        node split for batch/sessions sweeps [4 4; LOCAL: 1 1]
   BATCH_MIN [512]  BATCH_MAX [16384]  SESSIONS [128]
   SESSIONS_LIST ["16 32 64 128 256"]  BATCH [8192]
@@ -47,7 +47,8 @@ done
 
 LOCAL="${LOCAL:-0}"
 export LOCAL
-export SECS="${SECS:-10}" WARMUP="${WARMUP:-2}"
+if [[ "$LOCAL" == 1 ]]; then def_secs=3 def_warmup=1; else def_secs=10 def_warmup=2; fi
+export SECS="${SECS:-$def_secs}" WARMUP="${WARMUP:-$def_warmup}"
 if [[ "$LOCAL" == 1 ]]; then def_nodes=1 def_list="1 2"; else def_nodes=4 def_list="1 2 4"; fi
 SERVERS="${SERVERS:-$def_nodes}"
 CLIENTS="${CLIENTS:-$def_nodes}"
@@ -64,6 +65,11 @@ SWEEP_DIR="${SWEEP_DIR:-$REPO_DIR/logs/sweep-$(date +%Y%m%d-%H%M%S)}"
 
 for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer, got '${!v}'" >&2; exit 2; }
+done
+for f in --batch --sessions; do
+    case " $CLIENT_ARGS " in
+    *" $f "* | *" $f="*) echo "CLIENT_ARGS must not contain $f: the sweep sets it (use BATCH=, SESSIONS=, BATCH_MIN=, ...)" >&2; exit 2 ;;
+    esac
 done
 [[ $BATCH_MIN -le $BATCH_MAX ]] || { echo "BATCH_MIN ($BATCH_MIN) > BATCH_MAX ($BATCH_MAX)" >&2; exit 2; }
 
