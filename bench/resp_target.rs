@@ -17,50 +17,19 @@
 //! Must not touch: the workload, report formatting, the native protocol.
 
 use std::cell::RefCell;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::driver::{Pacer, WorkerCtx};
 use super::report::{ServerNodeReport, ShardTotals};
 use super::workload::{Generator, OpKind};
+use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
 use crate::routing::{key_hash, node_of};
-
-/// A TCP stream shared by a writer and a reader future of one task. The
-/// `RefCell` is borrowed only inside a single `poll`.
-#[derive(Clone)]
-struct Half(Rc<RefCell<TcpStream>>);
-
-impl AsyncRead for Half {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Half {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
-    }
-}
 
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)

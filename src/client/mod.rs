@@ -84,10 +84,11 @@ struct Pending {
     tx: flume::Sender<ReplyResult>,
 }
 
-/// The two halves of a TCP stream used by two tasks of one executor. The
-/// `RefCell` is borrowed only inside a single `poll`, never across one.
+/// One TCP stream read and written by two tasks (or futures) of one
+/// executor. The `RefCell` is borrowed only inside a single `poll`, never
+/// across one, so no lock is needed. Also used by the bench's RESP driver.
 #[derive(Clone)]
-struct Half(Rc<RefCell<TcpStream>>);
+pub(crate) struct Half(pub(crate) Rc<RefCell<TcpStream>>);
 
 impl AsyncRead for Half {
     fn poll_read(
