@@ -243,8 +243,9 @@ impl Table {
             unsafe { ptr::copy_nonoverlapping(value.as_ptr(), b.as_ptr().add(HEADER + k), v) };
             return;
         }
-        let key = self.key_of(b).to_vec();
-        let nb = new_block(&key, value);
+        // The new block copies the key straight from the old one (no
+        // temporary); the borrow of the old block ends before the slot changes.
+        let nb = new_block(self.key_of(b), value);
         self.slots[slot].block = Some(nb);
         // SAFETY: the old block was just unlinked from its slot.
         unsafe { free_block(b) };
