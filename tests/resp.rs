@@ -7,13 +7,16 @@
 //! them the tests that need them are skipped with a loud message, unless the
 //! `CI` environment variable is set, in which case they fail.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{record_history, Pick};
 use corekv::config::{allowed_cpus, ServerConfig};
-use corekv::linearizability::{check, History, Input, Operation, Output};
+use corekv::linearizability::{check, Input, Output};
 use corekv::protocol::resp::{encode_command, parse_reply, Reply};
 use corekv::server::{run, ServerHandle};
 
@@ -698,56 +701,32 @@ fn handshake_and_server_commands() {
 fn linearizable_over_resp() {
     let h = start();
     let addr = resp_addr(&h);
-    let epoch = Instant::now();
-    let keys = ["la", "lb", "lc"];
+    let keys: Vec<Vec<u8>> = ["la", "lb", "lc"]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
     let clients = 4;
     let ops_per_client = 400;
-    let parts: Vec<Vec<Operation>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|client| {
-                s.spawn(move || {
-                    let mut c = Raw::connect(addr);
-                    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (client as u64 + 1);
-                    let mut ops = Vec::with_capacity(ops_per_client);
-                    for i in 0..ops_per_client {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        let key = keys[(rng % keys.len() as u64) as usize];
-                        let value = format!("{client}-{i}");
-                        let (input, args): (Input, Vec<&str>) = match (rng >> 8) % 5 {
-                            0 | 1 => (Input::Get, vec!["GET", key]),
-                            2 | 3 => (
-                                Input::Put(value.clone().into_bytes()),
-                                vec!["SET", key, &value],
-                            ),
-                            _ => (Input::Del, vec!["DEL", key]),
-                        };
-                        let call = epoch.elapsed().as_nanos() as u64;
-                        let reply = c.cmd(&args);
-                        let ret = epoch.elapsed().as_nanos() as u64;
-                        let output = match (&input, reply) {
-                            (Input::Get, R::Bulk(v)) => Output::Value(v),
-                            (Input::Put(_), R::Simple(s)) if s == "OK" => Output::Ok,
-                            (Input::Del, R::Int(_)) => Output::Ok,
-                            (_, other) => panic!("unexpected reply {other:?}"),
-                        };
-                        ops.push(Operation {
-                            client,
-                            key: key.as_bytes().to_vec(),
-                            input,
-                            output,
-                            call,
-                            ret,
-                        });
-                    }
-                    ops
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let conns = (0..clients).map(|_| Raw::connect(addr)).collect();
+    let pick = |r: u64| match r % 5 {
+        0 | 1 => Pick::Get,
+        2 | 3 => Pick::Put,
+        _ => Pick::Del,
+    };
+    let history = record_history(conns, ops_per_client, &keys, pick, |c, key, input| {
+        let key = std::str::from_utf8(key).unwrap();
+        let reply = match input {
+            Input::Get => c.cmd(&["GET", key]),
+            Input::Put(v) => c.cmd(&["SET", key, std::str::from_utf8(v).unwrap()]),
+            Input::Del => c.cmd(&["DEL", key]),
+        };
+        match (input, reply) {
+            (Input::Get, R::Bulk(v)) => Output::Value(v),
+            (Input::Put(_), R::Simple(s)) if s == "OK" => Output::Ok,
+            (Input::Del, R::Int(_)) => Output::Ok,
+            (_, other) => panic!("unexpected reply {other:?}"),
+        }
     });
-    let history = History::from_parts(parts);
     assert_eq!(history.len(), clients * ops_per_client);
     let result = check(&history);
     assert!(
