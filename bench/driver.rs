@@ -80,8 +80,8 @@ use super::report::{
 use super::resp_target;
 use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
 use crate::client::{BatchResults, ClientOptions, Cluster, Splitter};
+use crate::op::OpResult;
 use crate::protocol::native::{Batch, NodeStats};
-use crate::store::OpResult;
 
 /// Operations generated once, single-threaded, to measure the generator's
 /// pure speed before the run.

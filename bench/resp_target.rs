@@ -29,7 +29,7 @@ use super::report::{ServerNodeReport, ShardTotals};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
-use crate::routing::{key_hash, node_of};
+use crate::routing::route;
 
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
@@ -225,7 +225,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                node_of(key_hash(key), nr_hosts)
+                route(key, nr_hosts, |_| 1).node_id
             };
             let host = &mut hosts[h];
             host.expect += 1;

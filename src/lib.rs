@@ -20,9 +20,10 @@
 //!
 //! | module | owns | knows nothing of |
 //! |---|---|---|
+//! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
 //! | [`routing`] | key → (node, shard); the only key hash | everything else |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, limits, memory accounting | executors, sockets |
+//! | [`store`] | one partition: map, limits, memory accounting | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
@@ -40,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod linearizability;
+pub mod op;
 pub mod protocol;
 pub mod routing;
 pub mod server;

@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::op::{parse_i64, OpKind};
 use crate::protocol::resp;
-use crate::store::{parse_i64, OpKind};
 
 use super::{Connection, Flow, Style};
 

@@ -50,10 +50,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::Limits;
-use crate::protocol::native::OpSource;
+use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
 use crate::protocol::resp::{self, parse_command};
 use crate::shard::Shard;
-use crate::store::{OpError, OpKind, OpResult, ReplySink};
 
 use commands::{Client, Command};
 
@@ -172,14 +171,14 @@ impl OpSource for RunView<'_> {
     }
 
     #[inline]
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+    fn op(&self, i: usize) -> Op<'_> {
         let o = &self.ops[i];
         let value = if o.value_in_extra {
             &self.extra[o.value.clone()]
         } else {
             &self.buf[o.value.clone()]
         };
-        (o.op as u8, &self.buf[o.key.clone()], value)
+        (Some(o.op), &self.buf[o.key.clone()], value)
     }
 }
 
@@ -486,9 +485,14 @@ mod tests {
         let mut sink = RespSink::new(&run.plans, &mut out);
         let mut s = store();
         for i in 0..view.len() {
-            let (op, key, value) = view.op(i);
-            let kind = OpKind::from_u8(op).unwrap();
-            s.execute(kind, key, value, crate::routing::key_hash(key), &mut sink);
+            let (kind, key, value) = view.op(i);
+            s.execute(
+                kind.unwrap(),
+                key,
+                value,
+                crate::routing::key_hash(key),
+                &mut sink,
+            );
         }
         let want = "+OK\r\n$2\r\nv1\r\n$-1\r\n+OK\r\n*3\r\n$2\r\nv1\r\n$-1\r\n$2\r\nv2\r\n\
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
@@ -513,9 +517,14 @@ mod tests {
         let mut sink = RespSink::new(&run.plans, &mut out);
         let mut s = store();
         for i in 0..view.len() {
-            let (op, key, value) = view.op(i);
-            let kind = OpKind::from_u8(op).unwrap();
-            s.execute(kind, key, value, crate::routing::key_hash(key), &mut sink);
+            let (kind, key, value) = view.op(i);
+            s.execute(
+                kind.unwrap(),
+                key,
+                value,
+                crate::routing::key_hash(key),
+                &mut sink,
+            );
         }
         assert_eq!(
             out,
