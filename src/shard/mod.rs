@@ -289,20 +289,27 @@ impl Shard {
     /// mixed path (routed, forwarded, merged back in order).
     pub async fn execute<S: OpSource + ?Sized, R: ReplySink>(&self, batch: &S, sink: &mut R) {
         let n = batch.len();
-        let mut store = self.store.borrow_mut();
-        let mut pipe = Prefetch::start(batch, &store);
-        for i in 0..n {
-            let hash = pipe.hash(i);
-            if shard_of(hash, self.nr_shards) == self.shard_id {
-                pipe.advance(batch, &store, i);
-                exec_one(&mut store, batch.op(i), hash, sink);
-            } else {
-                drop(store);
-                self.execute_mixed(batch, i, &pipe, sink).await;
-                return self.count_batch(n);
+        let (first_foreign, pipe) = {
+            let mut store = self.store.borrow_mut();
+            let mut pipe = Prefetch::start(batch, &store);
+            let mut i = 0;
+            while i < n {
+                let hash = pipe.hash(i);
+                if shard_of(hash, self.nr_shards) == self.shard_id {
+                    // The owner is this shard: run here.
+                    pipe.advance(batch, &store, i);
+                    exec_one(&mut store, batch.op(i), hash, sink);
+                    i += 1;
+                } else {
+                    // Another shard owns it: forward (the mixed path, below).
+                    break;
+                }
             }
+            (i, pipe)
+        };
+        if first_foreign < n {
+            self.execute_mixed(batch, first_foreign, &pipe, sink).await;
         }
-        drop(store);
         self.count_batch(n);
     }
 
