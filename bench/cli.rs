@@ -18,8 +18,8 @@ use clap::{Args, Subcommand};
 use super::driver::{self, DriverConfig, Target};
 use super::plot;
 use super::report::{self, BenchReport, LoadMode};
+use super::sysstat::{UtilizationSample, UtilizationSummary};
 use super::workload::{self, Distribution, WorkloadConfig};
-use crate::sysstat::{UtilizationSample, UtilizationSummary};
 
 /// `corekv bench` arguments.
 #[derive(Args, Debug, Clone)]
@@ -544,7 +544,7 @@ fn render_utilization(nodes: &[NodeUtilization]) -> String {
                 .map_or("-".to_string(), |p| format!("{p:.0}%")),
             u.max_rss_bytes
                 .map_or("-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
-            format!("{:.2} GB", u.max_mem_used_bytes as f64 / 1e9),
+            crate::units::si_bytes(u.max_mem_used_bytes),
             u.mean_rx_gbit_per_sec,
             u.mean_tx_gbit_per_sec,
         );

@@ -82,6 +82,7 @@ use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
 use crate::client::{BatchResults, ClientOptions, Cluster, Splitter};
 use crate::op::OpResult;
 use crate::protocol::native::{Batch, NodeStats};
+use crate::units::fmt_rate;
 
 /// Operations generated once, single-threaded, to measure the generator's
 /// pure speed before the run.
@@ -798,16 +799,6 @@ fn session_seed(cfg: &DriverConfig, worker: usize, session: usize) -> u64 {
     workload::seed_for(worker, session, cfg.base_seed)
 }
 
-fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:7.3} M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:7.1} k", x / 1e3)
-    } else {
-        format!("{x:7.1}  ")
-    }
-}
-
 fn fmt_us(ns: u64) -> String {
     let us = ns as f64 / 1000.0;
     if us >= 10_000.0 {
@@ -824,7 +815,7 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     let keys = cfg.workload.key_dist()?;
     let generation_rate =
         workload::generation_rate_with(keys, cfg.workload.read_ratio, GENERATION_PROBE_OPS);
-    crate::server::raise_memlock(
+    crate::memlock::raise_memlock(
         crate::config::DEFAULT_IO_MEMORY as u64 * 2 * cfg.cpus.len() as u64,
     );
 
@@ -946,7 +937,7 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
                         String::new()
                     };
                     eprintln!(
-                        "[{label}] {}op/s  p99 batch {}{}  errors {}",
+                        "[{label}] {:>9}op/s  p99 batch {}{}  errors {}",
                         fmt_rate(b.ops as f64 / dur),
                         fmt_us(b.batch_hist.p99()),
                         p99_total,

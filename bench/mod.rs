@@ -9,4 +9,5 @@ pub mod driver;
 pub mod plot;
 pub mod report;
 mod resp_target;
+pub mod sysstat;
 pub mod workload;

@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::units::fmt_rate;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -695,16 +696,6 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.3} M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1} k", x / 1e3)
-    } else {
-        format!("{x:.1} ")
-    }
 }
 
 fn latency_row(out: &mut String, name: &str, h: &LatencyHistogram) {

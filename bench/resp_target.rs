@@ -31,16 +31,11 @@ use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
 use crate::routing::route;
 
+/// Connects to `addr` (the client's one connect helper), errors as text.
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
-    let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
-    let s = TcpStream::connect_timeout(sock, timeout)
+    crate::client::connect_stream(addr, timeout)
         .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
+        .map_err(|e| e.to_string())
 }
 
 /// The connections of one worker: per session one stream per host, and

@@ -27,9 +27,9 @@
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
-//! | [`linearizability`] | checker for recorded histories (WGL) | sockets, store |
-//! | [`bench`] | load generator: workload, drivers, reports, plots (in `bench/`) | server internals |
-//! | [`sysstat`] | CPU, memory, network utilization from /proc | the store, the network |
+//! | [`bench`] | load generator: workload, drivers, reports, plots, /proc sampling (in `bench/`) | server internals |
+//! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
+//! | [`units`] | human-readable byte sizes and rates | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
 //! | [`error`] | error enums per layer | — |
 
@@ -40,11 +40,11 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod linearizability;
+pub mod memlock;
 pub mod op;
 pub mod protocol;
 pub mod routing;
 pub mod server;
 pub mod shard;
 pub mod store;
-pub mod sysstat;
+pub mod units;

@@ -330,7 +330,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                 s.puts,
                 s.dels,
                 s.keys,
-                corekv::server::stats::human_bytes(s.memory_used),
+                corekv::units::human_bytes(s.memory_used),
                 s.connections,
                 s.errors,
                 s.forwarded_out,
@@ -342,7 +342,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
 }
 
 fn monitor(a: MonitorArgs) -> Result<()> {
-    use corekv::sysstat;
+    use corekv::bench::sysstat;
     let stop = stop_flag()?;
     let opts = sysstat::MonitorOptions {
         interval: Duration::from_secs_f64(a.interval.max(0.05)),

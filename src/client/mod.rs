@@ -461,7 +461,9 @@ impl Drop for Cluster {
     }
 }
 
-async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+/// Opens a TCP connection (no delay) to `addr` within `timeout`: the one
+/// connect helper of the client and the bench.
+pub async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
     let err = |m: String| ClientError::Connect {
         addr: addr.to_string(),
         message: m,

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use crate::config::Limits;
 use crate::protocol::resp;
-use crate::server::stats::human_bytes;
 use crate::shard::Shard;
+use crate::units::human_bytes;
 
 use super::table::{
     self, arg, is_word, many, oneof, opt, token, Arg, CmdError, Effect, Parse, Spec, ERR_SYNTAX,
