@@ -63,10 +63,9 @@
 //! A client error (connection lost, timeout, protocol error) is fatal: every
 //! session stops and [`run`] returns the error.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,14 +73,13 @@ use anyhow::{bail, Result};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::report::{
-    BenchMeta, BenchReport, LatencyHistogram, LoadMode, ServerNodeReport, ShardTotals,
-    TimelineSample, Totals,
+    BenchMeta, BenchReport, LatencyHistogram, LoadMode, ServerNodeReport, TimelineSample, Totals,
 };
-use super::resp_target;
-use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
-use crate::client::{BatchResults, ClientOptions, Cluster, Splitter};
-use crate::op::OpResult;
-use crate::protocol::native::{Batch, NodeStats};
+pub use super::session::process_cpu_secs;
+use super::session::{sleep_until, Bucket, Pacer, Timing, WorkerCtx};
+use super::workload::{self, Generator, KeyDist, WorkloadConfig};
+use super::{native_target, resp_target};
+use crate::client::{ClientOptions, Cluster};
 use crate::units::fmt_rate;
 
 /// Operations generated once, single-threaded, to measure the generator's
@@ -202,86 +200,6 @@ impl DriverConfig {
     }
 }
 
-/// The run's clock: warm-up from `t0`, measured window `[start, end)`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
-    pub(crate) t0: Instant,
-    pub(crate) start: Instant,
-    pub(crate) end: Instant,
-    /// Index of the first (warm-up) second: `-ceil(warmup)`.
-    pub(crate) first_second: i64,
-    /// Number of measured seconds: `ceil(secs)` (the last may be partial).
-    pub(crate) seconds: i64,
-}
-
-impl Timing {
-    fn new(t0: Instant, warmup: f64, secs: f64) -> Timing {
-        let start = t0 + Duration::from_secs_f64(warmup);
-        Timing {
-            t0,
-            start,
-            end: start + Duration::from_secs_f64(secs),
-            first_second: -(warmup.ceil() as i64),
-            seconds: (secs.ceil() as i64).max(1),
-        }
-    }
-
-    /// The second `t` falls in: `floor((t - start) / 1 s)`, negative in the warm-up.
-    #[inline]
-    pub(crate) fn second_of(&self, t: Instant) -> i64 {
-        const NS: u128 = 1_000_000_000;
-        if t >= self.start {
-            ((t - self.start).as_nanos() / NS) as i64
-        } else {
-            -((self.start - t).as_nanos().div_ceil(NS) as i64)
-        }
-    }
-
-    /// Start of second `k` (clamped to `[t0, end]`).
-    pub(crate) fn second_start(&self, k: i64) -> Instant {
-        self.at(k)
-    }
-
-    /// End of second `k` (clamped to `[t0, end]`).
-    pub(crate) fn second_end(&self, k: i64) -> Instant {
-        self.at(k + 1)
-    }
-
-    fn at(&self, k: i64) -> Instant {
-        let t = if k >= 0 {
-            self.start + Duration::from_secs(k as u64)
-        } else {
-            self.start
-                .checked_sub(Duration::from_secs((-k) as u64))
-                .unwrap_or(self.t0)
-        };
-        t.clamp(self.t0, self.end)
-    }
-}
-
-/// Counters and batch latencies of one second of one worker (or, merged, of
-/// all workers).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Bucket {
-    pub(crate) ops: u64,
-    pub(crate) gets: u64,
-    pub(crate) puts: u64,
-    pub(crate) errors: u64,
-    pub(crate) batches: u64,
-    pub(crate) batch_hist: LatencyHistogram,
-}
-
-impl Bucket {
-    fn add(&mut self, o: &Bucket) {
-        self.ops += o.ops;
-        self.gets += o.gets;
-        self.puts += o.puts;
-        self.errors += o.errors;
-        self.batches += o.batches;
-        let _ = self.batch_hist.add(&o.batch_hist);
-    }
-}
-
 /// What workers tell the main thread while running.
 enum Msg {
     Second {
@@ -305,267 +223,6 @@ struct WorkerResult {
     warnings: Vec<String>,
 }
 
-/// A worker's recording state, shared by its sessions and its ticker.
-pub(crate) struct WorkerState {
-    timing: Timing,
-    buckets: BTreeMap<i64, Bucket>,
-    batch_hist: LatencyHistogram,
-    op_hist: LatencyHistogram,
-}
-
-impl WorkerState {
-    /// Records one completed batch of `ops` operations.
-    #[inline]
-    fn record(&mut self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
-        if done >= self.timing.end {
-            return;
-        }
-        let idx = self.timing.second_of(done);
-        let ns = done.saturating_duration_since(sent).as_nanos() as u64;
-        let b = self.buckets.entry(idx).or_default();
-        b.ops += ops;
-        b.gets += gets;
-        b.puts += ops - gets;
-        b.errors += errors;
-        b.batches += 1;
-        b.batch_hist.record(ns);
-        if idx >= 0 {
-            self.batch_hist.record(ns);
-            self.op_hist.record_n(ns, ops);
-        }
-    }
-}
-
-/// Per-worker context shared by its tasks (`Rc`, never crosses threads).
-pub(crate) struct WorkerCtx {
-    pub(crate) timing: Timing,
-    pub(crate) batch: usize,
-    pub(crate) value: Vec<u8>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) state: RefCell<WorkerState>,
-    /// Socket byte counters of the RESP driver (the native client keeps its own).
-    pub(crate) bytes_sent: Cell<u64>,
-    pub(crate) bytes_received: Cell<u64>,
-    error: RefCell<Option<String>>,
-}
-
-impl WorkerCtx {
-    /// Stops the whole run with `e` (the first error wins).
-    pub(crate) fn fail(&self, e: String) {
-        if self.error.borrow().is_none() {
-            *self.error.borrow_mut() = Some(e);
-        }
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn record(&self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
-        self.state
-            .borrow_mut()
-            .record(sent, done, ops, gets, errors);
-    }
-}
-
-/// Pacing of one session: closed loop, or its slot in the open-loop schedule.
-pub(crate) struct Pacer {
-    /// `(first intended send time, interval between this session's batches)`.
-    schedule: Option<(Instant, Duration)>,
-    sent: u64,
-}
-
-impl Pacer {
-    fn new(cfg: &DriverConfig, timing: &Timing, worker: usize, session: usize) -> Pacer {
-        let schedule = cfg.rate.map(|rate| {
-            let total = (cfg.cpus.len() * cfg.sessions_per_worker) as f64;
-            let g = (worker * cfg.sessions_per_worker + session) as f64;
-            let interval = total * cfg.batch as f64 / rate;
-            (
-                timing.t0 + Duration::from_secs_f64(interval * g / total),
-                Duration::from_secs_f64(interval),
-            )
-        });
-        Pacer { schedule, sent: 0 }
-    }
-
-    /// Waits for the next send slot and returns the instant latency is
-    /// measured from; `None` when the run is over.
-    #[inline]
-    pub(crate) async fn next(&mut self, ctx: &WorkerCtx) -> Option<Instant> {
-        if ctx.stopped() {
-            return None;
-        }
-        match self.schedule {
-            None => {
-                let now = Instant::now();
-                (now < ctx.timing.end).then_some(now)
-            }
-            Some((first, interval)) => {
-                let intended = first + interval.mul_f64(self.sent as f64);
-                if intended >= ctx.timing.end {
-                    return None;
-                }
-                self.sent += 1;
-                let now = Instant::now();
-                if intended > now {
-                    glommio::timer::sleep(intended - now).await;
-                }
-                (!ctx.stopped()).then_some(intended)
-            }
-        }
-    }
-
-    /// True when no further batch will be sent (cheap pre-check before
-    /// generating one).
-    #[inline]
-    pub(crate) fn done(&self, ctx: &WorkerCtx) -> bool {
-        if ctx.stopped() {
-            return true;
-        }
-        match self.schedule {
-            None => Instant::now() >= ctx.timing.end,
-            Some((first, interval)) => first + interval.mul_f64(self.sent as f64) >= ctx.timing.end,
-        }
-    }
-}
-
-async fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        glommio::timer::sleep(t - now).await;
-    }
-}
-
-/// User + system CPU seconds of this process so far.
-pub fn process_cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a local rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-// ---------------------------------------------------------------------------
-// corekv native sessions and monitor
-// ---------------------------------------------------------------------------
-
-async fn corekv_session(
-    ctx: Rc<WorkerCtx>,
-    cluster: Rc<Cluster>,
-    mut gen: Generator,
-    mut pacer: Pacer,
-) {
-    let mut batch = Batch::default();
-    let mut splitter = Splitter::default();
-    let mut results = BatchResults::default();
-    let n = ctx.batch;
-    while !pacer.done(&ctx) {
-        batch.clear();
-        let mut gets = 0u64;
-        let value = &ctx.value[..];
-        gen.fill_batch(n, &mut |kind, key| match kind {
-            OpKind::Read => {
-                gets += 1;
-                batch.get(key);
-            }
-            OpKind::Write => batch.put(key, value),
-        });
-        let Some(sent) = pacer.next(&ctx).await else {
-            break;
-        };
-        if let Err(e) = cluster.execute(&batch, &mut splitter, &mut results).await {
-            ctx.fail(e.to_string());
-            return;
-        }
-        let done = Instant::now();
-        let mut errors = 0u64;
-        results.for_each(|_, r| {
-            if let OpResult::Err(_) = r {
-                errors += 1;
-            }
-        });
-        ctx.record(sent, done, n as u64, gets, errors);
-    }
-}
-
-/// One STATS snapshot: per node `(uptime, stats)`.
-type Snapshot = Vec<NodeStats>;
-
-fn shard_deltas(first: &NodeStats, last: &NodeStats) -> Vec<ShardTotals> {
-    last.shards
-        .iter()
-        .map(|s| {
-            let f = first
-                .shards
-                .iter()
-                .find(|x| x.shard_id == s.shard_id)
-                .cloned()
-                .unwrap_or_default();
-            ShardTotals {
-                shard_id: s.shard_id,
-                ops: s.ops.saturating_sub(f.ops),
-                gets: s.gets.saturating_sub(f.gets),
-                puts: s.puts.saturating_sub(f.puts),
-                dels: s.dels.saturating_sub(f.dels),
-                keys: s.keys,
-                memory_bytes: s.memory_used,
-                connections: s.connections,
-                errors: s.errors.saturating_sub(f.errors),
-            }
-        })
-        .collect()
-}
-
-/// Polls STATS at the start of the window and after each measured second.
-async fn corekv_monitor(
-    ctx: Rc<WorkerCtx>,
-    cluster: Rc<Cluster>,
-) -> Result<Vec<ServerNodeReport>, String> {
-    let t = ctx.timing;
-    sleep_until(t.start).await;
-    let first: Snapshot = cluster.stats().await.map_err(|e| e.to_string())?;
-    let mut prev = first.clone();
-    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
-    for k in 0..t.seconds {
-        sleep_until(t.second_end(k)).await;
-        if ctx.stopped() && Instant::now() < t.end {
-            break;
-        }
-        let now = cluster.stats().await.map_err(|e| e.to_string())?;
-        for (i, (a, b)) in prev.iter().zip(&now).enumerate() {
-            let dt = b.uptime_secs - a.uptime_secs;
-            if dt > 0.0 {
-                let ops = b.total().ops.saturating_sub(a.total().ops);
-                per_second[i].push(ops as f64 / dt);
-            }
-        }
-        prev = now;
-    }
-    Ok(cluster
-        .nodes()
-        .iter()
-        .zip(first.iter().zip(&prev))
-        .zip(per_second)
-        .map(|((node, (f, l)), ps)| ServerNodeReport {
-            node_id: node.hello.node_id,
-            address: node.addr.clone(),
-            per_second_ops: ps,
-            shards: shard_deltas(f, l),
-        })
-        .collect())
-}
-
-// ---------------------------------------------------------------------------
-// Workers
-// ---------------------------------------------------------------------------
-
 /// What a worker thread is given.
 struct WorkerSetup {
     worker: usize,
@@ -582,6 +239,25 @@ enum Conns {
     Native(Rc<Cluster>),
     Resp(resp_target::WorkerConns),
 }
+
+impl Conns {
+    /// Bytes written to / read from this worker's sockets so far.
+    fn bytes(&self, ctx: &WorkerCtx) -> (u64, u64) {
+        match self {
+            Conns::Native(c) => c.bytes(),
+            Conns::Resp(_) => (ctx.bytes_sent.get(), ctx.bytes_received.get()),
+        }
+    }
+}
+
+/// A spawned monitor: STATS (native) or INFO (RESP), and how its failure reads.
+type MonitorTask = (
+    glommio::Task<Result<Vec<ServerNodeReport>, String>>,
+    &'static str,
+);
+
+/// `(bytes sent, bytes received)` and process CPU seconds at one instant.
+type Snap = ((u64, u64), f64);
 
 async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     let cfg = &s.cfg;
@@ -605,6 +281,8 @@ async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A worker: connect, report ready, wait for the common clock, run the
+/// sessions, the ticker and (worker 0) the monitor, hand back its results.
 async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let conns = match connect_worker(&s).await {
         Ok(c) => c,
@@ -622,143 +300,18 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
         return WorkerResult::default();
     };
     let cfg = &s.cfg;
-    let ctx = Rc::new(WorkerCtx {
+    let ctx = Rc::new(WorkerCtx::new(
         timing,
-        batch: cfg.batch,
-        value: cfg.workload.value(),
-        stop: s.stop.clone(),
-        state: RefCell::new(WorkerState {
-            timing,
-            buckets: BTreeMap::new(),
-            batch_hist: LatencyHistogram::new(),
-            op_hist: LatencyHistogram::new(),
-        }),
-        bytes_sent: Cell::new(0),
-        bytes_received: Cell::new(0),
-        error: RefCell::new(None),
-    });
-    let bytes = {
-        let conns = match &conns {
-            Conns::Native(c) => Some(c.clone()),
-            Conns::Resp(_) => None,
-        };
-        let ctx = ctx.clone();
-        move || match &conns {
-            Some(c) => c.bytes(),
-            None => (ctx.bytes_sent.get(), ctx.bytes_received.get()),
-        }
-    };
-
+        cfg.batch,
+        cfg.workload.value(),
+        s.stop.clone(),
+    ));
+    let conns = Rc::new(conns);
     sleep_until(timing.t0).await;
-    let mut sessions = Vec::new();
-    let mut monitor = None;
-    let mut resp_monitor = None;
-    match &conns {
-        Conns::Native(cluster) => {
-            for i in 0..cfg.sessions_per_worker {
-                let gen = Generator::from_parts(
-                    s.keys,
-                    cfg.workload.read_ratio,
-                    session_seed(cfg, s.worker, i),
-                )
-                .expect("workload validated before the run");
-                let pacer = Pacer::new(cfg, &timing, s.worker, i);
-                sessions.push(glommio::spawn_local(corekv_session(
-                    ctx.clone(),
-                    cluster.clone(),
-                    gen,
-                    pacer,
-                )));
-            }
-            if s.worker == 0 {
-                monitor = Some(glommio::spawn_local(corekv_monitor(
-                    ctx.clone(),
-                    cluster.clone(),
-                )));
-            }
-        }
-        Conns::Resp(wc) => {
-            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
-                let gen = Generator::from_parts(
-                    s.keys,
-                    cfg.workload.read_ratio,
-                    session_seed(cfg, s.worker, i),
-                )
-                .expect("workload validated before the run");
-                let pacer = Pacer::new(cfg, &timing, s.worker, i);
-                sessions.push(glommio::spawn_local(resp_target::session(
-                    ctx.clone(),
-                    streams,
-                    gen,
-                    pacer,
-                )));
-            }
-            if let Some(m) = wc.take_monitor() {
-                resp_monitor = Some(glommio::spawn_local(resp_target::monitor(
-                    ctx.clone(),
-                    m,
-                    cfg.hosts.clone(),
-                )));
-            }
-        }
-    }
-
-    // Ticker: hands each finished second to the main thread; snapshots bytes
-    // and CPU at the window's edges.
-    let ticker = {
-        let ctx = ctx.clone();
-        let msgs = s.msgs.clone();
-        let worker = s.worker;
-        glommio::spawn_local(async move {
-            let t = ctx.timing;
-            let mut start_snap = None;
-            let mut end_snap = None;
-            let snap = |bytes: &dyn Fn() -> (u64, u64)| (bytes(), process_cpu_secs());
-            if t.first_second == 0 {
-                start_snap = Some(snap(&bytes));
-            }
-            for k in t.first_second..t.seconds {
-                sleep_until(t.second_end(k)).await;
-                let now = Instant::now();
-                if k == -1 {
-                    start_snap = Some(snap(&bytes));
-                }
-                if k == t.seconds - 1 {
-                    end_snap = Some(snap(&bytes));
-                }
-                let done: Vec<i64> = {
-                    let st = ctx.state.borrow();
-                    st.buckets.keys().copied().filter(|&i| i <= k).collect()
-                };
-                let mut st = ctx.state.borrow_mut();
-                for i in done {
-                    if i < k {
-                        // Cannot happen (completions are recorded at once);
-                        // fold stragglers into this second.
-                        if let Some(b) = st.buckets.remove(&i) {
-                            st.buckets.entry(k).or_default().add(&b);
-                        }
-                    }
-                }
-                let bucket = st.buckets.remove(&k).unwrap_or_default();
-                drop(st);
-                let _ = msgs.send((
-                    worker,
-                    Msg::Second {
-                        idx: k,
-                        bucket: Box::new(bucket),
-                    },
-                ));
-                if ctx.stopped() && now < t.end {
-                    break;
-                }
-            }
-            (start_snap, end_snap)
-        })
-    };
-
-    for s in sessions {
-        s.await;
+    let (sessions, monitor) = spawn_sessions(&s, &ctx, &conns);
+    let ticker = glommio::spawn_local(tick(ctx.clone(), conns.clone(), s.msgs.clone(), s.worker));
+    for session in sessions {
+        session.await;
     }
     let (start_snap, end_snap) = ticker.await;
     let mut result = WorkerResult::default();
@@ -769,30 +322,118 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
             result.cpu_secs = Some(c1 - c0);
         }
     }
-    if let Some(m) = monitor {
+    if let Some((m, what)) = monitor {
         match m.await {
             Ok(servers) => result.servers = servers,
             Err(e) => result
                 .warnings
-                .push(format!("server STATS unavailable: {e}")),
-        }
-    }
-    if let Some(m) = resp_monitor {
-        match m.await {
-            Ok(servers) => result.servers = servers,
-            Err(e) => result
-                .warnings
-                .push(format!("server INFO unavailable: {e}")),
+                .push(format!("server {what} unavailable: {e}")),
         }
     }
     let _ = s.msgs.send((s.worker, Msg::Finished));
     let mut st = ctx.state.borrow_mut();
     result.batch_hist = std::mem::take(&mut st.batch_hist);
     result.op_hist = std::mem::take(&mut st.op_hist);
-    result.error = ctx.error.borrow_mut().take();
     drop(st);
-    drop(conns);
+    result.error = ctx.take_error();
     result
+}
+
+/// Spawns the worker's sessions (each with its seeded generator and pacer)
+/// and, on worker 0, the server monitor of its target.
+fn spawn_sessions(
+    s: &WorkerSetup,
+    ctx: &Rc<WorkerCtx>,
+    conns: &Conns,
+) -> (Vec<glommio::Task<()>>, Option<MonitorTask>) {
+    let cfg = &s.cfg;
+    let total = cfg.cpus.len() * cfg.sessions_per_worker;
+    let parts = |i: usize| {
+        let gen = Generator::from_parts(
+            s.keys,
+            cfg.workload.read_ratio,
+            session_seed(cfg, s.worker, i),
+        )
+        .expect("workload validated before the run");
+        let g = s.worker * cfg.sessions_per_worker + i;
+        (gen, Pacer::new(cfg.rate, total, g, cfg.batch, &ctx.timing))
+    };
+    let mut sessions = Vec::new();
+    let mut monitor: Option<MonitorTask> = None;
+    match conns {
+        Conns::Native(cluster) => {
+            for i in 0..cfg.sessions_per_worker {
+                let (gen, pacer) = parts(i);
+                let task = native_target::session(ctx.clone(), cluster.clone(), gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if s.worker == 0 {
+                let task = native_target::monitor(ctx.clone(), cluster.clone());
+                monitor = Some((glommio::spawn_local(task), "STATS"));
+            }
+        }
+        Conns::Resp(wc) => {
+            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
+                let (gen, pacer) = parts(i);
+                let task = resp_target::session(ctx.clone(), streams, gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if let Some(m) = wc.take_monitor() {
+                let task = resp_target::monitor(ctx.clone(), m, cfg.hosts.clone());
+                monitor = Some((glommio::spawn_local(task), "INFO"));
+            }
+        }
+    }
+    (sessions, monitor)
+}
+
+/// The worker's ticker: hands each finished second's bucket to the main
+/// thread, and snapshots bytes and CPU at the measured window's edges.
+async fn tick(
+    ctx: Rc<WorkerCtx>,
+    conns: Rc<Conns>,
+    msgs: flume::Sender<(usize, Msg)>,
+    worker: usize,
+) -> (Option<Snap>, Option<Snap>) {
+    let t = ctx.timing;
+    let snap = || (conns.bytes(&ctx), process_cpu_secs());
+    let mut start_snap = (t.first_second == 0).then(snap);
+    let mut end_snap = None;
+    for k in t.first_second..t.seconds {
+        sleep_until(t.second_end(k)).await;
+        let now = Instant::now();
+        if k == -1 {
+            start_snap = Some(snap());
+        }
+        if k == t.seconds - 1 {
+            end_snap = Some(snap());
+        }
+        let bucket = take_second(&ctx, k);
+        let _ = msgs.send((
+            worker,
+            Msg::Second {
+                idx: k,
+                bucket: Box::new(bucket),
+            },
+        ));
+        if ctx.stopped() && now < t.end {
+            break;
+        }
+    }
+    (start_snap, end_snap)
+}
+
+/// Removes second `k`'s bucket from the worker's state, folding any earlier
+/// straggler into it (cannot happen: completions are recorded at once).
+fn take_second(ctx: &WorkerCtx, k: i64) -> Bucket {
+    let mut st = ctx.state.borrow_mut();
+    let stragglers: Vec<i64> = st.buckets.range(..k).map(|(&i, _)| i).collect();
+    for i in stragglers {
+        if let Some(b) = st.buckets.remove(&i) {
+            st.buckets.entry(k).or_default().add(&b);
+        }
+    }
+    st.buckets.remove(&k).unwrap_or_default()
 }
 
 fn session_seed(cfg: &DriverConfig, worker: usize, session: usize) -> u64 {
@@ -808,6 +449,15 @@ fn fmt_us(ns: u64) -> String {
     }
 }
 
+/// The running workers: their join handles (with their CPUs) and the
+/// channels that start them and carry their seconds.
+struct Workers {
+    joins: Vec<(usize, glommio::ExecutorJoinHandle<WorkerResult>)>,
+    starts: Vec<flume::Sender<Timing>>,
+    readies: Vec<flume::Receiver<Result<(), String>>>,
+    msgs: flume::Receiver<(usize, Msg)>,
+}
+
 /// Runs a benchmark and returns its report. Blocks the calling thread; the
 /// work happens on one pinned executor per CPU in `cfg.cpus`.
 pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
@@ -818,12 +468,53 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     crate::memlock::raise_memlock(
         crate::config::DEFAULT_IO_MEMORY as u64 * 2 * cfg.cpus.len() as u64,
     );
-
     let stop = Arc::new(AtomicBool::new(false));
+    let workers = spawn_workers(cfg, keys, &stop)?;
+    let Workers {
+        joins,
+        starts,
+        readies,
+        msgs,
+    } = workers;
+    if let Err(e) = await_ready(cfg, &readies) {
+        drop(starts);
+        let mut detail = String::new();
+        for (cpu, j) in joins {
+            if let Err(err) = j.join() {
+                detail = format!(" (executor on CPU {cpu}: {err})");
+            }
+        }
+        bail!("{e}{detail}");
+    }
+    let start_unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
+    for s in &starts {
+        let _ = s.send(timing);
+    }
+    drop(starts);
+    let (mut totals, timeline) = collect_seconds(cfg, &timing, &msgs)?;
+    let mut report = merge_workers(joins)?;
+    report.generation_rate_ops = generation_rate;
+    totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
+    report.totals = totals;
+    report.timeline = timeline;
+    report.meta = meta(cfg, start_unix_secs);
+    report.finalize();
+    Ok(report)
+}
+
+/// Starts one pinned executor per CPU, each running [`worker_main`].
+fn spawn_workers(cfg: &DriverConfig, keys: KeyDist, stop: &Arc<AtomicBool>) -> Result<Workers> {
     let (msg_tx, msg_rx) = flume::unbounded::<(usize, Msg)>();
-    let mut joins = Vec::new();
-    let mut starts = Vec::new();
-    let mut readies = Vec::new();
+    let mut w = Workers {
+        joins: Vec::new(),
+        starts: Vec::new(),
+        readies: Vec::new(),
+        msgs: msg_rx,
+    };
     for (worker, &cpu) in cfg.cpus.iter().enumerate() {
         let (ready_tx, ready_rx) = flume::bounded(1);
         let (start_tx, start_rx) = flume::bounded(1);
@@ -841,13 +532,18 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             .io_memory(crate::config::DEFAULT_IO_MEMORY)
             .spawn(move || worker_main(setup))
             .map_err(|e| anyhow::anyhow!("starting bench worker {worker} on CPU {cpu}: {e}"))?;
-        joins.push((cpu, join));
-        starts.push(start_tx);
-        readies.push(ready_rx);
+        w.joins.push((cpu, join));
+        w.starts.push(start_tx);
+        w.readies.push(ready_rx);
     }
-    drop(msg_tx);
+    Ok(w)
+}
 
-    // Wait until every worker is connected (or reports why not).
+/// Waits until every worker is connected; the first reason one is not.
+fn await_ready(
+    cfg: &DriverConfig,
+    readies: &[flume::Receiver<Result<(), String>>],
+) -> Result<(), String> {
     let mut start_error = None;
     for (worker, ready) in readies.iter().enumerate() {
         match ready.recv() {
@@ -863,28 +559,17 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             }
         }
     }
-    if let Some(e) = start_error {
-        drop(starts);
-        let mut detail = String::new();
-        for (cpu, j) in joins {
-            if let Err(err) = j.join() {
-                detail = format!(" (executor on CPU {cpu}: {err})");
-            }
-        }
-        bail!("{e}{detail}");
-    }
+    start_error.map_or(Ok(()), Err)
+}
 
-    let start_unix_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
-    for s in &starts {
-        let _ = s.send(timing);
-    }
-    drop(starts);
-
-    // Collect seconds until every worker has finished.
+/// Collects the workers' seconds until every worker has finished: merges
+/// each second over all workers, adds the measured ones to the totals and
+/// the timeline, and prints the progress line.
+fn collect_seconds(
+    cfg: &DriverConfig,
+    timing: &Timing,
+    msgs: &flume::Receiver<(usize, Msg)>,
+) -> Result<(Totals, Vec<TimelineSample>)> {
     let n = cfg.cpus.len();
     let mut pending: BTreeMap<i64, (usize, Bucket)> = BTreeMap::new();
     let mut timeline = Vec::new();
@@ -892,66 +577,85 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     let mut so_far = LatencyHistogram::new();
     let mut finished = 0;
     while finished < n {
-        let Ok((_, msg)) = msg_rx.recv() else { break };
-        match msg {
-            Msg::Finished => finished += 1,
-            Msg::Second { idx, bucket } => {
-                let e = pending.entry(idx).or_default();
-                e.0 += 1;
-                e.1.add(&bucket);
-                if e.0 < n {
-                    continue;
-                }
-                let (_, b) = pending.remove(&idx).unwrap_or_default();
-                let t_from = timing.second_start(idx);
-                let t_to = timing.second_end(idx);
-                let dur = (t_to - t_from).as_secs_f64().max(1e-9);
-                if idx >= 0 {
-                    so_far.add(&b.batch_hist)?;
-                    totals.ops += b.ops;
-                    totals.gets += b.gets;
-                    totals.puts += b.puts;
-                    totals.errors += b.errors;
-                    timeline.push(TimelineSample {
-                        t_secs: (t_to - timing.start).as_secs_f64(),
-                        ops: b.ops,
-                        gets: b.gets,
-                        puts: b.puts,
-                        errors: b.errors,
-                        p99_batch_ns: b.batch_hist.p99(),
-                    });
-                }
-                if cfg.progress {
-                    let label = if idx < 0 {
-                        format!("warm-up {:>3}", idx)
-                    } else {
-                        format!(
-                            "{:>5.1}/{:<5.1}s",
-                            (t_to - timing.start).as_secs_f64(),
-                            cfg.secs
-                        )
-                    };
-                    let p99_total = if idx >= 0 {
-                        format!(" (run {})", fmt_us(so_far.p99()))
-                    } else {
-                        String::new()
-                    };
-                    eprintln!(
-                        "[{label}] {:>9}op/s  p99 batch {}{}  errors {}",
-                        fmt_rate(b.ops as f64 / dur),
-                        fmt_us(b.batch_hist.p99()),
-                        p99_total,
-                        totals.errors + if idx < 0 { b.errors } else { 0 },
-                    );
-                }
+        let Ok((_, msg)) = msgs.recv() else { break };
+        let (idx, bucket) = match msg {
+            Msg::Finished => {
+                finished += 1;
+                continue;
             }
+            Msg::Second { idx, bucket } => (idx, bucket),
+        };
+        let e = pending.entry(idx).or_default();
+        e.0 += 1;
+        e.1.add(&bucket);
+        if e.0 < n {
+            continue;
+        }
+        let (_, b) = pending.remove(&idx).unwrap_or_default();
+        let t_to = timing.second_end(idx);
+        if idx >= 0 {
+            so_far.add(&b.batch_hist)?;
+            totals.ops += b.ops;
+            totals.gets += b.gets;
+            totals.puts += b.puts;
+            totals.errors += b.errors;
+            timeline.push(TimelineSample {
+                t_secs: (t_to - timing.start).as_secs_f64(),
+                ops: b.ops,
+                gets: b.gets,
+                puts: b.puts,
+                errors: b.errors,
+                p99_batch_ns: b.batch_hist.p99(),
+            });
+        }
+        if cfg.progress {
+            progress_line(cfg, timing, idx, &b, &so_far, totals.errors);
         }
     }
+    Ok((totals, timeline))
+}
 
-    let mut report = BenchReport {
-        generation_rate_ops: generation_rate,
-        ..Default::default()
+/// One second's progress line on stderr.
+fn progress_line(
+    cfg: &DriverConfig,
+    timing: &Timing,
+    idx: i64,
+    b: &Bucket,
+    so_far: &LatencyHistogram,
+    errors: u64,
+) {
+    let t_from = timing.second_start(idx);
+    let t_to = timing.second_end(idx);
+    let dur = (t_to - t_from).as_secs_f64().max(1e-9);
+    let label = if idx < 0 {
+        format!("warm-up {:>3}", idx)
+    } else {
+        format!(
+            "{:>5.1}/{:<5.1}s",
+            (t_to - timing.start).as_secs_f64(),
+            cfg.secs
+        )
     };
+    let p99_total = if idx >= 0 {
+        format!(" (run {})", fmt_us(so_far.p99()))
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "[{label}] {:>9}op/s  p99 batch {}{}  errors {}",
+        fmt_rate(b.ops as f64 / dur),
+        fmt_us(b.batch_hist.p99()),
+        p99_total,
+        errors + if idx < 0 { b.errors } else { 0 },
+    );
+}
+
+/// Joins the workers and merges their histograms, byte counts, client CPU
+/// and server figures; the first worker error aborts the run.
+fn merge_workers(
+    joins: Vec<(usize, glommio::ExecutorJoinHandle<WorkerResult>)>,
+) -> Result<BenchReport> {
+    let mut report = BenchReport::default();
     let mut error = None;
     let mut warnings = Vec::new();
     for (worker, (cpu, j)) in joins.into_iter().enumerate() {
@@ -983,10 +687,12 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     for w in warnings {
         eprintln!("corekv bench: warning: {w}");
     }
-    totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
-    report.totals = totals;
-    report.timeline = timeline;
-    report.meta = BenchMeta {
+    Ok(report)
+}
+
+/// The report's description of this run.
+fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
+    BenchMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: hostname(),
         start_unix_secs,
@@ -1011,9 +717,7 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         },
         base_seed: cfg.base_seed,
         client_processes: 1,
-    };
-    report.finalize();
-    Ok(report)
+    }
 }
 
 /// This machine's host name (empty if unknown).
@@ -1030,57 +734,6 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_are_bucketed_from_the_window_start() {
-        let t0 = Instant::now();
-        let t = Timing::new(t0, 2.0, 2.5);
-        assert_eq!(t.first_second, -2);
-        assert_eq!(t.seconds, 3);
-        assert_eq!(t.second_of(t0), -2);
-        assert_eq!(t.second_of(t0 + Duration::from_millis(1500)), -1);
-        assert_eq!(t.second_of(t.start), 0);
-        assert_eq!(t.second_of(t.start + Duration::from_millis(999)), 0);
-        assert_eq!(t.second_of(t.start + Duration::from_millis(2400)), 2);
-        assert_eq!(t.second_end(2), t.end);
-        assert_eq!(t.second_start(-2), t0);
-    }
-
-    #[test]
-    fn fractional_warmup_starts_at_t0() {
-        let t0 = Instant::now();
-        let t = Timing::new(t0, 0.5, 1.0);
-        assert_eq!(t.first_second, -1);
-        assert_eq!(t.second_start(-1), t0);
-        assert_eq!(t.second_of(t0), -1);
-    }
-
-    #[test]
-    fn record_ignores_late_completions_and_counts_the_window() {
-        let t0 = Instant::now();
-        let timing = Timing::new(t0, 1.0, 1.0);
-        let mut st = WorkerState {
-            timing,
-            buckets: BTreeMap::new(),
-            batch_hist: LatencyHistogram::new(),
-            op_hist: LatencyHistogram::new(),
-        };
-        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0); // warm-up
-        st.record(
-            timing.start,
-            timing.start + Duration::from_millis(2),
-            8,
-            7,
-            1,
-        );
-        st.record(timing.end, timing.end + Duration::from_millis(1), 8, 8, 0); // after
-        assert_eq!(st.batch_hist.count(), 1);
-        assert_eq!(st.op_hist.count(), 8);
-        assert_eq!(st.buckets[&-1].ops, 8);
-        assert_eq!(st.buckets[&0].puts, 1);
-        assert_eq!(st.buckets[&0].errors, 1);
-        assert_eq!(st.buckets.len(), 2);
-    }
 
     #[test]
     fn target_names() {

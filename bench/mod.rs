@@ -6,8 +6,10 @@
 
 pub mod cli;
 pub mod driver;
+mod native_target;
 pub mod plot;
 pub mod report;
 mod resp_target;
+mod session;
 pub mod sysstat;
 pub mod workload;

@@ -4,12 +4,12 @@
 //! Owns: per-session RESP connections, pipelined GET/SET batches (pipeline
 //! depth = `--batch`) and the `INFO all` monitor that gives the server-side
 //! figures for Redis. Runs the same workload, pacing and recording as the
-//! native driver ([`super::driver`]); only the wire differs.
+//! native target ([`super::native_target`]); only the wire differs.
 //!
 //! Each session has its own connection to every host (Redis is one thread per
 //! server; several sessions keep it busy while a session generates its next
 //! batch). With several hosts, ops are spread with corekv's node hash
-//! ([`crate::routing::node_of`]) and the per-host pipelines are sent one after
+//! ([`crate::routing::route`]) and the per-host pipelines are sent one after
 //! another, as the seed's client sent its sub-batches. Writing the pipeline
 //! and reading its replies run concurrently, so a deep pipeline cannot
 //! deadlock on full socket buffers.
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::driver::{Pacer, WorkerCtx};
 use super::report::{ServerNodeReport, ShardTotals};
+use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
@@ -382,10 +382,6 @@ pub(crate) async fn monitor(
         .into_iter()
         .map(|s| (Half(Rc::new(RefCell::new(s))), RespReader::new()))
         .collect();
-    let sleep_until = |at: Instant| {
-        let now = Instant::now();
-        glommio::timer::sleep(at.saturating_duration_since(now))
-    };
     sleep_until(t.start).await;
     let first = snapshot(&mut conns, &hosts).await?;
     if !first.iter().all(|(_, s)| s.has_commandstats) {
