@@ -6,8 +6,8 @@
 //! of a cluster run (`report merge --monitor`, `report plot-util`).
 //!
 //! Must not touch: measurement (`super::driver`), report arithmetic
-//! (`super::report`), plot drawing (`super::plot`), sampling `/proc`
-//! (`crate::sysstat`).
+//! (`super::report`), figure shaping (`super::figures`) and drawing
+//! (`super::plot`), sampling `/proc` (`super::sysstat`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,9 +16,10 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 
 use super::driver::{self, DriverConfig, Target};
+use super::figures;
 use super::plot;
-use super::report::{self, BenchReport, LoadMode};
-use super::sysstat::{UtilizationSample, UtilizationSummary};
+use super::report::{self, BenchReport};
+use super::sysstat::{monitor_name, NodeUtilization};
 use super::workload::{self, Distribution, WorkloadConfig};
 
 /// `corekv bench` arguments.
@@ -247,81 +248,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Short description of a run for plot titles (fits a 1000 px title).
-fn describe(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let mode = match m.mode {
-        LoadMode::Closed => "closed loop".to_string(),
-        LoadMode::Open { rate_ops_per_sec } => {
-            format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
-        }
-    };
-    let dist = if m.distribution == "zipfian" {
-        format!("θ={}", m.theta)
-    } else {
-        m.distribution.clone()
-    };
-    format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
-}
-
 /// Writes `json_name`, the two `.hgrm` files and the two plots into `dir`.
 pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     r.write_json(dir.join(json_name))?;
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
-    let target = &r.meta.target;
-    plot::plot_latency_percentiles(
-        &[
-            ("per batch (send → last reply)", &r.batch_latency),
-            ("per operation (its batch's latency)", &r.op_latency),
-        ],
-        dir.join("latency.png"),
-        &format!("{target} latency — {}", describe(r)),
-    )?;
-    let client: Vec<(f64, f64)> = r
-        .timeline
-        .iter()
-        .map(|s| {
-            let len = if s.t_secs.fract() > 0.0 {
-                s.t_secs.fract()
-            } else {
-                1.0
-            };
-            (s.t_secs, s.ops as f64 / len / 1e6)
-        })
-        .collect();
-    let mut names = vec![format!(
-        "client-measured ({} process{})",
-        r.meta.client_processes,
-        if r.meta.client_processes == 1 {
-            ""
-        } else {
-            "es"
-        }
-    )];
-    let mut lines = vec![client];
-    for s in &r.servers {
-        names.push(format!("server node {} ({})", s.node_id, s.address));
-        lines.push(
-            s.per_second_ops
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ((i + 1) as f64, v / 1e6))
-                .collect(),
-        );
-    }
-    let series: Vec<(&str, &[(f64, f64)])> = names
-        .iter()
-        .map(|n| n.as_str())
-        .zip(lines.iter().map(|l| l.as_slice()))
-        .collect();
-    plot::plot_timeline(
-        &series,
-        dir.join("throughput.png"),
-        &format!("{target} throughput — {}", describe(r)),
-        "Throughput (million op/s)",
-    )?;
+    figures::plot_run(r, dir)?;
     Ok(())
 }
 
@@ -362,10 +295,10 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             if let Some(dir) = out {
                 write_outputs(&merged, &dir, "merged.json")?;
                 if !nodes.is_empty() {
-                    plot_utilization(
+                    figures::plot_utilization(
                         &nodes,
                         dir.join("utilization.png"),
-                        &utilization_title(&merged),
+                        &figures::utilization_title(&merged),
                     )?;
                 }
                 eprintln!("corekv report: merged report in {}", dir.display());
@@ -393,7 +326,7 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
                 .map(|(p, n)| NodeUtilization::read(p, n))
                 .collect::<Result<Vec<_>>>()?;
             print!("{}", render_utilization(&nodes));
-            plot_utilization(
+            figures::plot_utilization(
                 &nodes,
                 &out,
                 title.as_deref().unwrap_or("corekv utilization"),
@@ -457,57 +390,17 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
                     series.push((l.as_str(), &r.batch_latency));
                 }
                 let title = match rows.first() {
-                    Some((_, r)) => format!("Batch latency — {}", describe(r)),
+                    Some((_, r)) => format!("Batch latency — {}", r.describe()),
                     None => "Batch latency".to_string(),
                 };
                 plot::plot_latency_percentiles(&series, &path, &title)?;
             }
         }
-        ReportCmd::PlotSweep { csv, out, title } => plot_sweep(&csv, &out, title.as_deref())?,
+        ReportCmd::PlotSweep { csv, out, title } => {
+            figures::plot_sweep(&csv, &out, title.as_deref())?
+        }
     }
     Ok(())
-}
-
-/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct MonitorFile {
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
-}
-
-/// A named node's utilization samples and their summary.
-#[derive(Debug, Clone)]
-struct NodeUtilization {
-    name: String,
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
-}
-
-impl NodeUtilization {
-    fn read(path: &Path, name: &str) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: MonitorFile = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
-        Ok(NodeUtilization {
-            name: name.to_string(),
-            samples: f.samples,
-            summary: f.summary,
-        })
-    }
-}
-
-/// `dir/server0.monitor.json` → `server0` (else the file stem).
-fn monitor_name(path: &Path) -> String {
-    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
-    file.strip_suffix(".monitor.json")
-        .or_else(|| file.strip_suffix(".json"))
-        .unwrap_or(file)
-        .to_string()
-}
-
-fn utilization_title(r: &BenchReport) -> String {
-    format!("{} utilization — {}", r.meta.target, describe(r))
 }
 
 /// The per-node utilization table printed after a merged report.
@@ -550,226 +443,6 @@ fn render_utilization(nodes: &[NodeUtilization]) -> String {
         );
     }
     s
-}
-
-/// One PNG: node CPU busy %, process CPU %, process RSS and network rx+tx
-/// over time, one line per node, time aligned across nodes by the samples'
-/// wall clock (0 = start of the earliest sample interval).
-fn plot_utilization(nodes: &[NodeUtilization], path: impl AsRef<Path>, title: &str) -> Result<()> {
-    let t0 = nodes
-        .iter()
-        .flat_map(|n| n.samples.iter().map(|s| s.unix_secs - s.interval_secs))
-        .fold(f64::INFINITY, f64::min);
-    let series = |f: &dyn Fn(&UtilizationSample) -> Option<f64>| -> Vec<Vec<(f64, f64)>> {
-        nodes
-            .iter()
-            .map(|n| {
-                n.samples
-                    .iter()
-                    .filter_map(|s| f(s).map(|y| (s.unix_secs - t0, y)))
-                    .collect()
-            })
-            .collect()
-    };
-    let cpu = series(&|s| Some(s.node_cpu_pct));
-    let proc_cpu = series(&|s| s.proc_cpu_pct);
-    let rss = series(&|s| s.proc_rss_bytes.map(|b| b as f64 / 1e6));
-    let net = series(&|s| Some((s.net_rx_bytes_per_sec + s.net_tx_bytes_per_sec) / 1e6));
-    fn named<'a>(
-        nodes: &'a [NodeUtilization],
-        lines: &'a [Vec<(f64, f64)>],
-    ) -> Vec<(&'a str, &'a [(f64, f64)])> {
-        nodes
-            .iter()
-            .zip(lines)
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(n, l)| (n.name.as_str(), l.as_slice()))
-            .collect()
-    }
-    let mut panels = vec![plot::TimelinePanel {
-        title: "Node CPU busy",
-        y_label: "CPU busy (% of all the node's CPUs)",
-        series: named(nodes, &cpu),
-    }];
-    let proc_series = named(nodes, &proc_cpu);
-    if !proc_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process CPU",
-            y_label: "CPU (% of one CPU)",
-            series: proc_series,
-        });
-    }
-    let rss_series = named(nodes, &rss);
-    if !rss_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process RSS",
-            y_label: "Resident set size (MB)",
-            series: rss_series,
-        });
-    }
-    panels.push(plot::TimelinePanel {
-        title: "Network, rx + tx of the counted interfaces",
-        y_label: "Network (MB/s)",
-        series: named(nodes, &net),
-    });
-    plot::plot_timeline_panels(&panels, path, title)
-}
-
-/// One row of a sweep CSV.
-#[derive(Debug, Clone, PartialEq)]
-struct SweepRow {
-    param: String,
-    value: f64,
-    servers: String,
-    clients: String,
-    ops_per_sec: Option<f64>,
-    seed_style: Option<f64>,
-}
-
-fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("empty CSV")?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("CSV has no {name:?} column (header: {})", header.join(",")))
-    };
-    let (ip, iv, is, ic, io) = (
-        col("param")?,
-        col("value")?,
-        col("servers")?,
-        col("clients")?,
-        col("ops_per_sec")?,
-    );
-    let iseed = col("seed_style_ops_per_sec").ok();
-    let mut rows = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |i: usize| f.get(i).copied().unwrap_or("");
-        let num = |i: usize| get(i).parse::<f64>().ok().filter(|x| x.is_finite());
-        let Some(value) = num(iv) else {
-            bail!("line {}: value {:?} is not a number", n + 2, get(iv));
-        };
-        rows.push(SweepRow {
-            param: get(ip).to_string(),
-            value,
-            servers: get(is).to_string(),
-            clients: get(ic).to_string(),
-            ops_per_sec: num(io),
-            seed_style: iseed.and_then(num),
-        });
-    }
-    Ok(rows)
-}
-
-fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
-    let text =
-        std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let rows = parse_sweep_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
-    let mut params: Vec<String> = Vec::new();
-    for r in &rows {
-        if !params.contains(&r.param) {
-            params.push(r.param.clone());
-        }
-    }
-    if params.is_empty() {
-        bail!("{}: no data rows", csv.display());
-    }
-    let prefix = title.unwrap_or("corekv");
-    for (i, param) in params.iter().enumerate() {
-        let path = if i == 0 {
-            out.to_path_buf()
-        } else {
-            let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-            out.with_file_name(format!("{stem}-{param}.png"))
-        };
-        let mut combos: Vec<(String, String)> = Vec::new();
-        for r in rows.iter().filter(|r| &r.param == param) {
-            let c = (r.servers.clone(), r.clients.clone());
-            if !combos.contains(&c) {
-                combos.push(c);
-            }
-        }
-        let plural = |n: &str, w: &str| {
-            if n == "1" {
-                format!("{n} {w}")
-            } else {
-                format!("{n} {w}s")
-            }
-        };
-        let mut names = Vec::new();
-        let mut lines = Vec::new();
-        let of_param = || rows.iter().filter(|r| &r.param == param);
-        if param == "nodes" {
-            // The seed's 1+1, 2+2, 4+4 table: one line per way of counting.
-            names.push("client-measured".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
-            names.push("seed-style (sum of per-server-node medians)".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
-        } else {
-            for (s, c) in &combos {
-                names.push(format!(
-                    "{}, {}",
-                    plural(s, "server node"),
-                    plural(c, "client node")
-                ));
-                lines.push(
-                    of_param()
-                        .filter(|r| &r.servers == s && &r.clients == c)
-                        .filter_map(|r| r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6)))
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-        let series: Vec<(&str, &[(f64, f64)])> = names
-            .iter()
-            .map(|n| n.as_str())
-            .zip(lines.iter().map(|l| l.as_slice()))
-            .collect();
-        // Powers of two (batch 512..16384, sessions 16..256, nodes 1, 2, 4)
-        // get a log2 axis with a tick at each.
-        let pow2 = of_param().all(|r| {
-            r.value >= 1.0 && r.value.fract() == 0.0 && (r.value as u64).is_power_of_two()
-        });
-        let x_label = match (param.as_str(), pow2) {
-            ("batch", true) => "Batch size (operations per batch, log2 scale)",
-            ("batch", false) => "Batch size (operations per batch)",
-            ("sessions", true) => "Sessions per client CPU (log2 scale)",
-            ("sessions", false) => "Sessions per client CPU",
-            ("nodes", true) => "Server nodes = client nodes (log2 scale)",
-            ("nodes", false) => "Server nodes = client nodes",
-            (other, _) => other,
-        };
-        let y_label = if param == "nodes" {
-            "Throughput (million op/s)"
-        } else {
-            "Throughput (million op/s, client-measured)"
-        };
-        plot::plot_sweep(
-            &series,
-            &path,
-            &format!("{prefix}: throughput vs {param}"),
-            x_label,
-            y_label,
-            pow2,
-        )?;
-        println!("{}", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -817,19 +490,5 @@ mod tests {
             .bench
             .to_config()
             .is_err());
-    }
-
-    #[test]
-    fn sweep_csv_is_parsed() {
-        let rows = parse_sweep_csv(
-            "param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us\n\
-             batch,1,1,1,1000.0,,5.0\nbatch,2,1,1,,1500.0,\n",
-        )
-        .unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].ops_per_sec, Some(1000.0));
-        assert_eq!(rows[1].ops_per_sec, None);
-        assert_eq!(rows[1].seed_style, Some(1500.0));
-        assert!(parse_sweep_csv("a,b\n1,2\n").is_err());
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod figures;
 mod native_target;
 pub mod plot;
 pub mod report;

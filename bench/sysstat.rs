@@ -622,6 +622,48 @@ impl fmt::Display for UtilizationSummary {
     }
 }
 
+/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct MonitorFile {
+    samples: Vec<UtilizationSample>,
+    summary: UtilizationSummary,
+}
+
+/// A named node's utilization samples and their summary.
+#[derive(Debug, Clone)]
+pub struct NodeUtilization {
+    /// The node's name (from its monitor file's name).
+    pub name: String,
+    /// Its samples, in time order.
+    pub samples: Vec<UtilizationSample>,
+    /// Their summary.
+    pub summary: UtilizationSummary,
+}
+
+impl NodeUtilization {
+    /// Reads a `corekv monitor --out` file as node `name`.
+    pub fn read(path: &Path, name: &str) -> Result<Self> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: MonitorFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
+        Ok(NodeUtilization {
+            name: name.to_string(),
+            samples: f.samples,
+            summary: f.summary,
+        })
+    }
+}
+
+/// `dir/server0.monitor.json` → `server0` (else the file stem).
+pub fn monitor_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
+    file.strip_suffix(".monitor.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file)
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

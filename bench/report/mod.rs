@@ -206,6 +206,24 @@ pub struct ServerNodeReport {
 }
 
 impl ServerNodeReport {
+    /// Mean of the per-second ops/s samples (0 without samples).
+    pub fn mean_ops_per_sec(&self) -> f64 {
+        if self.per_second_ops.is_empty() {
+            0.0
+        } else {
+            self.per_second_ops.iter().sum::<f64>() / self.per_second_ops.len() as f64
+        }
+    }
+
+    /// The per-second ops/s samples as `(second, million op/s)`.
+    pub fn mops_series(&self) -> Vec<(f64, f64)> {
+        self.per_second_ops
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i + 1) as f64, v / 1e6))
+            .collect()
+    }
+
     /// Median of [`Self::per_second_ops`] (see [`median`]).
     pub fn median_ops_per_sec(&self) -> f64 {
         median(&self.per_second_ops)
@@ -257,6 +275,39 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
+    /// Short description of a run for plot titles (fits a 1000 px title).
+    pub fn describe(&self) -> String {
+        let m = &self.meta;
+        let mode = match m.mode {
+            LoadMode::Closed => "closed loop".to_string(),
+            LoadMode::Open { rate_ops_per_sec } => {
+                format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
+            }
+        };
+        let dist = if m.distribution == "zipfian" {
+            format!("θ={}", m.theta)
+        } else {
+            m.distribution.clone()
+        };
+        format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
+    }
+
+    /// The client-measured throughput per second of the timeline, as
+    /// `(t_secs, million op/s)`; a partial last second is scaled by its length.
+    pub fn client_mops_series(&self) -> Vec<(f64, f64)> {
+        self.timeline
+            .iter()
+            .map(|s| {
+                let len = if s.t_secs.fract() > 0.0 {
+                    s.t_secs.fract()
+                } else {
+                    1.0
+                };
+                (s.t_secs, s.ops as f64 / len / 1e6)
+            })
+            .collect()
+    }
+
     /// Recomputes derived fields (rates in [`Totals`]).
     pub fn finalize(&mut self) {
         self.totals.derive();

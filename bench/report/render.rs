@@ -164,11 +164,7 @@ fn servers_section(o: &mut String, r: &BenchReport) {
         "node", "address", "median op/s", "mean op/s", "samples"
     );
     for s in &r.servers {
-        let mean = if s.per_second_ops.is_empty() {
-            0.0
-        } else {
-            s.per_second_ops.iter().sum::<f64>() / s.per_second_ops.len() as f64
-        };
+        let mean = s.mean_ops_per_sec();
         let _ = writeln!(
             o,
             "  {:<6} {:<24} {:>14.0} {:>14.0} {:>8}",
