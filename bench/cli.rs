@@ -17,7 +17,6 @@ use clap::{Args, Subcommand};
 
 use super::driver::{self, DriverConfig, Target};
 use super::figures;
-use super::plot;
 use super::report::{self, BenchReport};
 use super::sysstat::{monitor_name, NodeUtilization};
 use super::workload::{self, Distribution, WorkloadConfig};
@@ -265,140 +264,125 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             files,
             out,
             monitors,
-        } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            let mut merged = report::merge(&reports)?;
-            let nodes = monitors
-                .iter()
-                .map(|p| NodeUtilization::read(p, &monitor_name(p)))
-                .collect::<Result<Vec<_>>>()?;
-            if !nodes.is_empty() {
-                let rows = nodes
-                    .iter()
-                    .map(|n| {
-                        let mut v = serde_json::to_value(&n.summary)?;
-                        if let serde_json::Value::Object(m) = &mut v {
-                            m.insert("node".into(), n.name.clone().into());
-                        }
-                        Ok(v)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                merged.extra.insert("utilization".into(), rows.into());
-            }
-            print!("{}", report::render_table(&merged));
-            if !nodes.is_empty() {
-                print!("{}", render_utilization(&nodes));
-            }
-            if let Some(dir) = out {
-                write_outputs(&merged, &dir, "merged.json")?;
-                if !nodes.is_empty() {
-                    figures::plot_utilization(
-                        &nodes,
-                        dir.join("utilization.png"),
-                        &figures::utilization_title(&merged),
-                    )?;
-                }
-                eprintln!("corekv report: merged report in {}", dir.display());
-            }
-        }
+        } => report_merge(&files, out.as_deref(), &monitors),
         ReportCmd::PlotUtil {
             files,
             names,
             out,
             title,
-        } => {
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != files.len() {
-                        bail!("--names has {} names for {} files", v.len(), files.len());
-                    }
-                    v
-                }
-                None => files.iter().map(|p| monitor_name(p)).collect(),
-            };
-            let nodes = files
-                .iter()
-                .zip(&names)
-                .map(|(p, n)| NodeUtilization::read(p, n))
-                .collect::<Result<Vec<_>>>()?;
-            print!("{}", render_utilization(&nodes));
-            figures::plot_utilization(
-                &nodes,
-                &out,
-                title.as_deref().unwrap_or("corekv utilization"),
-            )?;
-            println!("{}", out.display());
-        }
+        } => report_plot_util(&files, names.as_deref(), &out, title.as_deref()),
         ReportCmd::Show { file } => {
             let r = BenchReport::read_json(&file)?;
             print!("{}", report::render_table(&r));
+            Ok(())
         }
         ReportCmd::Compare { files, names, plot } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != reports.len() {
-                        bail!(
-                            "--names has {} names for {} reports",
-                            v.len(),
-                            reports.len()
-                        );
-                    }
-                    v
-                }
-                None => reports.iter().map(|r| r.meta.target.clone()).collect(),
-            };
-            let rows: Vec<(&str, &BenchReport)> = names
-                .iter()
-                .map(|s| s.as_str())
-                .zip(reports.iter())
-                .collect();
-            print!("{}", report::render_comparison(&rows));
-            if let Some((first_name, first)) = rows.first() {
-                for (name, r) in &rows[1..] {
-                    let (a, b) = (first.client_ops_per_sec(), r.client_ops_per_sec());
-                    if b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (client-measured)",
-                            a / b
-                        );
-                    }
-                    let (a, b) = (first.seed_style_total(), r.seed_style_total());
-                    if a > 0.0 && b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (seed-style, from server counters)",
-                            a / b
-                        );
-                    }
-                }
-            }
-            if let Some(path) = plot {
-                let mut series = Vec::new();
-                let labels: Vec<String> = rows
-                    .iter()
-                    .map(|(n, r)| format!("{n} (batch {})", r.meta.batch))
-                    .collect();
-                for (l, (_, r)) in labels.iter().zip(&rows) {
-                    series.push((l.as_str(), &r.batch_latency));
-                }
-                let title = match rows.first() {
-                    Some((_, r)) => format!("Batch latency — {}", r.describe()),
-                    None => "Batch latency".to_string(),
-                };
-                plot::plot_latency_percentiles(&series, &path, &title)?;
-            }
+            report_compare(&files, names.as_deref(), plot.as_deref())
         }
         ReportCmd::PlotSweep { csv, out, title } => {
-            figures::plot_sweep(&csv, &out, title.as_deref())?
+            figures::plot_sweep(&csv, &out, title.as_deref())
         }
+    }
+}
+
+/// Reads JSON reports.
+fn read_reports(files: &[PathBuf]) -> Result<Vec<BenchReport>> {
+    files.iter().map(BenchReport::read_json).collect()
+}
+
+/// `--names a,b,c` for `n` inputs, or the defaults.
+fn names_for(
+    names: Option<&str>,
+    n: usize,
+    what: &str,
+    default: impl Fn(usize) -> String,
+) -> Result<Vec<String>> {
+    match names {
+        Some(list) => {
+            let v: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if v.len() != n {
+                bail!("--names has {} names for {} {what}", v.len(), n);
+            }
+            Ok(v)
+        }
+        None => Ok((0..n).map(default).collect()),
+    }
+}
+
+/// `corekv report merge`: one report from several client processes, with
+/// the nodes' utilization when monitor files are given.
+fn report_merge(files: &[PathBuf], out: Option<&Path>, monitors: &[PathBuf]) -> Result<()> {
+    let mut merged = report::merge(&read_reports(files)?)?;
+    let nodes = monitors
+        .iter()
+        .map(|p| NodeUtilization::read(p, &monitor_name(p)))
+        .collect::<Result<Vec<_>>>()?;
+    if !nodes.is_empty() {
+        let rows = nodes
+            .iter()
+            .map(|n| {
+                let mut v = serde_json::to_value(&n.summary)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("node".into(), n.name.clone().into());
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        merged.extra.insert("utilization".into(), rows.into());
+    }
+    print!("{}", report::render_table(&merged));
+    if !nodes.is_empty() {
+        print!("{}", render_utilization(&nodes));
+    }
+    if let Some(dir) = out {
+        write_outputs(&merged, dir, "merged.json")?;
+        if !nodes.is_empty() {
+            figures::plot_utilization(
+                &nodes,
+                dir.join("utilization.png"),
+                &figures::utilization_title(&merged),
+            )?;
+        }
+        eprintln!("corekv report: merged report in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// `corekv report plot-util`: the utilization table and figure of monitor files.
+fn report_plot_util(
+    files: &[PathBuf],
+    names: Option<&str>,
+    out: &Path,
+    title: Option<&str>,
+) -> Result<()> {
+    let names = names_for(names, files.len(), "files", |i| monitor_name(&files[i]))?;
+    let nodes = files
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| NodeUtilization::read(p, n))
+        .collect::<Result<Vec<_>>>()?;
+    print!("{}", render_utilization(&nodes));
+    figures::plot_utilization(&nodes, out, title.unwrap_or("corekv utilization"))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// `corekv report compare`: side by side, throughput ratios, and optionally
+/// the batch latency curves in one figure.
+fn report_compare(files: &[PathBuf], names: Option<&str>, plot: Option<&Path>) -> Result<()> {
+    let reports = read_reports(files)?;
+    let names = names_for(names, reports.len(), "reports", |i| {
+        reports[i].meta.target.clone()
+    })?;
+    let rows: Vec<(&str, &BenchReport)> = names
+        .iter()
+        .map(|s| s.as_str())
+        .zip(reports.iter())
+        .collect();
+    print!("{}", report::render_comparison(&rows));
+    print!("{}", report::render::render_ratios(&rows));
+    if let Some(path) = plot {
+        figures::plot_comparison(&rows, path)?;
     }
     Ok(())
 }

@@ -287,6 +287,24 @@ pub fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The batch latency curves of several reports in one figure.
+pub fn plot_comparison(rows: &[(&str, &BenchReport)], path: &Path) -> Result<()> {
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|(n, r)| format!("{n} (batch {})", r.meta.batch))
+        .collect();
+    let series: Vec<_> = labels
+        .iter()
+        .zip(rows)
+        .map(|(l, (_, r))| (l.as_str(), &r.batch_latency))
+        .collect();
+    let title = match rows.first() {
+        Some((_, r)) => format!("Batch latency — {}", r.describe()),
+        None => "Batch latency".to_string(),
+    };
+    plot::plot_latency_percentiles(&series, path, &title)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -412,6 +412,46 @@ fn per_op(x: f64, ops: u64) -> f64 {
     }
 }
 
+/// Fails unless report `i`'s run (`m`) is the same experiment as report 0's
+/// (`m0`): same workload, shape, batch and target.
+fn check_mergeable(m0: &BenchMeta, m: &BenchMeta, i: usize) -> Result<()> {
+    let mut diffs = Vec::new();
+    if m.workload != m0.workload {
+        diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
+    }
+    if m.read_ratio != m0.read_ratio {
+        diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
+    }
+    if m.theta != m0.theta {
+        diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
+    }
+    if m.distribution != m0.distribution {
+        diffs.push(format!(
+            "distribution {} vs {}",
+            m.distribution, m0.distribution
+        ));
+    }
+    if m.records != m0.records {
+        diffs.push(format!("records {} vs {}", m.records, m0.records));
+    }
+    if m.value_size != m0.value_size {
+        diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
+    }
+    if m.batch != m0.batch {
+        diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
+    }
+    if m.target != m0.target {
+        diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "merge: report {i} does not match report 0: {}",
+            diffs.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Merges reports of client processes that ran concurrently against the same
 /// cluster with the same workload.
 ///
@@ -432,43 +472,8 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         bail!("merge: no reports");
     };
-    let m0 = &first.meta;
     for (i, r) in reports.iter().enumerate().skip(1) {
-        let m = &r.meta;
-        let mut diffs = Vec::new();
-        if m.workload != m0.workload {
-            diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
-        }
-        if m.read_ratio != m0.read_ratio {
-            diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
-        }
-        if m.theta != m0.theta {
-            diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
-        }
-        if m.distribution != m0.distribution {
-            diffs.push(format!(
-                "distribution {} vs {}",
-                m.distribution, m0.distribution
-            ));
-        }
-        if m.records != m0.records {
-            diffs.push(format!("records {} vs {}", m.records, m0.records));
-        }
-        if m.value_size != m0.value_size {
-            diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
-        }
-        if m.batch != m0.batch {
-            diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
-        }
-        if m.target != m0.target {
-            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
-        }
-        if !diffs.is_empty() {
-            bail!(
-                "merge: report {i} does not match report 0: {}",
-                diffs.join(", ")
-            );
-        }
+        check_mergeable(&first.meta, &r.meta, i)?;
     }
 
     let mut out = first.clone();

@@ -327,3 +327,31 @@ pub fn write_hgrm(hist: &LatencyHistogram, path: impl AsRef<Path>) -> Result<()>
     let path = path.as_ref();
     std::fs::write(path, hgrm_string(hist)).with_context(|| format!("writing {}", path.display()))
 }
+
+/// The throughput ratios of the first report to each other one, client-
+/// measured and (when both have server figures) seed-style.
+pub fn render_ratios(rows: &[(&str, &BenchReport)]) -> String {
+    let mut o = String::new();
+    let Some((first_name, first)) = rows.first() else {
+        return o;
+    };
+    for (name, r) in &rows[1..] {
+        let (a, b) = (first.client_ops_per_sec(), r.client_ops_per_sec());
+        if b > 0.0 {
+            let _ = writeln!(
+                o,
+                "{first_name} / {name}: {:.2}x throughput (client-measured)",
+                a / b
+            );
+        }
+        let (a, b) = (first.seed_style_total(), r.seed_style_total());
+        if a > 0.0 && b > 0.0 {
+            let _ = writeln!(
+                o,
+                "{first_name} / {name}: {:.2}x throughput (seed-style, from server counters)",
+                a / b
+            );
+        }
+    }
+    o
+}

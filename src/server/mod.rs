@@ -170,19 +170,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         joins.push(join);
     }
 
-    let layout = Layout {
-        shard_ports: bound.iter().map(|b| b.native).collect(),
-        resp_port: if config.resp_port.is_some() {
-            bound[0].resp_node
-        } else {
-            0
-        },
-        resp_shard_ports: if config.resp_port.is_some() {
-            bound.iter().map(|b| b.resp_shard).collect()
-        } else {
-            vec![]
-        },
-    };
+    let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
     for g in gos {
         let _ = g.send(());
@@ -197,6 +185,23 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         stops,
         joins,
     })
+}
+
+/// The node's ports once every shard has bound.
+fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
+    Layout {
+        shard_ports: bound.iter().map(|b| b.native).collect(),
+        resp_port: if config.resp_port.is_some() {
+            bound[0].resp_node
+        } else {
+            0
+        },
+        resp_shard_ports: if config.resp_port.is_some() {
+            bound.iter().map(|b| b.resp_shard).collect()
+        } else {
+            vec![]
+        },
+    }
 }
 
 fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
