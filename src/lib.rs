@@ -33,8 +33,6 @@
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
 //! | [`error`] | error enums per layer | — |
 
-#![warn(missing_docs, rust_2018_idioms)]
-
 #[path = "../bench/mod.rs"]
 pub mod bench;
 pub mod client;
