@@ -7,7 +7,7 @@
 //! Must not touch: the workload's arithmetic (`super::workload`), report
 //! formatting and merging (`super::report`), plots, or server internals — the
 //! driver sees servers only through the shard-aware client ([`Cluster`]) or a
-//! RESP socket ([`super::resp_target`]).
+//! RESP socket (`super::resp_target`).
 //!
 //! # Shape (shared-nothing, like Seastar's seawreck)
 //!
@@ -23,8 +23,8 @@
 //!
 //! # Sessions
 //!
-//! A session owns one seeded [`Generator`], one [`Batch`], one [`Splitter`]
-//! and one [`BatchResults`], all reused: no heap allocation per operation.
+//! A session owns one seeded [`Generator`], one [`Batch`](crate::protocol::native::Batch), one [`Splitter`](crate::client::Splitter)
+//! and one [`BatchResults`](crate::client::BatchResults), all reused: no heap allocation per operation.
 //! It draws `batch` operations in the generator's order, sends them through
 //! the client (split per node and shard, parts in flight together), waits for
 //! every result and counts per-operation errors. Closed loop: the next batch

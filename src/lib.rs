@@ -12,9 +12,12 @@
 //! Each hardware thread of a server node runs one **shard**: a glommio
 //! executor pinned to that CPU, owning a private hash-map partition and its
 //! own io_uring sockets. A key is routed twice — to a node, then to a shard
-//! inside it — by one function, [`routing::route`]. Shard-aware clients do
-//! both hops and talk straight to the owning core's port; a request that
-//! lands on the wrong core is handed to its owner over flume.
+//! inside it — from one hash, [`routing::key_hash`]. Shard-aware clients do
+//! both hops with [`routing::route`] and talk straight to the owning core's
+//! port; a request that lands on the wrong core is handed to its owner over
+//! flume (the shard's own `owner == this shard` test, [`routing::shard_of`]).
+//! Every layer speaks one operation vocabulary, [`op`], so the protocols and
+//! the store never know each other.
 //!
 //! ## Module map
 //!
@@ -27,7 +30,7 @@
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
-//! | [`bench`] | load generator: workload, drivers, reports, plots, /proc sampling (in `bench/`) | server internals |
+//! | [`bench`](mod@bench) | load generator: workload, drivers, reports, plots, /proc sampling (in `bench/`) | server internals |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |

@@ -4,7 +4,7 @@
 //!
 //! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
 //!   once per operation by the caller and passed in: the store never hashes a
-//!   key again. The table ([`table`]) is open addressing keyed by that hash,
+//!   key again. The table (`table`) is open addressing keyed by that hash,
 //!   so a batch can prefetch slots and entries ahead of execution.
 //! * An entry is one heap block holding key and value back to back, so an
 //!   insert costs one allocation and an overwrite with a value of the same

@@ -4,26 +4,26 @@
 //! look its name up in the table, check its arity, flush the queued run
 //! first unless it is a batched key command, run its handler, and turn a
 //! handler's error into Redis's error reply. Every key operation goes
-//! through [`Shard::execute`] (see [`run`]), so forwarding to the owner
+//! through [`Shard::execute`] (see `run`), so forwarding to the owner
 //! shard, per-key order and counters are the same as for native batches. It
 //! knows sockets and the reply format, not the store's internals.
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`table`] | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
-//! | [`run`] | the batched path: queued ops, one `Shard::execute`, the reply sink |
-//! | [`strings`] | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
-//! | [`keys`] | DEL EXISTS (and later the other generic key commands) |
-//! | [`server`] | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
-//! | [`connection`] | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
+//! | `table` | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
+//! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
+//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
+//! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
+//! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //!
 //! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …) and `cluster.rs`
 //! (CLUSTER, READONLY, …): a new family is a module with a `COMMANDS` slice,
-//! listed in [`table::FAMILIES`].
+//! listed in `table::FAMILIES`.
 //!
 //! # Adding a command (one place)
 //!
-//! In its family module, add a [`table::Spec`] row to `COMMANDS` (name,
+//! In its family module, add a `table::Spec` row to `COMMANDS` (name,
 //! arity, flags, key positions, docs, `batched`, `handler`) and write the
 //! handler beside it: `fn(&mut Connection, &mut Parse) -> Result<Effect,
 //! CmdError>`. Read arguments with `p.next_range()?` (a key or value queued
@@ -43,12 +43,12 @@
 //! (unknown command, wrong arity, syntax) are ordinary replies, counted with
 //! [`Shard::count_protocol_error`]. Nothing here panics on network input.
 
-pub mod connection;
-pub mod keys;
-pub mod run;
-pub mod server;
-pub mod strings;
-pub mod table;
+pub(crate) mod connection;
+pub(crate) mod keys;
+pub(crate) mod run;
+pub(crate) mod server;
+pub(crate) mod strings;
+pub(crate) mod table;
 
 use std::ops::Range;
 
