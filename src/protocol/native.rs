@@ -439,6 +439,15 @@ impl OpSource for BatchView<'_> {
         self.ops.len()
     }
     #[inline]
+    fn key(&self, i: usize) -> &[u8] {
+        let ks = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1].to_native() as usize
+        };
+        &self.keys[ks..self.key_ends[i].to_native() as usize]
+    }
+    #[inline]
     fn op(&self, i: usize) -> Op<'_> {
         let ks = if i == 0 {
             0
@@ -861,6 +870,7 @@ mod tests {
             assert_eq!(v.len(), 4);
             for i in 0..4 {
                 assert_eq!(v.op(i), OpSource::op(&b, i));
+                assert_eq!(v.key(i), b.op(i).1);
             }
         }
     }

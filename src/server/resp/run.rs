@@ -144,6 +144,11 @@ impl OpSource for RunView<'_> {
     }
 
     #[inline]
+    fn key(&self, i: usize) -> &[u8] {
+        &self.buf[self.ops[i].key.clone()]
+    }
+
+    #[inline]
     fn op(&self, i: usize) -> Op<'_> {
         let o = &self.ops[i];
         let value = if o.value_in_extra {
