@@ -1,8 +1,10 @@
 //! The load driver of `corekv bench` (`corekv::bench::driver`).
 //!
-//! Owns: pinned worker executors, sessions (the seed's client goroutines),
-//! closed- and open-loop pacing, latency recording, the per-second timeline,
-//! the once-a-second server monitor and the assembly of a [`BenchReport`].
+//! Owns: pinned worker executors, the run's steps (spawn, start together,
+//! collect seconds, merge), the per-second timeline and progress line, and
+//! the assembly of a [`BenchReport`]. Sessions, pacing and recording are
+//! `super::session`'s; each target's sessions and server monitor are in
+//! `super::native_target` and `super::resp_target`.
 //!
 //! Must not touch: the workload's arithmetic (`super::workload`), report
 //! formatting and merging (`super::report`), plots, or server internals — the
@@ -21,20 +23,8 @@
 //! progress line and builds the timeline. At the end the workers' totals are
 //! merged (histograms exactly).
 //!
-//! # Sessions
-//!
-//! A session owns one seeded [`Generator`], one [`Batch`](crate::protocol::native::Batch), one [`Splitter`](crate::client::Splitter)
-//! and one [`BatchResults`](crate::client::BatchResults), all reused: no heap allocation per operation.
-//! It draws `batch` operations in the generator's order, sends them through
-//! the client (split per node and shard, parts in flight together), waits for
-//! every result and counts per-operation errors. Closed loop: the next batch
-//! is generated as soon as the previous one is answered. Open loop
-//! (`rate`): session `g` of `S` sends batch `n` at the intended time
-//! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
-//! time, and latency is measured from the *intended* send time, so a stall
-//! shows up in the latency of every batch that should have been sent during
-//! it (no coordinated omission). A session that falls behind sends at once
-//! and never skips an operation.
+//! Sessions and pacing (closed loop, open loop without coordinated
+//! omission) are described in `super::session`.
 //!
 //! # What is measured
 //!

@@ -6,6 +6,21 @@
 //! arrows run one way: driver → targets → session → report.
 //!
 //! It owns timing and recording, not connections, workloads or reports.
+//!
+//! # Sessions
+//!
+//! A session owns one seeded generator and its target's request and result
+//! buffers, all reused: no heap allocation per operation. It draws `batch`
+//! operations in the generator's order, sends them (native: split per node
+//! and shard, parts in flight together; RESP: one pipeline per host), waits for
+//! every result and counts per-operation errors. Closed loop: the next batch
+//! is generated as soon as the previous one is answered. Open loop
+//! (`rate`): session `g` of `S` sends batch `n` at the intended time
+//! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
+//! time, and latency is measured from the *intended* send time, so a stall
+//! shows up in the latency of every batch that should have been sent during
+//! it (no coordinated omission). A session that falls behind sends at once
+//! and never skips an operation.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
