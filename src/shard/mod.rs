@@ -11,13 +11,16 @@
 //! [`Shard::execute`] runs a batch from any front end (native frames or RESP
 //! commands, through [`OpSource`] and [`ReplySink`]):
 //!
-//! * **fast path** — while every key belongs to this shard, each op is
-//!   hashed once and executed in one loop straight into the reply sink; the
-//!   forwarding machinery costs nothing;
-//! * **mixed path** — from the first foreign key on, the rest of the batch is
-//!   routed; foreign ops are grouped per owner shard into one owned [`Batch`]
-//!   each (with their hashes, so owners do not hash again), sent, and their
-//!   replies merged back so results stay in request order.
+//! * **owner is this shard** (the first `if`): the op runs here, straight
+//!   into the reply sink, hashed once by the prefetch pipeline (`Prefetch`)
+//!   that overlaps the cache misses of the next ops; the forwarding
+//!   machinery costs nothing;
+//! * **otherwise** — from the first foreign key on, the rest of the batch
+//!   takes the mixed path: it is routed (reusing the hashes the pipeline
+//!   already has, so no key is hashed twice), foreign ops are grouped per
+//!   owner shard into one owned [`Batch`] each (with their hashes, so owners
+//!   do not hash again), sent, and their replies merged back so results stay
+//!   in request order.
 //!
 //! Ordering: a connection's batches are executed one after another, and all
 //! ops on one key go to the one owner in order, so per-key order (and with it
