@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// glommio I/O memory per executor.
     pub io_memory: usize,
+    /// Persistence (append-only logs, snapshots); off by default.
+    pub persist: crate::persist::PersistConfig,
 }
 
 impl ServerConfig {
@@ -90,6 +92,7 @@ impl ServerConfig {
             max_memory: None,
             limits: Limits::default(),
             io_memory: DEFAULT_IO_MEMORY,
+            persist: crate::persist::PersistConfig::default(),
         }
     }
 

@@ -67,6 +67,9 @@ pub enum ServerError {
         /// Why (kept out of the error chain so it is printed once).
         reason: std::io::Error,
     },
+    /// Persistence files could not be read, were refused, or cannot be written.
+    #[error("persistence: {0}")]
+    Persist(String),
     /// An executor failed to start (CPU, io_uring, locked memory).
     #[error("shard {shard_id} on CPU {cpu} failed to start: {message}{hint}")]
     Executor {

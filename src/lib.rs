@@ -28,6 +28,7 @@
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
 //! | [`store`] | one partition: map, limits, memory accounting | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
+//! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers, reports, plots, /proc sampling (in `bench/`) | server internals |
@@ -43,6 +44,7 @@ pub mod config;
 pub mod error;
 pub mod memlock;
 pub mod op;
+pub mod persist;
 pub mod protocol;
 pub mod routing;
 pub mod server;

@@ -67,6 +67,15 @@ enum Command {
     Report(corekv::bench::cli::ReportCmd),
     /// Sample CPU, memory and network utilization from /proc.
     Monitor(MonitorArgs),
+    /// Check a persistence file (like redis-check-aof); --fix truncates it
+    /// to its last good record.
+    CheckAof {
+        /// Truncate the file to the end of its last good record.
+        #[arg(long)]
+        fix: bool,
+        /// The file (`shard-<id>.<generation>.aof` or `.snap`).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -123,6 +132,31 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Log every write to a per-shard append-only file in --dir (yes|no).
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    appendonly: bool,
+    /// When the log is synced: always (before every reply: one group commit
+    /// per batch), everysec, or no (as Redis).
+    #[arg(long, default_value = "everysec")]
+    appendfsync: corekv::persist::Fsync,
+    /// Directory of the persistence files.
+    #[arg(long, default_value = corekv::persist::DEFAULT_DIR)]
+    dir: std::path::PathBuf,
+    /// Rewrite a shard's log when it grew by this many percent since its
+    /// last rewrite (0: never automatically).
+    #[arg(long, default_value_t = corekv::persist::DEFAULT_REWRITE_PERCENTAGE)]
+    auto_aof_rewrite_percentage: u64,
+    /// ... and is at least this large (e.g. 64M).
+    #[arg(long, default_value = "64M")]
+    auto_aof_rewrite_min_size: String,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, not {s:?}")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -157,11 +191,50 @@ fn main() {
         Command::Bench(a) => corekv::bench::cli::run(a),
         Command::Report(r) => corekv::bench::cli::report(r),
         Command::Monitor(a) => monitor(a),
+        Command::CheckAof { fix, file } => check_aof(&file, fix),
     };
     if let Err(e) = result {
         eprintln!("corekv: error: {e:#}");
         std::process::exit(2);
     }
+}
+
+/// `corekv check-aof [--fix] FILE`: reports the file's state; exits 1 when
+/// it is damaged and was not fixed.
+fn check_aof(file: &std::path::Path, fix: bool) -> Result<()> {
+    use corekv::persist::record::ScanEnd;
+    let r = corekv::persist::check_file(file, fix).map_err(anyhow::Error::msg)?;
+    println!(
+        "{}: {} records, size {}, ok up to {}, {} bytes after it",
+        file.display(),
+        r.records,
+        r.file_len,
+        r.good_end,
+        r.file_len - r.good_end
+    );
+    let damaged = match r.end {
+        ScanEnd::Clean { .. } => {
+            println!("file is valid");
+            false
+        }
+        ScanEnd::Torn { end } => {
+            println!("torn tail: the last record, at offset {end}, is incomplete");
+            true
+        }
+        ScanEnd::Corrupt { offset, reason } => {
+            println!("corrupt record at offset {offset}: {reason}");
+            true
+        }
+    };
+    if damaged {
+        if fix {
+            println!("fixed: truncated to {} bytes", r.good_end);
+        } else {
+            println!("run with --fix to truncate the file to the last good record");
+            std::process::exit(1);
+        }
+    }
+    Ok(())
 }
 
 /// SIGINT and SIGTERM set the returned flag.
@@ -198,6 +271,13 @@ fn server(a: ServerArgs) -> Result<()> {
             max_connections_per_shard: a.max_connections,
         },
         io_memory: config::DEFAULT_IO_MEMORY,
+        persist: corekv::persist::PersistConfig {
+            appendonly: a.appendonly,
+            fsync: a.appendfsync,
+            dir: a.dir.clone(),
+            rewrite_percentage: a.auto_aof_rewrite_percentage,
+            rewrite_min_size: config::parse_bytes(&a.auto_aof_rewrite_min_size)?,
+        },
     };
     let stop = stop_flag()?;
     eprintln!(
@@ -217,7 +297,25 @@ fn server(a: ServerArgs) -> Result<()> {
         cfg.limits.max_batch_ops,
         cfg.limits.max_connections_per_shard,
     );
+    if cfg.persist.appendonly {
+        eprintln!(
+            "corekv: appendonly yes, appendfsync {}, dir {}: loading",
+            cfg.persist.fsync.name(),
+            cfg.persist.dir.display()
+        );
+    } else {
+        eprintln!("corekv: appendonly no: in-memory only, nothing survives a restart");
+    }
     let handle = corekv::server::run(&cfg)?;
+    for r in &handle.recovery {
+        for n in &r.notes {
+            eprintln!("corekv: shard {}: {n}", r.shard_id);
+        }
+        eprintln!(
+            "corekv: shard {}: {} keys loaded ({} records) in {:.3} s",
+            r.shard_id, r.keys, r.records, r.secs
+        );
+    }
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={}",

@@ -107,6 +107,9 @@ pub enum OpError {
     NotInteger,
     /// The owner shard is gone (the node is shutting down).
     Unavailable,
+    /// A write refused, or not made durable, because the shard's
+    /// append-only log could not be written (disk full): Redis's MISCONF.
+    PersistFailed,
 }
 
 impl OpError {
@@ -121,6 +124,7 @@ impl OpError {
             OpError::BadOp => 19,
             OpError::NotInteger => 20,
             OpError::Unavailable => 21,
+            OpError::PersistFailed => 22,
         }
     }
 
@@ -134,6 +138,7 @@ impl OpError {
             19 => OpError::BadOp,
             20 => OpError::NotInteger,
             21 => OpError::Unavailable,
+            22 => OpError::PersistFailed,
             _ => return None,
         })
     }
@@ -147,6 +152,9 @@ impl OpError {
             OpError::BadOp => "unknown operation code",
             OpError::NotInteger => "value is not an integer or out of range",
             OpError::Unavailable => "owner shard unavailable (node shutting down)",
+            OpError::PersistFailed => {
+                "the append-only log cannot be written (disk full?): writes are refused"
+            }
         }
     }
 }
@@ -267,6 +275,7 @@ mod tests {
             OpError::BadOp,
             OpError::NotInteger,
             OpError::Unavailable,
+            OpError::PersistFailed,
         ];
         for (i, e) in errors.iter().enumerate() {
             assert_eq!(e.wire_code(), 16 + i as u8);

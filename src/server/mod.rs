@@ -33,9 +33,10 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
+use crate::persist::{self, log::Aof};
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
-use crate::store::StoreLimits;
+use crate::store::{Store, StoreLimits};
 
 /// A running node.
 pub struct ServerHandle {
@@ -47,9 +48,26 @@ pub struct ServerHandle {
     pub resp_addr: Option<SocketAddr>,
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
+    /// What each shard recovered from its files (empty without persistence).
+    pub recovery: Vec<ShardRecovery>,
     node: Arc<NodeState>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+/// One shard's recovery at start-up.
+#[derive(Debug, Clone)]
+pub struct ShardRecovery {
+    /// The shard.
+    pub shard_id: usize,
+    /// Keys loaded.
+    pub keys: usize,
+    /// Records replayed.
+    pub records: u64,
+    /// Seconds taken.
+    pub secs: f64,
+    /// Torn tail recovered, snapshot used, ….
+    pub notes: Vec<String>,
 }
 
 impl ServerHandle {
@@ -103,6 +121,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let mut gos = Vec::new();
     let mut joins = Vec::new();
     let mut bound: Vec<Bound> = Vec::new();
+    let mut recovered = Vec::new();
+    if config.persist.appendonly {
+        let dir = &config.persist.dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ServerError::Persist(format!("cannot create --dir {}: {e}", dir.display()))
+        })?;
+        crate::persist::check_layout(dir, nr).map_err(ServerError::Persist)?;
+    }
     // An explicit node-level RESP port is probed exclusively first; port 0
     // is resolved by shard 0's own bind and then used by the others.
     let mut resp_node_port = match config.resp_port {
@@ -115,7 +141,10 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let (ready_tx, ready_rx) = flume::bounded::<Result<Bound, ServerError>>(1);
         let (go_tx, go_rx) = flume::bounded::<()>(1);
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+        let (rec_tx, rec_rx) = flume::bounded::<Result<ShardRecovery, ServerError>>(1);
+        recovered.push(rec_rx);
         let ctx = ShardStart {
+            recovered: rec_tx,
             shard_id,
             config: config.clone(),
             node: node.clone(),
@@ -175,12 +204,34 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     for g in gos {
         let _ = g.send(());
     }
+    // Every shard recovers from its own files at the same time; the node is
+    // ready when all are done.
+    let mut recovery = Vec::new();
+    for rx in recovered {
+        match rx.recv() {
+            Ok(Ok(r)) => recovery.push(r),
+            Ok(Err(e)) => {
+                abort(stops, joins);
+                return Err(e);
+            }
+            Err(_) => {
+                abort(stops, joins);
+                return Err(ServerError::Persist(
+                    "a shard exited during recovery".into(),
+                ));
+            }
+        }
+    }
+    if !config.persist.appendonly {
+        recovery.clear();
+    }
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
         shard_addrs: layout.shard_ports.iter().map(|&p| addr(p)).collect(),
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
+        recovery,
         node,
         stops,
         joins,
@@ -239,6 +290,7 @@ struct ShardStart {
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
     ready: flume::Sender<Result<Bound, ServerError>>,
+    recovered: flume::Sender<Result<ShardRecovery, ServerError>>,
     go: flume::Receiver<()>,
     stop: flume::Receiver<()>,
 }
@@ -328,8 +380,25 @@ impl ShardStart {
             max_value_len: c.limits.max_value_len,
             max_memory: self.node.shard_memory,
         };
-        let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        let (store, log, report) = match open_store(c, id, self.node.node_id, limits).await {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.recovered.send(Err(e));
+                return;
+            }
+        };
+        if let Some(log) = &log {
+            glommio::spawn_local(log.clone().run_timer(Duration::from_secs(1))).detach();
+        }
+        let shard = Rc::new(Shard::with_store(
+            id,
+            self.node.clone(),
+            store,
+            self.mesh,
+            log.clone(),
+        ));
         shard.publish();
+        let _ = self.recovered.send(Ok(report));
         let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
@@ -354,7 +423,75 @@ impl ShardStart {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
         drop(mesh_task);
+        if let Some(log) = &log {
+            if let Err(errno) = log.close().await {
+                eprintln!(
+                    "corekv: shard {id}: final write of {} failed: {}",
+                    log.path().display(),
+                    std::io::Error::from_raw_os_error(errno)
+                );
+            }
+        }
     }
+}
+
+/// The shard's store: empty, or recovered from its files in `--dir`, with
+/// its log open for appending.
+async fn open_store(
+    c: &ServerConfig,
+    id: usize,
+    node_id: u32,
+    limits: StoreLimits,
+) -> Result<(Store, Option<Rc<Aof>>, ShardRecovery), ServerError> {
+    let empty = Store::new(limits);
+    let p = &c.persist;
+    if !p.appendonly {
+        let report = ShardRecovery {
+            shard_id: id,
+            keys: 0,
+            records: 0,
+            secs: 0.0,
+            notes: vec![],
+        };
+        return Ok((empty, None, report));
+    }
+    let fail = |m: String| ServerError::Persist(format!("shard {id}: {m}"));
+    let r = persist::recover(&p.dir, id, c.nr_shards(), node_id, empty).map_err(fail)?;
+    let path = persist::log_path(&p.dir, id, r.generation);
+    let file = persist::log::open_file(&path, r.log_end)
+        .await
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let align = file.alignment();
+    let tail_from = (r.log_end - r.log_end % align) as usize;
+    let tail = r.log_bytes_tail.get(tail_from..).unwrap_or(&[]).to_vec();
+    let log = Rc::new(Aof::new(file, path.clone(), r.log_end, tail, p.fsync));
+    if r.log_end == 0 {
+        let mut header = Vec::new();
+        persist::record::Header {
+            nr_shards: c.nr_shards() as u32,
+            shard_id: id as u32,
+            node_id,
+            kind: persist::record::FileKind::Log,
+            generation: r.generation,
+        }
+        .encode(&mut header);
+        log.append_raw(&header);
+        log.commit_to(log.appended(), true).await.map_err(|e| {
+            fail(format!(
+                "{}: {}",
+                path.display(),
+                std::io::Error::from_raw_os_error(e)
+            ))
+        })?;
+    }
+    let report = ShardRecovery {
+        shard_id: id,
+        keys: r.store.len(),
+        records: r.records,
+        secs: r.secs,
+        notes: r.notes,
+    };
+    Ok((r.store, Some(log), report))
 }
 
 #[derive(Clone, Copy)]

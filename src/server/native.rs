@@ -12,6 +12,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::Limits;
+use crate::op::{OpError, OpResult, ReplySink};
 use crate::protocol::native::{
     encode_archived, encode_error, BatchReply, BatchView, FrameError, FrameKind, FrameReader,
     NextFrame,
@@ -25,6 +26,9 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
     let mut reader = FrameReader::new(INITIAL_BUFFER, limits.max_frame_bytes);
     let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER);
     let mut reply = BatchReply::default();
+    // The batch replies in `out`: (request id, ops, byte range), so they can
+    // be replaced when the log commit they wait for fails.
+    let mut batches: Vec<(u64, usize, std::ops::Range<usize>)> = Vec::new();
     loop {
         loop {
             let (h, range) = match reader.next_frame() {
@@ -40,11 +44,13 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
                     };
                     reply.clear();
                     shard.execute(&view, &mut reply).await;
+                    let start = out.len();
                     if encode_archived(&mut out, FrameKind::BatchReply, h.request_id, &reply)
                         .is_err()
                     {
                         return;
                     }
+                    batches.push((h.request_id, reply.len(), start..out.len()));
                 }
                 FrameKind::Hello => {
                     let hello = shard.node.hello(shard.shard_id);
@@ -61,6 +67,14 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
                 }
             }
         }
+        if !batches.is_empty() {
+            // With `appendfsync always`: one group commit for every batch
+            // of this read before any of their replies leaves.
+            if let Err(e) = shard.before_reply().await {
+                out = persist_failed(&out, &batches, e, &mut reply);
+            }
+            batches.clear();
+        }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
                 return;
@@ -73,6 +87,28 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
             Ok(n) => reader.filled(n),
         }
     }
+}
+
+/// `out` with every batch reply replaced by one answering each op with `e`.
+fn persist_failed(
+    out: &[u8],
+    batches: &[(u64, usize, std::ops::Range<usize>)],
+    e: OpError,
+    reply: &mut BatchReply,
+) -> Vec<u8> {
+    let mut new = Vec::with_capacity(out.len());
+    let mut at = 0;
+    for (request_id, n, range) in batches {
+        new.extend_from_slice(&out[at..range.start]);
+        reply.clear();
+        for _ in 0..*n {
+            reply.push(OpResult::Err(e));
+        }
+        let _ = encode_archived(&mut new, FrameKind::BatchReply, *request_id, &*reply);
+        at = range.end;
+    }
+    new.extend_from_slice(&out[at..]);
+    new
 }
 
 /// Sends what was already answered, then an error frame, then closes.

@@ -38,7 +38,9 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use crate::op::{Op, OpError, OpResult, OpSource, ReplySink};
+use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
+use crate::persist::log::Aof;
+use crate::persist::record::RecordOp;
 use crate::protocol::native::{Batch, BatchReply, Hello, NodeStats, ShardStats, PROTOCOL_VERSION};
 use crate::routing::{key_hash, shard_of};
 use crate::store::{Store, StoreLimits};
@@ -194,6 +196,8 @@ pub struct Shard {
     forwarded_out: Cell<u64>,
     forwarded_in: Cell<u64>,
     ops: Cell<u64>,
+    /// The append-only log, when persistence is on.
+    log: Option<Rc<Aof>>,
 }
 
 /// How many operations ahead of execution the fast path hashes a key and
@@ -253,11 +257,109 @@ impl Prefetch {
     }
 }
 
+/// How the execution loop logs writes. Monomorphised twice: [`NoLog`]
+/// (persistence off) compiles to the plain loop, so the in-memory path pays
+/// only the one `Option` check per batch in [`Shard::execute`].
+trait Logger {
+    /// False for [`NoLog`]: every logging branch is removed at compile time.
+    const ON: bool;
+    /// Writes are refused (the log cannot be written).
+    fn refuse_writes(&self) -> bool;
+    /// Logs the effect of a write whose result was `seen`.
+    fn record(&self, kind: OpKind, key: &[u8], value: &[u8], seen: Seen);
+}
+
+/// Persistence off.
+struct NoLog;
+
+impl Logger for NoLog {
+    const ON: bool = false;
+    #[inline(always)]
+    fn refuse_writes(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn record(&self, _: OpKind, _: &[u8], _: &[u8], _: Seen) {}
+}
+
+impl Logger for Aof {
+    const ON: bool = true;
+    #[inline]
+    fn refuse_writes(&self) -> bool {
+        self.failed().is_some()
+    }
+    #[inline]
+    fn record(&self, kind: OpKind, key: &[u8], value: &[u8], seen: Seen) {
+        // A record is the write's effect, so replay needs no other state.
+        match (kind, seen) {
+            (OpKind::Del, Seen::Ok) => self.append(RecordOp::Del, 0, key, b""),
+            (OpKind::IncrBy, Seen::Int(n)) => {
+                let mut buf = [0u8; 20];
+                self.append(RecordOp::Set, 0, key, crate::op::format_i64(n, &mut buf));
+            }
+            (OpKind::Put | OpKind::PutIfAbsent | OpKind::PutIfPresent, Seen::Ok)
+            | (OpKind::GetSet, Seen::Value | Seen::NotFound) => {
+                self.append(RecordOp::Set, 0, key, value)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What a write's result was, for the log.
+#[derive(Clone, Copy)]
+enum Seen {
+    Nothing,
+    Ok,
+    NotFound,
+    Value,
+    Int(i64),
+    Err,
+}
+
+/// Passes results on and remembers the last one's shape.
+struct Watch<'a, R> {
+    inner: &'a mut R,
+    seen: Seen,
+}
+
+impl<R: ReplySink> ReplySink for Watch<'_, R> {
+    #[inline]
+    fn push(&mut self, result: OpResult<'_>) {
+        self.seen = match result {
+            OpResult::Ok => Seen::Ok,
+            OpResult::NotFound => Seen::NotFound,
+            OpResult::Value(_) => Seen::Value,
+            OpResult::Int(n) => Seen::Int(n),
+            OpResult::Err(_) => Seen::Err,
+        };
+        self.inner.push(result);
+    }
+}
+
 /// Executes one op as its source handed it out; an unrecognised kind is
-/// answered with [`OpError::BadOp`].
+/// answered with [`OpError::BadOp`]. With a log, a write is refused while
+/// the log is failing, and its effect is appended to the log.
 #[inline]
-fn exec_one(store: &mut Store, (kind, key, value): Op<'_>, hash: u64, sink: &mut impl ReplySink) {
+fn exec_one<L: Logger + ?Sized>(
+    store: &mut Store,
+    (kind, key, value): Op<'_>,
+    hash: u64,
+    sink: &mut impl ReplySink,
+    log: &L,
+) {
     match kind {
+        Some(kind) if L::ON && (kind.writes_value() || kind == OpKind::Del) => {
+            if log.refuse_writes() {
+                return sink.push(OpResult::Err(OpError::PersistFailed));
+            }
+            let mut watch = Watch {
+                inner: sink,
+                seen: Seen::Nothing,
+            };
+            store.execute(kind, key, value, hash, &mut watch);
+            log.record(kind, key, value, watch.seen);
+        }
         Some(kind) => store.execute(kind, key, value, hash, sink),
         None => sink.push(OpResult::Err(OpError::BadOp)),
     }
@@ -271,17 +373,52 @@ impl Shard {
         limits: StoreLimits,
         mesh: Vec<flume::Sender<ShardMsg>>,
     ) -> Shard {
+        Shard::with_store(shard_id, node, Store::new(limits), mesh, None)
+    }
+
+    /// A shard over a (recovered) store, logging into `log` when given.
+    pub fn with_store(
+        shard_id: usize,
+        node: Arc<NodeState>,
+        store: Store,
+        mesh: Vec<flume::Sender<ShardMsg>>,
+        log: Option<Rc<Aof>>,
+    ) -> Shard {
         Shard {
             shard_id,
             nr_shards: mesh.len(),
             node,
-            store: RefCell::new(Store::new(limits)),
+            store: RefCell::new(store),
             mesh,
             connections: Cell::new(0),
             protocol_errors: Cell::new(0),
             forwarded_out: Cell::new(0),
             forwarded_in: Cell::new(0),
             ops: Cell::new(0),
+            log,
+        }
+    }
+
+    /// The shard's append-only log, when persistence is on.
+    pub fn log(&self) -> Option<&Rc<Aof>> {
+        self.log.as_ref()
+    }
+
+    /// Runs `f` on the store (snapshots, INFO).
+    pub fn with_store_ref<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.store.borrow())
+    }
+
+    /// Call before releasing the replies of the batches executed so far:
+    /// under `appendfsync always` it waits for their group commit (one write
+    /// and one fdatasync for everything this shard logged meanwhile); an
+    /// `Err` means they may not be durable and must be answered with it.
+    /// Without a log it returns at once.
+    #[inline]
+    pub async fn before_reply(&self) -> Result<(), OpError> {
+        match &self.log {
+            None => Ok(()),
+            Some(log) => log.before_reply().await.map_err(|_| OpError::PersistFailed),
         }
     }
 
@@ -291,6 +428,19 @@ impl Shard {
     /// into the sink; owned by another, the rest of the batch takes the
     /// mixed path (routed, forwarded, merged back in order).
     pub async fn execute<S: OpSource + ?Sized, R: ReplySink>(&self, batch: &S, sink: &mut R) {
+        match &self.log {
+            None => self.execute_with(batch, sink, &NoLog).await,
+            Some(log) => self.execute_with(batch, sink, &**log).await,
+        }
+    }
+
+    /// [`Shard::execute`] with a logger (see [`Logger`]).
+    async fn execute_with<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
+        &self,
+        batch: &S,
+        sink: &mut R,
+        log: &L,
+    ) {
         let n = batch.len();
         let (first_foreign, pipe) = {
             let mut store = self.store.borrow_mut();
@@ -301,7 +451,7 @@ impl Shard {
                 if shard_of(hash, self.nr_shards) == self.shard_id {
                     // The owner is this shard: run here.
                     pipe.advance(batch, &store, i);
-                    exec_one(&mut store, batch.op(i), hash, sink);
+                    exec_one(&mut store, batch.op(i), hash, sink, log);
                     i += 1;
                 } else {
                     // Another shard owns it: forward (the mixed path, below).
@@ -311,7 +461,8 @@ impl Shard {
             (i, pipe)
         };
         if first_foreign < n {
-            self.execute_mixed(batch, first_foreign, &pipe, sink).await;
+            self.execute_mixed(batch, first_foreign, &pipe, sink, log)
+                .await;
         }
         self.count_batch(n);
     }
@@ -324,12 +475,13 @@ impl Shard {
 
     /// The mixed path, from op `from` on (see the module docs). `pipe` has
     /// the hashes of the ops just after `from`; the rest are hashed here, once.
-    async fn execute_mixed<S: OpSource + ?Sized, R: ReplySink>(
+    async fn execute_mixed<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
         &self,
         batch: &S,
         from: usize,
         pipe: &Prefetch,
         sink: &mut R,
+        log: &L,
     ) {
         let n = batch.len();
         let mut owners: Vec<u32> = Vec::with_capacity(n - from);
@@ -351,7 +503,7 @@ impl Shard {
             }
         }
         let replies = self.forward(parts).await;
-        self.merge(batch, from, &owners, &hashes, replies, sink);
+        self.merge(batch, from, &owners, &hashes, replies, sink, log);
     }
 
     /// Sends each foreign part to its owner and waits for every reply; a
@@ -388,7 +540,8 @@ impl Shard {
 
     /// Runs the local ops of the mixed path and merges the owners' replies,
     /// so results reach `sink` in request order.
-    fn merge<S: OpSource + ?Sized, R: ReplySink>(
+    #[allow(clippy::too_many_arguments)]
+    fn merge<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
         &self,
         batch: &S,
         from: usize,
@@ -396,12 +549,13 @@ impl Shard {
         hashes: &[u64],
         mut replies: Vec<Option<(BatchReply, usize)>>,
         sink: &mut R,
+        log: &L,
     ) {
         let mut store = self.store.borrow_mut();
         for (j, i) in (from..batch.len()).enumerate() {
             let owner = owners[j] as usize;
             if owner == self.shard_id {
-                exec_one(&mut store, batch.op(i), hashes[j], sink);
+                exec_one(&mut store, batch.op(i), hashes[j], sink, log);
             } else {
                 match &mut replies[owner] {
                     Some((r, cursor)) if *cursor < r.len() => {
@@ -429,18 +583,61 @@ impl Shard {
                     out.value_ends.reserve(batch.len());
                     {
                         let mut store = self.store.borrow_mut();
-                        for (i, &hash) in hashes.iter().enumerate().take(batch.len()) {
-                            exec_one(&mut store, OpSource::op(&batch, i), hash, &mut out);
+                        let ops = hashes.iter().enumerate().take(batch.len());
+                        match &self.log {
+                            None => {
+                                for (i, &hash) in ops {
+                                    exec_one(
+                                        &mut store,
+                                        OpSource::op(&batch, i),
+                                        hash,
+                                        &mut out,
+                                        &NoLog,
+                                    );
+                                }
+                            }
+                            Some(log) => {
+                                for (i, &hash) in ops {
+                                    exec_one(
+                                        &mut store,
+                                        OpSource::op(&batch, i),
+                                        hash,
+                                        &mut out,
+                                        &**log,
+                                    );
+                                }
+                            }
                         }
                     }
                     self.forwarded_in
                         .set(self.forwarded_in.get() + batch.len() as u64);
                     self.publish();
-                    let _ = reply.send(out);
+                    match self.log.clone() {
+                        // Under `always` the owner commits before replying;
+                        // the commit runs as its own task so the mesh keeps
+                        // executing (and the next commit groups more).
+                        Some(log) if log.has_pending() => {
+                            glommio::spawn_local(async move {
+                                if log.before_reply().await.is_err() {
+                                    let n = out.len();
+                                    out.clear();
+                                    for _ in 0..n {
+                                        out.push(OpResult::Err(OpError::PersistFailed));
+                                    }
+                                }
+                                let _ = reply.send(out);
+                            })
+                            .detach();
+                        }
+                        _ => {
+                            let _ = reply.send(out);
+                        }
+                    }
                 }
                 ShardMsg::Flush { reply } => {
-                    self.store.borrow_mut().clear();
+                    self.clear_local();
                     self.publish();
+                    let _ = self.before_reply().await;
                     let _ = reply.send(());
                 }
             }
@@ -452,7 +649,7 @@ impl Shard {
         let mut acks = Vec::new();
         for (i, tx) in self.mesh.iter().enumerate() {
             if i == self.shard_id {
-                self.store.borrow_mut().clear();
+                self.clear_local();
                 continue;
             }
             let (atx, arx) = flume::bounded(1);
@@ -463,7 +660,16 @@ impl Shard {
         for a in acks {
             let _ = a.recv_async().await;
         }
+        let _ = self.before_reply().await;
         self.publish();
+    }
+
+    /// Removes this shard's keys (and logs it).
+    fn clear_local(&self) {
+        self.store.borrow_mut().clear();
+        if let Some(log) = &self.log {
+            log.append(RecordOp::Flush, 0, b"", b"");
+        }
     }
 
     /// Keys held by the whole node (as last published by each shard, which

@@ -116,8 +116,17 @@ impl<'s> Connection<'s> {
             return;
         }
         let view = self.run.view(buf);
+        let mark = self.out.len();
         let mut sink = RespSink::new(self.run.plans(), &mut self.out);
         self.shard.execute(&view, &mut sink).await;
+        // With `appendfsync always`: the run's one group commit, before any
+        // of its replies is released; if it fails, each command gets MISCONF.
+        if let Err(e) = self.shard.before_reply().await {
+            self.out.truncate(mark);
+            for _ in self.run.plans() {
+                run::push_op_error(&mut self.out, e);
+            }
+        }
         self.run.clear();
     }
 

@@ -169,6 +169,24 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::ValueTooLarge => b"-ERR value too large (corekv --max-value-len)\r\n",
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
+        OpError::PersistFailed => b"-MISCONF Errors writing to the AOF file\r\n",
+    }
+}
+
+/// Writes the error reply of a per-op error. MISCONF carries the reason the
+/// log write failed, as Redis's does (`strerror` of the failed write).
+pub(crate) fn push_op_error(out: &mut Vec<u8>, e: OpError) {
+    if e == OpError::PersistFailed {
+        let errno =
+            crate::persist::log::LAST_WRITE_ERRNO.load(std::sync::atomic::Ordering::Relaxed);
+        let text = std::io::Error::from_raw_os_error(if errno == 0 { libc::EIO } else { errno })
+            .to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        out.extend_from_slice(b"-MISCONF Errors writing to the AOF file: ");
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(op_error_line(e));
     }
 }
 
@@ -217,7 +235,7 @@ impl ReplySink for RespSink<'_> {
             (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
                 self.err.get_or_insert(e);
             }
-            (_, OpResult::Err(e)) => out.extend_from_slice(op_error_line(e)),
+            (_, OpResult::Err(e)) => push_op_error(out, e),
             (Style::Bulk | Style::Array, OpResult::Value(v)) => resp::bulk(out, v),
             (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => resp::null_bulk(out),
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
@@ -234,7 +252,7 @@ impl ReplySink for RespSink<'_> {
         self.done += 1;
         if self.done >= plan.nops {
             match (plan.style, self.err) {
-                (Style::Count | Style::AllOk, Some(e)) => out.extend_from_slice(op_error_line(e)),
+                (Style::Count | Style::AllOk, Some(e)) => push_op_error(out, e),
                 (Style::Count, None) => resp::integer(out, self.count),
                 (Style::AllOk, None) => out.extend_from_slice(b"+OK\r\n"),
                 _ => {}

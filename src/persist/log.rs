@@ -1,0 +1,372 @@
+//! One shard's append-only log writer: records are appended to an in-memory
+//! buffer while a batch executes (no I/O, no await), and written by *group
+//! commit*: one `write` of everything buffered, padded to the device block,
+//! through glommio's [`DmaFile`] (O_DIRECT, io_uring) on the shard's own
+//! executor, then one `fdatasync` when the policy asks for it. Whoever needs
+//! its records durable calls [`Aof::commit`]; while one commit is in flight
+//! the others wait for the flush lock and usually find their records already
+//! written by it, so N concurrent batches cost far fewer than N syncs.
+//!
+//! The writer keeps the file's last partial block in memory (`tail`) and
+//! rewrites that block with the new records appended, so the file is always
+//! a sequence of whole blocks whose padding is zeros (see
+//! [`super::record::scan`]). A failed write (disk full) keeps the records
+//! buffered, marks the log failed (writes are then refused by the shard with
+//! Redis's MISCONF error) and is retried by [`Aof::run_timer`] until it
+//! succeeds.
+//!
+//! Owns the file and its buffers; knows nothing of the store or sockets.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::time::Duration;
+
+use glommio::io::{DmaFile, OpenOptions};
+use glommio::sync::Semaphore;
+
+use super::record::{self, RecordOp};
+use super::Fsync;
+
+/// The errno of the last failed log write on this node, for the MISCONF
+/// error text (written only on the failure path).
+pub static LAST_WRITE_ERRNO: AtomicI32 = AtomicI32::new(0);
+
+/// Buffered bytes beyond which a non-`always` log is written without
+/// waiting for the timer, bounding the memory a burst of writes can hold.
+const EAGER_FLUSH_BYTES: usize = 8 << 20;
+
+/// A shard's open log.
+pub struct Aof {
+    file: RefCell<Rc<DmaFile>>,
+    path: RefCell<PathBuf>,
+    fsync: Fsync,
+    /// Records appended, not yet written.
+    pending: RefCell<Vec<u8>>,
+    /// The bytes of the file's last, partial block (already written).
+    tail: RefCell<Vec<u8>>,
+    /// Logical length of the file (records written, without padding).
+    file_end: Cell<u64>,
+    /// Bytes ever appended (a sequence number across files).
+    appended: Cell<u64>,
+    /// Bytes ever written (and synced, under `always`).
+    durable: Cell<u64>,
+    lock: Semaphore,
+    /// Last write failed with this errno (0: fine).
+    failed: Cell<i32>,
+    /// A background flush is scheduled (non-`always` policies).
+    flushing: Cell<bool>,
+    /// Writes and syncs done, for INFO and tests.
+    writes: Cell<u64>,
+    syncs: Cell<u64>,
+    /// Size of the log when it was last rewritten (or opened), for the
+    /// automatic rewrite rule.
+    base_size: Cell<u64>,
+}
+
+fn errno_of(e: &glommio::GlommioError<()>) -> i32 {
+    match e {
+        glommio::GlommioError::IoError(io) => io.raw_os_error().unwrap_or(libc::EIO),
+        _ => libc::EIO,
+    }
+}
+
+/// Opens (or creates) a log file for appending at logical offset `end`,
+/// whose last partial block holds `tail`. Anything past `end` (a torn
+/// record) is truncated away.
+pub async fn open_file(path: &Path, end: u64) -> std::io::Result<DmaFile> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .map_err(std::io::Error::from)?;
+    file.truncate(end).await.map_err(std::io::Error::from)?;
+    Ok(file)
+}
+
+impl Aof {
+    /// A writer over `file`, whose logical length is `end` and whose last
+    /// partial block is `tail` (`end % block` bytes). When `end` is 0 the
+    /// caller appends the header first.
+    pub fn new(file: DmaFile, path: PathBuf, end: u64, tail: Vec<u8>, fsync: Fsync) -> Aof {
+        Aof {
+            file: RefCell::new(Rc::new(file)),
+            path: RefCell::new(path),
+            fsync,
+            pending: RefCell::new(Vec::with_capacity(1 << 20)),
+            tail: RefCell::new(tail),
+            file_end: Cell::new(end),
+            appended: Cell::new(0),
+            durable: Cell::new(0),
+            lock: Semaphore::new(1),
+            failed: Cell::new(0),
+            flushing: Cell::new(false),
+            writes: Cell::new(0),
+            syncs: Cell::new(0),
+            base_size: Cell::new(end),
+        }
+    }
+
+    /// The fsync policy.
+    pub fn fsync(&self) -> Fsync {
+        self.fsync
+    }
+
+    /// The current log file.
+    pub fn path(&self) -> PathBuf {
+        self.path.borrow().clone()
+    }
+
+    /// Appends one record (no I/O).
+    #[inline]
+    pub fn append(&self, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
+        let mut p = self.pending.borrow_mut();
+        let before = p.len();
+        record::encode(&mut p, op, expire_at_ms, key, value);
+        self.appended
+            .set(self.appended.get() + (p.len() - before) as u64);
+    }
+
+    /// Appends raw bytes (a header).
+    pub fn append_raw(&self, bytes: &[u8]) {
+        self.pending.borrow_mut().extend_from_slice(bytes);
+        self.appended.set(self.appended.get() + bytes.len() as u64);
+    }
+
+    /// Sequence number after the last appended record.
+    #[inline]
+    pub fn appended(&self) -> u64 {
+        self.appended.get()
+    }
+
+    /// True when records are buffered but not yet written.
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        self.durable.get() < self.appended.get()
+    }
+
+    /// The errno of the failed last write, if it failed.
+    #[inline]
+    pub fn failed(&self) -> Option<i32> {
+        match self.failed.get() {
+            0 => None,
+            e => Some(e),
+        }
+    }
+
+    /// Logical size of the current log file, including buffered records.
+    pub fn size(&self) -> u64 {
+        self.file_end.get() + self.pending.borrow().len() as u64
+    }
+
+    /// Size of the log right after its last rewrite (or at start).
+    pub fn base_size(&self) -> u64 {
+        self.base_size.get()
+    }
+
+    /// Writes and syncs performed so far.
+    pub fn io_counts(&self) -> (u64, u64) {
+        (self.writes.get(), self.syncs.get())
+    }
+
+    /// Waits until every record appended so far is written (and synced,
+    /// under `always`). The group commit: one write and at most one sync
+    /// for everything buffered, whoever appended it.
+    pub async fn commit(&self) -> Result<(), i32> {
+        self.commit_to(self.appended.get(), self.fsync == Fsync::Always)
+            .await
+    }
+
+    /// What a connection does before releasing replies: under `always`, a
+    /// commit; otherwise nothing (the timer writes), except starting an
+    /// early background write when much is buffered.
+    #[inline]
+    pub async fn before_reply(self: &Rc<Self>) -> Result<(), i32> {
+        if !self.has_pending() || self.failed.get() != 0 {
+            // Nothing to wait for; or the log is failing, in which case
+            // this batch's writes were refused and its reads may go on
+            // (the timer retries the write).
+            return Ok(());
+        }
+        if self.fsync == Fsync::Always {
+            return self.commit().await;
+        }
+        if self.pending.borrow().len() > EAGER_FLUSH_BYTES && !self.flushing.get() {
+            self.flushing.set(true);
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                let _ = me.commit_to(me.appended(), false).await;
+                me.flushing.set(false);
+            })
+            .detach();
+        }
+        Ok(())
+    }
+
+    /// Writes everything up to sequence `target`, syncing when `sync`.
+    pub async fn commit_to(&self, target: u64, sync: bool) -> Result<(), i32> {
+        if self.durable.get() >= target && self.failed.get() == 0 {
+            return Ok(());
+        }
+        let Ok(_permit) = self.lock.acquire_permit(1).await else {
+            return Err(libc::EIO);
+        };
+        if self.durable.get() >= target && self.failed.get() == 0 {
+            return Ok(());
+        }
+        self.write_pending(sync).await
+    }
+
+    /// Writes the buffered records (holding the flush lock).
+    async fn write_pending(&self, sync: bool) -> Result<(), i32> {
+        let data = std::mem::take(&mut *self.pending.borrow_mut());
+        let seq_end = self.appended.get();
+        let file = self.file.borrow().clone();
+        let end = self.file_end.get();
+        let result = if data.is_empty() {
+            Ok(())
+        } else {
+            write_block_aligned(&file, &self.tail.borrow(), end, &data).await
+        };
+        let result = match result {
+            Ok(()) if sync => file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
+                self.syncs.set(self.syncs.get() + 1);
+            }),
+            r => r,
+        };
+        match result {
+            Ok(()) => {
+                if !data.is_empty() {
+                    self.writes.set(self.writes.get() + 1);
+                    let align = file.alignment();
+                    let new_end = end + data.len() as u64;
+                    let mut tail = self.tail.borrow_mut();
+                    // The new last partial block: old tail + data, from the
+                    // block boundary at or below `new_end`.
+                    let base = end - end % align;
+                    let keep_from = (new_end - new_end % align - base) as usize;
+                    let old_tail = tail.len();
+                    let mut joined: Vec<u8> = Vec::new();
+                    if keep_from < old_tail {
+                        joined.extend_from_slice(&tail[keep_from..]);
+                        joined.extend_from_slice(&data);
+                    } else {
+                        joined.extend_from_slice(&data[keep_from - old_tail..]);
+                    }
+                    *tail = joined;
+                    self.file_end.set(new_end);
+                }
+                self.durable.set(seq_end);
+                self.failed.set(0);
+                // Reuse the buffer's capacity when nothing was appended meanwhile.
+                let mut p = self.pending.borrow_mut();
+                if p.is_empty() {
+                    let mut data = data;
+                    data.clear();
+                    *p = data;
+                }
+                Ok(())
+            }
+            Err(errno) => {
+                // Keep the records, in order, for the retry.
+                let mut p = self.pending.borrow_mut();
+                let mut data = data;
+                data.extend_from_slice(&p);
+                *p = data;
+                if self.failed.get() == 0 {
+                    eprintln!(
+                        "corekv: writing {} failed: {}; writes are refused until it succeeds",
+                        self.path.borrow().display(),
+                        std::io::Error::from_raw_os_error(errno)
+                    );
+                }
+                self.failed.set(errno);
+                LAST_WRITE_ERRNO.store(errno, Relaxed);
+                Err(errno)
+            }
+        }
+    }
+
+    /// The shard's persistence timer: every `period`, write what is
+    /// buffered (`everysec`: and sync; `no`: write only; `always`: retry a
+    /// failed write). Runs until the shard stops.
+    pub async fn run_timer(self: Rc<Self>, period: Duration) {
+        loop {
+            glommio::timer::sleep(period).await;
+            if self.has_pending() || self.failed.get() != 0 {
+                let sync = self.fsync != Fsync::No;
+                let _ = self.commit_to(self.appended.get(), sync).await;
+                if self.failed.get() == 0 && self.fsync == Fsync::Always {
+                    // Nothing more to do: commits sync themselves.
+                }
+            }
+        }
+    }
+
+    /// Switches to a new, empty log file (a rewrite): everything buffered
+    /// goes to the old file first; `header` starts the new one.
+    pub async fn switch_to(&self, file: DmaFile, path: PathBuf, header: &[u8]) -> Result<(), i32> {
+        let Ok(_permit) = self.lock.acquire_permit(1).await else {
+            return Err(libc::EIO);
+        };
+        self.write_pending(true).await?;
+        let old = std::mem::replace(&mut *self.file.borrow_mut(), Rc::new(file));
+        *self.path.borrow_mut() = path;
+        self.file_end.set(0);
+        self.tail.borrow_mut().clear();
+        self.append_raw(header);
+        self.write_pending(true).await?;
+        self.base_size.set(self.file_end.get());
+        if let Ok(old) = Rc::try_unwrap(old) {
+            let _ = old.close().await;
+        }
+        Ok(())
+    }
+
+    /// Notes the size a rewrite left, for the automatic rewrite rule.
+    pub fn set_base_size(&self, size: u64) {
+        self.base_size.set(size);
+    }
+
+    /// Writes and syncs everything, then closes the file (clean shutdown).
+    pub async fn close(&self) -> Result<(), i32> {
+        self.commit_to(self.appended.get(), true).await?;
+        let file = self.file.borrow().clone();
+        let end = self.file_end.get();
+        // Drop the zero padding of the last block.
+        let _ = file.truncate(end).await;
+        let _ = file.fdatasync().await;
+        Ok(())
+    }
+}
+
+/// Writes `data` at logical offset `end` of `file`, whose last partial block
+/// holds `tail`: the block is rewritten with the data appended, and the
+/// write padded with zeros to the file's alignment.
+async fn write_block_aligned(
+    file: &DmaFile,
+    tail: &[u8],
+    end: u64,
+    data: &[u8],
+) -> Result<(), i32> {
+    let align = file.alignment();
+    let base = end - end % align;
+    debug_assert_eq!(tail.len() as u64, end - base);
+    let total = tail.len() + data.len();
+    let padded = file.align_up(total as u64) as usize;
+    let mut buf = file.alloc_dma_buffer(padded);
+    {
+        let b = buf.as_bytes_mut();
+        b[..tail.len()].copy_from_slice(tail);
+        b[tail.len()..total].copy_from_slice(data);
+        b[total..].fill(0);
+    }
+    match file.write_at(buf, base).await {
+        Ok(n) if n >= total => Ok(()),
+        Ok(_) => Err(libc::ENOSPC),
+        Err(e) => Err(errno_of(&e)),
+    }
+}

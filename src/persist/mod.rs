@@ -1,0 +1,530 @@
+//! Persistence: each shard's own append-only log (and snapshots), written on
+//! the shard's executor through glommio's DMA file API, and recovery from
+//! them at start-up.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`record`] | the file format: header, records, checksums, the torn/corrupt scan |
+//! | [`log`] | a shard's open log: append, group commit, timer, rewrite switch |
+//! | this file | policies ([`PersistConfig`]), file names, [`recover`], [`check_file`] |
+//!
+//! Files live in `--dir`, one set per shard, never shared:
+//! `shard-<id>.<generation>.aof` (changes) and `shard-<id>.<generation>.snap`
+//! (a snapshot, written as `.snap.tmp` and renamed once complete). A rewrite
+//! (BGREWRITEAOF, BGSAVE, SAVE, or automatic) opens log `g+1`, sends new
+//! records there, writes snapshot `g+1` from the table in slices, and then
+//! deletes generation `g`. Recovery loads the newest complete snapshot and
+//! replays every log of that generation and later, in order.
+//!
+//! This module knows the store (it replays into one) but not sockets or
+//! other shards: each shard recovers from its own files, in parallel.
+
+pub mod log;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::op::{OpKind, OpResult, ReplySink};
+use crate::routing::{key_hash, shard_of};
+use crate::store::Store;
+use record::{FileKind, Header, Record, RecordOp, ScanEnd, HEADER_LEN};
+
+/// Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// A write is acknowledged only once it is on stable storage (one group
+    /// commit — one write, one fdatasync — per batch per shard).
+    Always,
+    /// Written and synced once a second: at most about a second of
+    /// acknowledged writes is lost on a crash.
+    Everysec,
+    /// Written once a second, never synced by corekv.
+    No,
+}
+
+impl Fsync {
+    /// Redis's name of the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::No => "no",
+        }
+    }
+}
+
+impl std::str::FromStr for Fsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fsync, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(Fsync::Always),
+            "everysec" => Ok(Fsync::Everysec),
+            "no" => Ok(Fsync::No),
+            _ => Err(format!(
+                "appendfsync must be always, everysec or no, not {s:?}"
+            )),
+        }
+    }
+}
+
+/// Default directory for the files.
+pub const DEFAULT_DIR: &str = ".";
+/// Default automatic rewrite factor (Redis's auto-aof-rewrite-percentage 100:
+/// rewrite when the log has doubled since its last rewrite).
+pub const DEFAULT_REWRITE_PERCENTAGE: u64 = 100;
+/// Default minimum log size before an automatic rewrite (Redis: 64 MB).
+pub const DEFAULT_REWRITE_MIN_SIZE: u64 = 64 << 20;
+
+/// The persistence configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistConfig {
+    /// `--appendonly yes`: log every write.
+    pub appendonly: bool,
+    /// `--appendfsync`.
+    pub fsync: Fsync,
+    /// `--dir`.
+    pub dir: PathBuf,
+    /// Rewrite when the log grew this many percent over its size after the
+    /// last rewrite (0: never automatically).
+    pub rewrite_percentage: u64,
+    /// ... and is at least this large.
+    pub rewrite_min_size: u64,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        PersistConfig {
+            appendonly: false,
+            fsync: Fsync::Everysec,
+            dir: PathBuf::from(DEFAULT_DIR),
+            rewrite_percentage: DEFAULT_REWRITE_PERCENTAGE,
+            rewrite_min_size: DEFAULT_REWRITE_MIN_SIZE,
+        }
+    }
+}
+
+/// Path of shard `shard`'s log of generation `g`.
+pub fn log_path(dir: &Path, shard: usize, g: u64) -> PathBuf {
+    dir.join(format!("shard-{shard}.{g}.aof"))
+}
+
+/// Path of shard `shard`'s snapshot of generation `g`.
+pub fn snap_path(dir: &Path, shard: usize, g: u64) -> PathBuf {
+    dir.join(format!("shard-{shard}.{g}.snap"))
+}
+
+/// A persistence file in `dir`: shard, generation, kind.
+fn parse_name(name: &str) -> Option<(usize, u64, FileKind)> {
+    let rest = name.strip_prefix("shard-")?;
+    let (shard, rest) = rest.split_once('.')?;
+    let (g, ext) = rest.split_once('.')?;
+    let kind = match ext {
+        "aof" => FileKind::Log,
+        "snap" => FileKind::Snapshot,
+        _ => return None,
+    };
+    Some((shard.parse().ok()?, g.parse().ok()?, kind))
+}
+
+/// Every persistence file in `dir` as (shard, generation, kind, path).
+pub fn list_files(dir: &Path) -> std::io::Result<Vec<(usize, u64, FileKind, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        if let Some(name) = e.file_name().to_str() {
+            if let Some((s, g, k)) = parse_name(name) {
+                out.push((s, g, k, e.path()));
+            }
+        }
+    }
+    out.sort_by_key(|f| (f.0, f.1, f.2 == FileKind::Log));
+    Ok(out)
+}
+
+/// Checks, before any shard starts, that `dir` holds no files of a
+/// different shard count (a shard id this node does not have).
+pub fn check_layout(dir: &Path, nr_shards: usize) -> Result<(), String> {
+    let files = list_files(dir).map_err(|e| format!("cannot read --dir {}: {e}", dir.display()))?;
+    if let Some(f) = files.iter().find(|f| f.0 >= nr_shards) {
+        return Err(format!(
+            "{} was written by a node with more than {nr_shards} shards; corekv does not re-route \
+             files between layouts: start with the same number of shards (--cpus), or move the files away",
+            f.3.display()
+        ));
+    }
+    Ok(())
+}
+
+/// What a shard's recovery found.
+pub struct Recovered {
+    /// The store, loaded.
+    pub store: Store,
+    /// Records replayed.
+    pub records: u64,
+    /// Time taken, seconds.
+    pub secs: f64,
+    /// Things worth saying (torn tail recovered, snapshot used).
+    pub notes: Vec<String>,
+    /// Generation of the log to append to.
+    pub generation: u64,
+    /// Logical end of that log (0: the file does not exist yet).
+    pub log_end: u64,
+    /// The bytes of that log's last partial block, given its alignment.
+    pub log_bytes_tail: Vec<u8>,
+}
+
+/// Discards results during replay.
+struct Discard;
+impl ReplySink for Discard {
+    #[inline]
+    fn push(&mut self, _: OpResult<'_>) {}
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Applies one record to the store.
+fn apply(store: &mut Store, r: &Record<'_>, now: u64) {
+    let h = key_hash(r.key);
+    match r.op {
+        RecordOp::Set => {
+            if r.expire_at_ms != 0 && r.expire_at_ms <= now {
+                // Expired while the server was down: not resurrected.
+                store.execute(OpKind::Del, r.key, b"", h, &mut Discard);
+            } else {
+                store.execute(OpKind::Put, r.key, r.value, h, &mut Discard);
+            }
+        }
+        RecordOp::Del => store.execute(OpKind::Del, r.key, b"", h, &mut Discard),
+        RecordOp::Flush => store.clear(),
+        RecordOp::End => {}
+    }
+}
+
+/// Checks a file's header against the shard reading it.
+fn check_header(
+    path: &Path,
+    data: &[u8],
+    shard_id: usize,
+    nr_shards: usize,
+    node_id: u32,
+    kind: FileKind,
+) -> Result<(), String> {
+    let h = Header::decode(data).map_err(|e| format!("{}: {e}", path.display()))?;
+    if h.nr_shards as usize != nr_shards || h.shard_id as usize != shard_id || h.kind != kind {
+        return Err(format!(
+            "{}: written by shard {} of a {}-shard node, read by shard {shard_id} of a \
+             {nr_shards}-shard node; corekv does not mix layouts: start with {} shards or move the files away",
+            path.display(),
+            h.shard_id,
+            h.nr_shards,
+            h.nr_shards
+        ));
+    }
+    if h.node_id != node_id {
+        return Err(format!(
+            "{}: written by node {}, this is node {node_id}",
+            path.display(),
+            h.node_id
+        ));
+    }
+    Ok(())
+}
+
+/// Loads shard `shard_id`'s files from `dir` into `store`. A torn tail of
+/// the newest log is cut (and said); anything else wrong is an error naming
+/// the file and offset.
+pub fn recover(
+    dir: &Path,
+    shard_id: usize,
+    nr_shards: usize,
+    node_id: u32,
+    mut store: Store,
+) -> Result<Recovered, String> {
+    let started = Instant::now();
+    let now = now_ms();
+    let files: Vec<_> = list_files(dir)
+        .map_err(|e| format!("cannot read --dir {}: {e}", dir.display()))?
+        .into_iter()
+        .filter(|f| f.0 == shard_id)
+        .collect();
+    let base = files
+        .iter()
+        .filter(|f| f.2 == FileKind::Snapshot)
+        .map(|f| f.1)
+        .max();
+    let mut notes = Vec::new();
+    let mut records = 0u64;
+    let check_owner = |path: &Path, off: usize, key: &[u8]| -> Result<(), String> {
+        let owner = shard_of(key_hash(key), nr_shards);
+        if owner != shard_id {
+            return Err(format!(
+                "{}: record at offset {off} holds a key of shard {owner}, not {shard_id}: \
+                 files of a different layout are refused",
+                path.display()
+            ));
+        }
+        Ok(())
+    };
+    if let Some(g) = base {
+        let path = snap_path(dir, shard_id, g);
+        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        check_header(
+            &path,
+            &data,
+            shard_id,
+            nr_shards,
+            node_id,
+            FileKind::Snapshot,
+        )?;
+        let mut ended = false;
+        let mut bad = None;
+        let end = record::scan(&data, HEADER_LEN, |off, r| {
+            if bad.is_some() {
+                return;
+            }
+            if r.op == RecordOp::End {
+                ended = true;
+                return;
+            }
+            if let Err(e) = check_owner(&path, off, r.key) {
+                bad = Some(e);
+                return;
+            }
+            records += 1;
+            apply(&mut store, &r, now);
+        });
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        match end {
+            ScanEnd::Clean { .. } if ended => {}
+            ScanEnd::Corrupt { offset, reason } => {
+                return Err(format!(
+                    "{}: corrupt record at offset {offset} ({reason}); the snapshot cannot be used",
+                    path.display()
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "{}: truncated snapshot (no end record); the snapshot cannot be used",
+                    path.display()
+                ))
+            }
+        }
+        notes.push(format!(
+            "snapshot {} ({} keys)",
+            path.display(),
+            store.len()
+        ));
+    }
+    let base = base.unwrap_or(0);
+    let logs: Vec<_> = files
+        .iter()
+        .filter(|f| f.2 == FileKind::Log && f.1 >= base)
+        .collect();
+    // Logs older than the snapshot are left over from an interrupted cleanup.
+    for f in files.iter().filter(|f| f.1 < base) {
+        let _ = std::fs::remove_file(&f.3);
+    }
+    let mut generation = base;
+    let mut log_end = 0u64;
+    let mut log_bytes_tail = Vec::new();
+    for (i, f) in logs.iter().enumerate() {
+        let path = &f.3;
+        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        generation = f.1;
+        if data.len() < HEADER_LEN && data.iter().all(|&b| b == 0) && i + 1 == logs.len() {
+            // Created but never written (a crash right after creation).
+            log_end = 0;
+            log_bytes_tail.clear();
+            continue;
+        }
+        check_header(path, &data, shard_id, nr_shards, node_id, FileKind::Log)?;
+        let mut bad = None;
+        let end = record::scan(&data, HEADER_LEN, |off, r| {
+            if bad.is_some() {
+                return;
+            }
+            if !r.key.is_empty() {
+                if let Err(e) = check_owner(path, off, r.key) {
+                    bad = Some(e);
+                    return;
+                }
+            }
+            records += 1;
+            apply(&mut store, &r, now);
+        });
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        let end = match end {
+            ScanEnd::Clean { end } => end,
+            ScanEnd::Torn { end } => {
+                notes.push(format!(
+                    "{}: torn tail ({} bytes after offset {end} were an incomplete record), \
+                     recovered to the last complete record",
+                    path.display(),
+                    data.len() - end
+                ));
+                end
+            }
+            ScanEnd::Corrupt { offset, reason } => {
+                return Err(format!(
+                    "{}: corrupt record at offset {offset} ({reason}); refusing to start. \
+                     `corekv check-aof --fix {}` truncates the file to the last good record \
+                     (losing everything after it)",
+                    path.display(),
+                    path.display()
+                ))
+            }
+        };
+        log_end = end as u64;
+        log_bytes_tail = data[..end].to_vec();
+    }
+    Ok(Recovered {
+        store,
+        records,
+        secs: started.elapsed().as_secs_f64(),
+        notes,
+        generation,
+        log_end,
+        log_bytes_tail,
+    })
+}
+
+/// What `corekv check-aof` found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Good records.
+    pub records: u64,
+    /// Logical end of the good part.
+    pub good_end: u64,
+    /// File length.
+    pub file_len: u64,
+    /// How the scan ended.
+    pub end: ScanEnd,
+}
+
+/// Scans one file (`corekv check-aof`); with `fix`, truncates it to the end
+/// of its last good record.
+pub fn check_file(path: &Path, fix: bool) -> Result<CheckReport, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Header::decode(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut records = 0u64;
+    let end = record::scan(&data, HEADER_LEN, |_, _| records += 1);
+    let good_end = match end {
+        ScanEnd::Clean { end } | ScanEnd::Torn { end } => end,
+        ScanEnd::Corrupt { offset, .. } => offset,
+    } as u64;
+    if fix && good_end < data.len() as u64 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        f.set_len(good_end)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(CheckReport {
+        records,
+        good_end,
+        file_len: data.len() as u64,
+        end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreLimits;
+
+    fn store() -> Store {
+        Store::new(StoreLimits {
+            max_key_len: 64,
+            max_value_len: 64,
+            max_memory: usize::MAX,
+        })
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("corekv-persist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write_log(dir: &Path, g: u64, keys: &[(&[u8], &[u8], u64)]) -> PathBuf {
+        let mut v = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            kind: FileKind::Log,
+            generation: g,
+        }
+        .encode(&mut v);
+        for (k, val, exp) in keys {
+            record::encode(&mut v, RecordOp::Set, *exp, k, val);
+        }
+        let p = log_path(dir, 0, g);
+        std::fs::write(&p, &v).unwrap();
+        p
+    }
+
+    #[test]
+    fn recovers_skips_expired_and_refuses_layouts() {
+        let dir = tmpdir("recover");
+        let far = now_ms() + 3_600_000;
+        write_log(
+            &dir,
+            0,
+            &[(b"a", b"1", 0), (b"b", b"2", far), (b"c", b"3", 1)],
+        );
+        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        assert_eq!(r.store.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(r.store.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(r.store.get(b"c"), None, "expired while down");
+        assert_eq!(r.records, 3);
+        // The same file read as shard 0 of 2: refused, naming the file.
+        let e = recover(&dir, 0, 2, 0, store()).err().unwrap();
+        assert!(e.contains("shard-0.0.aof") && e.contains("1-shard"), "{e}");
+        // A shard-3 file in a 2-shard node's directory.
+        std::fs::write(dir.join("shard-3.0.aof"), b"x").unwrap();
+        assert!(check_layout(&dir, 2).unwrap_err().contains("shard-3.0.aof"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn check_file_fixes_a_corrupt_middle() {
+        let dir = tmpdir("check");
+        let p = write_log(
+            &dir,
+            0,
+            &[(b"a", b"1", 0), (b"b", b"2", 0), (b"c", b"3", 0)],
+        );
+        let mut data = std::fs::read(&p).unwrap();
+        let second = HEADER_LEN + record::RECORD_HEADER + 13 + 2;
+        data[second + record::RECORD_HEADER + 1] ^= 0x40;
+        std::fs::write(&p, &data).unwrap();
+        let e = recover(&dir, 0, 1, 0, store()).err().unwrap();
+        assert!(e.contains(&format!("offset {second}")), "{e}");
+        let rep = check_file(&p, false).unwrap();
+        assert_eq!((rep.records, rep.good_end), (1, second as u64));
+        check_file(&p, true).unwrap();
+        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        assert_eq!(r.store.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
