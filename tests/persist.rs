@@ -1,0 +1,533 @@
+//! Persistence end to end: the real `corekv` binary is started on loopback
+//! ephemeral ports with `--appendonly yes`, loaded, killed (`kill -9`) or
+//! stopped, its files damaged on purpose, and started again.
+//!
+//! * every write acknowledged before a `kill -9` under load (native batches,
+//!   shard-aware and forwarded, and pipelined RESP from several clients) is
+//!   present with its value after the restart (`appendfsync always`);
+//! * a torn tail is recovered and said; a corrupt record in the middle stops
+//!   start-up naming the file and offset, and `check-aof --fix` repairs it;
+//! * files of a different shard count are refused;
+//! * a full disk (a small tmpfs the test mounts and unmounts; needs root,
+//!   skipped otherwise unless `CI` is set) turns writes into MISCONF while
+//!   reads go on, and writes resume when space returns.
+//!
+//! Counts are bounded; nothing asserts on time.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use corekv::client::blocking::BlockingClient;
+use corekv::client::{ClientOptions, OwnedResult};
+use corekv::protocol::native::Batch;
+
+struct Server {
+    child: Child,
+    native: u16,
+    resp: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("corekv-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cpus(n: usize) -> String {
+    let all = corekv::config::allowed_cpus();
+    let n = n.min(all.len());
+    all[..n]
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts the binary; `Ok` once it prints ready, `Err(stderr)` if it exits.
+fn spawn(dir: &Path, shards: usize, fsync: &str) -> Result<Server, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--resp-port",
+            "0",
+            "--stats-interval",
+            "0",
+        ])
+        .args([
+            "--cpus",
+            &cpus(shards),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            fsync,
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("corekv binary starts");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    {
+        let mut err = child.stderr.take().unwrap();
+        let stderr = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                stderr
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+    }
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(stderr.lock().unwrap().clone());
+        }
+        if line.starts_with("corekv ready") {
+            break;
+        }
+    }
+    let field = |name: &str| -> u16 {
+        let v = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap();
+        v.split('-').next().unwrap().parse().unwrap()
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while out.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    Ok(Server {
+        native: field("ports="),
+        resp: field("resp_port="),
+        child,
+        stderr,
+    })
+}
+
+fn native(s: &Server, pin: Option<usize>) -> BlockingClient {
+    BlockingClient::connect(
+        &[format!("127.0.0.1:{}", s.native)],
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            pin_shard: pin,
+        },
+    )
+    .expect("client connects")
+}
+
+/// A minimal RESP client: pipelines commands, reads one reply per command.
+struct Resp {
+    r: BufReader<TcpStream>,
+}
+
+impl Resp {
+    fn connect(port: u16) -> std::io::Result<Resp> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Resp {
+            r: BufReader::new(s),
+        })
+    }
+    fn send(&mut self, cmds: &[Vec<&[u8]>]) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for c in cmds {
+            write!(out, "*{}\r\n", c.len())?;
+            for a in c {
+                write!(out, "${}\r\n", a.len())?;
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        self.r.get_mut().write_all(&out)?;
+        let mut replies = Vec::new();
+        for _ in cmds {
+            let mut line = String::new();
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if let Some(n) = line.strip_prefix('$') {
+                let n: i64 = n.trim().parse().unwrap();
+                if n >= 0 {
+                    let mut v = vec![0u8; n as usize + 2];
+                    self.r.read_exact(&mut v)?;
+                    v.truncate(n as usize);
+                    replies.push(String::from_utf8(v).unwrap());
+                    continue;
+                }
+            }
+            replies.push(line.trim_end().to_string());
+        }
+        Ok(replies)
+    }
+}
+
+/// Acknowledged writes: key → value.
+type Acked = Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_write() {
+    let dir = tmpdir("kill9");
+    let server = spawn(&dir, 2, "always").expect("server starts");
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    // Native clients: one shard-aware, one pinned to shard 0 (forwarding).
+    for (t, pin) in [(0usize, None), (1, Some(0))] {
+        let client = native(&server, pin);
+        let (acked, stop, count) = (acked.clone(), stop.clone(), count.clone());
+        threads.push(std::thread::spawn(move || {
+            for round in 0..400 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut b = Batch::default();
+                let kv: Vec<(Vec<u8>, Vec<u8>)> = (0..64)
+                    .map(|i| {
+                        (
+                            format!("n{t}-{round}-{i}").into_bytes(),
+                            format!("v{round}.{i}").into_bytes(),
+                        )
+                    })
+                    .collect();
+                for (k, v) in &kv {
+                    b.put(k, v);
+                }
+                let Ok(res) = client.execute(&b) else { break };
+                let mut a = acked.lock().unwrap();
+                for (r, kv) in res.iter().zip(kv) {
+                    if *r == OwnedResult::Ok {
+                        a.push(kv);
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    // RESP clients: pipelined SETs and an INCRBY per round.
+    for t in 0..2 {
+        let mut c = Resp::connect(server.resp).unwrap();
+        let (acked, stop, count) = (acked.clone(), stop.clone(), count.clone());
+        threads.push(std::thread::spawn(move || {
+            for round in 0..400 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let keys: Vec<String> = (0..32).map(|i| format!("r{t}-{round}-{i}")).collect();
+                let vals: Vec<String> = (0..32).map(|i| format!("x{round}:{i}")).collect();
+                let mut cmds: Vec<Vec<&[u8]>> = keys
+                    .iter()
+                    .zip(&vals)
+                    .map(|(k, v)| vec![&b"SET"[..], k.as_bytes(), v.as_bytes()])
+                    .collect();
+                let counter = format!("ctr{t}");
+                cmds.push(vec![&b"INCRBY"[..], counter.as_bytes(), b"1"]);
+                let Ok(replies) = c.send(&cmds) else { break };
+                let mut a = acked.lock().unwrap();
+                for (i, r) in replies.iter().enumerate().take(32) {
+                    if r == "+OK" {
+                        a.push((keys[i].clone().into_bytes(), vals[i].clone().into_bytes()));
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if let Some(n) = replies[32].strip_prefix(':') {
+                    a.push((counter.clone().into_bytes(), n.as_bytes().to_vec()));
+                }
+            }
+        }));
+    }
+    // Kill once a good number of writes are acknowledged (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < 5_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = server.child.id() as i32;
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(server);
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.len() > 1_000,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+
+    let server = spawn(&dir, 2, "always").expect("server restarts");
+    let client = native(&server, None);
+    // The last acknowledged value of each key (counters grow).
+    let mut want = std::collections::HashMap::new();
+    for (k, v) in acked {
+        want.insert(k, v);
+    }
+    let keys: Vec<_> = want.keys().cloned().collect();
+    for chunk in keys.chunks(512) {
+        let mut b = Batch::default();
+        for k in chunk {
+            b.get(k);
+        }
+        let res = client.execute(&b).unwrap();
+        for (k, r) in chunk.iter().zip(res) {
+            let expect = &want[k];
+            if k.starts_with(b"ctr") {
+                // INCRBYs sent but not acknowledged may have landed.
+                let OwnedResult::Value(v) = r else {
+                    panic!("counter {} lost", String::from_utf8_lossy(k))
+                };
+                let got: i64 = String::from_utf8(v).unwrap().parse().unwrap();
+                let min: i64 = String::from_utf8(expect.clone()).unwrap().parse().unwrap();
+                assert!(got >= min, "counter went back from {min} to {got}");
+            } else {
+                assert_eq!(
+                    r,
+                    OwnedResult::Value(expect.clone()),
+                    "acknowledged key {} lost or wrong",
+                    String::from_utf8_lossy(k)
+                );
+            }
+        }
+    }
+    let err = server.stderr.lock().unwrap().clone();
+    assert!(err.contains("keys loaded"), "{err}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts a server, writes `n` keys over RESP, stops it cleanly.
+fn fill(dir: &Path, shards: usize, n: usize) {
+    let server = spawn(dir, shards, "always").expect("server starts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    let keys: Vec<String> = (0..n).map(|i| format!("key{i}")).collect();
+    let cmds: Vec<Vec<&[u8]>> = keys
+        .iter()
+        .map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()])
+        .collect();
+    assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let mut server = server;
+    let _ = server.child.wait();
+}
+
+fn check_aof(args: &[&str], file: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
+        .arg("check-aof")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
+    let dir = tmpdir("damage");
+    fill(&dir, 1, 100);
+    let file = dir.join("shard-0.0.aof");
+    let clean = std::fs::read(&file).unwrap();
+    // Torn tail: half a record appended.
+    let mut torn = clean.clone();
+    let mut rec = Vec::new();
+    corekv::persist::record::encode(
+        &mut rec,
+        corekv::persist::record::RecordOp::Set,
+        0,
+        b"half",
+        b"written",
+    );
+    torn.extend_from_slice(&rec[..rec.len() / 2]);
+    std::fs::write(&file, &torn).unwrap();
+    let s = spawn(&dir, 1, "always").expect("a torn tail is recovered");
+    let mut c = Resp::connect(s.resp).unwrap();
+    assert_eq!(c.send(&[vec![b"GET", b"key99"]]).unwrap(), ["key99"]);
+    assert_eq!(c.send(&[vec![b"GET", b"half"]]).unwrap(), ["$-1"]);
+    assert_eq!(c.send(&[vec![b"SET", b"after", b"torn"]]).unwrap(), ["+OK"]);
+    assert!(s.stderr.lock().unwrap().contains("torn tail"));
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let mut s = s;
+    let _ = s.child.wait();
+    drop(s);
+
+    // Corrupt middle: a flipped byte in the 10th record's value.
+    let mut data = std::fs::read(&file).unwrap();
+    let mut offsets = Vec::new();
+    corekv::persist::record::scan(&data, corekv::persist::record::HEADER_LEN, |o, _| {
+        offsets.push(o)
+    });
+    assert_eq!(
+        offsets.len(),
+        101,
+        "100 keys and the one written after the tear"
+    );
+    let bad = offsets[9];
+    data[offsets[10] - 1] ^= 0x20;
+    std::fs::write(&file, &data).unwrap();
+    let err = spawn(&dir, 1, "always").err().expect("refuses to start");
+    assert!(
+        err.contains("shard-0.0.aof") && err.contains(&format!("offset {bad}")),
+        "{err}"
+    );
+    let (code, out) = check_aof(&[], &file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("corrupt record at offset {bad}")),
+        "{out}"
+    );
+    let (code, out) = check_aof(&["--fix"], &file);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(check_aof(&[], &file).0, 0);
+    let s = spawn(&dir, 1, "always").expect("starts after the fix");
+    let mut c = Resp::connect(s.resp).unwrap();
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [":9"]);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_of_another_shard_count_are_refused() {
+    if corekv::config::allowed_cpus().len() < 2 {
+        eprintln!("SKIP: needs 2 CPUs");
+        return;
+    }
+    let dir = tmpdir("layout");
+    fill(&dir, 2, 50);
+    let err = spawn(&dir, 1, "always").err().expect("refuses to start");
+    assert!(
+        err.contains("shard-1.0.aof") && err.contains("more than 1 shards"),
+        "{err}"
+    );
+    // Shard 0's file renamed as shard 0 of a 1-shard node is refused too.
+    std::fs::remove_file(dir.join("shard-1.0.aof")).unwrap();
+    let err = spawn(&dir, 1, "always").err().expect("refuses to start");
+    assert!(err.contains("2-shard node"), "{err}");
+    let s = spawn(&dir, 2, "everysec").expect("the right layout starts");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+#[test]
+fn full_disk_refuses_writes_with_misconf_and_recovers() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the disk-full test needs root (to mount a tmpfs) and CI is set"
+        );
+        eprintln!("SKIP: not root, cannot mount a tmpfs");
+        return;
+    }
+    let dir = tmpdir("full");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot mount a tmpfs and CI is set"
+        );
+        eprintln!("SKIP: mount -t tmpfs failed (no privilege in this container?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let s = spawn(&dir, 1, "always").expect("server starts");
+    let mut c = Resp::connect(s.resp).unwrap();
+    assert_eq!(c.send(&[vec![b"SET", b"first", b"1"]]).unwrap(), ["+OK"]);
+    // Fill the disk with a ballast file, then write until the log fails.
+    let ballast = dir.join("ballast");
+    let _ = std::fs::write(&ballast, vec![7u8; 1 << 20]);
+    let value = vec![b'v'; 4096];
+    let mut refused = None;
+    for i in 0..1000 {
+        let k = format!("k{i}");
+        let r = c.send(&[vec![b"SET", k.as_bytes(), &value]]).unwrap();
+        if r[0] != "+OK" {
+            refused = Some(r[0].clone());
+            break;
+        }
+    }
+    let refused = refused.expect("a write is refused once the disk is full");
+    assert_eq!(
+        refused,
+        "-MISCONF Errors writing to the AOF file: No space left on device"
+    );
+    // Reads go on; writes stay refused.
+    assert_eq!(c.send(&[vec![b"GET", b"first"]]).unwrap(), ["1"]);
+    let r = c.send(&[vec![b"SET", b"more", b"x"]]).unwrap();
+    assert!(r[0].starts_with("-MISCONF"), "{r:?}");
+    // Space returns: writes resume (the retry runs every second; bounded).
+    std::fs::remove_file(&ballast).unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if c.send(&[vec![b"SET", b"again", b"y"]]).unwrap()[0] == "+OK" {
+            resumed = true;
+            break;
+        }
+    }
+    assert!(resumed, "writes did not resume after space returned");
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };
+    drop(s);
+    let s = spawn(&dir, 1, "always").expect("restarts");
+    let mut c = Resp::connect(s.resp).unwrap();
+    assert_eq!(
+        c.send(&[vec![b"GET", b"first"], vec![b"GET", b"again"]])
+            .unwrap(),
+        ["1", "y"]
+    );
+    drop(c);
+    drop(s);
+}
