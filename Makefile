@@ -3,8 +3,8 @@
 #   make run            build, start a local server, run a short benchmark, print the report
 #   make test           every test (unit, end-to-end over loopback, RESP with redis-tools)
 #   make lint           rustfmt check + clippy with warnings as errors
-#   make bench          corekv vs redis-server, pinned, same workload (issue #3)
-#   make bench-resp     redis-benchmark against corekv and redis-server (issue #4)
+#   make bench          corekv vs redis-server, pinned, same workload
+#   make bench-resp     redis-benchmark against corekv and redis-server
 #   make cluster        the seed's experiment on CloudLab (cloudlab/README.md):
 #                       make cluster SERVERS=4 CLIENTS=4 SERVER_ARGS=... BENCH_ARGS=...
 #   make cluster-local  the same orchestration on this machine (default 2 + 2)
