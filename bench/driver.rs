@@ -137,8 +137,12 @@ pub struct DriverConfig {
     pub workload: WorkloadConfig,
     /// Operations per batch (RESP: pipeline depth).
     pub batch: usize,
-    /// Sessions per worker.
+    /// Sessions per worker (when `total_sessions` is `None`).
     pub sessions_per_worker: usize,
+    /// Sessions of the whole process (`--clients`, the seed's `-numClients`),
+    /// spread over the workers: worker `w` of `W` runs `n / W` sessions, plus
+    /// one when `w < n % W`. `None`: `sessions_per_worker` on every worker.
+    pub total_sessions: Option<usize>,
     /// One pinned worker per CPU.
     pub cpus: Vec<usize>,
     /// Measured window, seconds.
@@ -165,6 +169,7 @@ impl DriverConfig {
             workload: WorkloadConfig::default(),
             batch: 8192,
             sessions_per_worker: 8,
+            total_sessions: None,
             cpus,
             secs: 10.0,
             warmup_secs: 2.0,
@@ -183,8 +188,16 @@ impl DriverConfig {
         if self.cpus.is_empty() {
             bail!("no CPUs given (--cpus)");
         }
-        if self.batch == 0 || self.sessions_per_worker == 0 {
-            bail!("--batch and --sessions must be at least 1");
+        if self.batch == 0 || self.sessions_per_worker == 0 || self.total_sessions == Some(0) {
+            bail!("--batch, --sessions and --clients must be at least 1");
+        }
+        if let Some(n) = self.total_sessions {
+            if n < self.cpus.len() {
+                bail!(
+                    "--clients {n} is fewer than the {} worker CPUs: give --cpus at most {n} CPUs",
+                    self.cpus.len()
+                );
+            }
         }
         if !(self.secs > 0.0 && self.secs.is_finite()) {
             bail!("--secs must be > 0, got {}", self.secs);
@@ -198,6 +211,28 @@ impl DriverConfig {
             }
         }
         Ok(())
+    }
+
+    /// Sessions worker `worker` runs.
+    pub fn sessions_of(&self, worker: usize) -> usize {
+        match self.total_sessions {
+            Some(n) => {
+                let w = self.cpus.len().max(1);
+                n / w + usize::from(worker < n % w)
+            }
+            None => self.sessions_per_worker,
+        }
+    }
+
+    /// Sessions of the whole process.
+    pub fn total_sessions(&self) -> usize {
+        self.total_sessions
+            .unwrap_or(self.cpus.len() * self.sessions_per_worker)
+    }
+
+    /// Index, over the whole process, of worker `worker`'s first session.
+    fn first_session_of(&self, worker: usize) -> usize {
+        (0..worker).map(|w| self.sessions_of(w)).sum()
     }
 }
 
@@ -380,8 +415,8 @@ pub(crate) struct Pacer {
 impl Pacer {
     fn new(cfg: &DriverConfig, timing: &Timing, worker: usize, session: usize) -> Pacer {
         let schedule = cfg.rate.map(|rate| {
-            let total = (cfg.cpus.len() * cfg.sessions_per_worker) as f64;
-            let g = (worker * cfg.sessions_per_worker + session) as f64;
+            let total = cfg.total_sessions() as f64;
+            let g = (cfg.first_session_of(worker) + session) as f64;
             let interval = total * cfg.batch as f64 / rate;
             (
                 timing.t0 + Duration::from_secs_f64(interval * g / total),
@@ -587,7 +622,7 @@ async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     if cfg.target.is_resp() {
         let c = resp_target::WorkerConns::connect(
             &cfg.hosts,
-            cfg.sessions_per_worker,
+            cfg.sessions_of(s.worker),
             s.worker == 0,
             cfg.timeout,
         )
@@ -654,7 +689,7 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let mut resp_monitor = None;
     match &conns {
         Conns::Native(cluster) => {
-            for i in 0..cfg.sessions_per_worker {
+            for i in 0..cfg.sessions_of(s.worker) {
                 let gen = Generator::from_parts(
                     s.keys,
                     cfg.workload.read_ratio,
@@ -1008,7 +1043,8 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         records: cfg.workload.records,
         value_size: cfg.workload.value_size,
         batch: cfg.batch,
-        sessions_per_worker: cfg.sessions_per_worker,
+        sessions_per_worker: cfg.sessions_of(0),
+        total_sessions: cfg.total_sessions(),
         worker_cpus: cfg.cpus.clone(),
         secs: cfg.secs,
         warmup_secs: cfg.warmup_secs,
@@ -1020,6 +1056,13 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         },
         base_seed: cfg.base_seed,
         client_processes: 1,
+        corekv_commit: crate::GIT_COMMIT.to_string(),
+        date: humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(start_unix_secs),
+        )
+        .to_string(),
+        command_line: Vec::new(),
+        machine: crate::sysstat::machine(),
     };
     report.finalize();
     Ok(report)

@@ -281,8 +281,13 @@ pub struct BenchMeta {
     pub value_size: usize,
     /// Operations per batch.
     pub batch: usize,
-    /// Sessions (connections) per worker thread.
+    /// Sessions (connections) per worker thread (worker 0's, the largest,
+    /// when `--clients` spreads an uneven count).
     pub sessions_per_worker: usize,
+    /// Sessions over the whole process (summed over processes after a
+    /// merge); 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub total_sessions: usize,
     /// CPUs the worker threads were pinned to (first input's after a merge).
     pub worker_cpus: Vec<usize>,
     /// Measured window length requested, seconds.
@@ -296,6 +301,18 @@ pub struct BenchMeta {
     /// Number of client processes this report covers (1 unless merged).
     #[serde(default = "one")]
     pub client_processes: u32,
+    /// The corekv commit the bench was built from (`unknown` outside git).
+    #[serde(default)]
+    pub corekv_commit: String,
+    /// Start of the run, RFC 3339 UTC (e.g. `2026-11-26T01:30:00Z`).
+    #[serde(default)]
+    pub date: String,
+    /// The full command line the report came from, as typed.
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// The client machine (first input's after a merge).
+    #[serde(default)]
+    pub machine: crate::sysstat::Machine,
 }
 
 impl Default for BenchMeta {
@@ -320,6 +337,11 @@ impl Default for BenchMeta {
             mode: LoadMode::Closed,
             base_seed: 0,
             client_processes: 1,
+            total_sessions: 0,
+            corekv_commit: String::new(),
+            date: String::new(),
+            command_line: Vec::new(),
+            machine: crate::sysstat::Machine::default(),
         }
     }
 }
@@ -659,6 +681,7 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.meta.start_unix_secs = out.meta.start_unix_secs.min(r.meta.start_unix_secs);
         out.meta.secs = out.meta.secs.max(r.meta.secs);
         out.meta.client_processes += r.meta.client_processes;
+        out.meta.total_sessions += r.meta.total_sessions;
 
         out.totals.ops += r.totals.ops;
         out.totals.gets += r.totals.gets;
@@ -745,7 +768,7 @@ pub fn render_table(r: &BenchReport) -> String {
     let _ = writeln!(
         o,
         "workload {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-         {} sessions/worker on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
+         {} sessions on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
         m.workload,
         m.read_ratio,
         m.distribution,
@@ -753,7 +776,11 @@ pub fn render_table(r: &BenchReport) -> String {
         m.records,
         m.value_size,
         m.batch,
-        m.sessions_per_worker,
+        if m.total_sessions == 0 {
+            format!("{}/worker", m.sessions_per_worker)
+        } else {
+            m.total_sessions.to_string()
+        },
         m.worker_cpus,
         m.secs,
         m.warmup_secs,

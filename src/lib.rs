@@ -46,3 +46,15 @@ pub mod server;
 pub mod shard;
 pub mod store;
 pub mod sysstat;
+
+/// The git commit this binary was built from (12 hex digits), or `unknown`
+/// when built outside a git checkout (set by `build.rs`).
+pub const GIT_COMMIT: &str = env!("COREKV_GIT_COMMIT");
+
+/// `corekv --version`: the package version and the git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("COREKV_GIT_COMMIT"),
+    ")"
+);
