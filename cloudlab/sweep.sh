@@ -15,7 +15,11 @@ appended to SWEEP_DIR/sweep.csv with the columns
 and 'corekv report plot-sweep sweep.csv --out sweep.png' draws them.
 
   batch      --batch from BATCH_MIN to BATCH_MAX, doubling (sessions: SESSIONS)
-  sessions   --sessions over SESSIONS_LIST (batch: BATCH)
+  sessions   sessions per client node over SESSIONS_LIST (batch: BATCH)
+
+Sessions are counted per client node, as the seed's -numClients counted
+goroutines per client machine: each point passes --clients N, which the
+bench spreads over the node's CPUs.
   nodes      the seed's table: N servers + N clients for N in NODES_LIST
 
 Environment (defaults in brackets):
@@ -66,7 +70,7 @@ SWEEP_DIR="${SWEEP_DIR:-$REPO_DIR/logs/sweep-$(date +%Y%m%d-%H%M%S)}"
 for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer, got '${!v}'" >&2; exit 2; }
 done
-for f in --batch --sessions; do
+for f in --batch --sessions --clients; do
     case " $CLIENT_ARGS " in
     *" $f "* | *" $f="*) echo "CLIENT_ARGS must not contain $f: the sweep sets it (use BATCH=, SESSIONS=, BATCH_MIN=, ...)" >&2; exit 2 ;;
     esac
@@ -118,18 +122,18 @@ for sweep in "${SWEEPS[@]}"; do
     batch)
         b=$BATCH_MIN
         while [[ $b -le $BATCH_MAX ]]; do
-            point batch "$b" "$SERVERS" "$CLIENTS" "--batch $b --sessions $SESSIONS $CLIENT_ARGS"
+            point batch "$b" "$SERVERS" "$CLIENTS" "--batch $b --clients $SESSIONS $CLIENT_ARGS"
             b=$((b * 2))
         done
         ;;
     sessions)
         for n in $SESSIONS_LIST; do
-            point sessions "$n" "$SERVERS" "$CLIENTS" "--sessions $n --batch $BATCH $CLIENT_ARGS"
+            point sessions "$n" "$SERVERS" "$CLIENTS" "--clients $n --batch $BATCH $CLIENT_ARGS"
         done
         ;;
     nodes)
         for n in $NODES_LIST; do
-            point nodes "$n" "$n" "$n" "--sessions $SESSIONS --batch $BATCH $CLIENT_ARGS"
+            point nodes "$n" "$n" "$n" "--clients $SESSIONS --batch $BATCH $CLIENT_ARGS"
         done
         ;;
     esac
