@@ -152,6 +152,10 @@ pub struct BenchArgs {
     /// No per-second progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+    /// instead of the table.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// `corekv report` subcommands.
@@ -194,8 +198,14 @@ pub enum ReportCmd {
     Show {
         /// report.json file.
         file: PathBuf,
+        /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+        /// instead of the table.
+        #[arg(long)]
+        csv: bool,
     },
-    /// Side-by-side table of several runs, with throughput ratios.
+    /// Side-by-side table of several runs, with throughput ratios. Runs of
+    /// different work (workload, read ratio, skew, key space, value size,
+    /// batch, closed vs open loop) are refused.
     Compare {
         /// report.json files; the first is the reference.
         #[arg(required = true)]
@@ -316,7 +326,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     report.meta.command_line = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    print!("{}", report::render_table(&report));
+    if args.csv {
+        print!("{}", report::csv_summary(&report));
+    } else {
+        print!("{}", report::render_table(&report));
+    }
     if let Some(dir) = &args.out {
         write_outputs(&report, dir, "report.json")?;
         eprintln!("corekv bench: results in {}", dir.display());
@@ -344,6 +358,40 @@ fn describe(r: &BenchReport) -> String {
     format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
 }
 
+/// Two footer lines for a report's plots: what built and ran it, where and
+/// when, and the command line.
+pub fn footer(r: &BenchReport) -> String {
+    let m = &r.meta;
+    let mut first = Vec::new();
+    if !m.corekv_commit.is_empty() {
+        first.push(format!(
+            "corekv {} (git {})",
+            m.tool_version, m.corekv_commit
+        ));
+    }
+    if !m.date.is_empty() {
+        first.push(m.date.clone());
+    }
+    let mach = &m.machine;
+    if mach.cores > 0 {
+        let model = if mach.cpu_model.is_empty() {
+            "unknown CPU"
+        } else {
+            &mach.cpu_model
+        };
+        first.push(format!("{} × {model}, Linux {}", mach.cores, mach.kernel));
+    }
+    if !m.hostname.is_empty() {
+        first.push(format!("host {}", m.hostname));
+    }
+    let mut out = first.join(" · ");
+    if !m.command_line.is_empty() {
+        out.push('\n');
+        out.push_str(&m.command_line.join(" "));
+    }
+    out
+}
+
 /// Writes `json_name`, the two `.hgrm` files and the two plots into `dir`.
 pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -351,13 +399,18 @@ pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()>
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
     let target = &r.meta.target;
-    plot::plot_latency_percentiles(
-        &[
-            ("per batch (send → last reply)", &r.batch_latency),
-            ("per operation (its batch's latency)", &r.op_latency),
-        ],
+    let foot = footer(r);
+    let mut curves = vec![("per batch (send → last reply)", &r.batch_latency)];
+    if r.meta.batch == 1 {
+        // At batch 1 a batch is one operation: GET and SET apart.
+        curves = vec![("GET", &r.get_latency), ("SET", &r.set_latency)];
+    }
+    curves.retain(|(_, h)| !h.is_empty());
+    plot::plot_latency_percentiles_footed(
+        &curves,
         dir.join("latency.png"),
         &format!("{target} latency — {}", describe(r)),
+        &foot,
     )?;
     let client: Vec<(f64, f64)> = r
         .timeline
@@ -396,11 +449,12 @@ pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()>
         .map(|n| n.as_str())
         .zip(lines.iter().map(|l| l.as_slice()))
         .collect();
-    plot::plot_timeline(
+    plot::plot_timeline_footed(
         &series,
         dir.join("throughput.png"),
         &format!("{target} throughput — {}", describe(r)),
         "Throughput (million op/s)",
+        &foot,
     )?;
     Ok(())
 }
@@ -480,15 +534,32 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             )?;
             println!("{}", out.display());
         }
-        ReportCmd::Show { file } => {
+        ReportCmd::Show { file, csv } => {
             let r = BenchReport::read_json(&file)?;
-            print!("{}", report::render_table(&r));
+            if csv {
+                print!("{}", report::csv_summary(&r));
+            } else {
+                print!("{}", report::render_table(&r));
+            }
         }
         ReportCmd::Compare { files, names, plot } => {
             let reports = files
                 .iter()
                 .map(BenchReport::read_json)
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(first) = reports.first() {
+                for (file, r) in files.iter().zip(&reports).skip(1) {
+                    let diffs = report::workload_diffs(&first.meta, &r.meta);
+                    if !diffs.is_empty() {
+                        bail!(
+                            "{} ran different work from {}: {}; compare runs of one workload",
+                            file.display(),
+                            files[0].display(),
+                            diffs.join(", ")
+                        );
+                    }
+                }
+            }
             let names: Vec<String> = match names {
                 Some(n) => {
                     let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
@@ -529,18 +600,17 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             }
             if let Some(path) = plot {
                 let mut series = Vec::new();
-                let labels: Vec<String> = rows
-                    .iter()
-                    .map(|(n, r)| format!("{n} (batch {})", r.meta.batch))
-                    .collect();
-                for (l, (_, r)) in labels.iter().zip(&rows) {
-                    series.push((l.as_str(), &r.batch_latency));
+                // Every run has the same batch (refused otherwise): the
+                // title says it once, the legend names the runs.
+                for (n, r) in &rows {
+                    series.push((*n, &r.batch_latency));
                 }
                 let title = match rows.first() {
                     Some((_, r)) => format!("Batch latency — {}", describe(r)),
                     None => "Batch latency".to_string(),
                 };
-                plot::plot_latency_percentiles(&series, &path, &title)?;
+                let foot = rows.first().map(|(_, r)| footer(r)).unwrap_or_default();
+                plot::plot_latency_percentiles_footed(&series, &path, &title, &foot)?;
             }
         }
         ReportCmd::PlotSweep { csv, out, title } => plot_sweep(&csv, &out, title.as_deref())?,

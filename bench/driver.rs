@@ -301,6 +301,7 @@ pub(crate) struct Bucket {
     pub(crate) gets: u64,
     pub(crate) puts: u64,
     pub(crate) errors: u64,
+    pub(crate) get_misses: u64,
     pub(crate) batches: u64,
     pub(crate) batch_hist: LatencyHistogram,
 }
@@ -311,6 +312,7 @@ impl Bucket {
         self.gets += o.gets;
         self.puts += o.puts;
         self.errors += o.errors;
+        self.get_misses += o.get_misses;
         self.batches += o.batches;
         let _ = self.batch_hist.add(&o.batch_hist);
     }
@@ -331,6 +333,8 @@ enum Msg {
 struct WorkerResult {
     batch_hist: LatencyHistogram,
     op_hist: LatencyHistogram,
+    get_hist: LatencyHistogram,
+    set_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
     cpu_secs: Option<f64>,
@@ -345,12 +349,23 @@ pub(crate) struct WorkerState {
     buckets: BTreeMap<i64, Bucket>,
     batch_hist: LatencyHistogram,
     op_hist: LatencyHistogram,
+    get_hist: LatencyHistogram,
+    set_hist: LatencyHistogram,
 }
 
 impl WorkerState {
-    /// Records one completed batch of `ops` operations.
+    /// Records one completed batch of `ops` operations, `gets` of them GETs
+    /// of which `misses` found nothing, `errors` failed.
     #[inline]
-    fn record(&mut self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
+    fn record(
+        &mut self,
+        sent: Instant,
+        done: Instant,
+        ops: u64,
+        gets: u64,
+        errors: u64,
+        misses: u64,
+    ) {
         if done >= self.timing.end {
             return;
         }
@@ -361,11 +376,18 @@ impl WorkerState {
         b.gets += gets;
         b.puts += ops - gets;
         b.errors += errors;
+        b.get_misses += misses;
         b.batches += 1;
         b.batch_hist.record(ns);
         if idx >= 0 {
             self.batch_hist.record(ns);
             self.op_hist.record_n(ns, ops);
+            if gets > 0 {
+                self.get_hist.record_n(ns, gets);
+            }
+            if ops > gets {
+                self.set_hist.record_n(ns, ops - gets);
+            }
         }
     }
 }
@@ -398,10 +420,18 @@ impl WorkerCtx {
     }
 
     #[inline]
-    pub(crate) fn record(&self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
+    pub(crate) fn record(
+        &self,
+        sent: Instant,
+        done: Instant,
+        ops: u64,
+        gets: u64,
+        errors: u64,
+        misses: u64,
+    ) {
         self.state
             .borrow_mut()
-            .record(sent, done, ops, gets, errors);
+            .record(sent, done, ops, gets, errors, misses);
     }
 }
 
@@ -519,13 +549,14 @@ async fn corekv_session(
             return;
         }
         let done = Instant::now();
-        let mut errors = 0u64;
-        results.for_each(|_, r| {
-            if let OpResult::Err(_) = r {
-                errors += 1;
-            }
+        let (mut errors, mut misses) = (0u64, 0u64);
+        results.for_each(|_, r| match r {
+            OpResult::Err(_) => errors += 1,
+            // Only a GET answers NotFound here (PUTs answer Ok).
+            OpResult::NotFound => misses += 1,
+            _ => {}
         });
-        ctx.record(sent, done, n as u64, gets, errors);
+        ctx.record(sent, done, n as u64, gets, errors, misses);
     }
 }
 
@@ -666,6 +697,8 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
             buckets: BTreeMap::new(),
             batch_hist: LatencyHistogram::new(),
             op_hist: LatencyHistogram::new(),
+            get_hist: LatencyHistogram::new(),
+            set_hist: LatencyHistogram::new(),
         }),
         bytes_sent: Cell::new(0),
         bytes_received: Cell::new(0),
@@ -823,6 +856,8 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let mut st = ctx.state.borrow_mut();
     result.batch_hist = std::mem::take(&mut st.batch_hist);
     result.op_hist = std::mem::take(&mut st.op_hist);
+    result.get_hist = std::mem::take(&mut st.get_hist);
+    result.set_hist = std::mem::take(&mut st.set_hist);
     result.error = ctx.error.borrow_mut().take();
     drop(st);
     drop(conns);
@@ -956,6 +991,7 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
                     totals.gets += b.gets;
                     totals.puts += b.puts;
                     totals.errors += b.errors;
+                    totals.get_misses += b.get_misses;
                     timeline.push(TimelineSample {
                         t_secs: (t_to - timing.start).as_secs_f64(),
                         ops: b.ops,
@@ -1003,6 +1039,8 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             Ok(r) => {
                 report.batch_latency.add(&r.batch_hist)?;
                 report.op_latency.add(&r.op_hist)?;
+                report.get_latency.add(&r.get_hist)?;
+                report.set_latency.add(&r.set_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
                 if let Some(c) = r.cpu_secs {
@@ -1116,18 +1154,32 @@ mod tests {
             buckets: BTreeMap::new(),
             batch_hist: LatencyHistogram::new(),
             op_hist: LatencyHistogram::new(),
+            get_hist: LatencyHistogram::new(),
+            set_hist: LatencyHistogram::new(),
         };
-        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0); // warm-up
+        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0, 2); // warm-up
         st.record(
             timing.start,
             timing.start + Duration::from_millis(2),
             8,
             7,
             1,
+            3,
         );
-        st.record(timing.end, timing.end + Duration::from_millis(1), 8, 8, 0); // after
+        st.record(
+            timing.end,
+            timing.end + Duration::from_millis(1),
+            8,
+            8,
+            0,
+            0,
+        ); // after
         assert_eq!(st.batch_hist.count(), 1);
         assert_eq!(st.op_hist.count(), 8);
+        assert_eq!(st.get_hist.count(), 7);
+        assert_eq!(st.set_hist.count(), 1);
+        assert_eq!(st.buckets[&0].get_misses, 3);
+        assert_eq!(st.buckets[&-1].get_misses, 2);
         assert_eq!(st.buckets[&-1].ops, 8);
         assert_eq!(st.buckets[&0].puts, 1);
         assert_eq!(st.buckets[&0].errors, 1);

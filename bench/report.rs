@@ -357,6 +357,10 @@ pub struct Totals {
     pub puts: u64,
     /// Operations that returned an error.
     pub errors: u64,
+    /// GETs that found no value (misses); `gets - get_misses` hit (errors
+    /// aside). 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub get_misses: u64,
     /// Length of the measured window, seconds.
     pub elapsed_secs: f64,
     /// Derived: `ops / elapsed_secs` (recomputed by [`Totals::derive`]).
@@ -473,8 +477,19 @@ pub struct BenchReport {
     pub timeline: Vec<TimelineSample>,
     /// Latency of whole batches (send to last reply), ns.
     pub batch_latency: LatencyHistogram,
-    /// Per-operation latency, ns.
+    /// Each operation's latency: its batch's, recorded once per operation
+    /// (so an op-weighted view of `batch_latency`; with fixed-size batches
+    /// its percentiles equal the batch's, which is why the table and plots
+    /// leave it out). Kept in the JSON and `op_latency.hgrm`.
     pub op_latency: LatencyHistogram,
+    /// GET latency, ns: the latency of the batch (or pipeline) carrying each
+    /// GET, recorded once per GET. At batch 1 this is each GET's own
+    /// round trip, as memtier_benchmark and YCSB report it.
+    #[serde(default)]
+    pub get_latency: LatencyHistogram,
+    /// SET (PUT) latency, ns, defined as `get_latency` is.
+    #[serde(default)]
+    pub set_latency: LatencyHistogram,
     /// Bytes written to sockets in the window.
     pub bytes_sent: u64,
     /// Bytes read from sockets in the window.
@@ -563,6 +578,12 @@ impl BenchReport {
             };
             m.insert("batch_latency_us".into(), us(&self.batch_latency));
             m.insert("op_latency_us".into(), us(&self.op_latency));
+            m.insert("get_latency_us".into(), us(&self.get_latency));
+            m.insert("set_latency_us".into(), us(&self.set_latency));
+            m.insert(
+                "get_hits".into(),
+                serde_json::json!(self.totals.gets.saturating_sub(self.totals.get_misses)),
+            );
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
@@ -618,7 +639,28 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let m0 = &first.meta;
     for (i, r) in reports.iter().enumerate().skip(1) {
         let m = &r.meta;
-        let mut diffs = Vec::new();
+        let mut diffs = workload_diffs(m0, m);
+        if m.target != m0.target {
+            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+        }
+        if !diffs.is_empty() {
+            bail!(
+                "merge: report {i} does not match report 0: {}",
+                diffs.join(", ")
+            );
+        }
+    }
+    merge_checked(reports)
+}
+
+/// What makes two runs' figures comparable, as `"field A vs B"` strings for
+/// every difference (empty: same work): the workload (name, read ratio,
+/// skew, key space, value size), the batch size and closed vs open loop.
+/// The target and the load's size (sessions, CPUs, duration) may differ.
+pub fn workload_diffs(a: &BenchMeta, b: &BenchMeta) -> Vec<String> {
+    let (m0, m) = (a, b);
+    let mut diffs = Vec::new();
+    {
         if m.workload != m0.workload {
             diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
         }
@@ -643,17 +685,19 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         if m.batch != m0.batch {
             diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
         }
-        if m.target != m0.target {
-            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
-        }
-        if !diffs.is_empty() {
-            bail!(
-                "merge: report {i} does not match report 0: {}",
-                diffs.join(", ")
-            );
+        let loop_kind = |m: &BenchMeta| match m.mode {
+            LoadMode::Closed => "closed loop",
+            LoadMode::Open { .. } => "open loop",
+        };
+        if loop_kind(m) != loop_kind(m0) {
+            diffs.push(format!("{} vs {}", loop_kind(m), loop_kind(m0)));
         }
     }
+    diffs
+}
 
+fn merge_checked(reports: &[BenchReport]) -> Result<BenchReport> {
+    let first = &reports[0];
     let mut out = first.clone();
     out.servers = reports
         .iter()
@@ -687,10 +731,13 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.totals.gets += r.totals.gets;
         out.totals.puts += r.totals.puts;
         out.totals.errors += r.totals.errors;
+        out.totals.get_misses += r.totals.get_misses;
         out.totals.elapsed_secs = out.totals.elapsed_secs.max(r.totals.elapsed_secs);
 
         out.batch_latency.add(&r.batch_latency)?;
         out.op_latency.add(&r.op_latency)?;
+        out.get_latency.add(&r.get_latency)?;
+        out.set_latency.add(&r.set_latency)?;
         out.bytes_sent += r.bytes_sent;
         out.bytes_received += r.bytes_received;
         out.client_cpu_secs += r.client_cpu_secs;
@@ -802,9 +849,11 @@ pub fn render_table(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         o,
-        "  gets    {:>14} {:>14}op/s",
+        "  gets    {:>14} {:>14}op/s   hits {}, misses {}",
         t.gets,
-        fmt_rate(per_sec(t.gets, t.elapsed_secs))
+        fmt_rate(per_sec(t.gets, t.elapsed_secs)),
+        t.gets.saturating_sub(t.get_misses),
+        t.get_misses
     );
     let _ = writeln!(
         o,
@@ -828,7 +877,16 @@ pub fn render_table(r: &BenchReport) -> String {
         "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
     );
     latency_row(&mut o, "batch", &r.batch_latency);
-    latency_row(&mut o, "per-op", &r.op_latency);
+    if r.meta.batch == 1 {
+        latency_row(&mut o, "GET", &r.get_latency);
+        latency_row(&mut o, "SET", &r.set_latency);
+    } else {
+        let _ = writeln!(
+            o,
+            "  (GET and SET ride in the same batches, so each op's latency is its batch's;\n   \
+             report.json has them apart as get_latency and set_latency)"
+        );
+    }
     let _ = writeln!(o);
     let _ = writeln!(o, "Client");
     let _ = writeln!(
@@ -919,6 +977,35 @@ fn per_sec(n: u64, secs: f64) -> f64 {
     }
 }
 
+/// The CSV header of [`csv_summary`]: redis-benchmark's `--csv` columns.
+pub const CSV_HEADER: &str = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\
+\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"";
+
+/// A one-line summary in redis-benchmark's `--csv` layout (header, then one
+/// row): `test` names the run (`corekv YCSB-B batch 8192`), `rps` is the
+/// client-measured op/s, and the latencies are the batch's (for batch 1, each
+/// operation's), in milliseconds with three decimals, as redis-benchmark
+/// prints them.
+pub fn csv_summary(r: &BenchReport) -> String {
+    let h = &r.batch_latency;
+    let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+    let test = format!(
+        "{} {} batch {}",
+        r.meta.target, r.meta.workload, r.meta.batch
+    );
+    format!(
+        "{CSV_HEADER}\n\"{}\",\"{:.2}\",\"{:.3}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"\n",
+        test.replace('"', "'"),
+        r.client_ops_per_sec(),
+        h.mean() / 1e6,
+        ms(h.min()),
+        ms(h.p50()),
+        ms(h.percentile(95.0)),
+        ms(h.p99()),
+        ms(h.max()),
+    )
+}
+
 /// Side-by-side comparison (e.g. corekv vs redis-server): client ops/s,
 /// seed-style total, p50/p99 batch latency and throughput ratio to the
 /// first row.
@@ -927,7 +1014,13 @@ pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
     let _ = writeln!(
         o,
         "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "run", "client op/s", "seed-style op/s", "p50 batch", "p99 batch", "p99 op", "vs first"
+        "run",
+        "client op/s",
+        "seed-style op/s",
+        "p50 batch",
+        "p99 batch",
+        "p99.9 batch",
+        "vs first"
     );
     let _ = writeln!(
         o,
@@ -957,7 +1050,7 @@ pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
             seed,
             us(r.batch_latency.p50()),
             us(r.batch_latency.p99()),
-            us(r.op_latency.p99()),
+            us(r.batch_latency.summary().p999_ns),
             ratio
         );
     }
@@ -1094,6 +1187,76 @@ mod tests {
         r.generation_rate_ops = 1e7 * seed as f64;
         r.finalize();
         r
+    }
+
+    #[test]
+    fn csv_summary_has_redis_benchmark_columns() {
+        let mut r = report(1, 1000);
+        r.batch_latency = LatencyHistogram::new();
+        for ms in [1u64, 2, 3, 4] {
+            r.batch_latency.record(ms * 1_000_000);
+        }
+        r.totals.elapsed_secs = 2.0;
+        r.totals.ops = 3000;
+        let csv = csv_summary(&r);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert!(lines[0].starts_with("\"test\",\"rps\",\"avg_latency_ms\""));
+        let cells: Vec<&str> = lines[1].split(',').map(|c| c.trim_matches('"')).collect();
+        assert_eq!(cells[0], "corekv YCSB-B batch 32");
+        assert_eq!(cells[1], "1500.00");
+        assert_eq!(cells[2], "2.500");
+        assert_eq!(cells[3], "1.000");
+        assert_eq!(cells.len(), 8);
+        assert!(cells[7].starts_with("4.0"), "{csv}");
+    }
+
+    #[test]
+    fn different_work_is_named() {
+        let a = report(1, 10).meta;
+        assert!(workload_diffs(&a, &a).is_empty());
+        let mut b = a.clone();
+        b.target = "redis".into();
+        b.total_sessions = 99;
+        assert!(
+            workload_diffs(&a, &b).is_empty(),
+            "target and load size may differ"
+        );
+        b.records = 1000;
+        b.mode = LoadMode::Open {
+            rate_ops_per_sec: 1e6,
+        };
+        let d = workload_diffs(&a, &b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("records 1000 vs 1000000"), "{d:?}");
+        assert_eq!(d[1], "open loop vs closed loop");
+    }
+
+    #[test]
+    fn get_and_set_latency_and_misses_merge() {
+        let mut a = report(1, 100);
+        let mut b = report(2, 100);
+        a.get_latency.record_n(1000, 95);
+        a.set_latency.record_n(2000, 5);
+        a.totals.get_misses = 7;
+        b.get_latency.record_n(3000, 95);
+        b.totals.get_misses = 3;
+        let m = merge(&[a, b]).unwrap();
+        assert_eq!(m.get_latency.count(), 190);
+        assert_eq!(m.set_latency.count(), 5);
+        assert_eq!(m.totals.get_misses, 10);
+        let v: serde_json::Value = serde_json::from_str(&m.to_json().unwrap()).unwrap();
+        assert_eq!(v["get_latency_us"]["count"], 190);
+        assert_eq!(v["get_hits"], m.totals.gets - 10);
+        // Reports written before these fields existed still read.
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        o.remove("get_latency");
+        o.remove("set_latency");
+        o["totals"].as_object_mut().unwrap().remove("get_misses");
+        let back = BenchReport::from_json(&old.to_string()).unwrap();
+        assert!(back.get_latency.is_empty());
+        assert_eq!(back.totals.get_misses, 0);
     }
 
     #[test]

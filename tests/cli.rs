@@ -331,3 +331,138 @@ fn the_seeds_flags_run_a_benchmark() {
     assert!(r["totals"]["ops"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Runs a short `corekv bench` against `host` with `extra` flags.
+fn short_bench(host: &str, extra: &[&str]) -> Output {
+    let bench_cpu = allowed_cpus().last().unwrap().to_string();
+    let mut args = vec![
+        "bench",
+        "--hosts",
+        host,
+        "--secs",
+        "1",
+        "--warmup",
+        "0",
+        "--records",
+        "1000",
+        "--cpus",
+        &bench_cpu,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    corekv(&args)
+}
+
+#[test]
+fn reports_split_get_and_set_print_csv_and_compare_only_the_same_work() {
+    let s = Server::start(&[
+        "--cpus",
+        &cpu(),
+        "--port",
+        "0",
+        "--no-resp",
+        "--stats-interval",
+        "0",
+    ]);
+    let dir = temp_dir("reports");
+    let a = dir.join("a");
+    let o = short_bench(
+        &s.host(),
+        &[
+            "--batch",
+            "1",
+            "--clients",
+            "2",
+            "--out",
+            a.to_str().unwrap(),
+            "--csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --csv: redis-benchmark's columns, one row, instead of the table.
+    let csv = stdout(&o);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert_eq!(lines[0], corekv::bench::report::CSV_HEADER);
+    assert!(
+        lines[1].starts_with("\"corekv YCSB-B batch 1\",\""),
+        "{csv}"
+    );
+    assert_eq!(lines[1].split(',').count(), 8, "{csv}");
+    let rps: f64 = lines[1]
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    assert!(rps > 0.0);
+
+    let file = a.join("report.json");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let t = &r["totals"];
+    let (gets, puts) = (t["gets"].as_u64().unwrap(), t["puts"].as_u64().unwrap());
+    assert!(gets > 0 && puts > 0, "{t}");
+    assert_eq!(r["get_latency_us"]["count"], gets);
+    assert_eq!(r["set_latency_us"]["count"], puts);
+    // Nothing is preloaded: the first reads of many keys miss.
+    let misses = t["get_misses"].as_u64().unwrap();
+    assert!(misses > 0 && misses < gets, "{t}");
+    assert_eq!(r["get_hits"].as_u64().unwrap() + misses, gets);
+    for png in ["latency.png", "throughput.png"] {
+        assert!(
+            std::fs::metadata(a.join(png)).unwrap().len() > 1000,
+            "{png}"
+        );
+    }
+
+    // The table: GET and SET rows at batch 1, hits and misses, no per-op row.
+    let o = corekv(&["report", "show", file.to_str().unwrap()]);
+    let table = stdout(&o);
+    assert!(table.contains("  GET "), "{table}");
+    assert!(table.contains("  SET "), "{table}");
+    assert!(table.contains(&format!("misses {misses}")), "{table}");
+    assert!(!table.contains("per-op"), "{table}");
+    let o = corekv(&["report", "show", file.to_str().unwrap(), "--csv"]);
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some(corekv::bench::report::CSV_HEADER)
+    );
+
+    // Same work compares; other work is refused, naming the difference.
+    let o = corekv(&[
+        "report",
+        "compare",
+        file.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = dir.join("b.json");
+    let o = short_bench(
+        &s.host(),
+        &[
+            "--batch",
+            "4",
+            "--workload",
+            "YCSB-C",
+            "--json",
+            b.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = corekv(&[
+        "report",
+        "compare",
+        file.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("ran different work"), "{e}");
+    assert!(e.contains("workload \"YCSB-C\" vs \"YCSB-B\""), "{e}");
+    assert!(e.contains("batch 4 vs 1"), "{e}");
+    // At batch > 1 the table says why GET and SET have no rows of their own.
+    let o = corekv(&["report", "show", b.to_str().unwrap()]);
+    assert!(stdout(&o).contains("GET and SET ride in the same batches"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
