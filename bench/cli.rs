@@ -398,6 +398,7 @@ pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()>
     r.write_json(dir.join(json_name))?;
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
+    report::write_hlog(r, dir.join("batch_latency.hlog"))?;
     let target = &r.meta.target;
     let foot = footer(r);
     let mut curves = vec![("per batch (send → last reply)", &r.batch_latency)];

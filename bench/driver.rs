@@ -74,8 +74,8 @@ use anyhow::{bail, Result};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::report::{
-    BenchMeta, BenchReport, LatencyHistogram, LoadMode, ServerNodeReport, ShardTotals,
-    TimelineSample, Totals,
+    BenchMeta, BenchReport, IntervalHistogram, LatencyHistogram, LoadMode, ServerNodeReport,
+    ShardTotals, TimelineSample, Totals,
 };
 use super::resp_target;
 use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
@@ -958,6 +958,16 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
+    // The measured window's start on the wall clock, for interval logs.
+    let window_unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+        + timing
+            .start
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+    let mut intervals = Vec::new();
     for s in &starts {
         let _ = s.send(timing);
     }
@@ -992,6 +1002,11 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
                     totals.puts += b.puts;
                     totals.errors += b.errors;
                     totals.get_misses += b.get_misses;
+                    intervals.push(IntervalHistogram {
+                        start_unix_secs: window_unix_secs + (t_from - timing.start).as_secs_f64(),
+                        secs: dur,
+                        batch_latency: b.batch_hist.clone(),
+                    });
                     timeline.push(TimelineSample {
                         t_secs: (t_to - timing.start).as_secs_f64(),
                         ops: b.ops,
@@ -1068,6 +1083,7 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
     report.totals = totals;
     report.timeline = timeline;
+    report.intervals = intervals;
     report.meta = BenchMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: hostname(),

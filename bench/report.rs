@@ -503,6 +503,68 @@ pub struct BenchReport {
     /// Free-form extra data (e.g. utilization samples) filled by other modules.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Batch latency of each measured second, for the `.hlog` interval log
+    /// ([`write_hlog`]). Not in the JSON (the whole-run histograms are);
+    /// empty after a merge or a read.
+    #[serde(skip)]
+    pub intervals: Vec<IntervalHistogram>,
+}
+
+/// One interval's latency histogram.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IntervalHistogram {
+    /// Start of the interval, seconds since the Unix epoch.
+    pub start_unix_secs: f64,
+    /// Length of the interval, seconds.
+    pub secs: f64,
+    /// Batch latencies completed in it, ns.
+    pub batch_latency: LatencyHistogram,
+}
+
+/// Writes `r.intervals` as an HdrHistogram interval log (`.hlog`: the format
+/// of Java HdrHistogram's `HistogramLogWriter`, compressed V2 histograms), so
+/// HdrHistogram's own tools (`HistogramLogProcessor`, HdrHistogramVisualizer)
+/// plot and merge them. Values are nanoseconds; the max column is in ms
+/// (`--outputValueUnitRatio 1000000` turns the tools' values into ms). Tag
+/// `batch`. Does nothing when there are no intervals.
+pub fn write_hlog(r: &BenchReport, path: impl AsRef<Path>) -> Result<()> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    let Some(first) = r.intervals.first() else {
+        return Ok(());
+    };
+    let path = path.as_ref();
+    let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(first.start_unix_secs);
+    let mut out = Vec::new();
+    let mut ser = V2DeflateSerializer::new();
+    {
+        let mut w = IntervalLogWriterBuilder::new()
+            .add_comment(&format!(
+                "corekv bench {} (git {}): {} {}, batch {}; batch latency per second, values in ns",
+                r.meta.tool_version,
+                r.meta.corekv_commit,
+                r.meta.target,
+                r.meta.workload,
+                r.meta.batch
+            ))
+            .with_base_time(base)
+            .with_start_time(base)
+            .with_max_value_divisor(1e6)
+            .begin_log_with(&mut out, &mut ser)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let tag = Tag::new("batch");
+        for iv in &r.intervals {
+            let offset = (iv.start_unix_secs - first.start_unix_secs).max(0.0);
+            w.write_histogram(
+                iv.batch_latency.inner(),
+                std::time::Duration::from_secs_f64(offset),
+                std::time::Duration::from_secs_f64(iv.secs.max(0.0)),
+                tag,
+            )
+            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", path.display()))?;
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 impl BenchReport {
@@ -1187,6 +1249,56 @@ mod tests {
         r.generation_rate_ops = 1e7 * seed as f64;
         r.finalize();
         r
+    }
+
+    #[test]
+    fn interval_log_reads_back_with_hdrhistograms_reader() {
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        let mut r = report(1, 10);
+        for i in 0..3u64 {
+            let mut h = LatencyHistogram::new();
+            h.record_n(1_000_000 * (i + 1), 10 + i);
+            r.intervals.push(IntervalHistogram {
+                start_unix_secs: 1_700_000_000.5 + i as f64,
+                secs: 1.0,
+                batch_latency: h,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("corekv-hlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("batch_latency.hlog");
+        write_hlog(&r, &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("#corekv bench"), "{text}");
+        assert!(text.contains("#[BaseTime: 1700000000.500"), "{text}");
+        let mut seen = Vec::new();
+        for e in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(h) = e.unwrap() {
+                assert_eq!(h.tag().unwrap().as_str(), "batch");
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(h.encoded_histogram())
+                    .unwrap();
+                let hist: Histogram<u64> = Deserializer::new()
+                    .deserialize(&mut std::io::Cursor::new(decoded))
+                    .unwrap();
+                seen.push((
+                    h.start_timestamp().as_secs_f64().round(),
+                    hist.len(),
+                    h.max(),
+                ));
+            }
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].1, 10);
+        assert_eq!(seen[2].1, 12);
+        assert_eq!(seen[2].0, 2.0);
+        assert!((seen[1].2 - 2.0).abs() < 0.01, "max in ms: {}", seen[1].2);
+        // No intervals (a merged report): no file.
+        let p2 = dir.join("none.hlog");
+        write_hlog(&report(2, 10), &p2).unwrap();
+        assert!(!p2.exists());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
