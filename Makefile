@@ -3,7 +3,7 @@
 #   make run            build, start a local server, run a short benchmark, print the report
 #   make test           every test (unit, end-to-end over loopback, RESP with redis-tools)
 #   make lint           rustfmt check + clippy with warnings as errors
-#   make bench          corekv vs redis-server, pinned, same workload
+#   make bench          corekv vs redis-server vs memcached, pinned, same workload
 #   make bench-resp     redis-benchmark against corekv and redis-server
 #   make cluster        the seed's experiment on CloudLab (cloudlab/README.md):
 #                       make cluster SERVERS=4 CLIENTS=4 BENCH_ARGS="--clients 128 --batch 8192"

@@ -77,8 +77,8 @@ use super::report::{
     BenchMeta, BenchReport, IntervalHistogram, LatencyHistogram, LoadMode, ServerNodeReport,
     ShardTotals, TimelineSample, Totals,
 };
-use super::resp_target;
 use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
+use super::{memcached_target, resp_target};
 use crate::client::{BatchResults, ClientOptions, Cluster, Splitter};
 use crate::protocol::native::{Batch, NodeStats};
 use crate::store::OpResult;
@@ -98,16 +98,19 @@ pub enum Target {
     CorekvResp,
     /// A Redis-protocol server (redis-server, valkey, ...), pipelined GET/SET.
     Redis,
+    /// A memcached server, text protocol: multi-gets and sets, pipelined.
+    Memcached,
 }
 
 impl Target {
-    /// Parses `corekv`, `corekv-resp` or `redis`.
+    /// Parses `corekv`, `corekv-resp`, `redis` or `memcached`.
     pub fn parse(s: &str) -> Result<Target> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "corekv" | "native" => Target::Corekv,
             "corekv-resp" => Target::CorekvResp,
             "redis" | "resp" => Target::Redis,
-            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp or redis"),
+            "memcached" | "memcache" => Target::Memcached,
+            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp, redis or memcached"),
         })
     }
 
@@ -117,12 +120,13 @@ impl Target {
             Target::Corekv => "corekv",
             Target::CorekvResp => "corekv-resp",
             Target::Redis => "redis",
+            Target::Memcached => "memcached",
         }
     }
 
     /// True for the RESP drivers.
     pub fn is_resp(self) -> bool {
-        !matches!(self, Target::Corekv)
+        matches!(self, Target::CorekvResp | Target::Redis)
     }
 }
 
@@ -646,10 +650,21 @@ struct WorkerSetup {
 enum Conns {
     Native(Rc<Cluster>),
     Resp(resp_target::WorkerConns),
+    Memcached(memcached_target::WorkerConns),
 }
 
 async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     let cfg = &s.cfg;
+    if cfg.target == Target::Memcached {
+        let c = memcached_target::WorkerConns::connect(
+            &cfg.hosts,
+            cfg.sessions_of(s.worker),
+            s.worker == 0,
+            cfg.timeout,
+        )
+        .await?;
+        return Ok(Conns::Memcached(c));
+    }
     if cfg.target.is_resp() {
         let c = resp_target::WorkerConns::connect(
             &cfg.hosts,
@@ -707,7 +722,7 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let bytes = {
         let conns = match &conns {
             Conns::Native(c) => Some(c.clone()),
-            Conns::Resp(_) => None,
+            Conns::Resp(_) | Conns::Memcached(_) => None,
         };
         let ctx = ctx.clone();
         move || match &conns {
@@ -720,6 +735,7 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let mut sessions = Vec::new();
     let mut monitor = None;
     let mut resp_monitor = None;
+    let mut mc_monitor = None;
     match &conns {
         Conns::Native(cluster) => {
             for i in 0..cfg.sessions_of(s.worker) {
@@ -762,6 +778,30 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
             }
             if let Some(m) = wc.take_monitor() {
                 resp_monitor = Some(glommio::spawn_local(resp_target::monitor(
+                    ctx.clone(),
+                    m,
+                    cfg.hosts.clone(),
+                )));
+            }
+        }
+        Conns::Memcached(wc) => {
+            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
+                let gen = Generator::from_parts(
+                    s.keys,
+                    cfg.workload.read_ratio,
+                    session_seed(cfg, s.worker, i),
+                )
+                .expect("workload validated before the run");
+                let pacer = Pacer::new(cfg, &timing, s.worker, i);
+                sessions.push(glommio::spawn_local(memcached_target::session(
+                    ctx.clone(),
+                    streams,
+                    gen,
+                    pacer,
+                )));
+            }
+            if let Some(m) = wc.take_monitor() {
+                mc_monitor = Some(glommio::spawn_local(memcached_target::monitor(
                     ctx.clone(),
                     m,
                     cfg.hosts.clone(),
@@ -850,6 +890,14 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
             Err(e) => result
                 .warnings
                 .push(format!("server INFO unavailable: {e}")),
+        }
+    }
+    if let Some(m) = mc_monitor {
+        match m.await {
+            Ok(servers) => result.servers = servers,
+            Err(e) => result
+                .warnings
+                .push(format!("server stats unavailable: {e}")),
         }
     }
     let _ = s.msgs.send((s.worker, Msg::Finished));

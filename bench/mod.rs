@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod driver;
+mod memcached_target;
 pub mod plot;
 pub mod report;
 mod resp_target;
