@@ -504,14 +504,14 @@ pub struct BenchReport {
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// Batch latency of each measured second, for the `.hlog` interval log
-    /// ([`write_hlog`]). Not in the JSON (the whole-run histograms are);
-    /// empty after a merge or a read.
-    #[serde(skip)]
+    /// ([`write_hlog`]). A merge sums the clients' histograms second by
+    /// second, as it does the timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<IntervalHistogram>,
 }
 
 /// One interval's latency histogram.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct IntervalHistogram {
     /// Start of the interval, seconds since the Unix epoch.
     pub start_unix_secs: f64,
@@ -682,18 +682,21 @@ fn per_op(x: f64, ops: u64) -> f64 {
 /// cluster with the same workload.
 ///
 /// * Errors when workload, read ratio, theta, distribution, records,
-///   value size, batch or target differ, or when `reports` is empty.
+///   value size, batch, closed/open loop or target differ, or when
+///   `reports` is empty.
 /// * Counters, bytes and client CPU are summed; histograms are added
 ///   exactly; `elapsed_secs` is the maximum (the runs overlap), so the merged
 ///   ops/s is total ops over the longest window.
 /// * Timelines are summed by second index; the per-second `p99_batch_ns` is
 ///   the MAX of the inputs' p99s for that second (an upper bound — the exact
-///   merged p99 is not recoverable from per-second p99s).
+///   merged p99 is not recoverable from per-second p99s). Interval
+///   histograms are added exactly, second by second.
 /// * `servers` is taken from the first report that has any (all clients saw
 ///   the same cluster, so the server view must not be added up).
 /// * `generation_rate_ops` is the minimum over inputs (slowest generator).
 /// * meta: first input's, with hostnames and hosts unioned, earliest start,
-///   longest `secs`, `client_processes` summed. `extra` keys: first wins.
+///   longest `secs`, `client_processes` and `total_sessions` summed.
+///   `extra` keys: first wins.
 pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         bail!("merge: no reports");
@@ -816,6 +819,16 @@ fn merge_checked(reports: &[BenchReport]) -> Result<BenchReport> {
             t.puts += s.puts;
             t.errors += s.errors;
             t.p99_batch_ns = t.p99_batch_ns.max(s.p99_batch_ns);
+        }
+        for (i, iv) in r.intervals.iter().enumerate() {
+            match out.intervals.get_mut(i) {
+                Some(o) => {
+                    o.start_unix_secs = o.start_unix_secs.min(iv.start_unix_secs);
+                    o.secs = o.secs.max(iv.secs);
+                    o.batch_latency.add(&iv.batch_latency)?;
+                }
+                None => out.intervals.push(iv.clone()),
+            }
         }
         for (k, v) in &r.extra {
             out.extra.entry(k.clone()).or_insert_with(|| v.clone());
@@ -1294,7 +1307,14 @@ mod tests {
         assert_eq!(seen[2].1, 12);
         assert_eq!(seen[2].0, 2.0);
         assert!((seen[1].2 - 2.0).abs() < 0.01, "max in ms: {}", seen[1].2);
-        // No intervals (a merged report): no file.
+        // A merge sums second by second.
+        let m = merge(&[r.clone(), r.clone()]).unwrap();
+        assert_eq!(m.intervals.len(), 3);
+        assert_eq!(m.intervals[2].batch_latency.count(), 24);
+        // And the intervals survive the JSON round trip.
+        let back = BenchReport::from_json(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back.intervals, r.intervals);
+        // No intervals: no file.
         let p2 = dir.join("none.hlog");
         write_hlog(&report(2, 10), &p2).unwrap();
         assert!(!p2.exists());
