@@ -358,10 +358,14 @@ pub fn plot_timeline_panels(
     let cols = n.min(2);
     let rows = n.div_ceil(cols);
     let (w, h) = (PLOT_WIDTH * 7 / 10, PLOT_HEIGHT * 7 / 10);
-    let root = BitMapBackend::new(path.as_ref(), (w * cols as u32, h * rows as u32 + 50))
+    let root = BitMapBackend::new(path.as_ref(), (w * cols as u32, h * rows as u32 + 62))
         .into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let body = root.titled(title, (FONT, 26)).map_err(plot_err)?;
+    // A top margin so the title's ascenders are not cut at the edge.
+    let body = root
+        .margin(12, 0, 0, 0)
+        .titled(title, (FONT, 26))
+        .map_err(plot_err)?;
     for (panel, area) in panels.iter().zip(body.split_evenly((rows, cols))) {
         draw_timeline(&area, &panel.series, panel.title, 20, panel.y_label)?;
     }
