@@ -28,7 +28,7 @@
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`linearizability`] | checker for recorded histories (WGL) | sockets, store |
 //! | [`bench`] | load generator: workload, drivers, reports, plots (in `bench/`) | server internals |
-//! | [`sysstat`] | CPU, memory, network utilization from /proc | the store, the network |
+//! | [`sysstat`] | CPU, memory, network utilization and the machine's description from /proc | the store, the network |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
 //! | [`error`] | error enums per layer | — |
 
