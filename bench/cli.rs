@@ -776,6 +776,31 @@ struct SweepRow {
     clients: String,
     ops_per_sec: Option<f64>,
     seed_style: Option<f64>,
+    p99_us: Option<f64>,
+}
+
+/// Groups repeated measurements of one x into its median, min and max
+/// (points in x order).
+fn spread(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<plot::SweepPoint> {
+    let mut by_x: Vec<(f64, Vec<f64>)> = Vec::new();
+    for (x, y) in points {
+        match by_x.iter_mut().find(|(x0, _)| *x0 == x) {
+            Some((_, ys)) => ys.push(y),
+            None => by_x.push((x, vec![y])),
+        }
+    }
+    by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
+    by_x.into_iter()
+        .map(|(x, mut ys)| {
+            ys.sort_by(|a, b| a.total_cmp(b));
+            plot::SweepPoint {
+                x,
+                median: report::median(&ys),
+                min: ys[0],
+                max: ys[ys.len() - 1],
+            }
+        })
+        .collect()
 }
 
 fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
@@ -800,6 +825,7 @@ fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
         col("ops_per_sec")?,
     );
     let iseed = col("seed_style_ops_per_sec").ok();
+    let ip99 = col("p99_batch_us").ok();
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -815,6 +841,7 @@ fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
             clients: get(ic).to_string(),
             ops_per_sec: num(io),
             seed_style: iseed.and_then(num),
+            p99_us: ip99.and_then(num),
         });
     }
     Ok(rows)
@@ -857,37 +884,39 @@ fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
         };
         let mut names = Vec::new();
         let mut lines = Vec::new();
+        let mut p99_names = Vec::new();
+        let mut p99_lines = Vec::new();
         let of_param = || rows.iter().filter(|r| &r.param == param);
         if param == "nodes" {
             // The seed's 1+1, 2+2, 4+4 table: one line per way of counting.
             names.push("client-measured".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
+            lines.push(spread(
+                of_param().filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6))),
+            ));
             names.push("seed-style (sum of per-server-node medians)".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
+            lines.push(spread(
+                of_param().filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6))),
+            ));
+            p99_names.push("p99 batch latency".to_string());
+            p99_lines.push(spread(
+                of_param().filter_map(|r| r.p99_us.map(|y| (r.value, y / 1e3))),
+            ));
         } else {
             for (s, c) in &combos {
-                names.push(format!(
-                    "{}, {}",
-                    plural(s, "server node"),
-                    plural(c, "client node")
+                let name = format!("{}, {}", plural(s, "server node"), plural(c, "client node"));
+                let combo = || of_param().filter(|r| &r.servers == s && &r.clients == c);
+                lines.push(spread(combo().filter_map(|r| {
+                    r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6))
+                })));
+                p99_lines.push(spread(
+                    combo().filter_map(|r| r.p99_us.map(|y| (r.value, y / 1e3))),
                 ));
-                lines.push(
-                    of_param()
-                        .filter(|r| &r.servers == s && &r.clients == c)
-                        .filter_map(|r| r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6)))
-                        .collect::<Vec<_>>(),
-                );
+                names.push(name.clone());
+                p99_names.push(name);
             }
         }
-        let series: Vec<(&str, &[(f64, f64)])> = names
+        let repeated = lines.iter().flatten().any(|p| p.max > p.min);
+        let series: Vec<(&str, &[plot::SweepPoint])> = names
             .iter()
             .map(|n| n.as_str())
             .zip(lines.iter().map(|l| l.as_slice()))
@@ -900,8 +929,8 @@ fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
         let x_label = match (param.as_str(), pow2) {
             ("batch", true) => "Batch size (operations per batch, log2 scale)",
             ("batch", false) => "Batch size (operations per batch)",
-            ("sessions", true) => "Sessions per client CPU (log2 scale)",
-            ("sessions", false) => "Sessions per client CPU",
+            ("sessions", true) => "Sessions per client node (log2 scale)",
+            ("sessions", false) => "Sessions per client node",
             ("nodes", true) => "Server nodes = client nodes (log2 scale)",
             ("nodes", false) => "Server nodes = client nodes",
             (other, _) => other,
@@ -911,15 +940,39 @@ fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
         } else {
             "Throughput (million op/s, client-measured)"
         };
-        plot::plot_sweep(
+        let note = if repeated {
+            " (median, bars: min–max)"
+        } else {
+            ""
+        };
+        plot::plot_sweep_ranges(
             &series,
             &path,
-            &format!("{prefix}: throughput vs {param}"),
+            &format!("{prefix}: throughput vs {param}{note}"),
             x_label,
             y_label,
             pow2,
         )?;
         println!("{}", path.display());
+        // p99 batch latency against the same parameter, when the CSV has it.
+        if p99_lines.iter().any(|l| !l.is_empty()) {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
+            let p99_path = path.with_file_name(format!("{stem}-p99.png"));
+            let p99_series: Vec<(&str, &[plot::SweepPoint])> = p99_names
+                .iter()
+                .map(|n| n.as_str())
+                .zip(p99_lines.iter().map(|l| l.as_slice()))
+                .collect();
+            plot::plot_sweep_ranges(
+                &p99_series,
+                &p99_path,
+                &format!("{prefix}: p99 batch latency vs {param}{note}"),
+                x_label,
+                "p99 batch latency (ms)",
+                pow2,
+            )?;
+            println!("{}", p99_path.display());
+        }
     }
     Ok(())
 }
@@ -1105,6 +1158,41 @@ mod tests {
                 .batch,
             2
         );
+    }
+
+    #[test]
+    fn sweeps_plot_repeats_and_p99() {
+        let pts = spread([(2.0, 5.0), (1.0, 1.0), (2.0, 3.0), (2.0, 4.0)]);
+        assert_eq!(pts.len(), 2);
+        assert_eq!(pts[0].x, 1.0);
+        assert_eq!((pts[1].min, pts[1].median, pts[1].max), (3.0, 4.0, 5.0));
+
+        let dir = std::env::temp_dir().join(format!("corekv-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("sweep.csv");
+        let mut text =
+            "param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us\n"
+                .to_string();
+        for rep in 0..3 {
+            for b in [1, 2, 4, 8] {
+                text.push_str(&format!(
+                    "batch,{b},1,1,{},,{}\n",
+                    1e5 * b as f64 + 1e4 * rep as f64,
+                    100.0 * b as f64 + rep as f64
+                ));
+            }
+            text.push_str(&format!("sessions,4,1,1,{},,\n", 5e5 + rep as f64));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let out = dir.join("sweep.png");
+        plot_sweep(&csv, &out, Some("test")).unwrap();
+        for f in ["sweep.png", "sweep-p99.png", "sweep-sessions.png"] {
+            let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 1000, "{f} missing");
+        }
+        // No p99 data for sessions: no p99 plot for it.
+        assert!(!dir.join("sweep-sessions-p99.png").exists());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

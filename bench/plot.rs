@@ -438,20 +438,80 @@ pub fn plot_sweep(
     y_label: &str,
     log2_x: bool,
 ) -> Result<()> {
-    ensure_font()?;
-    let lines: Vec<Vec<(f64, f64)>> = series
+    let ranged: Vec<Vec<SweepPoint>> = series
         .iter()
         .map(|(_, p)| {
-            let mut v: Vec<(f64, f64)> = finite(p)
-                .into_iter()
-                .filter(|(x, _)| !log2_x || *x > 0.0)
-                .map(|(x, y)| if log2_x { (x.log2(), y) } else { (x, y) })
+            p.iter()
+                .map(|&(x, y)| SweepPoint {
+                    x,
+                    median: y,
+                    min: y,
+                    max: y,
+                })
+                .collect()
+        })
+        .collect();
+    let named: Vec<(&str, &[SweepPoint])> = series
+        .iter()
+        .map(|(n, _)| *n)
+        .zip(ranged.iter().map(|v| v.as_slice()))
+        .collect();
+    plot_sweep_ranges(&named, path, title, x_label, y_label, log2_x)
+}
+
+/// One point of a swept parameter measured several times: the line goes
+/// through the medians, a bar spans min..max.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepPoint {
+    /// The parameter's value.
+    pub x: f64,
+    /// Median of the repeats.
+    pub median: f64,
+    /// Smallest repeat.
+    pub min: f64,
+    /// Largest repeat.
+    pub max: f64,
+}
+
+/// [`plot_sweep`] for repeated points: a line through each series' medians
+/// and a min–max bar at every point measured more than once.
+pub fn plot_sweep_ranges(
+    series: &[(&str, &[SweepPoint])],
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log2_x: bool,
+) -> Result<()> {
+    ensure_font()?;
+    let finite_pt = |p: &&SweepPoint| {
+        p.x.is_finite() && p.median.is_finite() && p.min.is_finite() && p.max.is_finite()
+    };
+    let points: Vec<Vec<SweepPoint>> = series
+        .iter()
+        .map(|(_, p)| {
+            let mut v: Vec<SweepPoint> = p
+                .iter()
+                .filter(finite_pt)
+                .filter(|p| !log2_x || p.x > 0.0)
+                .map(|p| SweepPoint {
+                    x: if log2_x { p.x.log2() } else { p.x },
+                    ..*p
+                })
                 .collect();
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.sort_by(|a, b| a.x.total_cmp(&b.x));
             v
         })
         .collect();
-    let (x_lo, x_hi, y_hi) = match bounds(&lines) {
+    let lines: Vec<Vec<(f64, f64)>> = points
+        .iter()
+        .map(|v| v.iter().map(|p| (p.x, p.median)).collect())
+        .collect();
+    let tops: Vec<Vec<(f64, f64)>> = points
+        .iter()
+        .map(|v| v.iter().map(|p| (p.x, p.max)).collect())
+        .collect();
+    let (x_lo, x_hi, y_hi) = match bounds(&tops) {
         Some((x0, x1, _, y1)) => (x0, x1, y1.max(0.0)),
         None => (0.0, 1.0, 0.0),
     };
@@ -481,7 +541,7 @@ pub fn plot_sweep(
                 .bold_line_style(BLACK.mix(0.15))
                 .draw()
                 .map_err(plot_err)?;
-            for (i, ((name, _), pts)) in series.iter().zip(lines).enumerate() {
+            for (i, ((name, _), pts)) in series.iter().zip(&lines).enumerate() {
                 let c = color(i);
                 $chart
                     .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
@@ -492,6 +552,23 @@ pub fn plot_sweep(
                     });
                 $chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))
+                    .map_err(plot_err)?;
+                // Min–max bars with caps where a point was repeated.
+                let cap = (x_hi - x_lo).max(1.0) * 0.012;
+                $chart
+                    .draw_series(points[i].iter().filter(|p| p.max > p.min).flat_map(|p| {
+                        [
+                            PathElement::new(vec![(p.x, p.min), (p.x, p.max)], c.stroke_width(2)),
+                            PathElement::new(
+                                vec![(p.x - cap, p.min), (p.x + cap, p.min)],
+                                c.stroke_width(2),
+                            ),
+                            PathElement::new(
+                                vec![(p.x - cap, p.max), (p.x + cap, p.max)],
+                                c.stroke_width(2),
+                            ),
+                        ]
+                    }))
                     .map_err(plot_err)?;
             }
             $chart

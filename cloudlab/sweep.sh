@@ -31,6 +31,8 @@ Environment (defaults in brackets):
   NODES_LIST ["1 2 4"; LOCAL: "1 2"]
   SERVER_ARGS, CLIENT_ARGS  extra flags for every point
   SWEEP_DIR [REPO/logs/sweep-<timestamp>]  runs go to SWEEP_DIR/runs/
+  REPEAT [3]              runs per point (one CSV row each; the plots show
+                          the median and a min–max bar)
   KEEP_GOING [1]          a failed point is logged and skipped (exit 1 at end)
   COREKV_BIN              binary to use (default: build once with cargo)
 Other run-cluster.sh variables (HOSTS_FILE, SHARED_FS, PORT, ...) pass through.
@@ -65,9 +67,10 @@ NODES_LIST="${NODES_LIST:-$def_list}"
 SERVER_ARGS="${SERVER_ARGS:-}"
 CLIENT_ARGS="${CLIENT_ARGS:-}"
 KEEP_GOING="${KEEP_GOING:-1}"
+REPEAT="${REPEAT:-3}"
 SWEEP_DIR="${SWEEP_DIR:-$REPO_DIR/logs/sweep-$(date +%Y%m%d-%H%M%S)}"
 
-for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH; do
+for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH REPEAT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer, got '${!v}'" >&2; exit 2; }
 done
 for f in --batch --sessions --clients; do
@@ -92,10 +95,16 @@ fi
 export COREKV_BIN
 
 FAILED=0
-# point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS
+# point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS: REPEAT runs, one CSV row each.
 point() {
+    local rep
+    for rep in $(seq "$REPEAT"); do run_point "$@" "$rep"; done
+}
+
+# run_point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS REPEAT_NO
+run_point() {
     local param="$1" value="$2" s="$3" c="$4" cargs="$5" rundir
-    log "$param=$value: $s servers + $c clients, client args: $cargs"
+    log "$param=$value (run $6/$REPEAT): $s servers + $c clients, client args: $cargs"
     if ! LOG_ROOT="$SWEEP_DIR/runs" "$SCRIPT_DIR/run-cluster.sh" "$s" "$c" "$SERVER_ARGS" "$cargs" \
         >"$SWEEP_DIR/runs/last.out" 2>&1; then
         rundir="$(readlink -f "$SWEEP_DIR/runs/latest" || true)"
