@@ -466,3 +466,47 @@ fn reports_split_get_and_set_print_csv_and_compare_only_the_same_work() {
     assert!(stdout(&o).contains("GET and SET ride in the same batches"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn bench_reads_a_config_file_too() {
+    let s = Server::start(&[
+        "--cpus",
+        &cpu(),
+        "--port",
+        "0",
+        "--no-resp",
+        "--stats-interval",
+        "0",
+    ]);
+    let dir = temp_dir("bench-config");
+    let file = dir.join("bench.toml");
+    let bench_cpu = allowed_cpus().last().unwrap().to_string();
+    std::fs::write(
+        &file,
+        format!(
+            "workload = \"YCSB-C\"\nsecs = \"1s\"\nwarmup = \"0\"\nrecords = 100\n\
+             batch = 8\nclients = 1\ncpus = \"{bench_cpu}\"\nquiet = true\n"
+        ),
+    )
+    .unwrap();
+    let json = dir.join("r.json");
+    let o = corekv(&[
+        "bench",
+        "--config",
+        file.to_str().unwrap(),
+        "--hosts",
+        &s.host(),
+        "--batch",
+        "16",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["meta"]["workload"], "YCSB-C");
+    assert_eq!(r["meta"]["records"], 100);
+    assert_eq!(r["meta"]["batch"], 16, "the command line wins");
+    assert_eq!(r["meta"]["total_sessions"], 1);
+    assert_eq!(r["totals"]["puts"], 0, "YCSB-C only reads");
+    std::fs::remove_dir_all(dir).unwrap();
+}
