@@ -1,14 +1,15 @@
 //! `corekv bench` and `corekv report` command lines (`corekv::bench::cli`).
 //!
 //! Owns: the flags (and the seed's single-dash spellings of them,
-//! [`rewrite_seed_flags`]), turning them into a [`DriverConfig`], printing the
-//! readable report and writing the result files (JSON, `.hgrm`, PNG), and
+//! [`rewrite_seed_flags`]), turning them into a [`DriverConfig`], printing
+//! the readable report (or its CSV line) and writing the result files (JSON,
+//! `.hgrm`, `.hlog`, PNG), and
 //! reading `corekv monitor` files back for the utilization table and figure
 //! of a cluster run (`report merge --monitor`, `report plot-util`).
 //!
 //! Must not touch: measurement (`super::driver`), report arithmetic
-//! (`super::report`), plot drawing (`super::plot`), sampling `/proc`
-//! (`crate::sysstat`).
+//! (`super::report`), figure shaping (`super::figures`) and drawing
+//! (`super::plot`), sampling `/proc` (`super::sysstat`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,10 +19,10 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 
 use super::driver::{self, DriverConfig, Target};
-use super::plot;
-use super::report::{self, BenchReport, LoadMode};
+use super::figures;
+use super::report::{self, BenchReport};
+use super::sysstat::{monitor_name, NodeUtilization};
 use super::workload::{self, Distribution, WorkloadConfig};
-use crate::sysstat::{UtilizationSample, UtilizationSummary};
 
 /// The seed's client flags (Go's single-dash spellings) and corekv's
 /// equivalents: `-numClients` counts goroutines per client machine, which is
@@ -104,6 +105,7 @@ pub struct BenchArgs {
     /// Bytes per written value (e.g. 128, 1kb).
     #[arg(long, default_value_t = workload::DEFAULT_VALUE_SIZE, value_parser = crate::config::parse_size_usize)]
     pub value_size: usize,
+
     /// Fraction of reads; overrides the workload's.
     #[arg(long)]
     pub read_ratio: Option<f64>,
@@ -126,6 +128,7 @@ pub struct BenchArgs {
     /// CPUs, only the first N CPUs run a worker.
     #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
+
     /// Operations per batch (RESP: pipeline depth).
     #[arg(long, default_value_t = 8192)]
     pub batch: usize,
@@ -342,122 +345,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Short description of a run for plot titles (fits a 1000 px title).
-fn describe(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let mode = match m.mode {
-        LoadMode::Closed => "closed loop".to_string(),
-        LoadMode::Open { rate_ops_per_sec } => {
-            format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
-        }
-    };
-    let dist = if m.distribution == "zipfian" {
-        format!("θ={}", m.theta)
-    } else {
-        m.distribution.clone()
-    };
-    format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
-}
-
-/// Two footer lines for a report's plots: what built and ran it, where and
-/// when, and the command line.
-pub fn footer(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let mut first = Vec::new();
-    if !m.corekv_commit.is_empty() {
-        first.push(format!(
-            "corekv {} (git {})",
-            m.tool_version, m.corekv_commit
-        ));
-    }
-    if !m.date.is_empty() {
-        first.push(m.date.clone());
-    }
-    let mach = &m.machine;
-    if mach.cores > 0 {
-        let model = if mach.cpu_model.is_empty() {
-            "unknown CPU"
-        } else {
-            &mach.cpu_model
-        };
-        first.push(format!("{} × {model}, Linux {}", mach.cores, mach.kernel));
-    }
-    if !m.hostname.is_empty() {
-        first.push(format!("host {}", m.hostname));
-    }
-    let mut out = first.join(" · ");
-    if !m.command_line.is_empty() {
-        out.push('\n');
-        out.push_str(&m.command_line.join(" "));
-    }
-    out
-}
-
-/// Writes `json_name`, the two `.hgrm` files and the two plots into `dir`.
+/// Writes `json_name`, the two `.hgrm` files, the `.hlog` interval log and
+/// the two plots into `dir`.
 pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     r.write_json(dir.join(json_name))?;
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
     report::write_hlog(r, dir.join("batch_latency.hlog"))?;
-    let target = &r.meta.target;
-    let foot = footer(r);
-    let mut curves = vec![("per batch (send → last reply)", &r.batch_latency)];
-    if r.meta.batch == 1 {
-        // At batch 1 a batch is one operation: GET and SET apart.
-        curves = vec![("GET", &r.get_latency), ("SET", &r.set_latency)];
-    }
-    curves.retain(|(_, h)| !h.is_empty());
-    plot::plot_latency_percentiles_footed(
-        &curves,
-        dir.join("latency.png"),
-        &format!("{target} latency — {}", describe(r)),
-        &foot,
-    )?;
-    let client: Vec<(f64, f64)> = r
-        .timeline
-        .iter()
-        .map(|s| {
-            let len = if s.t_secs.fract() > 0.0 {
-                s.t_secs.fract()
-            } else {
-                1.0
-            };
-            (s.t_secs, s.ops as f64 / len / 1e6)
-        })
-        .collect();
-    let mut names = vec![format!(
-        "client-measured ({} process{})",
-        r.meta.client_processes,
-        if r.meta.client_processes == 1 {
-            ""
-        } else {
-            "es"
-        }
-    )];
-    let mut lines = vec![client];
-    for s in &r.servers {
-        names.push(format!("server node {} ({})", s.node_id, s.address));
-        lines.push(
-            s.per_second_ops
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ((i + 1) as f64, v / 1e6))
-                .collect(),
-        );
-    }
-    let series: Vec<(&str, &[(f64, f64)])> = names
-        .iter()
-        .map(|n| n.as_str())
-        .zip(lines.iter().map(|l| l.as_slice()))
-        .collect();
-    plot::plot_timeline_footed(
-        &series,
-        dir.join("throughput.png"),
-        &format!("{target} throughput — {}", describe(r)),
-        "Throughput (million op/s)",
-        &foot,
-    )?;
+    figures::plot_run(r, dir)?;
     Ok(())
 }
 
@@ -468,74 +364,13 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             files,
             out,
             monitors,
-        } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            let mut merged = report::merge(&reports)?;
-            let nodes = monitors
-                .iter()
-                .map(|p| NodeUtilization::read(p, &monitor_name(p)))
-                .collect::<Result<Vec<_>>>()?;
-            if !nodes.is_empty() {
-                let rows = nodes
-                    .iter()
-                    .map(|n| {
-                        let mut v = serde_json::to_value(&n.summary)?;
-                        if let serde_json::Value::Object(m) = &mut v {
-                            m.insert("node".into(), n.name.clone().into());
-                        }
-                        Ok(v)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                merged.extra.insert("utilization".into(), rows.into());
-            }
-            print!("{}", report::render_table(&merged));
-            if !nodes.is_empty() {
-                print!("{}", render_utilization(&nodes));
-            }
-            if let Some(dir) = out {
-                write_outputs(&merged, &dir, "merged.json")?;
-                if !nodes.is_empty() {
-                    plot_utilization(
-                        &nodes,
-                        dir.join("utilization.png"),
-                        &utilization_title(&merged),
-                    )?;
-                }
-                eprintln!("corekv report: merged report in {}", dir.display());
-            }
-        }
+        } => report_merge(&files, out.as_deref(), &monitors),
         ReportCmd::PlotUtil {
             files,
             names,
             out,
             title,
-        } => {
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != files.len() {
-                        bail!("--names has {} names for {} files", v.len(), files.len());
-                    }
-                    v
-                }
-                None => files.iter().map(|p| monitor_name(p)).collect(),
-            };
-            let nodes = files
-                .iter()
-                .zip(&names)
-                .map(|(p, n)| NodeUtilization::read(p, n))
-                .collect::<Result<Vec<_>>>()?;
-            print!("{}", render_utilization(&nodes));
-            plot_utilization(
-                &nodes,
-                &out,
-                title.as_deref().unwrap_or("corekv utilization"),
-            )?;
-            println!("{}", out.display());
-        }
+        } => report_plot_util(&files, names.as_deref(), &out, title.as_deref()),
         ReportCmd::Show { file, csv } => {
             let r = BenchReport::read_json(&file)?;
             if csv {
@@ -543,123 +378,130 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             } else {
                 print!("{}", report::render_table(&r));
             }
+            Ok(())
         }
         ReportCmd::Compare { files, names, plot } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            if let Some(first) = reports.first() {
-                for (file, r) in files.iter().zip(&reports).skip(1) {
-                    let diffs = report::workload_diffs(&first.meta, &r.meta);
-                    if !diffs.is_empty() {
-                        bail!(
-                            "{} ran different work from {}: {}; compare runs of one workload",
-                            file.display(),
-                            files[0].display(),
-                            diffs.join(", ")
-                        );
-                    }
-                }
-            }
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != reports.len() {
-                        bail!(
-                            "--names has {} names for {} reports",
-                            v.len(),
-                            reports.len()
-                        );
-                    }
-                    v
-                }
-                None => reports.iter().map(|r| r.meta.target.clone()).collect(),
-            };
-            let rows: Vec<(&str, &BenchReport)> = names
-                .iter()
-                .map(|s| s.as_str())
-                .zip(reports.iter())
-                .collect();
-            print!("{}", report::render_comparison(&rows));
-            if let Some((first_name, first)) = rows.first() {
-                for (name, r) in &rows[1..] {
-                    let (a, b) = (first.client_ops_per_sec(), r.client_ops_per_sec());
-                    if b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (client-measured)",
-                            a / b
-                        );
-                    }
-                    let (a, b) = (first.seed_style_total(), r.seed_style_total());
-                    if a > 0.0 && b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (seed-style, from server counters)",
-                            a / b
-                        );
-                    }
-                }
-            }
-            if let Some(path) = plot {
-                let mut series = Vec::new();
-                // Every run has the same batch (refused otherwise): the
-                // title says it once, the legend names the runs.
-                for (n, r) in &rows {
-                    series.push((*n, &r.batch_latency));
-                }
-                let title = match rows.first() {
-                    Some((_, r)) => format!("Batch latency — {}", describe(r)),
-                    None => "Batch latency".to_string(),
-                };
-                let foot = rows.first().map(|(_, r)| footer(r)).unwrap_or_default();
-                plot::plot_latency_percentiles_footed(&series, &path, &title, &foot)?;
-            }
+            report_compare(&files, names.as_deref(), plot.as_deref())
         }
-        ReportCmd::PlotSweep { csv, out, title } => plot_sweep(&csv, &out, title.as_deref())?,
+        ReportCmd::PlotSweep { csv, out, title } => {
+            figures::plot_sweep(&csv, &out, title.as_deref())
+        }
+    }
+}
+
+/// Reads JSON reports.
+fn read_reports(files: &[PathBuf]) -> Result<Vec<BenchReport>> {
+    files.iter().map(BenchReport::read_json).collect()
+}
+
+/// `--names a,b,c` for `n` inputs, or the defaults.
+fn names_for(
+    names: Option<&str>,
+    n: usize,
+    what: &str,
+    default: impl Fn(usize) -> String,
+) -> Result<Vec<String>> {
+    match names {
+        Some(list) => {
+            let v: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if v.len() != n {
+                bail!("--names has {} names for {} {what}", v.len(), n);
+            }
+            Ok(v)
+        }
+        None => Ok((0..n).map(default).collect()),
+    }
+}
+
+/// `corekv report merge`: one report from several client processes, with
+/// the nodes' utilization when monitor files are given.
+fn report_merge(files: &[PathBuf], out: Option<&Path>, monitors: &[PathBuf]) -> Result<()> {
+    let mut merged = report::merge(&read_reports(files)?)?;
+    let nodes = monitors
+        .iter()
+        .map(|p| NodeUtilization::read(p, &monitor_name(p)))
+        .collect::<Result<Vec<_>>>()?;
+    if !nodes.is_empty() {
+        let rows = nodes
+            .iter()
+            .map(|n| {
+                let mut v = serde_json::to_value(&n.summary)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("node".into(), n.name.clone().into());
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        merged.extra.insert("utilization".into(), rows.into());
+    }
+    print!("{}", report::render_table(&merged));
+    if !nodes.is_empty() {
+        print!("{}", render_utilization(&nodes));
+    }
+    if let Some(dir) = out {
+        write_outputs(&merged, dir, "merged.json")?;
+        if !nodes.is_empty() {
+            figures::plot_utilization(
+                &nodes,
+                dir.join("utilization.png"),
+                &figures::utilization_title(&merged),
+            )?;
+        }
+        eprintln!("corekv report: merged report in {}", dir.display());
     }
     Ok(())
 }
 
-/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct MonitorFile {
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
+/// `corekv report plot-util`: the utilization table and figure of monitor files.
+fn report_plot_util(
+    files: &[PathBuf],
+    names: Option<&str>,
+    out: &Path,
+    title: Option<&str>,
+) -> Result<()> {
+    let names = names_for(names, files.len(), "files", |i| monitor_name(&files[i]))?;
+    let nodes = files
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| NodeUtilization::read(p, n))
+        .collect::<Result<Vec<_>>>()?;
+    print!("{}", render_utilization(&nodes));
+    figures::plot_utilization(&nodes, out, title.unwrap_or("corekv utilization"))?;
+    println!("{}", out.display());
+    Ok(())
 }
 
-/// A named node's utilization samples and their summary.
-#[derive(Debug, Clone)]
-struct NodeUtilization {
-    name: String,
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
-}
-
-impl NodeUtilization {
-    fn read(path: &Path, name: &str) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: MonitorFile = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
-        Ok(NodeUtilization {
-            name: name.to_string(),
-            samples: f.samples,
-            summary: f.summary,
-        })
+/// `corekv report compare`: side by side, throughput ratios, and optionally
+/// the batch latency curves in one figure.
+fn report_compare(files: &[PathBuf], names: Option<&str>, plot: Option<&Path>) -> Result<()> {
+    let reports = read_reports(files)?;
+    if let Some(first) = reports.first() {
+        for (file, r) in files.iter().zip(&reports).skip(1) {
+            let diffs = report::workload_diffs(&first.meta, &r.meta);
+            if !diffs.is_empty() {
+                bail!(
+                    "{} ran different work from {}: {}; compare runs of one workload",
+                    file.display(),
+                    files[0].display(),
+                    diffs.join(", ")
+                );
+            }
+        }
     }
-}
-
-/// `dir/server0.monitor.json` → `server0` (else the file stem).
-fn monitor_name(path: &Path) -> String {
-    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
-    file.strip_suffix(".monitor.json")
-        .or_else(|| file.strip_suffix(".json"))
-        .unwrap_or(file)
-        .to_string()
-}
-
-fn utilization_title(r: &BenchReport) -> String {
-    format!("{} utilization — {}", r.meta.target, describe(r))
+    let names = names_for(names, reports.len(), "reports", |i| {
+        reports[i].meta.target.clone()
+    })?;
+    let rows: Vec<(&str, &BenchReport)> = names
+        .iter()
+        .map(|s| s.as_str())
+        .zip(reports.iter())
+        .collect();
+    print!("{}", report::render_comparison(&rows));
+    print!("{}", report::render::render_ratios(&rows));
+    if let Some(path) = plot {
+        figures::plot_comparison(&rows, path)?;
+    }
+    Ok(())
 }
 
 /// The per-node utilization table printed after a merged report.
@@ -696,285 +538,12 @@ fn render_utilization(nodes: &[NodeUtilization]) -> String {
                 .map_or("-".to_string(), |p| format!("{p:.0}%")),
             u.max_rss_bytes
                 .map_or("-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
-            format!("{:.2} GB", u.max_mem_used_bytes as f64 / 1e9),
+            crate::units::si_bytes(u.max_mem_used_bytes),
             u.mean_rx_gbit_per_sec,
             u.mean_tx_gbit_per_sec,
         );
     }
     s
-}
-
-/// One PNG: node CPU busy %, process CPU %, process RSS and network rx+tx
-/// over time, one line per node, time aligned across nodes by the samples'
-/// wall clock (0 = start of the earliest sample interval).
-fn plot_utilization(nodes: &[NodeUtilization], path: impl AsRef<Path>, title: &str) -> Result<()> {
-    let t0 = nodes
-        .iter()
-        .flat_map(|n| n.samples.iter().map(|s| s.unix_secs - s.interval_secs))
-        .fold(f64::INFINITY, f64::min);
-    let series = |f: &dyn Fn(&UtilizationSample) -> Option<f64>| -> Vec<Vec<(f64, f64)>> {
-        nodes
-            .iter()
-            .map(|n| {
-                n.samples
-                    .iter()
-                    .filter_map(|s| f(s).map(|y| (s.unix_secs - t0, y)))
-                    .collect()
-            })
-            .collect()
-    };
-    let cpu = series(&|s| Some(s.node_cpu_pct));
-    let proc_cpu = series(&|s| s.proc_cpu_pct);
-    let rss = series(&|s| s.proc_rss_bytes.map(|b| b as f64 / 1e6));
-    let net = series(&|s| Some((s.net_rx_bytes_per_sec + s.net_tx_bytes_per_sec) / 1e6));
-    fn named<'a>(
-        nodes: &'a [NodeUtilization],
-        lines: &'a [Vec<(f64, f64)>],
-    ) -> Vec<(&'a str, &'a [(f64, f64)])> {
-        nodes
-            .iter()
-            .zip(lines)
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(n, l)| (n.name.as_str(), l.as_slice()))
-            .collect()
-    }
-    let mut panels = vec![plot::TimelinePanel {
-        title: "Node CPU busy",
-        y_label: "CPU busy (% of all the node's CPUs)",
-        series: named(nodes, &cpu),
-    }];
-    let proc_series = named(nodes, &proc_cpu);
-    if !proc_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process CPU",
-            y_label: "CPU (% of one CPU)",
-            series: proc_series,
-        });
-    }
-    let rss_series = named(nodes, &rss);
-    if !rss_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process RSS",
-            y_label: "Resident set size (MB)",
-            series: rss_series,
-        });
-    }
-    panels.push(plot::TimelinePanel {
-        title: "Network, rx + tx of the counted interfaces",
-        y_label: "Network (MB/s)",
-        series: named(nodes, &net),
-    });
-    plot::plot_timeline_panels(&panels, path, title)
-}
-
-/// One row of a sweep CSV.
-#[derive(Debug, Clone, PartialEq)]
-struct SweepRow {
-    param: String,
-    value: f64,
-    servers: String,
-    clients: String,
-    ops_per_sec: Option<f64>,
-    seed_style: Option<f64>,
-    p99_us: Option<f64>,
-}
-
-/// Groups repeated measurements of one x into its median, min and max
-/// (points in x order).
-fn spread(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<plot::SweepPoint> {
-    let mut by_x: Vec<(f64, Vec<f64>)> = Vec::new();
-    for (x, y) in points {
-        match by_x.iter_mut().find(|(x0, _)| *x0 == x) {
-            Some((_, ys)) => ys.push(y),
-            None => by_x.push((x, vec![y])),
-        }
-    }
-    by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
-    by_x.into_iter()
-        .map(|(x, mut ys)| {
-            ys.sort_by(|a, b| a.total_cmp(b));
-            plot::SweepPoint {
-                x,
-                median: report::median(&ys),
-                min: ys[0],
-                max: ys[ys.len() - 1],
-            }
-        })
-        .collect()
-}
-
-fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("empty CSV")?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("CSV has no {name:?} column (header: {})", header.join(",")))
-    };
-    let (ip, iv, is, ic, io) = (
-        col("param")?,
-        col("value")?,
-        col("servers")?,
-        col("clients")?,
-        col("ops_per_sec")?,
-    );
-    let iseed = col("seed_style_ops_per_sec").ok();
-    let ip99 = col("p99_batch_us").ok();
-    let mut rows = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |i: usize| f.get(i).copied().unwrap_or("");
-        let num = |i: usize| get(i).parse::<f64>().ok().filter(|x| x.is_finite());
-        let Some(value) = num(iv) else {
-            bail!("line {}: value {:?} is not a number", n + 2, get(iv));
-        };
-        rows.push(SweepRow {
-            param: get(ip).to_string(),
-            value,
-            servers: get(is).to_string(),
-            clients: get(ic).to_string(),
-            ops_per_sec: num(io),
-            seed_style: iseed.and_then(num),
-            p99_us: ip99.and_then(num),
-        });
-    }
-    Ok(rows)
-}
-
-fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
-    let text =
-        std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let rows = parse_sweep_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
-    let mut params: Vec<String> = Vec::new();
-    for r in &rows {
-        if !params.contains(&r.param) {
-            params.push(r.param.clone());
-        }
-    }
-    if params.is_empty() {
-        bail!("{}: no data rows", csv.display());
-    }
-    let prefix = title.unwrap_or("corekv");
-    for (i, param) in params.iter().enumerate() {
-        let path = if i == 0 {
-            out.to_path_buf()
-        } else {
-            let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-            out.with_file_name(format!("{stem}-{param}.png"))
-        };
-        let mut combos: Vec<(String, String)> = Vec::new();
-        for r in rows.iter().filter(|r| &r.param == param) {
-            let c = (r.servers.clone(), r.clients.clone());
-            if !combos.contains(&c) {
-                combos.push(c);
-            }
-        }
-        let plural = |n: &str, w: &str| {
-            if n == "1" {
-                format!("{n} {w}")
-            } else {
-                format!("{n} {w}s")
-            }
-        };
-        let mut names = Vec::new();
-        let mut lines = Vec::new();
-        let mut p99_names = Vec::new();
-        let mut p99_lines = Vec::new();
-        let of_param = || rows.iter().filter(|r| &r.param == param);
-        if param == "nodes" {
-            // The seed's 1+1, 2+2, 4+4 table: one line per way of counting.
-            names.push("client-measured".to_string());
-            lines.push(spread(
-                of_param().filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6))),
-            ));
-            names.push("seed-style (sum of per-server-node medians)".to_string());
-            lines.push(spread(
-                of_param().filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6))),
-            ));
-            p99_names.push("p99 batch latency".to_string());
-            p99_lines.push(spread(
-                of_param().filter_map(|r| r.p99_us.map(|y| (r.value, y / 1e3))),
-            ));
-        } else {
-            for (s, c) in &combos {
-                let name = format!("{}, {}", plural(s, "server node"), plural(c, "client node"));
-                let combo = || of_param().filter(|r| &r.servers == s && &r.clients == c);
-                lines.push(spread(combo().filter_map(|r| {
-                    r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6))
-                })));
-                p99_lines.push(spread(
-                    combo().filter_map(|r| r.p99_us.map(|y| (r.value, y / 1e3))),
-                ));
-                names.push(name.clone());
-                p99_names.push(name);
-            }
-        }
-        let repeated = lines.iter().flatten().any(|p| p.max > p.min);
-        let series: Vec<(&str, &[plot::SweepPoint])> = names
-            .iter()
-            .map(|n| n.as_str())
-            .zip(lines.iter().map(|l| l.as_slice()))
-            .collect();
-        // Powers of two (batch 512..16384, sessions 16..256, nodes 1, 2, 4)
-        // get a log2 axis with a tick at each.
-        let pow2 = of_param().all(|r| {
-            r.value >= 1.0 && r.value.fract() == 0.0 && (r.value as u64).is_power_of_two()
-        });
-        let x_label = match (param.as_str(), pow2) {
-            ("batch", true) => "Batch size (operations per batch, log2 scale)",
-            ("batch", false) => "Batch size (operations per batch)",
-            ("sessions", true) => "Sessions per client node (log2 scale)",
-            ("sessions", false) => "Sessions per client node",
-            ("nodes", true) => "Server nodes = client nodes (log2 scale)",
-            ("nodes", false) => "Server nodes = client nodes",
-            (other, _) => other,
-        };
-        let y_label = if param == "nodes" {
-            "Throughput (million op/s)"
-        } else {
-            "Throughput (million op/s, client-measured)"
-        };
-        let note = if repeated {
-            " (median, bars: min–max)"
-        } else {
-            ""
-        };
-        plot::plot_sweep_ranges(
-            &series,
-            &path,
-            &format!("{prefix}: throughput vs {param}{note}"),
-            x_label,
-            y_label,
-            pow2,
-        )?;
-        println!("{}", path.display());
-        // p99 batch latency against the same parameter, when the CSV has it.
-        if p99_lines.iter().any(|l| !l.is_empty()) {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-            let p99_path = path.with_file_name(format!("{stem}-p99.png"));
-            let p99_series: Vec<(&str, &[plot::SweepPoint])> = p99_names
-                .iter()
-                .map(|n| n.as_str())
-                .zip(p99_lines.iter().map(|l| l.as_slice()))
-                .collect();
-            plot::plot_sweep_ranges(
-                &p99_series,
-                &p99_path,
-                &format!("{prefix}: p99 batch latency vs {param}{note}"),
-                x_label,
-                "p99 batch latency (ms)",
-                pow2,
-            )?;
-            println!("{}", p99_path.display());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1023,7 +592,6 @@ mod tests {
             .to_config()
             .is_err());
     }
-
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
     }
@@ -1158,54 +726,5 @@ mod tests {
                 .batch,
             2
         );
-    }
-
-    #[test]
-    fn sweeps_plot_repeats_and_p99() {
-        let pts = spread([(2.0, 5.0), (1.0, 1.0), (2.0, 3.0), (2.0, 4.0)]);
-        assert_eq!(pts.len(), 2);
-        assert_eq!(pts[0].x, 1.0);
-        assert_eq!((pts[1].min, pts[1].median, pts[1].max), (3.0, 4.0, 5.0));
-
-        let dir = std::env::temp_dir().join(format!("corekv-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let csv = dir.join("sweep.csv");
-        let mut text =
-            "param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us\n"
-                .to_string();
-        for rep in 0..3 {
-            for b in [1, 2, 4, 8] {
-                text.push_str(&format!(
-                    "batch,{b},1,1,{},,{}\n",
-                    1e5 * b as f64 + 1e4 * rep as f64,
-                    100.0 * b as f64 + rep as f64
-                ));
-            }
-            text.push_str(&format!("sessions,4,1,1,{},,\n", 5e5 + rep as f64));
-        }
-        std::fs::write(&csv, text).unwrap();
-        let out = dir.join("sweep.png");
-        plot_sweep(&csv, &out, Some("test")).unwrap();
-        for f in ["sweep.png", "sweep-p99.png", "sweep-sessions.png"] {
-            let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
-            assert!(len > 1000, "{f} missing");
-        }
-        // No p99 data for sessions: no p99 plot for it.
-        assert!(!dir.join("sweep-sessions-p99.png").exists());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn sweep_csv_is_parsed() {
-        let rows = parse_sweep_csv(
-            "param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us\n\
-             batch,1,1,1,1000.0,,5.0\nbatch,2,1,1,,1500.0,\n",
-        )
-        .unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].ops_per_sec, Some(1000.0));
-        assert_eq!(rows[1].ops_per_sec, None);
-        assert_eq!(rows[1].seed_style, Some(1500.0));
-        assert!(parse_sweep_csv("a,b\n1,2\n").is_err());
     }
 }

@@ -11,7 +11,7 @@
 //! operations still complete in the order generated (the seed's rule) even
 //! though reads are grouped. As in the RESP driver, every session has its own
 //! connection to every host, ops are spread over several hosts with corekv's
-//! node hash ([`crate::routing::node_of`]), and writing a pipeline and
+//! node hash ([`crate::routing::route`]), and writing a pipeline and
 //! reading its replies run concurrently.
 //!
 //! Replies are parsed incrementally with bounded lines and values: a reply
@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::driver::{Pacer, WorkerCtx};
 use super::report::{ServerNodeReport, ShardTotals};
+use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
-use crate::routing::{key_hash, node_of};
+use crate::routing::route;
 
 /// Most keys in one `get` line (memaslap's multi-get size in the seed's
 /// measurements was 64).
@@ -407,7 +407,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                node_of(key_hash(key), nr_hosts)
+                route(key, nr_hosts, |_| 1).node_id
             };
             match kind {
                 OpKind::Read => {
@@ -537,8 +537,6 @@ pub(crate) async fn monitor(
         .into_iter()
         .map(|s| (Half(Rc::new(RefCell::new(s))), Reader::new()))
         .collect();
-    let sleep_until =
-        |at: Instant| glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
     sleep_until(t.start).await;
     let first = snapshot(&mut conns, &hosts).await?;
     if !first.iter().all(|(_, s)| s.has_version) {

@@ -1,5 +1,5 @@
 //! Error types of the library, one enum per layer (`thiserror`). Errors a
-//! request causes become responses (see [`crate::store::OpError`] and
+//! request causes become responses (see [`crate::op::OpError`] and
 //! [`crate::protocol::native::FrameError`]); these are for configuration,
 //! start-up and clients. `anyhow` is used only in `main.rs`.
 

@@ -426,9 +426,8 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                 s.puts,
                 s.dels,
                 s.keys,
-                corekv::server::stats::human_bytes(s.memory_used),
-                memory_limit(s.memory_limit)
-                    .map_or("none".to_string(), corekv::server::stats::human_bytes),
+                corekv::units::human_bytes(s.memory_used),
+                memory_limit(s.memory_limit).map_or("none".to_string(), corekv::units::human_bytes),
                 s.connections,
                 s.errors,
                 s.forwarded_out,
@@ -440,7 +439,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
 }
 
 fn monitor(a: MonitorArgs) -> Result<()> {
-    use corekv::sysstat;
+    use corekv::bench::sysstat;
     let stop = stop_flag()?;
     let opts = sysstat::MonitorOptions {
         interval: a.interval.max(Duration::from_millis(50)),

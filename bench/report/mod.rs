@@ -1,239 +1,29 @@
 //! Benchmark results for the corekv load generator (`corekv::bench::report`).
 //!
-//! Owns: the [`LatencyHistogram`] wrapper (nanoseconds, exact JSON form as
-//! base64 of HdrHistogram V2), the [`BenchReport`] JSON schema, exact merging
-//! of reports from several client machines, the seed-style throughput figure,
-//! fixed-width text tables and the standard `.hgrm` percentile output.
+//! Owns the [`BenchReport`] JSON schema, exact merging of reports from
+//! several client machines and the seed-style throughput figure (here); the
+//! [`LatencyHistogram`] wrapper ([`histogram`]); text tables, the CSV
+//! summary, `.hgrm` and `.hlog` output ([`render`]).
 //!
 //! Must not touch: the network, the workload generator's state (it only
 //! reads figures computed by `super::workload`), plotting (`super::plot`) or
 //! anything in the server. Values are pure data; filling them is the caller's
 //! job.
 
-use std::fmt::Write as _;
+pub mod histogram;
+pub mod render;
+
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use hdrhistogram::Histogram;
-use serde::{
-    Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer as SerdeSerializer,
+use serde::{Deserialize, Serialize};
+
+pub use histogram::{
+    LatencyHistogram, LatencySummary, HIST_HIGHEST_NS, HIST_LOWEST_NS, HIST_SIGFIG,
 };
-
-/// Lowest discernible latency: 1 ns.
-pub const HIST_LOWEST_NS: u64 = 1;
-/// Highest trackable latency: 60 s (larger values are clamped to it).
-pub const HIST_HIGHEST_NS: u64 = 60_000_000_000;
-/// Significant figures kept by the histograms.
-pub const HIST_SIGFIG: u8 = 3;
-
-/// Latency histogram in nanoseconds (1 ns .. 60 s, 3 significant figures,
-/// auto-resize off). Serializes (serde) as a base64 string of the
-/// HdrHistogram V2 (uncompressed) encoding, so a JSON round trip and merges
-/// of deserialized histograms are exact.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatencyHistogram {
-    hist: Histogram<u64>,
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LatencyHistogram {
-    /// Empty histogram with the standard bounds.
-    pub fn new() -> Self {
-        let mut hist = Histogram::new_with_bounds(HIST_LOWEST_NS, HIST_HIGHEST_NS, HIST_SIGFIG)
-            .expect("static histogram bounds are valid");
-        hist.auto(false);
-        LatencyHistogram { hist }
-    }
-
-    /// Records one latency in ns; values above 60 s are clamped to 60 s.
-    #[inline]
-    pub fn record(&mut self, ns: u64) {
-        self.hist.saturating_record(ns);
-    }
-
-    /// Records `count` occurrences of a latency in ns (clamped like [`Self::record`]).
-    #[inline]
-    pub fn record_n(&mut self, ns: u64, count: u64) {
-        self.hist.saturating_record_n(ns, count);
-    }
-
-    /// Adds all counts of `other` into `self` (exact).
-    pub fn add(&mut self, other: &LatencyHistogram) -> Result<()> {
-        self.hist
-            .add(&other.hist)
-            .map_err(|e| anyhow::anyhow!("histogram add failed: {e:?}"))
-    }
-
-    /// Clears all counts.
-    pub fn reset(&mut self) {
-        self.hist.reset();
-    }
-
-    /// Number of recorded values.
-    pub fn count(&self) -> u64 {
-        self.hist.len()
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.hist.is_empty()
-    }
-
-    /// Value (ns) at percentile `p` in `[0, 100]`; 0 when empty.
-    pub fn percentile(&self, p: f64) -> u64 {
-        if self.hist.is_empty() {
-            0
-        } else {
-            self.hist.value_at_percentile(p)
-        }
-    }
-
-    /// Median (ns).
-    pub fn p50(&self) -> u64 {
-        self.percentile(50.0)
-    }
-
-    /// 90th percentile (ns).
-    pub fn p90(&self) -> u64 {
-        self.percentile(90.0)
-    }
-
-    /// 99th percentile (ns).
-    pub fn p99(&self) -> u64 {
-        self.percentile(99.0)
-    }
-
-    /// 99.9th percentile (ns).
-    pub fn p999(&self) -> u64 {
-        self.percentile(99.9)
-    }
-
-    /// 99.99th percentile (ns).
-    pub fn p9999(&self) -> u64 {
-        self.percentile(99.99)
-    }
-
-    /// Largest recorded value (ns, highest equivalent); 0 when empty.
-    pub fn max(&self) -> u64 {
-        self.hist.max()
-    }
-
-    /// Smallest recorded value (ns); 0 when empty.
-    pub fn min(&self) -> u64 {
-        self.hist.min()
-    }
-
-    /// Mean (ns); 0 when empty.
-    pub fn mean(&self) -> f64 {
-        if self.hist.is_empty() {
-            0.0
-        } else {
-            self.hist.mean()
-        }
-    }
-
-    /// Standard deviation (ns); 0 when empty.
-    pub fn stdev(&self) -> f64 {
-        if self.hist.is_empty() {
-            0.0
-        } else {
-            self.hist.stdev()
-        }
-    }
-
-    /// The underlying HdrHistogram (ns).
-    pub fn inner(&self) -> &Histogram<u64> {
-        &self.hist
-    }
-
-    /// Base64 (standard alphabet, padded) of the V2 uncompressed encoding.
-    pub fn to_base64(&self) -> Result<String> {
-        let mut buf = Vec::new();
-        V2Serializer::new()
-            .serialize(&self.hist, &mut buf)
-            .map_err(|e| anyhow::anyhow!("histogram serialization failed: {e:?}"))?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
-    }
-
-    /// Inverse of [`Self::to_base64`]; also accepts V2 deflate encodings.
-    pub fn from_base64(s: &str) -> Result<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .context("histogram base64 decode")?;
-        let mut hist: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut &bytes[..])
-            .map_err(|e| anyhow::anyhow!("histogram decode failed: {e:?}"))?;
-        hist.auto(false);
-        // Normalise to the standard bounds so later merges never fail.
-        if hist.low() != HIST_LOWEST_NS
-            || hist.high() != HIST_HIGHEST_NS
-            || hist.sigfig() != HIST_SIGFIG
-        {
-            let mut std = LatencyHistogram::new();
-            for v in hist.iter_recorded() {
-                std.record_n(v.value_iterated_to(), v.count_at_value());
-            }
-            return Ok(std);
-        }
-        Ok(LatencyHistogram { hist })
-    }
-
-    /// Fixed set of summary figures.
-    pub fn summary(&self) -> LatencySummary {
-        LatencySummary {
-            count: self.count(),
-            p50_ns: self.p50(),
-            p90_ns: self.p90(),
-            p99_ns: self.p99(),
-            p999_ns: self.p999(),
-            p9999_ns: self.p9999(),
-            max_ns: self.max(),
-            mean_ns: self.mean(),
-        }
-    }
-}
-
-impl Serialize for LatencyHistogram {
-    fn serialize<S: SerdeSerializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let b64 = self.to_base64().map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&b64)
-    }
-}
-
-impl<'de> Deserialize<'de> for LatencyHistogram {
-    fn deserialize<D: SerdeDeserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        LatencyHistogram::from_base64(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Percentile summary of a [`LatencyHistogram`] (all ns).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Number of values.
-    pub count: u64,
-    /// Median.
-    pub p50_ns: u64,
-    /// 90th percentile.
-    pub p90_ns: u64,
-    /// 99th percentile.
-    pub p99_ns: u64,
-    /// 99.9th percentile.
-    pub p999_ns: u64,
-    /// 99.99th percentile.
-    pub p9999_ns: u64,
-    /// Maximum.
-    pub max_ns: u64,
-    /// Mean.
-    pub mean_ns: f64,
-}
+pub use render::{
+    csv_summary, hgrm_string, render_comparison, render_table, write_hgrm, write_hlog, CSV_HEADER,
+};
 
 /// Load model of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -312,7 +102,7 @@ pub struct BenchMeta {
     pub command_line: Vec<String>,
     /// The client machine (first input's after a merge).
     #[serde(default)]
-    pub machine: crate::sysstat::Machine,
+    pub machine: crate::bench::sysstat::Machine,
 }
 
 impl Default for BenchMeta {
@@ -341,7 +131,7 @@ impl Default for BenchMeta {
             corekv_commit: String::new(),
             date: String::new(),
             command_line: Vec::new(),
-            machine: crate::sysstat::Machine::default(),
+            machine: crate::bench::sysstat::Machine::default(),
         }
     }
 }
@@ -444,6 +234,24 @@ pub struct ServerNodeReport {
 }
 
 impl ServerNodeReport {
+    /// Mean of the per-second ops/s samples (0 without samples).
+    pub fn mean_ops_per_sec(&self) -> f64 {
+        if self.per_second_ops.is_empty() {
+            0.0
+        } else {
+            self.per_second_ops.iter().sum::<f64>() / self.per_second_ops.len() as f64
+        }
+    }
+
+    /// The per-second ops/s samples as `(second, million op/s)`.
+    pub fn mops_series(&self) -> Vec<(f64, f64)> {
+        self.per_second_ops
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i + 1) as f64, v / 1e6))
+            .collect()
+    }
+
     /// Median of [`Self::per_second_ops`] (see [`median`]).
     pub fn median_ops_per_sec(&self) -> f64 {
         median(&self.per_second_ops)
@@ -521,53 +329,40 @@ pub struct IntervalHistogram {
     pub batch_latency: LatencyHistogram,
 }
 
-/// Writes `r.intervals` as an HdrHistogram interval log (`.hlog`: the format
-/// of Java HdrHistogram's `HistogramLogWriter`, compressed V2 histograms), so
-/// HdrHistogram's own tools (`HistogramLogProcessor`, HdrHistogramVisualizer)
-/// plot and merge them. Values are nanoseconds; the max column is in ms
-/// (`--outputValueUnitRatio 1000000` turns the tools' values into ms). Tag
-/// `batch`. Does nothing when there are no intervals.
-pub fn write_hlog(r: &BenchReport, path: impl AsRef<Path>) -> Result<()> {
-    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-    use hdrhistogram::serialization::V2DeflateSerializer;
-    let Some(first) = r.intervals.first() else {
-        return Ok(());
-    };
-    let path = path.as_ref();
-    let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(first.start_unix_secs);
-    let mut out = Vec::new();
-    let mut ser = V2DeflateSerializer::new();
-    {
-        let mut w = IntervalLogWriterBuilder::new()
-            .add_comment(&format!(
-                "corekv bench {} (git {}): {} {}, batch {}; batch latency per second, values in ns",
-                r.meta.tool_version,
-                r.meta.corekv_commit,
-                r.meta.target,
-                r.meta.workload,
-                r.meta.batch
-            ))
-            .with_base_time(base)
-            .with_start_time(base)
-            .with_max_value_divisor(1e6)
-            .begin_log_with(&mut out, &mut ser)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        let tag = Tag::new("batch");
-        for iv in &r.intervals {
-            let offset = (iv.start_unix_secs - first.start_unix_secs).max(0.0);
-            w.write_histogram(
-                iv.batch_latency.inner(),
-                std::time::Duration::from_secs_f64(offset),
-                std::time::Duration::from_secs_f64(iv.secs.max(0.0)),
-                tag,
-            )
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", path.display()))?;
-        }
-    }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-}
-
 impl BenchReport {
+    /// Short description of a run for plot titles (fits a 1000 px title).
+    pub fn describe(&self) -> String {
+        let m = &self.meta;
+        let mode = match m.mode {
+            LoadMode::Closed => "closed loop".to_string(),
+            LoadMode::Open { rate_ops_per_sec } => {
+                format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
+            }
+        };
+        let dist = if m.distribution == "zipfian" {
+            format!("θ={}", m.theta)
+        } else {
+            m.distribution.clone()
+        };
+        format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
+    }
+
+    /// The client-measured throughput per second of the timeline, as
+    /// `(t_secs, million op/s)`; a partial last second is scaled by its length.
+    pub fn client_mops_series(&self) -> Vec<(f64, f64)> {
+        self.timeline
+            .iter()
+            .map(|s| {
+                let len = if s.t_secs.fract() > 0.0 {
+                    s.t_secs.fract()
+                } else {
+                    1.0
+                };
+                (s.t_secs, s.ops as f64 / len / 1e6)
+            })
+            .collect()
+    }
+
     /// Recomputes derived fields (rates in [`Totals`]).
     pub fn finalize(&mut self) {
         self.totals.derive();
@@ -607,9 +402,10 @@ impl BenchReport {
     /// top-level object carries headline figures for scripts
     /// (`cloudlab/collect.py`): `ops_per_sec` (client-measured),
     /// `seed_style_ops_per_sec` ([`Self::seed_style_total`], 0 without server
-    /// figures), `p99_batch_us`, and `batch_latency_us` / `op_latency_us`
-    /// (`{count, p50, p90, p99, p999, p9999, max, mean}` in µs, so a script
-    /// needs no HdrHistogram decoder). They are derived, so reading the JSON
+    /// figures), `p99_batch_us`, `batch_latency_us` / `op_latency_us` /
+    /// `get_latency_us` / `set_latency_us` (`{count, p50, p90, p99, p999,
+    /// p9999, max, mean}` in µs, so a script needs no HdrHistogram decoder)
+    /// and `get_hits`. They are derived, so reading the JSON
     /// back ignores them.
     pub fn to_json(&self) -> Result<String> {
         let mut v = serde_json::to_value(self)?;
@@ -678,6 +474,62 @@ fn per_op(x: f64, ops: u64) -> f64 {
     }
 }
 
+/// Fails unless report `i`'s run (`m`) is the same experiment as report 0's
+/// (`m0`): the same work ([`workload_diffs`]) against the same target.
+fn check_mergeable(m0: &BenchMeta, m: &BenchMeta, i: usize) -> Result<()> {
+    let mut diffs = workload_diffs(m0, m);
+    if m.target != m0.target {
+        diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "merge: report {i} does not match report 0: {}",
+            diffs.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What makes two runs' figures comparable, as `"field A vs B"` strings for
+/// every difference (empty: same work): the workload (name, read ratio,
+/// skew, key space, value size), the batch size and closed vs open loop.
+/// The target and the load's size (sessions, CPUs, duration) may differ.
+pub fn workload_diffs(m0: &BenchMeta, m: &BenchMeta) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if m.workload != m0.workload {
+        diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
+    }
+    if m.read_ratio != m0.read_ratio {
+        diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
+    }
+    if m.theta != m0.theta {
+        diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
+    }
+    if m.distribution != m0.distribution {
+        diffs.push(format!(
+            "distribution {} vs {}",
+            m.distribution, m0.distribution
+        ));
+    }
+    if m.records != m0.records {
+        diffs.push(format!("records {} vs {}", m.records, m0.records));
+    }
+    if m.value_size != m0.value_size {
+        diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
+    }
+    if m.batch != m0.batch {
+        diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
+    }
+    let loop_kind = |m: &BenchMeta| match m.mode {
+        LoadMode::Closed => "closed loop",
+        LoadMode::Open { .. } => "open loop",
+    };
+    if loop_kind(m) != loop_kind(m0) {
+        diffs.push(format!("{} vs {}", loop_kind(m), loop_kind(m0)));
+    }
+    diffs
+}
+
 /// Merges reports of client processes that ran concurrently against the same
 /// cluster with the same workload.
 ///
@@ -701,68 +553,10 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         bail!("merge: no reports");
     };
-    let m0 = &first.meta;
     for (i, r) in reports.iter().enumerate().skip(1) {
-        let m = &r.meta;
-        let mut diffs = workload_diffs(m0, m);
-        if m.target != m0.target {
-            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
-        }
-        if !diffs.is_empty() {
-            bail!(
-                "merge: report {i} does not match report 0: {}",
-                diffs.join(", ")
-            );
-        }
+        check_mergeable(&first.meta, &r.meta, i)?;
     }
-    merge_checked(reports)
-}
 
-/// What makes two runs' figures comparable, as `"field A vs B"` strings for
-/// every difference (empty: same work): the workload (name, read ratio,
-/// skew, key space, value size), the batch size and closed vs open loop.
-/// The target and the load's size (sessions, CPUs, duration) may differ.
-pub fn workload_diffs(a: &BenchMeta, b: &BenchMeta) -> Vec<String> {
-    let (m0, m) = (a, b);
-    let mut diffs = Vec::new();
-    {
-        if m.workload != m0.workload {
-            diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
-        }
-        if m.read_ratio != m0.read_ratio {
-            diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
-        }
-        if m.theta != m0.theta {
-            diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
-        }
-        if m.distribution != m0.distribution {
-            diffs.push(format!(
-                "distribution {} vs {}",
-                m.distribution, m0.distribution
-            ));
-        }
-        if m.records != m0.records {
-            diffs.push(format!("records {} vs {}", m.records, m0.records));
-        }
-        if m.value_size != m0.value_size {
-            diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
-        }
-        if m.batch != m0.batch {
-            diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
-        }
-        let loop_kind = |m: &BenchMeta| match m.mode {
-            LoadMode::Closed => "closed loop",
-            LoadMode::Open { .. } => "open loop",
-        };
-        if loop_kind(m) != loop_kind(m0) {
-            diffs.push(format!("{} vs {}", loop_kind(m), loop_kind(m0)));
-        }
-    }
-    diffs
-}
-
-fn merge_checked(reports: &[BenchReport]) -> Result<BenchReport> {
-    let first = &reports[0];
     let mut out = first.clone();
     out.servers = reports
         .iter()
@@ -838,363 +632,6 @@ fn merge_checked(reports: &[BenchReport]) -> Result<BenchReport> {
     Ok(out)
 }
 
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.3} M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1} k", x / 1e3)
-    } else {
-        format!("{x:.1} ")
-    }
-}
-
-fn latency_row(out: &mut String, name: &str, h: &LatencyHistogram) {
-    let _ = writeln!(
-        out,
-        "  {:<8} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
-        name,
-        h.count(),
-        us(h.p50()),
-        us(h.p90()),
-        us(h.p99()),
-        us(h.p999()),
-        us(h.p9999()),
-        us(h.max()),
-        h.mean() / 1000.0
-    );
-}
-
-/// Human-readable fixed-width report of one run.
-pub fn render_table(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let t = &r.totals;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "corekv bench {} — target {} [{}] from {}",
-        m.tool_version,
-        m.target,
-        m.hosts.join(", "),
-        m.hostname
-    );
-    let mode = match m.mode {
-        LoadMode::Closed => "closed loop".to_string(),
-        LoadMode::Open { rate_ops_per_sec } => {
-            format!("open loop @ {}op/s", fmt_rate(rate_ops_per_sec))
-        }
-    };
-    let _ = writeln!(
-        o,
-        "workload {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-         {} sessions on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
-        m.workload,
-        m.read_ratio,
-        m.distribution,
-        m.theta,
-        m.records,
-        m.value_size,
-        m.batch,
-        if m.total_sessions == 0 {
-            format!("{}/worker", m.sessions_per_worker)
-        } else {
-            m.total_sessions.to_string()
-        },
-        m.worker_cpus,
-        m.secs,
-        m.warmup_secs,
-        mode,
-        m.base_seed,
-        m.client_processes
-    );
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "Throughput (client-measured over {:.2} s)",
-        t.elapsed_secs
-    );
-    let _ = writeln!(
-        o,
-        "  ops     {:>14} {:>14}op/s",
-        t.ops,
-        fmt_rate(r.client_ops_per_sec())
-    );
-    let _ = writeln!(
-        o,
-        "  gets    {:>14} {:>14}op/s   hits {}, misses {}",
-        t.gets,
-        fmt_rate(per_sec(t.gets, t.elapsed_secs)),
-        t.gets.saturating_sub(t.get_misses),
-        t.get_misses
-    );
-    let _ = writeln!(
-        o,
-        "  puts    {:>14} {:>14}op/s",
-        t.puts,
-        fmt_rate(per_sec(t.puts, t.elapsed_secs))
-    );
-    let _ = writeln!(o, "  errors  {:>14}", t.errors);
-    if !r.servers.is_empty() {
-        let _ = writeln!(
-            o,
-            "  seed-style total (sum of per-node median ops/s): {}op/s",
-            fmt_rate(r.seed_style_total())
-        );
-    }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Latency (µs)");
-    let _ = writeln!(
-        o,
-        "  {:<8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
-    );
-    latency_row(&mut o, "batch", &r.batch_latency);
-    if r.meta.batch == 1 {
-        latency_row(&mut o, "GET", &r.get_latency);
-        latency_row(&mut o, "SET", &r.set_latency);
-    } else {
-        let _ = writeln!(
-            o,
-            "  (GET and SET ride in the same batches, so each op's latency is its batch's;\n   \
-             report.json has them apart as get_latency and set_latency)"
-        );
-    }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Client");
-    let _ = writeln!(
-        o,
-        "  bytes/op        sent {:.1}, received {:.1}",
-        r.bytes_sent_per_op(),
-        r.bytes_received_per_op()
-    );
-    let _ = writeln!(
-        o,
-        "  client CPU      {:.2} s ({:.3} µs/op)",
-        r.client_cpu_secs,
-        r.client_cpu_us_per_op()
-    );
-    let _ = writeln!(
-        o,
-        "  generator rate  {}op/s per thread (pure generation)",
-        fmt_rate(r.generation_rate_ops)
-    );
-    if !r.servers.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "Servers");
-        let _ = writeln!(
-            o,
-            "  {:<6} {:<24} {:>14} {:>14} {:>8}",
-            "node", "address", "median op/s", "mean op/s", "samples"
-        );
-        for s in &r.servers {
-            let mean = if s.per_second_ops.is_empty() {
-                0.0
-            } else {
-                s.per_second_ops.iter().sum::<f64>() / s.per_second_ops.len() as f64
-            };
-            let _ = writeln!(
-                o,
-                "  {:<6} {:<24} {:>14.0} {:>14.0} {:>8}",
-                s.node_id,
-                s.address,
-                s.median_ops_per_sec(),
-                mean,
-                s.per_second_ops.len()
-            );
-        }
-        let _ = writeln!(o);
-        let _ = writeln!(
-            o,
-            "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>6} {:>8} {:>12}",
-            "node",
-            "shard",
-            "ops",
-            "gets",
-            "puts",
-            "dels",
-            "keys",
-            "mem MiB",
-            "conns",
-            "errors",
-            "op/s"
-        );
-        for s in &r.servers {
-            for sh in &s.shards {
-                let _ = writeln!(
-                    o,
-                    "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12.1} {:>6} {:>8} {:>12.0}",
-                    s.node_id,
-                    sh.shard_id,
-                    sh.ops,
-                    sh.gets,
-                    sh.puts,
-                    sh.dels,
-                    sh.keys,
-                    sh.memory_bytes as f64 / (1024.0 * 1024.0),
-                    sh.connections,
-                    sh.errors,
-                    per_sec(sh.ops, t.elapsed_secs)
-                );
-            }
-        }
-    }
-    o
-}
-
-fn per_sec(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
-
-/// The CSV header of [`csv_summary`]: redis-benchmark's `--csv` columns.
-pub const CSV_HEADER: &str = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\
-\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"";
-
-/// A one-line summary in redis-benchmark's `--csv` layout (header, then one
-/// row): `test` names the run (`corekv YCSB-B batch 8192`), `rps` is the
-/// client-measured op/s, and the latencies are the batch's (for batch 1, each
-/// operation's), in milliseconds with three decimals, as redis-benchmark
-/// prints them.
-pub fn csv_summary(r: &BenchReport) -> String {
-    let h = &r.batch_latency;
-    let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
-    let test = format!(
-        "{} {} batch {}",
-        r.meta.target, r.meta.workload, r.meta.batch
-    );
-    format!(
-        "{CSV_HEADER}\n\"{}\",\"{:.2}\",\"{:.3}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"\n",
-        test.replace('"', "'"),
-        r.client_ops_per_sec(),
-        h.mean() / 1e6,
-        ms(h.min()),
-        ms(h.p50()),
-        ms(h.percentile(95.0)),
-        ms(h.p99()),
-        ms(h.max()),
-    )
-}
-
-/// Side-by-side comparison (e.g. corekv vs redis-server): client ops/s,
-/// seed-style total, p50/p99 batch latency and throughput ratio to the
-/// first row.
-pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "run",
-        "client op/s",
-        "seed-style op/s",
-        "p50 batch",
-        "p99 batch",
-        "p99.9 batch",
-        "vs first"
-    );
-    let _ = writeln!(
-        o,
-        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "", "", "", "µs", "µs", "µs", ""
-    );
-    let base = rows
-        .first()
-        .map(|(_, r)| r.client_ops_per_sec())
-        .unwrap_or(0.0);
-    for (name, r) in rows {
-        let ratio = if base > 0.0 {
-            format!("{:.2}x", r.client_ops_per_sec() / base)
-        } else {
-            "-".to_string()
-        };
-        let seed = if r.servers.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{:.0}", r.seed_style_total())
-        };
-        let _ = writeln!(
-            o,
-            "{:<20} {:>14.0} {:>16} {:>12.1} {:>12.1} {:>12.1} {:>9}",
-            name,
-            r.client_ops_per_sec(),
-            seed,
-            us(r.batch_latency.p50()),
-            us(r.batch_latency.p99()),
-            us(r.batch_latency.summary().p999_ns),
-            ratio
-        );
-    }
-    o
-}
-
-/// The HdrHistogram percentile distribution text (`.hgrm`), values in
-/// microseconds, 5 ticks per half distance — the same layout as Java
-/// HdrHistogram's `outputPercentileDistribution(out, 5, 1000.0)`, readable by
-/// the standard HdrHistogram plotter.
-pub fn hgrm_string(hist: &LatencyHistogram) -> String {
-    const SCALE: f64 = 1000.0; // ns -> µs
-    let h = hist.inner();
-    let digits = h.sigfig() as usize;
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "{:>12} {:>14} {:>10} {:>14}\n\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(5) {
-            total += v.count_since_last_iteration();
-            let value = v.value_iterated_to() as f64 / SCALE;
-            let q = v.quantile_iterated_to();
-            if q < 1.0 {
-                let _ = writeln!(
-                    o,
-                    "{:>12.digits$} {:>2.12} {:>10} {:>14.2}",
-                    value,
-                    q,
-                    total,
-                    1.0 / (1.0 - q)
-                );
-            } else {
-                let _ = writeln!(o, "{:>12.digits$} {:>2.12} {:>10}", value, q, total);
-            }
-        }
-    }
-    let _ = writeln!(
-        o,
-        "#[Mean    = {:>12.digits$}, StdDeviation   = {:>12.digits$}]",
-        hist.mean() / SCALE,
-        hist.stdev() / SCALE
-    );
-    let _ = writeln!(
-        o,
-        "#[Max     = {:>12.digits$}, Total count    = {:>12}]",
-        h.max() as f64 / SCALE,
-        h.len()
-    );
-    // counts_len = (buckets + 1) * sub_bucket_count / 2.
-    let sub_buckets = 2 * h.distinct_values() / (h.buckets() as usize + 1);
-    let _ = writeln!(
-        o,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        sub_buckets
-    );
-    o
-}
-
-/// Writes [`hgrm_string`] to `path`.
-pub fn write_hgrm(hist: &LatencyHistogram, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, hgrm_string(hist)).with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1266,7 +703,10 @@ mod tests {
 
     #[test]
     fn interval_log_reads_back_with_hdrhistograms_reader() {
+        use base64::Engine as _;
         use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        use hdrhistogram::serialization::Deserializer;
+        use hdrhistogram::Histogram;
         let mut r = report(1, 10);
         for i in 0..3u64 {
             let mut h = LatencyHistogram::new();

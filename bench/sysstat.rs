@@ -16,6 +16,17 @@
 //! Every parser is a pure function of the file's text (`parse_*`), so the unit
 //! tests feed fixed `/proc` snapshots; [`Sampler`] glues the parsers to the
 //! files and turns two consecutive snapshots into rates.
+//!
+//! It lives beside the bench because it serves the bench and `corekv
+//! monitor`, never the server. File parsing uses `procfs-core` (the parsing
+//! half of the `procfs` crate, no I/O of its own) where it fits:
+//! `/proc/PID/statm`. It does not fit the others, which stay hand-written:
+//! its `/proc/stat` parser requires `ctxt`/`btime` lines and its
+//! `/proc/PID/stat` parser all ~50 fields (containers and short snapshots have
+//! fewer, and we need only the CPU jiffies); its `/proc/meminfo` parser
+//! requires some twenty keys (we need three and fall back on old kernels);
+//! its `/proc/net/dev` result is a `HashMap`, losing the file's interface
+//! order that the reports keep.
 
 use std::fmt;
 use std::fs;
@@ -190,14 +201,10 @@ pub fn parse_pid_stat(text: &str) -> Result<u64> {
 
 /// Parses `/proc/PID/statm` and returns the resident set size in bytes.
 pub fn parse_statm_rss(text: &str, page_size: u64) -> Result<u64> {
-    let resident = text
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("too few fields in /proc/PID/statm: {text:?}"))?;
-    let pages: u64 = resident
-        .parse()
-        .with_context(|| format!("bad resident field in /proc/PID/statm: {text:?}"))?;
-    Ok(pages * page_size)
+    use procfs_core::FromRead;
+    let statm = procfs_core::process::StatM::from_read(text.as_bytes())
+        .with_context(|| format!("bad /proc/PID/statm: {text:?}"))?;
+    Ok(statm.resident * page_size)
 }
 
 /// Parses `/proc/meminfo` and returns memory in use in bytes:
@@ -586,15 +593,6 @@ pub fn summarize(samples: &[UtilizationSample]) -> UtilizationSummary {
     }
 }
 
-fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else {
-        format!("{:.1} MB", b / 1e6)
-    }
-}
-
 impl fmt::Display for UtilizationSummary {
     /// One line, e.g. `cpu mean 78.1% max 91.0% | proc cpu 612% | rss max
     /// 1.79 GB | mem used max 3.10 GB | net rx 0.89 tx 5.83 = 6.72 Gbit/s (12 samples)`.
@@ -611,12 +609,12 @@ impl fmt::Display for UtilizationSummary {
             write!(f, " | proc cpu {p:.0}%")?;
         }
         if let Some(r) = self.max_rss_bytes {
-            write!(f, " | rss max {}", fmt_bytes(r))?;
+            write!(f, " | rss max {}", crate::units::si_bytes(r))?;
         }
         write!(
             f,
             " | mem used max {} | net rx {:.2} tx {:.2} = {:.2} Gbit/s ({} samples)",
-            fmt_bytes(self.max_mem_used_bytes),
+            crate::units::si_bytes(self.max_mem_used_bytes),
             self.mean_rx_gbit_per_sec,
             self.mean_tx_gbit_per_sec,
             self.mean_total_gbit_per_sec,
@@ -661,6 +659,48 @@ pub fn parse_cpu_model(cpuinfo: &str) -> String {
         }
     }
     String::new()
+}
+
+/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct MonitorFile {
+    samples: Vec<UtilizationSample>,
+    summary: UtilizationSummary,
+}
+
+/// A named node's utilization samples and their summary.
+#[derive(Debug, Clone)]
+pub struct NodeUtilization {
+    /// The node's name (from its monitor file's name).
+    pub name: String,
+    /// Its samples, in time order.
+    pub samples: Vec<UtilizationSample>,
+    /// Their summary.
+    pub summary: UtilizationSummary,
+}
+
+impl NodeUtilization {
+    /// Reads a `corekv monitor --out` file as node `name`.
+    pub fn read(path: &Path, name: &str) -> Result<Self> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: MonitorFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
+        Ok(NodeUtilization {
+            name: name.to_string(),
+            samples: f.samples,
+            summary: f.summary,
+        })
+    }
+}
+
+/// `dir/server0.monitor.json` → `server0` (else the file stem).
+pub fn monitor_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
+    file.strip_suffix(".monitor.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file)
+        .to_string()
 }
 
 #[cfg(test)]
