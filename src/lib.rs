@@ -31,7 +31,7 @@
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
-//! | [`bench`](mod@bench) | load generator: workload, drivers, reports, plots, /proc sampling (in `bench/`) | server internals |
+//! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
@@ -51,3 +51,15 @@ pub mod server;
 pub mod shard;
 pub mod store;
 pub mod units;
+
+/// The git commit this binary was built from (12 hex digits), or `unknown`
+/// when built outside a git checkout (set by `build.rs`).
+pub const GIT_COMMIT: &str = env!("COREKV_GIT_COMMIT");
+
+/// `corekv --version`: the package version and the git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("COREKV_GIT_COMMIT"),
+    ")"
+);
