@@ -103,6 +103,17 @@ impl Store {
         self.used_bytes = 0;
     }
 
+    /// Calls `f(key, value)` for every key whose position lies in `lo..hi`;
+    /// see `Table::for_each_in` (a snapshot walks the store in such slices).
+    pub fn for_each_in(&self, lo: u128, hi: u128, f: impl FnMut(&[u8], &[u8])) {
+        self.table.for_each_in(lo, hi, f)
+    }
+
+    /// Width of a position range of about `slots` table slots.
+    pub fn position_span(&self, slots: usize) -> u128 {
+        self.table.position_span(slots)
+    }
+
     /// Reads a key (convenience for tests and tools; the hot path uses
     /// [`Store::execute`]).
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
