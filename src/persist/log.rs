@@ -21,12 +21,11 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
-use std::time::Duration;
 
 use glommio::io::{DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
 
-use super::record::{self, RecordOp};
+use super::record::{self, FileKind, Header, RecordOp};
 use super::Fsync;
 
 /// The errno of the last failed log write on this node, for the MISCONF
@@ -63,6 +62,29 @@ pub struct Aof {
     /// Size of the log when it was last rewritten (or opened), for the
     /// automatic rewrite rule.
     base_size: Cell<u64>,
+    /// Who writes the files (the generation is `generation`).
+    ident: Header,
+    /// Rewrite generation of the current log.
+    generation: Cell<u64>,
+    /// Directory of the files.
+    dir: PathBuf,
+    /// Rewrite (snapshot) state, for SAVE/BGSAVE/INFO.
+    pub rewrite: RewriteState,
+}
+
+/// A shard's snapshot/rewrite state.
+#[derive(Default)]
+pub struct RewriteState {
+    /// A rewrite is running.
+    pub running: Cell<bool>,
+    /// Unix seconds of the last successful snapshot (0: none yet).
+    pub last_save: Cell<u64>,
+    /// The last rewrite failed.
+    pub last_failed: Cell<bool>,
+    /// Rewrites done.
+    pub done: Cell<u64>,
+    /// Longest time one slice of the last snapshot held the shard, µs.
+    pub max_pause_us: Cell<u64>,
 }
 
 fn errno_of(e: &glommio::GlommioError<()>) -> i32 {
@@ -91,8 +113,26 @@ impl Aof {
     /// A writer over `file`, whose logical length is `end` and whose last
     /// partial block is `tail` (`end % block` bytes). When `end` is 0 the
     /// caller appends the header first.
-    pub fn new(file: DmaFile, path: PathBuf, end: u64, tail: Vec<u8>, fsync: Fsync) -> Aof {
+    /// `ident` names the writer and the current generation.
+    pub fn new(
+        file: DmaFile,
+        path: PathBuf,
+        end: u64,
+        tail: Vec<u8>,
+        fsync: Fsync,
+        ident: Header,
+    ) -> Aof {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Aof {
+            ident,
+            generation: Cell::new(ident.generation),
+            dir,
+            rewrite: RewriteState {
+                // Redis's convention: LASTSAVE is the start time until the
+                // first save.
+                last_save: Cell::new(super::now_ms() / 1000),
+                ..RewriteState::default()
+            },
             file: RefCell::new(Rc::new(file)),
             path: RefCell::new(path),
             fsync,
@@ -113,6 +153,33 @@ impl Aof {
     /// The fsync policy.
     pub fn fsync(&self) -> Fsync {
         self.fsync
+    }
+
+    /// The header of a new file of this shard (`kind`, generation `g`).
+    pub fn header(&self, kind: FileKind, g: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(record::HEADER_LEN);
+        Header {
+            kind,
+            generation: g,
+            ..self.ident
+        }
+        .encode(&mut out);
+        out
+    }
+
+    /// Rewrite generation of the current log.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Directory of the files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This shard's id.
+    pub fn shard_id(&self) -> usize {
+        self.ident.shard_id as usize
     }
 
     /// The current log file.
@@ -140,6 +207,11 @@ impl Aof {
     #[inline]
     pub fn appended(&self) -> u64 {
         self.appended.get()
+    }
+
+    /// Sequence number up to which records are written.
+    pub fn durable(&self) -> u64 {
+        self.durable.get()
     }
 
     /// True when records are buffered but not yet written.
@@ -229,7 +301,12 @@ impl Aof {
         let result = if data.is_empty() {
             Ok(())
         } else {
-            write_block_aligned(&file, &self.tail.borrow(), end, &data).await
+            let (buf, base, total) = block_aligned(&file, &self.tail.borrow(), end, &data);
+            match file.write_at(buf, base).await {
+                Ok(n) if n >= total => Ok(()),
+                Ok(_) => Err(libc::ENOSPC),
+                Err(e) => Err(errno_of(&e)),
+            }
         };
         let result = match result {
             Ok(()) if sync => file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
@@ -290,25 +367,31 @@ impl Aof {
         }
     }
 
-    /// The shard's persistence timer: every `period`, write what is
-    /// buffered (`everysec`: and sync; `no`: write only; `always`: retry a
-    /// failed write). Runs until the shard stops.
-    pub async fn run_timer(self: Rc<Self>, period: Duration) {
-        loop {
-            glommio::timer::sleep(period).await;
-            if self.has_pending() || self.failed.get() != 0 {
-                let sync = self.fsync != Fsync::No;
-                let _ = self.commit_to(self.appended.get(), sync).await;
-                if self.failed.get() == 0 && self.fsync == Fsync::Always {
-                    // Nothing more to do: commits sync themselves.
-                }
-            }
+    /// The shard's once-a-second persistence tick: write what is buffered
+    /// (`everysec`: and sync; `no`: write only; `always`: retry a failed
+    /// write — commits sync themselves).
+    pub async fn tick(&self) {
+        if self.has_pending() || self.failed.get() != 0 {
+            let sync = self.fsync != Fsync::No;
+            let _ = self.commit_to(self.appended.get(), sync).await;
         }
+    }
+
+    /// True when the log outgrew its size after the last rewrite by
+    /// `percentage` percent and is at least `min_size` bytes.
+    pub fn wants_rewrite(&self, percentage: u64, min_size: u64) -> bool {
+        let size = self.size();
+        let base = self.base_size.get().max(1);
+        percentage > 0
+            && size >= min_size
+            && size.saturating_sub(base) * 100 / base >= percentage
+            && !self.rewrite.running.get()
     }
 
     /// Switches to a new, empty log file (a rewrite): everything buffered
     /// goes to the old file first; `header` starts the new one.
-    pub async fn switch_to(&self, file: DmaFile, path: PathBuf, header: &[u8]) -> Result<(), i32> {
+    pub async fn switch_to(&self, file: DmaFile, path: PathBuf, g: u64) -> Result<(), i32> {
+        let header = self.header(FileKind::Log, g);
         let Ok(_permit) = self.lock.acquire_permit(1).await else {
             return Err(libc::EIO);
         };
@@ -317,7 +400,8 @@ impl Aof {
         *self.path.borrow_mut() = path;
         self.file_end.set(0);
         self.tail.borrow_mut().clear();
-        self.append_raw(header);
+        self.generation.set(g);
+        self.append_raw(&header);
         self.write_pending(true).await?;
         self.base_size.set(self.file_end.get());
         if let Ok(old) = Rc::try_unwrap(old) {
@@ -343,15 +427,16 @@ impl Aof {
     }
 }
 
-/// Writes `data` at logical offset `end` of `file`, whose last partial block
-/// holds `tail`: the block is rewritten with the data appended, and the
-/// write padded with zeros to the file's alignment.
-async fn write_block_aligned(
+/// The write that appends `data` at logical offset `end` of `file`, whose
+/// last partial block holds `tail`: that block rewritten with the data
+/// appended, padded with zeros to the file's alignment. Returns the buffer,
+/// the file offset to write it at and the bytes that matter in it.
+fn block_aligned(
     file: &DmaFile,
     tail: &[u8],
     end: u64,
     data: &[u8],
-) -> Result<(), i32> {
+) -> (glommio::io::DmaBuffer, u64, usize) {
     let align = file.alignment();
     let base = end - end % align;
     debug_assert_eq!(tail.len() as u64, end - base);
@@ -364,9 +449,5 @@ async fn write_block_aligned(
         b[tail.len()..total].copy_from_slice(data);
         b[total..].fill(0);
     }
-    match file.write_at(buf, base).await {
-        Ok(n) if n >= total => Ok(()),
-        Ok(_) => Err(libc::ENOSPC),
-        Err(e) => Err(errno_of(&e)),
-    }
+    (buf, base, total)
 }

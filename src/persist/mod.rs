@@ -5,7 +5,8 @@
 //! | module | owns |
 //! |---|---|
 //! | [`record`] | the file format: header, records, checksums, the torn/corrupt scan |
-//! | [`log`] | a shard's open log: append, group commit, timer, rewrite switch |
+//! | [`log`] | a shard's open log: append, group commit, tick, rewrite switch |
+//! | [`snapshot`] | writing a snapshot file (temporary, synced, renamed), retiring old files |
 //! | this file | policies ([`PersistConfig`]), file names, [`recover`], [`check_file`] |
 //!
 //! Files live in `--dir`, one set per shard, never shared:
@@ -21,6 +22,7 @@
 
 pub mod log;
 pub mod record;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -334,6 +336,17 @@ pub fn recover(
         .iter()
         .filter(|f| f.2 == FileKind::Log && f.1 >= base)
         .collect();
+    // Temporaries of an interrupted snapshot.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let prefix = format!("shard-{shard_id}.");
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".snap.tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     // Logs older than the snapshot are left over from an interrupted cleanup.
     for f in files.iter().filter(|f| f.1 < base) {
         let _ = std::fs::remove_file(&f.3);

@@ -302,7 +302,9 @@ mod tests {
         v
     }
 
-    fn collect(data: &[u8]) -> (Vec<(RecordOp, Vec<u8>, Vec<u8>, u64)>, ScanEnd) {
+    type Owned = (RecordOp, Vec<u8>, Vec<u8>, u64);
+
+    fn collect(data: &[u8]) -> (Vec<Owned>, ScanEnd) {
         let mut out = Vec::new();
         let end = scan(data, HEADER_LEN, |_, r| {
             out.push((r.op, r.key.to_vec(), r.value.to_vec(), r.expire_at_ms))

@@ -115,6 +115,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    node.set_persistence(config.persist.appendonly, config.persist.fsync.name());
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -387,9 +388,6 @@ impl ShardStart {
                 return;
             }
         };
-        if let Some(log) = &log {
-            glommio::spawn_local(log.clone().run_timer(Duration::from_secs(1))).detach();
-        }
         let shard = Rc::new(Shard::with_store(
             id,
             self.node.clone(),
@@ -398,6 +396,11 @@ impl ShardStart {
             log.clone(),
         ));
         shard.publish();
+        let timer = glommio::spawn_local(
+            shard
+                .clone()
+                .run_persistence(c.persist.rewrite_percentage, c.persist.rewrite_min_size),
+        );
         let _ = self.recovered.send(Ok(report));
         let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
@@ -423,6 +426,7 @@ impl ShardStart {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
         drop(mesh_task);
+        drop(timer);
         if let Some(log) = &log {
             if let Err(errno) = log.close().await {
                 eprintln!(
@@ -464,17 +468,23 @@ async fn open_store(
     let align = file.alignment();
     let tail_from = (r.log_end - r.log_end % align) as usize;
     let tail = r.log_bytes_tail.get(tail_from..).unwrap_or(&[]).to_vec();
-    let log = Rc::new(Aof::new(file, path.clone(), r.log_end, tail, p.fsync));
+    let ident = persist::record::Header {
+        nr_shards: c.nr_shards() as u32,
+        shard_id: id as u32,
+        node_id,
+        kind: persist::record::FileKind::Log,
+        generation: r.generation,
+    };
+    let log = Rc::new(Aof::new(
+        file,
+        path.clone(),
+        r.log_end,
+        tail,
+        p.fsync,
+        ident,
+    ));
     if r.log_end == 0 {
-        let mut header = Vec::new();
-        persist::record::Header {
-            nr_shards: c.nr_shards() as u32,
-            shard_id: id as u32,
-            node_id,
-            kind: persist::record::FileKind::Log,
-            generation: r.generation,
-        }
-        .encode(&mut header);
+        let header = log.header(persist::record::FileKind::Log, r.generation);
         log.append_raw(&header);
         log.commit_to(log.appended(), true).await.map_err(|e| {
             fail(format!(

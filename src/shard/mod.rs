@@ -58,8 +58,45 @@ pub struct ShardSlot {
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
+    // Persistence, published only when the shard has a log.
+    aof_size: AtomicU64,
+    aof_base_size: AtomicU64,
+    aof_buffered: AtomicU64,
+    aof_failed: AtomicU64,
+    rewrite_running: AtomicU64,
+    rewrite_failed: AtomicU64,
+    rewrites: AtomicU64,
+    last_save: AtomicU64,
+    snapshot_max_pause_us: AtomicU64,
 }
 
+/// The node's persistence state, summed or combined over its shards (INFO
+/// persistence, LASTSAVE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersistStats {
+    /// `--appendonly yes`.
+    pub enabled: bool,
+    /// `--appendfsync` (Redis's name).
+    pub fsync: &'static str,
+    /// Bytes in the shards' current logs.
+    pub aof_size: u64,
+    /// Bytes those logs had after their last rewrite.
+    pub aof_base_size: u64,
+    /// Bytes appended but not yet written.
+    pub aof_buffered: u64,
+    /// Some shard's last log write failed (errno), 0 when none.
+    pub aof_failed_errno: u64,
+    /// Shards snapshotting now.
+    pub rewrites_running: u64,
+    /// Some shard's last snapshot failed.
+    pub rewrite_failed: bool,
+    /// Snapshots done (shard snapshots, summed).
+    pub rewrites: u64,
+    /// Unix seconds by which every shard had its last snapshot (the oldest).
+    pub last_save: u64,
+    /// Longest slice a shard's last snapshot held it, µs.
+    pub snapshot_max_pause_us: u64,
+}
 /// The ports a node listens on, known once every shard has bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -81,6 +118,7 @@ pub struct NodeState {
     started: Instant,
     slots: Vec<CachePadded<ShardSlot>>,
     layout: OnceLock<Layout>,
+    persist: OnceLock<(bool, &'static str)>,
 }
 
 impl NodeState {
@@ -94,7 +132,46 @@ impl NodeState {
                 .map(|_| CachePadded::new(ShardSlot::default()))
                 .collect(),
             layout: OnceLock::new(),
+            persist: OnceLock::new(),
         }
+    }
+
+    /// Records the persistence mode (once, at start-up).
+    pub fn set_persistence(&self, enabled: bool, fsync: &'static str) {
+        let _ = self.persist.set((enabled, fsync));
+    }
+
+    /// The persistence state over every shard.
+    pub fn persist_stats(&self) -> PersistStats {
+        let (enabled, fsync) = self.persist.get().copied().unwrap_or((false, "everysec"));
+        let mut p = PersistStats {
+            enabled,
+            fsync,
+            last_save: u64::MAX,
+            ..PersistStats::default()
+        };
+        for s in &self.slots {
+            p.aof_size += s.aof_size.load(Relaxed);
+            p.aof_base_size += s.aof_base_size.load(Relaxed);
+            p.aof_buffered += s.aof_buffered.load(Relaxed);
+            p.aof_failed_errno = p.aof_failed_errno.max(s.aof_failed.load(Relaxed));
+            p.rewrites_running += s.rewrite_running.load(Relaxed);
+            p.rewrite_failed |= s.rewrite_failed.load(Relaxed) != 0;
+            p.rewrites += s.rewrites.load(Relaxed);
+            p.last_save = p.last_save.min(s.last_save.load(Relaxed));
+            p.snapshot_max_pause_us = p
+                .snapshot_max_pause_us
+                .max(s.snapshot_max_pause_us.load(Relaxed));
+        }
+        if p.last_save == u64::MAX {
+            p.last_save = 0;
+        }
+        p
+    }
+
+    /// Unix seconds when the node started.
+    pub fn started_unix(&self) -> u64 {
+        crate::persist::now_ms() / 1000 - self.started.elapsed().as_secs()
     }
 
     /// Number of shards.
@@ -178,7 +255,17 @@ pub enum ShardMsg {
         /// Acknowledgement.
         reply: flume::Sender<()>,
     },
+    /// Snapshot this shard and start a new log (BGREWRITEAOF, BGSAVE,
+    /// SAVE); the reply comes when the snapshot is in place.
+    Rewrite {
+        /// The outcome.
+        reply: flume::Sender<Result<(), String>>,
+    },
 }
+
+/// Table slots walked per snapshot slice: the longest the snapshot holds
+/// the shard at once is one such slice (about half as many keys).
+pub const SNAPSHOT_SLICE_SLOTS: usize = 4096;
 
 /// One core's shard. Lives in an `Rc` on its executor; `!Send`.
 pub struct Shard {
@@ -634,6 +721,13 @@ impl Shard {
                         }
                     }
                 }
+                ShardMsg::Rewrite { reply } => {
+                    let me = self.clone();
+                    glommio::spawn_local(async move {
+                        let _ = reply.send(me.rewrite().await);
+                    })
+                    .detach();
+                }
                 ShardMsg::Flush { reply } => {
                     self.clear_local();
                     self.publish();
@@ -662,6 +756,142 @@ impl Shard {
         }
         let _ = self.before_reply().await;
         self.publish();
+    }
+
+    /// Snapshots every shard of this node (each in its own slices, in
+    /// parallel) and waits for all; the first error, if any.
+    pub async fn rewrite_all(&self) -> Result<(), String> {
+        let mut waits = Vec::new();
+        for (i, tx) in self.mesh.iter().enumerate() {
+            if i == self.shard_id {
+                continue;
+            }
+            let (rtx, rrx) = flume::bounded(1);
+            if tx.send(ShardMsg::Rewrite { reply: rtx }).is_ok() {
+                waits.push(rrx);
+            }
+        }
+        let mut result = self.rewrite().await;
+        for w in waits {
+            let r = w
+                .recv_async()
+                .await
+                .unwrap_or_else(|_| Err("shard stopped".into()));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Snapshots this shard without fork: new records go to a new log
+    /// (generation `g+1`) from now on; the table is walked by key position
+    /// in slices of [`SNAPSHOT_SLICE_SLOTS`] slots, yielding to the shard's
+    /// other tasks between slices, into snapshot `g+1`; then generation `g`
+    /// is deleted. A key present throughout is in the snapshot; a key
+    /// written meanwhile is (also) in the new log, which recovery replays
+    /// after the snapshot.
+    pub async fn rewrite(&self) -> Result<(), String> {
+        use crate::persist::{self, record::FileKind, snapshot};
+        let Some(log) = &self.log else {
+            return Err("persistence is off (corekv --appendonly yes)".into());
+        };
+        let st = &log.rewrite;
+        if st.running.replace(true) {
+            return Err("Background append only file rewriting already in progress".into());
+        }
+        self.publish();
+        let id = self.shard_id;
+        let result = async {
+            let g = log.generation() + 1;
+            let dir = log.dir().to_path_buf();
+            let path = persist::log_path(&dir, id, g);
+            let file = persist::log::open_file(&path, 0)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            log.switch_to(file, path.clone(), g).await.map_err(|e| {
+                format!(
+                    "{}: {}",
+                    path.display(),
+                    std::io::Error::from_raw_os_error(e)
+                )
+            })?;
+            let spath = persist::snap_path(&dir, id, g);
+            let err = |e: std::io::Error| format!("{}: {e}", spath.display());
+            let mut w =
+                snapshot::SnapshotWriter::create(spath.clone(), &log.header(FileKind::Snapshot, g))
+                    .await
+                    .map_err(err)?;
+            let end: u128 = 1 << 64;
+            let mut lo: u128 = 0;
+            let mut max_pause = 0u64;
+            while lo < end {
+                let started = Instant::now();
+                {
+                    let store = self.store.borrow();
+                    let hi = (lo + store.position_span(SNAPSHOT_SLICE_SLOTS)).min(end);
+                    store.for_each_in(lo, hi, |k, v| w.add(k, v, 0));
+                    lo = hi;
+                }
+                max_pause = max_pause.max(started.elapsed().as_micros() as u64);
+                if w.buffered() >= snapshot::FLUSH_BYTES {
+                    if let Err(e) = w.flush_buffer().await {
+                        w.abandon().await;
+                        return Err(err(e));
+                    }
+                }
+                glommio::executor().yield_now().await;
+            }
+            w.finish().await.map_err(err)?;
+            snapshot::retire(&dir, id, g).map_err(|e| format!("{}: {e}", dir.display()))?;
+            log.set_base_size(log.size());
+            st.max_pause_us.set(max_pause);
+            Ok(())
+        }
+        .await;
+        st.running.set(false);
+        self.publish();
+        match &result {
+            Ok(()) => {
+                st.last_save.set(crate::persist::now_ms() / 1000);
+                st.last_failed.set(false);
+                st.done.set(st.done.get() + 1);
+            }
+            Err(e) => {
+                st.last_failed.set(true);
+                eprintln!("corekv: shard {id}: snapshot failed: {e}");
+            }
+        }
+        self.publish();
+        result
+    }
+
+    /// Starts a snapshot of every shard of this node in the background
+    /// (BGSAVE, BGREWRITEAOF); `false` when one is already running here.
+    pub fn start_rewrite_all(&self) -> bool {
+        if self.log.as_ref().is_some_and(|l| l.rewrite.running.get()) {
+            return false;
+        }
+        for tx in &self.mesh {
+            let (rtx, _) = flume::bounded(1);
+            let _ = tx.send(ShardMsg::Rewrite { reply: rtx });
+        }
+        true
+    }
+
+    /// The shard's persistence timer: once a second, the log's tick (write,
+    /// and sync under `everysec`; retry a failed write), and an automatic
+    /// rewrite when the log outgrew the data (`--auto-aof-rewrite-*`).
+    pub async fn run_persistence(self: Rc<Self>, percentage: u64, min_size: u64) {
+        let Some(log) = self.log.clone() else { return };
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+            log.tick().await;
+            self.publish();
+            if log.wants_rewrite(percentage, min_size) {
+                let _ = self.rewrite().await;
+            }
+        }
     }
 
     /// Removes this shard's keys (and logs it).
@@ -725,6 +955,20 @@ impl Shard {
             .store(c.errors + self.protocol_errors.get(), Relaxed);
         s.forwarded_out.store(self.forwarded_out.get(), Relaxed);
         s.forwarded_in.store(self.forwarded_in.get(), Relaxed);
+        if let Some(log) = &self.log {
+            let r = &log.rewrite;
+            s.aof_size.store(log.size(), Relaxed);
+            s.aof_base_size.store(log.base_size(), Relaxed);
+            s.aof_buffered
+                .store(log.appended().saturating_sub(log.durable()), Relaxed);
+            s.aof_failed
+                .store(log.failed().unwrap_or(0) as u64, Relaxed);
+            s.rewrite_running.store(r.running.get() as u64, Relaxed);
+            s.rewrite_failed.store(r.last_failed.get() as u64, Relaxed);
+            s.rewrites.store(r.done.get(), Relaxed);
+            s.last_save.store(r.last_save.get(), Relaxed);
+            s.snapshot_max_pause_us.store(r.max_pause_us.get(), Relaxed);
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
-//! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
+//! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //!
 //! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …) and `cluster.rs`
@@ -144,6 +144,13 @@ impl<'s> Connection<'s> {
         match (spec.handler)(self, &mut parse) {
             Ok(Effect::Continue) => Flow::Continue,
             Ok(Effect::Close) => Flow::Close,
+            Ok(Effect::Save) => {
+                match self.shard.rewrite_all().await {
+                    Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
+                    Err(e) => resp::error(&mut self.out, &format!("ERR {e}")),
+                }
+                Flow::Continue
+            }
             Ok(Effect::FlushAll) => {
                 self.shard.flush_all().await;
                 self.out.extend_from_slice(b"+OK\r\n");

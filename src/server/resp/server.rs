@@ -1,5 +1,5 @@
 //! The server (admin) commands: DBSIZE, FLUSHDB, FLUSHALL, INFO, COMMAND,
-//! CONFIG. They report on the node (its shards' published counters, its
+//! CONFIG, and persistence: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE. They report on the node (its shards' published counters, its
 //! limits) and on the command table itself; replies are written straight into
 //! the connection's output (the run was flushed before). Touches no socket;
 //! the store only through [`Shard`].
@@ -95,7 +95,102 @@ pub(crate) static COMMANDS: &[Spec] = &[
         &[],
         config,
     ),
+    server_cmd(
+        "save",
+        1,
+        &["admin", "noscript"],
+        "Snapshots every shard (in slices, without fork) and starts new logs; answers when done.",
+        &[],
+        save,
+    ),
+    server_cmd(
+        "bgsave",
+        -1,
+        &["admin", "noscript"],
+        "Starts a snapshot of every shard in the background.",
+        &[opt(token("schedule", "SCHEDULE"))],
+        bgsave,
+    ),
+    server_cmd(
+        "bgrewriteaof",
+        1,
+        &["admin", "noscript"],
+        "Rewrites every shard's append-only log (a snapshot plus a new log) in the background.",
+        &[],
+        bgrewriteaof,
+    ),
+    server_cmd(
+        "lastsave",
+        1,
+        &["fast"],
+        "Returns the Unix time of the last successful snapshot of every shard.",
+        &[],
+        lastsave,
+    ),
 ];
+
+/// The error for snapshot commands when persistence is off.
+const ERR_PERSIST_OFF: &str =
+    "ERR persistence is off: start corekv with --appendonly yes to use snapshots";
+
+/// SAVE: snapshot every shard and wait ([`Effect::Save`]).
+fn save(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    p.finish()?;
+    if conn.shard.log().is_none() {
+        return Err(CmdError::msg(ERR_PERSIST_OFF));
+    }
+    Ok(Effect::Save)
+}
+
+/// BGSAVE [SCHEDULE]: start a snapshot of every shard.
+fn bgsave(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    if let Some(w) = p.try_next_bytes() {
+        if !is_word(w, "schedule") {
+            return Err(CmdError::msg(ERR_SYNTAX));
+        }
+    }
+    p.finish()?;
+    if conn.shard.log().is_none() {
+        return Err(CmdError::msg(ERR_PERSIST_OFF));
+    }
+    if !conn.shard.start_rewrite_all() {
+        return Err(CmdError::msg("ERR Background save already in progress"));
+    }
+    conn.out
+        .extend_from_slice(b"+Background saving started\r\n");
+    Ok(Effect::Continue)
+}
+
+/// BGREWRITEAOF: the same snapshot (a rewritten log is a snapshot plus a
+/// new log here).
+fn bgrewriteaof(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    p.finish()?;
+    if conn.shard.log().is_none() {
+        return Err(CmdError::msg(ERR_PERSIST_OFF));
+    }
+    if !conn.shard.start_rewrite_all() {
+        return Err(CmdError::msg(
+            "ERR Background append only file rewriting already in progress",
+        ));
+    }
+    conn.out
+        .extend_from_slice(b"+Background append only file rewriting started\r\n");
+    Ok(Effect::Continue)
+}
+
+/// LASTSAVE: Unix time by which every shard had its last snapshot.
+fn lastsave(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    p.finish()?;
+    conn.shard.publish();
+    let p = conn.shard.node.persist_stats();
+    let t = if p.enabled {
+        p.last_save
+    } else {
+        conn.shard.node.started_unix()
+    };
+    resp::integer(&mut conn.out, t as i64);
+    Ok(Effect::Continue)
+}
 
 /// DBSIZE: keys of the whole node.
 fn dbsize(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
@@ -186,7 +281,15 @@ fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u
     let figures = NodeFigures::of(shard, limits);
     let params: [(&str, String); 13] = [
         ("save", String::new()),
-        ("appendonly", "no".into()),
+        (
+            "appendonly",
+            if shard.node.persist_stats().enabled {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
         ("maxmemory", figures.maxmemory.to_string()),
         ("maxmemory-policy", "noeviction".into()),
         ("maxclients", figures.maxclients.to_string()),
@@ -444,6 +547,38 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
             human_bytes(t.memory_used),
             human_bytes(maxmemory),
         );
+    }
+    if want("persistence") {
+        section(&mut s, "Persistence");
+        let p = node.persist_stats();
+        let status = |failed: bool| if failed { "err" } else { "ok" };
+        let last_save = if p.enabled {
+            p.last_save
+        } else {
+            node.started_unix()
+        };
+        let _ = write!(
+            s,
+            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n\
+             rdb_bgsave_in_progress:{running}\r\nrdb_last_save_time:{last_save}\r\n\
+             rdb_last_bgsave_status:{rstatus}\r\nrdb_saves:{saves}\r\n\
+             aof_enabled:{enabled}\r\naof_rewrite_in_progress:{running}\r\n\
+             aof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{rstatus}\r\n\
+             aof_rewrites:{saves}\r\naof_last_write_status:{wstatus}\r\n",
+            running = (p.rewrites_running > 0) as u8,
+            rstatus = status(p.rewrite_failed),
+            saves = p.rewrites,
+            enabled = p.enabled as u8,
+            wstatus = status(p.aof_failed_errno != 0),
+        );
+        if p.enabled {
+            let _ = write!(
+                s,
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_buffer_length:{}\r\n\
+                 corekv_appendfsync:{}\r\ncorekv_snapshot_max_pause_us:{}\r\n",
+                p.aof_size, p.aof_base_size, p.aof_buffered, p.fsync, p.snapshot_max_pause_us,
+            );
+        }
     }
     if want("stats") {
         section(&mut s, "Stats");

@@ -47,6 +47,8 @@ pub(crate) enum Effect {
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
     /// the one command that must wait for other shards).
     FlushAll,
+    /// Snapshot every shard and wait, then answer `+OK` (SAVE).
+    Save,
 }
 
 /// A reply that is an error caused by the request (counted as rejected).
