@@ -59,6 +59,11 @@ fn cpus(n: usize) -> String {
 
 /// Starts the binary; `Ok` once it prints ready, `Err(stderr)` if it exits.
 fn spawn(dir: &Path, shards: usize, fsync: &str) -> Result<Server, String> {
+    spawn_with(dir, shards, fsync, &[])
+}
+
+/// [`spawn`] with more server flags.
+fn spawn_with(dir: &Path, shards: usize, fsync: &str, extra: &[&str]) -> Result<Server, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
         .args([
             "server",
@@ -79,6 +84,7 @@ fn spawn(dir: &Path, shards: usize, fsync: &str) -> Result<Server, String> {
         ])
         .arg("--dir")
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -530,4 +536,187 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
     );
     drop(c);
     drop(s);
+}
+
+/// INFO persistence field `name` (bounded wait for the server is the caller's).
+fn info_field(c: &mut Resp, name: &str) -> String {
+    let r = c.send(&[vec![b"INFO", b"persistence"]]).unwrap();
+    r[0].lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("INFO has no {name}: {}", r[0]))
+}
+
+/// Waits (bounded by count) until every shard's snapshot is done.
+fn wait_rewrites(c: &mut Resp, at_least: u64) {
+    for _ in 0..500 {
+        if info_field(c, "aof_rewrite_in_progress") == "0"
+            && info_field(c, "aof_rewrites").parse::<u64>().unwrap() >= at_least
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("snapshots did not finish");
+}
+
+#[test]
+fn snapshots_taken_during_writes_then_kill_9_lose_nothing() {
+    let dir = tmpdir("snap");
+    let server = spawn(&dir, 2, "always").expect("server starts");
+    let mut admin = Resp::connect(server.resp).unwrap();
+    // Enough keys that a snapshot takes many slices.
+    let mut c = Resp::connect(server.resp).unwrap();
+    let base: Vec<String> = (0..20_000).map(|i| format!("base{i}")).collect();
+    for chunk in base.chunks(2000) {
+        let cmds: Vec<Vec<&[u8]>> = chunk
+            .iter()
+            .map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()])
+            .collect();
+        assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+    }
+    // Writes (overwrites, deletes, new keys) race with two snapshots.
+    let writer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for round in 0..100 {
+            let k_new = format!("new{round}");
+            let k_over = format!("base{}", round * 7);
+            let k_del = format!("base{}", 10_000 + round);
+            let v = format!("over{round}");
+            let cmds: Vec<Vec<&[u8]>> = vec![
+                vec![b"SET", k_new.as_bytes(), b"n"],
+                vec![b"SET", k_over.as_bytes(), v.as_bytes()],
+                vec![b"DEL", k_del.as_bytes()],
+            ];
+            let r = c.send(&cmds).unwrap();
+            assert_eq!(r, ["+OK", "+OK", ":1"]);
+            acked.push((k_new, Some("n".to_string())));
+            acked.push((k_over, Some(v)));
+            acked.push((k_del, None));
+        }
+        acked
+    });
+    assert_eq!(
+        admin.send(&[vec![b"BGREWRITEAOF"]]).unwrap(),
+        ["+Background append only file rewriting started"]
+    );
+    wait_rewrites(&mut admin, 2);
+    let before = admin.send(&[vec![b"LASTSAVE"]]).unwrap();
+    assert_eq!(admin.send(&[vec![b"SAVE"]]).unwrap(), ["+OK"]);
+    let acked = writer.join().unwrap();
+    wait_rewrites(&mut admin, 4);
+    assert!(admin.send(&[vec![b"LASTSAVE"]]).unwrap()[0] >= before[0]);
+    // Only the newest generation's files remain.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "shard-0.2.aof",
+            "shard-0.2.snap",
+            "shard-1.2.aof",
+            "shard-1.2.snap"
+        ]
+    );
+    drop(admin);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    drop(server);
+
+    let server = spawn(&dir, 2, "always").expect("restarts from the snapshots");
+    assert!(server.stderr.lock().unwrap().contains(".snap"));
+    let mut c = Resp::connect(server.resp).unwrap();
+    let mut want: std::collections::HashMap<String, Option<String>> =
+        base.iter().map(|k| (k.clone(), Some(k.clone()))).collect();
+    for (k, v) in acked {
+        want.insert(k, v);
+    }
+    let keys: Vec<&String> = want.keys().collect();
+    for chunk in keys.chunks(1000) {
+        let cmds: Vec<Vec<&[u8]>> = chunk
+            .iter()
+            .map(|k| vec![&b"GET"[..], k.as_bytes()])
+            .collect();
+        let r = c.send(&cmds).unwrap();
+        for (k, got) in chunk.iter().zip(r) {
+            let expect = want[*k].clone().unwrap_or_else(|| "$-1".into());
+            assert_eq!(got, expect, "key {k}");
+        }
+    }
+    let live = want.values().filter(|v| v.is_some()).count();
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [format!(":{live}")]);
+    drop(c);
+    drop(server);
+
+    // A truncated snapshot is refused, naming it.
+    let snap = dir.join("shard-1.2.snap");
+    let len = std::fs::metadata(&snap).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&snap)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let err = spawn(&dir, 2, "always").err().expect("refuses to start");
+    assert!(
+        err.contains("shard-1.2.snap") && err.contains("truncated snapshot"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn log_is_rewritten_automatically_when_it_outgrows_the_data() {
+    let dir = tmpdir("auto");
+    let server = spawn_with(
+        &dir,
+        1,
+        "everysec",
+        &[
+            "--auto-aof-rewrite-percentage",
+            "100",
+            "--auto-aof-rewrite-min-size",
+            "64K",
+        ],
+    )
+    .expect("server starts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    // The same 100 keys overwritten many times: the log grows, the data not.
+    let value = "x".repeat(100);
+    for round in 0..50 {
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let v = format!("{round}{value}");
+        let cmds: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|k| vec![&b"SET"[..], k.as_bytes(), v.as_bytes()])
+            .collect();
+        assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+    }
+    wait_rewrites(&mut c, 1);
+    let size: u64 = info_field(&mut c, "aof_current_size").parse().unwrap();
+    assert!(size < 64 << 10, "log still {size} bytes after the rewrite");
+    // everysec: once the buffer is written, a kill -9 loses nothing.
+    for _ in 0..500 {
+        if info_field(&mut c, "aof_buffer_length") == "0" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut c, "aof_buffer_length"), "0");
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    drop(server);
+    let server = spawn(&dir, 1, "everysec").expect("restarts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    assert_eq!(
+        c.send(&[vec![b"GET", b"k42"]]).unwrap(),
+        [format!("49{value}")]
+    );
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [":100"]);
+    drop(c);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
