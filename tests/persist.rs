@@ -140,6 +140,19 @@ fn spawn_with(dir: &Path, shards: usize, fsync: &str, extra: &[&str]) -> Result<
     })
 }
 
+/// Whether the server's stderr says `needle` (its reader thread may lag
+/// the ready line on stdout a little: bounded wait).
+fn stderr_has(s: &Server, needle: &str) -> bool {
+    for _ in 0..250 {
+        if s.stderr.lock().unwrap().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("stderr: {}", s.stderr.lock().unwrap());
+    false
+}
+
 fn native(s: &Server, pin: Option<usize>) -> BlockingClient {
     BlockingClient::connect(
         &[format!("127.0.0.1:{}", s.native)],
@@ -326,8 +339,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
             }
         }
     }
-    let err = server.stderr.lock().unwrap().clone();
-    assert!(err.contains("keys loaded"), "{err}");
+    assert!(stderr_has(&server, "keys loaded"));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -384,7 +396,7 @@ fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     assert_eq!(c.send(&[vec![b"GET", b"key99"]]).unwrap(), ["key99"]);
     assert_eq!(c.send(&[vec![b"GET", b"half"]]).unwrap(), ["$-1"]);
     assert_eq!(c.send(&[vec![b"SET", b"after", b"torn"]]).unwrap(), ["+OK"]);
-    assert!(s.stderr.lock().unwrap().contains("torn tail"));
+    assert!(stderr_has(&s, "torn tail"));
     drop(c);
     // SAFETY: plain kill(2) of the child this test spawned.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
@@ -626,7 +638,7 @@ fn snapshots_taken_during_writes_then_kill_9_lose_nothing() {
     drop(server);
 
     let server = spawn(&dir, 2, "always").expect("restarts from the snapshots");
-    assert!(server.stderr.lock().unwrap().contains(".snap"));
+    assert!(stderr_has(&server, ".snap"));
     let mut c = Resp::connect(server.resp).unwrap();
     let mut want: std::collections::HashMap<String, Option<String>> =
         base.iter().map(|k| (k.clone(), Some(k.clone()))).collect();

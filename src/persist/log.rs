@@ -94,9 +94,8 @@ fn errno_of(e: &glommio::GlommioError<()>) -> i32 {
     }
 }
 
-/// Opens (or creates) a log file for appending at logical offset `end`,
-/// whose last partial block holds `tail`. Anything past `end` (a torn
-/// record) is truncated away.
+/// Opens (or creates) a log file for appending at logical offset `end`.
+/// Anything past `end` (a torn record) is truncated away.
 pub async fn open_file(path: &Path, end: u64) -> std::io::Result<DmaFile> {
     let file = OpenOptions::new()
         .read(true)
@@ -106,6 +105,11 @@ pub async fn open_file(path: &Path, end: u64) -> std::io::Result<DmaFile> {
         .await
         .map_err(std::io::Error::from)?;
     file.truncate(end).await.map_err(std::io::Error::from)?;
+    if end == 0 {
+        // A new file: its directory entry must be durable before anything
+        // written to it is acknowledged.
+        super::snapshot::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
     Ok(file)
 }
 
@@ -401,7 +405,15 @@ impl Aof {
         self.file_end.set(0);
         self.tail.borrow_mut().clear();
         self.generation.set(g);
-        self.append_raw(&header);
+        // Records appended while the old file was being written belong to
+        // the new one, after its header.
+        {
+            let mut p = self.pending.borrow_mut();
+            let rest = std::mem::take(&mut *p);
+            p.extend_from_slice(&header);
+            p.extend_from_slice(&rest);
+        }
+        self.appended.set(self.appended.get() + header.len() as u64);
         self.write_pending(true).await?;
         self.base_size.set(self.file_end.get());
         if let Ok(old) = Rc::try_unwrap(old) {

@@ -177,9 +177,17 @@ pub struct Recovered {
     pub generation: u64,
     /// Logical end of that log (0: the file does not exist yet).
     pub log_end: u64,
-    /// The bytes of that log's last partial block, given its alignment.
-    pub log_bytes_tail: Vec<u8>,
+    /// The last bytes of that log, from offset `log_tail_from` to
+    /// `log_end` (its last partial block is in there for any alignment up
+    /// to [`TAIL_KEEP`]).
+    pub log_tail: Vec<u8>,
+    /// File offset of `log_tail`'s first byte.
+    pub log_tail_from: u64,
 }
+
+/// How much of the newest log's end recovery keeps for the writer, which
+/// rewrites the last partial block (a multiple of any O_DIRECT alignment).
+pub const TAIL_KEEP: u64 = 64 << 10;
 
 /// Discards results during replay.
 struct Discard;
@@ -353,7 +361,8 @@ pub fn recover(
     }
     let mut generation = base;
     let mut log_end = 0u64;
-    let mut log_bytes_tail = Vec::new();
+    let mut log_tail = Vec::new();
+    let mut log_tail_from = 0u64;
     for (i, f) in logs.iter().enumerate() {
         let path = &f.3;
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -361,7 +370,8 @@ pub fn recover(
         if data.len() < HEADER_LEN && data.iter().all(|&b| b == 0) && i + 1 == logs.len() {
             // Created but never written (a crash right after creation).
             log_end = 0;
-            log_bytes_tail.clear();
+            log_tail.clear();
+            log_tail_from = 0;
             continue;
         }
         check_header(path, &data, shard_id, nr_shards, node_id, FileKind::Log)?;
@@ -404,7 +414,8 @@ pub fn recover(
             }
         };
         log_end = end as u64;
-        log_bytes_tail = data[..end].to_vec();
+        log_tail_from = log_end - log_end % TAIL_KEEP;
+        log_tail = data[log_tail_from as usize..end].to_vec();
     }
     Ok(Recovered {
         store,
@@ -413,7 +424,8 @@ pub fn recover(
         notes,
         generation,
         log_end,
-        log_bytes_tail,
+        log_tail,
+        log_tail_from,
     })
 }
 

@@ -466,8 +466,17 @@ async fn open_store(
         .await
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let align = file.alignment();
-    let tail_from = (r.log_end - r.log_end % align) as usize;
-    let tail = r.log_bytes_tail.get(tail_from..).unwrap_or(&[]).to_vec();
+    let block = r.log_end - r.log_end % align;
+    let tail = match block.checked_sub(r.log_tail_from) {
+        Some(skip) if align <= persist::TAIL_KEEP => r.log_tail[skip as usize..].to_vec(),
+        _ => {
+            return Err(fail(format!(
+                "{}: O_DIRECT alignment {align} is larger than {} bytes",
+                path.display(),
+                persist::TAIL_KEEP
+            )))
+        }
+    };
     let ident = persist::record::Header {
         nr_shards: c.nr_shards() as u32,
         shard_id: id as u32,

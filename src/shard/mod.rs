@@ -352,8 +352,9 @@ trait Logger {
     const ON: bool;
     /// Writes are refused (the log cannot be written).
     fn refuse_writes(&self) -> bool;
-    /// Logs the effect of a write whose result was `seen`.
-    fn record(&self, kind: OpKind, key: &[u8], value: &[u8], seen: Seen);
+    /// Logs the effect of a write whose result was `seen`: the key's state
+    /// in `store` afterwards.
+    fn record(&self, store: &Store, kind: OpKind, key: &[u8], hash: u64, seen: Seen);
 }
 
 /// Persistence off.
@@ -366,7 +367,7 @@ impl Logger for NoLog {
         false
     }
     #[inline(always)]
-    fn record(&self, _: OpKind, _: &[u8], _: &[u8], _: Seen) {}
+    fn record(&self, _: &Store, _: OpKind, _: &[u8], _: u64, _: Seen) {}
 }
 
 impl Logger for Aof {
@@ -376,19 +377,23 @@ impl Logger for Aof {
         self.failed().is_some()
     }
     #[inline]
-    fn record(&self, kind: OpKind, key: &[u8], value: &[u8], seen: Seen) {
-        // A record is the write's effect, so replay needs no other state.
-        match (kind, seen) {
-            (OpKind::Del, Seen::Ok) => self.append(RecordOp::Del, 0, key, b""),
-            (OpKind::IncrBy, Seen::Int(n)) => {
-                let mut buf = [0u8; 20];
-                self.append(RecordOp::Set, 0, key, crate::op::format_i64(n, &mut buf));
+    fn record(&self, store: &Store, kind: OpKind, key: &[u8], hash: u64, seen: Seen) {
+        // Did the op change the key? Errors and unmet conditions did not.
+        let changed = match (kind, seen) {
+            (_, Seen::Err | Seen::Nothing) => false,
+            (OpKind::Del | OpKind::PutIfAbsent | OpKind::PutIfPresent, s) => {
+                matches!(s, Seen::Ok)
             }
-            (OpKind::Put | OpKind::PutIfAbsent | OpKind::PutIfPresent, Seen::Ok)
-            | (OpKind::GetSet, Seen::Value | Seen::NotFound) => {
-                self.append(RecordOp::Set, 0, key, value)
-            }
-            _ => {}
+            _ => true,
+        };
+        if !changed {
+            return;
+        }
+        // A record is the key's resulting state (INCRBY becomes the SET of
+        // its result), so replay needs nothing else and is idempotent.
+        match store.lookup(hash, key) {
+            Some(v) => self.append(RecordOp::Set, 0, key, v),
+            None => self.append(RecordOp::Del, 0, key, b""),
         }
     }
 }
@@ -400,7 +405,7 @@ enum Seen {
     Ok,
     NotFound,
     Value,
-    Int(i64),
+    Int,
     Err,
 }
 
@@ -417,7 +422,7 @@ impl<R: ReplySink> ReplySink for Watch<'_, R> {
             OpResult::Ok => Seen::Ok,
             OpResult::NotFound => Seen::NotFound,
             OpResult::Value(_) => Seen::Value,
-            OpResult::Int(n) => Seen::Int(n),
+            OpResult::Int(_) => Seen::Int,
             OpResult::Err(_) => Seen::Err,
         };
         self.inner.push(result);
@@ -445,7 +450,8 @@ fn exec_one<L: Logger + ?Sized>(
                 seen: Seen::Nothing,
             };
             store.execute(kind, key, value, hash, &mut watch);
-            log.record(kind, key, value, watch.seen);
+            let seen = watch.seen;
+            log.record(store, kind, key, hash, seen);
         }
         Some(kind) => store.execute(kind, key, value, hash, sink),
         None => sink.push(OpResult::Err(OpError::BadOp)),

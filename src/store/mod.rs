@@ -114,6 +114,15 @@ impl Store {
         self.table.position_span(slots)
     }
 
+    /// The value of the key with placement hash `hash`, if present (what the
+    /// log records after a write: the key's resulting state).
+    #[inline]
+    pub fn lookup(&self, hash: u64, key: &[u8]) -> Option<&[u8]> {
+        self.table
+            .find(hash, key)
+            .map(|slot| self.table.value(slot))
+    }
+
     /// Reads a key (convenience for tests and tools; the hot path uses
     /// [`Store::execute`]).
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
