@@ -579,6 +579,7 @@ pub(crate) async fn monitor(
                 connections: l.connections,
                 errors: 0,
             }],
+            durability: "in-memory (memcached)".into(),
         })
         .collect())
 }

@@ -120,6 +120,12 @@ pub(crate) async fn monitor(
             address: node.addr.clone(),
             per_second_ops: ps,
             shards: shard_deltas(f, l),
+            durability: match (node.addr.rsplit_once(':'), node.hello.resp_port) {
+                (Some((host, _)), p) if p != 0 => {
+                    super::resp_target::durability(&format!("{host}:{p}"))
+                }
+                _ => String::new(),
+            },
         })
         .collect())
 }

@@ -287,6 +287,52 @@ fn field(line: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The durability mode of the Redis-protocol server at `addr` (`host:port`),
+/// from `CONFIG GET appendonly` and `CONFIG GET appendfsync`, asked once
+/// after the window over a short blocking connection; empty when it cannot
+/// be told.
+pub(crate) fn durability(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let ask = || -> Option<String> {
+        let sa = std::net::ToSocketAddrs::to_socket_addrs(addr)
+            .ok()?
+            .next()?;
+        let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut get = |name: &str| -> Option<String> {
+            let mut cmd = Vec::new();
+            encode_command(&mut cmd, &[b"CONFIG", b"GET", name.as_bytes()]);
+            s.write_all(&cmd).ok()?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 512];
+            loop {
+                if let Ok(Some((crate::protocol::resp::Reply::Array(Some(a)), _))) =
+                    crate::protocol::resp::parse_reply(&buf)
+                {
+                    return match a.get(1) {
+                        Some(crate::protocol::resp::Reply::Bulk(Some(v))) => {
+                            Some(String::from_utf8_lossy(v).into_owned())
+                        }
+                        _ => None,
+                    };
+                }
+                let n = s.read(&mut chunk).ok()?;
+                if n == 0 || buf.len() > 4096 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        let on = get("appendonly")?;
+        Some(if on == "yes" {
+            format!("appendonly yes, appendfsync {}", get("appendfsync")?)
+        } else {
+            "in-memory (appendonly no)".to_string()
+        })
+    };
+    ask().unwrap_or_default()
+}
+
 /// Parses the text of an `INFO all` reply.
 pub(crate) fn parse_info(text: &str) -> InfoSnapshot {
     let mut s = InfoSnapshot::default();
@@ -430,6 +476,7 @@ pub(crate) async fn monitor(
                 connections: l.clients,
                 errors: l.errors.saturating_sub(f.errors),
             }],
+            durability: durability(addr),
         })
         .collect())
 }

@@ -79,6 +79,8 @@ fn closed_loop_run_reports_consistent_figures() {
     );
     assert!(!r.servers[0].per_second_ops.is_empty());
     assert!(r.seed_style_total() > 0.0);
+    // The server's durability mode, asked over its RESP port.
+    assert_eq!(r.servers[0].durability, "in-memory (appendonly no)");
 
     assert!(r.bytes_sent > 0 && r.bytes_received > 0);
     assert!(r.client_cpu_secs > 0.0);
@@ -229,6 +231,7 @@ fn redis_driver_runs_against_redis_server() {
     assert_eq!(r.totals.errors, 0);
     assert_eq!(r.meta.target, "redis");
     assert_eq!(r.servers.len(), 1, "INFO-based server figures");
+    assert_eq!(r.servers[0].durability, "in-memory (appendonly no)");
     let server_ops = r.servers[0].shards[0].ops;
     let slack = 4 * (cfg.sessions_per_worker * cfg.batch) as u64;
     assert!(

@@ -231,6 +231,11 @@ pub struct ServerNodeReport {
     pub per_second_ops: Vec<f64>,
     /// Per-shard totals at the end of the window.
     pub shards: Vec<ShardTotals>,
+    /// The server's durability mode, from `CONFIG GET appendonly
+    /// appendfsync` (e.g. `appendonly yes, appendfsync always`; empty when
+    /// the server did not say).
+    #[serde(default)]
+    pub durability: String,
 }
 
 impl ServerNodeReport {
@@ -869,6 +874,7 @@ mod tests {
                 ops: 5,
                 ..Default::default()
             }],
+            durability: "appendonly yes, appendfsync always".into(),
         }];
         r.extra.insert("util".into(), serde_json::json!([1, 2]));
         let s = r.to_json().unwrap();

@@ -193,6 +193,9 @@ fn servers_section(o: &mut String, r: &BenchReport) {
             mean,
             s.per_second_ops.len()
         );
+        if !s.durability.is_empty() {
+            let _ = writeln!(o, "         durability: {}", s.durability);
+        }
     }
     let _ = writeln!(o);
     let _ = writeln!(

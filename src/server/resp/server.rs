@@ -279,16 +279,13 @@ impl NodeFigures {
 /// CONFIG GET: real values for what clients and redis-benchmark ask.
 fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u8]]) {
     let figures = NodeFigures::of(shard, limits);
-    let params: [(&str, String); 13] = [
+    let persist = shard.node.persist_stats();
+    let params: [(&str, String); 14] = [
         ("save", String::new()),
+        ("appendfsync", persist.fsync.into()),
         (
             "appendonly",
-            if shard.node.persist_stats().enabled {
-                "yes"
-            } else {
-                "no"
-            }
-            .into(),
+            if persist.enabled { "yes" } else { "no" }.into(),
         ),
         ("maxmemory", figures.maxmemory.to_string()),
         ("maxmemory-policy", "noeviction".into()),
