@@ -192,6 +192,7 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::ValueTooLarge => b"-ERR value too large (corekv --max-value-len)\r\n",
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
+        OpError::BadArgument => b"-ERR malformed expiry argument\r\n",
     }
 }
 
