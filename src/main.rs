@@ -99,9 +99,16 @@ struct ServerArgs {
     /// Do not serve RESP.
     #[arg(long)]
     no_resp: bool,
-    /// Memory limit of the node (e.g. 4G); writes beyond it get an out-of-memory error.
+    /// Memory limit of the node (e.g. 4G), split evenly over shards; what
+    /// happens at it is --maxmemory-policy's choice.
     #[arg(long)]
     max_memory: Option<String>,
+    /// At the memory limit: noeviction (writes get an out-of-memory error),
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random, volatile-ttl, or sieve. Changeable at run time with
+    /// CONFIG SET maxmemory-policy.
+    #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
+    maxmemory_policy: corekv::store::Policy,
     /// Longest key in bytes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN)]
     max_key_len: usize,
@@ -173,6 +180,16 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+fn parse_policy(s: &str) -> Result<corekv::store::Policy, String> {
+    corekv::store::Policy::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = corekv::store::evict::POLICIES
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!("unknown policy '{s}' (one of: {})", names.join(", "))
+    })
+}
+
 fn server(a: ServerArgs) -> Result<()> {
     let cpus = match &a.cpus {
         Some(s) => config::parse_cpu_list(s)?,
@@ -190,6 +207,7 @@ fn server(a: ServerArgs) -> Result<()> {
         resp_port: if a.no_resp { None } else { Some(a.resp_port) },
         node_id: a.node_id,
         max_memory,
+        maxmemory_policy: a.maxmemory_policy,
         limits: Limits {
             max_key_len: a.max_key_len,
             max_value_len: a.max_value_len,
@@ -201,7 +219,7 @@ fn server(a: ServerArgs) -> Result<()> {
     };
     let stop = stop_flag()?;
     eprintln!(
-        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
         env!("CARGO_PKG_VERSION"),
         cfg.node_id,
         cfg.nr_shards(),
@@ -211,6 +229,7 @@ fn server(a: ServerArgs) -> Result<()> {
         if cfg.nr_shards() > 1 { "+shard" } else { "" },
         cfg.resp_port.map_or("off".to_string(), |p| p.to_string()),
         cfg.max_memory.map_or("unlimited".to_string(), |m| format!("{m} B")),
+        cfg.maxmemory_policy,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
         cfg.limits.max_frame_bytes,

@@ -127,6 +127,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -354,7 +355,9 @@ impl ShardStart {
             max_memory: self.node.shard_memory,
         };
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        shard.set_policy(c.maxmemory_policy);
         shard.publish();
+        let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
@@ -378,6 +381,7 @@ impl ShardStart {
         while !live.is_empty() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
+        drop(maintenance_task);
         drop(mesh_task);
     }
 }

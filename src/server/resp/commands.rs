@@ -17,8 +17,9 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::protocol::resp;
-use crate::store::{parse_i64, OpKind};
+use crate::store::{parse_i64, unix_now_ms, ExpiryArg, OpKind, Policy, TtlMode};
 
+use super::expiry::{self, ExpireCmd};
 use super::{Connection, Flow, Style};
 
 /// The Redis version corekv reports (INFO, HELLO): the command set and
@@ -107,6 +108,30 @@ pub enum Name {
     Auth,
     /// QUIT
     Quit,
+    /// SETEX key seconds value
+    SetEx,
+    /// PSETEX key milliseconds value
+    PSetEx,
+    /// GETEX key [EX|PX|EXAT|PXAT|PERSIST]
+    GetEx,
+    /// EXPIRE key seconds [NX|XX|GT|LT]
+    Expire,
+    /// PEXPIRE key milliseconds [NX|XX|GT|LT]
+    PExpire,
+    /// EXPIREAT key unix-seconds [NX|XX|GT|LT]
+    ExpireAt,
+    /// PEXPIREAT key unix-milliseconds [NX|XX|GT|LT]
+    PExpireAt,
+    /// TTL key
+    Ttl,
+    /// PTTL key
+    PTtl,
+    /// EXPIRETIME key
+    ExpireTime,
+    /// PEXPIRETIME key
+    PExpireTime,
+    /// PERSIST key
+    Persist,
 }
 
 /// One documented argument (COMMAND DOCS, which redis-cli turns into hints).
@@ -226,12 +251,22 @@ pub static TABLE: &[Spec] = &[
         last_key: 1,
         step: 1,
         group: "string",
-        summary: "Sets the string value of a key (NX/XX/GET; corekv has no expiry).",
+        summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         args: &[
             KEY,
             VALUE,
             opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX")])),
             opt(token("get", "GET")),
+            opt(oneof(
+                "expiration",
+                &[
+                    arg("seconds", "integer"),
+                    arg("milliseconds", "integer"),
+                    arg("unix-time-seconds", "unix-time"),
+                    arg("unix-time-milliseconds", "unix-time"),
+                    token("keepttl", "KEEPTTL"),
+                ],
+            )),
         ],
     },
     Spec {
@@ -522,6 +557,150 @@ pub static TABLE: &[Spec] = &[
         summary: "Closes the connection.",
         args: &[],
     },
+    Spec {
+        id: Name::SetEx,
+        name: "setex",
+        arity: 4,
+        flags: &["write", "denyoom"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "string",
+        summary: "Sets the string value and expiration time of a key (seconds).",
+        args: &[KEY, arg("seconds", "integer"), VALUE],
+    },
+    Spec {
+        id: Name::PSetEx,
+        name: "psetex",
+        arity: 4,
+        flags: &["write", "denyoom"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "string",
+        summary: "Sets the string value and expiration time of a key (milliseconds).",
+        args: &[KEY, arg("milliseconds", "integer"), VALUE],
+    },
+    Spec {
+        id: Name::GetEx,
+        name: "getex",
+        arity: -2,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "string",
+        summary: "Returns the string value of a key after setting its expiration time.",
+        args: &[KEY, opt(oneof("expiration", &[arg("seconds", "integer"), arg("milliseconds", "integer"), arg("unix-time-seconds", "unix-time"), arg("unix-time-milliseconds", "unix-time"), token("persist", "PERSIST")]))],
+    },
+    Spec {
+        id: Name::Expire,
+        name: "expire",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Sets the expiration time of a key in seconds.",
+        args: &[KEY, arg("seconds", "integer"), opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX"), token("gt", "GT"), token("lt", "LT")]))],
+    },
+    Spec {
+        id: Name::PExpire,
+        name: "pexpire",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Sets the expiration time of a key in milliseconds.",
+        args: &[KEY, arg("milliseconds", "integer"), opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX"), token("gt", "GT"), token("lt", "LT")]))],
+    },
+    Spec {
+        id: Name::ExpireAt,
+        name: "expireat",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Sets the expiration time of a key to a Unix timestamp.",
+        args: &[KEY, arg("unix-time-seconds", "integer"), opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX"), token("gt", "GT"), token("lt", "LT")]))],
+    },
+    Spec {
+        id: Name::PExpireAt,
+        name: "pexpireat",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        args: &[KEY, arg("unix-time-milliseconds", "integer"), opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX"), token("gt", "GT"), token("lt", "LT")]))],
+    },
+    Spec {
+        id: Name::Ttl,
+        name: "ttl",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Returns the expiration time in seconds of a key.",
+        args: &[KEY],
+    },
+    Spec {
+        id: Name::PTtl,
+        name: "pttl",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Returns the expiration time in milliseconds of a key.",
+        args: &[KEY],
+    },
+    Spec {
+        id: Name::ExpireTime,
+        name: "expiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Returns the expiration time of a key as a Unix timestamp.",
+        args: &[KEY],
+    },
+    Spec {
+        id: Name::PExpireTime,
+        name: "pexpiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        args: &[KEY],
+    },
+    Spec {
+        id: Name::Persist,
+        name: "persist",
+        arity: 2,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        group: "generic",
+        summary: "Removes the expiration time of a key.",
+        args: &[KEY],
+    },
 ];
 
 /// Finds a command by name, ignoring ASCII case.
@@ -548,6 +727,33 @@ pub enum Command<'a> {
         /// Return the old value (GET flag).
         get: bool,
     },
+    /// SET with an expiry, KEEPTTL, or GET with NX/XX; SETEX; PSETEX.
+    SetX {
+        /// Key.
+        key: Range<usize>,
+        /// Value.
+        value: Range<usize>,
+        /// Flags and absolute expiry.
+        arg: ExpiryArg,
+    },
+    /// GETEX key [...]
+    GetEx {
+        /// Key.
+        key: Range<usize>,
+        /// PERSIST flag or absolute expiry (0: unchanged).
+        arg: ExpiryArg,
+    },
+    /// EXPIRE family, with the absolute expiry.
+    Expire {
+        /// Key.
+        key: Range<usize>,
+        /// NX/XX/GT/LT flags and absolute expiry.
+        arg: ExpiryArg,
+    },
+    /// TTL family.
+    Ttl(Range<usize>, TtlMode),
+    /// PERSIST key
+    Persist(Range<usize>),
     /// SETNX key value
     SetNx(Range<usize>, Range<usize>),
     /// GETSET key value
@@ -578,6 +784,9 @@ pub enum Command<'a> {
     Command(Vec<&'a [u8]>),
     /// CONFIG GET patterns...
     ConfigGet(Vec<&'a [u8]>),
+    /// CONFIG SET: the new memory limit (node, bytes, 0: none) and policy,
+    /// validated.
+    ConfigSet(Option<u64>, Option<Policy>),
     /// SELECT 0
     Select0,
     /// CLIENT ID
@@ -629,7 +838,6 @@ fn unknown_subcommand(buf: &[u8], sub: &Range<usize>, cmd: &str) -> String {
 
 const ERR_SYNTAX: &str = "ERR syntax error";
 const ERR_NOT_INTEGER: &str = "ERR value is not an integer or out of range";
-const ERR_NO_EXPIRY: &str = "ERR corekv has no key expiry: EX/PX/EXAT/PXAT are not supported";
 
 impl<'a> Command<'a> {
     /// Turns a non-empty argument list (ranges into `buf`) into a command.
@@ -646,7 +854,19 @@ impl<'a> Command<'a> {
         let is = |i: usize, word: &str| arg(i).eq_ignore_ascii_case(word.as_bytes());
         match spec.id {
             Name::Get => Command::Get(key()),
-            Name::Set => parse_set(buf, args),
+            Name::Set => expiry::parse_set(buf, args, unix_now_ms() as i64),
+            Name::SetEx => expiry::parse_setex(buf, args, false, unix_now_ms() as i64),
+            Name::PSetEx => expiry::parse_setex(buf, args, true, unix_now_ms() as i64),
+            Name::GetEx => expiry::parse_getex(buf, args, unix_now_ms() as i64),
+            Name::Expire => expiry::parse_expire(buf, args, ExpireCmd::Expire, unix_now_ms() as i64),
+            Name::PExpire => expiry::parse_expire(buf, args, ExpireCmd::PExpire, unix_now_ms() as i64),
+            Name::ExpireAt => expiry::parse_expire(buf, args, ExpireCmd::ExpireAt, 0),
+            Name::PExpireAt => expiry::parse_expire(buf, args, ExpireCmd::PExpireAt, 0),
+            Name::Ttl => expiry::parse_ttl(args, TtlMode::Secs),
+            Name::PTtl => expiry::parse_ttl(args, TtlMode::Millis),
+            Name::ExpireTime => expiry::parse_ttl(args, TtlMode::AtSecs),
+            Name::PExpireTime => expiry::parse_ttl(args, TtlMode::AtMillis),
+            Name::Persist => Command::Persist(key()),
             Name::SetNx => Command::SetNx(key(), args[2].clone()),
             Name::GetSet => Command::GetSet(key(), args[2].clone()),
             Name::Del => Command::Del(&args[1..]),
@@ -699,7 +919,7 @@ impl<'a> Command<'a> {
                 } else if is(1, "resetstat") {
                     Command::Reply(b"+OK\r\n")
                 } else if is(1, "set") {
-                    Command::Reject("ERR CONFIG SET is not supported by corekv: restart it with the option instead".into())
+                    parse_config_set(buf, args)
                 } else {
                     Command::Reject(unknown_subcommand(buf, &args[1], "CONFIG"))
                 }
@@ -763,6 +983,31 @@ impl<'a> Command<'a> {
                     run.op(op, key, value);
                     run.plan(Style::SetOk, 1);
                 }
+            }
+            Command::SetX { key, value, arg } => {
+                run.op_arg(OpKind::Set, key, arg, &buf[value]);
+                let style = if arg.flags & crate::store::arg::GET != 0 {
+                    Style::Bulk
+                } else {
+                    Style::SetOk
+                };
+                run.plan(style, 1);
+            }
+            Command::GetEx { key, arg } => {
+                run.op_arg(OpKind::GetEx, key, arg, b"");
+                run.plan(Style::Bulk, 1);
+            }
+            Command::Expire { key, arg } => {
+                run.op_arg(OpKind::Expire, key, arg, b"");
+                run.plan(Style::Int, 1);
+            }
+            Command::Ttl(key, mode) => {
+                run.op_bytes(OpKind::Ttl, key, &[mode as u8]);
+                run.plan(Style::Int, 1);
+            }
+            Command::Persist(key) => {
+                run.op(OpKind::Persist, key, 0..0);
+                run.plan(Style::Int, 1);
             }
             Command::SetNx(key, value) => {
                 run.op(OpKind::PutIfAbsent, key, value);
@@ -828,7 +1073,12 @@ impl<'a> Command<'a> {
             | Command::MGet(_)
             | Command::MSet(_)
             | Command::IncrBy(..)
-            | Command::Strlen(_) => resp::error(out, "ERR internal: key command not batched"),
+            | Command::Strlen(_)
+            | Command::SetX { .. }
+            | Command::GetEx { .. }
+            | Command::Expire { .. }
+            | Command::Ttl(..)
+            | Command::Persist(_) => resp::error(out, "ERR internal: key command not batched"),
             Command::Ping(None) => out.extend_from_slice(b"+PONG\r\n"),
             Command::Ping(Some(msg)) | Command::Echo(msg) => resp::bulk(out, msg),
             Command::DbSize => resp::integer(out, shard.node_keys() as i64),
@@ -842,6 +1092,13 @@ impl<'a> Command<'a> {
             }
             Command::Command(args) => command(out, &args),
             Command::ConfigGet(patterns) => config_get(conn.shard, conn.limits, out, &patterns),
+            Command::ConfigSet(max_memory, policy) => {
+                let node = &shard.node;
+                let max_memory = max_memory.unwrap_or_else(|| node.max_memory());
+                let policy = policy.unwrap_or_else(|| node.policy());
+                shard.configure_all(max_memory, policy).await;
+                out.extend_from_slice(b"+OK\r\n");
+            }
             Command::Select0 => out.extend_from_slice(b"+OK\r\n"),
             Command::ClientId => resp::integer(out, conn.client.id as i64),
             Command::ClientSetName(name) => {
@@ -872,37 +1129,67 @@ impl<'a> Command<'a> {
     }
 }
 
-/// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL ...]
-fn parse_set<'a>(buf: &'a [u8], args: &'a [Range<usize>]) -> Command<'a> {
-    let mut op = OpKind::Put;
-    let mut get = false;
-    for r in &args[3..] {
-        let word = &buf[r.clone()];
-        let is = |w: &str| word.eq_ignore_ascii_case(w.as_bytes());
-        if is("nx") && op != OpKind::PutIfPresent {
-            op = OpKind::PutIfAbsent;
-        } else if is("xx") && op != OpKind::PutIfAbsent {
-            op = OpKind::PutIfPresent;
-        } else if is("get") {
-            get = true;
-        } else if ["ex", "px", "exat", "pxat", "keepttl"]
-            .iter()
-            .any(|w| is(w))
-        {
-            return Command::Reject(ERR_NO_EXPIRY.into());
-        } else {
-            return Command::Reject(ERR_SYNTAX.into());
+/// CONFIG SET parameter value [parameter value ...]: maxmemory and
+/// maxmemory-policy (Redis's texts for unknown names and bad values).
+fn parse_config_set<'a>(buf: &'a [u8], args: &'a [Range<usize>]) -> Command<'a> {
+    let pairs = &args[2..];
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Command::Reject(wrong_arity("config|set"));
+    }
+    let (mut max_memory, mut policy) = (None, None);
+    for p in pairs.chunks_exact(2) {
+        let name = String::from_utf8_lossy(&buf[p[0].clone()]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&buf[p[1].clone()]);
+        match name.as_str() {
+            "maxmemory" => match parse_memory(&value) {
+                Some(m) => max_memory = Some(m),
+                None => {
+                    return Command::Reject(
+                        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value".into(),
+                    )
+                }
+            },
+            "maxmemory-policy" => match Policy::parse(&value) {
+                Some(p) => policy = Some(p),
+                None => {
+                    return Command::Reject(
+                        "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, sieve".into(),
+                    )
+                }
+            },
+            _ => {
+                return Command::Reject(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&buf[p[0].clone()])
+                ))
+            }
         }
     }
-    if get && op != OpKind::Put {
-        return Command::Reject("ERR corekv does not support SET with both GET and NX/XX".into());
+    Command::ConfigSet(max_memory, policy)
+}
+
+/// Redis's memtoull: digits with an optional unit (b, k, kb, m, mb, g, gb;
+/// k = 1000, kb = 1024, ...), case-insensitive; no sign, no fraction.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    if num.is_empty() {
+        return None;
     }
-    Command::Set {
-        key: args[1].clone(),
-        value: args[2].clone(),
-        op,
-        get,
-    }
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// HELLO [protover [AUTH user pass] [SETNAME name]]
@@ -1112,17 +1399,14 @@ fn config_get(
     patterns: &[&[u8]],
 ) {
     let node = &shard.node;
-    let maxmemory = if node.shard_memory == usize::MAX {
-        0
-    } else {
-        node.shard_memory as u64 * node.nr_shards() as u64
-    };
+    let maxmemory = node.max_memory();
     let port = node.layout().map_or(0, |l| l.resp_port);
-    let params: [(&str, String); 13] = [
+    let params: [(&str, String); 14] = [
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("maxmemory", maxmemory.to_string()),
-        ("maxmemory-policy", "noeviction".into()),
+        ("maxmemory-policy", node.policy().name().into()),
+        ("maxmemory-samples", "5".into()),
         (
             "maxclients",
             (limits.max_connections_per_shard * node.nr_shards()).to_string(),
@@ -1193,11 +1477,8 @@ pub fn info(
         rate
     });
     let node = &shard.node;
-    let maxmemory = if node.shard_memory == usize::MAX {
-        0
-    } else {
-        node.shard_memory as u64 * node.nr_shards() as u64
-    };
+    let maxmemory = node.max_memory();
+    let cache = node.cache_stats();
     let port = node.layout().map_or(0, |l| l.resp_port);
     let uptime = stats.uptime_secs as u64;
     let mut s = String::with_capacity(2048);
@@ -1239,10 +1520,11 @@ pub fn info(
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
             t.memory_used,
             super::super::stats::human_bytes(t.memory_used),
             super::super::stats::human_bytes(maxmemory),
+            node.policy().name(),
         );
     }
     if want("stats") {
@@ -1252,14 +1534,25 @@ pub fn info(
             "total_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops_per_sec}\r\n\
              total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
              total_deletes_processed:{}\r\ntotal_error_replies:{}\r\n\
-             corekv_forwarded_ops:{}\r\n",
-            t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
+             expired_keys:{}\r\nevicted_keys:{}\r\ncorekv_forwarded_ops:{}\r\n",
+            t.ops,
+            t.gets,
+            t.puts,
+            t.dels,
+            t.errors,
+            cache.expired_keys,
+            cache.evicted_keys,
+            t.forwarded_out,
         );
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");
         if t.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires=0,avg_ttl=0\r\n", t.keys);
+            let _ = write!(
+                s,
+                "db0:keys={},expires={},avg_ttl={}\r\n",
+                t.keys, cache.expires, cache.avg_ttl_ms
+            );
         }
     }
     s
@@ -1312,8 +1605,12 @@ mod tests {
         );
         assert_eq!(reject("set a b nx xx").unwrap(), ERR_SYNTAX);
         assert_eq!(reject("set a b foo").unwrap(), ERR_SYNTAX);
-        assert_eq!(reject("set a b EX 10").unwrap(), ERR_NO_EXPIRY);
-        assert!(reject("set a b nx get").is_some());
+        assert_eq!(
+            reject("set a b EX 0").unwrap(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert!(reject("set a b nx get").is_none());
+        assert!(reject("set a b EX 10").is_none());
         assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
         assert!(reject("select 0").is_none());
         assert_eq!(

@@ -43,6 +43,7 @@
 //! shards (another client may observe some of an MSET's keys before others).
 
 pub mod commands;
+pub mod expiry;
 
 use std::ops::Range;
 
@@ -53,7 +54,7 @@ use crate::config::Limits;
 use crate::protocol::native::OpSource;
 use crate::protocol::resp::{self, parse_command};
 use crate::shard::Shard;
-use crate::store::{OpError, OpKind, OpResult, ReplySink};
+use crate::store::{ExpiryArg, OpError, OpKind, OpResult, ReplySink};
 
 use commands::{Client, Command};
 
@@ -132,6 +133,32 @@ impl Run {
             key,
             value,
             value_in_extra: false,
+        });
+    }
+
+    /// Queues an op whose value is built here: `bytes` copied into `extra`.
+    pub(crate) fn op_bytes(&mut self, op: OpKind, key: Range<usize>, bytes: &[u8]) {
+        let start = self.extra.len();
+        self.extra.extend_from_slice(bytes);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
+        });
+    }
+
+    /// Queues an expiry op: its [`ExpiryArg`] then `value`, copied into
+    /// `extra` (only commands with an expiry option pay this copy).
+    pub(crate) fn op_arg(&mut self, op: OpKind, key: Range<usize>, arg: ExpiryArg, value: &[u8]) {
+        let start = self.extra.len();
+        arg.encode(&mut self.extra);
+        self.extra.extend_from_slice(value);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
         });
     }
 
