@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Request timeout, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Writes set keys that expire after this long (e.g. 10s, 500ms):
+    /// corekv's SET-with-TTL op, or `SET key value PX ms` over RESP.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    pub ttl: Option<Duration>,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -204,6 +208,7 @@ impl BenchArgs {
             base_seed,
             timeout: Duration::from_secs_f64(self.timeout),
             progress: !self.quiet,
+            ttl: self.ttl,
         })
     }
 }

@@ -153,6 +153,8 @@ pub struct DriverConfig {
     pub timeout: Duration,
     /// Print one progress line per second to stderr.
     pub progress: bool,
+    /// Writes set keys expiring after this long (`None`: no TTL).
+    pub ttl: Option<Duration>,
 }
 
 impl DriverConfig {
@@ -169,6 +171,7 @@ impl DriverConfig {
             secs: 10.0,
             warmup_secs: 2.0,
             rate: None,
+            ttl: None,
             base_seed: 1,
             timeout: crate::client::DEFAULT_TIMEOUT,
             progress: false,
@@ -340,6 +343,11 @@ pub(crate) struct WorkerCtx {
     pub(crate) timing: Timing,
     pub(crate) batch: usize,
     pub(crate) value: Vec<u8>,
+    /// With `--ttl`: the native SET-with-TTL op's value (its expiry
+    /// argument, then `value`), built once.
+    pub(crate) ttl_value: Option<Vec<u8>>,
+    /// With `--ttl`: the TTL in milliseconds, as decimal text (RESP's PX).
+    pub(crate) ttl_ms_text: Option<Vec<u8>>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) state: RefCell<WorkerState>,
     /// Socket byte counters of the RESP driver (the native client keeps its own).
@@ -474,7 +482,10 @@ async fn corekv_session(
                 gets += 1;
                 batch.get(key);
             }
-            OpKind::Write => batch.put(key, value),
+            OpKind::Write => match &ctx.ttl_value {
+                None => batch.put(key, value),
+                Some(v) => batch.push_raw(crate::store::OpKind::Set as u8, key, v),
+            },
         });
         let Some(sent) = pacer.next(&ctx).await else {
             break;
@@ -625,6 +636,19 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
         timing,
         batch: cfg.batch,
         value: cfg.workload.value(),
+        ttl_value: cfg.ttl.map(|t| {
+            let mut v = Vec::new();
+            crate::store::ExpiryArg {
+                flags: crate::store::arg::REL,
+                when: t.as_millis().max(1).min(i64::MAX as u128) as i64,
+            }
+            .encode(&mut v);
+            v.extend_from_slice(&cfg.workload.value());
+            v
+        }),
+        ttl_ms_text: cfg
+            .ttl
+            .map(|t| t.as_millis().max(1).to_string().into_bytes()),
         stop: s.stop.clone(),
         state: RefCell::new(WorkerState {
             timing,

@@ -180,6 +180,30 @@ impl ServerConfig {
     }
 }
 
+/// A positive duration: `10s`, `500ms`, `2m`, `1h`, or a bare number of
+/// seconds (TTLs on the command line).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 10s, 500ms, 2m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
+    };
+    if !(secs >= 0.001 && secs < 1e12) {
+        return Err(format!("'{s}': a TTL must be at least 1ms"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// CPUs this process may run on (its affinity mask), sorted.
 pub fn allowed_cpus() -> Vec<usize> {
     let mut v: Vec<usize> = core_affinity::get_core_ids()

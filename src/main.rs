@@ -35,6 +35,18 @@ enum Command {
         key: String,
         /// Value.
         value: String,
+        /// Expire the key after this long (e.g. 10s, 500ms, 2m, 1h; a bare
+        /// number is seconds).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a key's time to live in milliseconds (-1: no TTL; exit code 1
+    /// when not found).
+    Ttl {
+        /// Key.
+        key: String,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -155,9 +167,22 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(a) => server(a),
-        Command::Put { key, value, conn } => {
-            one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes()))
-        }
+        Command::Put {
+            key,
+            value,
+            ttl: None,
+            conn,
+        } => one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes())),
+        Command::Put {
+            key,
+            value,
+            ttl: Some(ttl),
+            conn,
+        } => one_op(&conn, |c| c.put_ttl(key.as_bytes(), value.as_bytes(), ttl)),
+        Command::Ttl { key, conn } => one_op(&conn, |c| match c.pttl(key.as_bytes())? {
+            OwnedResult::Int(-2) => Ok(OwnedResult::NotFound),
+            other => Ok(other),
+        }),
         Command::Get { key, conn } => one_op(&conn, |c| c.get(key.as_bytes())),
         Command::Del { key, conn } => one_op(&conn, |c| c.del(key.as_bytes())),
         Command::Stats { conn, json } => stats(&conn, json),
@@ -178,6 +203,10 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handler")?;
     }
     Ok(flag)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    config::parse_duration(s)
 }
 
 fn parse_policy(s: &str) -> Result<corekv::store::Policy, String> {

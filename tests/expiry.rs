@@ -552,3 +552,137 @@ fn eviction_under_max_memory_and_config_set() {
     let info = c.text(&["INFO", "memory"]);
     assert_eq!(info_field(&info, "maxmemory"), Some(50 * 1024));
 }
+
+/// The native protocol carries a TTL on PUT and reads it back, through a
+/// client pinned to shard 0 (so most keys are forwarded with their TTL).
+#[test]
+fn native_put_with_ttl_and_pttl_across_shards() {
+    use corekv::client::blocking::BlockingClient;
+    use corekv::client::{ClientOptions, OwnedResult};
+    let node = start_with(|_| {});
+    for pin in [None, Some(0)] {
+        let client = BlockingClient::connect(
+            &[node.addr().to_string()],
+            ClientOptions {
+                timeout: TIMEOUT,
+                pin_shard: pin,
+            },
+        )
+        .unwrap();
+        for i in 0..200 {
+            let k = format!("n{i}");
+            let r = client
+                .put_ttl(k.as_bytes(), b"v", Duration::from_secs(60))
+                .unwrap();
+            assert_eq!(r, OwnedResult::Ok);
+            match client.pttl(k.as_bytes()).unwrap() {
+                OwnedResult::Int(ms) => assert!((50_000..=60_000).contains(&ms), "{ms}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        client.put(b"plain", b"v").unwrap();
+        assert_eq!(client.pttl(b"plain").unwrap(), OwnedResult::Int(-1));
+        assert_eq!(client.pttl(b"absent").unwrap(), OwnedResult::Int(-2));
+        // A short TTL: gone within a bounded wait.
+        for i in 0..50 {
+            let k = format!("short{i}");
+            client
+                .put_ttl(k.as_bytes(), b"v", Duration::from_millis(30))
+                .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for i in 0..50 {
+            let k = format!("short{i}");
+            while client.get(k.as_bytes()).unwrap() != OwnedResult::NotFound {
+                assert!(Instant::now() < deadline, "{k} did not expire");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let mut b = corekv::protocol::native::Batch::default();
+        b.expire(b"plain", 60_000);
+        b.pttl(b"plain");
+        b.persist(b"plain");
+        b.pttl(b"plain");
+        b.expire(b"absent", 1000);
+        let r = client.execute(&b).unwrap();
+        assert_eq!(r[0], OwnedResult::Int(1));
+        assert!(matches!(r[1], OwnedResult::Int(ms) if ms > 50_000));
+        assert_eq!(
+            r[2..],
+            [
+                OwnedResult::Int(1),
+                OwnedResult::Int(-1),
+                OwnedResult::Int(0)
+            ]
+        );
+    }
+}
+
+/// `corekv put --ttl` and `corekv ttl`, as a user runs them.
+#[test]
+fn cli_put_with_ttl() {
+    let node = start_with(|_| {});
+    let bin = env!("CARGO_BIN_EXE_corekv");
+    let hosts = node.addr().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .args(["--hosts", &hosts])
+            .output()
+            .expect("run corekv");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        run(&["put", "session:42", "data", "--ttl", "10s"]),
+        (Some(0), "OK".into())
+    );
+    let (code, ms) = run(&["ttl", "session:42"]);
+    assert_eq!(code, Some(0));
+    let ms: i64 = ms.parse().unwrap();
+    assert!((5_000..=10_000).contains(&ms), "{ms}");
+    assert_eq!(run(&["put", "p", "v"]), (Some(0), "OK".into()));
+    assert_eq!(run(&["ttl", "p"]), (Some(0), "-1".into()));
+    assert_eq!(run(&["ttl", "nope"]).0, Some(1));
+    let bad = Command::new(bin)
+        .args(["put", "k", "v", "--ttl", "10x", "--hosts", &hosts])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+}
+
+/// `corekv bench --ttl`: the writes set expiring keys.
+#[test]
+fn bench_writes_expiring_keys() {
+    use corekv::bench::driver::{self, DriverConfig};
+    use corekv::bench::workload::WorkloadConfig;
+    let node = start_with(|_| {});
+    let bench_cpu = *allowed_cpus().last().unwrap();
+    let mut cfg = DriverConfig::new(vec![node.addr().to_string()], vec![bench_cpu]);
+    cfg.workload = WorkloadConfig {
+        records: 2_000,
+        ..WorkloadConfig::default()
+    };
+    cfg.batch = 128;
+    cfg.sessions_per_worker = 1;
+    cfg.secs = 1.0;
+    cfg.warmup_secs = 0.2;
+    cfg.base_seed = 7;
+    cfg.ttl = Some(Duration::from_secs(600));
+    cfg.progress = false;
+    let r = driver::run(&cfg).unwrap();
+    assert!(r.totals.puts > 0);
+    assert_eq!(r.totals.errors, 0);
+    let mut c = Conn::connect(node.resp_addr.unwrap());
+    let info = c.text(&["INFO", "keyspace"]);
+    let db0 = info
+        .replace("db0:", "")
+        .replace(',', "\n")
+        .replace('=', ":");
+    let keys = info_field(&db0, "keys").unwrap();
+    let expires = info_field(&db0, "expires").unwrap();
+    assert!(keys > 0 && expires == keys, "{info}");
+}
