@@ -198,7 +198,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
     };
-    if !(secs >= 0.001 && secs < 1e12) {
+    if !(0.001..1e12).contains(&secs) {
         return Err(format!("'{s}': a TTL must be at least 1ms"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
