@@ -536,8 +536,12 @@ impl Store {
     }
 
     /// Sets or clears a full slot's expiry, keeping the TTL count in step.
+    #[inline]
     fn set_expire(&mut self, slot: usize, expire_at: Option<u64>) {
         let had = self.table.meta(slot) & META_TTL != 0;
+        if !had && expire_at.is_none() {
+            return; // the seed's overwrites: no store to the slot
+        }
         self.table.set_expire(slot, expire_at);
         match (had, expire_at.is_some()) {
             (false, true) => self.ttl_keys += 1,
