@@ -22,8 +22,8 @@
 //! |---|---|---|
 //! | [`routing`] | key → (node, shard); the only key hash | everything else |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, limits, memory accounting | executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
+//! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | executors, sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`linearizability`] | checker for recorded histories (WGL) | sockets, store |

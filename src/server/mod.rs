@@ -170,7 +170,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(e.to_string()));
             }
         };
@@ -183,7 +183,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(e);
             }
             Err(_) => {
@@ -192,7 +192,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(msg));
             }
         }
@@ -230,11 +230,17 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     })
 }
 
-fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+fn abort(
+    stops: Vec<flume::Sender<()>>,
+    gos: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
     for s in stops {
         let _ = s.send(());
     }
-    // Shards waiting for "go" see their channel close and exit.
+    // Shards waiting for "go" see their channel close and exit (without
+    // this drop, a start-up failure of shard i hung joining shards < i).
+    drop(gos);
     for j in joins {
         let _ = j.join();
     }

@@ -23,6 +23,13 @@
 //! ops on one key go to the one owner in order, so per-key order (and with it
 //! linearizability) holds across forwarding.
 //!
+//! The store's clock is set once per batch (one `clock_gettime`, not one
+//! per op). [`Shard::run_maintenance`] is this shard's own glommio timer
+//! task: every [`EXPIRE_INTERVAL`] it runs a bounded active-expiry slice
+//! between batches (no lock, no timer shared with other shards). CONFIG SET
+//! of the memory limit or policy reaches every shard as a
+//! [`ShardMsg::Configure`].
+//!
 //! Counters are published once per batch into this node's [`NodeState`]
 //! (one cache-padded slot per shard, single writer, relaxed atomics), where
 //! the stats line and STATS requests read them without messaging.

@@ -2,7 +2,8 @@
 //!
 //! This module owns the RESP connection loop and the *batched pipeline path*;
 //! the command table, argument parsing and the non-key commands live in
-//! [`commands`]. It knows sockets and the reply format, not the store's
+//! [`commands`], the expiry family's parsing (SET's options, SETEX, GETEX,
+//! EXPIRE…, TTL…, PERSIST) in [`expiry`]. It knows sockets and the reply format, not the store's
 //! internals: every key operation goes through [`Shard::execute`], so
 //! forwarding to the owner shard, per-key ordering and counters are the same
 //! as for native batches.
