@@ -651,7 +651,7 @@ fn cli_put_with_ttl() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("10x"));
 }
 
 /// `corekv bench --ttl`: the writes set expiring keys.

@@ -31,10 +31,10 @@
 //! | `StatsReply`  | 0x83 | [`NodeStats`]                     |
 //! | `Error`       | 0xFF | [`ErrorFrame`]; the server closes |
 //!
-//! A batch is a struct of arrays: op codes (see [`crate::store::OpKind`]:
+//! A batch is a struct of arrays: op codes ([`OpKind::wire_code`]:
 //! 0 GET, 1 PUT, 2 DEL, …, 9 SET with options, 10 EXPIRE, 11 PERSIST,
 //! 12 TTL, 13 GETEX — the expiry ops carry a 9-byte
-//! [`ExpiryArg`](crate::store::ExpiryArg) at the start of their value, so
+//! [`ExpiryArg`](crate::op::ExpiryArg) at the start of their value, so
 //! the frame layout did not change and the protocol version stays 1; a
 //! server older than these ops answers them with the `BadOp` status),
 //! key end offsets into one key blob, value end
@@ -56,7 +56,7 @@ use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::store::{arg, ExpiryArg, OpError, OpKind, OpResult, ReplySink, TtlMode};
+use crate::op::{arg, ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink, TtlMode};
 
 /// Current protocol version, carried in every frame.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -103,7 +103,7 @@ impl FrameKind {
 }
 
 /// Per-operation status codes in a [`BatchReply`]. Codes 16 and up are
-/// errors and equal the [`OpError`] discriminants.
+/// errors, [`OpError::wire_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Status {
@@ -287,7 +287,7 @@ pub fn encode_error(out: &mut Vec<u8>, request_id: u64, err: &FrameError) {
 /// forwarded operations travel between shards.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    /// One op code per operation ([`OpKind`] as `u8`).
+    /// One op code per operation ([`OpKind::wire_code`]).
     pub ops: Vec<u8>,
     /// Exclusive end offset of each op's key in `keys`.
     pub key_ends: Vec<u32>,
@@ -329,7 +329,14 @@ impl Batch {
     /// Appends an operation.
     #[inline]
     pub fn push(&mut self, op: OpKind, key: &[u8], value: &[u8]) {
-        self.push_raw(op as u8, key, value)
+        self.push_raw(op.wire_code(), key, value)
+    }
+    /// Appends an operation as [`OpSource::op`] handed it out (an
+    /// unrecognised kind travels as [`OpKind::UNKNOWN_WIRE_CODE`]).
+    #[inline]
+    pub fn push_op(&mut self, (kind, key, value): Op<'_>) {
+        let code = kind.map_or(OpKind::UNKNOWN_WIRE_CODE, OpKind::wire_code);
+        self.push_raw(code, key, value)
     }
     /// Appends a GET.
     pub fn get(&mut self, key: &[u8]) {
@@ -346,7 +353,7 @@ impl Batch {
     /// Appends a PUT that expires `ttl_ms` milliseconds after the owner
     /// shard executes it (its own clock: no skew between hosts matters).
     pub fn put_ttl(&mut self, key: &[u8], value: &[u8], ttl_ms: u64) {
-        self.ops.push(OpKind::Set as u8);
+        self.ops.push(OpKind::Set.wire_code());
         self.keys.extend_from_slice(key);
         self.key_ends.push(self.keys.len() as u32);
         ExpiryArg {
@@ -394,27 +401,14 @@ impl Batch {
     }
 }
 
-/// Read access to a batch of operations, owned or archived. The shard's
-/// execution loop is generic over it, so the archived form is executed in
-/// place.
-pub trait OpSource {
-    /// Number of operations.
-    fn len(&self) -> usize;
-    /// True when there is no operation.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Operation `i` as `(op code, key, value)`.
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]);
-}
-
 impl OpSource for Batch {
     fn len(&self) -> usize {
         self.ops.len()
     }
     #[inline]
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
-        Batch::op(self, i)
+    fn op(&self, i: usize) -> Op<'_> {
+        let (code, key, value) = Batch::op(self, i);
+        (OpKind::from_wire_code(code), key, value)
     }
 }
 
@@ -480,7 +474,16 @@ impl OpSource for BatchView<'_> {
         self.ops.len()
     }
     #[inline]
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+    fn key(&self, i: usize) -> &[u8] {
+        let ks = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1].to_native() as usize
+        };
+        &self.keys[ks..self.key_ends[i].to_native() as usize]
+    }
+    #[inline]
+    fn op(&self, i: usize) -> Op<'_> {
         let ks = if i == 0 {
             0
         } else {
@@ -492,7 +495,7 @@ impl OpSource for BatchView<'_> {
             self.value_ends[i - 1].to_native() as usize
         };
         (
-            self.ops[i],
+            OpKind::from_wire_code(self.ops[i]),
             &self.keys[ks..self.key_ends[i].to_native() as usize],
             &self.values[vs..self.value_ends[i].to_native() as usize],
         )
@@ -554,7 +557,7 @@ impl ReplySink for BatchReply {
                 self.status.push(Status::Int as u8);
                 self.values.extend_from_slice(&i.to_le_bytes());
             }
-            OpResult::Err(e) => self.status.push(e as u8),
+            OpResult::Err(e) => self.status.push(e.wire_code()),
         }
         self.value_ends.push(self.values.len() as u32);
     }
@@ -571,7 +574,7 @@ pub fn decode_result(status: u8, value: &[u8]) -> OpResult<'_> {
             Ok(b) => OpResult::Int(i64::from_le_bytes(b)),
             Err(_) => OpResult::Err(OpError::BadOp),
         },
-        s => OpResult::Err(OpError::from_u8(s).unwrap_or(OpError::BadOp)),
+        s => OpResult::Err(OpError::from_wire_code(s).unwrap_or(OpError::BadOp)),
     }
 }
 
@@ -901,7 +904,8 @@ mod tests {
             let v = BatchView::new(&aligned, 100).unwrap();
             assert_eq!(v.len(), 4);
             for i in 0..4 {
-                assert_eq!(v.op(i), b.op(i));
+                assert_eq!(v.op(i), OpSource::op(&b, i));
+                assert_eq!(v.key(i), b.op(i).1);
             }
         }
     }
