@@ -26,8 +26,8 @@
 //! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
 //! | [`routing`] | key → (node, shard); the only key hash | everything else |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, limits, memory accounting | protocol, executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
+//! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
 //! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |

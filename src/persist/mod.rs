@@ -27,7 +27,7 @@ pub mod snapshot;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::op::{OpKind, OpResult, ReplySink};
+use crate::op::{ExpiryArg, OpKind, OpResult, ReplySink};
 use crate::routing::{key_hash, shard_of};
 use crate::store::Store;
 use record::{FileKind, Header, Record, RecordOp, ScanEnd, HEADER_LEN};
@@ -204,17 +204,28 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Applies one record to the store.
-fn apply(store: &mut Store, r: &Record<'_>, now: u64) {
+/// Applies one record to the store. `buf` is scratch space for the SET
+/// argument of a key with an expiry.
+fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>) {
     let h = key_hash(r.key);
     match r.op {
+        RecordOp::Set if r.expire_at_ms == 0 => {
+            store.execute(OpKind::Put, r.key, r.value, h, &mut Discard)
+        }
+        RecordOp::Set if r.expire_at_ms <= now => {
+            // Expired while the server was down: not resurrected.
+            store.execute(OpKind::Del, r.key, b"", h, &mut Discard);
+        }
         RecordOp::Set => {
-            if r.expire_at_ms != 0 && r.expire_at_ms <= now {
-                // Expired while the server was down: not resurrected.
-                store.execute(OpKind::Del, r.key, b"", h, &mut Discard);
-            } else {
-                store.execute(OpKind::Put, r.key, r.value, h, &mut Discard);
+            // SET with its absolute expiry.
+            buf.clear();
+            ExpiryArg {
+                flags: 0,
+                when: r.expire_at_ms.min(i64::MAX as u64) as i64,
             }
+            .encode(buf);
+            buf.extend_from_slice(r.value);
+            store.execute(OpKind::Set, r.key, buf, h, &mut Discard);
         }
         RecordOp::Del => store.execute(OpKind::Del, r.key, b"", h, &mut Discard),
         RecordOp::Flush => store.clear(),
@@ -276,6 +287,8 @@ pub fn recover(
         .max();
     let mut notes = Vec::new();
     let mut records = 0u64;
+    let mut scratch = Vec::new();
+    store.set_now(now);
     let check_owner = |path: &Path, off: usize, key: &[u8]| -> Result<(), String> {
         let owner = shard_of(key_hash(key), nr_shards);
         if owner != shard_id {
@@ -313,7 +326,7 @@ pub fn recover(
                 return;
             }
             records += 1;
-            apply(&mut store, &r, now);
+            apply(&mut store, &r, now, &mut scratch);
         });
         if let Some(e) = bad {
             return Err(e);
@@ -387,7 +400,7 @@ pub fn recover(
                 }
             }
             records += 1;
-            apply(&mut store, &r, now);
+            apply(&mut store, &r, now, &mut scratch);
         });
         if let Some(e) = bad {
             return Err(e);
@@ -520,6 +533,11 @@ mod tests {
         let r = recover(&dir, 0, 1, 0, store()).unwrap();
         assert_eq!(r.store.get(b"a"), Some(&b"1"[..]));
         assert_eq!(r.store.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(
+            r.store.state(key_hash(b"b"), b"b"),
+            Some((&b"2"[..], far)),
+            "the absolute expiry survives"
+        );
         assert_eq!(r.store.get(b"c"), None, "expired while down");
         assert_eq!(r.records, 3);
         // The same file read as shard 0 of 2: refused, naming the file.

@@ -116,6 +116,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
     node.set_persistence(config.persist.appendonly, config.persist.fsync.name());
+    node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -169,7 +170,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(e.to_string()));
             }
         };
@@ -182,7 +183,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(e);
             }
             Err(_) => {
@@ -191,7 +192,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(msg));
             }
         }
@@ -212,11 +213,11 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         match rx.recv() {
             Ok(Ok(r)) => recovery.push(r),
             Ok(Err(e)) => {
-                abort(stops, joins);
+                abort(stops, Vec::new(), joins);
                 return Err(e);
             }
             Err(_) => {
-                abort(stops, joins);
+                abort(stops, Vec::new(), joins);
                 return Err(ServerError::Persist(
                     "a shard exited during recovery".into(),
                 ));
@@ -256,11 +257,17 @@ fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
     }
 }
 
-fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+fn abort(
+    stops: Vec<flume::Sender<()>>,
+    gos: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
     for s in stops {
         let _ = s.send(());
     }
-    // Shards waiting for "go" see their channel close and exit.
+    // Shards waiting for "go" see their channel close and exit (without
+    // this drop, a start-up failure of shard i hung joining shards < i).
+    drop(gos);
     for j in joins {
         let _ = j.join();
     }
@@ -395,7 +402,9 @@ impl ShardStart {
             self.mesh,
             log.clone(),
         ));
+        shard.set_policy(c.maxmemory_policy);
         shard.publish();
+        let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let timer = glommio::spawn_local(
             shard
                 .clone()
@@ -425,6 +434,7 @@ impl ShardStart {
         while !live.is_empty() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
+        drop(maintenance_task);
         drop(mesh_task);
         drop(timer);
         if let Some(log) = &log {
@@ -447,7 +457,10 @@ async fn open_store(
     node_id: u32,
     limits: StoreLimits,
 ) -> Result<(Store, Option<Rc<Aof>>, ShardRecovery), ServerError> {
-    let empty = Store::new(limits);
+    let mut empty = Store::new(limits);
+    // Loading obeys the eviction policy, and expiry against the real clock.
+    empty.set_now(crate::store::unix_now_ms());
+    empty.set_policy(c.maxmemory_policy);
     let p = &c.persist;
     if !p.appendonly {
         let report = ShardRecovery {
