@@ -732,3 +732,78 @@ fn log_is_rewritten_automatically_when_it_outgrows_the_data() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ttls_survive_a_restart_and_keys_that_expired_while_down_stay_gone() {
+    let dir = tmpdir("ttl");
+    let server = spawn(&dir, 2, "always").expect("server starts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    // In the snapshot: one key with a long TTL, one that expires soon.
+    let r = c
+        .send(&[
+            vec![b"SET", b"snap-long", b"1", b"EX", b"1000"],
+            vec![b"SET", b"snap-short", b"2", b"PX", b"300"],
+            vec![b"SET", b"snap-plain", b"3"],
+        ])
+        .unwrap();
+    assert_eq!(r, ["+OK", "+OK", "+OK"]);
+    assert_eq!(c.send(&[vec![b"SAVE"]]).unwrap(), ["+OK"]);
+    // In the log after it: TTLs set, changed, kept and removed.
+    let r = c
+        .send(&[
+            vec![b"SET", b"log-long", b"4", b"EX", b"1000"],
+            vec![b"SET", b"log-short", b"5", b"PX", b"300"],
+            vec![b"SET", b"ctr", b"10", b"EX", b"1000"],
+            vec![b"INCR", b"ctr"],
+            vec![b"EXPIRE", b"snap-plain", b"2000"],
+            vec![b"PERSIST", b"snap-long"],
+            vec![b"SET", b"gone", b"x", b"EX", b"1000"],
+            vec![b"EXPIRE", b"gone", b"0"],
+        ])
+        .unwrap();
+    assert_eq!(r, ["+OK", "+OK", "+OK", ":11", ":1", ":1", "+OK", ":1"]);
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    drop(server);
+    // Let the short TTLs pass while the server is down (absolute times, so
+    // the wait only has to be long enough, never short enough).
+    std::thread::sleep(Duration::from_millis(400));
+    let server = spawn(&dir, 2, "always").expect("restarts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    let r = c
+        .send(&[
+            vec![b"GET", b"snap-short"],
+            vec![b"GET", b"log-short"],
+            vec![b"GET", b"gone"],
+            vec![b"GET", b"snap-long"],
+            vec![b"TTL", b"snap-long"],
+            vec![b"GET", b"log-long"],
+            vec![b"GET", b"ctr"],
+            vec![b"GET", b"snap-plain"],
+        ])
+        .unwrap();
+    assert_eq!(
+        r[..4],
+        ["$-1", "$-1", "$-1", "1"],
+        "expired while down, deleted, persisted"
+    );
+    assert_eq!(r[4], ":-1", "PERSIST survived");
+    assert_eq!(
+        (r[5].as_str(), r[6].as_str(), r[7].as_str()),
+        ("4", "11", "3")
+    );
+    let ttl = |c: &mut Resp, k: &[u8]| -> i64 {
+        let r = c.send(&[vec![b"TTL", k]]).unwrap();
+        r[0].trim_start_matches(':').parse().unwrap()
+    };
+    let t = ttl(&mut c, b"log-long");
+    assert!((900..=1000).contains(&t), "log-long TTL {t}");
+    let t = ttl(&mut c, b"ctr");
+    assert!((900..=1000).contains(&t), "INCR kept the TTL: {t}");
+    let t = ttl(&mut c, b"snap-plain");
+    assert!((1900..=2000).contains(&t), "EXPIRE after the snapshot: {t}");
+    drop(c);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
