@@ -96,6 +96,19 @@ pub(crate) async fn monitor(
     let t = ctx.timing;
     sleep_until(t.start).await;
     let first: Snapshot = cluster.stats().await.map_err(|e| e.to_string())?;
+    // Each node's durability mode, asked over its RESP port off the executor.
+    let asked: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .map(
+            |node| match (node.addr.rsplit_once(':'), node.hello.resp_port) {
+                (Some((host, _)), p) if p != 0 => {
+                    Some(super::resp_target::durability_later(format!("{host}:{p}")))
+                }
+                _ => None,
+            },
+        )
+        .collect();
     let mut prev = first.clone();
     let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
     for k in 0..t.seconds {
@@ -113,22 +126,25 @@ pub(crate) async fn monitor(
         }
         prev = now;
     }
+    let mut modes = Vec::new();
+    for rx in asked {
+        modes.push(match rx {
+            Some(rx) => rx.recv_async().await.unwrap_or_default(),
+            None => String::new(),
+        });
+    }
     Ok(cluster
         .nodes()
         .iter()
         .zip(first.iter().zip(&prev))
         .zip(per_second)
-        .map(|((node, (f, l)), ps)| ServerNodeReport {
+        .zip(modes)
+        .map(|(((node, (f, l)), ps), durability)| ServerNodeReport {
             node_id: node.hello.node_id,
             address: node.addr.clone(),
             per_second_ops: ps,
             shards: shard_deltas(f, l),
-            durability: match (node.addr.rsplit_once(':'), node.hello.resp_port) {
-                (Some((host, _)), p) if p != 0 => {
-                    super::resp_target::durability(&format!("{host}:{p}"))
-                }
-                _ => String::new(),
-            },
+            durability,
         })
         .collect())
 }

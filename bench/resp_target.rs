@@ -290,10 +290,19 @@ fn field(line: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// [`durability`] asked on a thread of its own (blocking I/O must not stall
+/// a worker's executor): the answer arrives on the returned channel.
+pub(crate) fn durability_later(addr: String) -> flume::Receiver<String> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(durability(&addr));
+    });
+    rx
+}
+
 /// The durability mode of the Redis-protocol server at `addr` (`host:port`),
-/// from `CONFIG GET appendonly` and `CONFIG GET appendfsync`, asked once
-/// after the window over a short blocking connection; empty when it cannot
-/// be told.
+/// from `CONFIG GET appendonly` and `CONFIG GET appendfsync`, over a short
+/// blocking connection; empty when it cannot be told.
 pub(crate) fn durability(addr: &str) -> String {
     use std::io::{Read, Write};
     let ask = || -> Option<String> {
@@ -439,6 +448,8 @@ pub(crate) async fn monitor(
         .collect();
     sleep_until(t.start).await;
     let first = snapshot(&mut conns, &hosts).await?;
+    // Each server's durability mode, asked off the executor.
+    let asked: Vec<_> = hosts.iter().map(|h| durability_later(h.clone())).collect();
     if !first.iter().all(|(_, s)| s.has_commandstats) {
         return Err("INFO has no command statistics (not a Redis server?)".into());
     }
@@ -459,28 +470,35 @@ pub(crate) async fn monitor(
         }
         prev = now;
     }
+    let mut modes = Vec::new();
+    for rx in asked {
+        modes.push(rx.recv_async().await.unwrap_or_default());
+    }
     Ok(hosts
         .iter()
         .enumerate()
         .zip(first.iter().zip(&prev))
         .zip(per_second)
-        .map(|(((i, addr), ((_, f), (_, l))), ps)| ServerNodeReport {
-            node_id: i as u32,
-            address: addr.clone(),
-            per_second_ops: ps,
-            shards: vec![ShardTotals {
-                shard_id: 0,
-                ops: (l.gets + l.sets).saturating_sub(f.gets + f.sets),
-                gets: l.gets.saturating_sub(f.gets),
-                puts: l.sets.saturating_sub(f.sets),
-                dels: 0,
-                keys: l.keys,
-                memory_bytes: l.memory,
-                connections: l.clients,
-                errors: l.errors.saturating_sub(f.errors),
-            }],
-            durability: durability(addr),
-        })
+        .zip(modes)
+        .map(
+            |((((i, addr), ((_, f), (_, l))), ps), mode)| ServerNodeReport {
+                node_id: i as u32,
+                address: addr.clone(),
+                per_second_ops: ps,
+                shards: vec![ShardTotals {
+                    shard_id: 0,
+                    ops: (l.gets + l.sets).saturating_sub(f.gets + f.sets),
+                    gets: l.gets.saturating_sub(f.gets),
+                    puts: l.sets.saturating_sub(f.sets),
+                    dels: 0,
+                    keys: l.keys,
+                    memory_bytes: l.memory,
+                    connections: l.clients,
+                    errors: l.errors.saturating_sub(f.errors),
+                }],
+                durability: mode,
+            },
+        )
         .collect())
 }
 
