@@ -807,3 +807,49 @@ fn ttls_survive_a_restart_and_keys_that_expired_while_down_stay_gone() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `corekv_aof_writes` and `corekv_aof_fsyncs` from INFO persistence.
+fn io_counts(c: &mut Resp) -> (u64, u64) {
+    (
+        info_field(c, "corekv_aof_writes").parse().unwrap(),
+        info_field(c, "corekv_aof_fsyncs").parse().unwrap(),
+    )
+}
+
+#[test]
+fn a_batch_is_one_write_and_one_fdatasync_per_shard() {
+    let dir = tmpdir("group");
+    let shards = corekv::config::allowed_cpus().len().min(2);
+    let server = spawn(&dir, shards, "always").expect("server starts");
+    let mut info = Resp::connect(server.resp).unwrap();
+    // One native batch of 1000 writes, sent to shard 0: its keys live on
+    // every shard, so each shard commits its part once.
+    let client = native(&server, Some(0));
+    let mut b = Batch::default();
+    for i in 0..1000 {
+        b.put(format!("g{i}").as_bytes(), b"v");
+    }
+    let before = io_counts(&mut info);
+    let res = client.execute(&b).unwrap();
+    assert!(res.iter().all(|r| *r == OwnedResult::Ok));
+    let after = io_counts(&mut info);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (shards as u64, shards as u64),
+        "writes and fdatasyncs for one batch on {shards} shards"
+    );
+    // Reads are not logged: no write, no sync.
+    let mut g = Batch::default();
+    for i in 0..1000 {
+        g.get(format!("g{i}").as_bytes());
+    }
+    assert!(client
+        .execute(&g)
+        .unwrap()
+        .iter()
+        .all(|r| *r == OwnedResult::Value(b"v".to_vec())));
+    assert_eq!(io_counts(&mut info), after);
+    drop(info);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

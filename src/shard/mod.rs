@@ -76,6 +76,8 @@ pub struct ShardSlot {
     rewrites: AtomicU64,
     last_save: AtomicU64,
     snapshot_max_pause_us: AtomicU64,
+    aof_writes: AtomicU64,
+    aof_fsyncs: AtomicU64,
     expires: AtomicU64,
     avg_ttl_ms: AtomicU64,
     expired_keys: AtomicU64,
@@ -121,6 +123,10 @@ pub struct PersistStats {
     pub last_save: u64,
     /// Longest slice a shard's last snapshot held it, µs.
     pub snapshot_max_pause_us: u64,
+    /// Log writes done (one per group commit that had records).
+    pub aof_writes: u64,
+    /// fdatasyncs done on the logs.
+    pub aof_fsyncs: u64,
 }
 /// The ports a node listens on, known once every shard has bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +203,8 @@ impl NodeState {
             p.rewrite_failed |= s.rewrite_failed.load(Relaxed) != 0;
             p.rewrites += s.rewrites.load(Relaxed);
             p.last_save = p.last_save.min(s.last_save.load(Relaxed));
+            p.aof_writes += s.aof_writes.load(Relaxed);
+            p.aof_fsyncs += s.aof_fsyncs.load(Relaxed);
             p.snapshot_max_pause_us = p
                 .snapshot_max_pause_us
                 .max(s.snapshot_max_pause_us.load(Relaxed));
@@ -628,7 +636,11 @@ impl Shard {
     pub async fn before_reply(&self) -> Result<(), OpError> {
         match &self.log {
             None => Ok(()),
-            Some(log) => log.before_reply().await.map_err(|_| OpError::PersistFailed),
+            Some(log) => {
+                let r = log.before_reply().await;
+                self.publish();
+                r.map_err(|_| OpError::PersistFailed)
+            }
         }
     }
 
@@ -830,8 +842,11 @@ impl Shard {
                         // the commit runs as its own task so the mesh keeps
                         // executing (and the next commit groups more).
                         Some(log) if log.has_pending() => {
+                            let me = self.clone();
                             glommio::spawn_local(async move {
-                                if log.before_reply().await.is_err() {
+                                let failed = log.before_reply().await.is_err();
+                                me.publish();
+                                if failed {
                                     let n = out.len();
                                     out.clear();
                                     for _ in 0..n {
@@ -1186,6 +1201,9 @@ impl Shard {
             s.rewrites.store(r.done.get(), Relaxed);
             s.last_save.store(r.last_save.get(), Relaxed);
             s.snapshot_max_pause_us.store(r.max_pause_us.get(), Relaxed);
+            let (writes, syncs) = log.io_counts();
+            s.aof_writes.store(writes, Relaxed);
+            s.aof_fsyncs.store(syncs, Relaxed);
         }
     }
 }

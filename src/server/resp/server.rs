@@ -633,8 +633,15 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
             let _ = write!(
                 s,
                 "aof_current_size:{}\r\naof_base_size:{}\r\naof_buffer_length:{}\r\n\
-                 corekv_appendfsync:{}\r\ncorekv_snapshot_max_pause_us:{}\r\n",
-                p.aof_size, p.aof_base_size, p.aof_buffered, p.fsync, p.snapshot_max_pause_us,
+                 corekv_appendfsync:{}\r\ncorekv_snapshot_max_pause_us:{}\r\n\
+                 corekv_aof_writes:{}\r\ncorekv_aof_fsyncs:{}\r\n",
+                p.aof_size,
+                p.aof_base_size,
+                p.aof_buffered,
+                p.fsync,
+                p.snapshot_max_pause_us,
+                p.aof_writes,
+                p.aof_fsyncs,
             );
         }
     }
