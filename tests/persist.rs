@@ -524,6 +524,9 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
     assert_eq!(c.send(&[vec![b"GET", b"first"]]).unwrap(), ["1"]);
     let r = c.send(&[vec![b"SET", b"more", b"x"]]).unwrap();
     assert!(r[0].starts_with("-MISCONF"), "{r:?}");
+    let r = c.send(&[vec![b"FLUSHALL"]]).unwrap();
+    assert!(r[0].starts_with("-MISCONF"), "{r:?}");
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "err");
     // Space returns: writes resume (the retry runs every second; bounded).
     std::fs::remove_file(&ballast).unwrap();
     let mut resumed = false;
@@ -535,6 +538,7 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
         }
     }
     assert!(resumed, "writes did not resume after space returned");
+    assert_eq!(info_field(&mut c, "aof_last_write_status"), "ok");
     drop(c);
     // SAFETY: plain kill(2) of the child this test spawned.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };

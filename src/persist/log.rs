@@ -256,15 +256,18 @@ impl Aof {
             .await
     }
 
-    /// What a connection does before releasing replies: under `always`, a
-    /// commit; otherwise nothing (the timer writes), except starting an
-    /// early background write when much is buffered.
+    /// What a connection does before releasing replies of batches that
+    /// started when the log's sequence was `mark` ([`Aof::appended`]): under
+    /// `always`, a commit; otherwise nothing (the timer writes), except
+    /// starting an early background write when much is buffered.
     #[inline]
-    pub async fn before_reply(self: &Rc<Self>) -> Result<(), i32> {
-        if !self.has_pending() || self.failed.get() != 0 {
-            // Nothing to wait for; or the log is failing, in which case
-            // this batch's writes were refused and its reads may go on
-            // (the timer retries the write).
+    pub async fn before_reply(self: &Rc<Self>, mark: u64) -> Result<(), i32> {
+        if !self.has_pending() {
+            return Ok(());
+        }
+        if self.failed.get() != 0 && self.appended.get() == mark {
+            // The log is failing, these batches logged nothing (their
+            // writes were refused): their reads go on. The timer retries.
             return Ok(());
         }
         if self.fsync == Fsync::Always {

@@ -30,6 +30,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
     // be replaced when the log commit they wait for fails.
     let mut batches: Vec<(u64, usize, std::ops::Range<usize>)> = Vec::new();
     loop {
+        let mark = shard.log_mark();
         loop {
             let (h, range) = match reader.next_frame() {
                 Ok(NextFrame::Frame(h, range)) => (h, range),
@@ -70,7 +71,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
         if !batches.is_empty() {
             // With `appendfsync always`: one group commit for every batch
             // of this read before any of their replies leaves.
-            if let Err(e) = shard.before_reply().await {
+            if let Err(e) = shard.before_reply(mark).await {
                 out = persist_failed(&out, &batches, e, &mut reply);
             }
             batches.clear();

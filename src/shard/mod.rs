@@ -622,6 +622,13 @@ impl Shard {
         self.log.as_ref()
     }
 
+    /// Where this shard's log stands (0 without one): taken before a batch,
+    /// passed to [`Shard::before_reply`] after it.
+    #[inline]
+    pub fn log_mark(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.appended())
+    }
+
     /// Runs `f` on the store (snapshots, INFO).
     pub fn with_store_ref<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(&self.store.borrow())
@@ -632,12 +639,13 @@ impl Shard {
     /// and one fdatasync for everything this shard logged meanwhile); an
     /// `Err` means they may not be durable and must be answered with it.
     /// Without a log it returns at once.
+    /// `mark` is [`Shard::log_mark`] taken before those batches executed.
     #[inline]
-    pub async fn before_reply(&self) -> Result<(), OpError> {
+    pub async fn before_reply(&self, mark: u64) -> Result<(), OpError> {
         match &self.log {
             None => Ok(()),
             Some(log) => {
-                let r = log.before_reply().await;
+                let r = log.before_reply(mark).await;
                 self.publish();
                 r.map_err(|_| OpError::PersistFailed)
             }
@@ -802,6 +810,7 @@ impl Shard {
                     hashes,
                     reply,
                 } => {
+                    let mark = self.log_mark();
                     let mut out = BatchReply::default();
                     out.status.reserve(batch.len());
                     out.value_ends.reserve(batch.len());
@@ -844,7 +853,7 @@ impl Shard {
                         Some(log) if log.has_pending() => {
                             let me = self.clone();
                             glommio::spawn_local(async move {
-                                let failed = log.before_reply().await.is_err();
+                                let failed = log.before_reply(mark).await.is_err();
                                 me.publish();
                                 if failed {
                                     let n = out.len();
@@ -872,7 +881,7 @@ impl Shard {
                 ShardMsg::Flush { reply } => {
                     self.clear_local();
                     self.publish();
-                    let _ = self.before_reply().await;
+                    let _ = self.before_reply(0).await;
                     let _ = reply.send(());
                 }
                 ShardMsg::Configure {
@@ -982,7 +991,7 @@ impl Shard {
         for a in acks {
             let _ = a.recv_async().await;
         }
-        let _ = self.before_reply().await;
+        let _ = self.before_reply(0).await;
         self.publish();
     }
 

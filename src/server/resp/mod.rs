@@ -118,11 +118,12 @@ impl<'s> Connection<'s> {
         }
         let view = self.run.view(buf);
         let mark = self.out.len();
+        let log_mark = self.shard.log_mark();
         let mut sink = RespSink::new(self.run.plans(), &mut self.out);
         self.shard.execute(&view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
-        if let Err(e) = self.shard.before_reply().await {
+        if let Err(e) = self.shard.before_reply(log_mark).await {
             self.out.truncate(mark);
             for _ in self.run.plans() {
                 run::push_op_error(&mut self.out, e);
@@ -153,8 +154,14 @@ impl<'s> Connection<'s> {
                 Flow::Continue
             }
             Ok(Effect::FlushAll) => {
-                self.shard.flush_all().await;
-                self.out.extend_from_slice(b"+OK\r\n");
+                if self.shard.log().is_some_and(|l| l.failed().is_some()) {
+                    // A write while the log cannot be written: MISCONF.
+                    self.shard.count_protocol_error();
+                    run::push_op_error(&mut self.out, crate::op::OpError::PersistFailed);
+                } else {
+                    self.shard.flush_all().await;
+                    self.out.extend_from_slice(b"+OK\r\n");
+                }
                 Flow::Continue
             }
             Ok(Effect::Configure { max_memory, policy }) => {
