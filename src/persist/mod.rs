@@ -163,6 +163,69 @@ pub fn check_layout(dir: &Path, nr_shards: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A file mapped read-only for recovery: its pages come from the page
+/// cache and can be dropped again, so loading a log never holds a second
+/// copy of it in the process's memory.
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+    _file: std::fs::File,
+}
+
+impl Mapped {
+    fn open(path: &Path) -> std::io::Result<Mapped> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len() as usize;
+        if len == 0 {
+            return Ok(Mapped {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+                _file: file,
+            });
+        }
+        // SAFETY: a fresh read-only private mapping of a file we hold open;
+        // the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mapped {
+            ptr,
+            len,
+            _file: file,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr` maps `len` readable bytes until `drop`. Only this
+        // process writes these files, and not while it recovers them (a
+        // file truncated by someone else meanwhile would fault: documented).
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: unmapping exactly the mapping made in `open`.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
 /// What a shard's recovery found.
 pub struct Recovered {
     /// The store, loaded.
@@ -302,10 +365,11 @@ pub fn recover(
     };
     if let Some(g) = base {
         let path = snap_path(dir, shard_id, g);
-        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = Mapped::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = data.bytes();
         check_header(
             &path,
-            &data,
+            data,
             shard_id,
             nr_shards,
             node_id,
@@ -313,7 +377,7 @@ pub fn recover(
         )?;
         let mut ended = false;
         let mut bad = None;
-        let end = record::scan(&data, HEADER_LEN, |off, r| {
+        let end = record::scan(data, HEADER_LEN, |off, r| {
             if bad.is_some() {
                 return;
             }
@@ -378,7 +442,8 @@ pub fn recover(
     let mut log_tail_from = 0u64;
     for (i, f) in logs.iter().enumerate() {
         let path = &f.3;
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = Mapped::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = data.bytes();
         generation = f.1;
         if data.len() < HEADER_LEN && data.iter().all(|&b| b == 0) && i + 1 == logs.len() {
             // Created but never written (a crash right after creation).
@@ -387,9 +452,9 @@ pub fn recover(
             log_tail_from = 0;
             continue;
         }
-        check_header(path, &data, shard_id, nr_shards, node_id, FileKind::Log)?;
+        check_header(path, data, shard_id, nr_shards, node_id, FileKind::Log)?;
         let mut bad = None;
-        let end = record::scan(&data, HEADER_LEN, |off, r| {
+        let end = record::scan(data, HEADER_LEN, |off, r| {
             if bad.is_some() {
                 return;
             }
@@ -458,10 +523,11 @@ pub struct CheckReport {
 /// Scans one file (`corekv check-aof`); with `fix`, truncates it to the end
 /// of its last good record.
 pub fn check_file(path: &Path, fix: bool) -> Result<CheckReport, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Header::decode(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = Mapped::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = data.bytes();
+    Header::decode(data).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut records = 0u64;
-    let end = record::scan(&data, HEADER_LEN, |_, _| records += 1);
+    let end = record::scan(data, HEADER_LEN, |_, _| records += 1);
     let good_end = match end {
         ScanEnd::Clean { end } | ScanEnd::Torn { end } => end,
         ScanEnd::Corrupt { offset, .. } => offset,
