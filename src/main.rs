@@ -332,6 +332,12 @@ fn check_aof(file: &std::path::Path, fix: bool) -> Result<()> {
         r.file_len - r.good_end
     );
     let damaged = match r.end {
+        ScanEnd::Clean { .. } if r.snapshot_complete == Some(false) => {
+            println!(
+                "truncated snapshot: no end record (recovery refuses it; --fix cannot repair it)"
+            );
+            true
+        }
         ScanEnd::Clean { .. } => {
             println!("file is valid");
             false
@@ -346,6 +352,10 @@ fn check_aof(file: &std::path::Path, fix: bool) -> Result<()> {
         }
     };
     if damaged {
+        if r.snapshot_complete == Some(false) {
+            println!("truncated snapshot: no end record, so it cannot be used (move it away to start from the logs)");
+            std::process::exit(1);
+        }
         if fix {
             println!("fixed: truncated to {} bytes", r.good_end);
         } else {

@@ -680,6 +680,10 @@ fn snapshots_taken_during_writes_then_kill_9_lose_nothing() {
         err.contains("shard-1.2.snap") && err.contains("truncated snapshot"),
         "{err}"
     );
+    let (code, out) = check_aof(&[], &snap);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("truncated snapshot"), "{out}");
+    assert_eq!(check_aof(&[], &dir.join("shard-0.2.snap")).0, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

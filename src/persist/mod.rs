@@ -518,6 +518,8 @@ pub struct CheckReport {
     pub file_len: u64,
     /// How the scan ended.
     pub end: ScanEnd,
+    /// For a snapshot: whether it ends with its end record (`None` for a log).
+    pub snapshot_complete: Option<bool>,
 }
 
 /// Scans one file (`corekv check-aof`); with `fix`, truncates it to the end
@@ -525,9 +527,13 @@ pub struct CheckReport {
 pub fn check_file(path: &Path, fix: bool) -> Result<CheckReport, String> {
     let data = Mapped::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let data = data.bytes();
-    Header::decode(data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = Header::decode(data).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut records = 0u64;
-    let end = record::scan(data, HEADER_LEN, |_, _| records += 1);
+    let mut ended = false;
+    let end = record::scan(data, HEADER_LEN, |_, r| {
+        records += 1;
+        ended = r.op == RecordOp::End;
+    });
     let good_end = match end {
         ScanEnd::Clean { end } | ScanEnd::Torn { end } => end,
         ScanEnd::Corrupt { offset, .. } => offset,
@@ -546,6 +552,7 @@ pub fn check_file(path: &Path, fix: bool) -> Result<CheckReport, String> {
         good_end,
         file_len: data.len() as u64,
         end,
+        snapshot_complete: (header.kind == FileKind::Snapshot).then_some(ended),
     })
 }
 
