@@ -17,6 +17,7 @@
 //! serves RESP connections, [`stats`] formats the per-second stats line.
 
 pub mod native;
+pub mod observe;
 pub mod resp;
 pub mod stats;
 
@@ -36,6 +37,7 @@ use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
 use crate::store::StoreLimits;
+use observe::Observe;
 
 /// A running node.
 pub struct ServerHandle {
@@ -48,6 +50,7 @@ pub struct ServerHandle {
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -61,6 +64,11 @@ impl ServerHandle {
     /// A snapshot of every shard's counters.
     pub fn stats(&self) -> NodeStats {
         self.node.stats()
+    }
+
+    /// The node's command statistics, slow log and clients.
+    pub fn observe(&self) -> &Arc<Observe> {
+        &self.obs
     }
 
     /// Stops every shard and waits for them.
@@ -97,6 +105,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let obs = Arc::new(Observe::new(nr));
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -119,6 +128,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             shard_id,
             config: config.clone(),
             node: node.clone(),
+            obs: obs.clone(),
             mesh: mesh_tx.clone(),
             mesh_rx,
             resp_node_port,
@@ -182,6 +192,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         node,
+        obs,
         stops,
         joins,
     })
@@ -235,6 +246,7 @@ struct ShardStart {
     shard_id: usize,
     config: ServerConfig,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
@@ -340,7 +352,14 @@ impl ShardStart {
         let accept_tasks: Vec<_> = listeners
             .into_iter()
             .map(|(l, proto)| {
-                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+                glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    live.clone(),
+                    self.obs.clone(),
+                    l,
+                    c.limits,
+                    proto,
+                ))
             })
             .collect();
         let _ = self.stop.recv_async().await;
@@ -396,6 +415,7 @@ impl LiveConnections {
 async fn accept_loop(
     shard: Rc<Shard>,
     live: Rc<LiveConnections>,
+    obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
     proto: Protocol,
@@ -414,26 +434,30 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
     let max = limits.max_connections_per_shard;
+    let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
+        stats.rejected_conns.add(1);
         match proto {
             Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
+    stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
     }
     shard.remove_connection();
 }

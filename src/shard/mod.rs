@@ -56,6 +56,17 @@ pub struct ShardSlot {
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A shard's GET hits and misses (kept apart from [`ShardStats`], a wire format).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// GETs that found their key.
+    pub hits: u64,
+    /// GETs that did not.
+    pub misses: u64,
 }
 
 /// The ports a node listens on, known once every shard has bound.
@@ -125,6 +136,17 @@ impl NodeState {
             resp_port: l.resp_port,
             resp_shard_ports: l.resp_shard_ports,
         }
+    }
+
+    /// Every shard's GET hits and misses.
+    pub fn keyspace(&self) -> Vec<Keyspace> {
+        self.slots
+            .iter()
+            .map(|s| Keyspace {
+                hits: s.hits.load(Relaxed),
+                misses: s.misses.load(Relaxed),
+            })
+            .collect()
     }
 
     /// A snapshot of every shard's counters.
@@ -519,6 +541,8 @@ impl Shard {
             .store(c.errors + self.protocol_errors.get(), Relaxed);
         s.forwarded_out.store(self.forwarded_out.get(), Relaxed);
         s.forwarded_in.store(self.forwarded_in.get(), Relaxed);
+        s.hits.store(c.hits, Relaxed);
+        s.misses.store(c.misses, Relaxed);
     }
 }
 

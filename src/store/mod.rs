@@ -50,6 +50,10 @@ pub struct StoreCounters {
     pub dels: u64,
     /// Operations answered with an error.
     pub errors: u64,
+    /// GETs that found their key (Redis's keyspace_hits).
+    pub hits: u64,
+    /// GETs that did not (keyspace_misses).
+    pub misses: u64,
 }
 
 /// One shard's partition. `!Send` is not required here (it holds no `Rc`),
@@ -153,8 +157,14 @@ impl Store {
             OpKind::Get => {
                 self.counters.gets += 1;
                 match t.find(hash, key) {
-                    Some(slot) => sink.push(OpResult::Value(t.value(slot))),
-                    None => sink.push(OpResult::NotFound),
+                    Some(slot) => {
+                        self.counters.hits += 1;
+                        sink.push(OpResult::Value(t.value(slot)))
+                    }
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::NotFound)
+                    }
                 }
             }
             OpKind::Exists => {

@@ -3,15 +3,13 @@
 //! written straight into the connection's output (the run was flushed
 //! before). Touches no socket and no store.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::protocol::resp;
+use crate::server::observe::{self, ClientShared};
 
 use super::table::{arg, is_word, opt, CmdError, Effect, Parse, Spec};
 use super::{Connection, REDIS_COMPAT_VERSION};
-
-/// Client ids, unique in the process (CLIENT ID, HELLO).
-static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Per-connection client state (CLIENT ID / SETNAME / GETNAME).
 pub struct Client {
@@ -19,20 +17,34 @@ pub struct Client {
     pub id: u64,
     /// CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
+    /// What other shards see of this client (CLIENT LIST, CLIENT KILL).
+    pub(crate) shared: Arc<ClientShared>,
 }
 
 impl Client {
-    /// A new client with a fresh id.
+    /// A client not bound to a socket (unit tests), with a fresh id.
     pub fn new() -> Client {
+        Client::with_shared(Arc::new(ClientShared::new(
+            0,
+            -1,
+            String::new(),
+            String::new(),
+        )))
+    }
+
+    /// The client of a connection, registered as `shared`.
+    pub(crate) fn with_shared(shared: Arc<ClientShared>) -> Client {
         Client {
-            id: NEXT_CLIENT_ID.fetch_add(1, Relaxed),
+            id: shared.id,
             name: None,
+            shared,
         }
     }
 
     /// Sets (or, with an empty name, clears) the connection's name.
     fn set_name(&mut self, name: &[u8]) {
         self.name = (!name.is_empty()).then(|| name.to_vec());
+        observe::set_name(&self.shared, name);
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use crate::config::Limits;
 use crate::protocol::resp;
+use crate::server::observe::{self, NodeBase, Observe, ERROR_CODES};
 use crate::shard::Shard;
 use crate::units::human_bytes;
 
@@ -123,7 +124,7 @@ fn info_cmd(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
         .iter()
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
-    let text = info(conn.shard, conn.limits, &sections);
+    let text = info(conn.shard, conn.limits, conn.obs, &sections);
     resp::bulk(&mut conn.out, text.as_bytes());
     Ok(Effect::Continue)
 }
@@ -144,6 +145,9 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         }
         config_get(conn.shard, conn.limits, &mut conn.out, &patterns);
     } else if is_word(sub, "resetstat") {
+        p.finish()
+            .map_err(|_| CmdError::wrong_arity("config|resetstat"))?;
+        reset_stats(conn.shard, conn.obs);
         conn.out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "set") {
         return Err(CmdError::msg(
@@ -153,6 +157,26 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
     }
     Ok(Effect::Continue)
+}
+
+/// CONFIG RESETSTAT: command, error, latency and I/O statistics, and the
+/// node's command, error and hit/miss counters, from zero (as Redis does;
+/// the slow log is kept).
+fn reset_stats(shard: &Shard, obs: &Observe) {
+    obs.reset_stats();
+    shard.publish();
+    let t = shard.node.stats().total();
+    let (hits, misses) = shard
+        .node
+        .keyspace()
+        .iter()
+        .fold((0, 0), |(h, m), k| (h + k.hits, m + k.misses));
+    obs.set_node_base(NodeBase {
+        ops: t.ops,
+        errors: t.errors,
+        hits,
+        misses,
+    });
 }
 
 /// The node-wide figures INFO and CONFIG GET both report, computed in one
@@ -367,17 +391,30 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// INFO's text for the requested sections (none, `default`, `all` or
-/// `everything`: every section).
-pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
+/// The sections `all` and `everything` add to the default ones.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
+
+/// INFO's text for the requested sections: none or `default` (Redis's
+/// default set), `all` or `everything` (every section), or named ones.
+pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) -> String {
     shard.publish();
     let stats = shard.node.stats();
-    let t = stats.total();
-    let all = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| s == "all" || s == "default" || s == "everything");
-    let want = |name: &str| all || sections.iter().any(|s| s == name);
+    let mut t = stats.total();
+    let base = obs.node_base();
+    let (hits, misses) = shard
+        .node
+        .keyspace()
+        .iter()
+        .fold((0u64, 0u64), |(h, m), k| (h + k.hits, m + k.misses));
+    let (hits, misses) = (
+        hits.saturating_sub(base.hits),
+        misses.saturating_sub(base.misses),
+    );
+    let all = sections.iter().any(|s| s == "all" || s == "everything");
+    let default = sections.is_empty() || sections.iter().any(|s| s == "default");
+    let want = |name: &str| {
+        all || (default && !NOT_DEFAULT.contains(&name)) || sections.iter().any(|s| s == name)
+    };
     let now = std::time::Instant::now();
     let ops_per_sec = LAST_INFO.with(|c| {
         let rate = match c.get() {
@@ -447,14 +484,91 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
     }
     if want("stats") {
         section(&mut s, "Stats");
+        t.ops = t.ops.saturating_sub(base.ops);
+        t.errors = t.errors.saturating_sub(base.errors);
         let _ = write!(
             s,
-            "total_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops_per_sec}\r\n\
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+             instantaneous_ops_per_sec:{ops_per_sec}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
+             rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\n\
+             keyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\n\
+             total_error_replies:{}\r\n\
              total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
-             total_deletes_processed:{}\r\ntotal_error_replies:{}\r\n\
+             corekv_total_gets:{}\r\ncorekv_total_puts:{}\r\ncorekv_total_deletes:{}\r\n\
              corekv_forwarded_ops:{}\r\n",
-            t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
+            obs.sum(|o| &o.accepted),
+            t.ops,
+            obs.sum(|o| &o.net_in),
+            obs.sum(|o| &o.net_out),
+            obs.sum(|o| &o.rejected_conns),
+            t.errors,
+            obs.sum(|o| &o.reads),
+            obs.sum(|o| &o.writes),
+            t.gets,
+            t.puts,
+            t.dels,
+            t.forwarded_out,
         );
+    }
+    if want("cpu") {
+        section(&mut s, "CPU");
+        let (sys, user) = rusage(libc::RUSAGE_SELF);
+        let (csys, cuser) = rusage(libc::RUSAGE_CHILDREN);
+        let (tsys, tuser) = rusage(libc::RUSAGE_THREAD);
+        let _ = write!(
+            s,
+            "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\
+             used_cpu_sys_children:{csys:.6}\r\nused_cpu_user_children:{cuser:.6}\r\n\
+             used_cpu_sys_main_thread:{tsys:.6}\r\nused_cpu_user_main_thread:{tuser:.6}\r\n",
+        );
+    }
+    if want("commandstats") {
+        section(&mut s, "Commandstats");
+        for slot in 0..observe::nr_slots() {
+            let (calls, nanos, rejected, failed) = obs.cmd_totals(slot);
+            if calls == 0 && rejected == 0 && failed == 0 {
+                continue;
+            }
+            let usec = nanos / 1000;
+            let per_call = if calls == 0 {
+                0.0
+            } else {
+                nanos as f64 / 1000.0 / calls as f64
+            };
+            let _ = write!(
+                s,
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},\
+                 rejected_calls={rejected},failed_calls={failed}\r\n",
+                observe::slot_name(slot)
+            );
+        }
+    }
+    if want("errorstats") {
+        section(&mut s, "Errorstats");
+        for (code, count) in ERROR_CODES.iter().zip(obs.error_totals()) {
+            if count > 0 {
+                let _ = write!(s, "errorstat_{code}:count={count}\r\n");
+            }
+        }
+    }
+    if want("latencystats") {
+        section(&mut s, "Latencystats");
+        for slot in 0..observe::nr_slots() {
+            let counts = obs.cmd_hist(slot);
+            let Some(p50) = observe::percentile(&counts, 50.0) else {
+                continue;
+            };
+            let usec = |ns: u64| ns as f64 / 1000.0;
+            let _ = write!(
+                s,
+                "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                observe::slot_name(slot),
+                usec(p50),
+                usec(observe::percentile(&counts, 99.0).unwrap_or(p50)),
+                usec(observe::percentile(&counts, 99.9).unwrap_or(p50)),
+            );
+        }
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");
@@ -463,6 +577,19 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
         }
     }
     s
+}
+
+/// CPU seconds (system, user) of `who` (RUSAGE_SELF: every thread of the
+/// process; RUSAGE_THREAD: the shard thread answering).
+fn rusage(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_stime), secs(u.ru_utime))
 }
 
 #[cfg(test)]

@@ -294,7 +294,16 @@ pub(crate) fn count() -> usize {
 /// first (the strings family comes first and starts with them).
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    all().find(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
+    lookup_row(name).map(|(_, s)| s)
+}
+
+/// Finds a command and its row number in table order (the index of its
+/// statistics, see `server::observe`).
+#[inline]
+pub fn lookup_row(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    all()
+        .enumerate()
+        .find(|(_, s)| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Redis's unknown-command error, arguments shown up to about 128 bytes.
