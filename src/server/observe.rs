@@ -621,7 +621,7 @@ impl Observe {
             .shards()
             .flat_map(|s| lock(&s.slowlog).iter().cloned().collect::<Vec<_>>())
             .collect();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|e| std::cmp::Reverse(e.id));
         let max = self.slowlog_max_len.load(Relaxed) as usize;
         all.truncate(count.unwrap_or(usize::MAX).min(max));
         all
@@ -749,7 +749,7 @@ mod tests {
     fn error_codes_and_slowlog_args() {
         assert_eq!(ERROR_CODES[error_code(b"OOM command not allowed")], "OOM");
         assert_eq!(ERROR_CODES[error_code(b"WHATEVER x")], "ERR");
-        let long = vec![b'x'; 200];
+        let long = [b'x'; 200];
         let words: Vec<&[u8]> = std::iter::repeat(&long[..]).take(40).collect();
         let a = slowlog_args(&words);
         assert_eq!(a.len(), 32);

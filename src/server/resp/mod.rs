@@ -15,11 +15,22 @@
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
+//! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //!
 //! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …) and `cluster.rs`
 //! (CLUSTER, READONLY, …): a new family is a module with a `COMMANDS` slice,
 //! listed in `table::FAMILIES`.
+//!
+//! # Statistics
+//!
+//! Every dispatched command is counted in this shard's
+//! [`ShardObserve`](super::observe::ShardObserve) (INFO commandstats,
+//! errorstats, latencystats; LATENCY HISTOGRAM; SLOWLOG): one clock reading
+//! per executed run of batched commands (its time shared evenly among them)
+//! and one per other command, never a lock or an allocation. Wrong arity is a
+//! rejected call; a handler's error or an error reply from the store is a
+//! failed call.
 //!
 //! # Adding a command (one place)
 //!
@@ -44,6 +55,7 @@
 //! [`Shard::count_protocol_error`]. Nothing here panics on network input.
 
 pub(crate) mod connection;
+pub(crate) mod diagnostics;
 pub(crate) mod keys;
 pub(crate) mod run;
 pub(crate) mod server;
@@ -394,12 +406,6 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         }
         // The read event's clock reading: the start of its first group.
         conn.last = Instant::now();
-        let (pos, flow) = conn.process(&buf[..end], start).await;
-        start = pos;
-        if start == end {
-            start = 0;
-            end = 0;
-        }
         let shared = &conn.client.shared;
         shared
             .last_active_ms
@@ -407,6 +413,13 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         shared.read_buf.store(buf.len() as u64, Relaxed);
         shared.qbuf.store((end - start) as u64, Relaxed);
         shared.out_buf.store(conn.out.capacity() as u64, Relaxed);
+        let (pos, flow) = conn.process(&buf[..end], start).await;
+        start = pos;
+        if start == end {
+            start = 0;
+            end = 0;
+        }
+        let shared = &conn.client.shared;
         if !conn.out.is_empty() {
             if stream.write_all(&conn.out).await.is_err() {
                 return;

@@ -325,7 +325,6 @@ mod tests {
                 &mut sink,
             );
         }
-        drop(sink);
         assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [10, 11]);
         let want = "+OK\r\n$2\r\nv1\r\n$-1\r\n+OK\r\n*3\r\n$2\r\nv1\r\n$-1\r\n$2\r\nv2\r\n\
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\

@@ -5,6 +5,7 @@
 //! the store only through [`Shard`].
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::config::Limits;
 use crate::protocol::resp;
@@ -92,7 +93,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "config",
         -2,
         &[],
-        "CONFIG GET parameter [parameter ...] (read-only in corekv).",
+        "CONFIG GET parameter [...] | SET parameter value [...] (slowlog-*) | RESETSTAT.",
         &[],
         config,
     ),
@@ -143,19 +144,69 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         if patterns.is_empty() {
             return Err(CmdError::wrong_arity("config|get"));
         }
-        config_get(conn.shard, conn.limits, &mut conn.out, &patterns);
+        config_get(conn.shard, conn.limits, conn.obs, &mut conn.out, &patterns);
     } else if is_word(sub, "resetstat") {
         p.finish()
             .map_err(|_| CmdError::wrong_arity("config|resetstat"))?;
         reset_stats(conn.shard, conn.obs);
         conn.out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "set") {
-        return Err(CmdError::msg(
-            "ERR CONFIG SET is not supported by corekv: restart it with the option instead",
-        ));
+        config_set(conn, p)?;
     } else {
         return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
     }
+    Ok(Effect::Continue)
+}
+
+/// The parameters CONFIG SET changes at run time.
+const SETTABLE: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len"];
+
+/// CONFIG SET parameter value [parameter value ...]: every pair is checked
+/// before any is applied, as Redis does.
+fn config_set(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let pairs = p.rest_bytes();
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Err(CmdError::wrong_arity("config|set"));
+    }
+    let mut values = Vec::with_capacity(pairs.len() / 2);
+    for kv in pairs.chunks_exact(2) {
+        let name = String::from_utf8_lossy(kv[0]).to_ascii_lowercase();
+        let Some(&param) = SETTABLE.iter().find(|s| **s == name) else {
+            if config_params(conn.shard, conn.limits)
+                .iter()
+                .any(|(n, _)| *n == name)
+            {
+                return Err(CmdError::from(format!(
+                    "ERR CONFIG SET '{name}' is not supported by corekv: restart it with the option instead"
+                )));
+            }
+            return Err(CmdError::from(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(kv[0])
+            )));
+        };
+        let failed = |why: &str| {
+            CmdError::from(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{param}') - {why}"
+            ))
+        };
+        let v = crate::op::parse_i64(kv[1])
+            .ok_or_else(|| failed("argument couldn't be parsed into an integer"))?;
+        let min = if param == "slowlog-max-len" { 0 } else { -1 };
+        if v < min {
+            return Err(failed(&format!(
+                "argument must be between {min} and 9223372036854775807 inclusive"
+            )));
+        }
+        values.push((param, v));
+    }
+    for (param, v) in values {
+        match param {
+            "slowlog-max-len" => conn.obs.slowlog_max_len.store(v as u64, Relaxed),
+            _ => conn.obs.slowlog_slower_than.store(v, Relaxed),
+        }
+    }
+    conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Continue)
 }
 
@@ -206,9 +257,37 @@ impl NodeFigures {
 }
 
 /// CONFIG GET: real values for what clients and redis-benchmark ask.
-fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u8]]) {
+fn config_get(
+    shard: &Shard,
+    limits: &Limits,
+    obs: &Observe,
+    out: &mut Vec<u8>,
+    patterns: &[&[u8]],
+) {
+    let mut params = config_params(shard, limits);
+    params.push((
+        "slowlog-log-slower-than",
+        obs.slowlog_slower_than.load(Relaxed).to_string(),
+    ));
+    params.push((
+        "slowlog-max-len",
+        obs.slowlog_max_len.load(Relaxed).to_string(),
+    ));
+    let matched: Vec<&(&str, String)> = params
+        .iter()
+        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
+        .collect();
+    resp::array_header(out, matched.len() * 2);
+    for (name, value) in matched {
+        resp::bulk(out, name.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+}
+
+/// The fixed parameters CONFIG GET reports (set by the command line).
+fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> {
     let figures = NodeFigures::of(shard, limits);
-    let params: [(&str, String); 13] = [
+    vec![
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("maxmemory", figures.maxmemory.to_string()),
@@ -228,16 +307,7 @@ fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u
         ),
         ("io-threads", "1".into()),
         ("cluster-enabled", "no".into()),
-    ];
-    let matched: Vec<&(&str, String)> = params
-        .iter()
-        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
-        .collect();
-    resp::array_header(out, matched.len() * 2);
-    for (name, value) in matched {
-        resp::bulk(out, name.as_bytes());
-        resp::bulk(out, value.as_bytes());
-    }
+    ]
 }
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, keys, server, strings, Connection};
+use super::{connection, diagnostics, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
@@ -26,6 +26,7 @@ pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
     server::COMMANDS,
+    diagnostics::COMMANDS,
     connection::COMMANDS,
 ];
 
