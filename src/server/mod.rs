@@ -14,8 +14,11 @@
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line.
+//! serves RESP connections, [`stats`] formats the per-second stats line,
+//! [`observe`] keeps per-shard command statistics, the slow log and the
+//! client registry, [`metrics`] serves them to Prometheus.
 
+pub mod metrics;
 pub mod native;
 pub mod observe;
 pub mod resp;
@@ -64,6 +67,12 @@ impl ServerHandle {
     /// A snapshot of every shard's counters.
     pub fn stats(&self) -> NodeStats {
         self.node.stats()
+    }
+
+    /// The node's published counters (what STATS, the stats line and the
+    /// metrics endpoint read).
+    pub fn node_state(&self) -> &Arc<NodeState> {
+        &self.node
     }
 
     /// The node's command statistics, slow log and clients.
@@ -425,7 +434,11 @@ async fn accept_loop(
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: the listener stays up.
-                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                crate::log!(
+                    crate::log::Level::Warn,
+                    "corekv: shard {}: accept failed: {e}",
+                    shard.shard_id
+                );
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }

@@ -362,12 +362,30 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, obs: &
         addr(stream.peer_addr()),
         addr(stream.local_addr()),
     ));
+    crate::log!(
+        crate::log::Level::Debug,
+        "corekv: client id={} addr={} connected to shard {}",
+        shared.id,
+        shared.addr,
+        shard.shard_id
+    );
     obs.register(shared.clone());
     let mut conn = Connection::new(shard, limits, obs, Client::with_shared(shared));
     serve_conn(&mut conn, &mut stream).await;
     // Out of the registry before the socket closes (see `Observe::kill`).
     obs.unregister(shard.shard_id, conn.client.id);
     let _ = stream.close().await;
+    crate::log!(
+        crate::log::Level::Debug,
+        "corekv: client id={} addr={} closed{}",
+        conn.client.id,
+        conn.client.shared.addr,
+        if conn.client.shared.killed.load(Relaxed) {
+            " (CLIENT KILL)"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The connection loop. Returns with the socket still open: the caller
