@@ -662,13 +662,13 @@ impl Observe {
 
     /// Kills a client: marks it, and unless it is `me` (which closes after
     /// its reply) shuts its socket down so its connection ends. Returns
-    /// whether it was still connected.
+    /// whether it was still connected and not already killed.
     pub fn kill(&self, c: &ClientShared, me: u64) -> bool {
         let clients = lock(&self.shards[c.shard_id].clients);
-        if !clients.contains_key(&c.id) {
+        // Gone, or already killed and on its way out.
+        if !clients.contains_key(&c.id) || c.killed.swap(true, Relaxed) {
             return false;
         }
-        c.killed.store(true, Relaxed);
         if c.id != me {
             // SAFETY: the client is registered, and its connection removes
             // it (under this lock, which we hold) before closing the socket,

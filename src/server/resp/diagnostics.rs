@@ -90,9 +90,10 @@ fn slowlog(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
     let fixed = |name: &str| CmdError::wrong_arity(&format!("slowlog|{name}"));
     if is_word(sub, "get") {
         if rest > 1 {
-            return Err(CmdError::msg(
-                "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
-            ));
+            return Err(CmdError::from(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                String::from_utf8_lossy(sub)
+            )));
         }
         let count = match p.try_next_bytes() {
             None => Some(10),
