@@ -211,7 +211,7 @@ fn info_statistics_match_redis() {
         let mut all = c.info("commandstats");
         all.extend(c.info("errorstats"));
         all.extend(c.info("latencystats"));
-        all.extend(c.info("cpu").into_iter().map(|(k, _)| (k, String::new())));
+        all.extend(c.info("cpu").into_keys().map(|k| (k, String::new())));
         all.extend(
             c.info("stats")
                 .into_iter()
