@@ -259,20 +259,37 @@ pub fn render(node: &NodeState, obs: &Observe) -> String {
             let _ = writeln!(out, "{name}{{node=\"{id}\",shard=\"{}\"}} {v}", s.shard_id);
         }
     }
-    let hit_miss: [(&str, &str, KeyspaceField); 2] = [
+    let cache: [(&str, &str, &str, KeyspaceField); 5] = [
         (
             "corekv_keyspace_hits_total",
+            "counter",
             "GETs that found their key.",
             |k| k.hits,
         ),
         (
             "corekv_keyspace_misses_total",
+            "counter",
             "GETs that did not find their key.",
             |k| k.misses,
         ),
+        ("corekv_keys_with_ttl", "gauge", "Keys with a TTL.", |k| {
+            k.expires
+        }),
+        (
+            "corekv_expired_keys_total",
+            "counter",
+            "Keys removed because their TTL passed (lazily or actively).",
+            |k| k.expired_keys,
+        ),
+        (
+            "corekv_evicted_keys_total",
+            "counter",
+            "Keys evicted to make room (--maxmemory-policy).",
+            |k| k.evicted_keys,
+        ),
     ];
-    for (name, help, field) in hit_miss {
-        family(&mut out, name, "counter", help);
+    for (name, kind, help, field) in cache {
+        family(&mut out, name, kind, help);
         for (i, k) in keyspace.iter().enumerate() {
             let _ = writeln!(out, "{name}{{node=\"{id}\",shard=\"{i}\"}} {}", field(k));
         }

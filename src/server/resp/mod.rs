@@ -14,13 +14,13 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //!
-//! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …) and `cluster.rs`
-//! (CLUSTER, READONLY, …): a new family is a module with a `COMMANDS` slice,
-//! listed in `table::FAMILIES`.
+//! Room is left for `cluster.rs` (CLUSTER, READONLY, …): a new family is a
+//! module with a `COMMANDS` slice, listed in `table::FAMILIES`.
 //!
 //! # Statistics
 //!
@@ -56,6 +56,7 @@
 
 pub(crate) mod connection;
 pub(crate) mod diagnostics;
+pub(crate) mod expiry;
 pub(crate) mod keys;
 pub(crate) mod run;
 pub(crate) mod server;
@@ -269,6 +270,11 @@ impl<'s> Connection<'s> {
             Ok(Effect::Close) => Flow::Close,
             Ok(Effect::FlushAll) => {
                 self.shard.flush_all().await;
+                self.out.extend_from_slice(b"+OK\r\n");
+                Flow::Continue
+            }
+            Ok(Effect::Configure { max_memory, policy }) => {
+                self.shard.configure_all(max_memory, policy).await;
                 self.out.extend_from_slice(b"+OK\r\n");
                 Flow::Continue
             }
@@ -544,8 +550,12 @@ mod tests {
         );
         assert_eq!(reject("set a b nx xx").unwrap(), table::ERR_SYNTAX);
         assert_eq!(reject("set a b foo").unwrap(), table::ERR_SYNTAX);
-        assert_eq!(reject("set a b EX 10").unwrap(), strings::ERR_NO_EXPIRY);
-        assert!(reject("set a b nx get").is_some());
+        assert_eq!(
+            reject("set a b EX 0").unwrap(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert!(reject("set a b EX 10").is_none());
+        assert!(reject("set a b nx get").is_none());
         assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
         assert!(reject("select 0").is_none());
         assert_eq!(

@@ -11,6 +11,7 @@ use crate::config::Limits;
 use crate::protocol::resp;
 use crate::server::observe::{self, NodeBase, Observe, ERROR_CODES};
 use crate::shard::Shard;
+use crate::store::Policy;
 use crate::units::human_bytes;
 
 use super::table::{
@@ -93,7 +94,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "config",
         -2,
         &[],
-        "CONFIG GET parameter [...] | SET parameter value [...] (slowlog-*) | RESETSTAT.",
+        "CONFIG GET parameter [...] | SET parameter value [...] (maxmemory, maxmemory-policy, slowlog-*) | RESETSTAT.",
         &[],
         config,
     ),
@@ -151,27 +152,55 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         reset_stats(conn.shard, conn.obs);
         conn.out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "set") {
-        config_set(conn, p)?;
+        if let Some((max_memory, policy)) = config_set(conn, p)? {
+            let node = &conn.shard.node;
+            return Ok(Effect::Configure {
+                max_memory: max_memory.unwrap_or_else(|| node.max_memory()),
+                policy: policy.unwrap_or_else(|| node.policy()),
+            });
+        }
     } else {
         return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
     }
     Ok(Effect::Continue)
 }
 
-/// The parameters CONFIG SET changes at run time.
-const SETTABLE: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len"];
+/// The slow log's parameters CONFIG SET changes at run time.
+const SLOWLOG_SETTABLE: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len"];
 
-/// CONFIG SET parameter value [parameter value ...]: every pair is checked
-/// before any is applied, as Redis does.
-fn config_set(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+/// CONFIG SET parameter value [parameter value ...]: maxmemory,
+/// maxmemory-policy, slowlog-log-slower-than and slowlog-max-len, with
+/// Redis's texts for unknown names and bad values; every pair is checked
+/// before any is applied, as Redis does. The slowlog settings apply here
+/// (node-wide atomics) and the reply is written; a new memory limit or policy
+/// is returned, validated, for the connection to hand to every shard
+/// ([`Effect::Configure`], which answers `+OK`).
+#[allow(clippy::type_complexity)]
+fn config_set(
+    conn: &mut Connection<'_>,
+    p: &mut Parse<'_>,
+) -> Result<Option<(Option<u64>, Option<Policy>)>, CmdError> {
     let pairs = p.rest_bytes();
     if pairs.is_empty() || pairs.len() % 2 != 0 {
         return Err(CmdError::wrong_arity("config|set"));
     }
-    let mut values = Vec::with_capacity(pairs.len() / 2);
+    let (mut max_memory, mut policy) = (None, None);
+    let mut slowlog = Vec::new();
     for kv in pairs.chunks_exact(2) {
+        let value = String::from_utf8_lossy(kv[1]);
+        if is_word(kv[0], "maxmemory") {
+            max_memory = Some(parse_memory(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value",
+            ))?);
+            continue;
+        } else if is_word(kv[0], "maxmemory-policy") {
+            policy = Some(Policy::parse(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, sieve",
+            ))?);
+            continue;
+        }
         let name = String::from_utf8_lossy(kv[0]).to_ascii_lowercase();
-        let Some(&param) = SETTABLE.iter().find(|s| **s == name) else {
+        let Some(&param) = SLOWLOG_SETTABLE.iter().find(|s| **s == name) else {
             if config_params(conn.shard, conn.limits)
                 .iter()
                 .any(|(n, _)| *n == name)
@@ -198,16 +227,19 @@ fn config_set(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, Cm
                 "argument must be between {min} and 9223372036854775807 inclusive"
             )));
         }
-        values.push((param, v));
+        slowlog.push((param, v));
     }
-    for (param, v) in values {
+    for (param, v) in slowlog {
         match param {
             "slowlog-max-len" => conn.obs.slowlog_max_len.store(v as u64, Relaxed),
             _ => conn.obs.slowlog_slower_than.store(v, Relaxed),
         }
     }
+    if max_memory.is_some() || policy.is_some() {
+        return Ok(Some((max_memory, policy)));
+    }
     conn.out.extend_from_slice(b"+OK\r\n");
-    Ok(Effect::Continue)
+    Ok(None)
 }
 
 /// CONFIG RESETSTAT: command, error, latency and I/O statistics, and the
@@ -230,11 +262,37 @@ fn reset_stats(shard: &Shard, obs: &Observe) {
     });
 }
 
+/// Redis's memtoull: digits with an optional unit (b, k, kb, m, mb, g, gb;
+/// k = 1000, kb = 1024, ...), case-insensitive; no sign, no fraction.
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    if num.is_empty() {
+        return None;
+    }
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
 /// The node-wide figures INFO and CONFIG GET both report, computed in one
 /// place so they cannot disagree.
 struct NodeFigures {
     /// The node's memory limit in bytes, 0 for none (Redis's convention).
     maxmemory: u64,
+    /// The eviction policy.
+    policy: Policy,
     /// Connections the node accepts.
     maxclients: usize,
     /// The node-level RESP port.
@@ -245,11 +303,8 @@ impl NodeFigures {
     fn of(shard: &Shard, limits: &Limits) -> NodeFigures {
         let node = &shard.node;
         NodeFigures {
-            maxmemory: if node.shard_memory == usize::MAX {
-                0
-            } else {
-                node.shard_memory as u64 * node.nr_shards() as u64
-            },
+            maxmemory: node.max_memory(),
+            policy: node.policy(),
             maxclients: limits.max_connections_per_shard * node.nr_shards(),
             port: node.layout().map_or(0, |l| l.resp_port),
         }
@@ -291,7 +346,8 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("maxmemory", figures.maxmemory.to_string()),
-        ("maxmemory-policy", "noeviction".into()),
+        ("maxmemory-policy", figures.policy.name().into()),
+        ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
         ("databases", "1".into()),
         ("port", figures.port.to_string()),
@@ -504,9 +560,11 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
     let node = &shard.node;
     let NodeFigures {
         maxmemory,
+        policy,
         maxclients,
         port,
     } = NodeFigures::of(shard, limits);
+    let cache = node.cache_stats();
     let uptime = stats.uptime_secs as u64;
     let mut s = String::with_capacity(2048);
     let section = |s: &mut String, name: &str| {
@@ -546,10 +604,11 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
             t.memory_used,
             human_bytes(t.memory_used),
             human_bytes(maxmemory),
+            policy.name(),
         );
     }
     if want("stats") {
@@ -561,7 +620,7 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
             "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              instantaneous_ops_per_sec:{ops_per_sec}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
-             rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\n\
+             rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
              keyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\n\
              total_error_replies:{}\r\n\
              total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
@@ -572,6 +631,8 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
             obs.sum(|o| &o.net_in),
             obs.sum(|o| &o.net_out),
             obs.sum(|o| &o.rejected_conns),
+            cache.expired_keys,
+            cache.evicted_keys,
             t.errors,
             obs.sum(|o| &o.reads),
             obs.sum(|o| &o.writes),
@@ -643,7 +704,11 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
     if want("keyspace") {
         section(&mut s, "Keyspace");
         if t.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires=0,avg_ttl=0\r\n", t.keys);
+            let _ = write!(
+                s,
+                "db0:keys={},expires={},avg_ttl={}\r\n",
+                t.keys, cache.expires, cache.avg_ttl_ms
+            );
         }
     }
     s

@@ -18,13 +18,14 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, diagnostics, keys, server, strings, Connection};
+use super::{connection, diagnostics, expiry, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    expiry::COMMANDS,
     server::COMMANDS,
     diagnostics::COMMANDS,
     connection::COMMANDS,
@@ -46,8 +47,16 @@ pub(crate) enum Effect {
     /// Write what is pending and close (QUIT).
     Close,
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
-    /// the one command that must wait for other shards).
+    /// a command that must wait for other shards).
     FlushAll,
+    /// Give every shard this memory limit (node, bytes, 0: none) and
+    /// eviction policy, then answer `+OK` (CONFIG SET).
+    Configure {
+        /// The node's limit.
+        max_memory: u64,
+        /// The policy.
+        policy: crate::store::Policy,
+    },
 }
 
 /// A reply that is an error caused by the request (counted as rejected).
@@ -125,6 +134,11 @@ impl<'a> Parse<'a> {
         let r = self.args.get(self.pos).ok_or_else(|| self.wrong_arity())?;
         self.pos += 1;
         Ok(r.clone())
+    }
+
+    /// The bytes of an argument this cursor handed out as a range.
+    pub(crate) fn bytes_of(&self, r: &Range<usize>) -> &'a [u8] {
+        &self.buf[r.clone()]
     }
 
     /// The next argument's bytes.
