@@ -374,6 +374,7 @@ fn slowlog_matches_redis() {
                 "slowlog-max-len",
                 "3",
             ][..],
+            &["CONFIG", "SET", "maxmemory", "0", "slowlog-max-len", "3"],
             &["CONFIG", "SET", "slowlog-max-len", "-1"],
             &["CONFIG", "SET", "slowlog-log-slower-than", "-2"],
             &["CONFIG", "SET", "slowlog-max-len", "abc"],
@@ -610,6 +611,9 @@ fn metrics_endpoint_moves_with_traffic() {
         "corekv_connections",
         "corekv_keyspace_hits_total",
         "corekv_io_reads_total",
+        "corekv_keys_with_ttl",
+        "corekv_expired_keys_total",
+        "corekv_evicted_keys_total",
     ] {
         let shards = before
             .keys()
@@ -626,9 +630,11 @@ fn metrics_endpoint_moves_with_traffic() {
     }
     c.cmd(&["GET", "absent"]);
     c.cmd(&["INCR", "m0"]);
+    c.cmd(&["EXPIRE", "m1", "1000"]);
     let (_, body) = http_get(metrics.addr(), "/metrics");
     let after = samples(&body);
     assert_eq!(total(&after, "corekv_keys", ""), 30.0);
+    assert_eq!(total(&after, "corekv_keys_with_ttl", ""), 1.0);
     assert_eq!(total(&after, "corekv_keyspace_hits_total", ""), 20.0);
     assert_eq!(total(&after, "corekv_keyspace_misses_total", ""), 1.0);
     assert_eq!(total(&after, "corekv_commands_total", "cmd=\"set\""), 30.0);
