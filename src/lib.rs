@@ -29,9 +29,10 @@
 //! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
-//! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
+//! | [`server`] | start-up, listeners, connections, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |
+//! | [`log`](mod@log) | the process's log level for stderr messages | everything else |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
@@ -42,6 +43,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod log;
 pub mod memlock;
 pub mod op;
 pub mod persist;

@@ -185,6 +185,17 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
+    /// the --bind address; 0: an ephemeral port). Off by default.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// What corekv writes to stderr: error, warn, info (start-up banner,
+    /// shutdown) or debug (also every RESP client connecting and leaving).
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Quiet: --log-level warn and no stats line (--stats-interval 0).
+    #[arg(long, short)]
+    quiet: bool,
     /// Log every write to a per-shard append-only file in --dir (yes|no).
     #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     appendonly: bool,
@@ -209,6 +220,26 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
         "yes" => Ok(true),
         "no" => Ok(false),
         _ => Err(format!("expected yes or no, not {s:?}")),
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl From<LogLevel> for corekv::log::Level {
+    fn from(l: LogLevel) -> Self {
+        use corekv::log::Level;
+        match l {
+            LogLevel::Error => Level::Error,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Info => Level::Info,
+            LogLevel::Debug => Level::Debug,
+        }
     }
 }
 
@@ -415,8 +446,14 @@ fn server(a: ServerArgs) -> Result<()> {
             rewrite_min_size: a.auto_aof_rewrite_min_size,
         },
     };
+    corekv::log::set_level(if a.quiet {
+        corekv::log::Level::Warn.min(a.log_level.into())
+    } else {
+        a.log_level.into()
+    });
     let stop = stop_flag()?;
-    eprintln!(
+    corekv::log!(
+        corekv::log::Level::Info,
         "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
@@ -439,35 +476,63 @@ fn server(a: ServerArgs) -> Result<()> {
         cfg.limits.max_connections_per_shard,
     );
     if cfg.persist.appendonly {
-        eprintln!(
+        corekv::log!(
+            corekv::log::Level::Info,
             "corekv: appendonly yes, appendfsync {}, dir {}: loading",
             cfg.persist.fsync.name(),
             cfg.persist.dir.display()
         );
     } else {
-        eprintln!("corekv: appendonly no: in-memory only, nothing survives a restart");
+        corekv::log!(
+            corekv::log::Level::Info,
+            "corekv: appendonly no: in-memory only, nothing survives a restart"
+        );
     }
     let handle = corekv::server::run(&cfg)?;
+    let metrics = match a.metrics_port {
+        Some(port) => Some(
+            corekv::server::metrics::MetricsServer::start(
+                std::net::SocketAddr::new(cfg.bind, port),
+                handle.node_state().clone(),
+                handle.observe().clone(),
+            )
+            .with_context(|| format!("binding the metrics port {}:{port}", cfg.bind))?,
+        ),
+        None => None,
+    };
     for r in &handle.recovery {
         for n in &r.notes {
-            eprintln!("corekv: shard {}: {n}", r.shard_id);
+            corekv::log!(
+                corekv::log::Level::Warn,
+                "corekv: shard {}: {n}",
+                r.shard_id
+            );
         }
-        eprintln!(
+        corekv::log!(
+            corekv::log::Level::Info,
             "corekv: shard {}: {} keys loaded ({} records) in {:.3} s",
-            r.shard_id, r.keys, r.records, r.secs
+            r.shard_id,
+            r.keys,
+            r.records,
+            r.secs
         );
     }
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
-        "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
+        "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,
         ports.len(),
         ports[0],
         ports[ports.len() - 1],
         handle.resp_addr.map_or(0, |a| a.port()),
+        metrics.as_ref().map_or(0, |m| m.addr().port()),
     );
     let mut line = StatsLine::new();
-    let interval = a.stats_interval;
+    let interval = if a.quiet {
+        Duration::ZERO
+    } else {
+        a.stats_interval
+    };
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -478,7 +543,8 @@ fn server(a: ServerArgs) -> Result<()> {
             }
         }
     }
-    eprintln!("corekv: stopping");
+    corekv::log!(corekv::log::Level::Info, "corekv: stopping");
+    drop(metrics);
     handle.shutdown();
     Ok(())
 }
