@@ -190,23 +190,36 @@ impl Resp {
         self.r.get_mut().write_all(&out)?;
         let mut replies = Vec::new();
         for _ in cmds {
-            let mut line = String::new();
-            if self.r.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            if let Some(n) = line.strip_prefix('$') {
-                let n: i64 = n.trim().parse().unwrap();
-                if n >= 0 {
-                    let mut v = vec![0u8; n as usize + 2];
-                    self.r.read_exact(&mut v)?;
-                    v.truncate(n as usize);
-                    replies.push(String::from_utf8(v).unwrap());
-                    continue;
-                }
-            }
-            replies.push(line.trim_end().to_string());
+            replies.push(self.reply()?);
         }
         Ok(replies)
+    }
+
+    /// One reply: a bulk string's text, an array as `[a, b, …]`, anything
+    /// else as its line.
+    fn reply(&mut self) -> std::io::Result<String> {
+        let mut line = String::new();
+        if self.r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(n) = line.strip_prefix('$') {
+            let n: i64 = n.trim().parse().unwrap();
+            if n >= 0 {
+                let mut v = vec![0u8; n as usize + 2];
+                self.r.read_exact(&mut v)?;
+                v.truncate(n as usize);
+                return Ok(String::from_utf8(v).unwrap());
+            }
+        }
+        if let Some(n) = line.strip_prefix('*') {
+            let n: i64 = n.trim().parse().unwrap();
+            let mut items = Vec::new();
+            for _ in 0..n.max(0) {
+                items.push(self.reply()?);
+            }
+            return Ok(format!("[{}]", items.join(", ")));
+        }
+        Ok(line.trim_end().to_string())
     }
 }
 
@@ -860,4 +873,119 @@ fn a_batch_is_one_write_and_one_fdatasync_per_shard() {
     drop(info);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether redis-server is installed; its absence fails the test under CI.
+fn have_redis_server() -> bool {
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed but CI is set"
+        );
+        eprintln!("SKIP: redis-server not installed");
+    }
+    ok
+}
+
+#[test]
+fn persistence_commands_answer_as_redis_does() {
+    if !have_redis_server() {
+        return;
+    }
+    let rdir = tmpdir("redis");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _redis = Kill(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&rdir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut redis = None;
+    for _ in 0..250 {
+        if let Ok(c) = Resp::connect(port) {
+            redis = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut redis = redis.expect("redis-server started");
+    let dir = tmpdir("cmds");
+    let server = spawn(&dir, 1, "always").expect("server starts");
+    let mut ours = Resp::connect(server.resp).unwrap();
+    let script: Vec<Vec<&[u8]>> = vec![
+        vec![b"SAVE", b"x"],
+        vec![b"LASTSAVE", b"x"],
+        vec![b"BGREWRITEAOF", b"x"],
+        vec![b"BGSAVE", b"x"],
+        vec![b"SET", b"k", b"v"],
+        vec![b"SAVE"],
+        vec![b"CONFIG", b"GET", b"appendonly"],
+        vec![b"CONFIG", b"GET", b"appendfsync"],
+        vec![b"GET", b"k"],
+    ];
+    for cmd in &script {
+        let a = redis.send(std::slice::from_ref(cmd)).unwrap();
+        let b = ours.send(std::slice::from_ref(cmd)).unwrap();
+        assert_eq!(
+            a,
+            b,
+            "{:?}",
+            cmd.iter()
+                .map(|a| String::from_utf8_lossy(a))
+                .collect::<Vec<_>>()
+        );
+    }
+    // Both answer LASTSAVE with an integer, and INFO persistence has
+    // Redis's fields.
+    for c in [&mut redis, &mut ours] {
+        assert!(c.send(&[vec![b"LASTSAVE"]]).unwrap()[0].starts_with(':'));
+        for f in [
+            "loading",
+            "rdb_bgsave_in_progress",
+            "rdb_last_save_time",
+            "rdb_last_bgsave_status",
+            "aof_enabled",
+            "aof_rewrite_in_progress",
+            "aof_last_bgrewrite_status",
+            "aof_last_write_status",
+            "aof_current_size",
+            "aof_base_size",
+        ] {
+            info_field(c, f);
+        }
+        assert_eq!(info_field(c, "aof_enabled"), "1");
+        assert_eq!(info_field(c, "aof_last_write_status"), "ok");
+    }
+    drop(ours);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&rdir);
 }

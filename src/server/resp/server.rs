@@ -139,10 +139,13 @@ const ERR_PERSIST_OFF: &str =
 /// SAVE: snapshot every shard and wait ([`Effect::Save`]).
 fn save(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     p.finish()?;
-    if conn.shard.log().is_none() {
-        return Err(CmdError::msg(ERR_PERSIST_OFF));
+    match conn.shard.log() {
+        None => Err(CmdError::msg(ERR_PERSIST_OFF)),
+        Some(l) if l.rewrite.running.get() => {
+            Err(CmdError::msg("ERR Background save already in progress"))
+        }
+        Some(_) => Ok(Effect::Save),
     }
-    Ok(Effect::Save)
 }
 
 /// BGSAVE [SCHEDULE]: start a snapshot of every shard.
