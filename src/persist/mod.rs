@@ -226,6 +226,29 @@ impl Drop for Mapped {
     }
 }
 
+/// Takes an exclusive lock on `dir/corekv.lock` (flock), so two processes
+/// never append to the same files; released when the returned file is
+/// dropped (or the process dies).
+pub fn lock_dir(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("corekv.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "{} is in use by another corekv process (its {} is locked): one --dir per node",
+            dir.display(),
+            path.display()
+        ));
+    }
+    Ok(f)
+}
+
 /// What a shard's recovery found.
 pub struct Recovered {
     /// The store, loaded.

@@ -55,6 +55,8 @@ pub struct ServerHandle {
     pub resp_shard_addrs: Vec<SocketAddr>,
     /// What each shard recovered from its files (empty without persistence).
     pub recovery: Vec<ShardRecovery>,
+    /// Held while the node runs: no other process writes its `--dir`.
+    _dir_lock: Option<std::fs::File>,
     node: Arc<NodeState>,
     obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
@@ -142,12 +144,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let mut joins = Vec::new();
     let mut bound: Vec<Bound> = Vec::new();
     let mut recovered = Vec::new();
+    let mut dir_lock = None;
     if config.persist.appendonly {
         let dir = &config.persist.dir;
         std::fs::create_dir_all(dir).map_err(|e| {
             ServerError::Persist(format!("cannot create --dir {}: {e}", dir.display()))
         })?;
         crate::persist::check_layout(dir, nr).map_err(ServerError::Persist)?;
+        dir_lock = Some(crate::persist::lock_dir(dir).map_err(ServerError::Persist)?);
     }
     // An explicit node-level RESP port is probed exclusively first; port 0
     // is resolved by shard 0's own bind and then used by the others.
@@ -253,6 +257,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         recovery,
+        _dir_lock: dir_lock,
         node,
         obs,
         stops,
