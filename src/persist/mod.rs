@@ -275,11 +275,17 @@ pub struct Recovered {
 /// rewrites the last partial block (a multiple of any O_DIRECT alignment).
 pub const TAIL_KEEP: u64 = 64 << 10;
 
-/// Discards results during replay.
-struct Discard;
-impl ReplySink for Discard {
+/// Counts the records replay could not apply (the store's limits refused
+/// them: a smaller --max-value-len or --max-memory than when written).
+#[derive(Default)]
+struct Refused(u64);
+impl ReplySink for Refused {
     #[inline]
-    fn push(&mut self, _: OpResult<'_>) {}
+    fn push(&mut self, r: OpResult<'_>) {
+        if let OpResult::Err(_) = r {
+            self.0 += 1;
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -292,15 +298,15 @@ pub fn now_ms() -> u64 {
 
 /// Applies one record to the store. `buf` is scratch space for the SET
 /// argument of a key with an expiry.
-fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>) {
+fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>, refused: &mut Refused) {
     let h = key_hash(r.key);
     match r.op {
         RecordOp::Set if r.expire_at_ms == 0 => {
-            store.execute(OpKind::Put, r.key, r.value, h, &mut Discard)
+            store.execute(OpKind::Put, r.key, r.value, h, refused)
         }
         RecordOp::Set if r.expire_at_ms <= now => {
             // Expired while the server was down: not resurrected.
-            store.execute(OpKind::Del, r.key, b"", h, &mut Discard);
+            store.execute(OpKind::Del, r.key, b"", h, refused);
         }
         RecordOp::Set => {
             // SET with its absolute expiry.
@@ -311,9 +317,9 @@ fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>) {
             }
             .encode(buf);
             buf.extend_from_slice(r.value);
-            store.execute(OpKind::Set, r.key, buf, h, &mut Discard);
+            store.execute(OpKind::Set, r.key, buf, h, refused);
         }
-        RecordOp::Del => store.execute(OpKind::Del, r.key, b"", h, &mut Discard),
+        RecordOp::Del => store.execute(OpKind::Del, r.key, b"", h, refused),
         RecordOp::Flush => store.clear(),
         RecordOp::End => {}
     }
@@ -374,6 +380,7 @@ pub fn recover(
     let mut notes = Vec::new();
     let mut records = 0u64;
     let mut scratch = Vec::new();
+    let mut refused = Refused::default();
     store.set_now(now);
     let check_owner = |path: &Path, off: usize, key: &[u8]| -> Result<(), String> {
         let owner = shard_of(key_hash(key), nr_shards);
@@ -413,7 +420,7 @@ pub fn recover(
                 return;
             }
             records += 1;
-            apply(&mut store, &r, now, &mut scratch);
+            apply(&mut store, &r, now, &mut scratch, &mut refused);
         });
         if let Some(e) = bad {
             return Err(e);
@@ -488,7 +495,7 @@ pub fn recover(
                 }
             }
             records += 1;
-            apply(&mut store, &r, now, &mut scratch);
+            apply(&mut store, &r, now, &mut scratch, &mut refused);
         });
         if let Some(e) = bad {
             return Err(e);
@@ -517,6 +524,13 @@ pub fn recover(
         log_end = end as u64;
         log_tail_from = log_end - log_end % TAIL_KEEP;
         log_tail = data[log_tail_from as usize..end].to_vec();
+    }
+    if refused.0 > 0 {
+        notes.push(format!(
+            "{} records could not be applied: the store's limits (--max-value-len, \
+             --max-key-len, --max-memory with noeviction) are smaller than when they were written",
+            refused.0
+        ));
     }
     Ok(Recovered {
         store,
@@ -642,6 +656,26 @@ mod tests {
         // A shard-3 file in a 2-shard node's directory.
         std::fs::write(dir.join("shard-3.0.aof"), b"x").unwrap();
         assert!(check_layout(&dir, 2).unwrap_err().contains("shard-3.0.aof"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_the_limits_refuse_are_counted_and_said() {
+        let dir = tmpdir("refused");
+        write_log(&dir, 0, &[(b"a", b"1", 0), (b"b", &[b'x'; 100], 0)]);
+        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        assert_eq!(
+            r.store.len(),
+            1,
+            "the 100-byte value exceeds the 64-byte limit"
+        );
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.starts_with("1 records could not be applied")),
+            "{:?}",
+            r.notes
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
