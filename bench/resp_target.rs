@@ -29,7 +29,7 @@ use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
-use crate::routing::route;
+use crate::routing::{route, SlotTable};
 
 /// Connects to `addr` (the client's one connect helper), errors as text.
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
@@ -81,6 +81,7 @@ impl WorkerConns {
         std::mem::take(&mut *self.sessions.borrow_mut())
             .into_iter()
             .map(|row| SessionConns {
+                table: SlotTable::new(&vec![1; row.len()]),
                 hosts: row
                     .into_iter()
                     .map(|(addr, s)| HostConn {
@@ -195,6 +196,8 @@ impl HostConn {
 /// One session's connections (one per host).
 pub(crate) struct SessionConns {
     hosts: Vec<HostConn>,
+    /// Which host a key goes to: the hosts as one-shard nodes, by slot.
+    table: SlotTable,
     timeout: Duration,
 }
 
@@ -220,7 +223,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                route(key, nr_hosts, |_| 1).node_id
+                route(key, &conns.table).node_id
             };
             let host = &mut hosts[h];
             host.expect += 1;

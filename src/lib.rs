@@ -39,6 +39,7 @@
 #[path = "../bench/mod.rs"]
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod memlock;

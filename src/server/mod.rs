@@ -13,9 +13,16 @@
 //! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
+//! Once bound, the node builds its [`ClusterMap`] (its `--cluster` list, or a
+//! one-node cluster at its own address), records its own layout, greets its
+//! peers ([`greet`]: once before returning, then in the background for the
+//! ones still missing) and lets the shards start.
+//!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line.
+//! serves RESP connections, [`stats`] formats the per-second stats line,
+//! [`greet`] greets the cluster's peers.
 
+pub mod greet;
 pub mod native;
 pub mod resp;
 pub mod stats;
@@ -25,12 +32,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::cluster::{format_addr, ClusterMap, PeerLayout};
 use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
@@ -48,6 +57,8 @@ pub struct ServerHandle {
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
     node: Arc<NodeState>,
+    cluster: Arc<ClusterMap>,
+    greeting_stop: Arc<AtomicBool>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -63,12 +74,31 @@ impl ServerHandle {
         self.node.stats()
     }
 
+    /// The node's cluster map.
+    pub fn cluster(&self) -> &Arc<ClusterMap> {
+        &self.cluster
+    }
+
+    /// Waits until every peer of the cluster has been greeted (their layouts
+    /// known) or `timeout` passed; true when complete.
+    pub fn wait_for_peers(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.cluster.complete() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Stops every shard and waits for them.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
+        self.greeting_stop.store(true, Ordering::Relaxed);
         for s in self.stops.drain(..) {
             let _ = s.send(());
         }
@@ -172,9 +202,32 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
 
     let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
+    let cluster = Arc::new(if config.cluster.is_empty() {
+        let host = if config.bind.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            config.bind.to_string()
+        };
+        ClusterMap::single(format_addr(&host, layout.shard_ports[0]), nr)
+    } else {
+        ClusterMap::new(config.cluster.clone(), config.node_id as usize, nr)
+    });
+    cluster.set_layout(
+        cluster.node_id,
+        PeerLayout {
+            shard_ports: layout.shard_ports.clone(),
+            resp_port: layout.resp_port,
+            resp_shard_ports: layout.resp_shard_ports.clone(),
+        },
+    );
+    node.set_cluster(cluster.clone());
     for g in gos {
         let _ = g.send(());
     }
+    let greeting_stop = Arc::new(AtomicBool::new(false));
+    let mut reported = vec![None; cluster.nr_nodes()];
+    greet::greet_once(&cluster, &mut reported);
+    greet::spawn(cluster.clone(), greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -182,6 +235,8 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         node,
+        cluster,
+        greeting_stop,
         stops,
         joins,
     })

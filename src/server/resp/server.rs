@@ -203,7 +203,7 @@ fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u
             limits.max_frame_bytes.to_string(),
         ),
         ("io-threads", "1".into()),
-        ("cluster-enabled", "no".into()),
+        ("cluster-enabled", "yes".into()),
     ];
     let matched: Vec<&(&str, String)> = params
         .iter()
@@ -412,7 +412,7 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
         section(&mut s, "Server");
         let _ = write!(
             s,
-            "redis_version:{REDIS_COMPAT_VERSION}\r\ncorekv_version:{}\r\nredis_mode:standalone\r\n\
+            "redis_version:{REDIS_COMPAT_VERSION}\r\ncorekv_version:{}\r\nredis_mode:cluster\r\n\
              os:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\n\
              tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
              corekv_node_id:{}\r\ncorekv_shards:{}\r\ncorekv_shard_id:{}\r\n",
@@ -455,6 +455,10 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
              corekv_forwarded_ops:{}\r\n",
             t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
         );
+    }
+    if want("cluster") {
+        section(&mut s, "Cluster");
+        s.push_str("cluster_enabled:1\r\n");
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, keys, server, strings, Connection};
+use super::{cluster, connection, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
@@ -27,6 +27,7 @@ pub(crate) static FAMILIES: &[&[Spec]] = &[
     keys::COMMANDS,
     server::COMMANDS,
     connection::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// Runs a command whose name and arity were checked: reads its arguments
@@ -47,6 +48,14 @@ pub(crate) enum Effect {
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
     /// the one command that must wait for other shards).
     FlushAll,
+    /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
+    /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
+    SlotKeys {
+        /// The slot.
+        slot: u16,
+        /// `None`: count only; `Some(n)`: at most n keys.
+        limit: Option<usize>,
+    },
 }
 
 /// A reply that is an error caused by the request (counted as rejected).
