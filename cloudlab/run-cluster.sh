@@ -105,7 +105,7 @@ has_flag() {
     done
     return 1
 }
-for f in --port --bind --node-id; do
+for f in --port --bind --node-id --cluster; do
     if has_flag "$f" "${SERVER_ARGS[@]}"; then
         die "server_args must not contain $f (the script sets it; use PORT=... for the port)"
     fi
@@ -437,19 +437,23 @@ resp_port() { if [[ "$LOCAL" == 1 ]]; then echo $((PORT + 100 * $1 + 50)); else 
 # ---------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------
+# Every server gets the same --cluster list (node id = position), so the
+# servers know the cluster: hash slots split over them, MOVED across nodes.
 HOSTS_ARG=""
+for ((s = 0; s < NSERVERS; s++)); do
+    HOSTS_ARG+="${HOSTS_ARG:+,}${NODE_HOST[$s]}:$(server_port "$s")"
+done
 for ((s = 0; s < NSERVERS; s++)); do
     port="$(server_port "$s")"
     bind=0.0.0.0
     [[ "$LOCAL" == 1 ]] && bind=127.0.0.1 # local mode: nothing leaves loopback
-    cmd=("$(node_bin "$s")" server --bind "$bind" --node-id "$s" --port "$port")
+    cmd=("$(node_bin "$s")" server --bind "$bind" --cluster "$HOSTS_ARG" --node-id "$s" --port "$port")
     has_flag --cpus "${SERVER_ARGS[@]}" || cmd+=(--cpus "$(cpus_for server "$s" "$s")")
     if ! has_flag --resp-port "${SERVER_ARGS[@]}" && ! has_flag --no-resp "${SERVER_ARGS[@]}"; then
         cmd+=(--resp-port "$(resp_port "$s")")
     fi
     cmd+=("${SERVER_ARGS[@]}")
     start_bg "server$s" "$s" "$(q "${cmd[@]}")"
-    HOSTS_ARG+="${HOSTS_ARG:+,}${NODE_HOST[$s]}:$port"
     log "started server$s on $(node_label "$s"): ${cmd[*]:1}"
 done
 
