@@ -144,8 +144,8 @@ impl SlotTable {
     pub fn new(shards_per_node: &[usize]) -> SlotTable {
         let nr_nodes = shards_per_node.len().max(1);
         let mut owners = vec![Owner::default(); NR_SLOTS].into_boxed_slice();
-        for node_id in 0..shards_per_node.len() {
-            let nr_shards = shards_per_node[node_id].max(1);
+        for (node_id, &count) in shards_per_node.iter().enumerate() {
+            let nr_shards = count.max(1);
             let range = node_slots(node_id, nr_nodes);
             for shard_id in 0..nr_shards {
                 for slot in shard_slots(range.clone(), shard_id, nr_shards) {
@@ -235,6 +235,8 @@ mod tests {
             key_slot(b"{user1000}.followers")
         );
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"{user1000}.following"), 3443);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), 4015);
         // Only the first `{` counts; an empty tag hashes the whole key.
         assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") & 16383);
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));

@@ -123,13 +123,13 @@ pub fn greet(map: &ClusterMap, node_id: usize) -> Greeting {
 /// `reported[i]` remembers what was said about peer `i`, so a state is
 /// printed once.
 pub fn greet_once(map: &ClusterMap, reported: &mut [Option<Greeting>]) {
-    for node_id in 0..map.nr_nodes() {
+    for (node_id, said) in reported.iter_mut().enumerate() {
         if node_id == map.node_id || map.layout(node_id).is_some() {
             continue;
         }
         let g = greet(map, node_id);
         let addr = &map.nodes[node_id];
-        if reported[node_id].as_ref() != Some(&g) {
+        if said.as_ref() != Some(&g) {
             match &g {
                 Greeting::Agrees => {
                     let l = map.layout(node_id).expect("just recorded");
@@ -147,7 +147,7 @@ pub fn greet_once(map: &ClusterMap, reported: &mut [Option<Greeting>]) {
                 ),
             }
         }
-        reported[node_id] = Some(g);
+        *said = Some(g);
     }
 }
 

@@ -241,7 +241,7 @@ fn cluster(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
             .filter(|m| m.resp_port.is_some())
             .map(|m| m.slots.len())
             .sum();
-        let my_epoch = masters.iter().position(|m| myself(m)).unwrap_or(0) + 1;
+        let my_epoch = masters.iter().position(myself).unwrap_or(0) + 1;
         let text = format!(
             "cluster_state:{}\r\ncluster_slots_assigned:{NR_SLOTS}\r\ncluster_slots_ok:{ok}\r\n\
              cluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\n\
