@@ -1,7 +1,9 @@
 //! `corekv bench` and `corekv report` command lines (`corekv::bench::cli`).
 //!
-//! Owns: the flags, turning them into a [`DriverConfig`], printing the
-//! readable report and writing the result files (JSON, `.hgrm`, PNG), and
+//! Owns: the flags (and the seed's single-dash spellings of them,
+//! [`rewrite_seed_flags`]), turning them into a [`DriverConfig`], printing
+//! the readable report (or its CSV line) and writing the result files (JSON,
+//! `.hgrm`, `.hlog`, PNG), and
 //! reading `corekv monitor` files back for the utilization table and figure
 //! of a cluster run (`report merge --monitor`, `report plot-util`).
 //!
@@ -9,6 +11,7 @@
 //! (`super::report`), figure shaping (`super::figures`) and drawing
 //! (`super::plot`), sampling `/proc` (`super::sysstat`).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,15 +24,73 @@ use super::report::{self, BenchReport};
 use super::sysstat::{monitor_name, NodeUtilization};
 use super::workload::{self, Distribution, WorkloadConfig};
 
+/// The seed's client flags (Go's single-dash spellings) and corekv's
+/// equivalents: `-numClients` counts goroutines per client machine, which is
+/// `--clients` (per process), not `--sessions` (per worker CPU). The seed's
+/// server flag `-port` is `--port`.
+pub const SEED_FLAGS: &[(&str, &str)] = &[
+    ("-hosts", "--hosts"),
+    ("-theta", "--theta"),
+    ("-workload", "--workload"),
+    ("-secs", "--secs"),
+    ("-numClients", "--clients"),
+    ("-batchSize", "--batch"),
+    ("-port", "--port"),
+];
+
+/// Rewrites the seed's single-dash long flags (`-numClients 128`,
+/// `-batchSize=8192`, see [`SEED_FLAGS`]) into corekv's, so the seed's
+/// scripts run unchanged: clap has no single-dash long flags, and would read
+/// `-hosts` as `-h -o -s -t -s`. Everything after a `--` is left alone, and so
+/// is every other argument.
+pub fn rewrite_seed_flags(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut rest = false;
+    for (i, a) in argv.into_iter().enumerate() {
+        if i == 0 || rest {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            rest = true;
+            out.push(a);
+            continue;
+        }
+        let Some(s) = a.to_str() else {
+            out.push(a);
+            continue;
+        };
+        let (flag, value) = match s.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (s, None),
+        };
+        match SEED_FLAGS.iter().find(|(seed, _)| *seed == flag) {
+            Some((_, ours)) => out.push(match value {
+                Some(v) => format!("{ours}={v}").into(),
+                None => (*ours).into(),
+            }),
+            None => out.push(a),
+        }
+    }
+    out
+}
+
 /// `corekv bench` arguments.
 #[derive(Args, Debug, Clone)]
+#[command(args_override_self = true)]
 pub struct BenchArgs {
+    /// Read flags from this TOML file: keys are the flags' names
+    /// (`workload = "YCSB-A"`, `clients = 128`, `secs = "30s"`); flags on
+    /// the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Comma-separated server addresses. corekv: any native port of each node
     /// (the client learns every shard's port); redis: each server.
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub hosts: String,
     /// System under test: corekv (native batches, shard-aware), corekv-resp
-    /// (a corekv RESP port) or redis (any Redis-protocol server).
+    /// (a corekv RESP port), redis (any Redis-protocol server) or memcached
+    /// (text protocol: multi-gets of up to 64 keys and sets, pipelined).
     #[arg(long, default_value = "corekv")]
     pub target: String,
     /// YCSB-A (50% reads), YCSB-B (95%) or YCSB-C (100%).
@@ -41,24 +102,33 @@ pub struct BenchArgs {
     /// Key space: keys are "0" .. records-1 in decimal.
     #[arg(long, default_value_t = workload::DEFAULT_RECORDS)]
     pub records: u64,
-    /// Bytes per written value.
-    #[arg(long, default_value_t = workload::DEFAULT_VALUE_SIZE)]
+    /// Bytes per written value (e.g. 128, 1kb).
+    #[arg(long, default_value_t = workload::DEFAULT_VALUE_SIZE, value_parser = crate::config::parse_size_usize)]
     pub value_size: usize,
+
     /// Fraction of reads; overrides the workload's.
     #[arg(long)]
     pub read_ratio: Option<f64>,
     /// Key distribution: zipfian or uniform.
     #[arg(long, default_value = "zipfian")]
     pub distribution: String,
-    /// Measured seconds.
-    #[arg(long, default_value_t = 30.0)]
-    pub secs: f64,
-    /// Warm-up seconds before the measured window (excluded from all figures).
-    #[arg(long, default_value_t = 2.0)]
-    pub warmup: f64,
-    /// Sessions (the seed's client goroutines) per worker CPU.
-    #[arg(long, default_value_t = 8)]
+    /// Measured time (e.g. 30s, 2m; a bare number is seconds). The seed: `-secs`.
+    #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
+    pub secs: Duration,
+    /// Warm-up before the measured window, excluded from all figures (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+    pub warmup: Duration,
+    /// Sessions per worker CPU (each session is one of the seed's client
+    /// goroutines: one batch in flight at a time).
+    #[arg(long, default_value_t = 8, conflicts_with = "clients")]
     pub sessions: usize,
+    /// Sessions of this whole process, spread evenly over the worker CPUs
+    /// (the first `N mod CPUs` workers get one more): the seed's
+    /// `-numClients`, goroutines per client machine. With fewer clients than
+    /// CPUs, only the first N CPUs run a worker.
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+
     /// Operations per batch (RESP: pipeline depth).
     #[arg(long, default_value_t = 8192)]
     pub batch: usize,
@@ -73,9 +143,9 @@ pub struct BenchArgs {
     /// Base seed of the generators (default: from the clock; printed in the report).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Request timeout, seconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub timeout: f64,
+    /// Request timeout (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub timeout: Duration,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -86,6 +156,10 @@ pub struct BenchArgs {
     /// No per-second progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+    /// instead of the table.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// `corekv report` subcommands.
@@ -128,8 +202,14 @@ pub enum ReportCmd {
     Show {
         /// report.json file.
         file: PathBuf,
+        /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+        /// instead of the table.
+        #[arg(long)]
+        csv: bool,
     },
-    /// Side-by-side table of several runs, with throughput ratios.
+    /// Side-by-side table of several runs, with throughput ratios. Runs of
+    /// different work (workload, read ratio, skew, key space, value size,
+    /// batch, closed vs open loop) are refused.
     Compare {
         /// report.json files; the first is the reference.
         #[arg(required = true)]
@@ -181,6 +261,13 @@ impl BenchArgs {
             Some(s) => crate::config::parse_cpu_list(s)?,
             None => crate::config::allowed_cpus(),
         };
+        // Fewer clients than CPUs: one worker per client, on the first CPUs.
+        let mut cpus = cpus;
+        if let Some(n) = self.clients {
+            if n > 0 && n < cpus.len() {
+                cpus.truncate(n);
+            }
+        }
         let base_seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -188,7 +275,7 @@ impl BenchArgs {
                 .unwrap_or(1);
             t ^ ((std::process::id() as u64) << 32)
         });
-        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+        if self.timeout.is_zero() {
             bail!("--timeout must be > 0");
         }
         Ok(DriverConfig {
@@ -197,12 +284,13 @@ impl BenchArgs {
             workload: w,
             batch: self.batch,
             sessions_per_worker: self.sessions,
+            total_sessions: self.clients,
             cpus,
-            secs: self.secs,
-            warmup_secs: self.warmup,
+            secs: self.secs.as_secs_f64(),
+            warmup_secs: self.warmup.as_secs_f64(),
             rate: self.rate,
             base_seed,
-            timeout: Duration::from_secs_f64(self.timeout),
+            timeout: self.timeout,
             progress: !self.quiet,
         })
     }
@@ -214,7 +302,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.quiet {
         eprintln!(
             "corekv bench: {} {:?}, {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-             {} session(s) on each of CPUs {:?}, {} s + {} s warm-up, {}, seed {}",
+             {} session(s) on CPUs {:?}, {} s + {} s warm-up, {}, seed {}",
             cfg.target.as_str(),
             cfg.hosts,
             cfg.workload.name,
@@ -224,7 +312,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.workload.records,
             cfg.workload.value_size,
             cfg.batch,
-            cfg.sessions_per_worker,
+            match cfg.total_sessions {
+                Some(n) => format!("{n} (--clients)"),
+                None => format!("{} per CPU", cfg.sessions_per_worker),
+            },
             cfg.cpus,
             cfg.secs,
             cfg.warmup_secs,
@@ -235,8 +326,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.base_seed,
         );
     }
-    let report = driver::run(&cfg)?;
-    print!("{}", report::render_table(&report));
+    let mut report = driver::run(&cfg)?;
+    report.meta.command_line = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.csv {
+        print!("{}", report::csv_summary(&report));
+    } else {
+        print!("{}", report::render_table(&report));
+    }
     if let Some(dir) = &args.out {
         write_outputs(&report, dir, "report.json")?;
         eprintln!("corekv bench: results in {}", dir.display());
@@ -247,12 +345,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes `json_name`, the two `.hgrm` files and the two plots into `dir`.
+/// Writes `json_name`, the two `.hgrm` files, the `.hlog` interval log and
+/// the two plots into `dir`.
 pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     r.write_json(dir.join(json_name))?;
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
+    report::write_hlog(r, dir.join("batch_latency.hlog"))?;
     figures::plot_run(r, dir)?;
     Ok(())
 }
@@ -271,9 +371,13 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             out,
             title,
         } => report_plot_util(&files, names.as_deref(), &out, title.as_deref()),
-        ReportCmd::Show { file } => {
+        ReportCmd::Show { file, csv } => {
             let r = BenchReport::read_json(&file)?;
-            print!("{}", report::render_table(&r));
+            if csv {
+                print!("{}", report::csv_summary(&r));
+            } else {
+                print!("{}", report::render_table(&r));
+            }
             Ok(())
         }
         ReportCmd::Compare { files, names, plot } => {
@@ -371,6 +475,19 @@ fn report_plot_util(
 /// the batch latency curves in one figure.
 fn report_compare(files: &[PathBuf], names: Option<&str>, plot: Option<&Path>) -> Result<()> {
     let reports = read_reports(files)?;
+    if let Some(first) = reports.first() {
+        for (file, r) in files.iter().zip(&reports).skip(1) {
+            let diffs = report::workload_diffs(&first.meta, &r.meta);
+            if !diffs.is_empty() {
+                bail!(
+                    "{} ran different work from {}: {}; compare runs of one workload",
+                    file.display(),
+                    files[0].display(),
+                    diffs.join(", ")
+                );
+            }
+        }
+    }
     let names = names_for(names, reports.len(), "reports", |i| {
         reports[i].meta.target.clone()
     })?;
@@ -474,5 +591,140 @@ mod tests {
             .bench
             .to_config()
             .is_err());
+    }
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn seed_spellings_are_rewritten() {
+        let argv = os(&[
+            "corekv",
+            "bench",
+            "-hosts",
+            "a:1,b:2",
+            "-theta=0.9",
+            "-workload",
+            "YCSB-A",
+            "-secs",
+            "5",
+            "-numClients",
+            "128",
+            "-batchSize",
+            "8192",
+            "--cpus",
+            "0",
+        ]);
+        assert_eq!(
+            rewrite_seed_flags(argv),
+            os(&[
+                "corekv",
+                "bench",
+                "--hosts",
+                "a:1,b:2",
+                "--theta=0.9",
+                "--workload",
+                "YCSB-A",
+                "--secs",
+                "5",
+                "--clients",
+                "128",
+                "--batch",
+                "8192",
+                "--cpus",
+                "0",
+            ])
+        );
+        // argv[0], other arguments, values and everything after `--` stay.
+        let argv = os(&["-secs", "put", "-numClientsX", "-hosts", "--", "-secs"]);
+        assert_eq!(
+            rewrite_seed_flags(argv),
+            os(&["-secs", "put", "-numClientsX", "--hosts", "--", "-secs"])
+        );
+        // And the rewritten line parses to the seed's meaning.
+        let argv = rewrite_seed_flags(os(&[
+            "x",
+            "-hosts",
+            "h:1",
+            "-numClients",
+            "6",
+            "-batchSize",
+            "64",
+            "-secs",
+            "2m",
+            "-workload",
+            "YCSB-C",
+            "-theta",
+            "0.5",
+            "--cpus",
+            "0",
+        ]));
+        let c = Cli::parse_from(argv).bench.to_config().unwrap();
+        assert_eq!(c.hosts, vec!["h:1"]);
+        assert_eq!(c.total_sessions, Some(6));
+        assert_eq!(c.total_sessions(), 6);
+        assert_eq!(c.batch, 64);
+        assert_eq!(c.secs, 120.0);
+        assert_eq!(c.workload.name, "YCSB-C");
+        assert_eq!(c.workload.theta, 0.5);
+    }
+
+    #[test]
+    fn clients_spread_over_workers() {
+        let mut c = DriverConfig::new(vec!["h:1".into()], vec![0, 1, 2, 3]);
+        c.total_sessions = Some(10);
+        let per: Vec<usize> = (0..4).map(|w| c.sessions_of(w)).collect();
+        assert_eq!(per, vec![3, 3, 2, 2]);
+        assert_eq!(c.total_sessions(), 10);
+        c.total_sessions = None;
+        c.sessions_per_worker = 5;
+        assert_eq!(c.sessions_of(3), 5);
+        assert_eq!(c.total_sessions(), 20);
+        // --clients and --sessions exclude each other.
+        assert!(Cli::try_parse_from(["x", "--clients", "4", "--sessions", "2"]).is_err());
+        // Fewer clients than CPUs: one worker each.
+        let c = Cli::parse_from(["x", "--clients", "1", "--cpus", "0-3"])
+            .bench
+            .to_config()
+            .unwrap();
+        assert_eq!(c.cpus, vec![0]);
+        assert_eq!(c.total_sessions(), 1);
+    }
+
+    #[test]
+    fn durations_and_sizes_take_units() {
+        let cli = Cli::parse_from([
+            "x",
+            "--secs",
+            "1m30s",
+            "--warmup",
+            "500ms",
+            "--timeout",
+            "2",
+            "--value-size",
+            "1kb",
+            "--cpus",
+            "0",
+        ]);
+        let c = cli.bench.to_config().unwrap();
+        assert_eq!(c.secs, 90.0);
+        assert_eq!(c.warmup_secs, 0.5);
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.workload.value_size, 1024);
+        assert_eq!(
+            Cli::parse_from(["x", "--value-size", "1k"])
+                .bench
+                .value_size,
+            1000
+        );
+        assert!(Cli::try_parse_from(["x", "--secs", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--value-size", "big"]).is_err());
+        // A later flag overrides an earlier one (a config file's flags come first).
+        assert_eq!(
+            Cli::parse_from(["x", "--batch", "1", "--batch", "2"])
+                .bench
+                .batch,
+            2
+        );
     }
 }

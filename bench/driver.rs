@@ -4,12 +4,14 @@
 //! collect seconds, merge), the per-second timeline and progress line, and
 //! the assembly of a [`BenchReport`]. Sessions, pacing and recording are
 //! `super::session`'s; each target's sessions and server monitor are in
-//! `super::native_target` and `super::resp_target`.
+//! `super::native_target`, `super::resp_target` and
+//! `super::memcached_target`.
 //!
 //! Must not touch: the workload's arithmetic (`super::workload`), report
 //! formatting and merging (`super::report`), plots, or server internals — the
-//! driver sees servers only through the shard-aware client ([`Cluster`]) or a
-//! RESP socket (`super::resp_target`).
+//! driver sees servers only through the shard-aware client ([`Cluster`]), a
+//! RESP socket (`super::resp_target`) or a memcached socket
+//! (`super::memcached_target`).
 //!
 //! # Shape (shared-nothing, like Seastar's seawreck)
 //!
@@ -36,16 +38,20 @@
 //! * **Batch latency**: from sending the batch (open loop: from its intended
 //!   send time) to the arrival of the last part's reply.
 //! * **Per-operation latency**: the latency of the batch the op travelled in,
-//!   recorded once per operation (`record_n(batch_latency, ops)`). An op's
-//!   result is available to the session only when its whole batch is, so
-//!   this is what a caller of the batched API observes per operation; it
-//!   weights the percentiles by operations rather than by batches.
+//!   recorded once per operation (`record_n(batch_latency, ops)`), and apart
+//!   for GETs and SETs. An op's result is available to the session only when
+//!   its whole batch is, so this is what a caller of the batched API
+//!   observes per operation; it weights the percentiles by operations rather
+//!   than by batches (with fixed-size batches the percentiles equal the
+//!   batch's, so the report's table shows GET and SET rows only at batch 1).
+//! * **GET misses**: GETs answered "not found" (native), a null bulk (RESP)
+//!   or no `VALUE` (memcached).
 //! * **Server figures** (corekv): worker 0 polls STATS every second; each
 //!   node's per-second ops/s is the delta of its ops counter over the delta
 //!   of its own uptime clock; per-shard totals are the counter deltas over
 //!   the measured window (keys, memory and connections: values at the end).
 //!   Redis: `INFO all` on a separate connection (`cmdstat_get`/`cmdstat_set`
-//!   calls).
+//!   calls). memcached: `stats` (`cmd_get`, one per key, and `cmd_set`).
 //! * **Client CPU**: `getrusage(RUSAGE_SELF)` (user + system, every thread of
 //!   the process) between the start and the end of the measured window.
 //! * **Bytes**: bytes written to / read from the sockets in the window.
@@ -63,12 +69,13 @@ use anyhow::{bail, Result};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::report::{
-    BenchMeta, BenchReport, LatencyHistogram, LoadMode, ServerNodeReport, TimelineSample, Totals,
+    BenchMeta, BenchReport, IntervalHistogram, LatencyHistogram, LoadMode, ServerNodeReport,
+    TimelineSample, Totals,
 };
 pub use super::session::process_cpu_secs;
 use super::session::{sleep_until, Bucket, Pacer, Timing, WorkerCtx};
 use super::workload::{self, Generator, KeyDist, WorkloadConfig};
-use super::{native_target, resp_target};
+use super::{memcached_target, native_target, resp_target};
 use crate::client::{ClientOptions, Cluster};
 use crate::units::fmt_rate;
 
@@ -87,16 +94,19 @@ pub enum Target {
     CorekvResp,
     /// A Redis-protocol server (redis-server, valkey, ...), pipelined GET/SET.
     Redis,
+    /// A memcached server, text protocol: multi-gets and sets, pipelined.
+    Memcached,
 }
 
 impl Target {
-    /// Parses `corekv`, `corekv-resp` or `redis`.
+    /// Parses `corekv`, `corekv-resp`, `redis` or `memcached`.
     pub fn parse(s: &str) -> Result<Target> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "corekv" | "native" => Target::Corekv,
             "corekv-resp" => Target::CorekvResp,
             "redis" | "resp" => Target::Redis,
-            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp or redis"),
+            "memcached" | "memcache" => Target::Memcached,
+            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp, redis or memcached"),
         })
     }
 
@@ -106,12 +116,13 @@ impl Target {
             Target::Corekv => "corekv",
             Target::CorekvResp => "corekv-resp",
             Target::Redis => "redis",
+            Target::Memcached => "memcached",
         }
     }
 
     /// True for the RESP drivers.
     pub fn is_resp(self) -> bool {
-        !matches!(self, Target::Corekv)
+        matches!(self, Target::CorekvResp | Target::Redis)
     }
 }
 
@@ -126,8 +137,12 @@ pub struct DriverConfig {
     pub workload: WorkloadConfig,
     /// Operations per batch (RESP: pipeline depth).
     pub batch: usize,
-    /// Sessions per worker.
+    /// Sessions per worker (when `total_sessions` is `None`).
     pub sessions_per_worker: usize,
+    /// Sessions of the whole process (`--clients`, the seed's `-numClients`),
+    /// spread over the workers: worker `w` of `W` runs `n / W` sessions, plus
+    /// one when `w < n % W`. `None`: `sessions_per_worker` on every worker.
+    pub total_sessions: Option<usize>,
     /// One pinned worker per CPU.
     pub cpus: Vec<usize>,
     /// Measured window, seconds.
@@ -154,6 +169,7 @@ impl DriverConfig {
             workload: WorkloadConfig::default(),
             batch: 8192,
             sessions_per_worker: 8,
+            total_sessions: None,
             cpus,
             secs: 10.0,
             warmup_secs: 2.0,
@@ -172,8 +188,16 @@ impl DriverConfig {
         if self.cpus.is_empty() {
             bail!("no CPUs given (--cpus)");
         }
-        if self.batch == 0 || self.sessions_per_worker == 0 {
-            bail!("--batch and --sessions must be at least 1");
+        if self.batch == 0 || self.sessions_per_worker == 0 || self.total_sessions == Some(0) {
+            bail!("--batch, --sessions and --clients must be at least 1");
+        }
+        if let Some(n) = self.total_sessions {
+            if n < self.cpus.len() {
+                bail!(
+                    "--clients {n} is fewer than the {} worker CPUs: give --cpus at most {n} CPUs",
+                    self.cpus.len()
+                );
+            }
         }
         if !(self.secs > 0.0 && self.secs.is_finite()) {
             bail!("--secs must be > 0, got {}", self.secs);
@@ -187,6 +211,28 @@ impl DriverConfig {
             }
         }
         Ok(())
+    }
+
+    /// Sessions worker `worker` runs.
+    pub fn sessions_of(&self, worker: usize) -> usize {
+        match self.total_sessions {
+            Some(n) => {
+                let w = self.cpus.len().max(1);
+                n / w + usize::from(worker < n % w)
+            }
+            None => self.sessions_per_worker,
+        }
+    }
+
+    /// Sessions of the whole process.
+    pub fn total_sessions(&self) -> usize {
+        self.total_sessions
+            .unwrap_or(self.cpus.len() * self.sessions_per_worker)
+    }
+
+    /// Index, over the whole process, of worker `worker`'s first session.
+    fn first_session_of(&self, worker: usize) -> usize {
+        (0..worker).map(|w| self.sessions_of(w)).sum()
     }
 }
 
@@ -205,6 +251,8 @@ enum Msg {
 struct WorkerResult {
     batch_hist: LatencyHistogram,
     op_hist: LatencyHistogram,
+    get_hist: LatencyHistogram,
+    set_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
     cpu_secs: Option<f64>,
@@ -228,6 +276,7 @@ struct WorkerSetup {
 enum Conns {
     Native(Rc<Cluster>),
     Resp(resp_target::WorkerConns),
+    Memcached(memcached_target::WorkerConns),
 }
 
 impl Conns {
@@ -235,12 +284,15 @@ impl Conns {
     fn bytes(&self, ctx: &WorkerCtx) -> (u64, u64) {
         match self {
             Conns::Native(c) => c.bytes(),
-            Conns::Resp(_) => (ctx.bytes_sent.get(), ctx.bytes_received.get()),
+            Conns::Resp(_) | Conns::Memcached(_) => {
+                (ctx.bytes_sent.get(), ctx.bytes_received.get())
+            }
         }
     }
 }
 
-/// A spawned monitor: STATS (native) or INFO (RESP), and how its failure reads.
+/// A spawned monitor: STATS (native), INFO (RESP) or stats (memcached), and
+/// how its failure reads.
 type MonitorTask = (
     glommio::Task<Result<Vec<ServerNodeReport>, String>>,
     &'static str,
@@ -251,10 +303,20 @@ type Snap = ((u64, u64), f64);
 
 async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     let cfg = &s.cfg;
+    if cfg.target == Target::Memcached {
+        let c = memcached_target::WorkerConns::connect(
+            &cfg.hosts,
+            cfg.sessions_of(s.worker),
+            s.worker == 0,
+            cfg.timeout,
+        )
+        .await?;
+        return Ok(Conns::Memcached(c));
+    }
     if cfg.target.is_resp() {
         let c = resp_target::WorkerConns::connect(
             &cfg.hosts,
-            cfg.sessions_per_worker,
+            cfg.sessions_of(s.worker),
             s.worker == 0,
             cfg.timeout,
         )
@@ -324,6 +386,8 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let mut st = ctx.state.borrow_mut();
     result.batch_hist = std::mem::take(&mut st.batch_hist);
     result.op_hist = std::mem::take(&mut st.op_hist);
+    result.get_hist = std::mem::take(&mut st.get_hist);
+    result.set_hist = std::mem::take(&mut st.set_hist);
     drop(st);
     result.error = ctx.take_error();
     result
@@ -337,7 +401,8 @@ fn spawn_sessions(
     conns: &Conns,
 ) -> (Vec<glommio::Task<()>>, Option<MonitorTask>) {
     let cfg = &s.cfg;
-    let total = cfg.cpus.len() * cfg.sessions_per_worker;
+    let total = cfg.total_sessions();
+    let first = cfg.first_session_of(s.worker);
     let parts = |i: usize| {
         let gen = Generator::from_parts(
             s.keys,
@@ -345,14 +410,14 @@ fn spawn_sessions(
             session_seed(cfg, s.worker, i),
         )
         .expect("workload validated before the run");
-        let g = s.worker * cfg.sessions_per_worker + i;
+        let g = first + i;
         (gen, Pacer::new(cfg.rate, total, g, cfg.batch, &ctx.timing))
     };
     let mut sessions = Vec::new();
     let mut monitor: Option<MonitorTask> = None;
     match conns {
         Conns::Native(cluster) => {
-            for i in 0..cfg.sessions_per_worker {
+            for i in 0..cfg.sessions_of(s.worker) {
                 let (gen, pacer) = parts(i);
                 let task = native_target::session(ctx.clone(), cluster.clone(), gen, pacer);
                 sessions.push(glommio::spawn_local(task));
@@ -371,6 +436,17 @@ fn spawn_sessions(
             if let Some(m) = wc.take_monitor() {
                 let task = resp_target::monitor(ctx.clone(), m, cfg.hosts.clone());
                 monitor = Some((glommio::spawn_local(task), "INFO"));
+            }
+        }
+        Conns::Memcached(wc) => {
+            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
+                let (gen, pacer) = parts(i);
+                let task = memcached_target::session(ctx.clone(), streams, gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if let Some(m) = wc.take_monitor() {
+                let task = memcached_target::monitor(ctx.clone(), m, cfg.hosts.clone());
+                monitor = Some((glommio::spawn_local(task), "stats"));
             }
         }
     }
@@ -481,16 +557,26 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
+    // The measured window's start on the wall clock, for interval logs.
+    let window_unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+        + timing
+            .start
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
     for s in &starts {
         let _ = s.send(timing);
     }
     drop(starts);
-    let (mut totals, timeline) = collect_seconds(cfg, &timing, &msgs)?;
+    let (mut totals, timeline, intervals) = collect_seconds(cfg, &timing, window_unix_secs, &msgs)?;
     let mut report = merge_workers(joins)?;
     report.generation_rate_ops = generation_rate;
     totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
     report.totals = totals;
     report.timeline = timeline;
+    report.intervals = intervals;
     report.meta = meta(cfg, start_unix_secs);
     report.finalize();
     Ok(report)
@@ -552,18 +638,24 @@ fn await_ready(
     start_error.map_or(Ok(()), Err)
 }
 
+/// The measured totals, the per-second timeline and interval histograms.
+type Collected = (Totals, Vec<TimelineSample>, Vec<IntervalHistogram>);
+
 /// Collects the workers' seconds until every worker has finished: merges
-/// each second over all workers, adds the measured ones to the totals and
-/// the timeline, and prints the progress line.
+/// each second over all workers, adds the measured ones to the totals, the
+/// timeline and the interval histograms (`window_unix_secs`: the measured
+/// window's start on the wall clock), and prints the progress line.
 fn collect_seconds(
     cfg: &DriverConfig,
     timing: &Timing,
+    window_unix_secs: f64,
     msgs: &flume::Receiver<(usize, Msg)>,
-) -> Result<(Totals, Vec<TimelineSample>)> {
+) -> Result<Collected> {
     let n = cfg.cpus.len();
     let mut pending: BTreeMap<i64, (usize, Bucket)> = BTreeMap::new();
     let mut timeline = Vec::new();
     let mut totals = Totals::default();
+    let mut intervals = Vec::new();
     let mut so_far = LatencyHistogram::new();
     let mut finished = 0;
     while finished < n {
@@ -589,6 +681,13 @@ fn collect_seconds(
             totals.gets += b.gets;
             totals.puts += b.puts;
             totals.errors += b.errors;
+            totals.get_misses += b.get_misses;
+            let t_from = timing.second_start(idx);
+            intervals.push(IntervalHistogram {
+                start_unix_secs: window_unix_secs + (t_from - timing.start).as_secs_f64(),
+                secs: (t_to - t_from).as_secs_f64(),
+                batch_latency: b.batch_hist.clone(),
+            });
             timeline.push(TimelineSample {
                 t_secs: (t_to - timing.start).as_secs_f64(),
                 ops: b.ops,
@@ -602,7 +701,7 @@ fn collect_seconds(
             progress_line(cfg, timing, idx, &b, &so_far, totals.errors);
         }
     }
-    Ok((totals, timeline))
+    Ok((totals, timeline, intervals))
 }
 
 /// One second's progress line on stderr.
@@ -653,6 +752,8 @@ fn merge_workers(
             Ok(r) => {
                 report.batch_latency.add(&r.batch_hist)?;
                 report.op_latency.add(&r.op_hist)?;
+                report.get_latency.add(&r.get_hist)?;
+                report.set_latency.add(&r.set_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
                 if let Some(c) = r.cpu_secs {
@@ -695,7 +796,8 @@ fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
         records: cfg.workload.records,
         value_size: cfg.workload.value_size,
         batch: cfg.batch,
-        sessions_per_worker: cfg.sessions_per_worker,
+        sessions_per_worker: cfg.sessions_of(0),
+        total_sessions: cfg.total_sessions(),
         worker_cpus: cfg.cpus.clone(),
         secs: cfg.secs,
         warmup_secs: cfg.warmup_secs,
@@ -707,6 +809,11 @@ fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
         },
         base_seed: cfg.base_seed,
         client_processes: 1,
+        corekv_commit: crate::GIT_COMMIT.to_string(),
+        date: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(start_unix_secs))
+            .to_string(),
+        command_line: Vec::new(),
+        machine: super::sysstat::machine(),
     }
 }
 
@@ -727,9 +834,15 @@ mod tests {
 
     #[test]
     fn target_names() {
-        for t in [Target::Corekv, Target::CorekvResp, Target::Redis] {
+        for t in [
+            Target::Corekv,
+            Target::CorekvResp,
+            Target::Redis,
+            Target::Memcached,
+        ] {
             assert_eq!(Target::parse(t.as_str()).unwrap(), t);
         }
-        assert!(Target::parse("memcached").is_err());
+        // memcached is a target now (bench/memcached_target.rs).
+        assert!(Target::parse("mongodb").is_err());
     }
 }

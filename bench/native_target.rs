@@ -46,13 +46,14 @@ pub(crate) async fn session(
             return;
         }
         let done = Instant::now();
-        let mut errors = 0u64;
-        results.for_each(|_, r| {
-            if let OpResult::Err(_) = r {
-                errors += 1;
-            }
+        let (mut errors, mut misses) = (0u64, 0u64);
+        results.for_each(|_, r| match r {
+            OpResult::Err(_) => errors += 1,
+            // Only a GET answers NotFound here (PUTs answer Ok).
+            OpResult::NotFound => misses += 1,
+            _ => {}
         });
-        ctx.record(sent, done, n as u64, gets, errors);
+        ctx.record(sent, done, n as u64, gets, errors, misses);
     }
 }
 

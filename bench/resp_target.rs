@@ -125,15 +125,18 @@ impl RespReader {
         r: &mut Half,
         mut expect: usize,
         addr: &str,
-    ) -> Result<(u64, u64), String> {
+    ) -> Result<(u64, u64, u64), String> {
         let mut errors = 0u64;
+        let mut nulls = 0u64;
         let mut bytes = 0u64;
         loop {
             while expect > 0 {
                 match skip_reply(&self.buf[self.start..self.end]) {
                     Ok(Some(s)) => {
-                        if s.kind == ReplyKind::Error {
-                            errors += 1;
+                        match s.kind {
+                            ReplyKind::Error => errors += 1,
+                            ReplyKind::NullBulk => nulls += 1,
+                            _ => {}
                         }
                         self.start += s.consumed;
                         expect -= 1;
@@ -143,7 +146,7 @@ impl RespReader {
                 }
             }
             if expect == 0 {
-                return Ok((errors, bytes));
+                return Ok((errors, nulls, bytes));
             }
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -175,8 +178,9 @@ struct HostConn {
 }
 
 impl HostConn {
-    /// Sends the queued pipeline and reads its replies; `(errors, bytes read)`.
-    async fn exchange(&mut self) -> Result<(u64, u64), String> {
+    /// Sends the queued pipeline and reads its replies: `(errors, null
+    /// replies, bytes read)`.
+    async fn exchange(&mut self) -> Result<(u64, u64, u64), String> {
         let mut w = self.stream.clone();
         let mut r = self.stream.clone();
         let out = &self.out;
@@ -238,7 +242,7 @@ pub(crate) async fn session(
         let Some(sent) = pacer.next(&ctx).await else {
             break;
         };
-        let mut errors = 0u64;
+        let (mut errors, mut misses) = (0u64, 0u64);
         for h in conns.hosts.iter_mut().filter(|h| h.expect > 0) {
             let r = match glommio::timer::timeout(conns.timeout, async { Ok(h.exchange().await) })
                 .await
@@ -247,8 +251,10 @@ pub(crate) async fn session(
                 Err(_) => Err(format!("{}: timed out after {:?}", h.addr, conns.timeout)),
             };
             match r {
-                Ok((e, bytes)) => {
+                Ok((e, nulls, bytes)) => {
                     errors += e;
+                    // Only GET answers a null bulk (SET answers +OK).
+                    misses += nulls;
                     ctx.bytes_sent
                         .set(ctx.bytes_sent.get() + h.out.len() as u64);
                     ctx.bytes_received.set(ctx.bytes_received.get() + bytes);
@@ -260,7 +266,7 @@ pub(crate) async fn session(
             }
         }
         let done = Instant::now();
-        ctx.record(sent, done, n as u64, gets, errors);
+        ctx.record(sent, done, n as u64, gets, errors, misses);
     }
 }
 

@@ -2,7 +2,7 @@
 //! ([`Timing`]), per-second buckets and a worker's recording state, the
 //! worker context its sessions share, the open/closed-loop [`Pacer`] and
 //! [`sleep_until`]. Targets ([`super::native_target`],
-//! [`super::resp_target`]) and the driver use it; it uses none of them, so the
+//! [`super::resp_target`], [`super::memcached_target`]) and the driver use it; it uses none of them, so the
 //! arrows run one way: driver → targets → session → report.
 //!
 //! It owns timing and recording, not connections, workloads or reports.
@@ -12,8 +12,9 @@
 //! A session owns one seeded generator and its target's request and result
 //! buffers, all reused: no heap allocation per operation. It draws `batch`
 //! operations in the generator's order, sends them (native: split per node
-//! and shard, parts in flight together; RESP: one pipeline per host), waits for
-//! every result and counts per-operation errors. Closed loop: the next batch
+//! and shard, parts in flight together; RESP: one pipeline per host;
+//! memcached: one pipeline per host, consecutive GETs as multi-gets), waits
+//! for every result and counts per-operation errors and GET misses. Closed loop: the next batch
 //! is generated as soon as the previous one is answered. Open loop
 //! (`rate`): session `g` of `S` sends batch `n` at the intended time
 //! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
@@ -96,6 +97,7 @@ pub(crate) struct Bucket {
     pub(crate) gets: u64,
     pub(crate) puts: u64,
     pub(crate) errors: u64,
+    pub(crate) get_misses: u64,
     pub(crate) batches: u64,
     pub(crate) batch_hist: LatencyHistogram,
 }
@@ -107,6 +109,7 @@ impl Bucket {
         self.gets += o.gets;
         self.puts += o.puts;
         self.errors += o.errors;
+        self.get_misses += o.get_misses;
         self.batches += o.batches;
         let _ = self.batch_hist.add(&o.batch_hist);
     }
@@ -121,6 +124,10 @@ pub(crate) struct WorkerState {
     pub(crate) batch_hist: LatencyHistogram,
     /// Per-operation latencies of the measured window.
     pub(crate) op_hist: LatencyHistogram,
+    /// GET latencies (each GET's batch latency) of the measured window.
+    pub(crate) get_hist: LatencyHistogram,
+    /// SET latencies (each SET's batch latency) of the measured window.
+    pub(crate) set_hist: LatencyHistogram,
 }
 
 impl WorkerState {
@@ -131,10 +138,13 @@ impl WorkerState {
             buckets: BTreeMap::new(),
             batch_hist: LatencyHistogram::new(),
             op_hist: LatencyHistogram::new(),
+            get_hist: LatencyHistogram::new(),
+            set_hist: LatencyHistogram::new(),
         }
     }
 
-    /// Records one completed batch of `ops` operations.
+    /// Records one completed batch of `ops` operations, `gets` of them GETs
+    /// of which `misses` found nothing, `errors` failed.
     #[inline]
     pub(crate) fn record(
         &mut self,
@@ -143,6 +153,7 @@ impl WorkerState {
         ops: u64,
         gets: u64,
         errors: u64,
+        misses: u64,
     ) {
         if done >= self.timing.end {
             return;
@@ -154,11 +165,18 @@ impl WorkerState {
         b.gets += gets;
         b.puts += ops - gets;
         b.errors += errors;
+        b.get_misses += misses;
         b.batches += 1;
         b.batch_hist.record(ns);
         if idx >= 0 {
             self.batch_hist.record(ns);
             self.op_hist.record_n(ns, ops);
+            if gets > 0 {
+                self.get_hist.record_n(ns, gets);
+            }
+            if ops > gets {
+                self.set_hist.record_n(ns, ops - gets);
+            }
         }
     }
 }
@@ -217,10 +235,18 @@ impl WorkerCtx {
 
     /// Records one completed batch (see [`WorkerState::record`]).
     #[inline]
-    pub(crate) fn record(&self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
+    pub(crate) fn record(
+        &self,
+        sent: Instant,
+        done: Instant,
+        ops: u64,
+        gets: u64,
+        errors: u64,
+        misses: u64,
+    ) {
         self.state
             .borrow_mut()
-            .record(sent, done, ops, gets, errors);
+            .record(sent, done, ops, gets, errors, misses);
     }
 }
 
@@ -347,17 +373,29 @@ mod tests {
         let t0 = Instant::now();
         let timing = Timing::new(t0, 1.0, 1.0);
         let mut st = WorkerState::new(timing);
-        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0); // warm-up
+        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0, 2); // warm-up
         st.record(
             timing.start,
             timing.start + Duration::from_millis(2),
             8,
             7,
             1,
+            3,
         );
-        st.record(timing.end, timing.end + Duration::from_millis(1), 8, 8, 0); // after
+        st.record(
+            timing.end,
+            timing.end + Duration::from_millis(1),
+            8,
+            8,
+            0,
+            0,
+        ); // after
         assert_eq!(st.batch_hist.count(), 1);
         assert_eq!(st.op_hist.count(), 8);
+        assert_eq!(st.get_hist.count(), 7);
+        assert_eq!(st.set_hist.count(), 1);
+        assert_eq!(st.buckets[&0].get_misses, 3);
+        assert_eq!(st.buckets[&-1].get_misses, 2);
         assert_eq!(st.buckets[&-1].ops, 8);
         assert_eq!(st.buckets[&0].puts, 1);
         assert_eq!(st.buckets[&0].errors, 1);

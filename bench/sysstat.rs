@@ -8,7 +8,8 @@
 //! What it owns: reading and interpreting Linux `/proc` text — `/proc/stat`
 //! (node CPU busy %, overall and per CPU), `/proc/PID/stat` and
 //! `/proc/PID/statm` (process CPU % and RSS), `/proc/meminfo` (node memory in
-//! use) and `/proc/net/dev` (network bytes/s per interface). It must not touch
+//! use), `/proc/net/dev` (network bytes/s per interface), and what machine
+//! this is (`/proc/cpuinfo`, the kernel release) for reports. It must not touch
 //! the network or the store: it only reads files, so it can run beside a
 //! server without perturbing it beyond one small read per file per interval.
 //!
@@ -622,6 +623,44 @@ impl fmt::Display for UtilizationSummary {
     }
 }
 
+/// A machine, as a reader of a benchmark report needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Machine {
+    /// CPU model name (`/proc/cpuinfo`).
+    pub cpu_model: String,
+    /// Online logical CPUs.
+    pub cores: usize,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+}
+
+/// This machine: CPU model, online CPUs, kernel release.
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    Machine {
+        cpu_model: parse_cpu_model(&cpuinfo),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The first `model name` of `/proc/cpuinfo` (x86), else its `Model` /
+/// `CPU part` line (Arm), else empty.
+pub fn parse_cpu_model(cpuinfo: &str) -> String {
+    for key in ["model name", "Model", "CPU part"] {
+        for line in cpuinfo.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                if k.trim() == key && !v.trim().is_empty() {
+                    return v.trim().to_string();
+                }
+            }
+        }
+    }
+    String::new()
+}
+
 /// One node's `corekv monitor` file: what `corekv monitor --out` writes.
 #[derive(Debug, Clone, serde::Deserialize)]
 struct MonitorFile {
@@ -684,6 +723,22 @@ intr 1 2 3\n";
   eth0: 5000    2690    0    0    0     0          0         0   7000    1766    0    0    0     0       0          0
   eth1:10      1    0    0    0     0          0         0   20    1    0    0    0     0       0          0
 ";
+
+    #[test]
+    fn cpu_model_from_cpuinfo() {
+        let x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 86\n\
+                   model name\t: Intel(R) Xeon(R) CPU D-1548 @ 2.00GHz\nflags\t: fpu\n";
+        assert_eq!(
+            parse_cpu_model(x86),
+            "Intel(R) Xeon(R) CPU D-1548 @ 2.00GHz"
+        );
+        let arm = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n";
+        assert_eq!(parse_cpu_model(arm), "0xd0c");
+        assert_eq!(parse_cpu_model(""), "");
+        let m = machine();
+        assert!(m.cores >= 1);
+        assert!(!m.kernel.is_empty());
+    }
 
     #[test]
     fn proc_stat_parses_and_busy_pct() {

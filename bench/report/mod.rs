@@ -2,8 +2,8 @@
 //!
 //! Owns the [`BenchReport`] JSON schema, exact merging of reports from
 //! several client machines and the seed-style throughput figure (here); the
-//! [`LatencyHistogram`] wrapper ([`histogram`]); text tables and `.hgrm`
-//! output ([`render`]).
+//! [`LatencyHistogram`] wrapper ([`histogram`]); text tables, the CSV
+//! summary, `.hgrm` and `.hlog` output ([`render`]).
 //!
 //! Must not touch: the network, the workload generator's state (it only
 //! reads figures computed by `super::workload`), plotting (`super::plot`) or
@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 pub use histogram::{
     LatencyHistogram, LatencySummary, HIST_HIGHEST_NS, HIST_LOWEST_NS, HIST_SIGFIG,
 };
-pub use render::{hgrm_string, render_comparison, render_table, write_hgrm};
+pub use render::{
+    csv_summary, hgrm_string, render_comparison, render_table, write_hgrm, write_hlog, CSV_HEADER,
+};
 
 /// Load model of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -69,8 +71,13 @@ pub struct BenchMeta {
     pub value_size: usize,
     /// Operations per batch.
     pub batch: usize,
-    /// Sessions (connections) per worker thread.
+    /// Sessions (connections) per worker thread (worker 0's, the largest,
+    /// when `--clients` spreads an uneven count).
     pub sessions_per_worker: usize,
+    /// Sessions over the whole process (summed over processes after a
+    /// merge); 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub total_sessions: usize,
     /// CPUs the worker threads were pinned to (first input's after a merge).
     pub worker_cpus: Vec<usize>,
     /// Measured window length requested, seconds.
@@ -84,6 +91,18 @@ pub struct BenchMeta {
     /// Number of client processes this report covers (1 unless merged).
     #[serde(default = "one")]
     pub client_processes: u32,
+    /// The corekv commit the bench was built from (`unknown` outside git).
+    #[serde(default)]
+    pub corekv_commit: String,
+    /// Start of the run, RFC 3339 UTC (e.g. `2026-11-26T01:30:00Z`).
+    #[serde(default)]
+    pub date: String,
+    /// The full command line the report came from, as typed.
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// The client machine (first input's after a merge).
+    #[serde(default)]
+    pub machine: crate::bench::sysstat::Machine,
 }
 
 impl Default for BenchMeta {
@@ -108,6 +127,11 @@ impl Default for BenchMeta {
             mode: LoadMode::Closed,
             base_seed: 0,
             client_processes: 1,
+            total_sessions: 0,
+            corekv_commit: String::new(),
+            date: String::new(),
+            command_line: Vec::new(),
+            machine: crate::bench::sysstat::Machine::default(),
         }
     }
 }
@@ -123,6 +147,10 @@ pub struct Totals {
     pub puts: u64,
     /// Operations that returned an error.
     pub errors: u64,
+    /// GETs that found no value (misses); `gets - get_misses` hit (errors
+    /// aside). 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub get_misses: u64,
     /// Length of the measured window, seconds.
     pub elapsed_secs: f64,
     /// Derived: `ops / elapsed_secs` (recomputed by [`Totals::derive`]).
@@ -257,8 +285,19 @@ pub struct BenchReport {
     pub timeline: Vec<TimelineSample>,
     /// Latency of whole batches (send to last reply), ns.
     pub batch_latency: LatencyHistogram,
-    /// Per-operation latency, ns.
+    /// Each operation's latency: its batch's, recorded once per operation
+    /// (so an op-weighted view of `batch_latency`; with fixed-size batches
+    /// its percentiles equal the batch's, which is why the table and plots
+    /// leave it out). Kept in the JSON and `op_latency.hgrm`.
     pub op_latency: LatencyHistogram,
+    /// GET latency, ns: the latency of the batch (or pipeline) carrying each
+    /// GET, recorded once per GET. At batch 1 this is each GET's own
+    /// round trip, as memtier_benchmark and YCSB report it.
+    #[serde(default)]
+    pub get_latency: LatencyHistogram,
+    /// SET (PUT) latency, ns, defined as `get_latency` is.
+    #[serde(default)]
+    pub set_latency: LatencyHistogram,
     /// Bytes written to sockets in the window.
     pub bytes_sent: u64,
     /// Bytes read from sockets in the window.
@@ -272,6 +311,22 @@ pub struct BenchReport {
     /// Free-form extra data (e.g. utilization samples) filled by other modules.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Batch latency of each measured second, for the `.hlog` interval log
+    /// ([`write_hlog`]). A merge sums the clients' histograms second by
+    /// second, as it does the timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalHistogram>,
+}
+
+/// One interval's latency histogram.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IntervalHistogram {
+    /// Start of the interval, seconds since the Unix epoch.
+    pub start_unix_secs: f64,
+    /// Length of the interval, seconds.
+    pub secs: f64,
+    /// Batch latencies completed in it, ns.
+    pub batch_latency: LatencyHistogram,
 }
 
 impl BenchReport {
@@ -347,9 +402,10 @@ impl BenchReport {
     /// top-level object carries headline figures for scripts
     /// (`cloudlab/collect.py`): `ops_per_sec` (client-measured),
     /// `seed_style_ops_per_sec` ([`Self::seed_style_total`], 0 without server
-    /// figures), `p99_batch_us`, and `batch_latency_us` / `op_latency_us`
-    /// (`{count, p50, p90, p99, p999, p9999, max, mean}` in µs, so a script
-    /// needs no HdrHistogram decoder). They are derived, so reading the JSON
+    /// figures), `p99_batch_us`, `batch_latency_us` / `op_latency_us` /
+    /// `get_latency_us` / `set_latency_us` (`{count, p50, p90, p99, p999,
+    /// p9999, max, mean}` in µs, so a script needs no HdrHistogram decoder)
+    /// and `get_hits`. They are derived, so reading the JSON
     /// back ignores them.
     pub fn to_json(&self) -> Result<String> {
         let mut v = serde_json::to_value(self)?;
@@ -380,6 +436,12 @@ impl BenchReport {
             };
             m.insert("batch_latency_us".into(), us(&self.batch_latency));
             m.insert("op_latency_us".into(), us(&self.op_latency));
+            m.insert("get_latency_us".into(), us(&self.get_latency));
+            m.insert("set_latency_us".into(), us(&self.set_latency));
+            m.insert(
+                "get_hits".into(),
+                serde_json::json!(self.totals.gets.saturating_sub(self.totals.get_misses)),
+            );
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
@@ -413,8 +475,26 @@ fn per_op(x: f64, ops: u64) -> f64 {
 }
 
 /// Fails unless report `i`'s run (`m`) is the same experiment as report 0's
-/// (`m0`): same workload, shape, batch and target.
+/// (`m0`): the same work ([`workload_diffs`]) against the same target.
 fn check_mergeable(m0: &BenchMeta, m: &BenchMeta, i: usize) -> Result<()> {
+    let mut diffs = workload_diffs(m0, m);
+    if m.target != m0.target {
+        diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "merge: report {i} does not match report 0: {}",
+            diffs.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What makes two runs' figures comparable, as `"field A vs B"` strings for
+/// every difference (empty: same work): the workload (name, read ratio,
+/// skew, key space, value size), the batch size and closed vs open loop.
+/// The target and the load's size (sessions, CPUs, duration) may differ.
+pub fn workload_diffs(m0: &BenchMeta, m: &BenchMeta) -> Vec<String> {
     let mut diffs = Vec::new();
     if m.workload != m0.workload {
         diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
@@ -440,34 +520,35 @@ fn check_mergeable(m0: &BenchMeta, m: &BenchMeta, i: usize) -> Result<()> {
     if m.batch != m0.batch {
         diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
     }
-    if m.target != m0.target {
-        diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+    let loop_kind = |m: &BenchMeta| match m.mode {
+        LoadMode::Closed => "closed loop",
+        LoadMode::Open { .. } => "open loop",
+    };
+    if loop_kind(m) != loop_kind(m0) {
+        diffs.push(format!("{} vs {}", loop_kind(m), loop_kind(m0)));
     }
-    if !diffs.is_empty() {
-        bail!(
-            "merge: report {i} does not match report 0: {}",
-            diffs.join(", ")
-        );
-    }
-    Ok(())
+    diffs
 }
 
 /// Merges reports of client processes that ran concurrently against the same
 /// cluster with the same workload.
 ///
 /// * Errors when workload, read ratio, theta, distribution, records,
-///   value size, batch or target differ, or when `reports` is empty.
+///   value size, batch, closed/open loop or target differ, or when
+///   `reports` is empty.
 /// * Counters, bytes and client CPU are summed; histograms are added
 ///   exactly; `elapsed_secs` is the maximum (the runs overlap), so the merged
 ///   ops/s is total ops over the longest window.
 /// * Timelines are summed by second index; the per-second `p99_batch_ns` is
 ///   the MAX of the inputs' p99s for that second (an upper bound — the exact
-///   merged p99 is not recoverable from per-second p99s).
+///   merged p99 is not recoverable from per-second p99s). Interval
+///   histograms are added exactly, second by second.
 /// * `servers` is taken from the first report that has any (all clients saw
 ///   the same cluster, so the server view must not be added up).
 /// * `generation_rate_ops` is the minimum over inputs (slowest generator).
 /// * meta: first input's, with hostnames and hosts unioned, earliest start,
-///   longest `secs`, `client_processes` summed. `extra` keys: first wins.
+///   longest `secs`, `client_processes` and `total_sessions` summed.
+///   `extra` keys: first wins.
 pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         bail!("merge: no reports");
@@ -503,15 +584,19 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.meta.start_unix_secs = out.meta.start_unix_secs.min(r.meta.start_unix_secs);
         out.meta.secs = out.meta.secs.max(r.meta.secs);
         out.meta.client_processes += r.meta.client_processes;
+        out.meta.total_sessions += r.meta.total_sessions;
 
         out.totals.ops += r.totals.ops;
         out.totals.gets += r.totals.gets;
         out.totals.puts += r.totals.puts;
         out.totals.errors += r.totals.errors;
+        out.totals.get_misses += r.totals.get_misses;
         out.totals.elapsed_secs = out.totals.elapsed_secs.max(r.totals.elapsed_secs);
 
         out.batch_latency.add(&r.batch_latency)?;
         out.op_latency.add(&r.op_latency)?;
+        out.get_latency.add(&r.get_latency)?;
+        out.set_latency.add(&r.set_latency)?;
         out.bytes_sent += r.bytes_sent;
         out.bytes_received += r.bytes_received;
         out.client_cpu_secs += r.client_cpu_secs;
@@ -528,6 +613,16 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
             t.puts += s.puts;
             t.errors += s.errors;
             t.p99_batch_ns = t.p99_batch_ns.max(s.p99_batch_ns);
+        }
+        for (i, iv) in r.intervals.iter().enumerate() {
+            match out.intervals.get_mut(i) {
+                Some(o) => {
+                    o.start_unix_secs = o.start_unix_secs.min(iv.start_unix_secs);
+                    o.secs = o.secs.max(iv.secs);
+                    o.batch_latency.add(&iv.batch_latency)?;
+                }
+                None => out.intervals.push(iv.clone()),
+            }
         }
         for (k, v) in &r.extra {
             out.extra.entry(k.clone()).or_insert_with(|| v.clone());
@@ -604,6 +699,136 @@ mod tests {
         r.generation_rate_ops = 1e7 * seed as f64;
         r.finalize();
         r
+    }
+
+    #[test]
+    fn interval_log_reads_back_with_hdrhistograms_reader() {
+        use base64::Engine as _;
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        use hdrhistogram::serialization::Deserializer;
+        use hdrhistogram::Histogram;
+        let mut r = report(1, 10);
+        for i in 0..3u64 {
+            let mut h = LatencyHistogram::new();
+            h.record_n(1_000_000 * (i + 1), 10 + i);
+            r.intervals.push(IntervalHistogram {
+                start_unix_secs: 1_700_000_000.5 + i as f64,
+                secs: 1.0,
+                batch_latency: h,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("corekv-hlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("batch_latency.hlog");
+        write_hlog(&r, &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("#corekv bench"), "{text}");
+        assert!(text.contains("#[BaseTime: 1700000000.500"), "{text}");
+        let mut seen = Vec::new();
+        for e in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(h) = e.unwrap() {
+                assert_eq!(h.tag().unwrap().as_str(), "batch");
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(h.encoded_histogram())
+                    .unwrap();
+                let hist: Histogram<u64> = Deserializer::new()
+                    .deserialize(&mut std::io::Cursor::new(decoded))
+                    .unwrap();
+                seen.push((
+                    h.start_timestamp().as_secs_f64().round(),
+                    hist.len(),
+                    h.max(),
+                ));
+            }
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].1, 10);
+        assert_eq!(seen[2].1, 12);
+        assert_eq!(seen[2].0, 2.0);
+        assert!((seen[1].2 - 2.0).abs() < 0.01, "max in ms: {}", seen[1].2);
+        // A merge sums second by second.
+        let m = merge(&[r.clone(), r.clone()]).unwrap();
+        assert_eq!(m.intervals.len(), 3);
+        assert_eq!(m.intervals[2].batch_latency.count(), 24);
+        // And the intervals survive the JSON round trip.
+        let back = BenchReport::from_json(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back.intervals, r.intervals);
+        // No intervals: no file.
+        let p2 = dir.join("none.hlog");
+        write_hlog(&report(2, 10), &p2).unwrap();
+        assert!(!p2.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn csv_summary_has_redis_benchmark_columns() {
+        let mut r = report(1, 1000);
+        r.batch_latency = LatencyHistogram::new();
+        for ms in [1u64, 2, 3, 4] {
+            r.batch_latency.record(ms * 1_000_000);
+        }
+        r.totals.elapsed_secs = 2.0;
+        r.totals.ops = 3000;
+        let csv = csv_summary(&r);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert!(lines[0].starts_with("\"test\",\"rps\",\"avg_latency_ms\""));
+        let cells: Vec<&str> = lines[1].split(',').map(|c| c.trim_matches('"')).collect();
+        assert_eq!(cells[0], "corekv YCSB-B batch 32");
+        assert_eq!(cells[1], "1500.00");
+        assert_eq!(cells[2], "2.500");
+        assert_eq!(cells[3], "1.000");
+        assert_eq!(cells.len(), 8);
+        assert!(cells[7].starts_with("4.0"), "{csv}");
+    }
+
+    #[test]
+    fn different_work_is_named() {
+        let a = report(1, 10).meta;
+        assert!(workload_diffs(&a, &a).is_empty());
+        let mut b = a.clone();
+        b.target = "redis".into();
+        b.total_sessions = 99;
+        assert!(
+            workload_diffs(&a, &b).is_empty(),
+            "target and load size may differ"
+        );
+        b.records = 1000;
+        b.mode = LoadMode::Open {
+            rate_ops_per_sec: 1e6,
+        };
+        let d = workload_diffs(&a, &b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("records 1000 vs 1000000"), "{d:?}");
+        assert_eq!(d[1], "open loop vs closed loop");
+    }
+
+    #[test]
+    fn get_and_set_latency_and_misses_merge() {
+        let mut a = report(1, 100);
+        let mut b = report(2, 100);
+        a.get_latency.record_n(1000, 95);
+        a.set_latency.record_n(2000, 5);
+        a.totals.get_misses = 7;
+        b.get_latency.record_n(3000, 95);
+        b.totals.get_misses = 3;
+        let m = merge(&[a, b]).unwrap();
+        assert_eq!(m.get_latency.count(), 190);
+        assert_eq!(m.set_latency.count(), 5);
+        assert_eq!(m.totals.get_misses, 10);
+        let v: serde_json::Value = serde_json::from_str(&m.to_json().unwrap()).unwrap();
+        assert_eq!(v["get_latency_us"]["count"], 190);
+        assert_eq!(v["get_hits"], m.totals.gets - 10);
+        // Reports written before these fields existed still read.
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        o.remove("get_latency");
+        o.remove("set_latency");
+        o["totals"].as_object_mut().unwrap().remove("get_misses");
+        let back = BenchReport::from_json(&old.to_string()).unwrap();
+        assert!(back.get_latency.is_empty());
+        assert_eq!(back.totals.get_misses, 0);
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Rendering reports for people: the fixed-width table of one run, the
-//! side-by-side comparison of several, and the standard `.hgrm` percentile
-//! output. Reads reports; computes no figure a report does not carry.
+//! Rendering reports for people and their tools: the fixed-width table of
+//! one run, the side-by-side comparison of several, the one-line CSV summary
+//! (redis-benchmark's `--csv` columns), the standard `.hgrm` percentile
+//! output and the `.hlog` interval log. Reads reports; computes no figure a
+//! report does not carry.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -67,7 +69,7 @@ fn run_header(o: &mut String, r: &BenchReport) {
     let _ = writeln!(
         o,
         "workload {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-         {} sessions/worker on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
+         {} sessions on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
         m.workload,
         m.read_ratio,
         m.distribution,
@@ -75,7 +77,11 @@ fn run_header(o: &mut String, r: &BenchReport) {
         m.records,
         m.value_size,
         m.batch,
-        m.sessions_per_worker,
+        if m.total_sessions == 0 {
+            format!("{}/worker", m.sessions_per_worker)
+        } else {
+            m.total_sessions.to_string()
+        },
         m.worker_cpus,
         m.secs,
         m.warmup_secs,
@@ -101,9 +107,11 @@ fn throughput_section(o: &mut String, r: &BenchReport) {
     );
     let _ = writeln!(
         o,
-        "  gets    {:>14} {:>14}op/s",
+        "  gets    {:>14} {:>14}op/s   hits {}, misses {}",
         t.gets,
-        fmt_rate(per_sec(t.gets, t.elapsed_secs))
+        fmt_rate(per_sec(t.gets, t.elapsed_secs)),
+        t.gets.saturating_sub(t.get_misses),
+        t.get_misses
     );
     let _ = writeln!(
         o,
@@ -121,7 +129,9 @@ fn throughput_section(o: &mut String, r: &BenchReport) {
     }
 }
 
-/// Batch and per-op latency percentiles.
+/// Batch latency percentiles; GET and SET apart at batch 1 (at larger
+/// batches every op's latency is its batch's, so those rows would repeat the
+/// batch row).
 fn latency_section(o: &mut String, r: &BenchReport) {
     let _ = writeln!(o, "Latency (µs)");
     let _ = writeln!(
@@ -130,7 +140,16 @@ fn latency_section(o: &mut String, r: &BenchReport) {
         "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
     );
     latency_row(o, "batch", &r.batch_latency);
-    latency_row(o, "per-op", &r.op_latency);
+    if r.meta.batch == 1 {
+        latency_row(o, "GET", &r.get_latency);
+        latency_row(o, "SET", &r.set_latency);
+    } else {
+        let _ = writeln!(
+            o,
+            "  (GET and SET ride in the same batches, so each op's latency is its batch's;\n   \
+             report.json has them apart as get_latency and set_latency)"
+        );
+    }
 }
 
 /// The client's bytes, CPU and generator speed.
@@ -220,6 +239,35 @@ fn per_sec(n: u64, secs: f64) -> f64 {
     }
 }
 
+/// The CSV header of [`csv_summary`]: redis-benchmark's `--csv` columns.
+pub const CSV_HEADER: &str = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\
+\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"";
+
+/// A one-line summary in redis-benchmark's `--csv` layout (header, then one
+/// row): `test` names the run (`corekv YCSB-B batch 8192`), `rps` is the
+/// client-measured op/s, and the latencies are the batch's (for batch 1, each
+/// operation's), in milliseconds with three decimals, as redis-benchmark
+/// prints them.
+pub fn csv_summary(r: &BenchReport) -> String {
+    let h = &r.batch_latency;
+    let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+    let test = format!(
+        "{} {} batch {}",
+        r.meta.target, r.meta.workload, r.meta.batch
+    );
+    format!(
+        "{CSV_HEADER}\n\"{}\",\"{:.2}\",\"{:.3}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\"\n",
+        test.replace('"', "'"),
+        r.client_ops_per_sec(),
+        h.mean() / 1e6,
+        ms(h.min()),
+        ms(h.p50()),
+        ms(h.percentile(95.0)),
+        ms(h.p99()),
+        ms(h.max()),
+    )
+}
+
 /// Side-by-side comparison (e.g. corekv vs redis-server): client ops/s,
 /// seed-style total, p50/p99 batch latency and throughput ratio to the
 /// first row.
@@ -228,7 +276,13 @@ pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
     let _ = writeln!(
         o,
         "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "run", "client op/s", "seed-style op/s", "p50 batch", "p99 batch", "p99 op", "vs first"
+        "run",
+        "client op/s",
+        "seed-style op/s",
+        "p50 batch",
+        "p99 batch",
+        "p99.9 batch",
+        "vs first"
     );
     let _ = writeln!(
         o,
@@ -258,7 +312,7 @@ pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
             seed,
             us(r.batch_latency.p50()),
             us(r.batch_latency.p99()),
-            us(r.op_latency.p99()),
+            us(r.batch_latency.p999()),
             ratio
         );
     }
@@ -354,4 +408,50 @@ pub fn render_ratios(rows: &[(&str, &BenchReport)]) -> String {
         }
     }
     o
+}
+
+/// Writes `r.intervals` as an HdrHistogram interval log (`.hlog`: the format
+/// of Java HdrHistogram's `HistogramLogWriter`, compressed V2 histograms), so
+/// HdrHistogram's own tools (`HistogramLogProcessor`, HdrHistogramVisualizer)
+/// plot and merge them. Values are nanoseconds; the max column is in ms
+/// (`--outputValueUnitRatio 1000000` turns the tools' values into ms). Tag
+/// `batch`. Does nothing when there are no intervals.
+pub fn write_hlog(r: &BenchReport, path: impl AsRef<Path>) -> Result<()> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    let Some(first) = r.intervals.first() else {
+        return Ok(());
+    };
+    let path = path.as_ref();
+    let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(first.start_unix_secs);
+    let mut out = Vec::new();
+    let mut ser = V2DeflateSerializer::new();
+    {
+        let mut w = IntervalLogWriterBuilder::new()
+            .add_comment(&format!(
+                "corekv bench {} (git {}): {} {}, batch {}; batch latency per second, values in ns",
+                r.meta.tool_version,
+                r.meta.corekv_commit,
+                r.meta.target,
+                r.meta.workload,
+                r.meta.batch
+            ))
+            .with_base_time(base)
+            .with_start_time(base)
+            .with_max_value_divisor(1e6)
+            .begin_log_with(&mut out, &mut ser)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let tag = Tag::new("batch");
+        for iv in &r.intervals {
+            let offset = (iv.start_unix_secs - first.start_unix_secs).max(0.0);
+            w.write_histogram(
+                iv.batch_latency.inner(),
+                std::time::Duration::from_secs_f64(offset),
+                std::time::Duration::from_secs_f64(iv.secs.max(0.0)),
+                tag,
+            )
+            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", path.display()))?;
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
