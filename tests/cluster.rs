@@ -257,6 +257,15 @@ impl Drop for RedisCluster {
 }
 
 fn start_redis_cluster() -> RedisCluster {
+    for _ in 0..5 {
+        if let Some(rc) = try_start_redis_cluster() {
+            return rc;
+        }
+    }
+    panic!("could not start a 2-master redis cluster on free ports");
+}
+
+fn try_start_redis_cluster() -> Option<RedisCluster> {
     let dir = std::env::temp_dir().join(format!("corekv-rc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -290,8 +299,13 @@ fn start_redis_cluster() -> RedisCluster {
     }
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     let deadline = Instant::now() + TIMEOUT;
-    for &p in &ports {
+    for (i, &p) in ports.iter().enumerate() {
         while TcpStream::connect(addr(p)).is_err() {
+            if let Ok(Some(status)) = rc.children[i].try_wait() {
+                // Lost a probed port to another process: the caller retries.
+                eprintln!("redis-server on port {p} exited ({status}); retrying on other ports");
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server on {p} did not start"
@@ -334,7 +348,7 @@ fn start_redis_cluster() -> RedisCluster {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    rc
+    Some(rc)
 }
 
 /// MOVED, CROSSSLOT and the CLUSTER errors are byte-compatible with Redis
