@@ -255,6 +255,8 @@ struct WorkerResult {
     set_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
+    /// Ops the native client re-sent after a redirect.
+    redirects: u64,
     cpu_secs: Option<f64>,
     servers: Vec<ServerNodeReport>,
     error: Option<String>,
@@ -367,6 +369,9 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     }
     let (start_snap, end_snap) = ticker.await;
     let mut result = WorkerResult::default();
+    if let Conns::Native(c) = &*conns {
+        result.redirects = c.redirects();
+    }
     if let (Some(((s0, r0), c0)), Some(((s1, r1), c1))) = (start_snap, end_snap) {
         result.bytes_sent = s1.saturating_sub(s0);
         result.bytes_received = r1.saturating_sub(r0);
@@ -756,6 +761,7 @@ fn merge_workers(
                 report.set_latency.add(&r.set_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
+                report.redirects += r.redirects;
                 if let Some(c) = r.cpu_secs {
                     report.client_cpu_secs = c;
                 }

@@ -488,3 +488,47 @@ fn a_down_node_is_named_and_live_keys_are_served() {
     assert!(r.starts_with("-CLUSTERDOWN") && r.contains(&list[1]), "{r}");
     assert_eq!(up.stats().total().keys, 1);
 }
+
+/// A native client holding a stale map (a one-node table cached before the
+/// second node joined) sends node 1's keys to node 0, gets per-op
+/// redirects, follows them, and every read and write lands on the owner.
+#[test]
+fn a_client_with_a_stale_map_follows_redirects() {
+    let nodes = common::start_cluster(2, 2);
+    let options = corekv::client::ClientOptions {
+        timeout: TIMEOUT,
+        slot_table: Some(corekv::routing::SlotTable::new(&[2])),
+        ..Default::default()
+    };
+    let stale =
+        corekv::client::blocking::BlockingClient::connect(&common::hosts(&[&nodes[0]]), options)
+            .unwrap();
+    let mut b = Batch::default();
+    for i in 0..100 {
+        b.put(key(i).as_bytes(), format!("v{i}").as_bytes());
+    }
+    for i in 0..100 {
+        b.get(key(i).as_bytes());
+    }
+    let r = stale.execute(&b).unwrap();
+    for i in 0..100 {
+        assert_eq!(r[i], OwnedResult::Ok, "put {i}");
+        assert_eq!(
+            r[100 + i],
+            OwnedResult::Value(format!("v{i}").into_bytes()),
+            "get {i}"
+        );
+    }
+    // Each key is on its owner node only, as a fresh client sees it.
+    let fresh = common::client(&[&nodes[0]]);
+    let on_node1 = (0..100).filter(|&i| node_of(&nodes, &key(i)) == 1).count();
+    assert!(on_node1 > 20, "{on_node1}");
+    assert_eq!(nodes[1].stats().total().keys as usize, on_node1);
+    assert_eq!(nodes[0].stats().total().keys as usize, 100 - on_node1);
+    for i in 0..100 {
+        assert_eq!(
+            fresh.get(key(i).as_bytes()).unwrap(),
+            OwnedResult::Value(format!("v{i}").into_bytes())
+        );
+    }
+}

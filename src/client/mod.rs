@@ -71,6 +71,11 @@ pub struct ClientOptions {
     /// Connect only to this shard of each node instead of every shard (the
     /// server forwards): models a client that is not shard-aware.
     pub pin_shard: Option<usize>,
+    /// Route with this slot table instead of the one the nodes' HELLOs give
+    /// (a table cached from an earlier view of the cluster). Ops it sends
+    /// to the wrong node come back redirected and are followed. It must fit
+    /// the cluster (no more nodes, no node with more shards).
+    pub slot_table: Option<SlotTable>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +83,7 @@ impl Default for ClientOptions {
         ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             pin_shard: None,
+            slot_table: None,
         }
     }
 }
@@ -648,11 +654,24 @@ impl Cluster {
             }
         }
         let counts: Vec<usize> = nodes.iter().map(|n| n.hello.shard_ports.len()).collect();
+        let table = match &options.slot_table {
+            None => SlotTable::new(&counts),
+            Some(t) => {
+                let fits = t.nr_nodes() <= counts.len()
+                    && (0..t.nr_nodes()).all(|i| t.nr_shards(i) <= counts[i].max(1));
+                if !fits {
+                    return Err(ClientError::Topology(
+                        "the given slot table has more nodes or shards than the cluster".into(),
+                    ));
+                }
+                t.clone()
+            }
+        };
         let mut cluster = Cluster {
             conns: Vec::new(),
             part_base: Vec::new(),
             nr_parts: 0,
-            table: SlotTable::new(&counts),
+            table,
             redirects: Cell::new(0),
             next_request: Cell::new(1),
             options: options.clone(),
