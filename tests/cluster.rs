@@ -29,6 +29,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn resp_raw(addr: SocketAddr, args: &[&[u8]]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    resp_on(&mut s, args)
+}
+
+/// One RESP command on an open connection; the raw reply bytes.
+fn resp_on(s: &mut TcpStream, args: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_command(&mut out, args);
     s.write_all(&out).unwrap();
@@ -531,4 +536,75 @@ fn a_client_with_a_stale_map_follows_redirects() {
             OwnedResult::Value(format!("v{i}").into_bytes())
         );
     }
+}
+
+/// `redis-benchmark --cluster` discovers the four masters and writes keys to
+/// both nodes without errors; the keys it wrote read back through the
+/// native client (found with CLUSTER GETKEYSINSLOT on their owners).
+#[test]
+fn redis_benchmark_cluster_mode_runs() {
+    if !have("redis-benchmark") {
+        return;
+    }
+    let nodes = common::start_cluster(2, 2);
+    let port = nodes[0].resp_addr.unwrap().port().to_string();
+    let out = run_bounded(Command::new("redis-benchmark").args([
+        "--cluster",
+        "-p",
+        &port,
+        "-t",
+        "set",
+        "-n",
+        "400",
+        "-r",
+        "100",
+        "-q",
+    ]));
+    assert!(out.contains("Master 3:"), "four masters found: {out}");
+    assert!(
+        out.contains("SET:") && out.contains("requests per second"),
+        "{out}"
+    );
+    let native = common::client(&[&nodes[1]]);
+    let mut found = 0;
+    for n in &nodes {
+        assert!(n.stats().total().keys > 0, "both nodes got keys");
+        for addr in &n.resp_shard_addrs {
+            let mut conn = TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+            for m in n.cluster().masters() {
+                let Some(p) = m.resp_port else { continue };
+                if p != addr.port() {
+                    continue;
+                }
+                for slot in m.slots.clone() {
+                    let slot = slot.to_string();
+                    let r = resp_on(
+                        &mut conn,
+                        &[b"CLUSTER", b"GETKEYSINSLOT", slot.as_bytes(), b"1000"],
+                    );
+                    let Ok(Some((Reply::Array(Some(keys)), _))) = parse_reply(&r) else {
+                        panic!("{}", text(&r))
+                    };
+                    for k in keys {
+                        let Reply::Bulk(Some(k)) = k else { panic!() };
+                        let via_resp = resp_on(&mut conn, &[b"GET", k]);
+                        let OwnedResult::Value(v) = native.get(k).unwrap() else {
+                            panic!("native client misses {}", text(k))
+                        };
+                        assert_eq!(
+                            via_resp,
+                            format!("${}\r\n{}\r\n", v.len(), text(&v)).into_bytes()
+                        );
+                        found += 1;
+                    }
+                }
+            }
+        }
+    }
+    let total: u64 = nodes.iter().map(|n| n.stats().total().keys).sum();
+    assert_eq!(
+        found as u64, total,
+        "every key found in its slot on its owner shard"
+    );
 }
