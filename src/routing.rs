@@ -162,6 +162,26 @@ impl SlotTable {
         }
     }
 
+    /// A table whose slot `s` is owned by node `nodes[s]` (one shard per
+    /// node): a Redis Cluster's masters as CLUSTER SLOTS describes them.
+    /// `None` unless there are exactly [`NR_SLOTS`] entries.
+    pub fn from_slot_nodes(nodes: &[u16]) -> Option<SlotTable> {
+        if nodes.len() != NR_SLOTS {
+            return None;
+        }
+        let nr_nodes = nodes.iter().map(|&n| n as usize + 1).max().unwrap_or(1);
+        Some(SlotTable {
+            owners: nodes
+                .iter()
+                .map(|&node_id| Owner {
+                    node_id,
+                    shard_id: 0,
+                })
+                .collect(),
+            shards_per_node: vec![1; nr_nodes],
+        })
+    }
+
     /// The owner of `slot` (`slot < NR_SLOTS`; larger values wrap).
     #[inline]
     pub fn owner(&self, slot: u16) -> Owner {

@@ -608,3 +608,29 @@ fn redis_benchmark_cluster_mode_runs() {
         "every key found in its slot on its owner shard"
     );
 }
+
+/// `corekv bench --target redis-cluster` given one node port learns the four
+/// masters from CLUSTER SLOTS and sends every key straight to its owner:
+/// no errors, and no op is forwarded between shards.
+#[test]
+fn bench_redis_cluster_target_routes_by_slot() {
+    use corekv::bench::driver::{self, DriverConfig, Target};
+    let nodes = common::start_cluster(2, 2);
+    let seed = nodes[0].resp_addr.unwrap().to_string();
+    let mut cfg = DriverConfig::new(vec![seed], vec![common::cpus(1)[0]]);
+    cfg.target = Target::RedisCluster;
+    cfg.workload.records = 2_000;
+    cfg.batch = 64;
+    cfg.sessions_per_worker = 2;
+    cfg.secs = 1.0;
+    cfg.warmup_secs = 0.2;
+    cfg.timeout = TIMEOUT;
+    let r = driver::run(&cfg).unwrap();
+    assert!(r.totals.ops > 0);
+    assert_eq!(r.totals.errors, 0);
+    for n in &nodes {
+        let t = n.stats().total();
+        assert!(t.ops > 0, "node {} served ops", n.node_id);
+        assert_eq!(t.forwarded_out, 0, "every key went to its own shard");
+    }
+}
