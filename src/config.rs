@@ -169,6 +169,10 @@ impl ServerConfig {
                 self.node_id
             )));
         }
+        if !self.cluster.is_empty() {
+            // Same checks as `--cluster` on the command line.
+            crate::cluster::parse_list(&self.cluster.join(","))?;
+        }
         if !self.cluster.is_empty() && self.node_id as usize >= self.cluster.len() {
             return Err(ConfigError::Cluster(format!(
                 "--node-id {} is outside the --cluster list of {} nodes",

@@ -36,7 +36,9 @@
 //! offsets into one value blob. Encoding is appending to five vectors;
 //! decoding is one bounds-checking pass. A reply carries one status byte per
 //! op ([`Status`]) and the values in the same struct-of-arrays form, in
-//! request order. A connection may have many batches in flight; the server
+//! request order; an op for a key another node of the cluster owns gets
+//! [`Status::Moved`] (slot and owner node id) and is not executed. A
+//! connection may have many batches in flight; the server
 //! answers them in the order it received them, each with its request id.
 //!
 //! # Errors

@@ -203,8 +203,11 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
     let cluster = Arc::new(if config.cluster.is_empty() {
+        // Bound to every address: no one address to announce. Like Redis,
+        // report an empty host (CLUSTER SLOTS `""`), which cluster clients
+        // read as "the address you reached me at".
         let host = if config.bind.is_unspecified() {
-            "127.0.0.1".to_string()
+            String::new()
         } else {
             config.bind.to_string()
         };
