@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub cluster: Vec<String>,
     /// Memory limit of the whole node in bytes, split evenly over shards.
     pub max_memory: Option<u64>,
+    /// What a shard does at its memory limit (`noeviction`: refuse writes).
+    pub maxmemory_policy: crate::store::Policy,
     /// Data-path limits.
     pub limits: Limits,
     /// glommio I/O memory per executor.
@@ -92,6 +94,7 @@ impl ServerConfig {
             node_id: 0,
             cluster: Vec::new(),
             max_memory: None,
+            maxmemory_policy: crate::store::Policy::NoEviction,
             limits: Limits::default(),
             io_memory: DEFAULT_IO_MEMORY,
         }
@@ -196,6 +199,16 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// A TTL on the command line (`corekv put --ttl`, `corekv bench --ttl`):
+/// a [`parse_duration`] of at least 1 ms.
+pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(1) {
+        return Err(format!("'{s}': a TTL must be at least 1ms"));
+    }
+    Ok(d)
 }
 
 /// CPUs this process may run on (its affinity mask), sorted.

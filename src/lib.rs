@@ -32,8 +32,8 @@
 //! | [`routing`] | key → slot → (node, shard), the slot table; the store's key hash | everything else |
 //! | [`cluster`] | the cluster map: membership (`--cluster`), peers' layouts, node ids, what HELLO / MOVED / CLUSTER report | sockets, store |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, limits, memory accounting | protocol, executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
+//! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`server`] | start-up, listeners, connections, greeting peers, stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |

@@ -45,6 +45,18 @@ enum Command {
         key: String,
         /// Value.
         value: String,
+        /// Expire the key after this long (e.g. 10s, 500ms, 2m, 1h; a bare
+        /// number is seconds).
+        #[arg(long, value_parser = config::parse_ttl)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a key's time to live in milliseconds (-1: no TTL; exit code 1
+    /// when not found).
+    Ttl {
+        /// Key.
+        key: String,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -71,7 +83,7 @@ enum Command {
         json: bool,
     },
     /// Run the load generator (the seed's YCSB workload) against a cluster.
-    Bench(corekv::bench::cli::BenchArgs),
+    Bench(Box<corekv::bench::cli::BenchArgs>),
     /// Merge, print and plot benchmark reports.
     #[command(subcommand)]
     Report(corekv::bench::cli::ReportCmd),
@@ -134,11 +146,17 @@ struct ServerArgs {
     #[arg(long)]
     no_resp: bool,
     /// Memory limit of this node, all shards together (e.g. 4gb = 4 GiB,
-    /// 4g = 4·10⁹ B): each of the N shards gets 1/N of it, and a write that
-    /// would take a shard past its share gets an out-of-memory error
-    /// (nothing is evicted). Default: no limit.
+    /// 4g = 4·10⁹ B): each of the N shards gets 1/N of it; what happens when
+    /// a write would take a shard past its share is --maxmemory-policy's
+    /// choice. Default: no limit.
     #[arg(long, value_parser = config::parse_size)]
     max_memory: Option<u64>,
+    /// At the memory limit: noeviction (writes get an out-of-memory error),
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random, volatile-ttl, or sieve. Changeable at run time with
+    /// CONFIG SET maxmemory-policy.
+    #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
+    maxmemory_policy: corekv::store::Policy,
     /// Longest key (e.g. 4096, 4kb).
     #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN, value_parser = config::parse_size_usize)]
     max_key_len: usize,
@@ -236,13 +254,26 @@ fn main() {
     };
     let result = match cli.command {
         Command::Server(a) => server(a),
-        Command::Put { key, value, conn } => {
-            one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes()))
-        }
+        Command::Put {
+            key,
+            value,
+            ttl: None,
+            conn,
+        } => one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes())),
+        Command::Put {
+            key,
+            value,
+            ttl: Some(ttl),
+            conn,
+        } => one_op(&conn, |c| c.put_ttl(key.as_bytes(), value.as_bytes(), ttl)),
+        Command::Ttl { key, conn } => one_op(&conn, |c| match c.pttl(key.as_bytes())? {
+            OwnedResult::Int(-2) => Ok(OwnedResult::NotFound),
+            other => Ok(other),
+        }),
         Command::Get { key, conn } => one_op(&conn, |c| c.get(key.as_bytes())),
         Command::Del { key, conn } => one_op(&conn, |c| c.del(key.as_bytes())),
         Command::Stats { conn, json } => stats(&conn, json),
-        Command::Bench(a) => corekv::bench::cli::run(a),
+        Command::Bench(a) => corekv::bench::cli::run(*a),
         Command::Report(r) => corekv::bench::cli::report(r),
         Command::Monitor(a) => monitor(a),
         Command::Completions { shell } => {
@@ -264,6 +295,16 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handler")?;
     }
     Ok(flag)
+}
+
+fn parse_policy(s: &str) -> Result<corekv::store::Policy, String> {
+    corekv::store::Policy::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = corekv::store::evict::POLICIES
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!("unknown policy '{s}' (one of: {})", names.join(", "))
+    })
 }
 
 fn server(a: ServerArgs) -> Result<()> {
@@ -289,6 +330,7 @@ fn server(a: ServerArgs) -> Result<()> {
         node_id,
         cluster,
         max_memory,
+        maxmemory_policy: a.maxmemory_policy,
         limits: Limits {
             max_key_len: a.max_key_len,
             max_value_len: a.max_value_len,
@@ -300,7 +342,7 @@ fn server(a: ServerArgs) -> Result<()> {
     };
     let stop = stop_flag()?;
     eprintln!(
-        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
         cfg.node_id,
@@ -319,6 +361,7 @@ fn server(a: ServerArgs) -> Result<()> {
             "{m} B ({} B per shard)",
             cfg.shard_memory()
         )),
+        cfg.maxmemory_policy,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
         cfg.limits.max_frame_bytes,

@@ -127,6 +127,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -169,7 +170,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(e.to_string()));
             }
         };
@@ -182,7 +183,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(e);
             }
             Err(_) => {
@@ -191,7 +192,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(msg));
             }
         }
@@ -262,11 +263,17 @@ fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
     }
 }
 
-fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+fn abort(
+    stops: Vec<flume::Sender<()>>,
+    gos: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
     for s in stops {
         let _ = s.send(());
     }
-    // Shards waiting for "go" see their channel close and exit.
+    // Shards waiting for "go" see their channel close and exit (without
+    // this drop, a start-up failure of shard i hung joining shards < i).
+    drop(gos);
     for j in joins {
         let _ = j.join();
     }
@@ -387,7 +394,9 @@ impl ShardStart {
             max_memory: self.node.shard_memory,
         };
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        shard.set_policy(c.maxmemory_policy);
         shard.publish();
+        let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
@@ -411,6 +420,7 @@ impl ShardStart {
         while !live.is_empty() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
+        drop(maintenance_task);
         drop(mesh_task);
     }
 }

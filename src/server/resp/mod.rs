@@ -14,12 +14,13 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //! | `cluster` | CLUSTER READONLY READWRITE ASKING, and the MOVED/CROSSSLOT check |
 //!
-//! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …): a new family is a
-//! module with a `COMMANDS` slice, listed in `table::FAMILIES`.
+//! A new family is a module with a `COMMANDS` slice, listed in
+//! `table::FAMILIES`.
 //!
 //! On a cluster of more than one node, every command with keys (a row with
 //! `first_key > 0`) passes `cluster::check_keys` before its handler: a key
@@ -49,6 +50,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod connection;
+pub(crate) mod expiry;
 pub(crate) mod keys;
 pub(crate) mod run;
 pub(crate) mod server;
@@ -153,6 +155,11 @@ impl<'s> Connection<'s> {
             Ok(Effect::SlotKeys { slot, limit }) => {
                 let (count, keys) = self.shard.slot_keys(slot, limit.unwrap_or(0)).await;
                 cluster::slot_keys_reply(&mut self.out, limit, count, &keys);
+                Flow::Continue
+            }
+            Ok(Effect::Configure { max_memory, policy }) => {
+                self.shard.configure_all(max_memory, policy).await;
+                self.out.extend_from_slice(b"+OK\r\n");
                 Flow::Continue
             }
             Err(e) => self.reject(buf, e).await,
@@ -356,8 +363,12 @@ mod tests {
         );
         assert_eq!(reject("set a b nx xx").unwrap(), table::ERR_SYNTAX);
         assert_eq!(reject("set a b foo").unwrap(), table::ERR_SYNTAX);
-        assert_eq!(reject("set a b EX 10").unwrap(), strings::ERR_NO_EXPIRY);
-        assert!(reject("set a b nx get").is_some());
+        assert_eq!(
+            reject("set a b EX 0").unwrap(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert!(reject("set a b EX 10").is_none());
+        assert!(reject("set a b nx get").is_none());
         assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
         assert!(reject("select 0").is_none());
         assert_eq!(

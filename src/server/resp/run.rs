@@ -19,7 +19,7 @@
 
 use std::ops::Range;
 
-use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
+use crate::op::{ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink};
 use crate::protocol::resp;
 
 /// How a queued command's results become its one RESP reply.
@@ -88,6 +88,32 @@ impl Run {
             key,
             value,
             value_in_extra: false,
+        });
+    }
+
+    /// Queues an op whose value is built here: `bytes` copied into `extra`.
+    pub(crate) fn op_bytes(&mut self, op: OpKind, key: Range<usize>, bytes: &[u8]) {
+        let start = self.extra.len();
+        self.extra.extend_from_slice(bytes);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
+        });
+    }
+
+    /// Queues an expiry op: its [`ExpiryArg`] then `value`, copied into
+    /// `extra` (only commands with an expiry option pay this copy).
+    pub(crate) fn op_arg(&mut self, op: OpKind, key: Range<usize>, arg: ExpiryArg, value: &[u8]) {
+        let start = self.extra.len();
+        arg.encode(&mut self.extra);
+        self.extra.extend_from_slice(value);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
         });
     }
 
@@ -169,6 +195,7 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::ValueTooLarge => b"-ERR value too large (corekv --max-value-len)\r\n",
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
+        OpError::BadArgument => b"-ERR malformed expiry argument\r\n",
     }
 }
 

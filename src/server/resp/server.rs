@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use crate::config::Limits;
 use crate::protocol::resp;
 use crate::shard::Shard;
+use crate::store::Policy;
 use crate::units::human_bytes;
 
 use super::table::{
@@ -91,7 +92,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "config",
         -2,
         &[],
-        "CONFIG GET parameter [parameter ...] (read-only in corekv).",
+        "CONFIG GET parameter [...] | SET maxmemory|maxmemory-policy value [...] | RESETSTAT.",
         &[],
         config,
     ),
@@ -146,13 +147,70 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     } else if is_word(sub, "resetstat") {
         conn.out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "set") {
-        return Err(CmdError::msg(
-            "ERR CONFIG SET is not supported by corekv: restart it with the option instead",
-        ));
+        let (max_memory, policy) = config_set(p)?;
+        let node = &conn.shard.node;
+        return Ok(Effect::Configure {
+            max_memory: max_memory.unwrap_or_else(|| node.max_memory()),
+            policy: policy.unwrap_or_else(|| node.policy()),
+        });
     } else {
         return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
     }
     Ok(Effect::Continue)
+}
+
+/// CONFIG SET parameter value [parameter value ...]: maxmemory and
+/// maxmemory-policy, with Redis's texts for unknown names and bad values.
+/// Returns the new limit (node, bytes, 0: none) and policy, validated; the
+/// connection hands them to every shard ([`Effect::Configure`]).
+fn config_set(p: &mut Parse<'_>) -> Result<(Option<u64>, Option<Policy>), CmdError> {
+    let pairs = p.rest_bytes();
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Err(CmdError::wrong_arity("config|set"));
+    }
+    let (mut max_memory, mut policy) = (None, None);
+    for kv in pairs.chunks_exact(2) {
+        let value = String::from_utf8_lossy(kv[1]);
+        if is_word(kv[0], "maxmemory") {
+            max_memory = Some(parse_memory(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value",
+            ))?);
+        } else if is_word(kv[0], "maxmemory-policy") {
+            policy = Some(Policy::parse(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, sieve",
+            ))?);
+        } else {
+            return Err(CmdError::from(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(kv[0])
+            )));
+        }
+    }
+    Ok((max_memory, policy))
+}
+
+/// Redis's memtoull: digits with an optional unit (b, k, kb, m, mb, g, gb;
+/// k = 1000, kb = 1024, ...), case-insensitive; no sign, no fraction.
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    if num.is_empty() {
+        return None;
+    }
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// The node-wide figures INFO and CONFIG GET both report, computed in one
@@ -160,6 +218,8 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
 struct NodeFigures {
     /// The node's memory limit in bytes, 0 for none (Redis's convention).
     maxmemory: u64,
+    /// The eviction policy.
+    policy: Policy,
     /// Connections the node accepts.
     maxclients: usize,
     /// The node-level RESP port.
@@ -170,11 +230,8 @@ impl NodeFigures {
     fn of(shard: &Shard, limits: &Limits) -> NodeFigures {
         let node = &shard.node;
         NodeFigures {
-            maxmemory: if node.shard_memory == usize::MAX {
-                0
-            } else {
-                node.shard_memory as u64 * node.nr_shards() as u64
-            },
+            maxmemory: node.max_memory(),
+            policy: node.policy(),
             maxclients: limits.max_connections_per_shard * node.nr_shards(),
             port: node.layout().map_or(0, |l| l.resp_port),
         }
@@ -184,11 +241,12 @@ impl NodeFigures {
 /// CONFIG GET: real values for what clients and redis-benchmark ask.
 fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u8]]) {
     let figures = NodeFigures::of(shard, limits);
-    let params: [(&str, String); 13] = [
+    let params: [(&str, String); 14] = [
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("maxmemory", figures.maxmemory.to_string()),
-        ("maxmemory-policy", "noeviction".into()),
+        ("maxmemory-policy", figures.policy.name().into()),
+        ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
         ("databases", "1".into()),
         ("port", figures.port.to_string()),
@@ -397,9 +455,11 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
     let node = &shard.node;
     let NodeFigures {
         maxmemory,
+        policy,
         maxclients,
         port,
     } = NodeFigures::of(shard, limits);
+    let cache = node.cache_stats();
     let uptime = stats.uptime_secs as u64;
     let mut s = String::with_capacity(2048);
     let section = |s: &mut String, name: &str| {
@@ -439,10 +499,11 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
             t.memory_used,
             human_bytes(t.memory_used),
             human_bytes(maxmemory),
+            policy.name(),
         );
     }
     if want("stats") {
@@ -452,8 +513,15 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
             "total_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops_per_sec}\r\n\
              total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
              total_deletes_processed:{}\r\ntotal_error_replies:{}\r\n\
-             corekv_forwarded_ops:{}\r\n",
-            t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
+             expired_keys:{}\r\nevicted_keys:{}\r\ncorekv_forwarded_ops:{}\r\n",
+            t.ops,
+            t.gets,
+            t.puts,
+            t.dels,
+            t.errors,
+            cache.expired_keys,
+            cache.evicted_keys,
+            t.forwarded_out,
         );
     }
     if want("cluster") {
@@ -463,7 +531,11 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
     if want("keyspace") {
         section(&mut s, "Keyspace");
         if t.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires=0,avg_ttl=0\r\n", t.keys);
+            let _ = write!(
+                s,
+                "db0:keys={},expires={},avg_ttl={}\r\n",
+                t.keys, cache.expires, cache.avg_ttl_ms
+            );
         }
     }
     s

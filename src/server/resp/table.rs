@@ -18,13 +18,14 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{cluster, connection, keys, server, strings, Connection};
+use super::{cluster, connection, expiry, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    expiry::COMMANDS,
     server::COMMANDS,
     connection::COMMANDS,
     cluster::COMMANDS,
@@ -46,7 +47,7 @@ pub(crate) enum Effect {
     /// Write what is pending and close (QUIT).
     Close,
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
-    /// the one command that must wait for other shards).
+    /// a command that must wait for other shards).
     FlushAll,
     /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
     /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
@@ -55,6 +56,14 @@ pub(crate) enum Effect {
         slot: u16,
         /// `None`: count only; `Some(n)`: at most n keys.
         limit: Option<usize>,
+    },
+    /// Give every shard this memory limit (node, bytes, 0: none) and
+    /// eviction policy, then answer `+OK` (CONFIG SET).
+    Configure {
+        /// The node's limit.
+        max_memory: u64,
+        /// The policy.
+        policy: crate::store::Policy,
     },
 }
 
@@ -133,6 +142,11 @@ impl<'a> Parse<'a> {
         let r = self.args.get(self.pos).ok_or_else(|| self.wrong_arity())?;
         self.pos += 1;
         Ok(r.clone())
+    }
+
+    /// The bytes of an argument this cursor handed out as a range.
+    pub(crate) fn bytes_of(&self, r: &Range<usize>) -> &'a [u8] {
+        &self.buf[r.clone()]
     }
 
     /// The next argument's bytes.
