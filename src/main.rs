@@ -181,6 +181,37 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
+    /// the --bind address; 0: an ephemeral port). Off by default.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// What corekv writes to stderr: error, warn, info (start-up banner,
+    /// shutdown) or debug (also every RESP client connecting and leaving).
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Quiet: --log-level warn and no stats line (--stats-interval 0).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl From<LogLevel> for corekv::log::Level {
+    fn from(l: LogLevel) -> Self {
+        use corekv::log::Level;
+        match l {
+            LogLevel::Error => Level::Error,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Info => Level::Info,
+            LogLevel::Debug => Level::Debug,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -340,8 +371,14 @@ fn server(a: ServerArgs) -> Result<()> {
         },
         io_memory: config::DEFAULT_IO_MEMORY,
     };
+    corekv::log::set_level(if a.quiet {
+        corekv::log::Level::Warn.min(a.log_level.into())
+    } else {
+        a.log_level.into()
+    });
     let stop = stop_flag()?;
-    eprintln!(
+    corekv::log!(
+        corekv::log::Level::Info,
         "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
@@ -369,17 +406,33 @@ fn server(a: ServerArgs) -> Result<()> {
         cfg.limits.max_connections_per_shard,
     );
     let handle = corekv::server::run(&cfg)?;
+    let metrics = match a.metrics_port {
+        Some(port) => Some(
+            corekv::server::metrics::MetricsServer::start(
+                std::net::SocketAddr::new(cfg.bind, port),
+                handle.node_state().clone(),
+                handle.observe().clone(),
+            )
+            .with_context(|| format!("binding the metrics port {}:{port}", cfg.bind))?,
+        ),
+        None => None,
+    };
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
-        "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
+        "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,
         ports.len(),
         ports[0],
         ports[ports.len() - 1],
         handle.resp_addr.map_or(0, |a| a.port()),
+        metrics.as_ref().map_or(0, |m| m.addr().port()),
     );
     let mut line = StatsLine::new();
-    let interval = a.stats_interval;
+    let interval = if a.quiet {
+        Duration::ZERO
+    } else {
+        a.stats_interval
+    };
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -390,7 +443,8 @@ fn server(a: ServerArgs) -> Result<()> {
             }
         }
     }
-    eprintln!("corekv: stopping");
+    corekv::log!(corekv::log::Level::Info, "corekv: stopping");
+    drop(metrics);
     handle.shutdown();
     Ok(())
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::{ClusterMap, PeerLayout};
+use crate::log::Level;
 use crate::protocol::native::{
     decode_owned, encode_empty, ErrorFrame, FrameKind, FrameReader, Hello, NextFrame, RecvBuf,
     PROTOCOL_VERSION,
@@ -132,17 +133,21 @@ pub fn greet_once(map: &ClusterMap, reported: &mut [Option<Greeting>]) {
         if said.as_ref() != Some(&g) {
             match &g {
                 Greeting::Agrees => {
-                    let l = map.layout(node_id).expect("just recorded");
-                    eprintln!(
-                        "corekv: cluster peer node {node_id} ({addr}) is up: {} shards, resp port {}",
-                        l.nr_shards(),
-                        l.resp_port
-                    );
+                    if let Some(l) = map.layout(node_id) {
+                        crate::log!(
+                            Level::Info,
+                            "corekv: cluster peer node {node_id} ({addr}) is up: {} shards, resp port {}",
+                            l.nr_shards(),
+                            l.resp_port
+                        );
+                    }
                 }
-                Greeting::Down(why) => eprintln!(
+                Greeting::Down(why) => crate::log!(
+                    Level::Warn,
                     "corekv: cluster peer node {node_id} ({addr}) is down: {why}; retrying in the background (its keys get errors naming it meanwhile)"
                 ),
-                Greeting::Disagrees(why) => eprintln!(
+                Greeting::Disagrees(why) => crate::log!(
+                    Level::Error,
                     "corekv: cluster views disagree: node {node_id} ({addr}): {why}; restart every node with the same --cluster list"
                 ),
             }

@@ -20,10 +20,14 @@
 //!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
 //! serves RESP connections, [`stats`] formats the per-second stats line,
-//! [`greet`] greets the cluster's peers.
+//! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
+//! command statistics, the slow log and the client registry, [`metrics`]
+//! serves them to Prometheus.
 
 pub mod greet;
+pub mod metrics;
 pub mod native;
+pub mod observe;
 pub mod resp;
 pub mod stats;
 
@@ -45,6 +49,7 @@ use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
 use crate::store::StoreLimits;
+use observe::Observe;
 
 /// A running node.
 pub struct ServerHandle {
@@ -59,6 +64,7 @@ pub struct ServerHandle {
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
+    obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -90,6 +96,17 @@ impl ServerHandle {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
+    }
+
+    /// The node's published counters (what STATS, the stats line and the
+    /// metrics endpoint read).
+    pub fn node_state(&self) -> &Arc<NodeState> {
+        &self.node
+    }
+
+    /// The node's command statistics, slow log and clients.
+    pub fn observe(&self) -> &Arc<Observe> {
+        &self.obs
     }
 
     /// Stops every shard and waits for them.
@@ -127,6 +144,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
@@ -150,6 +168,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             shard_id,
             config: config.clone(),
             node: node.clone(),
+            obs: obs.clone(),
             mesh: mesh_tx.clone(),
             mesh_rx,
             resp_node_port,
@@ -241,6 +260,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         node,
         cluster,
         greeting_stop,
+        obs,
         stops,
         joins,
     })
@@ -300,6 +320,7 @@ struct ShardStart {
     shard_id: usize,
     config: ServerConfig,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
@@ -407,7 +428,14 @@ impl ShardStart {
         let accept_tasks: Vec<_> = listeners
             .into_iter()
             .map(|(l, proto)| {
-                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+                glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    live.clone(),
+                    self.obs.clone(),
+                    l,
+                    c.limits,
+                    proto,
+                ))
             })
             .collect();
         let _ = self.stop.recv_async().await;
@@ -464,6 +492,7 @@ impl LiveConnections {
 async fn accept_loop(
     shard: Rc<Shard>,
     live: Rc<LiveConnections>,
+    obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
     proto: Protocol,
@@ -473,7 +502,11 @@ async fn accept_loop(
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: the listener stays up.
-                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                crate::log!(
+                    crate::log::Level::Warn,
+                    "corekv: shard {}: accept failed: {e}",
+                    shard.shard_id
+                );
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -482,26 +515,30 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
     let max = limits.max_connections_per_shard;
+    let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
+        stats.rejected_conns.add(1);
         match proto {
             Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
+    stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
     }
     shard.remove_connection();
 }

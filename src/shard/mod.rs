@@ -70,6 +70,8 @@ pub struct ShardSlot {
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
     expires: AtomicU64,
     avg_ttl_ms: AtomicU64,
     expired_keys: AtomicU64,
@@ -83,6 +85,22 @@ pub struct CacheStats {
     pub expires: u64,
     /// Average TTL left on keys with one (ms), weighted by each shard's count.
     pub avg_ttl_ms: u64,
+    /// Keys removed because their TTL passed.
+    pub expired_keys: u64,
+    /// Keys evicted to make room.
+    pub evicted_keys: u64,
+}
+
+/// One shard's cache counters (kept apart from [`ShardStats`], a wire
+/// format): GET hits and misses, keys with a TTL, expired and evicted keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// GETs that found their key.
+    pub hits: u64,
+    /// GETs that did not.
+    pub misses: u64,
+    /// Keys with a TTL.
+    pub expires: u64,
     /// Keys removed because their TTL passed.
     pub expired_keys: u64,
     /// Keys evicted to make room.
@@ -235,6 +253,20 @@ impl NodeState {
             cluster: cluster.nodes.clone(),
             cluster_digest: cluster.digest,
         }
+    }
+
+    /// Every shard's cache counters.
+    pub fn keyspace(&self) -> Vec<Keyspace> {
+        self.slots
+            .iter()
+            .map(|s| Keyspace {
+                hits: s.hits.load(Relaxed),
+                misses: s.misses.load(Relaxed),
+                expires: s.expires.load(Relaxed),
+                expired_keys: s.expired_keys.load(Relaxed),
+                evicted_keys: s.evicted_keys.load(Relaxed),
+            })
+            .collect()
     }
 
     /// A snapshot of every shard's counters.
@@ -845,6 +877,8 @@ impl Shard {
             .store(c.errors + self.protocol_errors.get(), Relaxed);
         s.forwarded_out.store(self.forwarded_out.get(), Relaxed);
         s.forwarded_in.store(self.forwarded_in.get(), Relaxed);
+        s.hits.store(c.hits, Relaxed);
+        s.misses.store(c.misses, Relaxed);
         s.expires.store(store.ttl_keys() as u64, Relaxed);
         s.avg_ttl_ms.store(store.avg_ttl_ms(), Relaxed);
         s.expired_keys.store(c.expired_keys, Relaxed);

@@ -75,6 +75,10 @@ pub struct StoreCounters {
     pub dels: u64,
     /// Operations answered with an error.
     pub errors: u64,
+    /// GETs that found their key (Redis's keyspace_hits).
+    pub hits: u64,
+    /// GETs that did not (keyspace_misses).
+    pub misses: u64,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired_keys: u64,
     /// Keys evicted to make room.
@@ -351,10 +355,14 @@ impl Store {
                 self.counters.gets += 1;
                 match self.find_live(hash, key) {
                     Some(slot) => {
+                        self.counters.hits += 1;
                         self.touch(slot);
                         sink.push(OpResult::Value(self.table.value(slot)))
                     }
-                    None => sink.push(OpResult::NotFound),
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::NotFound)
+                    }
                 }
             }
             OpKind::Exists => {
