@@ -634,3 +634,38 @@ fn bench_redis_cluster_target_routes_by_slot() {
         assert_eq!(t.forwarded_out, 0, "every key went to its own shard");
     }
 }
+
+/// The greeting tells a peer that agrees from one started with another
+/// list, another node id, or that is down.
+#[test]
+fn greeting_reports_disagreeing_and_down_peers() {
+    use corekv::cluster::ClusterMap;
+    use corekv::server::greet::{greet, Greeting};
+    let nodes = common::start_cluster(2, 1);
+    let list = nodes[0].cluster().nodes.clone();
+    // The same list: agrees, and the peer's layout is learned.
+    let same = ClusterMap::new(list.clone(), 0, 1);
+    assert_eq!(greet(&same, 1), Greeting::Agrees);
+    assert_eq!(
+        same.layout(1).unwrap().shard_ports,
+        vec![nodes[1].addr().port()]
+    );
+    // A third node in the list: the peers were started with another list.
+    let free = common::free_bases(1, 1)[0];
+    let mut longer = list.clone();
+    longer.push(format!("127.0.0.1:{free}"));
+    let other = ClusterMap::new(longer, 2, 1);
+    match greet(&other, 1) {
+        Greeting::Disagrees(why) => assert!(why.contains("--cluster"), "{why}"),
+        g => panic!("{g:?}"),
+    }
+    // The list in the other order: node 1 says it is node 0.
+    let swapped = ClusterMap::new(vec![list[1].clone(), list[0].clone()], 1, 1);
+    match greet(&swapped, 0) {
+        Greeting::Disagrees(why) => assert!(why.contains("--cluster"), "{why}"),
+        g => panic!("{g:?}"),
+    }
+    // Nobody listens on the third address: down.
+    let down = ClusterMap::new(vec![list[0].clone(), format!("127.0.0.1:{free}")], 0, 1);
+    assert!(matches!(greet(&down, 1), Greeting::Down(_)));
+}

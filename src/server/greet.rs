@@ -92,6 +92,9 @@ pub fn greet(map: &ClusterMap, node_id: usize) -> Greeting {
     let addr = &map.nodes[node_id];
     let h = match hello_blocking(addr, GREET_TIMEOUT) {
         Ok(h) => h,
+        Err(e) if e.contains("protocol version") => {
+            return Greeting::Disagrees(format!("it speaks another protocol version: {e}"))
+        }
         Err(e) => return Greeting::Down(e),
     };
     if h.cluster_digest != map.digest || h.cluster != map.nodes {
