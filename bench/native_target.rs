@@ -136,6 +136,7 @@ pub(crate) async fn monitor(
     Ok(cluster
         .nodes()
         .iter()
+        .filter(|n| n.down.is_none())
         .zip(first.iter().zip(&prev))
         .zip(per_second)
         .zip(modes)

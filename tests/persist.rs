@@ -159,6 +159,7 @@ fn native(s: &Server, pin: Option<usize>) -> BlockingClient {
         ClientOptions {
             timeout: Duration::from_secs(10),
             pin_shard: pin,
+            ..Default::default()
         },
     )
     .expect("client connects")

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::op::{ExpiryArg, OpKind, OpResult, ReplySink};
-use crate::routing::{key_hash, shard_of};
+use crate::routing::key_hash;
 use crate::store::Store;
 use record::{FileKind, Header, Record, RecordOp, ScanEnd, HEADER_LEN};
 
@@ -332,6 +332,7 @@ fn check_header(
     shard_id: usize,
     nr_shards: usize,
     node_id: u32,
+    nr_nodes: u32,
     kind: FileKind,
 ) -> Result<(), String> {
     let h = Header::decode(data).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -345,26 +346,40 @@ fn check_header(
             h.nr_shards
         ));
     }
-    if h.node_id != node_id {
+    if h.node_id != node_id || h.nr_nodes != nr_nodes {
         return Err(format!(
-            "{}: written by node {}, this is node {node_id}",
+            "{}: written by node {} of a {}-node cluster, this is node {node_id} of a \
+             {nr_nodes}-node cluster; corekv does not re-route keys between cluster layouts",
             path.display(),
-            h.node_id
+            h.node_id,
+            h.nr_nodes
         ));
     }
     Ok(())
 }
 
-/// Loads shard `shard_id`'s files from `dir` into `store`. A torn tail of
-/// the newest log is cut (and said); anything else wrong is an error naming
-/// the file and offset.
-pub fn recover(
-    dir: &Path,
-    shard_id: usize,
-    nr_shards: usize,
-    node_id: u32,
-    mut store: Store,
-) -> Result<Recovered, String> {
+/// Who reads the files: a shard of a node of a cluster, and where keys
+/// belong in that cluster.
+pub struct Reader<'a> {
+    /// The shard.
+    pub shard_id: usize,
+    /// Shards of its node.
+    pub nr_shards: usize,
+    /// The node.
+    pub node_id: u32,
+    /// Nodes of the cluster.
+    pub nr_nodes: u32,
+    /// The owner `(node, shard)` of a key in this cluster.
+    pub owner: &'a dyn Fn(&[u8]) -> (u32, usize),
+}
+
+/// Loads shard `who.shard_id`'s files from `dir` into `store`. A torn tail
+/// of the newest log is cut (and said); anything else wrong is an error
+/// naming the file and offset. A key this shard does not own in the
+/// current cluster layout is refused, never loaded where it cannot be found.
+pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recovered, String> {
+    let (shard_id, nr_shards, node_id, nr_nodes) =
+        (who.shard_id, who.nr_shards, who.node_id, who.nr_nodes);
     let started = Instant::now();
     let now = now_ms();
     let files: Vec<_> = list_files(dir)
@@ -383,11 +398,11 @@ pub fn recover(
     let mut refused = Refused::default();
     store.set_now(now);
     let check_owner = |path: &Path, off: usize, key: &[u8]| -> Result<(), String> {
-        let owner = shard_of(key_hash(key), nr_shards);
-        if owner != shard_id {
+        let (n, s) = (who.owner)(key);
+        if (n, s) != (node_id, shard_id) {
             return Err(format!(
-                "{}: record at offset {off} holds a key of shard {owner}, not {shard_id}: \
-                 files of a different layout are refused",
+                "{}: record at offset {off} holds a key of node {n} shard {s}, not node \
+                 {node_id} shard {shard_id}: files of a different layout are refused",
                 path.display()
             ));
         }
@@ -403,6 +418,7 @@ pub fn recover(
             shard_id,
             nr_shards,
             node_id,
+            nr_nodes,
             FileKind::Snapshot,
         )?;
         let mut ended = false;
@@ -482,7 +498,15 @@ pub fn recover(
             log_tail_from = 0;
             continue;
         }
-        check_header(path, data, shard_id, nr_shards, node_id, FileKind::Log)?;
+        check_header(
+            path,
+            data,
+            shard_id,
+            nr_shards,
+            node_id,
+            nr_nodes,
+            FileKind::Log,
+        )?;
         let mut bad = None;
         let end = record::scan(data, HEADER_LEN, |off, r| {
             if bad.is_some() {
@@ -598,6 +622,25 @@ mod tests {
     use super::*;
     use crate::store::StoreLimits;
 
+    /// Shard `shard` of a one-node cluster of `nr` shards.
+    fn reader(shard: usize, nr: usize, owner: &dyn Fn(&[u8]) -> (u32, usize)) -> Reader<'_> {
+        Reader {
+            shard_id: shard,
+            nr_shards: nr,
+            node_id: 0,
+            nr_nodes: 1,
+            owner,
+        }
+    }
+
+    fn owner_in(nr: usize) -> impl Fn(&[u8]) -> (u32, usize) {
+        let map = crate::cluster::ClusterMap::single("x:1".into(), nr);
+        move |k: &[u8]| {
+            let o = map.owner(crate::routing::key_slot(k));
+            (o.node_id as u32, o.shard_id as usize)
+        }
+    }
+
     fn store() -> Store {
         Store::new(StoreLimits {
             max_key_len: 64,
@@ -619,6 +662,7 @@ mod tests {
             nr_shards: 1,
             shard_id: 0,
             node_id: 0,
+            nr_nodes: 1,
             kind: FileKind::Log,
             generation: g,
         }
@@ -640,7 +684,7 @@ mod tests {
             0,
             &[(b"a", b"1", 0), (b"b", b"2", far), (b"c", b"3", 1)],
         );
-        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();
         assert_eq!(r.store.get(b"a"), Some(&b"1"[..]));
         assert_eq!(r.store.get(b"b"), Some(&b"2"[..]));
         assert_eq!(
@@ -651,7 +695,9 @@ mod tests {
         assert_eq!(r.store.get(b"c"), None, "expired while down");
         assert_eq!(r.records, 3);
         // The same file read as shard 0 of 2: refused, naming the file.
-        let e = recover(&dir, 0, 2, 0, store()).err().unwrap();
+        let e = recover(&dir, &reader(0, 2, &owner_in(2)), store())
+            .err()
+            .unwrap();
         assert!(e.contains("shard-0.0.aof") && e.contains("1-shard"), "{e}");
         // A shard-3 file in a 2-shard node's directory.
         std::fs::write(dir.join("shard-3.0.aof"), b"x").unwrap();
@@ -663,7 +709,7 @@ mod tests {
     fn records_the_limits_refuse_are_counted_and_said() {
         let dir = tmpdir("refused");
         write_log(&dir, 0, &[(b"a", b"1", 0), (b"b", &[b'x'; 100], 0)]);
-        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();
         assert_eq!(
             r.store.len(),
             1,
@@ -691,12 +737,14 @@ mod tests {
         let second = HEADER_LEN + record::RECORD_HEADER + 13 + 2;
         data[second + record::RECORD_HEADER + 1] ^= 0x40;
         std::fs::write(&p, &data).unwrap();
-        let e = recover(&dir, 0, 1, 0, store()).err().unwrap();
+        let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())
+            .err()
+            .unwrap();
         assert!(e.contains(&format!("offset {second}")), "{e}");
         let rep = check_file(&p, false).unwrap();
         assert_eq!((rep.records, rep.good_end), (1, second as u64));
         check_file(&p, true).unwrap();
-        let r = recover(&dir, 0, 1, 0, store()).unwrap();
+        let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();
         assert_eq!(r.store.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! header  := magic "COREKVLG" | version u32 | nr_shards u32 | shard_id u32
-//!            | node_id u32 | kind u32 | reserved u32 | generation u64 | xxh3 u64   (48 bytes)
+//!            | node_id u32 | kind u32 | nr_nodes u32 | generation u64 | xxh3 u64   (48 bytes)
 //! record  := body_len u32 | xxh3_64(body) u64 | body
 //! body    := op u8 | expire_at_ms u64 (0: none) | key_len u32 | key | value
 //! ```
@@ -53,6 +53,8 @@ pub struct Header {
     pub shard_id: u32,
     /// The node that wrote it.
     pub node_id: u32,
+    /// Nodes in that node's cluster (the key → node map depends on it).
+    pub nr_nodes: u32,
     /// Log or snapshot.
     pub kind: FileKind,
     /// Rewrite generation this file belongs to.
@@ -73,7 +75,7 @@ impl Header {
                 FileKind::Log => 0,
                 FileKind::Snapshot => 1,
             },
-            0,
+            self.nr_nodes,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -113,6 +115,7 @@ impl Header {
             nr_shards: u32_at(12),
             shard_id: u32_at(16),
             node_id: u32_at(20),
+            nr_nodes: u32_at(28),
             kind,
             generation: u64::from_le_bytes(data[32..40].try_into().unwrap_or([0; 8])),
         })
@@ -290,6 +293,7 @@ mod tests {
             nr_shards: 2,
             shard_id: 1,
             node_id: 0,
+            nr_nodes: 1,
             kind: FileKind::Log,
             generation: 3,
         }

@@ -13,11 +13,18 @@
 //! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
+//! Once bound, the node builds its [`ClusterMap`] (its `--cluster` list, or a
+//! one-node cluster at its own address), records its own layout, greets its
+//! peers ([`greet`]: once before returning, then in the background for the
+//! ones still missing) and lets the shards start.
+//!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
 //! serves RESP connections, [`stats`] formats the per-second stats line,
-//! [`observe`] keeps per-shard command statistics, the slow log and the
-//! client registry, [`metrics`] serves them to Prometheus.
+//! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
+//! command statistics, the slow log and the client registry, [`metrics`]
+//! serves them to Prometheus.
 
+pub mod greet;
 pub mod metrics;
 pub mod native;
 pub mod observe;
@@ -29,12 +36,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::cluster::{format_addr, ClusterMap, PeerLayout};
 use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
 use crate::persist::{self, log::Aof};
@@ -58,6 +67,8 @@ pub struct ServerHandle {
     /// Held while the node runs: no other process writes its `--dir`.
     _dir_lock: Option<std::fs::File>,
     node: Arc<NodeState>,
+    cluster: Arc<ClusterMap>,
+    greeting_stop: Arc<AtomicBool>,
     obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
@@ -89,6 +100,24 @@ impl ServerHandle {
         self.node.stats()
     }
 
+    /// The node's cluster map.
+    pub fn cluster(&self) -> &Arc<ClusterMap> {
+        &self.cluster
+    }
+
+    /// Waits until every peer of the cluster has been greeted (their layouts
+    /// known) or `timeout` passed; true when complete.
+    pub fn wait_for_peers(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.cluster.complete() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// The node's published counters (what STATS, the stats line and the
     /// metrics endpoint read).
     pub fn node_state(&self) -> &Arc<NodeState> {
@@ -106,6 +135,7 @@ impl ServerHandle {
     }
 
     fn stop_and_join(&mut self) {
+        self.greeting_stop.store(true, Ordering::Relaxed);
         for s in self.stops.drain(..) {
             let _ = s.send(());
         }
@@ -226,6 +256,28 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
 
     let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
+    let cluster = Arc::new(if config.cluster.is_empty() {
+        // Bound to every address: no one address to announce. Like Redis,
+        // report an empty host (CLUSTER SLOTS `""`), which cluster clients
+        // read as "the address you reached me at".
+        let host = if config.bind.is_unspecified() {
+            String::new()
+        } else {
+            config.bind.to_string()
+        };
+        ClusterMap::single(format_addr(&host, layout.shard_ports[0]), nr)
+    } else {
+        ClusterMap::new(config.cluster.clone(), config.node_id as usize, nr)
+    });
+    cluster.set_layout(
+        cluster.node_id,
+        PeerLayout {
+            shard_ports: layout.shard_ports.clone(),
+            resp_port: layout.resp_port,
+            resp_shard_ports: layout.resp_shard_ports.clone(),
+        },
+    );
+    node.set_cluster(cluster.clone());
     for g in gos {
         let _ = g.send(());
     }
@@ -250,6 +302,10 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     if !config.persist.appendonly {
         recovery.clear();
     }
+    let greeting_stop = Arc::new(AtomicBool::new(false));
+    let mut reported = vec![None; cluster.nr_nodes()];
+    greet::greet_once(&cluster, &mut reported);
+    greet::spawn(cluster.clone(), greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -259,6 +315,8 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         recovery,
         _dir_lock: dir_lock,
         node,
+        cluster,
+        greeting_stop,
         obs,
         stops,
         joins,
@@ -414,7 +472,7 @@ impl ShardStart {
             max_value_len: c.limits.max_value_len,
             max_memory: self.node.shard_memory,
         };
-        let (store, log, report) = match open_store(c, id, self.node.node_id, limits).await {
+        let (store, log, report) = match open_store(c, id, &self.node, limits).await {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.recovered.send(Err(e));
@@ -487,9 +545,13 @@ impl ShardStart {
 async fn open_store(
     c: &ServerConfig,
     id: usize,
-    node_id: u32,
+    node: &NodeState,
     limits: StoreLimits,
 ) -> Result<(Store, Option<Rc<Aof>>, ShardRecovery), ServerError> {
+    // Keys are placed by the cluster map: the files hold this node's id in
+    // it and its size, and every key must belong to this (node, shard).
+    let cluster = node.cluster();
+    let node_id = cluster.node_id as u32;
     let mut empty = Store::new(limits);
     // Loading obeys the eviction policy, and expiry against the real clock.
     empty.set_now(crate::store::unix_now_ms());
@@ -506,7 +568,18 @@ async fn open_store(
         return Ok((empty, None, report));
     }
     let fail = |m: String| ServerError::Persist(format!("shard {id}: {m}"));
-    let r = persist::recover(&p.dir, id, c.nr_shards(), node_id, empty).map_err(fail)?;
+    let owner = |key: &[u8]| {
+        let o = cluster.owner(crate::routing::key_slot(key));
+        (o.node_id as u32, o.shard_id as usize)
+    };
+    let who = persist::Reader {
+        shard_id: id,
+        nr_shards: c.nr_shards(),
+        node_id,
+        nr_nodes: cluster.nr_nodes() as u32,
+        owner: &owner,
+    };
+    let r = persist::recover(&p.dir, &who, empty).map_err(fail)?;
     let path = persist::log_path(&p.dir, id, r.generation);
     let file = persist::log::open_file(&path, r.log_end)
         .await
@@ -527,6 +600,7 @@ async fn open_store(
         nr_shards: c.nr_shards() as u32,
         shard_id: id as u32,
         node_id,
+        nr_nodes: cluster.nr_nodes() as u32,
         kind: persist::record::FileKind::Log,
         generation: r.generation,
     };

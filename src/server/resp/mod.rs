@@ -18,9 +18,14 @@
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
+//! | `cluster` | CLUSTER READONLY READWRITE ASKING, and the MOVED/CROSSSLOT check |
 //!
-//! Room is left for `cluster.rs` (CLUSTER, READONLY, …): a new family is a
-//! module with a `COMMANDS` slice, listed in `table::FAMILIES`.
+//! A new family is a module with a `COMMANDS` slice, listed in
+//! `table::FAMILIES`.
+//!
+//! On a cluster of more than one node, every command with keys (a row with
+//! `first_key > 0`) passes `cluster::check_keys` before its handler: a key
+//! of another node is answered `-MOVED` / `-CROSSSLOT` and never queued.
 //!
 //! # Statistics
 //!
@@ -54,6 +59,7 @@
 //! (unknown command, wrong arity, syntax) are ordinary replies, counted with
 //! [`Shard::count_protocol_error`]. Nothing here panics on network input.
 
+pub(crate) mod cluster;
 pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
@@ -263,6 +269,11 @@ impl<'s> Connection<'s> {
             }
             None => return self.reject(buf, table::unknown_command(buf, args)).await,
         };
+        if spec.first_key > 0 && self.shard.cluster.nr_nodes() > 1 {
+            if let Err(e) = cluster::check_keys(self, spec, buf, args) {
+                return self.reject(buf, e).await;
+            }
+        }
         if !spec.batched {
             self.flush(buf).await;
         }
@@ -296,6 +307,11 @@ impl<'s> Connection<'s> {
                     self.shard.flush_all().await;
                     self.out.extend_from_slice(b"+OK\r\n");
                 }
+                Flow::Continue
+            }
+            Ok(Effect::SlotKeys { slot, limit }) => {
+                let (count, keys) = self.shard.slot_keys(slot, limit.unwrap_or(0)).await;
+                cluster::slot_keys_reply(&mut self.out, limit, count, &keys);
                 Flow::Continue
             }
             Ok(Effect::Configure { max_memory, policy }) => {
