@@ -65,15 +65,13 @@ fn spawn(dir: &Path, shards: usize, fsync: &str) -> Result<Server, String> {
 /// [`spawn`] with more server flags.
 fn spawn_with(dir: &Path, shards: usize, fsync: &str, extra: &[&str]) -> Result<Server, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
-        .args([
-            "server",
-            "--port",
-            "0",
-            "--resp-port",
-            "0",
-            "--stats-interval",
-            "0",
-        ])
+        .arg("server")
+        .args(if extra.contains(&"--port") {
+            &[][..]
+        } else {
+            &["--port", "0"][..]
+        })
+        .args(["--resp-port", "0", "--stats-interval", "0"])
         .args([
             "--cpus",
             &cpus(shards),
@@ -466,7 +464,28 @@ fn files_of_another_shard_count_are_refused() {
         err.contains("shard-1.0.aof") && err.contains("more than 1 shards"),
         "{err}"
     );
-    // Shard 0's file renamed as shard 0 of a 1-shard node is refused too.
+    // The same node as node 0 of a 2-node cluster: keys would belong
+    // elsewhere, so its files are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let cluster = format!("127.0.0.1:{port},127.0.0.1:1");
+    let err = spawn_with(
+        &dir,
+        2,
+        "always",
+        &["--port", &port, "--cluster", &cluster, "--node-id", "0"],
+    )
+    .err()
+    .expect("refuses another cluster layout");
+    assert!(
+        err.contains("1-node cluster") && err.contains("2-node cluster"),
+        "{err}"
+    );
+    // Shard 0's file read as shard 0 of a 1-shard node is refused too.
     std::fs::remove_file(dir.join("shard-1.0.aof")).unwrap();
     let err = spawn(&dir, 1, "always").err().expect("refuses to start");
     assert!(err.contains("2-shard node"), "{err}");
