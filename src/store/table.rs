@@ -31,7 +31,8 @@
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::{self, NonNull};
 
-const HEADER: usize = 16;
+/// Bytes of an entry block's header (lengths and expiry).
+pub const HEADER: usize = 16;
 const MIN_CAPACITY: usize = 1024;
 
 /// The bits of a placement hash a slot keeps; the rest hold [`Meta`].
@@ -342,11 +343,34 @@ impl Table {
         unsafe { std::slice::from_raw_parts(b.as_ptr().add(HEADER + k), v) }
     }
 
-    /// Key and value bytes of a slot (what memory accounting charges).
+    /// Key and value bytes of a slot.
     #[inline]
     pub fn payload_len(&self, slot: usize) -> usize {
-        let (k, v) = lens(self.block(slot));
+        let (k, v) = self.lens(slot);
         k + v
+    }
+
+    /// `(key_len, value_len)` of a full slot.
+    #[inline]
+    pub fn lens(&self, slot: usize) -> (usize, usize) {
+        lens(self.block(slot))
+    }
+
+    /// Bytes of the slot array.
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// Bytes the slot array would grow by if one more key were inserted now
+    /// (0 unless that insert doubles it).
+    #[inline]
+    pub fn growth_bytes(&self) -> usize {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.bytes()
+        } else {
+            0
+        }
     }
 
     /// Replaces a slot's value, in place when the length is unchanged.
