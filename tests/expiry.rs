@@ -471,7 +471,7 @@ fn active_expiry_reclaims_untouched_keys() {
     let stats = node.stats().total();
     // The entries left are the 100 without TTL; the rest of used_memory is
     // the two shards' slot arrays (16 B a slot, 1024 to 4096 slots each for
-    // 2000 keys), which do not shrink.
+    // 2000 keys; active expiry shrinks them once they are mostly empty).
     let want: usize = (0..100)
         .map(|i| corekv::store::entry_charge(format!("p{i}").len(), 1))
         .sum();

@@ -645,9 +645,14 @@ impl Store {
     /// Active expiry: walks up to `max_slots` slots from the cursor, reading
     /// the expiry of at most `max_checks` keys with a TTL and removing those
     /// that have passed. Bounded work whatever the key count; a full pass
-    /// over the table takes `capacity / max_slots` calls.
+    /// over the table takes `capacity / max_slots` calls. First, when keys
+    /// have fallen below 1/6 of the slots, it shrinks the slot array (one
+    /// pass, as a doubling is, and rare: it needs the key count to drop by
+    /// two thirds since the last resize).
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
         let mut r = ExpireSlice::default();
+        // After mass expiry or deletion, give the slot array back.
+        self.table.shrink();
         if self.ttl_keys == 0 {
             return r;
         }

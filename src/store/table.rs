@@ -431,15 +431,36 @@ impl Table {
     }
 
     fn grow(&mut self) {
-        let mut bigger = Table::with_capacity_pow2(self.slots.len() * 2);
-        for s in self.slots.iter().filter(|s| s.block.is_some()) {
-            bigger.place(*s);
+        self.resize(self.slots.len() * 2);
+    }
+
+    /// Halves (or more) the slot array once the load has fallen below 1/6
+    /// (after mass expiry or deletion), to a load of 1/4–1/2; the minimum
+    /// capacity aside. One pass over the slots, like a doubling; the caller
+    /// runs it between batches, never per operation. True when it shrank.
+    pub fn shrink(&mut self) -> bool {
+        let cap = self.slots.len();
+        if cap <= MIN_CAPACITY || self.len * 6 >= cap {
+            return false;
         }
-        bigger.len = self.len;
-        // Blocks moved to `bigger`; the old slots are dropped without freeing.
-        self.slots = std::mem::take(&mut bigger.slots);
-        self.shift = bigger.shift;
-        bigger.len = 0;
+        let new = (self.len * 3).next_power_of_two().max(MIN_CAPACITY);
+        if new >= cap {
+            return false;
+        }
+        self.resize(new);
+        true
+    }
+
+    fn resize(&mut self, cap: usize) {
+        let mut other = Table::with_capacity_pow2(cap);
+        for s in self.slots.iter().filter(|s| s.block.is_some()) {
+            other.place(*s);
+        }
+        other.len = self.len;
+        // Blocks moved to `other`; the old slots are dropped without freeing.
+        self.slots = std::mem::take(&mut other.slots);
+        self.shift = other.shift;
+        other.len = 0;
     }
 
     /// Removes the entry in `slot`, closing the gap by shifting later entries
@@ -597,10 +618,25 @@ mod tests {
             t.prefetch_slot(h(&k));
             t.prefetch_entry(h(&k));
         }
+        // Removing most keys shrinks the slot array; the rest stay.
+        for i in 0..48_000u32 {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            t.remove(s);
+        }
+        let before = t.capacity();
+        assert!(t.shrink());
+        assert!(t.capacity() < before && t.capacity() >= 4 * t.len() && t.capacity() <= 8 * t.len());
+        assert!(!t.shrink(), "load is 1/4..1/2 now");
+        for i in 48_000..50_000u32 {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            assert_eq!(t.value(s), &k);
+        }
         // Resizing a value keeps the key; empty values and keys work.
-        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        let s = t.find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes()).unwrap();
         t.set_value(s, b"a longer value than before");
-        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        let s = t.find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes()).unwrap();
         assert_eq!(t.value(s), b"a longer value than before");
         t.insert(h(b""), b"", b"", 0, None);
         let s = t.find(h(b""), b"").unwrap();
