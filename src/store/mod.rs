@@ -114,6 +114,8 @@ pub struct ExpireSlice {
     pub checked: usize,
     /// Of those, keys removed.
     pub expired: usize,
+    /// The slot array shrank first (see [`Store::expire_slice`]).
+    pub shrunk: bool,
 }
 
 /// The current Unix time in milliseconds (the shard's clock).
@@ -652,7 +654,7 @@ impl Store {
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
         let mut r = ExpireSlice::default();
         // After mass expiry or deletion, give the slot array back.
-        self.table.shrink();
+        r.shrunk = self.table.shrink();
         if self.ttl_keys == 0 {
             return r;
         }

@@ -626,7 +626,9 @@ mod tests {
         }
         let before = t.capacity();
         assert!(t.shrink());
-        assert!(t.capacity() < before && t.capacity() >= 4 * t.len() && t.capacity() <= 8 * t.len());
+        assert!(
+            t.capacity() < before && t.capacity() >= 4 * t.len() && t.capacity() <= 8 * t.len()
+        );
         assert!(!t.shrink(), "load is 1/4..1/2 now");
         for i in 48_000..50_000u32 {
             let k = i.to_le_bytes();
@@ -634,9 +636,13 @@ mod tests {
             assert_eq!(t.value(s), &k);
         }
         // Resizing a value keeps the key; empty values and keys work.
-        let s = t.find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes()).unwrap();
+        let s = t
+            .find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes())
+            .unwrap();
         t.set_value(s, b"a longer value than before");
-        let s = t.find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes()).unwrap();
+        let s = t
+            .find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes())
+            .unwrap();
         assert_eq!(t.value(s), b"a longer value than before");
         t.insert(h(b""), b"", b"", 0, None);
         let s = t.find(h(b""), b"").unwrap();
