@@ -131,9 +131,14 @@ struct ServerArgs {
     /// Address to bind (0.0.0.0 to serve other hosts).
     #[arg(long, default_value = config::DEFAULT_BIND)]
     bind: IpAddr,
-    /// This node's id in its cluster (0..nodes-1).
-    #[arg(long, default_value_t = 0)]
-    node_id: u32,
+    /// The cluster: every node's `host:native port` (of its shard 0), the same
+    /// list on every node; node id = position. Without it, a one-node cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// This node's position in --cluster (default: the entry matching --bind
+    /// and --port).
+    #[arg(long)]
+    node_id: Option<u32>,
     /// Node-level RESP (Redis protocol) port; shard i also has resp-port+1+i.
     #[arg(long, default_value_t = config::DEFAULT_RESP_PORT)]
     resp_port: u16,
@@ -176,6 +181,37 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
+    /// the --bind address; 0: an ephemeral port). Off by default.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// What corekv writes to stderr: error, warn, info (start-up banner,
+    /// shutdown) or debug (also every RESP client connecting and leaving).
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Quiet: --log-level warn and no stats line (--stats-interval 0).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl From<LogLevel> for corekv::log::Level {
+    fn from(l: LogLevel) -> Self {
+        use corekv::log::Level;
+        match l {
+            LogLevel::Error => Level::Error,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Info => Level::Info,
+            LogLevel::Debug => Level::Debug,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -308,12 +344,22 @@ fn server(a: ServerArgs) -> Result<()> {
         None => config::allowed_cpus(),
     };
     let max_memory = a.max_memory;
+    let cluster = match &a.cluster {
+        Some(list) => corekv::cluster::parse_list(list)?,
+        None => Vec::new(),
+    };
+    let node_id = if cluster.is_empty() {
+        a.node_id.unwrap_or(0)
+    } else {
+        corekv::cluster::find_self(&cluster, a.node_id, a.bind, a.port)? as u32
+    };
     let cfg = ServerConfig {
         cpus,
         bind: a.bind,
         port: a.port,
         resp_port: if a.no_resp { None } else { Some(a.resp_port) },
-        node_id: a.node_id,
+        node_id,
+        cluster,
         max_memory,
         maxmemory_policy: a.maxmemory_policy,
         limits: Limits {
@@ -325,12 +371,23 @@ fn server(a: ServerArgs) -> Result<()> {
         },
         io_memory: config::DEFAULT_IO_MEMORY,
     };
+    corekv::log::set_level(if a.quiet {
+        corekv::log::Level::Warn.min(a.log_level.into())
+    } else {
+        a.log_level.into()
+    });
     let stop = stop_flag()?;
-    eprintln!(
-        "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+    corekv::log!(
+        corekv::log::Level::Info,
+        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
         cfg.node_id,
+        if cfg.cluster.is_empty() {
+            "a one-node cluster".to_string()
+        } else {
+            format!("cluster {}", cfg.cluster.join(","))
+        },
         cfg.nr_shards(),
         cfg.cpus,
         cfg.bind,
@@ -349,17 +406,33 @@ fn server(a: ServerArgs) -> Result<()> {
         cfg.limits.max_connections_per_shard,
     );
     let handle = corekv::server::run(&cfg)?;
+    let metrics = match a.metrics_port {
+        Some(port) => Some(
+            corekv::server::metrics::MetricsServer::start(
+                std::net::SocketAddr::new(cfg.bind, port),
+                handle.node_state().clone(),
+                handle.observe().clone(),
+            )
+            .with_context(|| format!("binding the metrics port {}:{port}", cfg.bind))?,
+        ),
+        None => None,
+    };
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
-        "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
+        "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,
         ports.len(),
         ports[0],
         ports[ports.len() - 1],
         handle.resp_addr.map_or(0, |a| a.port()),
+        metrics.as_ref().map_or(0, |m| m.addr().port()),
     );
     let mut line = StatsLine::new();
-    let interval = a.stats_interval;
+    let interval = if a.quiet {
+        Duration::ZERO
+    } else {
+        a.stats_interval
+    };
     let mut next = Instant::now() + interval;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -370,7 +443,8 @@ fn server(a: ServerArgs) -> Result<()> {
             }
         }
     }
-    eprintln!("corekv: stopping");
+    corekv::log!(corekv::log::Level::Info, "corekv: stopping");
+    drop(metrics);
     handle.shutdown();
     Ok(())
 }
@@ -403,6 +477,9 @@ fn one_op(
             std::process::exit(1);
         }
         OwnedResult::Err(e) => bail!("server: {e}"),
+        OwnedResult::Moved { slot, node_id } => {
+            bail!("slot {slot} is owned by node {node_id} and the redirect was not resolved")
+        }
     }
     Ok(())
 }

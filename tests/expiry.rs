@@ -573,6 +573,7 @@ fn native_put_with_ttl_and_pttl_across_shards() {
             ClientOptions {
                 timeout: TIMEOUT,
                 pin_shard: pin,
+                ..Default::default()
             },
         )
         .unwrap();

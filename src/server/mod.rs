@@ -13,10 +13,21 @@
 //! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
+//! Once bound, the node builds its [`ClusterMap`] (its `--cluster` list, or a
+//! one-node cluster at its own address), records its own layout, greets its
+//! peers ([`greet`]: once before returning, then in the background for the
+//! ones still missing) and lets the shards start.
+//!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line.
+//! serves RESP connections, [`stats`] formats the per-second stats line,
+//! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
+//! command statistics, the slow log and the client registry, [`metrics`]
+//! serves them to Prometheus.
 
+pub mod greet;
+pub mod metrics;
 pub mod native;
+pub mod observe;
 pub mod resp;
 pub mod stats;
 
@@ -25,17 +36,20 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::cluster::{format_addr, ClusterMap, PeerLayout};
 use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
 use crate::store::StoreLimits;
+use observe::Observe;
 
 /// A running node.
 pub struct ServerHandle {
@@ -48,6 +62,9 @@ pub struct ServerHandle {
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
     node: Arc<NodeState>,
+    cluster: Arc<ClusterMap>,
+    greeting_stop: Arc<AtomicBool>,
+    obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -63,12 +80,42 @@ impl ServerHandle {
         self.node.stats()
     }
 
+    /// The node's cluster map.
+    pub fn cluster(&self) -> &Arc<ClusterMap> {
+        &self.cluster
+    }
+
+    /// Waits until every peer of the cluster has been greeted (their layouts
+    /// known) or `timeout` passed; true when complete.
+    pub fn wait_for_peers(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.cluster.complete() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// The node's published counters (what STATS, the stats line and the
+    /// metrics endpoint read).
+    pub fn node_state(&self) -> &Arc<NodeState> {
+        &self.node
+    }
+
+    /// The node's command statistics, slow log and clients.
+    pub fn observe(&self) -> &Arc<Observe> {
+        &self.obs
+    }
+
     /// Stops every shard and waits for them.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
+        self.greeting_stop.store(true, Ordering::Relaxed);
         for s in self.stops.drain(..) {
             let _ = s.send(());
         }
@@ -97,6 +144,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
@@ -120,6 +168,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             shard_id,
             config: config.clone(),
             node: node.clone(),
+            obs: obs.clone(),
             mesh: mesh_tx.clone(),
             mesh_rx,
             resp_node_port,
@@ -173,9 +222,35 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
 
     let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
+    let cluster = Arc::new(if config.cluster.is_empty() {
+        // Bound to every address: no one address to announce. Like Redis,
+        // report an empty host (CLUSTER SLOTS `""`), which cluster clients
+        // read as "the address you reached me at".
+        let host = if config.bind.is_unspecified() {
+            String::new()
+        } else {
+            config.bind.to_string()
+        };
+        ClusterMap::single(format_addr(&host, layout.shard_ports[0]), nr)
+    } else {
+        ClusterMap::new(config.cluster.clone(), config.node_id as usize, nr)
+    });
+    cluster.set_layout(
+        cluster.node_id,
+        PeerLayout {
+            shard_ports: layout.shard_ports.clone(),
+            resp_port: layout.resp_port,
+            resp_shard_ports: layout.resp_shard_ports.clone(),
+        },
+    );
+    node.set_cluster(cluster.clone());
     for g in gos {
         let _ = g.send(());
     }
+    let greeting_stop = Arc::new(AtomicBool::new(false));
+    let mut reported = vec![None; cluster.nr_nodes()];
+    greet::greet_once(&cluster, &mut reported);
+    greet::spawn(cluster.clone(), greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -183,6 +258,9 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         node,
+        cluster,
+        greeting_stop,
+        obs,
         stops,
         joins,
     })
@@ -242,6 +320,7 @@ struct ShardStart {
     shard_id: usize,
     config: ServerConfig,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
@@ -349,7 +428,14 @@ impl ShardStart {
         let accept_tasks: Vec<_> = listeners
             .into_iter()
             .map(|(l, proto)| {
-                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+                glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    live.clone(),
+                    self.obs.clone(),
+                    l,
+                    c.limits,
+                    proto,
+                ))
             })
             .collect();
         let _ = self.stop.recv_async().await;
@@ -406,6 +492,7 @@ impl LiveConnections {
 async fn accept_loop(
     shard: Rc<Shard>,
     live: Rc<LiveConnections>,
+    obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
     proto: Protocol,
@@ -415,7 +502,11 @@ async fn accept_loop(
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: the listener stays up.
-                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                crate::log!(
+                    crate::log::Level::Warn,
+                    "corekv: shard {}: accept failed: {e}",
+                    shard.shard_id
+                );
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -424,26 +515,30 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
     let max = limits.max_connections_per_shard;
+    let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
+        stats.rejected_conns.add(1);
         match proto {
             Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
+    stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
     }
     shard.remove_connection();
 }

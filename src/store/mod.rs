@@ -99,6 +99,10 @@ pub struct StoreCounters {
     pub dels: u64,
     /// Operations answered with an error.
     pub errors: u64,
+    /// GETs that found their key (Redis's keyspace_hits).
+    pub hits: u64,
+    /// GETs that did not (keyspace_misses).
+    pub misses: u64,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired_keys: u64,
     /// Keys evicted to make room.
@@ -270,6 +274,12 @@ impl Store {
         }
     }
 
+    /// Calls `f` with every key until it returns `false` (CLUSTER
+    /// COUNTKEYSINSLOT / GETKEYSINSLOT: a scan, not a hot path).
+    pub fn for_each_key(&self, f: impl FnMut(&[u8]) -> bool) {
+        self.table.for_each_key(f)
+    }
+
     /// Reads a key (convenience for tests and tools; the hot path uses
     /// [`Store::execute`]). An expired key reads as absent.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -380,10 +390,14 @@ impl Store {
                 self.counters.gets += 1;
                 match self.find_live(hash, key) {
                     Some(slot) => {
+                        self.counters.hits += 1;
                         self.touch(slot);
                         sink.push(OpResult::Value(self.table.value(slot)))
                     }
-                    None => sink.push(OpResult::NotFound),
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::NotFound)
+                    }
                 }
             }
             OpKind::Exists => {
@@ -860,6 +874,7 @@ mod tests {
                 OpResult::Ok => Owned::Ok,
                 OpResult::Int(i) => Owned::Int(i),
                 OpResult::Err(e) => Owned::Err(e),
+                OpResult::Moved { .. } => panic!("the store never redirects"),
             })
         }
     }

@@ -203,6 +203,8 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
 pub(crate) struct RespSink<'a> {
     plans: &'a [Plan],
     out: &'a mut Vec<u8>,
+    /// Every error reply written: (plan index, error), for the statistics.
+    failed: &'a mut Vec<(u32, OpError)>,
     /// Index of the plan the next result belongs to.
     cur: usize,
     /// Results of that plan seen so far.
@@ -214,10 +216,15 @@ pub(crate) struct RespSink<'a> {
 }
 
 impl<'a> RespSink<'a> {
-    pub(crate) fn new(plans: &'a [Plan], out: &'a mut Vec<u8>) -> RespSink<'a> {
+    pub(crate) fn new(
+        plans: &'a [Plan],
+        out: &'a mut Vec<u8>,
+        failed: &'a mut Vec<(u32, OpError)>,
+    ) -> RespSink<'a> {
         RespSink {
             plans,
             out,
+            failed,
             cur: 0,
             done: 0,
             count: 0,
@@ -240,11 +247,21 @@ impl ReplySink for RespSink<'_> {
                 resp::array_header(out, plan.nops as usize);
             }
         }
+        // The connection answers another node's keys with MOVED before
+        // queueing them, so an op never comes back moved; were it to, it is
+        // answered as unavailable, never as a silent success.
+        let result = match result {
+            OpResult::Moved { .. } => OpResult::Err(OpError::Unavailable),
+            r => r,
+        };
         match (plan.style, result) {
             (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
                 self.err.get_or_insert(e);
             }
-            (_, OpResult::Err(e)) => out.extend_from_slice(op_error_line(e)),
+            (_, OpResult::Err(e)) => {
+                out.extend_from_slice(op_error_line(e));
+                self.failed.push((self.cur as u32, e));
+            }
             (Style::Bulk | Style::Array, OpResult::Value(v)) => resp::bulk(out, v),
             (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => resp::null_bulk(out),
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
@@ -257,11 +274,15 @@ impl ReplySink for RespSink<'_> {
             (_, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
             (_, OpResult::Value(v)) => resp::bulk(out, v),
             (_, OpResult::NotFound) => resp::null_bulk(out),
+            (_, OpResult::Moved { .. }) => {}
         }
         self.done += 1;
         if self.done >= plan.nops {
             match (plan.style, self.err) {
-                (Style::Count | Style::AllOk, Some(e)) => out.extend_from_slice(op_error_line(e)),
+                (Style::Count | Style::AllOk, Some(e)) => {
+                    out.extend_from_slice(op_error_line(e));
+                    self.failed.push((self.cur as u32, e));
+                }
                 (Style::Count, None) => resp::integer(out, self.count),
                 (Style::AllOk, None) => out.extend_from_slice(b"+OK\r\n"),
                 _ => {}
@@ -326,7 +347,8 @@ mod tests {
         run.plan(Style::Count, 2);
         let view = run.view(buf);
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out);
+        let mut failed = Vec::new();
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);
@@ -338,6 +360,7 @@ mod tests {
                 &mut sink,
             );
         }
+        assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [10, 11]);
         let want = "+OK\r\n$2\r\nv1\r\n$-1\r\n+OK\r\n*3\r\n$2\r\nv1\r\n$-1\r\n$2\r\nv2\r\n\
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
                     -ERR key too large (corekv --max-key-len)\r\n";
@@ -354,7 +377,8 @@ mod tests {
         run.plan(Style::Int, 1);
         let view = run.view(buf);
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out);
+        let mut failed = Vec::new();
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, expiry, keys, server, strings, Connection};
+use super::{cluster, connection, diagnostics, expiry, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
@@ -27,7 +27,9 @@ pub(crate) static FAMILIES: &[&[Spec]] = &[
     keys::COMMANDS,
     expiry::COMMANDS,
     server::COMMANDS,
+    diagnostics::COMMANDS,
     connection::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// Runs a command whose name and arity were checked: reads its arguments
@@ -48,6 +50,14 @@ pub(crate) enum Effect {
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
     /// a command that must wait for other shards).
     FlushAll,
+    /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
+    /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
+    SlotKeys {
+        /// The slot.
+        slot: u16,
+        /// `None`: count only; `Some(n)`: at most n keys.
+        limit: Option<usize>,
+    },
     /// Give every shard this memory limit (node, bytes, 0: none) and
     /// eviction policy, then answer `+OK` (CONFIG SET).
     Configure {
@@ -308,7 +318,16 @@ pub(crate) fn count() -> usize {
 /// first (the strings family comes first and starts with them).
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    all().find(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
+    lookup_row(name).map(|(_, s)| s)
+}
+
+/// Finds a command and its row number in table order (the index of its
+/// statistics, see `server::observe`).
+#[inline]
+pub fn lookup_row(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    all()
+        .enumerate()
+        .find(|(_, s)| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Redis's unknown-command error, arguments shown up to about 128 bytes.
