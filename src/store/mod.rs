@@ -666,9 +666,11 @@ impl Store {
     /// pass, as a doubling is, and rare: it needs the key count to drop by
     /// two thirds since the last resize).
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
-        let mut r = ExpireSlice::default();
         // After mass expiry or deletion, give the slot array back.
-        r.shrunk = self.table.shrink();
+        let mut r = ExpireSlice {
+            shrunk: self.table.shrink(),
+            ..ExpireSlice::default()
+        };
         if self.ttl_keys == 0 {
             return r;
         }
