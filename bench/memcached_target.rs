@@ -3,7 +3,8 @@
 //! Owns: per-session connections speaking memcached's text protocol, each
 //! batch sent as one pipeline in which consecutive GETs become one multi-get
 //! (`get k1 k2 …`, at most [`MULTIGET_KEYS`] keys a line) and each PUT is a
-//! `set`, and the `stats` monitor that gives the server-side figures. Runs the
+//! `set` (with `--cache-aside`, one `get` per key, so each reply tells which
+//! key missed), and the `stats` monitor that gives the server-side figures. Runs the
 //! same workload, pacing and recording as the other drivers
 //! ([`super::driver`]); only the wire differs.
 //!

@@ -14,7 +14,10 @@
 //! operations in the generator's order, sends them (native: split per node
 //! and shard, parts in flight together; RESP: one pipeline per host;
 //! memcached: one pipeline per host, consecutive GETs as multi-gets), waits
-//! for every result and counts per-operation errors and GET misses. Closed loop: the next batch
+//! for every result and counts per-operation errors and GET misses. With
+//! `--cache-aside` ([`WorkerCtx::cache_aside`]) a batch is `batch` GETs led by
+//! a SET for each key the previous batch missed (the fills; their key
+//! indices sit in reused buffers). Closed loop: the next batch
 //! is generated as soon as the previous one is answered. Open loop
 //! (`rate`): session `g` of `S` sends batch `n` at the intended time
 //! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
