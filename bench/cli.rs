@@ -153,6 +153,13 @@ pub struct BenchArgs {
     /// exptime (whole seconds, rounded up).
     #[arg(long, value_parser = crate::config::parse_ttl)]
     pub ttl: Option<Duration>,
+    /// Cache-aside: every generated op is a GET (the workload's read ratio
+    /// is ignored; its key distribution, --theta and --records are used),
+    /// and each key a batch missed is SET at the head of the session's next
+    /// batch, as an application filling its cache does. The report adds the
+    /// miss ratio after warm-up and over the whole run; puts are the fills.
+    #[arg(long)]
+    pub cache_aside: bool,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -300,6 +307,7 @@ impl BenchArgs {
             timeout: self.timeout,
             progress: !self.quiet,
             ttl: self.ttl,
+            cache_aside: self.cache_aside,
         })
     }
 }

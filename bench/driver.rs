@@ -167,6 +167,10 @@ pub struct DriverConfig {
     pub progress: bool,
     /// Writes set keys expiring after this long (`None`: no TTL).
     pub ttl: Option<Duration>,
+    /// Cache-aside (`--cache-aside`): every generated op is a GET of a
+    /// key drawn from the workload's distribution, and each key a batch
+    /// missed is SET (the fill) at the head of the session's next batch.
+    pub cache_aside: bool,
 }
 
 impl DriverConfig {
@@ -188,6 +192,7 @@ impl DriverConfig {
             timeout: crate::client::DEFAULT_TIMEOUT,
             progress: false,
             ttl: None,
+            cache_aside: false,
         }
     }
 
@@ -374,7 +379,9 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     };
     let cfg = &s.cfg;
     let ctx = Rc::new(
-        WorkerCtx::new(timing, cfg.batch, cfg.workload.value(), s.stop.clone()).with_ttl(cfg.ttl),
+        WorkerCtx::new(timing, cfg.batch, cfg.workload.value(), s.stop.clone())
+            .with_ttl(cfg.ttl)
+            .with_cache_aside(cfg.cache_aside),
     );
     let conns = Rc::new(conns);
     sleep_until(timing.t0).await;
@@ -696,6 +703,10 @@ fn collect_seconds(
         }
         let (_, b) = pending.remove(&idx).unwrap_or_default();
         let t_to = timing.second_end(idx);
+        if idx < 0 {
+            totals.warmup_gets += b.gets;
+            totals.warmup_get_misses += b.get_misses;
+        }
         if idx >= 0 {
             so_far.add(&b.batch_hist)?;
             totals.ops += b.ops;
@@ -812,7 +823,11 @@ fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
         target: cfg.target.as_str().to_string(),
         hosts: cfg.hosts.clone(),
         workload: cfg.workload.name.clone(),
-        read_ratio: cfg.workload.read_ratio,
+        read_ratio: if cfg.cache_aside {
+            1.0
+        } else {
+            cfg.workload.read_ratio
+        },
         theta: cfg.workload.theta,
         distribution: cfg.workload.distribution.as_str().to_string(),
         records: cfg.workload.records,
@@ -830,6 +845,7 @@ fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
             },
         },
         base_seed: cfg.base_seed,
+        cache_aside: cfg.cache_aside,
         client_processes: 1,
         corekv_commit: crate::GIT_COMMIT.to_string(),
         date: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(start_unix_secs))

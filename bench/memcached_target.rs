@@ -3,7 +3,8 @@
 //! Owns: per-session connections speaking memcached's text protocol, each
 //! batch sent as one pipeline in which consecutive GETs become one multi-get
 //! (`get k1 k2 …`, at most [`MULTIGET_KEYS`] keys a line) and each PUT is a
-//! `set`, and the `stats` monitor that gives the server-side figures. Runs the
+//! `set` (with `--cache-aside`, one `get` per key, so each reply tells which
+//! key missed), and the `stats` monitor that gives the server-side figures. Runs the
 //! same workload, pacing and recording as the other drivers
 //! ([`super::driver`]); only the wire differs.
 //!
@@ -30,7 +31,7 @@ use glommio::net::TcpStream;
 
 use super::report::{ServerNodeReport, ShardTotals};
 use super::session::{sleep_until, Pacer, WorkerCtx};
-use super::workload::{Generator, OpKind};
+use super::workload::{key_bytes, Generator, OpKind, MAX_KEY_LEN};
 use crate::client::Half;
 use crate::routing::{route, SlotTable};
 
@@ -168,6 +169,9 @@ struct Reader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Cache-aside: record the index of each command that missed in `miss_at`.
+    track_misses: bool,
+    miss_at: Vec<u32>,
 }
 
 impl Reader {
@@ -176,6 +180,8 @@ impl Reader {
             buf: vec![0; 256 * 1024],
             start: 0,
             end: 0,
+            track_misses: false,
+            miss_at: Vec::new(),
         }
     }
 
@@ -215,6 +221,7 @@ impl Reader {
     ) -> Result<(u64, u64, u64), String> {
         let (mut errors, mut misses, mut bytes) = (0u64, 0u64, 0u64);
         let mut next = 0;
+        self.miss_at.clear();
         while next < cmds.len() {
             match parse_reply(&self.buf[self.start..self.end], cmds[next])
                 .map_err(|e| format!("{addr}: {e}"))?
@@ -223,6 +230,9 @@ impl Reader {
                     self.start += c.consumed;
                     errors += c.errors;
                     misses += c.misses;
+                    if self.track_misses && c.misses > 0 {
+                        self.miss_at.push(next as u32);
+                    }
                     next += 1;
                 }
                 None => bytes += self.fill(r, addr).await?,
@@ -240,6 +250,8 @@ pub(crate) struct Encoder {
     pub(crate) cmds: Vec<Cmd>,
     /// True while the last command in `out` is a `get` line still taking keys.
     open_get: bool,
+    /// One `get` per key (cache-aside: a reply per key tells which missed).
+    pub(crate) single_gets: bool,
 }
 
 impl Encoder {
@@ -260,7 +272,7 @@ impl Encoder {
     /// A GET: joins the open `get` line, or starts one.
     pub(crate) fn get(&mut self, key: &[u8]) {
         match self.cmds.last_mut() {
-            Some(Cmd::Get(n)) if self.open_get && *n < MULTIGET_KEYS => {
+            Some(Cmd::Get(n)) if self.open_get && *n < MULTIGET_KEYS && !self.single_gets => {
                 *n += 1;
                 self.out.push(b' ');
             }
@@ -294,6 +306,8 @@ struct HostConn {
     stream: Half,
     enc: Encoder,
     rd: Reader,
+    /// Cache-aside: the key index of each command queued, in order.
+    keys: Vec<u64>,
 }
 
 impl HostConn {
@@ -374,6 +388,7 @@ impl WorkerConns {
                             ..Encoder::default()
                         },
                         rd: Reader::new(),
+                        keys: Vec::new(),
                     })
                     .collect(),
                 timeout: self.timeout,
@@ -398,14 +413,47 @@ pub(crate) async fn session(
     let nr_hosts = conns.hosts.len();
     // The hosts as one-shard nodes: a key's host by its hash slot.
     let table = SlotTable::new(&vec![1; nr_hosts]);
+    let mut fills: Vec<u64> = Vec::new();
+    let mut key_buf = [0u8; MAX_KEY_LEN];
+    for h in &mut conns.hosts {
+        h.enc.single_gets = ctx.cache_aside;
+        h.rd.track_misses = ctx.cache_aside;
+    }
     while !pacer.done(&ctx) {
         for h in &mut conns.hosts {
             h.enc.clear();
+            h.keys.clear();
         }
         let mut gets = 0u64;
         let value = &ctx.value[..];
         let hosts = &mut conns.hosts;
-        gen.fill_batch(n, &mut |kind, key| {
+        let host_of = |key: &[u8]| {
+            if nr_hosts == 1 {
+                0
+            } else {
+                route(key, &table).node_id
+            }
+        };
+        let ops = if ctx.cache_aside {
+            // The fills of the last batch's misses, then the GETs, one
+            // command each.
+            for &k in &fills {
+                let key = key_bytes(k, &mut key_buf);
+                let host = &mut hosts[host_of(key)];
+                host.keys.push(k);
+                host.enc.set(key, value, ctx.ttl_secs);
+            }
+            gen.fill_gets(n, &mut |k, key| {
+                let host = &mut hosts[host_of(key)];
+                host.keys.push(k);
+                host.enc.get(key);
+            });
+            gets = n as u64;
+            n + fills.len()
+        } else {
+            n
+        };
+        gen.fill_batch(if ctx.cache_aside { 0 } else { n }, &mut |kind, key| {
             let h = if nr_hosts == 1 {
                 0
             } else {
@@ -423,6 +471,7 @@ pub(crate) async fn session(
             break;
         };
         let (mut errors, mut misses) = (0u64, 0u64);
+        fills.clear();
         for h in conns.hosts.iter_mut().filter(|h| !h.enc.cmds.is_empty()) {
             let r = match glommio::timer::timeout(conns.timeout, async { Ok(h.exchange().await) })
                 .await
@@ -434,6 +483,7 @@ pub(crate) async fn session(
                 Ok((e, m, bytes)) => {
                     errors += e;
                     misses += m;
+                    fills.extend(h.rd.miss_at.iter().map(|&i| h.keys[i as usize]));
                     ctx.bytes_sent
                         .set(ctx.bytes_sent.get() + h.enc.out.len() as u64);
                     ctx.bytes_received.set(ctx.bytes_received.get() + bytes);
@@ -445,7 +495,7 @@ pub(crate) async fn session(
             }
         }
         let done = Instant::now();
-        ctx.record(sent, done, n as u64, gets, errors, misses);
+        ctx.record(sent, done, ops as u64, gets, errors, misses);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::report::{ServerNodeReport, ShardTotals};
 use super::session::{sleep_until, Pacer, WorkerCtx};
-use super::workload::{Generator, OpKind};
+use super::workload::{key_bytes, Generator, OpKind, MAX_KEY_LEN};
 use crate::client::{BatchResults, Cluster, Splitter};
 use crate::op::OpResult;
 use crate::protocol::native::{Batch, NodeStats};
@@ -26,21 +26,43 @@ pub(crate) async fn session(
     let mut batch = Batch::default();
     let mut splitter = Splitter::default();
     let mut results = BatchResults::default();
+    // Cache-aside: the key of each op of the batch, and the keys to fill.
+    let mut keys: Vec<u64> = Vec::new();
+    let mut fills: Vec<u64> = Vec::new();
+    let mut key_buf = [0u8; MAX_KEY_LEN];
     let n = ctx.batch;
     while !pacer.done(&ctx) {
         batch.clear();
         let mut gets = 0u64;
         let value = &ctx.value[..];
-        gen.fill_batch(n, &mut |kind, key| match kind {
-            OpKind::Read => {
-                gets += 1;
-                batch.get(key);
+        if ctx.cache_aside {
+            keys.clear();
+            for &k in &fills {
+                keys.push(k);
+                let key = key_bytes(k, &mut key_buf);
+                match &ctx.ttl_value {
+                    None => batch.put(key, value),
+                    Some(v) => batch.push(crate::op::OpKind::Set, key, v),
+                }
             }
-            OpKind::Write => match &ctx.ttl_value {
-                None => batch.put(key, value),
-                Some(v) => batch.push(crate::op::OpKind::Set, key, v),
-            },
-        });
+            gen.fill_gets(n, &mut |k, key| {
+                keys.push(k);
+                batch.get(key);
+            });
+            gets = n as u64;
+        } else {
+            gen.fill_batch(n, &mut |kind, key| match kind {
+                OpKind::Read => {
+                    gets += 1;
+                    batch.get(key);
+                }
+                OpKind::Write => match &ctx.ttl_value {
+                    None => batch.put(key, value),
+                    Some(v) => batch.push(crate::op::OpKind::Set, key, v),
+                },
+            });
+        }
+        let ops = n + if ctx.cache_aside { fills.len() } else { 0 };
         let Some(sent) = pacer.next(&ctx).await else {
             break;
         };
@@ -50,13 +72,19 @@ pub(crate) async fn session(
         }
         let done = Instant::now();
         let (mut errors, mut misses) = (0u64, 0u64);
-        results.for_each(|_, r| match r {
+        fills.clear();
+        results.for_each(|i, r| match r {
             OpResult::Err(_) => errors += 1,
             // Only a GET answers NotFound here (PUTs answer Ok).
-            OpResult::NotFound => misses += 1,
+            OpResult::NotFound => {
+                misses += 1;
+                if ctx.cache_aside {
+                    fills.push(keys[i]);
+                }
+            }
             _ => {}
         });
-        ctx.record(sent, done, n as u64, gets, errors, misses);
+        ctx.record(sent, done, ops as u64, gets, errors, misses);
     }
 }
 

@@ -26,7 +26,7 @@ use glommio::net::TcpStream;
 
 use super::report::{ServerNodeReport, ShardTotals};
 use super::session::{sleep_until, Pacer, WorkerCtx};
-use super::workload::{Generator, OpKind};
+use super::workload::{key_bytes, Generator, OpKind, MAX_KEY_LEN};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
 use crate::routing::{route, SlotTable};
@@ -180,6 +180,7 @@ impl WorkerConns {
                         out: Vec::with_capacity(64 * 1024),
                         expect: 0,
                         rd: RespReader::new(),
+                        keys: Vec::new(),
                     })
                     .collect(),
                 timeout: self.timeout,
@@ -197,6 +198,9 @@ struct RespReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Cache-aside: record the position of each null reply in `null_at`.
+    track_nulls: bool,
+    null_at: Vec<u32>,
 }
 
 impl RespReader {
@@ -205,11 +209,14 @@ impl RespReader {
             buf: vec![0; 256 * 1024],
             start: 0,
             end: 0,
+            track_nulls: false,
+            null_at: Vec::new(),
         }
     }
 
     /// Reads until `expect` complete replies were consumed; returns
-    /// `(error replies, bytes read)`.
+    /// `(error replies, null replies, bytes read)`. With `track_nulls`,
+    /// `null_at` gets the position (0-based, in this exchange) of each null.
     async fn read_replies(
         &mut self,
         r: &mut Half,
@@ -219,13 +226,20 @@ impl RespReader {
         let mut errors = 0u64;
         let mut nulls = 0u64;
         let mut bytes = 0u64;
+        let total = expect;
+        self.null_at.clear();
         loop {
             while expect > 0 {
                 match skip_reply(&self.buf[self.start..self.end]) {
                     Ok(Some(s)) => {
                         match s.kind {
                             ReplyKind::Error => errors += 1,
-                            ReplyKind::NullBulk => nulls += 1,
+                            ReplyKind::NullBulk => {
+                                nulls += 1;
+                                if self.track_nulls {
+                                    self.null_at.push((total - expect) as u32);
+                                }
+                            }
                             _ => {}
                         }
                         self.start += s.consumed;
@@ -265,6 +279,8 @@ struct HostConn {
     out: Vec<u8>,
     expect: usize,
     rd: RespReader,
+    /// Cache-aside: the key index of each command queued, in order.
+    keys: Vec<u64>,
 }
 
 impl HostConn {
@@ -305,15 +321,51 @@ pub(crate) async fn session(
 ) {
     let n = ctx.batch;
     let nr_hosts = conns.hosts.len();
+    let mut fills: Vec<u64> = Vec::new();
+    let mut key_buf = [0u8; MAX_KEY_LEN];
+    for h in &mut conns.hosts {
+        h.rd.track_nulls = ctx.cache_aside;
+    }
     while !pacer.done(&ctx) {
         for h in &mut conns.hosts {
             h.out.clear();
             h.expect = 0;
+            h.keys.clear();
         }
         let mut gets = 0u64;
         let value = &ctx.value[..];
         let hosts = &mut conns.hosts;
-        gen.fill_batch(n, &mut |kind, key| {
+        let host_of = |key: &[u8]| {
+            if nr_hosts == 1 {
+                0
+            } else {
+                route(key, &conns.table).node_id
+            }
+        };
+        let ops = if ctx.cache_aside {
+            // The fills of the last batch's misses, then the GETs.
+            for &k in &fills {
+                let key = key_bytes(k, &mut key_buf);
+                let host = &mut hosts[host_of(key)];
+                host.expect += 1;
+                host.keys.push(k);
+                match &ctx.ttl_ms_text {
+                    None => encode_command(&mut host.out, &[b"SET", key, value]),
+                    Some(ms) => encode_command(&mut host.out, &[b"SET", key, value, b"PX", ms]),
+                }
+            }
+            gen.fill_gets(n, &mut |k, key| {
+                let host = &mut hosts[host_of(key)];
+                host.expect += 1;
+                host.keys.push(k);
+                encode_command(&mut host.out, &[b"GET", key]);
+            });
+            gets = n as u64;
+            n + fills.len()
+        } else {
+            n
+        };
+        gen.fill_batch(if ctx.cache_aside { 0 } else { n }, &mut |kind, key| {
             let h = if nr_hosts == 1 {
                 0
             } else {
@@ -336,6 +388,7 @@ pub(crate) async fn session(
             break;
         };
         let (mut errors, mut misses) = (0u64, 0u64);
+        fills.clear();
         for h in conns.hosts.iter_mut().filter(|h| h.expect > 0) {
             let r = match glommio::timer::timeout(conns.timeout, async { Ok(h.exchange().await) })
                 .await
@@ -348,6 +401,7 @@ pub(crate) async fn session(
                     errors += e;
                     // Only GET answers a null bulk (SET answers +OK).
                     misses += nulls;
+                    fills.extend(h.rd.null_at.iter().map(|&i| h.keys[i as usize]));
                     ctx.bytes_sent
                         .set(ctx.bytes_sent.get() + h.out.len() as u64);
                     ctx.bytes_received.set(ctx.bytes_received.get() + bytes);
@@ -359,7 +413,7 @@ pub(crate) async fn session(
             }
         }
         let done = Instant::now();
-        ctx.record(sent, done, n as u64, gets, errors, misses);
+        ctx.record(sent, done, ops as u64, gets, errors, misses);
     }
 }
 

@@ -14,7 +14,10 @@
 //! operations in the generator's order, sends them (native: split per node
 //! and shard, parts in flight together; RESP: one pipeline per host;
 //! memcached: one pipeline per host, consecutive GETs as multi-gets), waits
-//! for every result and counts per-operation errors and GET misses. Closed loop: the next batch
+//! for every result and counts per-operation errors and GET misses. With
+//! `--cache-aside` ([`WorkerCtx::cache_aside`]) a batch is `batch` GETs led by
+//! a SET for each key the previous batch missed (the fills; their key
+//! indices sit in reused buffers). Closed loop: the next batch
 //! is generated as soon as the previous one is answered. Open loop
 //! (`rate`): session `g` of `S` sends batch `n` at the intended time
 //! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
@@ -195,6 +198,9 @@ pub(crate) struct WorkerCtx {
     /// With `--ttl`: the TTL in whole seconds, rounded up (memcached's
     /// exptime); 0 without.
     pub(crate) ttl_secs: u64,
+    /// `--cache-aside`: batches are GETs, and the keys a batch missed are
+    /// SET at the head of the session's next batch.
+    pub(crate) cache_aside: bool,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) state: RefCell<WorkerState>,
     /// Socket byte counters of the RESP driver (the native client keeps its own).
@@ -218,6 +224,7 @@ impl WorkerCtx {
             ttl_value: None,
             ttl_ms_text: None,
             ttl_secs: 0,
+            cache_aside: false,
             stop,
             state: RefCell::new(WorkerState::new(timing)),
             bytes_sent: Cell::new(0),
@@ -241,6 +248,12 @@ impl WorkerCtx {
             self.ttl_ms_text = Some(ms.to_string().into_bytes());
             self.ttl_secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
         }
+        self
+    }
+
+    /// Makes sessions run cache-aside (`--cache-aside`).
+    pub(crate) fn with_cache_aside(mut self, on: bool) -> WorkerCtx {
+        self.cache_aside = on;
         self
     }
 

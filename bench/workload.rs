@@ -423,6 +423,17 @@ impl Generator {
         OpSpec { kind, key_index }
     }
 
+    /// Cache-aside: draws `n` key indices (GETs only, no read/write draw),
+    /// calling `f(key_index, key_bytes)` for each.
+    #[inline]
+    pub fn fill_gets<F: FnMut(u64, &[u8])>(&mut self, n: usize, f: &mut F) {
+        for _ in 0..n {
+            let k = self.next_key_index();
+            let len = format_key(k, &mut self.key_buf);
+            f(k, &self.key_buf[..len]);
+        }
+    }
+
     /// Generates `n` operations, calling `f(kind, key_bytes)` for each; the
     /// key slice borrows an internal buffer and is valid only during the call.
     #[inline]

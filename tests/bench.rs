@@ -347,3 +347,110 @@ fn memcached_driver_runs_against_memcached() {
     }
     assert!(found > 0, "no hot key was written");
 }
+
+/// Starts `redis-server` on a free loopback port (`None` when it is not
+/// installed and CI is unset; with CI set its absence fails the test).
+fn start_redis() -> Option<(Redis, String)> {
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed (CI must install it)"
+        );
+        eprintln!("redis-server not installed: skipping");
+        return None;
+    }
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Redis(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, addr))
+}
+
+/// Cache-aside against one target: over keys drawn from 2^62 (never twice)
+/// every GET misses and every miss is filled by a SET in the next batch;
+/// over 1000 zipfian keys the misses stop once the keys are written, so a
+/// second run on the now-warm server misses less than the first.
+fn cache_aside_against(target: Target, addr: String) {
+    use corekv::bench::workload::Distribution;
+    let (_, bench_cpu) = cpus();
+    let mut cfg = small_config(addr, bench_cpu);
+    cfg.target = target;
+    cfg.cache_aside = true;
+    cfg.secs = 1.0;
+    cfg.warmup_secs = 0.3;
+    cfg.workload.distribution = Distribution::Uniform;
+    cfg.workload.records = 1 << 62;
+    let r = driver::run(&cfg).unwrap();
+    let t = &r.totals;
+    assert!(r.meta.cache_aside && r.meta.read_ratio == 1.0);
+    assert!(t.gets > 0 && t.errors == 0, "{t:?}");
+    assert_eq!(t.gets % cfg.batch as u64, 0, "whole batches of GETs");
+    assert_eq!(
+        t.get_misses, t.gets,
+        "{target:?}: a cold cache of unique keys"
+    );
+    assert_eq!((r.miss_ratio(), r.miss_ratio_whole_run()), (1.0, 1.0));
+    // Every batch but each session's first fills the previous one's misses.
+    let batches = t.gets / cfg.batch as u64;
+    assert!(
+        t.puts + (cfg.sessions_per_worker * cfg.batch) as u64 >= t.gets && t.puts <= t.gets,
+        "{target:?}: {batches} batches, {t:?}"
+    );
+    let json = r.to_json().unwrap();
+    assert!(json.contains("\"miss_ratio\": 1.0"), "{json}");
+    assert!(report::render_table(&r).contains("cache-aside miss ratio 1.0000"));
+
+    cfg.workload.distribution = Distribution::Zipfian;
+    cfg.workload.records = 1000;
+    let cold = driver::run(&cfg).unwrap();
+    let t = &cold.totals;
+    assert_eq!(t.errors, 0, "{t:?}");
+    assert!(
+        t.warmup_get_misses > 0,
+        "{target:?}: the cold start misses: {t:?}"
+    );
+    assert!(
+        cold.miss_ratio() < cold.miss_ratio_whole_run(),
+        "{target:?}: misses drop once keys are written: {t:?}"
+    );
+    let warm = driver::run(&cfg).unwrap();
+    assert!(
+        warm.miss_ratio_whole_run() < cold.miss_ratio_whole_run(),
+        "{target:?}: warm {} vs cold {}",
+        warm.miss_ratio_whole_run(),
+        cold.miss_ratio_whole_run()
+    );
+    assert!(warm.miss_ratio() < 0.01, "{target:?}: {:?}", warm.totals);
+}
+
+#[test]
+fn cache_aside_fills_misses_on_every_target() {
+    let (server_cpu, _) = cpus();
+    let server = corekv::server::run(&ServerConfig::ephemeral(vec![server_cpu])).unwrap();
+    cache_aside_against(Target::Corekv, server.addr().to_string());
+    if let Some((_r, addr)) = start_redis() {
+        cache_aside_against(Target::Redis, addr);
+    }
+    if let Some((_m, addr)) = start_memcached() {
+        cache_aside_against(Target::Memcached, addr);
+    }
+}

@@ -103,6 +103,9 @@ pub struct BenchMeta {
     /// The client machine (first input's after a merge).
     #[serde(default)]
     pub machine: crate::bench::sysstat::Machine,
+    /// A cache-aside run (`--cache-aside`): GETs, and a SET for each miss.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache_aside: bool,
 }
 
 impl Default for BenchMeta {
@@ -132,6 +135,7 @@ impl Default for BenchMeta {
             date: String::new(),
             command_line: Vec::new(),
             machine: crate::bench::sysstat::Machine::default(),
+            cache_aside: false,
         }
     }
 }
@@ -151,6 +155,12 @@ pub struct Totals {
     /// aside). 0 in reports written before it was recorded.
     #[serde(default)]
     pub get_misses: u64,
+    /// GETs completed during the warm-up (not in `gets`).
+    #[serde(default)]
+    pub warmup_gets: u64,
+    /// Of those, misses.
+    #[serde(default)]
+    pub warmup_get_misses: u64,
     /// Length of the measured window, seconds.
     pub elapsed_secs: f64,
     /// Derived: `ops / elapsed_secs` (recomputed by [`Totals::derive`]).
@@ -383,6 +393,20 @@ impl BenchReport {
         self.servers.iter().map(|s| s.median_ops_per_sec()).sum()
     }
 
+    /// Fraction of the measured window's GETs that missed (after warm-up).
+    pub fn miss_ratio(&self) -> f64 {
+        ratio(self.totals.get_misses, self.totals.gets)
+    }
+
+    /// Fraction of all GETs that missed, warm-up included (from a cold
+    /// cache, for a cache-aside run started on an empty server).
+    pub fn miss_ratio_whole_run(&self) -> f64 {
+        ratio(
+            self.totals.get_misses + self.totals.warmup_get_misses,
+            self.totals.gets + self.totals.warmup_gets,
+        )
+    }
+
     /// Client-measured throughput: `ops / elapsed_secs`.
     pub fn client_ops_per_sec(&self) -> f64 {
         if self.totals.elapsed_secs > 0.0 {
@@ -451,6 +475,11 @@ impl BenchReport {
                 "get_hits".into(),
                 serde_json::json!(self.totals.gets.saturating_sub(self.totals.get_misses)),
             );
+            m.insert("miss_ratio".into(), num(self.miss_ratio()));
+            m.insert(
+                "miss_ratio_whole_run".into(),
+                num(self.miss_ratio_whole_run()),
+            );
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
@@ -510,6 +539,12 @@ pub fn workload_diffs(m0: &BenchMeta, m: &BenchMeta) -> Vec<String> {
     }
     if m.read_ratio != m0.read_ratio {
         diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
+    }
+    if m.cache_aside != m0.cache_aside {
+        diffs.push(format!(
+            "cache_aside {} vs {}",
+            m.cache_aside, m0.cache_aside
+        ));
     }
     if m.theta != m0.theta {
         diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
@@ -600,6 +635,8 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.totals.puts += r.totals.puts;
         out.totals.errors += r.totals.errors;
         out.totals.get_misses += r.totals.get_misses;
+        out.totals.warmup_gets += r.totals.warmup_gets;
+        out.totals.warmup_get_misses += r.totals.warmup_get_misses;
         out.totals.elapsed_secs = out.totals.elapsed_secs.max(r.totals.elapsed_secs);
 
         out.batch_latency.add(&r.batch_latency)?;
@@ -640,6 +677,15 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     }
     out.finalize();
     Ok(out)
+}
+
+/// `a / b`, 0 when `b` is 0.
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 #[cfg(test)]

@@ -120,6 +120,15 @@ fn throughput_section(o: &mut String, r: &BenchReport) {
         fmt_rate(per_sec(t.puts, t.elapsed_secs))
     );
     let _ = writeln!(o, "  errors  {:>14}", t.errors);
+    if r.meta.cache_aside {
+        let _ = writeln!(
+            o,
+            "  cache-aside miss ratio {:.4} after warm-up, {:.4} over the whole run \
+             (warm-up included); puts are the fills",
+            r.miss_ratio(),
+            r.miss_ratio_whole_run()
+        );
+    }
     if !r.servers.is_empty() {
         let _ = writeln!(
             o,

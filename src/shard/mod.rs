@@ -1108,6 +1108,7 @@ impl Shard {
     /// lowered limit. Returns the keys it reclaimed.
     pub async fn maintenance_tick(&self) -> usize {
         let mut reclaimed = 0;
+        let mut shrunk = false;
         for extra in 0..=EXPIRE_EXTRA_SLICES {
             let r = {
                 let mut store = self.store.borrow_mut();
@@ -1118,12 +1119,13 @@ impl Shard {
                 store.expire_slice(EXPIRE_SLICE_SLOTS, EXPIRE_SLICE_CHECKS)
             };
             reclaimed += r.expired;
+            shrunk |= r.shrunk;
             if r.checked == 0 || r.expired * 4 < r.checked {
                 break;
             }
             glommio::executor().yield_task_queue_now().await;
         }
-        if reclaimed > 0 {
+        if reclaimed > 0 || shrunk {
             self.publish();
         }
         reclaimed

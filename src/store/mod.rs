@@ -21,12 +21,18 @@
 //!   between batches.
 //! * **Eviction.** With a [`Policy`] other than `noeviction`, a write that
 //!   would pass the memory limit first evicts keys chosen by the policy
-//!   ([`evict`]), at most [`EVICTIONS_PER_WRITE`] per write; without a
-//!   victim it fails with [`OpError::OutOfMemory`] as before.
-//! * Memory accounting: `used_bytes` counts key + value bytes plus a fixed
-//!   [`ENTRY_OVERHEAD`] per entry. A write that would take `used_bytes` past
-//!   the limit (and cannot evict) fails with [`OpError::OutOfMemory`];
-//!   reads, deletes and writes that do not grow the store keep working.
+//!   ([`evict`]), at most [`EVICTIONS_PER_WRITE`] per write (then it
+//!   proceeds, and the shard's timer evicts the rest); without a victim it
+//!   fails with [`OpError::OutOfMemory`] as before.
+//! * Memory accounting: [`Store::used_bytes`] is what the partition holds
+//!   from the allocator: each entry block as the allocator's chunk for it
+//!   ([`entry_charge`]: glibc's size classes, header and rounding included),
+//!   the table's slot array at its full capacity, and SIEVE's queue at its
+//!   capacity. A write that would take it past the limit (counting a slot
+//!   array that would double) and cannot evict fails with
+//!   [`OpError::OutOfMemory`]; reads, deletes and writes that do not grow
+//!   the store keep working. Once at the limit, an insert evicts at least
+//!   one key before it inserts, so the slot array stops doubling.
 //!
 //! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
 //! value is copied straight from the table into the reply (no intermediate
@@ -43,13 +49,31 @@ use crate::op::{
     arg, format_i64, parse_i64, ExpiryArg, OpError, OpKind, OpResult, ReplySink, TtlMode,
 };
 
-/// Bytes charged per entry on top of key and value: the table slot (hash,
-/// metadata, pointer), the block header (lengths, expiry) and the
-/// allocator's bookkeeping, rounded up.
-pub const ENTRY_OVERHEAD: usize = 64;
+/// The bytes an entry of `key_len` + `value_len` takes from the allocator:
+/// its block (a 16-byte header, key, value) rounded to glibc malloc's chunk
+/// (8 bytes of chunk header, 16-byte granules, 32 at least), or to whole
+/// pages for blocks above malloc's mmap threshold (128 KiB). The table slot
+/// is not in it: the slot array is charged whole ([`Store::used_bytes`]).
+#[inline]
+pub const fn entry_charge(key_len: usize, value_len: usize) -> usize {
+    let n = table::HEADER + key_len + value_len;
+    if n >= MMAP_THRESHOLD {
+        (n + 8 + 4095) & !4095
+    } else {
+        let c = (n + 8 + 15) & !15;
+        if c < 32 {
+            32
+        } else {
+            c
+        }
+    }
+}
 
-/// Most keys one write may evict to make room; past that it fails with OOM
-/// (the shard's timer keeps evicting in the background).
+/// glibc malloc's default threshold above which a block is its own mapping.
+const MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// Most keys one write evicts to make room; past that it proceeds and the
+/// shard's timer keeps evicting in the background.
 pub const EVICTIONS_PER_WRITE: usize = 128;
 
 /// Size limits a store enforces on each operation.
@@ -94,6 +118,8 @@ pub struct ExpireSlice {
     pub checked: usize,
     /// Of those, keys removed.
     pub expired: usize,
+    /// The slot array shrank first (see [`Store::expire_slice`]).
+    pub shrunk: bool,
 }
 
 /// The current Unix time in milliseconds (the shard's clock).
@@ -107,7 +133,8 @@ pub fn unix_now_ms() -> u64 {
 /// but by contract a `Store` is owned by exactly one shard.
 pub struct Store {
     table: Table,
-    used_bytes: usize,
+    /// Sum of [`entry_charge`] over the entries.
+    entry_bytes: usize,
     limits: StoreLimits,
     counters: StoreCounters,
     /// The clock, Unix ms, set from outside.
@@ -130,7 +157,7 @@ impl Store {
     pub fn new(limits: StoreLimits) -> Store {
         Store {
             table: Table::new(),
-            used_bytes: 0,
+            entry_bytes: 0,
             limits,
             counters: StoreCounters::default(),
             now_ms: 0,
@@ -176,9 +203,16 @@ impl Store {
         self.avg_ttl_ms
     }
 
-    /// Bytes charged against the memory limit.
+    /// Bytes charged against the memory limit (INFO's `used_memory`): the
+    /// entries' allocator chunks, the slot array and the SIEVE queue.
+    #[inline]
     pub fn used_bytes(&self) -> usize {
-        self.used_bytes
+        self.entry_bytes + self.table.bytes() + self.policy_bytes()
+    }
+
+    /// The entries' share of [`Store::used_bytes`]: their allocator chunks.
+    pub fn entry_bytes(&self) -> usize {
+        self.entry_bytes
     }
 
     /// The limits this store enforces.
@@ -232,7 +266,7 @@ impl Store {
     /// Removes every key.
     pub fn clear(&mut self) {
         self.table.clear();
-        self.used_bytes = 0;
+        self.entry_bytes = 0;
         self.ttl_keys = 0;
         self.expire_cursor = 0;
         if self.sieve.is_some() {
@@ -337,7 +371,8 @@ impl Store {
 
     /// Removes a full slot, keeping the accounting in step.
     fn remove_slot(&mut self, slot: usize) {
-        self.used_bytes -= self.table.payload_len(slot) + ENTRY_OVERHEAD;
+        let (k, v) = self.table.lens(slot);
+        self.entry_bytes -= entry_charge(k, v);
         if self.table.meta(slot) & META_TTL != 0 {
             self.ttl_keys -= 1;
         }
@@ -570,17 +605,23 @@ impl Store {
         Ok(())
     }
 
-    /// Evicts keys by the policy until `need` more bytes fit, at most
-    /// [`EVICTIONS_PER_WRITE`]; never the key whose 48-bit hash is `protect`.
-    /// True when they fit.
-    fn make_room(&mut self, need: usize, protect: u64) -> bool {
+    /// Evicts keys by the policy until `need` more bytes fit, and at least
+    /// `min` keys; never the key whose 48-bit hash is `protect`. False when
+    /// the policy has no victim. After [`EVICTIONS_PER_WRITE`] evictions it
+    /// lets the write proceed (Redis's "eviction still running"): a jump in
+    /// the metadata (SIEVE's queue doubling) or a large value may need more,
+    /// and the shard's timer evicts the rest ([`Store::evict_over_limit`]).
+    fn make_room(&mut self, need: usize, min: usize, protect: u64) -> bool {
         let limit = self.limits.max_memory;
-        let mut budget = EVICTIONS_PER_WRITE;
-        while self.used_bytes.saturating_add(need) > limit {
-            if budget == 0 || !self.evict_one(protect) {
+        let mut evicted = 0;
+        while evicted < min || self.used_bytes().saturating_add(need) > limit {
+            if evicted == EVICTIONS_PER_WRITE {
+                return true;
+            }
+            if !self.evict_one(protect) {
                 return false;
             }
-            budget -= 1;
+            evicted += 1;
         }
         true
     }
@@ -589,7 +630,7 @@ impl Store {
     /// lowered it), at most `max` of them. Returns how many it evicted.
     pub fn evict_over_limit(&mut self, max: usize) -> usize {
         let mut n = 0;
-        while self.used_bytes > self.limits.max_memory && n < max && self.evict_one(u64::MAX) {
+        while self.used_bytes() > self.limits.max_memory && n < max && self.evict_one(u64::MAX) {
             n += 1;
         }
         n
@@ -655,9 +696,16 @@ impl Store {
     /// Active expiry: walks up to `max_slots` slots from the cursor, reading
     /// the expiry of at most `max_checks` keys with a TTL and removing those
     /// that have passed. Bounded work whatever the key count; a full pass
-    /// over the table takes `capacity / max_slots` calls.
+    /// over the table takes `capacity / max_slots` calls. First, when keys
+    /// have fallen below 1/6 of the slots, it shrinks the slot array (one
+    /// pass, as a doubling is, and rare: it needs the key count to drop by
+    /// two thirds since the last resize).
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
-        let mut r = ExpireSlice::default();
+        // After mass expiry or deletion, give the slot array back.
+        let mut r = ExpireSlice {
+            shrunk: self.table.shrink(),
+            ..ExpireSlice::default()
+        };
         if self.ttl_keys == 0 {
             return r;
         }
@@ -755,11 +803,13 @@ impl Store {
                     payload
                 };
                 let old_len = self.table.value(slot).len();
-                if new_value.len() > old_len {
-                    let grow = new_value.len() - old_len;
-                    if self.used_bytes + grow > self.limits.max_memory {
+                let old_charge = entry_charge(key.len(), old_len);
+                let new_charge = entry_charge(key.len(), new_value.len());
+                if new_charge > old_charge {
+                    let grow = new_charge - old_charge;
+                    if self.used_bytes().saturating_add(grow) > self.limits.max_memory {
                         let protect = hash & HASH_MASK;
-                        if !self.make_room(grow, protect) {
+                        if !self.make_room(grow, 0, protect) {
                             return fail(&mut |r| sink.push(r), OpError::OutOfMemory);
                         }
                         // Evictions move slots: find the key again (it was
@@ -777,7 +827,7 @@ impl Store {
                     _ => sink.push(OpResult::Ok),
                 }
                 self.table.set_value(slot, new_value);
-                self.used_bytes = self.used_bytes - old_len + new_value.len();
+                self.entry_bytes = self.entry_bytes - old_charge + new_charge;
                 if !keep_ttl {
                     self.set_expire(slot, expire);
                 }
@@ -797,9 +847,16 @@ impl Store {
                 } else {
                     payload
                 };
-                let charge = key.len() + new_value.len() + ENTRY_OVERHEAD;
-                if self.used_bytes.saturating_add(charge) > self.limits.max_memory
-                    && !self.make_room(charge, u64::MAX)
+                let charge = entry_charge(key.len(), new_value.len());
+                // A slot array about to double is charged too; if that does
+                // not fit, evicting one key first keeps it from doubling.
+                let growth = self.table.growth_bytes();
+                if self
+                    .used_bytes()
+                    .saturating_add(charge)
+                    .saturating_add(growth)
+                    > self.limits.max_memory
+                    && !self.make_room(charge, (growth > 0) as usize, u64::MAX)
                 {
                     return fail(&mut |r| sink.push(r), OpError::OutOfMemory);
                 }
@@ -816,7 +873,7 @@ impl Store {
                 if let Some(s) = &mut self.sieve {
                     s.push(hash & HASH_MASK, &mut self.table);
                 }
-                self.used_bytes += charge;
+                self.entry_bytes += charge;
                 Ok(())
             }
         }
@@ -867,6 +924,11 @@ mod tests {
         })
     }
 
+    /// What an empty store holds: its slot array.
+    fn empty_bytes() -> usize {
+        store(usize::MAX).used_bytes()
+    }
+
     fn run(s: &mut Store, kind: OpKind, key: &[u8], value: &[u8]) -> Owned {
         let mut c = Collect::default();
         s.execute(kind, key, value, key_hash(key), &mut c);
@@ -887,10 +949,12 @@ mod tests {
         assert_eq!(run(&mut s, OpKind::Put, b"k", b"longer"), Owned::Ok);
         assert_eq!(s.get(b"k"), Some(&b"longer"[..]));
         assert_eq!(s.len(), 1);
-        assert_eq!(s.used_bytes(), 1 + 6 + ENTRY_OVERHEAD);
+        assert_eq!(s.entry_bytes(), entry_charge(1, 6));
+        assert_eq!(s.used_bytes(), entry_charge(1, 6) + empty_bytes());
         assert_eq!(run(&mut s, OpKind::Del, b"k", b""), Owned::Ok);
         assert_eq!(run(&mut s, OpKind::Del, b"k", b""), Owned::NotFound);
-        assert_eq!(s.used_bytes(), 0);
+        assert_eq!(s.entry_bytes(), 0);
+        assert_eq!(s.used_bytes(), empty_bytes());
         assert!(s.is_empty());
         let c = s.counters();
         assert_eq!((c.gets, c.puts, c.dels, c.errors), (2, 3, 2, 0));
@@ -964,19 +1028,22 @@ mod tests {
     #[test]
     fn memory_limit_blocks_growth_not_reads() {
         // Room for exactly two 1-byte keys with 8-byte values.
-        let per = 1 + 8 + ENTRY_OVERHEAD;
-        let mut s = store(2 * per);
+        let per = entry_charge(1, 8);
+        let mut s = store(empty_bytes() + 2 * per);
         assert_eq!(run(&mut s, OpKind::Put, b"a", b"12345678"), Owned::Ok);
         assert_eq!(run(&mut s, OpKind::Put, b"b", b"12345678"), Owned::Ok);
         assert_eq!(
             run(&mut s, OpKind::Put, b"c", b"12345678"),
             Owned::Err(OpError::OutOfMemory)
         );
-        // Growing an existing value fails; same size or smaller works.
+        // Growing an existing value past its chunk fails; within it, or
+        // the same size or smaller, works.
+        assert!(entry_charge(1, 24) > per && entry_charge(1, 9) == per);
         assert_eq!(
-            run(&mut s, OpKind::Put, b"a", b"123456789"),
+            run(&mut s, OpKind::Put, b"a", &[b'x'; 24]),
             Owned::Err(OpError::OutOfMemory)
         );
+        assert_eq!(run(&mut s, OpKind::Put, b"a", b"123456789"), Owned::Ok);
         assert_eq!(run(&mut s, OpKind::Put, b"a", b"abcdefgh"), Owned::Ok);
         assert_eq!(
             run(&mut s, OpKind::Get, b"a", b""),
@@ -986,7 +1053,7 @@ mod tests {
         // Deleting frees room.
         assert_eq!(run(&mut s, OpKind::Del, b"b", b""), Owned::Ok);
         assert_eq!(run(&mut s, OpKind::Put, b"c", b"12345678"), Owned::Ok);
-        assert_eq!(s.used_bytes(), 2 * per);
+        assert_eq!(s.used_bytes(), empty_bytes() + 2 * per);
     }
 
     #[test]
@@ -1004,8 +1071,12 @@ mod tests {
             let k = i.to_string();
             assert_eq!(s.get(k.as_bytes()), Some(&i.to_le_bytes()[..]));
         }
+        assert!(
+            s.used_bytes() > empty_bytes() + 10_000 * 32,
+            "chunks and slots"
+        );
         s.clear();
-        assert_eq!((s.len(), s.used_bytes()), (0, 0));
+        assert_eq!((s.len(), s.used_bytes()), (0, empty_bytes()));
     }
 
     #[test]
@@ -1083,7 +1154,7 @@ mod tests {
         assert_eq!(s.counters().expired_keys, 1);
         assert_eq!(s.len(), 1);
         assert_eq!(s.ttl_keys(), 1);
-        assert_eq!(s.used_bytes(), 3 + 1 + ENTRY_OVERHEAD);
+        assert_eq!(s.entry_bytes(), entry_charge(3, 1));
         assert_eq!(run(&mut s, OpKind::Put, b"p", b"v"), Owned::Ok);
         assert_eq!(ttl(&mut s, b"p", TtlMode::Secs), Owned::Int(-1));
     }
@@ -1220,7 +1291,7 @@ mod tests {
         run(&mut s, OpKind::Put, b"k", b"v");
         assert_eq!(exp(&mut s, 0, -5), Owned::Int(1));
         assert_eq!(run(&mut s, OpKind::Exists, b"k", b""), Owned::Int(0));
-        assert_eq!(s.used_bytes(), 0);
+        assert_eq!(s.entry_bytes(), 0);
         assert_eq!(s.ttl_keys(), 0);
         assert_eq!(
             run(&mut s, OpKind::Expire, b"k", b""),
@@ -1279,17 +1350,14 @@ mod tests {
             assert!(s.get(i.to_string().as_bytes()).is_some());
         }
         assert_eq!(
-            s.used_bytes(),
-            11_000 * (1 + ENTRY_OVERHEAD)
-                + (10_000..20_000)
-                    .step_by(2)
-                    .map(|i: u32| i.to_string().len())
+            s.entry_bytes(),
+            (1..20_000)
+                .step_by(2)
+                .map(|i: u32| entry_charge(i.to_string().len(), 1))
+                .sum::<usize>()
+                + (0..1000)
+                    .map(|i: u32| entry_charge(format!("p{i}").len(), 1))
                     .sum::<usize>()
-                + (1..10_000)
-                    .step_by(2)
-                    .map(|i: u32| i.to_string().len())
-                    .sum::<usize>()
-                + (0..1000).map(|i: u32| format!("p{i}").len()).sum::<usize>()
         );
     }
 
@@ -1318,17 +1386,14 @@ mod tests {
 
     #[test]
     fn every_policy_keeps_the_store_within_its_limit() {
-        let per = 5 + 32 + ENTRY_OVERHEAD;
+        let per = entry_charge(5, 32);
+        let limit = empty_bytes() + 100 * per;
         for p in evict::POLICIES {
-            let mut s = Store::new(StoreLimits {
-                max_key_len: 16,
-                max_value_len: 64,
-                max_memory: 100 * per,
-            });
+            let mut s = store(limit);
             s.set_now(T0);
             s.set_policy(p);
             let (ok, oom) = fill(&mut s, 1000, 2);
-            assert!(s.used_bytes() <= 100 * per, "{p}");
+            assert!(s.used_bytes() <= limit, "{p}");
             match p {
                 Policy::NoEviction => assert_eq!((ok, s.counters().evicted_keys), (100, 0)),
                 _ if p.volatile() => {
@@ -1345,10 +1410,36 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_array_is_charged_and_stops_doubling_at_the_limit() {
+        let per = entry_charge(5, 32);
+        assert_eq!(per, 64);
+        assert_eq!(entry_charge(0, 0), 32);
+        assert_eq!(
+            entry_charge(1, 150_000),
+            (16 + 1 + 150_000 + 8 + 4095) & !4095
+        );
+        // Room for 600 entries, but 513 would double the 1024-slot array
+        // (16 KiB more), which does not fit.
+        let limit = empty_bytes() + 600 * per;
+        let mut s = store(limit);
+        s.set_policy(Policy::AllKeysLru);
+        let (ok, oom) = fill(&mut s, 2000, 0);
+        assert_eq!((ok, oom), (2000, 0));
+        assert_eq!(s.used_bytes(), empty_bytes() + s.entry_bytes());
+        assert_eq!(s.len(), 512, "evicts instead of doubling");
+        let mut s = store(limit);
+        let (ok, _) = fill(&mut s, 2000, 0);
+        assert_eq!(ok, 512, "noeviction: OOM once the array cannot double");
+        s.set_max_memory(usize::MAX);
+        run(&mut s, OpKind::Put, b"more", b"v");
+        assert_eq!(s.used_bytes(), 2 * empty_bytes() + s.entry_bytes());
+    }
+
+    #[test]
     fn lru_and_sieve_keep_a_hot_set() {
         // 50 hot keys read between every write of a stream of cold keys:
         // LRU, LFU and SIEVE keep nearly all hot keys; random does not.
-        let per = 6 + 32 + ENTRY_OVERHEAD;
+        let per = entry_charge(6, 32);
         for p in [
             Policy::AllKeysLru,
             Policy::AllKeysLfu,
@@ -1358,7 +1449,7 @@ mod tests {
             let mut s = Store::new(StoreLimits {
                 max_key_len: 16,
                 max_value_len: 64,
-                max_memory: 200 * per,
+                max_memory: empty_bytes() + 200 * per,
             });
             s.set_policy(p);
             let mut now = T0;
@@ -1399,12 +1490,8 @@ mod tests {
 
     #[test]
     fn volatile_ttl_evicts_the_soonest_and_limits_can_shrink() {
-        let per = 2 + 8 + ENTRY_OVERHEAD;
-        let mut s = Store::new(StoreLimits {
-            max_key_len: 16,
-            max_value_len: 64,
-            max_memory: 10 * per,
-        });
+        let per = entry_charge(2, 8);
+        let mut s = store(empty_bytes() + 10 * per);
         s.set_now(T0);
         s.set_policy(Policy::VolatileTtl);
         for i in 0..10u8 {
@@ -1425,11 +1512,11 @@ mod tests {
         // The soonest sampled one went; with 10 keys, sampling sees most.
         assert_eq!(s.counters().evicted_keys, 1);
         assert!(s.get(b"k9").is_some());
-        s.set_max_memory(5 * per);
+        s.set_max_memory(empty_bytes() + 5 * per);
         assert_eq!(s.evict_over_limit(100), 5);
-        assert!(s.used_bytes() <= 5 * per);
+        assert!(s.used_bytes() <= empty_bytes() + 5 * per);
         s.set_policy(Policy::NoEviction);
-        s.set_max_memory(2 * per);
+        s.set_max_memory(empty_bytes() + 2 * per);
         assert_eq!(s.evict_over_limit(100), 0);
     }
 }

@@ -31,7 +31,8 @@
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::{self, NonNull};
 
-const HEADER: usize = 16;
+/// Bytes of an entry block's header (lengths and expiry).
+pub const HEADER: usize = 16;
 const MIN_CAPACITY: usize = 1024;
 
 /// The bits of a placement hash a slot keeps; the rest hold [`Meta`].
@@ -354,11 +355,34 @@ impl Table {
         unsafe { std::slice::from_raw_parts(b.as_ptr().add(HEADER + k), v) }
     }
 
-    /// Key and value bytes of a slot (what memory accounting charges).
+    /// Key and value bytes of a slot.
     #[inline]
     pub fn payload_len(&self, slot: usize) -> usize {
-        let (k, v) = lens(self.block(slot));
+        let (k, v) = self.lens(slot);
         k + v
+    }
+
+    /// `(key_len, value_len)` of a full slot.
+    #[inline]
+    pub fn lens(&self, slot: usize) -> (usize, usize) {
+        lens(self.block(slot))
+    }
+
+    /// Bytes of the slot array.
+    #[inline]
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// Bytes the slot array would grow by if one more key were inserted now
+    /// (0 unless that insert doubles it).
+    #[inline]
+    pub fn growth_bytes(&self) -> usize {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.bytes()
+        } else {
+            0
+        }
     }
 
     /// Replaces a slot's value, in place when the length is unchanged.
@@ -419,15 +443,36 @@ impl Table {
     }
 
     fn grow(&mut self) {
-        let mut bigger = Table::with_capacity_pow2(self.slots.len() * 2);
-        for s in self.slots.iter().filter(|s| s.block.is_some()) {
-            bigger.place(*s);
+        self.resize(self.slots.len() * 2);
+    }
+
+    /// Halves (or more) the slot array once the load has fallen below 1/6
+    /// (after mass expiry or deletion), to a load of 1/4–1/2; the minimum
+    /// capacity aside. One pass over the slots, like a doubling; the caller
+    /// runs it between batches, never per operation. True when it shrank.
+    pub fn shrink(&mut self) -> bool {
+        let cap = self.slots.len();
+        if cap <= MIN_CAPACITY || self.len * 6 >= cap {
+            return false;
         }
-        bigger.len = self.len;
-        // Blocks moved to `bigger`; the old slots are dropped without freeing.
-        self.slots = std::mem::take(&mut bigger.slots);
-        self.shift = bigger.shift;
-        bigger.len = 0;
+        let new = (self.len * 3).next_power_of_two().max(MIN_CAPACITY);
+        if new >= cap {
+            return false;
+        }
+        self.resize(new);
+        true
+    }
+
+    fn resize(&mut self, cap: usize) {
+        let mut other = Table::with_capacity_pow2(cap);
+        for s in self.slots.iter().filter(|s| s.block.is_some()) {
+            other.place(*s);
+        }
+        other.len = self.len;
+        // Blocks moved to `other`; the old slots are dropped without freeing.
+        self.slots = std::mem::take(&mut other.slots);
+        self.shift = other.shift;
+        other.len = 0;
     }
 
     /// Removes the entry in `slot`, closing the gap by shifting later entries
@@ -671,10 +716,31 @@ mod tests {
             t.prefetch_slot(h(&k));
             t.prefetch_entry(h(&k));
         }
+        // Removing most keys shrinks the slot array; the rest stay.
+        for i in 0..48_000u32 {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            t.remove(s);
+        }
+        let before = t.capacity();
+        assert!(t.shrink());
+        assert!(
+            t.capacity() < before && t.capacity() >= 4 * t.len() && t.capacity() <= 8 * t.len()
+        );
+        assert!(!t.shrink(), "load is 1/4..1/2 now");
+        for i in 48_000..50_000u32 {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            assert_eq!(t.value(s), &k);
+        }
         // Resizing a value keeps the key; empty values and keys work.
-        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        let s = t
+            .find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes())
+            .unwrap();
         t.set_value(s, b"a longer value than before");
-        let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
+        let s = t
+            .find(h(&49_007u32.to_le_bytes()), &49_007u32.to_le_bytes())
+            .unwrap();
         assert_eq!(t.value(s), b"a longer value than before");
         t.insert(h(b""), b"", b"", 0, None);
         let s = t.find(h(b""), b"").unwrap();
