@@ -12,7 +12,7 @@
 //! a sequence of whole blocks whose padding is zeros (see
 //! [`super::record::scan`]). A failed write (disk full) keeps the records
 //! buffered, marks the log failed (writes are then refused by the shard with
-//! Redis's MISCONF error) and is retried by [`Aof::run_timer`] until it
+//! Redis's MISCONF error) and is retried by [`Aof::tick`] (once a second) until it
 //! succeeds.
 //!
 //! Owns the file and its buffers; knows nothing of the store or sockets.

@@ -4,7 +4,7 @@
 //! `shard-<id>.<g>.snap` — so a `.snap` file is always complete, and a crash
 //! mid-snapshot leaves only a `.tmp` that recovery ignores and removes.
 //!
-//! The caller (the shard) fills [`SnapshotWriter::buffer`] one table slice
+//! The caller (the shard) calls [`SnapshotWriter::add`] for one table slice
 //! at a time and calls [`SnapshotWriter::flush_buffer`] between slices;
 //! this module knows files, not the store.
 
