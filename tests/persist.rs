@@ -465,19 +465,13 @@ fn files_of_another_shard_count_are_refused() {
         "{err}"
     );
     // The same node as node 0 of a 2-node cluster: keys would belong
-    // elsewhere, so its files are refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let cluster = format!("127.0.0.1:{port},127.0.0.1:1");
+    // elsewhere, so its files are refused (ephemeral ports: --node-id names
+    // this node, the addresses are never dialled before the refusal).
     let err = spawn_with(
         &dir,
         2,
         "always",
-        &["--port", &port, "--cluster", &cluster, "--node-id", "0"],
+        &["--cluster", "127.0.0.1:1,127.0.0.1:2", "--node-id", "0"],
     )
     .err()
     .expect("refuses another cluster layout");
