@@ -123,6 +123,13 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Create io_uring rings without COOP_TASKRUN (every socket completion then
+    /// interrupts the shard's thread); for comparison and old-kernel testing.
+    #[arg(long)]
+    no_coop_taskrun: bool,
+    /// Microseconds an idle shard polls its rings before it parks (0: park at once).
+    #[arg(long, default_value_t = config::DEFAULT_SPIN_BEFORE_PARK.as_micros() as u64)]
+    spin_us: u64,
 }
 
 #[derive(clap::Args)]
@@ -198,6 +205,8 @@ fn server(a: ServerArgs) -> Result<()> {
             max_connections_per_shard: a.max_connections,
         },
         io_memory: config::DEFAULT_IO_MEMORY,
+        coop_taskrun: !a.no_coop_taskrun,
+        spin_before_park: Duration::from_micros(a.spin_us),
     };
     let stop = stop_flag()?;
     eprintln!(
@@ -219,6 +228,18 @@ fn server(a: ServerArgs) -> Result<()> {
     );
     let handle = corekv::server::run(&cfg)?;
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
+    eprintln!(
+        "corekv io_uring: task work {}{}, spin before park {} us",
+        handle.taskrun_mode,
+        match (cfg.coop_taskrun, handle.taskrun_mode) {
+            (false, _) => " (--no-coop-taskrun)",
+            (true, glommio::TaskRunMode::Interrupt) => {
+                " (the kernel refused COOP_TASKRUN: Linux 5.19+ needed; socket completions interrupt the shard)"
+            }
+            (true, _) => "",
+        },
+        cfg.spin_before_park.as_micros(),
+    );
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
         handle.node_id,

@@ -455,6 +455,7 @@ pub use crate::{
     },
     shares::{Shares, SharesManager},
     sys::hardware_topology::CpuLocation,
+    sys::TaskRunMode, // corekv patch
 };
 pub use enclose::enclose;
 pub use scopeguard::defer;

@@ -182,8 +182,15 @@ impl Reactor {
         ring_depth: usize,
         record_io_latencies: bool,
         blocking_thread: BlockingThreadPool,
+        cooperative_taskrun: bool,
     ) -> io::Result<Reactor> {
-        let sys = sys::Reactor::new(notifier, io_memory, ring_depth, blocking_thread)?;
+        let sys = sys::Reactor::new(
+            notifier,
+            io_memory,
+            ring_depth,
+            blocking_thread,
+            cooperative_taskrun,
+        )?;
         let (preempt_ptr_head, preempt_ptr_tail) = sys.preempt_pointers();
         Ok(Reactor {
             sys,
@@ -194,6 +201,11 @@ impl Reactor {
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
         })
+    }
+
+    /// How the sleepable rings run completion task work (corekv patch).
+    pub(crate) fn taskrun_mode(&self) -> sys::TaskRunMode {
+        self.sys.taskrun_mode()
     }
 
     pub(crate) fn io_stats(&self) -> IoStats {

@@ -456,6 +456,9 @@ pub struct LocalExecutorBuilder {
     placement: Placement,
     /// Spin for duration before parking a reactor
     spin_before_park: Option<Duration>,
+    /// Create the sleepable rings with COOP_TASKRUN | TASKRUN_FLAG where the
+    /// kernel supports them (corekv patch; default true)
+    cooperative_taskrun: bool,
     /// A name for the thread-to-be (if any), for identification in panic
     /// messages
     name: String,
@@ -492,6 +495,7 @@ impl LocalExecutorBuilder {
         LocalExecutorBuilder {
             placement: placement.clone(),
             spin_before_park: None,
+            cooperative_taskrun: true,
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
@@ -506,6 +510,18 @@ impl LocalExecutorBuilder {
     #[must_use = "The builder must be built to be useful"]
     pub fn spin_before_park(mut self, spin: Duration) -> LocalExecutorBuilder {
         self.spin_before_park = Some(spin);
+        self
+    }
+
+    /// Whether to create the executor's sleepable io_uring rings with
+    /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG` (default
+    /// true), so that completions needing task work (socket polls, timeouts)
+    /// do not interrupt the thread. A kernel without them (before 5.19) gets
+    /// stock rings; [`ExecutorProxy::taskrun_mode`] says which mode runs.
+    /// (corekv patch, see PATCHES.md.)
+    #[must_use = "The builder must be built to be useful"]
+    pub fn cooperative_taskrun(mut self, enabled: bool) -> LocalExecutorBuilder {
+        self.cooperative_taskrun = enabled;
         self
     }
 
@@ -622,6 +638,7 @@ impl LocalExecutorBuilder {
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
+                cooperative_taskrun: self.cooperative_taskrun,
                 thread_pool_placement: self.blocking_thread_pool_placement,
                 detect_stalls: self.detect_stalls,
             },
@@ -687,6 +704,7 @@ impl LocalExecutorBuilder {
         let ring_depth = self.ring_depth;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
+        let cooperative_taskrun = self.cooperative_taskrun;
         let detect_stalls = self.detect_stalls;
         let record_io_latencies = self.record_io_latencies;
         let blocking_thread_pool_placement = self.blocking_thread_pool_placement;
@@ -703,6 +721,7 @@ impl LocalExecutorBuilder {
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
+                        cooperative_taskrun,
                         thread_pool_placement: blocking_thread_pool_placement,
                         detect_stalls,
                     },
@@ -986,6 +1005,7 @@ impl LocalExecutorPoolBuilder {
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
+                            cooperative_taskrun: true,
                             thread_pool_placement: blocking_thread_pool_placement,
                             detect_stalls,
                         },
@@ -1081,6 +1101,7 @@ pub struct LocalExecutorConfig {
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
+    pub cooperative_taskrun: bool,
     pub thread_pool_placement: PoolPlacement,
     pub detect_stalls: Option<Box<dyn stall::StallDetectionHandler + 'static>>,
 }
@@ -1170,6 +1191,7 @@ impl LocalExecutor {
                 config.ring_depth,
                 config.record_io_latencies,
                 blocking_thread,
+                config.cooperative_taskrun,
             )?),
             stall_detector: RefCell::new(
                 config
@@ -2202,6 +2224,18 @@ impl ExecutorProxy {
             }
             futures_lite::future::yield_now().await;
         }
+    }
+
+    /// How this executor's sleepable io_uring rings run completion task work:
+    /// [`TaskRunMode::Cooperative`] when they were created with
+    /// `COOP_TASKRUN | TASKRUN_FLAG`, [`TaskRunMode::Interrupt`] when that was
+    /// not asked for ([`LocalExecutorBuilder::cooperative_taskrun`]) or the
+    /// kernel refused it. (corekv patch, see PATCHES.md.)
+    ///
+    /// [`TaskRunMode::Cooperative`]: crate::TaskRunMode::Cooperative
+    /// [`TaskRunMode::Interrupt`]: crate::TaskRunMode::Interrupt
+    pub fn taskrun_mode(&self) -> crate::TaskRunMode {
+        self.reactor().taskrun_mode()
     }
 
     #[inline(always)]

@@ -92,6 +92,13 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// Task work (e.g. a socket poll's completion) does not interrupt the
+        /// thread; it runs the next time the thread enters the kernel.
+        /// Linux 5.19+ (corekv patch).
+        const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN`: the kernel sets `IORING_SQ_TASKRUN` in the
+        /// SQ ring's flags while task work is pending (corekv patch).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

@@ -25,7 +25,10 @@ use std::{
     pin::Pin,
     ptr,
     rc::Rc,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -883,8 +886,36 @@ impl UringCommon for PollRing {
     }
 }
 
+/// How an executor's sleepable io_uring rings (main and latency) run the
+/// kernel's completion task work (corekv patch, see PATCHES.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskRunMode {
+    /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`: a completion
+    /// that needs task work (a socket poll, a timeout) does not interrupt
+    /// the thread; the work runs the next time the thread enters the kernel,
+    /// and the reactor enters it as soon as the ring's `IORING_SQ_TASKRUN`
+    /// flag says work is pending. Linux 5.19+.
+    Cooperative,
+    /// The rings were created without setup flags (stock glommio 0.9): each
+    /// such completion kicks the thread with an interrupt (`TWA_SIGNAL`).
+    /// What runs when cooperative mode was not asked for, or the kernel
+    /// refused it (`EINVAL`, before 5.19).
+    Interrupt,
+}
+
+impl std::fmt::Display for TaskRunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskRunMode::Cooperative => "cooperative (COOP_TASKRUN|TASKRUN_FLAG)",
+            TaskRunMode::Interrupt => "interrupt (no setup flags)",
+        })
+    }
+}
+
 struct SleepableRing {
     ring: iou::IoUring,
+    /// Created with COOP_TASKRUN | TASKRUN_FLAG (corekv patch).
+    cooperative: bool,
     size: usize,
     submission_queue: ReactorQueue,
     name: &'static str,
@@ -901,10 +932,30 @@ impl SleepableRing {
         name: &'static str,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
+        cooperative: bool,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // corekv patch: ask for cooperative task work; a kernel that does not
+        // know the flags (before 5.19) refuses them with EINVAL, and then the
+        // ring is created as stock glommio creates it.
+        let (ring, cooperative) = if cooperative {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => (ring, true),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (iou::IoUring::new(size as _)?, false)
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (iou::IoUring::new(size as _)?, false)
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
+            cooperative,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -918,6 +969,37 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    /// corekv patch: with COOP_TASKRUN nothing interrupts the thread to run
+    /// the task work that posts completions (socket polls, timeouts); the
+    /// kernel raises IORING_SQ_TASKRUN in the SQ ring's flags instead. If it
+    /// is up, enter the kernel once (GETEVENTS, wait for nothing) so the work
+    /// runs and its CQEs appear -- what liburing 2.2+ does in
+    /// `io_uring_peek_cqe`. Returns whether it entered.
+    fn run_pending_task_work(&mut self) -> bool {
+        if !self.cooperative {
+            return false;
+        }
+        let raw = self.ring.raw();
+        // SAFETY: kflags points into the SQ ring mapping, which lives as long
+        // as the ring; the kernel updates the word atomically.
+        let flags = unsafe { (*(raw.sq.kflags as *const AtomicU32)).load(Ordering::Acquire) };
+        if flags & uring_sys::IORING_SQ_TASKRUN == 0 {
+            return false;
+        }
+        // SAFETY: a plain io_uring_enter on our own ring fd: submit nothing,
+        // wait for nothing, no signal mask.
+        unsafe {
+            uring_sys::syscalls::io_uring_enter(
+                raw.ring_fd,
+                0,
+                0,
+                uring_sys::IORING_ENTER_GETEVENTS,
+                std::ptr::null(),
+            );
+        }
+        true
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1164,8 +1246,12 @@ impl UringCommon for SleepableRing {
 
     fn consume_one_event(&mut self) -> Option<bool> {
         let source_map = self.source_map.clone();
+        let mut cqe = self.ring.peek_for_cqe();
+        if cqe.is_none() && self.run_pending_task_work() {
+            cqe = self.ring.peek_for_cqe();
+        }
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
                 _ => None,
@@ -1238,6 +1324,8 @@ pub(crate) struct Reactor {
     blocking_thread: BlockingThreadPool,
 
     rings_depth: usize,
+
+    taskrun_mode: TaskRunMode,
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1289,6 +1377,7 @@ impl Reactor {
         mut io_memory: usize,
         ring_depth: usize,
         blocking_thread: BlockingThreadPool,
+        cooperative_taskrun: bool,
     ) -> crate::Result<Reactor, ()> {
         const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
         let (memlock_limit, _) = Resource::MEMLOCK.get()?;
@@ -1306,11 +1395,26 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            "main",
+            allocator.clone(),
+            source_map.clone(),
+            cooperative_taskrun,
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            allocator.clone(),
+            source_map.clone(),
+            cooperative_taskrun,
+        )?;
+        let taskrun_mode = if main_ring.cooperative && latency_ring.cooperative {
+            TaskRunMode::Cooperative
+        } else {
+            TaskRunMode::Interrupt
+        };
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -1360,7 +1464,13 @@ impl Reactor {
             eventfd_src,
             source_map,
             rings_depth: ring_depth,
+            taskrun_mode,
         })
+    }
+
+    /// How the sleepable rings run completion task work (corekv patch).
+    pub(crate) fn taskrun_mode(&self) -> TaskRunMode {
+        self.taskrun_mode
     }
 
     pub(crate) fn id(&self) -> usize {
@@ -2039,7 +2149,7 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, pool, true).unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(
