@@ -66,7 +66,7 @@ start_server() {
 stop_server() { kill "$sp"; wait "$sp" 2>/dev/null || true; sp=; }
 
 one_corekv() { # BIN ARGS LABEL
-    local bin=$1 label=$3 bbin=${BENCH_BIN:-$1} bp a b window target host
+    local bin=$1 label=$3 bbin=${BENCH_BIN:-$1} bp a b c0 c1 window target host
     start_server "$bin" "$2"
     target=corekv host=127.0.0.1:$nport
     if [[ $bin == redis ]]; then
@@ -82,20 +82,21 @@ one_corekv() { # BIN ARGS LABEL
     bp=$!
     sleep 2
     window=$((SECS - 2))
-    a=$(cpu_ticks "$sp")
+    a=$(cpu_ticks "$sp") c0=$(cpu_ticks "$bp")
     sleep "$window"
-    b=$(cpu_ticks "$sp")
+    b=$(cpu_ticks "$sp") c1=$(cpu_ticks "$bp")
     wait $bp || { cat "$tmp/bench.log"; exit 1; }
     stop_server
-    python3 - "$tmp/$label.json" "$label" "$a" "$b" "$tck" "$window" <<'PY' | tee -a "$tmp/rows"
+    python3 - "$tmp/$label.json" "$label" "$a" "$b" "$tck" "$window" "$c0" "$c1" <<'PY' | tee -a "$tmp/rows"
 import json, sys
-path, label, a, b, tck, w = sys.argv[1:]
+path, label, a, b, tck, w, c0, c1 = sys.argv[1:]
 r = json.load(open(path))
+cli = (int(c1) - int(c0)) / int(tck) / int(w)
 ops = r["ops_per_sec"]
 srv = (int(b) - int(a)) / int(tck) / int(w)
 lat = r.get("batch_latency_us") or r.get("batch_latency") or {}
-p99 = lat.get("p99", float("nan")) if isinstance(lat, dict) else float("nan")
-print(f"{label:4} {ops/1e6:8.3f} Mop/s   server CPU {srv*100:5.1f}%  {srv*1e9/ops:7.1f} ns/op   batch p99 {p99} us")
+p = lambda q: lat.get(q, float("nan")) if isinstance(lat, dict) else float("nan")
+print(f"{label:4} {ops/1e6:8.3f} Mop/s   server CPU {srv*100:5.1f}%  {srv*1e9/ops:7.1f} ns/op   client CPU {cli*100:5.1f}%   batch p50 {p('p50'):.0f} us  p99 {p('p99'):.0f} us  p99.9 {p('p999'):.0f} us")
 PY
 }
 
@@ -140,6 +141,9 @@ def med(arm, pat):
 tests = sorted({m for r in rows for m in re.findall(r"([A-Z]+) +[0-9.]+ rps", r)})
 figures = [(f"{t} rps", rf"{t} +([0-9.]+) rps") for t in tests] or [("Mop/s", r"^\S+ +([0-9.]+) Mop/s")]
 figures.append(("server ns/op", r"([0-9.]+) ns/(?:op|req)"))
+for q in ("p50", "p99", "p99.9"):
+    if any(f"{q} " in r for r in rows):
+        figures.append((f"batch {q} us", rf"{re.escape(q)} ([0-9.]+) us"))
 for name, pat in figures:
     o, n = med("old", pat), med("new", pat)
     print(f"median {name:14} old {o:12.3f}   new {n:12.3f}   new/old {n / o if o else float('nan'):.2f}x")

@@ -1308,6 +1308,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// When the latency preemption timer in `latency_preemption_timeout_src`
+    /// expires; `None` if the slot holds no preemption timer (corekv patch).
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1457,6 +1460,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1930,16 +1934,51 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // corekv patch: re-arming both preemption timers on every call cost
+        // four SQEs (two timeouts, two async cancels) and an io_uring_enter
+        // per executor loop iteration, i.e. per request for an unpipelined
+        // client. A latency preemption timer that is still pending and due
+        // between half and all of the preemption period from now is kept
+        // (so a task queue gets at least half its period before
+        // `need_preempt`); a throughput timer is kept while pending (it
+        // only counts completions). Sleeping (`preempt_timer()` is `None`)
+        // still cancels the latency timer.
+        let keep_latency_timer = match (preempt_timer(), self.latency_preemption_deadline.get()) {
+            (Some(period), Some(deadline)) => {
+                let now = Instant::now();
+                let pending = self
+                    .latency_preemption_timeout_src
+                    .take()
+                    .map(|src| {
+                        let pending = src.result().is_none();
+                        self.latency_preemption_timeout_src.set(Some(src));
+                        pending
+                    })
+                    .unwrap_or(false);
+                pending && deadline >= now + period / 2 && deadline <= now + period
+            }
+            _ => false,
+        };
+        if !keep_latency_timer {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_preemption_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        let throughput_src = self.throughput_preemption_timeout_src.take();
+        if throughput_src.as_ref().map_or(false, |src| src.result().is_none()) {
+            self.throughput_preemption_timeout_src.set(throughput_src);
+        } else {
+            drop(throughput_src);
+            self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1990,8 +2029,12 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if !keep_latency_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_deadline
+                    .set(Some(Instant::now() + preempt));
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
