@@ -20,10 +20,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::start_with;
+use corekv::op::OpResult;
 use corekv::protocol::native::{
     encode_archived, padded, Batch, FrameHeader, FrameKind, ReplyView, HEADER_LEN,
 };
-use corekv::store::OpResult;
 use rkyv::util::AlignedVec;
 
 const CONNECTIONS: usize = 1000;
