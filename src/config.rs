@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
 /// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
 pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
 /// How long an idle shard keeps polling its io_uring rings before it parks
-/// in the kernel (`--spin-us`). Zero: park at once. See docs/performance.md
+/// in the kernel (`--spin-before-park`). Zero: park at once. See docs/performance.md
 /// for the measurements behind the choice.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::ZERO;
 

@@ -162,9 +162,10 @@ struct ServerArgs {
     /// interrupts the shard's thread); for comparison and old-kernel testing.
     #[arg(long)]
     no_coop_taskrun: bool,
-    /// Microseconds an idle shard polls its rings before it parks (0: park at once).
-    #[arg(long, default_value_t = config::DEFAULT_SPIN_BEFORE_PARK.as_micros() as u64)]
-    spin_us: u64,
+    /// How long an idle shard keeps polling its rings before it sleeps in the
+    /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    spin_before_park: Duration,
 }
 
 #[derive(clap::Args)]
@@ -290,7 +291,7 @@ fn server(a: ServerArgs) -> Result<()> {
         },
         io_memory: config::DEFAULT_IO_MEMORY,
         coop_taskrun: !a.no_coop_taskrun,
-        spin_before_park: Duration::from_micros(a.spin_us),
+        spin_before_park: a.spin_before_park,
     };
     let stop = stop_flag()?;
     eprintln!(
