@@ -42,8 +42,20 @@ trap cleanup EXIT
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-# start_server BIN ARGS -> sets sp, nport (native), rport (RESP)
+# start_server BIN ARGS -> sets sp, nport (native), rport (RESP); a port
+# taken by someone else means another random port, up to 5 tries.
 start_server() {
+    local try
+    for try in 1 2 3 4 5; do
+        start_server_once "$@"
+        if kill -0 "$sp" 2>/dev/null; then return 0; fi
+        wait "$sp" 2>/dev/null || true
+        echo "server did not start (try $try): $(tail -1 "$tmp/server.log")" >&2
+    done
+    exit 1
+}
+
+start_server_once() {
     local bin=$1 args=$2
     nport=$((20000 + RANDOM % 20000)) rport=$((nport + 2))
     if [[ $bin == redis ]]; then
@@ -123,7 +135,7 @@ PY
 if [[ $DRIVER == redis-benchmark ]]; then
     echo "A/B: server on CPU $SERVER_CPU, redis-benchmark on CPU $CLIENT_CPU: -t $TESTS -d 128 -r 1000000 -c $CLIENTS -P $PIPELINE -n $REQUESTS"
 else
-    echo "A/B: server on CPU $SERVER_CPU, bench on CPU $CLIENT_CPU, YCSB-B theta 0.99, batch $BATCH, $SESSIONS sessions, ${SECS}s, seed $SEED${RESP:+ (RESP=$RESP)} ${EXTRA_BENCH_ARGS:-}"
+    echo "A/B: server on CPU $SERVER_CPU, bench on CPU $CLIENT_CPU, YCSB-B theta 0.99, batch $BATCH, $SESSIONS sessions, ${SECS}s, seed $SEED$([[ $RESP == 1 ]] && echo ", over RESP") ${EXTRA_BENCH_ARGS:-}"
 fi
 echo "old: $OLD ${OLD_ARGS:-}   new: $NEW ${NEW_ARGS:-}"
 one=one_corekv
