@@ -146,6 +146,11 @@ pub struct BenchArgs {
     /// Request timeout (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = crate::config::parse_duration)]
     pub timeout: Duration,
+    /// Writes set keys that expire after this long (e.g. 10s, 500ms):
+    /// corekv's SET-with-TTL op, `SET key value PX ms` over RESP, memcached's
+    /// exptime (whole seconds, rounded up).
+    #[arg(long, value_parser = crate::config::parse_ttl)]
+    pub ttl: Option<Duration>,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -292,6 +297,7 @@ impl BenchArgs {
             base_seed,
             timeout: self.timeout,
             progress: !self.quiet,
+            ttl: self.ttl,
         })
     }
 }

@@ -19,9 +19,13 @@
 //! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
 //!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line.
+//! serves RESP connections, [`stats`] formats the per-second stats line,
+//! [`observe`] keeps per-shard command statistics, the slow log and the
+//! client registry, [`metrics`] serves them to Prometheus.
 
+pub mod metrics;
 pub mod native;
+pub mod observe;
 pub mod resp;
 pub mod stats;
 
@@ -41,6 +45,7 @@ use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
 use crate::store::StoreLimits;
+use observe::Observe;
 
 /// A running node.
 pub struct ServerHandle {
@@ -56,6 +61,7 @@ pub struct ServerHandle {
     /// unless turned off or refused by the kernel; the weakest shard's mode).
     pub taskrun_mode: TaskRunMode,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -69,6 +75,17 @@ impl ServerHandle {
     /// A snapshot of every shard's counters.
     pub fn stats(&self) -> NodeStats {
         self.node.stats()
+    }
+
+    /// The node's published counters (what STATS, the stats line and the
+    /// metrics endpoint read).
+    pub fn node_state(&self) -> &Arc<NodeState> {
+        &self.node
+    }
+
+    /// The node's command statistics, slow log and clients.
+    pub fn observe(&self) -> &Arc<Observe> {
+        &self.obs
     }
 
     /// Stops every shard and waits for them.
@@ -106,6 +123,8 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let obs = Arc::new(Observe::new(nr));
+    node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -128,6 +147,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             shard_id,
             config: config.clone(),
             node: node.clone(),
+            obs: obs.clone(),
             mesh: mesh_tx.clone(),
             mesh_rx,
             resp_node_port,
@@ -152,7 +172,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(e.to_string()));
             }
         };
@@ -165,7 +185,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(e);
             }
             Err(_) => {
@@ -174,7 +194,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(msg));
             }
         }
@@ -203,6 +223,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             TaskRunMode::Interrupt
         },
         node,
+        obs,
         stops,
         joins,
     })
@@ -225,11 +246,17 @@ fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
     }
 }
 
-fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+fn abort(
+    stops: Vec<flume::Sender<()>>,
+    gos: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
     for s in stops {
         let _ = s.send(());
     }
-    // Shards waiting for "go" see their channel close and exit.
+    // Shards waiting for "go" see their channel close and exit (without
+    // this drop, a start-up failure of shard i hung joining shards < i).
+    drop(gos);
     for j in joins {
         let _ = j.join();
     }
@@ -256,6 +283,7 @@ struct ShardStart {
     shard_id: usize,
     config: ServerConfig,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
@@ -351,7 +379,9 @@ impl ShardStart {
             max_memory: self.node.shard_memory,
         };
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        shard.set_policy(c.maxmemory_policy);
         shard.publish();
+        let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let live = Rc::new(LiveConnections::default());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
@@ -362,7 +392,14 @@ impl ShardStart {
         let accept_tasks: Vec<_> = listeners
             .into_iter()
             .map(|(l, proto)| {
-                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+                glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    live.clone(),
+                    self.obs.clone(),
+                    l,
+                    c.limits,
+                    proto,
+                ))
             })
             .collect();
         let _ = self.stop.recv_async().await;
@@ -375,6 +412,7 @@ impl ShardStart {
         while !live.is_empty() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
+        drop(maintenance_task);
         drop(mesh_task);
     }
 }
@@ -418,6 +456,7 @@ impl LiveConnections {
 async fn accept_loop(
     shard: Rc<Shard>,
     live: Rc<LiveConnections>,
+    obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
     proto: Protocol,
@@ -427,7 +466,11 @@ async fn accept_loop(
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: the listener stays up.
-                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                crate::log!(
+                    crate::log::Level::Warn,
+                    "corekv: shard {}: accept failed: {e}",
+                    shard.shard_id
+                );
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -436,26 +479,30 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
     let max = limits.max_connections_per_shard;
+    let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
+        stats.rejected_conns.add(1);
         match proto {
             Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
+    stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
     }
     shard.remove_connection();
 }

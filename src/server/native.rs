@@ -21,7 +21,12 @@ use crate::shard::Shard;
 const INITIAL_BUFFER: usize = 256 * 1024;
 
 /// Serves one connection until it closes or misbehaves.
-pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
+pub async fn serve(
+    shard: &Shard,
+    mut stream: TcpStream,
+    limits: &Limits,
+    stats: &super::observe::ShardObserve,
+) {
     let mut reader = FrameReader::new(INITIAL_BUFFER, limits.max_frame_bytes);
     let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER);
     let mut reply = BatchReply::default();
@@ -52,8 +57,9 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
                 }
                 FrameKind::Stats => {
                     shard.publish();
-                    let stats = shard.node.stats();
-                    let _ = encode_archived(&mut out, FrameKind::StatsReply, h.request_id, &stats);
+                    let node_stats = shard.node.stats();
+                    let _ =
+                        encode_archived(&mut out, FrameKind::StatsReply, h.request_id, &node_stats);
                 }
                 other => {
                     let e = FrameError::Unexpected(other);
@@ -65,12 +71,18 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
             if stream.write_all(&out).await.is_err() {
                 return;
             }
+            stats.writes.add(1);
+            stats.net_out.add(out.len() as u64);
             out.clear();
         }
         let space = reader.read_space();
         match stream.read(space).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => reader.filled(n),
+            Ok(n) => {
+                reader.filled(n);
+                stats.reads.add(1);
+                stats.net_in.add(n as u64);
+            }
         }
     }
 }
