@@ -4,6 +4,7 @@
 //! configuration is printed at start by `corekv server`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::error::ConfigError;
 
@@ -28,6 +29,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
 /// Memory glommio may lock per executor for its I/O buffers. Sockets do not
 /// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
 pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
+/// How long an idle shard keeps polling its io_uring rings before it parks
+/// in the kernel (`--spin-before-park`). Zero: park at once. See docs/performance.md
+/// for the measurements behind the choice.
+pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::ZERO;
 
 /// Data-path limits. Every one of them gives a clear error when exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +86,12 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// glommio I/O memory per executor.
     pub io_memory: usize,
+    /// Create each shard's io_uring rings with COOP_TASKRUN | TASKRUN_FLAG
+    /// where the kernel has them, so socket completions do not interrupt
+    /// the shard's thread (`--no-coop-taskrun` turns it off).
+    pub coop_taskrun: bool,
+    /// How long an idle shard polls its rings before it parks.
+    pub spin_before_park: Duration,
 }
 
 impl ServerConfig {
@@ -97,6 +108,8 @@ impl ServerConfig {
             maxmemory_policy: crate::store::Policy::NoEviction,
             limits: Limits::default(),
             io_memory: DEFAULT_IO_MEMORY,
+            coop_taskrun: true,
+            spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
         }
     }
 

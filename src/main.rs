@@ -181,6 +181,14 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Create io_uring rings without COOP_TASKRUN (every socket completion then
+    /// interrupts the shard's thread); for comparison and old-kernel testing.
+    #[arg(long)]
+    no_coop_taskrun: bool,
+    /// How long an idle shard keeps polling its rings before it sleeps in the
+    /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    spin_before_park: Duration,
     /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
     /// the --bind address; 0: an ephemeral port). Off by default.
     #[arg(long)]
@@ -370,6 +378,8 @@ fn server(a: ServerArgs) -> Result<()> {
             max_connections_per_shard: a.max_connections,
         },
         io_memory: config::DEFAULT_IO_MEMORY,
+        coop_taskrun: !a.no_coop_taskrun,
+        spin_before_park: a.spin_before_park,
     };
     corekv::log::set_level(if a.quiet {
         corekv::log::Level::Warn.min(a.log_level.into())
@@ -418,6 +428,21 @@ fn server(a: ServerArgs) -> Result<()> {
         None => None,
     };
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
+    let (level, why) = match (cfg.coop_taskrun, handle.taskrun_mode) {
+        (false, _) => (corekv::log::Level::Info, " (--no-coop-taskrun)"),
+        (true, glommio::TaskRunMode::Interrupt) => (
+            corekv::log::Level::Warn,
+            " (the kernel refused COOP_TASKRUN: Linux 5.19+ needed; socket completions interrupt the shard)",
+        ),
+        (true, _) => (corekv::log::Level::Info, ""),
+    };
+    corekv::log!(
+        level,
+        "corekv io_uring: task work {}{}, spin before park {} us",
+        handle.taskrun_mode,
+        why,
+        cfg.spin_before_park.as_micros(),
+    );
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,

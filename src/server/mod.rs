@@ -18,6 +18,11 @@
 //! peers ([`greet`]: once before returning, then in the background for the
 //! ones still missing) and lets the shards start.
 //!
+//! Each executor's io_uring rings are created with COOP_TASKRUN where the
+//! kernel has it (the patched glommio in `vendor/glommio`, see its
+//! PATCHES.md), so a socket completion does not interrupt the shard's
+//! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
+//!
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
 //! serves RESP connections, [`stats`] formats the per-second stats line,
 //! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
@@ -41,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, TaskRunMode};
 
 use crate::cluster::{format_addr, ClusterMap, PeerLayout};
 use crate::config::{Limits, ServerConfig};
@@ -61,6 +66,9 @@ pub struct ServerHandle {
     pub resp_addr: Option<SocketAddr>,
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
+    /// How the shards' io_uring rings run completion task work (cooperative
+    /// unless turned off or refused by the kernel; the weakest shard's mode).
+    pub taskrun_mode: TaskRunMode,
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
@@ -136,6 +144,7 @@ struct Bound {
     native: u16,
     resp_node: u16,
     resp_shard: u16,
+    taskrun_mode: TaskRunMode,
 }
 
 /// Starts a node. Returns once every shard is accepting connections.
@@ -176,10 +185,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             go: go_rx,
             stop: stop_rx,
         };
-        let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corekv-shard-{shard_id}"))
             .io_memory(config.io_memory)
-            .spawn(move || ctx.run());
+            .cooperative_taskrun(config.coop_taskrun);
+        if !config.spin_before_park.is_zero() {
+            builder = builder.spin_before_park(config.spin_before_park);
+        }
+        let spawned = builder.spawn(move || ctx.run());
         let fail = |message: String| ServerError::Executor {
             shard_id,
             cpu,
@@ -257,6 +270,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         shard_addrs: layout.shard_ports.iter().map(|&p| addr(p)).collect(),
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
+        taskrun_mode: if bound
+            .iter()
+            .all(|b| b.taskrun_mode == TaskRunMode::Cooperative)
+        {
+            TaskRunMode::Cooperative
+        } else {
+            TaskRunMode::Interrupt
+        },
         node,
         cluster,
         greeting_stop,
@@ -404,6 +425,7 @@ impl ShardStart {
             native: local_port(&native),
             resp_node: resp.as_ref().map_or(0, |(n, _)| local_port(n)),
             resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
+            taskrun_mode: glommio::executor().taskrun_mode(),
         };
         let _ = self.ready.send(Ok(b));
         if self.go.recv_async().await.is_err() {
