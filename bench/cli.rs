@@ -51,10 +51,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "zipfian")]
     pub distribution: String,
     /// Measured seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = crate::config::parse_seconds)]
     pub secs: f64,
     /// Warm-up seconds before the measured window (excluded from all figures).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = crate::config::parse_seconds)]
     pub warmup: f64,
     /// Sessions (the seed's client goroutines) per worker CPU.
     #[arg(long, default_value_t = 8)]
@@ -74,7 +74,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Request timeout, seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = crate::config::parse_seconds)]
     pub timeout: f64,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.

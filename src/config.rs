@@ -4,6 +4,7 @@
 //! configuration is printed at start by `corekv server`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::error::ConfigError;
 
@@ -25,6 +26,22 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_BATCH_OPS: usize = 65_536;
 /// Default most client connections per shard (native and RESP together).
 pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
+/// Default largest reply one connection may have built at once (bytes): as
+/// large as the largest request frame. A native batch whose values would go
+/// past it gets a per-op "reply too large" error for the values that do not
+/// fit; a RESP command whose reply alone would is refused with an error;
+/// pipelines are executed in pieces and written out as the socket drains.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+/// Default budget for all connection buffers of a node (reads and replies,
+/// split evenly over shards): 1 GiB. Idle connections hold a few KiB each
+/// (10,000 per shard is 40–80 MB), so the budget is there for requests and
+/// replies in flight: sixteen maximal 64 MiB frames at once. Beyond it the
+/// connection asking for more gets a clear error and is closed, instead of
+/// the kernel's OOM killer taking the node.
+pub const DEFAULT_MAX_CONN_MEMORY: u64 = 1 << 30;
+/// Default time a partial request (native frame, RESP command) may take to
+/// arrive completely before the connection is closed (seconds).
+pub const DEFAULT_CLIENT_TIMEOUT_SECS: f64 = 60.0;
 /// Memory glommio may lock per executor for its I/O buffers. Sockets do not
 /// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
 pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
@@ -42,6 +59,13 @@ pub struct Limits {
     pub max_batch_ops: usize,
     /// Most client connections per shard.
     pub max_connections_per_shard: usize,
+    /// Largest reply a connection builds at once, bytes.
+    pub max_reply_bytes: usize,
+    /// Longest a partial request may take to arrive (`None`: forever).
+    pub client_timeout: Option<Duration>,
+    /// Idle connections are closed after this long (`None`: never, like
+    /// Redis's default `timeout 0`).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -52,6 +76,9 @@ impl Default for Limits {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_batch_ops: DEFAULT_MAX_BATCH_OPS,
             max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            client_timeout: Some(Duration::from_secs_f64(DEFAULT_CLIENT_TIMEOUT_SECS)),
+            idle_timeout: None,
         }
     }
 }
@@ -74,6 +101,10 @@ pub struct ServerConfig {
     pub max_memory: Option<u64>,
     /// Data-path limits.
     pub limits: Limits,
+    /// Budget for all connection buffers of the node, bytes.
+    pub max_conn_memory: u64,
+    /// Who may connect.
+    pub security: Security,
     /// glommio I/O memory per executor.
     pub io_memory: usize,
 }
@@ -89,6 +120,8 @@ impl ServerConfig {
             node_id: 0,
             max_memory: None,
             limits: Limits::default(),
+            max_conn_memory: DEFAULT_MAX_CONN_MEMORY,
+            security: Security::default(),
             io_memory: DEFAULT_IO_MEMORY,
         }
     }
@@ -113,6 +146,11 @@ impl ServerConfig {
             Some(m) => (m / self.cpus.len().max(1) as u64).min(usize::MAX as u64) as usize,
             None => usize::MAX,
         }
+    }
+
+    /// Connection-buffer budget of one shard.
+    pub fn shard_conn_memory(&self) -> usize {
+        (self.max_conn_memory / self.cpus.len().max(1) as u64).min(usize::MAX as u64) as usize
     }
 
     /// Checks the configuration against itself and this machine.
@@ -160,7 +198,11 @@ impl ServerConfig {
             }
         }
         let l = &self.limits;
-        if l.max_key_len == 0 || l.max_batch_ops == 0 || l.max_connections_per_shard == 0 {
+        if l.max_key_len == 0
+            || l.max_batch_ops == 0
+            || l.max_connections_per_shard == 0
+            || l.max_reply_bytes == 0
+        {
             return Err(ConfigError::BadLimit("limits must be positive"));
         }
         if l.max_key_len + l.max_value_len > l.max_frame_bytes {
@@ -173,7 +215,53 @@ impl ServerConfig {
                 "--max-frame-bytes must be below 2 GiB",
             ));
         }
+        if self.shard_conn_memory() < 64 * 1024 {
+            return Err(ConfigError::BadLimit(
+                "--max-conn-memory must leave each shard at least 64 KiB",
+            ));
+        }
+        if matches!(&self.security.requirepass, Some(p) if p.is_empty()) {
+            return Err(ConfigError::BadLimit("--requirepass must not be empty"));
+        }
         Ok(())
+    }
+}
+
+/// Who may use a node: Redis's `requirepass` and `protected-mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// The password clients must give (RESP `AUTH`/`HELLO … AUTH`, native
+    /// HELLO token) before anything else; `None`: no password.
+    pub requirepass: Option<String>,
+    /// With no password set, refuse connections from non-loopback addresses
+    /// (Redis's protected mode, on by default).
+    pub protected_mode: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            requirepass: None,
+            protected_mode: true,
+        }
+    }
+}
+
+impl Security {
+    /// True when a client at `peer` must be turned away by protected mode.
+    pub fn refuses(&self, peer: Option<IpAddr>) -> bool {
+        if !self.protected_mode || self.requirepass.is_some() {
+            return false;
+        }
+        match peer {
+            Some(IpAddr::V4(a)) => !a.is_loopback(),
+            Some(IpAddr::V6(a)) => {
+                !(a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+            }
+            // Not a TCP peer (cannot happen on these listeners): allow, as
+            // Redis does for Unix sockets.
+            None => false,
+        }
     }
 }
 
@@ -211,6 +299,52 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, ConfigError> {
     Ok(out)
 }
 
+/// Longest a duration flag may be: 100 years (far past any useful timeout,
+/// far below what `Duration` holds).
+pub const MAX_SECONDS: f64 = 100.0 * 365.0 * 86_400.0;
+
+/// Parses a duration in seconds for a command-line flag: a finite,
+/// non-negative number (`5`, `0.25`) optionally followed by a unit (`ms`,
+/// `s`, `m`, `h`). Anything else (`-1`, `inf`, `NaN`, `5x`) is a usage error,
+/// never a panic later in `Duration::from_secs_f64`.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration: use seconds, e.g. 5, 0.5, 250ms, 2m"
+            ))
+        }
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use seconds, e.g. 5, 0.5, 250ms, 2m"))?;
+    let v = v * mult;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "{s:?} is not a duration: it must be finite and not negative"
+        ));
+    }
+    if v > MAX_SECONDS {
+        return Err(format!("{s:?} is too long: at most {MAX_SECONDS} seconds"));
+    }
+    Ok(v)
+}
+
+/// [`parse_seconds`] for size flags: [`parse_bytes`] with a usage-error text.
+pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_bytes(s).map_err(|e| e.to_string())
+}
+
 /// Parses a byte size such as `512M`, `2G`, `1048576`, `64KiB`.
 pub fn parse_bytes(s: &str) -> Result<u64, ConfigError> {
     let t = s.trim();
@@ -240,6 +374,18 @@ mod tests {
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
         assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("5").unwrap(), 5.0);
+        assert_eq!(parse_seconds("0.5").unwrap(), 0.5);
+        assert_eq!(parse_seconds("250ms").unwrap(), 0.25);
+        assert_eq!(parse_seconds("2m").unwrap(), 120.0);
+        assert_eq!(parse_seconds("1e1").unwrap(), 10.0);
+        for bad in ["-1", "inf", "-inf", "NaN", "", "5x", "1e400", "1e12", "ms"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -75,8 +75,35 @@ struct ConnArgs {
     #[arg(long, default_value = "127.0.0.1:7000")]
     hosts: String,
     /// Request timeout in seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
     timeout: f64,
+    /// The node's password (its --requirepass), sent in HELLO.
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// A duration flag that must be above zero.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v = config::parse_seconds(s)?;
+    if v <= 0.0 {
+        return Err(format!("{s:?} must be above zero"));
+    }
+    Ok(v)
+}
+
+/// A byte-size flag (`4096`, `64K`, `1M`) as a `usize`.
+fn size_arg(s: &str) -> Result<usize, String> {
+    let v = config::parse_size_arg(s)?;
+    usize::try_from(v).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// A `yes`/`no` flag value, as Redis spells them.
+fn yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not yes or no")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -99,17 +126,24 @@ struct ServerArgs {
     /// Do not serve RESP.
     #[arg(long)]
     no_resp: bool,
-    /// Memory limit of the node (e.g. 4G); writes beyond it get an out-of-memory error.
-    #[arg(long)]
-    max_memory: Option<String>,
+    /// Memory limit of the node's data (e.g. 4G); writes beyond it get an out-of-memory error.
+    #[arg(long, value_parser = config::parse_size_arg)]
+    max_memory: Option<u64>,
+    /// Budget for all connection buffers of the node (reads and replies, e.g. 1G); the
+    /// connection that would pass it gets an error and is closed.
+    #[arg(long, value_parser = config::parse_size_arg, default_value_t = config::DEFAULT_MAX_CONN_MEMORY)]
+    max_conn_memory: u64,
+    /// Largest reply one connection builds at once (e.g. 64M); values past it are refused.
+    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_REPLY_BYTES)]
+    max_reply_bytes: usize,
     /// Longest key in bytes.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN)]
+    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_KEY_LEN)]
     max_key_len: usize,
     /// Longest value in bytes.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_VALUE_LEN)]
+    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_VALUE_LEN)]
     max_value_len: usize,
-    /// Largest frame payload in bytes.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_FRAME_BYTES)]
+    /// Largest frame payload (native) or query buffer (RESP) in bytes.
+    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
     /// Most operations per batch.
     #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_OPS)]
@@ -117,8 +151,21 @@ struct ServerArgs {
     /// Most client connections per shard.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_SHARD)]
     max_connections: usize,
+    /// Seconds a partial request (native frame, RESP command) may take to arrive before the
+    /// connection is closed; also bounds a reply write the client does not read (0: never).
+    #[arg(long, value_parser = config::parse_seconds, default_value_t = config::DEFAULT_CLIENT_TIMEOUT_SECS)]
+    client_timeout: f64,
+    /// Close connections idle this many seconds (0: never, Redis's `timeout` default).
+    #[arg(long, value_parser = config::parse_seconds, default_value_t = 0.0)]
+    timeout: f64,
+    /// Password clients must give first: RESP AUTH / HELLO AUTH, native HELLO token.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// With no password, refuse clients from other hosts (yes/no, Redis's protected mode).
+    #[arg(long, value_parser = yes_no, default_value = "yes")]
+    protected_mode: bool,
     /// Seconds between stats lines (0: none).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = config::parse_seconds)]
     stats_interval: f64,
     /// Also print a stats line per shard.
     #[arg(long, short)]
@@ -128,10 +175,10 @@ struct ServerArgs {
 #[derive(clap::Args)]
 struct MonitorArgs {
     /// How long to sample, seconds (0: until SIGINT/SIGTERM).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = config::parse_seconds)]
     secs: f64,
     /// Seconds between samples.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
     interval: f64,
     /// Also report this process's CPU and RSS.
     #[arg(long)]
@@ -164,10 +211,16 @@ fn main() {
     }
 }
 
-/// SIGINT and SIGTERM set the returned flag.
+/// SIGINT and SIGTERM set the returned flag; a second one while the flag
+/// is set (a stop already under way: start-up being abandoned, shutdown in
+/// progress) exits at once with status 130.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Order matters: the conditional exit sees the flag as it was
+        // before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .context("installing signal handler")?;
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handler")?;
     }
     Ok(flag)
@@ -178,11 +231,8 @@ fn server(a: ServerArgs) -> Result<()> {
         Some(s) => config::parse_cpu_list(s)?,
         None => config::allowed_cpus(),
     };
-    let max_memory = a
-        .max_memory
-        .as_deref()
-        .map(config::parse_bytes)
-        .transpose()?;
+    let max_memory = a.max_memory;
+    let secs = |v: f64| (v > 0.0).then(|| Duration::from_secs_f64(v));
     let cfg = ServerConfig {
         cpus,
         bind: a.bind,
@@ -196,12 +246,20 @@ fn server(a: ServerArgs) -> Result<()> {
             max_frame_bytes: a.max_frame_bytes,
             max_batch_ops: a.max_batch_ops,
             max_connections_per_shard: a.max_connections,
+            max_reply_bytes: a.max_reply_bytes,
+            client_timeout: secs(a.client_timeout),
+            idle_timeout: secs(a.timeout),
+        },
+        max_conn_memory: a.max_conn_memory,
+        security: config::Security {
+            requirepass: a.requirepass.clone(),
+            protected_mode: a.protected_mode,
         },
         io_memory: config::DEFAULT_IO_MEMORY,
     };
     let stop = stop_flag()?;
     eprintln!(
-        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
         cfg.node_id,
         cfg.nr_shards(),
@@ -211,13 +269,29 @@ fn server(a: ServerArgs) -> Result<()> {
         if cfg.nr_shards() > 1 { "+shard" } else { "" },
         cfg.resp_port.map_or("off".to_string(), |p| p.to_string()),
         cfg.max_memory.map_or("unlimited".to_string(), |m| format!("{m} B")),
+        cfg.max_conn_memory,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
         cfg.limits.max_frame_bytes,
+        cfg.limits.max_reply_bytes,
         cfg.limits.max_batch_ops,
         cfg.limits.max_connections_per_shard,
+        cfg.limits.client_timeout.map_or("off".to_string(), |d| format!("{d:?}")),
+        cfg.limits.idle_timeout.map_or("off".to_string(), |d| format!("{d:?}")),
+        match (&cfg.security.requirepass, cfg.security.protected_mode) {
+            (Some(_), _) => "password required",
+            (None, true) => "protected mode (loopback clients only)",
+            (None, false) => "open to every host (no password, protected mode off)",
+        },
     );
-    let handle = corekv::server::run(&cfg)?;
+    let handle = match corekv::server::run_until(&cfg, &stop) {
+        Ok(h) => h,
+        Err(corekv::error::ServerError::Interrupted) => {
+            eprintln!("corekv: interrupted during start-up");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
@@ -253,6 +327,7 @@ fn connect(conn: &ConnArgs) -> Result<BlockingClient> {
         .collect();
     let options = ClientOptions {
         timeout: Duration::from_secs_f64(conn.timeout),
+        password: conn.password.clone(),
         ..Default::default()
     };
     Ok(BlockingClient::connect(&hosts, options)?)
@@ -290,6 +365,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                         "shard_id": s.shard_id, "ops": s.ops, "gets": s.gets, "puts": s.puts,
                         "dels": s.dels, "keys": s.keys, "memory_used": s.memory_used,
                         "memory_limit": s.memory_limit, "connections": s.connections, "errors": s.errors,
+                        "conn_memory_used": s.conn_memory_used, "conn_memory_limit": s.conn_memory_limit,
                         "forwarded_out": s.forwarded_out, "forwarded_in": s.forwarded_in,
                     })).collect::<Vec<_>>(),
                 })
@@ -299,7 +375,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
         "node",
         "shard",
         "ops",
@@ -308,6 +384,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         "dels",
         "keys",
         "memory",
+        "conn_mem",
         "conns",
         "errors",
         "fwd_out",
@@ -322,7 +399,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
             .chain(std::iter::once(("all".to_string(), &t)));
         for (label, s) in rows {
             println!(
-                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
                 n.node_id,
                 label,
                 s.ops,
@@ -331,6 +408,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                 s.dels,
                 s.keys,
                 corekv::server::stats::human_bytes(s.memory_used),
+                corekv::server::stats::human_bytes(s.conn_memory_used),
                 s.connections,
                 s.errors,
                 s.forwarded_out,

@@ -40,9 +40,9 @@ use glommio::task::JoinHandle;
 
 use crate::error::ClientError;
 use crate::protocol::native::{
-    decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameError, FrameHeader,
-    FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView, HEADER_LEN,
-    PROTOCOL_VERSION,
+    decode_owned, encode_archived, encode_empty, encode_frame, Batch, ErrorFrame, FrameError,
+    FrameHeader, FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView,
+    HEADER_LEN, PROTOCOL_VERSION,
 };
 use crate::routing::{key_hash, node_of, shard_of};
 use crate::store::OpResult;
@@ -60,6 +60,9 @@ pub struct ClientOptions {
     /// Connect only to this shard of each node instead of every shard (the
     /// server forwards): models a client that is not shard-aware.
     pub pin_shard: Option<usize>,
+    /// The nodes' password (`--requirepass`), sent as the HELLO token on
+    /// every connection.
+    pub password: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -67,6 +70,7 @@ impl Default for ClientOptions {
         ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             pin_shard: None,
+            password: None,
         }
     }
 }
@@ -498,7 +502,7 @@ impl Cluster {
         for h in hosts {
             nodes.push(NodeInfo {
                 addr: h.clone(),
-                hello: hello(h, options.timeout).await?,
+                hello: hello(h, options.password.as_deref(), options.timeout).await?,
             });
         }
         nodes.sort_by_key(|n| n.hello.node_id);
@@ -564,7 +568,12 @@ impl Cluster {
     }
 
     async fn open(&self, addr: &str) -> Result<Rc<Conn>, ClientError> {
-        let stream = connect_stream(addr, self.options.timeout).await?;
+        let mut stream = connect_stream(addr, self.options.timeout).await?;
+        if let Some(p) = &self.options.password {
+            // Authenticate first: the server closes a connection whose
+            // first frame is not a HELLO with the right token.
+            hello_on(&mut stream, addr, Some(p), self.options.timeout).await?;
+        }
         let conn = Rc::new(Conn {
             addr: addr.to_string(),
             out: RefCell::new(Vec::with_capacity(64 * 1024)),
@@ -726,15 +735,38 @@ impl Cluster {
     }
 }
 
-/// Asks one address for its node's layout, on a short-lived connection.
-pub async fn hello(addr: &str, timeout: Duration) -> Result<Hello, ClientError> {
+/// Asks one address for its node's layout, on a short-lived connection
+/// (sending `password` as the HELLO token when given).
+pub async fn hello(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Hello, ClientError> {
     let mut s = connect_stream(addr, timeout).await?;
+    hello_on(&mut s, addr, password, timeout).await
+}
+
+/// Sends HELLO (with the token) on an open connection and reads the answer.
+async fn hello_on(
+    s: &mut TcpStream,
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Hello, ClientError> {
     let lost = |m: String| ClientError::ConnectionLost {
         addr: addr.to_string(),
         message: m,
     };
     let mut out = Vec::new();
-    encode_empty(&mut out, FrameKind::Hello, 0);
+    match password {
+        Some(p) => {
+            let _ = encode_frame::<()>(&mut out, FrameKind::Hello, 0, |o| {
+                o.extend_from_slice(p.as_bytes());
+                Ok(())
+            });
+        }
+        None => encode_empty(&mut out, FrameKind::Hello, 0),
+    }
     let io = async {
         s.write_all(&out).await.map_err(|e| lost(e.to_string()))?;
         let mut reader = FrameReader::new(4096, 1 << 20);

@@ -16,6 +16,7 @@
 //! Submodules: [`native`] serves native-protocol connections, [`resp`]
 //! serves RESP connections, [`stats`] formats the per-second stats line.
 
+pub mod conn;
 pub mod native;
 pub mod resp;
 pub mod stats;
@@ -25,13 +26,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::config::{Limits, ServerConfig};
+use crate::config::{Limits, Security, ServerConfig};
 use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
@@ -123,10 +125,26 @@ struct Bound {
 
 /// Starts a node. Returns once every shard is accepting connections.
 pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
+    run_until(config, &AtomicBool::new(false))
+}
+
+/// How often start-up looks at the stop flag while it waits for a shard.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// [`run`], giving up with [`ServerError::Interrupted`] (every shard started
+/// so far stopped and joined) as soon as `stop` becomes true during
+/// start-up: `corekv server` passes its SIGINT/SIGTERM flag here, so a
+/// signal is honoured while shards are still binding.
+pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandle, ServerError> {
     config.validate()?;
     let nr = config.nr_shards();
     let memlock = raise_memlock(config.io_memory as u64 * 2);
-    let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let node = Arc::new(NodeState::new(
+        config.node_id,
+        nr,
+        config.shard_memory(),
+        config.shard_conn_memory(),
+    ));
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -169,11 +187,25 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(stops, joins);
+                abort(gos, stops, joins);
                 return Err(fail(e.to_string()));
             }
         };
-        match ready_rx.recv() {
+        let ready = loop {
+            match ready_rx.recv_timeout(START_POLL) {
+                Err(flume::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => {
+                    // Dropping go_tx and stop_tx ends this shard too.
+                    drop((go_tx, stop_tx));
+                    abort(gos, stops, joins);
+                    let _ = join.join();
+                    return Err(ServerError::Interrupted);
+                }
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Ok(r) => break Ok(r),
+                Err(flume::RecvTimeoutError::Disconnected) => break Err(()),
+            }
+        };
+        match ready {
             Ok(Ok(b)) => {
                 if resp_node_port.is_some() {
                     resp_node_port = Some(b.resp_node);
@@ -182,16 +214,16 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(stops, joins);
+                abort(gos, stops, joins);
                 return Err(e);
             }
-            Err(_) => {
+            Err(()) => {
                 // The executor died before reporting: its join says why.
                 let msg = match join.join() {
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(stops, joins);
+                abort(gos, stops, joins);
                 return Err(fail(msg));
             }
         }
@@ -229,11 +261,19 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     })
 }
 
-fn abort(stops: Vec<flume::Sender<()>>, joins: Vec<glommio::ExecutorJoinHandle<()>>) {
+/// Stops the shards started so far. They are all waiting for "go": dropping
+/// their `go` senders closes that channel and each exits at once (keeping a
+/// sender alive here is what used to hang start-up when shard 1 or later
+/// failed to bind).
+fn abort(
+    gos: Vec<flume::Sender<()>>,
+    stops: Vec<flume::Sender<()>>,
+    joins: Vec<glommio::ExecutorJoinHandle<()>>,
+) {
+    drop(gos);
     for s in stops {
         let _ = s.send(());
     }
-    // Shards waiting for "go" see their channel close and exit.
     for j in joins {
         let _ = j.join();
     }
@@ -356,6 +396,7 @@ impl ShardStart {
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
         shard.publish();
         let live = Rc::new(LiveConnections::default());
+        let security = Rc::new(c.security.clone());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
         if let Some((node_l, shard_l)) = resp {
@@ -365,7 +406,14 @@ impl ShardStart {
         let accept_tasks: Vec<_> = listeners
             .into_iter()
             .map(|(l, proto)| {
-                glommio::spawn_local(accept_loop(shard.clone(), live.clone(), l, c.limits, proto))
+                glommio::spawn_local(accept_loop(
+                    shard.clone(),
+                    live.clone(),
+                    l,
+                    c.limits,
+                    security.clone(),
+                    proto,
+                ))
             })
             .collect();
         let _ = self.stop.recv_async().await;
@@ -423,6 +471,7 @@ async fn accept_loop(
     live: Rc<LiveConnections>,
     listener: TcpListener,
     limits: Limits,
+    security: Rc<Security>,
     proto: Protocol,
 ) {
     loop {
@@ -439,15 +488,30 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let security = security.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, proto).await;
+            serve(&shard, stream, limits, &security, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(
+    shard: &Shard,
+    stream: TcpStream,
+    limits: Limits,
+    security: &Security,
+    proto: Protocol,
+) {
+    if security.refuses(stream.peer_addr().ok().map(|a| a.ip())) {
+        shard.count_protocol_error();
+        match proto {
+            Protocol::Native => native::reject_protected(stream).await,
+            Protocol::Resp => resp::reject_protected(stream).await,
+        }
+        return;
+    }
     let max = limits.max_connections_per_shard;
     if !shard.try_add_connection(max) {
         match proto {
@@ -457,8 +521,8 @@ async fn serve(shard: &Shard, stream: TcpStream, limits: Limits, proto: Protocol
         return;
     }
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits).await,
+        Protocol::Native => native::serve(shard, stream, &limits, security).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, security).await,
     }
     shard.remove_connection();
 }

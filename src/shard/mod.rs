@@ -51,6 +51,7 @@ pub struct ShardSlot {
     keys: AtomicU64,
     memory_used: AtomicU64,
     connections: AtomicU64,
+    conn_memory: AtomicU64,
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
@@ -74,6 +75,9 @@ pub struct NodeState {
     pub node_id: u32,
     /// Each shard's memory budget.
     pub shard_memory: usize,
+    /// Each shard's budget for connection buffers (`--max-conn-memory`
+    /// split evenly over shards).
+    pub shard_conn_memory: usize,
     started: Instant,
     slots: Vec<CachePadded<ShardSlot>>,
     layout: OnceLock<Layout>,
@@ -81,10 +85,16 @@ pub struct NodeState {
 
 impl NodeState {
     /// State for a node of `nr_shards` shards.
-    pub fn new(node_id: u32, nr_shards: usize, shard_memory: usize) -> NodeState {
+    pub fn new(
+        node_id: u32,
+        nr_shards: usize,
+        shard_memory: usize,
+        shard_conn_memory: usize,
+    ) -> NodeState {
         NodeState {
             node_id,
             shard_memory,
+            shard_conn_memory,
             started: Instant::now(),
             slots: (0..nr_shards)
                 .map(|_| CachePadded::new(ShardSlot::default()))
@@ -149,6 +159,8 @@ impl NodeState {
                     memory_used: s.memory_used.load(Relaxed),
                     memory_limit: limit,
                     connections: s.connections.load(Relaxed),
+                    conn_memory_used: s.conn_memory.load(Relaxed),
+                    conn_memory_limit: self.shard_conn_memory as u64,
                     errors: s.errors.load(Relaxed),
                     forwarded_out: s.forwarded_out.load(Relaxed),
                     forwarded_in: s.forwarded_in.load(Relaxed),
@@ -187,6 +199,8 @@ pub struct Shard {
     store: RefCell<Store>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     connections: Cell<u64>,
+    /// Bytes of connection buffers held by this shard's connections.
+    conn_memory: Cell<usize>,
     /// Rejected frames/commands (not per-op errors, which the store counts).
     protocol_errors: Cell<u64>,
     forwarded_out: Cell<u64>,
@@ -234,6 +248,7 @@ impl Shard {
             store: RefCell::new(Store::new(limits)),
             mesh,
             connections: Cell::new(0),
+            conn_memory: Cell::new(0),
             protocol_errors: Cell::new(0),
             forwarded_out: Cell::new(0),
             forwarded_in: Cell::new(0),
@@ -433,6 +448,29 @@ impl Shard {
         self.publish();
     }
 
+    /// Changes the connection-buffer bytes charged to this shard from `old`
+    /// to `new` for one connection. Growth beyond the shard's share of
+    /// `--max-conn-memory` is refused (`false`, nothing charged); shrinking
+    /// always succeeds.
+    pub fn recharge_conn_memory(&self, old: usize, new: usize) -> bool {
+        let used = self.conn_memory.get().saturating_sub(old);
+        if new > old && used.saturating_add(new) > self.node.shard_conn_memory {
+            return false;
+        }
+        self.conn_memory.set(used + new);
+        self.node.slots[self.shard_id]
+            .conn_memory
+            .store((used + new) as u64, Relaxed);
+        true
+    }
+
+    /// Bytes of connection buffers this shard may still hand out.
+    pub fn conn_memory_left(&self) -> usize {
+        self.node
+            .shard_conn_memory
+            .saturating_sub(self.conn_memory.get())
+    }
+
     /// Counts a rejected frame or command.
     pub fn count_protocol_error(&self) {
         self.protocol_errors.set(self.protocol_errors.get() + 1);
@@ -480,7 +518,7 @@ mod tests {
             .make()
             .unwrap();
         ex.run(async {
-            let node = Arc::new(NodeState::new(0, 2, usize::MAX));
+            let node = Arc::new(NodeState::new(0, 2, usize::MAX, usize::MAX));
             let (t0, r0) = flume::unbounded();
             let (t1, r1) = flume::unbounded();
             let mesh = vec![t0, t1];

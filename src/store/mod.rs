@@ -103,6 +103,11 @@ pub enum OpError {
     NotInteger = 20,
     /// The owner shard is gone (the node is shutting down).
     Unavailable = 21,
+    /// The value was not sent: it would have taken the connection's reply
+    /// past its bound (`--max-reply-bytes`, or what is left of the node's
+    /// `--max-conn-memory`). The operation itself ran (a GETSET's write
+    /// happened); read it again in a smaller batch.
+    ReplyTooLarge = 22,
 }
 
 impl OpError {
@@ -115,6 +120,7 @@ impl OpError {
             19 => OpError::BadOp,
             20 => OpError::NotInteger,
             21 => OpError::Unavailable,
+            22 => OpError::ReplyTooLarge,
             _ => return None,
         })
     }
@@ -128,6 +134,9 @@ impl OpError {
             OpError::BadOp => "unknown operation code",
             OpError::NotInteger => "value is not an integer or out of range",
             OpError::Unavailable => "owner shard unavailable (node shutting down)",
+            OpError::ReplyTooLarge => {
+                "reply too large: the value would take this connection's reply past --max-reply-bytes or the node's --max-conn-memory"
+            }
         }
     }
 }

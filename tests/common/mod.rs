@@ -53,6 +53,7 @@ pub fn client_with(nodes: &[&ServerHandle], pin_shard: Option<usize>) -> Blockin
     let options = ClientOptions {
         timeout: Duration::from_secs(5),
         pin_shard,
+        ..Default::default()
     };
     BlockingClient::connect(&hosts(nodes), options).expect("client connects")
 }

@@ -1129,7 +1129,10 @@ fn config_get(
         ),
         ("databases", "1".into()),
         ("port", port.to_string()),
-        ("timeout", "0".into()),
+        (
+            "timeout",
+            limits.idle_timeout.map_or(0, |d| d.as_secs()).to_string(),
+        ),
         ("tcp-keepalive", "0".into()),
         ("proto-max-bulk-len", parse_limits_bulk(limits).to_string()),
         (
@@ -1239,10 +1242,13 @@ pub fn info(
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
+             corekv_conn_memory:{}\r\ncorekv_max_conn_memory:{}\r\n",
             t.memory_used,
             super::super::stats::human_bytes(t.memory_used),
             super::super::stats::human_bytes(maxmemory),
+            t.conn_memory_used,
+            t.conn_memory_limit,
         );
     }
     if want("stats") {

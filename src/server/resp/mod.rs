@@ -49,7 +49,7 @@ use std::ops::Range;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::config::Limits;
+use crate::config::{Limits, Security};
 use crate::protocol::native::OpSource;
 use crate::protocol::resp::{self, parse_command};
 use crate::shard::Shard;
@@ -57,11 +57,10 @@ use crate::store::{OpError, OpKind, OpResult, ReplySink};
 
 use commands::{Client, Command};
 
-/// Initial read buffer per connection; grows (up to the query buffer limit)
-/// for commands that do not fit.
-const INITIAL_READ_BUFFER: usize = 64 * 1024;
-/// Initial output buffer per connection.
-const INITIAL_OUT_BUFFER: usize = 16 * 1024;
+use super::conn::{
+    Charge, Deadlines, Expired, BUDGET_EXCEEDED, DRAIN_AT, INITIAL_READ, KEEP_BUFFER,
+};
+
 /// When the free space after a partial command drops below this, the partial
 /// command is moved to the front of the read buffer.
 const COMPACT_BELOW: usize = 16 * 1024;
@@ -192,13 +191,26 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::ValueTooLarge => b"-ERR value too large (corekv --max-value-len)\r\n",
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
+        OpError::ReplyTooLarge => REPLY_TOO_LARGE,
     }
 }
 
-/// Encodes results into RESP replies following the run's plans.
+/// The error for a command whose reply alone would pass the connection's
+/// reply bound.
+pub(crate) const REPLY_TOO_LARGE: &[u8] =
+    b"-ERR reply too large: it would pass this connection's reply limit (corekv --max-reply-bytes, --max-conn-memory)\r\n";
+
+/// Encodes results into RESP replies following the run's plans. A command
+/// whose reply would take `out` past `limit` bytes is answered with
+/// [`REPLY_TOO_LARGE`] instead (what it wrote so far is taken back).
 pub(crate) struct RespSink<'a> {
     plans: &'a [Plan],
     out: &'a mut Vec<u8>,
+    limit: usize,
+    /// Where the current plan's reply starts in `out`.
+    plan_start: usize,
+    /// The current plan's reply went past `limit`.
+    overflow: bool,
     /// Index of the plan the next result belongs to.
     cur: usize,
     /// Results of that plan seen so far.
@@ -210,10 +222,13 @@ pub(crate) struct RespSink<'a> {
 }
 
 impl<'a> RespSink<'a> {
-    pub(crate) fn new(plans: &'a [Plan], out: &'a mut Vec<u8>) -> RespSink<'a> {
+    pub(crate) fn new(plans: &'a [Plan], out: &'a mut Vec<u8>, limit: usize) -> RespSink<'a> {
         RespSink {
             plans,
             out,
+            limit,
+            plan_start: 0,
+            overflow: false,
             cur: 0,
             done: 0,
             count: 0,
@@ -232,11 +247,20 @@ impl ReplySink for RespSink<'_> {
         if self.done == 0 {
             self.count = 0;
             self.err = None;
+            self.plan_start = out.len();
+            self.overflow = false;
             if plan.style == Style::Array {
                 resp::array_header(out, plan.nops as usize);
             }
         }
+        if let OpResult::Value(v) = result {
+            if self.overflow || out.len() + v.len() + 32 > self.limit {
+                self.overflow = true;
+                out.truncate(self.plan_start);
+            }
+        }
         match (plan.style, result) {
+            _ if self.overflow => {}
             (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
                 self.err.get_or_insert(e);
             }
@@ -256,6 +280,14 @@ impl ReplySink for RespSink<'_> {
         }
         self.done += 1;
         if self.done >= plan.nops {
+            if self.overflow {
+                out.truncate(self.plan_start);
+                out.extend_from_slice(REPLY_TOO_LARGE);
+                self.err = None;
+                self.cur += 1;
+                self.done = 0;
+                return;
+            }
             match (plan.style, self.err) {
                 (Style::Count | Style::AllOk, Some(e)) => out.extend_from_slice(op_error_line(e)),
                 (Style::Count, None) => resp::integer(out, self.count),
@@ -285,19 +317,54 @@ pub(crate) struct Connection<'s> {
     pub(crate) run: Run,
     pub(crate) out: Vec<u8>,
     pub(crate) client: Client,
+    /// Worst-case reply bytes of the queued run.
+    run_worst: usize,
+    stream: TcpStream,
+    /// A write failed: stop.
+    broken: bool,
+    /// Who may do what (`--requirepass`).
+    pub(crate) security: &'s Security,
+    /// The client has authenticated (or no password is set).
+    pub(crate) authed: bool,
 }
 
 impl<'s> Connection<'s> {
-    fn new(shard: &'s Shard, limits: &'s Limits) -> Connection<'s> {
+    fn new(shard: &'s Shard, limits: &'s Limits, stream: TcpStream) -> Connection<'s> {
         Connection {
             shard,
             limits,
             parse_limits: parse_limits(limits),
-            args: Vec::with_capacity(16),
+            args: Vec::new(),
             run: Run::default(),
-            out: Vec::with_capacity(INITIAL_OUT_BUFFER),
+            out: Vec::new(),
             client: Client::new(),
+            run_worst: 0,
+            stream,
+            broken: false,
+            security: &NO_SECURITY,
+            authed: true,
         }
+    }
+
+    /// Bytes this connection's buffers other than the read buffer hold.
+    fn cost(&self) -> usize {
+        self.out.capacity()
+            + self.args.capacity() * std::mem::size_of::<Range<usize>>()
+            + self.run.ops.capacity() * std::mem::size_of::<PendingOp>()
+            + self.run.plans.capacity() * std::mem::size_of::<Plan>()
+            + self.run.extra.capacity()
+    }
+
+    /// Writes the pending replies out now (a long pipeline's replies stream
+    /// instead of piling up).
+    async fn drain(&mut self) {
+        if self.out.is_empty() || self.broken {
+            return;
+        }
+        if self.stream.write_all(&self.out).await.is_err() {
+            self.broken = true;
+        }
+        self.out.clear();
     }
 
     /// Executes the queued run (one [`Shard::execute`]) and encodes its
@@ -311,9 +378,29 @@ impl<'s> Connection<'s> {
             buf,
             extra: &self.run.extra,
         };
-        let mut sink = RespSink::new(&self.run.plans, &mut self.out);
+        let limit = self.out.len()
+            + self
+                .limits
+                .max_reply_bytes
+                .min(self.shard.conn_memory_left() / 2);
+        let mut sink = RespSink::new(&self.run.plans, &mut self.out, limit);
         self.shard.execute(&view, &mut sink).await;
         self.run.clear();
+        self.run_worst = 0;
+    }
+
+    /// Worst-case reply bytes of the command just queued (`plans` was one
+    /// shorter before it).
+    fn worst_of_last(&self) -> usize {
+        let Some(p) = self.run.plans.last() else {
+            return 0;
+        };
+        let per_value = self.limits.max_value_len + 32;
+        match p.style {
+            Style::Bulk => per_value,
+            Style::Array => per_value.saturating_mul(p.nops as usize),
+            _ => 32,
+        }
     }
 
     /// Handles every complete command in `buf[pos..]`. Returns where the
@@ -334,8 +421,25 @@ impl<'s> Connection<'s> {
                         a.end += base;
                     }
                     let cmd = Command::parse(buf, &args);
+                    let plans = self.run.plans.len();
                     if let Flow::Close = cmd.apply(self, buf).await {
                         break Flow::Close;
+                    }
+                    // Bound what one run can reply: execute it once its
+                    // worst case passes the reply limit, and write replies
+                    // out as they pile up.
+                    if self.run.plans.len() > plans {
+                        self.run_worst = self.run_worst.saturating_add(self.worst_of_last());
+                        if self.run_worst > self.limits.max_reply_bytes {
+                            self.flush(buf).await;
+                        }
+                    }
+                    if self.out.len() >= DRAIN_AT {
+                        self.flush(buf).await;
+                        self.drain().await;
+                        if self.broken {
+                            break Flow::Close;
+                        }
                     }
                 }
                 Ok(None) => break Flow::Continue,
@@ -368,14 +472,24 @@ fn parse_limits(limits: &Limits) -> resp::Limits {
     }
 }
 
+/// Placeholder until `serve` sets the node's rules.
+static NO_SECURITY: Security = Security {
+    requirepass: None,
+    protected_mode: false,
+};
+
 /// Serves one RESP connection until it closes, sends QUIT or misbehaves.
-pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
-    let mut conn = Connection::new(shard, limits);
+pub async fn serve(shard: &Shard, stream: TcpStream, limits: &Limits, security: &Security) {
+    let mut charge = Charge::new(shard);
+    let mut deadlines = Deadlines::new(&stream, limits);
+    let mut conn = Connection::new(shard, limits, stream);
+    conn.authed = security.requirepass.is_none();
+    conn.security = security;
     let max_query = limits.max_frame_bytes.max(1024);
-    let mut buf = vec![0u8; INITIAL_READ_BUFFER.min(max_query)];
+    let mut buf = vec![0u8; INITIAL_READ.min(max_query)];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
-        if buf.len() - end < COMPACT_BELOW && start > 0 {
+        if start > 0 && (buf.len() - end < COMPACT_BELOW || end == buf.len()) {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
@@ -387,16 +501,50 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
                 conn.out.extend_from_slice(
                     b"-ERR Protocol error: query buffer limit exceeded (corekv --max-frame-bytes)\r\n",
                 );
-                let _ = stream.write_all(&conn.out).await;
-                let _ = stream.close().await;
+                conn.drain().await;
+                let _ = conn.stream.close().await;
                 return;
             }
+            // Grow with what arrived: a full buffer doubles.
             let grown = (buf.len() * 2).min(max_query);
+            if !charge.set(grown + conn.cost()) {
+                shard.count_protocol_error();
+                resp::error(&mut conn.out, &format!("ERR {BUDGET_EXCEEDED}"));
+                conn.drain().await;
+                let _ = conn.stream.close().await;
+                return;
+            }
             buf.resize(grown, 0);
         }
-        match stream.read(&mut buf[end..]).await {
-            Ok(0) | Err(_) => return,
+        let shrinkable = start == end && (buf.len() > KEEP_BUFFER || conn.cost() > KEEP_BUFFER);
+        deadlines.before_read(&conn.stream, start != end, shrinkable);
+        match conn.stream.read(&mut buf[end..]).await {
+            Ok(0) => return,
             Ok(n) => end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                match deadlines.expired() {
+                    Expired::Shrink => {
+                        buf = vec![0u8; INITIAL_READ.min(max_query)];
+                        (start, end) = (0, 0);
+                        conn.out = Vec::new();
+                        conn.args = Vec::new();
+                        conn.run = Run::default();
+                        charge.set(buf.len() + conn.cost());
+                        continue;
+                    }
+                    Expired::Partial => {
+                        shard.count_protocol_error();
+                        conn.out.extend_from_slice(
+                            b"-ERR Protocol error: command incomplete within the client timeout (corekv --client-timeout)\r\n",
+                        );
+                        conn.drain().await;
+                    }
+                    Expired::Idle => {}
+                }
+                let _ = conn.stream.close().await;
+                return;
+            }
+            Err(_) => return,
         }
         let (pos, flow) = conn.process(&buf[..end], start).await;
         start = pos;
@@ -404,17 +552,31 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits) {
             start = 0;
             end = 0;
         }
-        if !conn.out.is_empty() {
-            if stream.write_all(&conn.out).await.is_err() {
-                return;
-            }
-            conn.out.clear();
+        conn.drain().await;
+        if conn.broken {
+            return;
+        }
+        if !charge.set(buf.len() + conn.cost()) {
+            shard.count_protocol_error();
+            resp::error(&mut conn.out, &format!("ERR {BUDGET_EXCEEDED}"));
+            conn.drain().await;
+            let _ = conn.stream.close().await;
+            return;
         }
         if let Flow::Close = flow {
-            let _ = stream.close().await;
+            let _ = conn.stream.close().await;
             return;
         }
     }
+}
+
+/// Tells a client from another host that protected mode keeps it out, as
+/// Redis does: the DENIED error, then close.
+pub async fn reject_protected(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(super::conn::PROTECTED_MODE_DENIED.as_bytes())
+        .await;
+    let _ = stream.close().await;
 }
 
 /// Tells a client the shard has no room for another connection, and closes.
@@ -483,7 +645,7 @@ mod tests {
             extra: &run.extra,
         };
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out);
+        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (op, key, value) = view.op(i);
@@ -510,7 +672,7 @@ mod tests {
             extra: &run.extra,
         };
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out);
+        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (op, key, value) = view.op(i);
