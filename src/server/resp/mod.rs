@@ -201,12 +201,14 @@ pub(crate) const REPLY_TOO_LARGE: &[u8] =
     b"-ERR reply too large: it would pass this connection's reply limit (corekv --max-reply-bytes, --max-conn-memory)\r\n";
 
 /// Encodes results into RESP replies following the run's plans. A command
-/// whose reply would take `out` past `limit` bytes is answered with
+/// whose reply alone would pass `limit` bytes, or take `out` past `end`
+/// (what the connection-memory budget allows), is answered with
 /// [`REPLY_TOO_LARGE`] instead (what it wrote so far is taken back).
 pub(crate) struct RespSink<'a> {
     plans: &'a [Plan],
     out: &'a mut Vec<u8>,
     limit: usize,
+    end: usize,
     /// Where the current plan's reply starts in `out`.
     plan_start: usize,
     /// The current plan's reply went past `limit`.
@@ -222,11 +224,17 @@ pub(crate) struct RespSink<'a> {
 }
 
 impl<'a> RespSink<'a> {
-    pub(crate) fn new(plans: &'a [Plan], out: &'a mut Vec<u8>, limit: usize) -> RespSink<'a> {
+    pub(crate) fn new(
+        plans: &'a [Plan],
+        out: &'a mut Vec<u8>,
+        limit: usize,
+        end: usize,
+    ) -> RespSink<'a> {
         RespSink {
             plans,
             out,
             limit,
+            end,
             plan_start: 0,
             overflow: false,
             cur: 0,
@@ -254,7 +262,8 @@ impl ReplySink for RespSink<'_> {
             }
         }
         if let OpResult::Value(v) = result {
-            if self.overflow || out.len() + v.len() + 32 > self.limit {
+            let after = out.len().saturating_add(v.len() + 32);
+            if self.overflow || after - self.plan_start > self.limit || after > self.end {
                 self.overflow = true;
                 out.truncate(self.plan_start);
             }
@@ -378,12 +387,12 @@ impl<'s> Connection<'s> {
             buf,
             extra: &self.run.extra,
         };
-        let limit = self.out.len()
-            + self
-                .limits
-                .max_reply_bytes
-                .min(self.shard.conn_memory_left() / 2);
-        let mut sink = RespSink::new(&self.run.plans, &mut self.out, limit);
+        let end = self
+            .out
+            .len()
+            .saturating_add(self.shard.conn_memory_left() / 2);
+        let limit = self.limits.max_reply_bytes;
+        let mut sink = RespSink::new(&self.run.plans, &mut self.out, limit, end);
         self.shard.execute(&view, &mut sink).await;
         self.run.clear();
         self.run_worst = 0;
@@ -645,7 +654,7 @@ mod tests {
             extra: &run.extra,
         };
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX);
+        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (op, key, value) = view.op(i);
@@ -672,7 +681,7 @@ mod tests {
             extra: &run.extra,
         };
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX);
+        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (op, key, value) = view.op(i);
