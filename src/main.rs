@@ -258,6 +258,7 @@ fn server(a: ServerArgs) -> Result<()> {
         io_memory: config::DEFAULT_IO_MEMORY,
     };
     let stop = stop_flag()?;
+    tune_allocator();
     eprintln!(
         "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
@@ -304,8 +305,10 @@ fn server(a: ServerArgs) -> Result<()> {
     let mut line = StatsLine::new();
     let interval = Duration::from_secs_f64(a.stats_interval.max(0.0));
     let mut next = Instant::now() + interval;
+    let mut trim = TrimOnClose::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        trim.check(&handle.stats());
         if a.stats_interval > 0.0 && Instant::now() >= next {
             next += interval;
             for l in line.lines(&handle.stats(), a.verbose) {
@@ -316,6 +319,50 @@ fn server(a: ServerArgs) -> Result<()> {
     eprintln!("corekv: stopping");
     handle.shutdown();
     Ok(())
+}
+
+/// Makes glibc's malloc return connection memory instead of keeping it.
+///
+/// glibc serves allocations above its mmap threshold (128 KiB) with mmap,
+/// but raises that threshold to the size of every such block freed, up to
+/// 32 MiB. After one large request buffer is freed, later large buffers come
+/// from the heap arenas, where a few long-lived blocks pin everything freed
+/// below them. A fixed threshold keeps large buffers on mmap (given back on
+/// free); connection buffers that stay small come from the heap.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tunables; called before the
+    // shard threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Gives freed heap memory back to the system after many connections have
+/// closed (`malloc_trim`): thousands of small per-connection blocks freed
+/// together leave whole pages free inside the heap, which glibc keeps until
+/// asked. Runs on the main thread, only when the node's connection count
+/// has dropped by [`TrimOnClose::DROP`] since its high-water mark.
+#[derive(Default)]
+struct TrimOnClose {
+    high: u64,
+}
+
+impl TrimOnClose {
+    const DROP: u64 = 256;
+
+    fn check(&mut self, stats: &corekv::protocol::native::NodeStats) {
+        let now = stats.total().connections;
+        self.high = self.high.max(now);
+        if self.high - now >= Self::DROP {
+            self.high = now;
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim is thread-safe; it only releases free pages.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
 }
 
 fn connect(conn: &ConnArgs) -> Result<BlockingClient> {

@@ -18,7 +18,11 @@ use corekv::protocol::native::{
 };
 use corekv::store::{OpError, OpResult};
 
-const BIN: &str = env!("CARGO_BIN_EXE_corekv");
+/// The binary under test: this build's, or `COREKV_TEST_BIN` (to measure
+/// another build under the same attacks, e.g. the one before a fix).
+fn bin() -> String {
+    std::env::var("COREKV_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corekv").into())
+}
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A server process; killed when dropped.
@@ -52,7 +56,7 @@ impl Server {
             "0",
         ];
         args.extend_from_slice(extra);
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -209,7 +213,7 @@ fn free_ports(n: u16) -> u16 {
 /// Runs the binary with `args` and waits (bounded) for it to exit; returns
 /// its exit code and stderr. Fails if it is still running after `limit`.
 fn run_to_exit(args: &[&str], limit: Duration) -> (i32, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -381,6 +385,12 @@ fn native_batch_reply_is_bounded() {
     let mut c = connect(s.native);
     c.write_all(&out).unwrap();
     let (kind, payload) = read_frame(&mut c).expect("reply");
+    let (_, hwm) = s.rss();
+    eprintln!(
+        "native 512 x 1 MiB GET: peak RSS {} MB (base {} MB)",
+        hwm / MIB,
+        base / MIB
+    );
     assert_eq!(kind, FrameKind::BatchReply);
     let mut buf = corekv::protocol::native::RecvBuf::new();
     buf.extend_from_slice(&payload);
@@ -395,12 +405,6 @@ fn native_batch_reply_is_bounded() {
     assert!(
         (1..=16).contains(&values),
         "{values} values sent under a 16 MiB bound"
-    );
-    let (_, hwm) = s.rss();
-    eprintln!(
-        "native 512 x 1 MiB GET: peak RSS {} MB (base {} MB)",
-        hwm / MIB,
-        base / MIB
     );
     assert!(hwm < base + 128 * MIB, "peak RSS {} MB", hwm / MIB);
 }
@@ -417,6 +421,12 @@ fn resp_replies_are_bounded_and_streamed() {
     let mut c = connect(s.resp);
     c.write_all(&cmd(&args)).unwrap();
     let got = read_until(&mut c, |b| b.ends_with(b"\r\n"));
+    let got = &got[..got.len().min(200)];
+    eprintln!(
+        "RESP MGET 512 x 1 MiB: peak RSS {} MB (base {} MB)",
+        s.rss().1 / MIB,
+        base / MIB
+    );
     assert!(
         got.starts_with(b"-ERR reply too large"),
         "{:?}",
