@@ -24,7 +24,7 @@
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
 //! | [`store`] | one partition: map, limits, memory accounting | executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
-//! | [`server`] | start-up, listeners, connections, stats, shutdown | client |
+//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), stats, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`linearizability`] | checker for recorded histories (WGL) | sockets, store |
 //! | [`bench`] | load generator: workload, drivers, reports, plots (in `bench/`) | server internals |

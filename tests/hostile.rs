@@ -635,3 +635,181 @@ fn native_errors_say_what_was_wrong() {
     let text = error_text(&mut c);
     assert!(text.contains("too short"), "{text}");
 }
+
+// ---------------------------------------------------------------------------
+// A mutation fuzzer against the live server, checking invariants
+// ---------------------------------------------------------------------------
+
+/// xorshift64*, seeded: the same inputs every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A valid request: a native batch frame (with a HELLO or STATS now and
+/// then) or a RESP pipeline. Keys are `f:…`, never the acknowledged `ack:…`.
+fn valid_input(rng: &mut Rng, native: bool) -> Vec<u8> {
+    let key = |rng: &mut Rng| format!("f:{}", rng.below(50)).into_bytes();
+    let mut out = Vec::new();
+    if native {
+        match rng.below(8) {
+            0 => encode_empty(&mut out, FrameKind::Hello, 1),
+            1 => encode_empty(&mut out, FrameKind::Stats, 1),
+            _ => {
+                let mut b = Batch::default();
+                for _ in 0..1 + rng.below(20) {
+                    let k = key(rng);
+                    match rng.below(4) {
+                        0 => b.get(&k),
+                        1 => b.del(&k),
+                        _ => b.put(&k, &vec![b'x'; rng.below(300)]),
+                    }
+                }
+                encode_archived(&mut out, FrameKind::Batch, rng.next(), &b).unwrap();
+            }
+        }
+    } else {
+        for _ in 0..1 + rng.below(8) {
+            let k = key(rng);
+            let v = vec![b'y'; rng.below(200)];
+            let c: Vec<&[u8]> = match rng.below(7) {
+                0 => vec![b"GET", &k],
+                1 => vec![b"SET", &k, &v],
+                2 => vec![b"MGET", &k, &k, &k],
+                3 => vec![b"INCR", &k],
+                4 => vec![b"DEL", &k],
+                5 => vec![b"PING"],
+                _ => vec![b"MSET", &k, &v, &k, &v],
+            };
+            out.extend_from_slice(&cmd(&c));
+        }
+    }
+    out
+}
+
+/// Damages an input: flipped bytes, huge or negative lengths, truncation,
+/// duplication, random bytes.
+fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        let n = input.len().max(1);
+        match rng.below(7) {
+            0 => {
+                let i = rng.below(n);
+                if let Some(b) = input.get_mut(i) {
+                    *b ^= 1 << rng.below(8);
+                }
+            }
+            1 => {
+                let i = rng.below(n);
+                if let Some(b) = input.get_mut(i) {
+                    *b = rng.next() as u8;
+                }
+            }
+            2 => input.truncate(rng.below(n)),
+            3 => {
+                // A huge length where a native header's length is.
+                if input.len() >= 8 {
+                    let len = [u32::MAX, 1 << 30, 64 << 20, 1 << 26][rng.below(4)];
+                    input[4..8].copy_from_slice(&len.to_le_bytes());
+                }
+            }
+            4 => {
+                let at = rng.below(n).min(input.len());
+                let huge: &[u8] =
+                    [&b"*2147483647\r\n"[..], b"$-7\r\n", b"$99999999999\r\n"][rng.below(3)];
+                input.splice(at..at, huge.iter().copied());
+            }
+            5 => {
+                let a = rng.below(n).min(input.len());
+                let b = (a + rng.below(64)).min(input.len());
+                let dup = input[a..b].to_vec();
+                input.extend_from_slice(&dup);
+            }
+            _ => {
+                let at = rng.below(n).min(input.len());
+                let junk: Vec<u8> = (0..rng.below(32)).map(|_| rng.next() as u8).collect();
+                input.splice(at..at, junk);
+            }
+        }
+    }
+}
+
+#[test]
+fn mutation_fuzzing_a_live_server_keeps_its_invariants() {
+    let budget = 64 * MIB;
+    let s = Server::start(&["--max-conn-memory", "64M", "--client-timeout", "2"]);
+    // Acknowledged writes that must survive everything below.
+    let mut c = connect(s.resp);
+    let mut acks = Vec::new();
+    for i in 0..200 {
+        acks.extend_from_slice(&cmd(&[
+            b"SET",
+            format!("ack:{i}").as_bytes(),
+            format!("value-{i}").as_bytes(),
+        ]));
+    }
+    c.write_all(&acks).unwrap();
+    let ok = read_until(&mut c, |b| b.len() >= 200 * 5);
+    assert_eq!(ok, b"+OK\r\n".repeat(200));
+    s.settle();
+    let (base, _) = s.rss();
+
+    let mut rng = Rng(0x5EED_C0DE_2026);
+    let inputs = 3000;
+    for i in 0..inputs {
+        let native = rng.below(2) == 0;
+        let mut input = valid_input(&mut rng, native);
+        mutate(&mut rng, &mut input);
+        let mut f = connect(if native { s.native } else { s.resp });
+        f.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = f.write_all(&input);
+        let _ = f.shutdown(std::net::Shutdown::Write);
+        // Whatever comes back, until the server closes (it must: we sent EOF).
+        let mut sink = [0u8; 65536];
+        let start = Instant::now();
+        loop {
+            match f.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => panic!("input {i}: connection neither answered nor closed: {e}"),
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "input {i}: server keeps sending"
+            );
+        }
+        if i % 500 == 499 || i == inputs - 1 {
+            // Alive, serving others, memory within budget, writes intact.
+            let (rss, _) = s.rss();
+            assert!(rss < base + budget, "input {i}: RSS {} MB", rss / MIB);
+            let mut get = Vec::new();
+            for k in 0..200 {
+                get.extend_from_slice(&cmd(&[b"GET", format!("ack:{k}").as_bytes()]));
+            }
+            c.write_all(&get).unwrap();
+            let mut expect = Vec::new();
+            for k in 0..200 {
+                let v = format!("value-{k}");
+                expect.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+            }
+            let got = read_until(&mut c, |b| b.len() >= expect.len());
+            assert_eq!(got, expect, "input {i}: acknowledged writes changed");
+        }
+    }
+    let (rss, hwm) = s.rss();
+    eprintln!(
+        "{inputs} mutated inputs: RSS {} MB (base {} MB, peak {} MB)",
+        rss / MIB,
+        base / MIB,
+        hwm / MIB
+    );
+}

@@ -13,8 +13,10 @@
 //! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
-//! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line.
+//! Submodules: [`conn`] is what every connection shares (its memory charge,
+//! read deadlines, protected mode), [`native`] serves native-protocol
+//! connections, [`resp`] serves RESP connections, [`stats`] formats the
+//! per-second stats line.
 
 pub mod conn;
 pub mod native;
