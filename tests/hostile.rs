@@ -407,6 +407,19 @@ fn native_batch_reply_is_bounded() {
         "{values} values sent under a 16 MiB bound"
     );
     assert!(hwm < base + 128 * MIB, "peak RSS {} MB", hwm / MIB);
+    // After a quiet spell the connection's grown buffers are released; it
+    // still works.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut out = Vec::new();
+    encode_empty(&mut out, FrameKind::Stats, 2);
+    c.write_all(&out).unwrap();
+    assert_eq!(read_frame(&mut c).expect("stats").0, FrameKind::StatsReply);
+    let (rss, _) = s.rss();
+    assert!(
+        rss < base + 32 * MIB,
+        "RSS {} MB after the quiet spell",
+        rss / MIB
+    );
 }
 
 #[test]
@@ -442,6 +455,10 @@ fn resp_replies_are_bounded_and_streamed() {
     c.write_all(&pipeline).unwrap();
     let got = read_until(&mut c, |b| b.ends_with(b"+PONG\r\n"));
     assert_eq!(got.len(), 48 * ((1 << 20) + b"$1048576\r\n\r\n".len()) + 7);
+    // Its grown buffers are released after a quiet spell; it still works.
+    std::thread::sleep(Duration::from_millis(600));
+    c.write_all(&cmd(&[b"PING"])).unwrap();
+    assert_eq!(read_until(&mut c, |b| b.ends_with(b"\r\n")), b"+PONG\r\n");
     // A client that sends the same pipeline and never reads pins a bounded
     // amount of memory.
     let mut lazy = connect(s.resp);
