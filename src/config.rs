@@ -93,7 +93,8 @@ pub struct ServerConfig {
     /// Native port of shard 0 (`0`: an ephemeral port per shard, for tests).
     pub port: u16,
     /// Node-level RESP port; shard `i`'s own RESP port is `resp_port + 1 + i`
-    /// (`Some(0)`: ephemeral ports; `None`: no RESP).
+    /// (`Some(0)`: ephemeral ports, each shard's own one too — never
+    /// "ephemeral + 1 + i", which another process may hold; `None`: no RESP).
     pub resp_port: Option<u16>,
     /// This node's id in its cluster.
     pub node_id: u32,

@@ -367,7 +367,11 @@ impl ShardStart {
             let resp = match self.resp_node_port {
                 Some(r) => Some((
                     bind(id, SocketAddr::new(c.bind, r), true)?,
-                    bind(id, SocketAddr::new(c.bind, port(r, id + 1)), false)?,
+                    bind(
+                        id,
+                        SocketAddr::new(c.bind, port(c.resp_port.unwrap_or(0), id + 1)),
+                        false,
+                    )?,
                 )),
                 None => None,
             };
