@@ -43,11 +43,15 @@ impl Server {
     /// Starts `corekv server` on one CPU with ephemeral ports and `extra`
     /// flags; returns once it printed "ready".
     fn start(extra: &[&str]) -> Server {
-        let cpu = corekv::config::allowed_cpus()[0].to_string();
+        Server::start_on(&corekv::config::allowed_cpus()[0].to_string(), extra)
+    }
+
+    /// [`Server::start`] on the CPUs listed in `cpus` (e.g. `0,1`).
+    fn start_on(cpu: &str, extra: &[&str]) -> Server {
         let mut args = vec![
             "server",
             "--cpus",
-            &cpu,
+            cpu,
             "--port",
             "0",
             "--resp-port",
@@ -420,6 +424,59 @@ fn native_batch_reply_is_bounded() {
         "RSS {} MB after the quiet spell",
         rss / MIB
     );
+}
+
+#[test]
+fn forwarded_replies_are_bounded_too() {
+    let cpus = corekv::config::allowed_cpus();
+    if cpus.len() < 2 {
+        eprintln!("SKIP: needs two CPUs");
+        return;
+    }
+    let s = Server::start_on(
+        &format!("{},{}", cpus[0], cpus[1]),
+        &["--max-reply-bytes", "16M"],
+    );
+    // A key owned by shard 1, read through shard 0 (forwarded).
+    let key = (0..)
+        .map(|i| format!("big{i}"))
+        .find(|k| corekv::routing::shard_of(corekv::routing::key_hash(k.as_bytes()), 2) == 1)
+        .unwrap();
+    let mut batch = Batch::default();
+    batch.put(key.as_bytes(), &vec![b'v'; 1 << 20]);
+    let mut out = Vec::new();
+    encode_archived(&mut out, FrameKind::Batch, 1, &batch).unwrap();
+    let mut c = connect(s.native);
+    c.write_all(&out).unwrap();
+    assert_eq!(read_frame(&mut c).unwrap().0, FrameKind::BatchReply);
+    s.settle();
+    let (base, _) = s.rss();
+    let mut batch = Batch::default();
+    for _ in 0..512 {
+        batch.get(key.as_bytes());
+    }
+    let mut out = Vec::new();
+    encode_archived(&mut out, FrameKind::Batch, 2, &batch).unwrap();
+    c.write_all(&out).unwrap();
+    let (kind, payload) = read_frame(&mut c).expect("reply");
+    let (_, hwm) = s.rss();
+    eprintln!(
+        "forwarded 512 x 1 MiB GET: peak RSS {} MB (base {} MB)",
+        hwm / MIB,
+        base / MIB
+    );
+    assert_eq!(kind, FrameKind::BatchReply);
+    let mut buf = corekv::protocol::native::RecvBuf::new();
+    buf.extend_from_slice(&payload);
+    let reply = ReplyView::new(&buf, 512).unwrap();
+    let values = (0..512)
+        .filter(|&i| matches!(reply.get(i), OpResult::Value(v) if v.len() == 1 << 20))
+        .count();
+    assert!(
+        (1..=16).contains(&values),
+        "{values} values under a 16 MiB bound"
+    );
+    assert!(hwm < base + 128 * MIB, "peak RSS {} MB", hwm / MIB);
 }
 
 #[test]

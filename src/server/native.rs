@@ -33,28 +33,9 @@ use crate::protocol::native::{
     encode_archived, encode_error, BatchReply, BatchView, FrameError, FrameKind, FrameReader,
     NextFrame,
 };
-use crate::shard::Shard;
-use crate::store::{OpError, OpResult, ReplySink};
+use crate::shard::{BoundedReply, Shard};
 
 use super::conn::{Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
-
-/// A [`BatchReply`] that refuses values past a byte bound.
-struct BoundedReply<'a> {
-    reply: &'a mut BatchReply,
-    max_values: usize,
-}
-
-impl ReplySink for BoundedReply<'_> {
-    #[inline]
-    fn push(&mut self, r: OpResult<'_>) {
-        match r {
-            OpResult::Value(v) if self.reply.values.len() + v.len() > self.max_values => {
-                self.reply.push(OpResult::Err(OpError::ReplyTooLarge))
-            }
-            r => self.reply.push(r),
-        }
-    }
-}
 
 /// Constant-time comparison of a given token with the password.
 pub(crate) fn token_matches(given: &[u8], password: &[u8]) -> bool {

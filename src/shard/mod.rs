@@ -180,12 +180,41 @@ pub enum ShardMsg {
         hashes: Vec<u64>,
         /// Where the results go.
         reply: flume::Sender<BatchReply>,
+        /// Value bytes the reply may carry; values past it are answered
+        /// with [`OpError::ReplyTooLarge`] (the requesting connection's
+        /// reply bound).
+        max_values: usize,
     },
     /// Remove every key (FLUSHALL) and acknowledge.
     Flush {
         /// Acknowledgement.
         reply: flume::Sender<()>,
     },
+}
+
+/// A [`BatchReply`] that refuses values past `max_values` bytes with
+/// [`OpError::ReplyTooLarge`] (the op itself runs).
+pub struct BoundedReply<'a> {
+    /// The reply being built.
+    pub reply: &'a mut BatchReply,
+    /// Most value bytes it may hold.
+    pub max_values: usize,
+}
+
+impl ReplySink for BoundedReply<'_> {
+    #[inline]
+    fn push(&mut self, r: OpResult<'_>) {
+        match r {
+            OpResult::Value(v) if self.reply.values.len() + v.len() > self.max_values => {
+                self.reply.push(OpResult::Err(OpError::ReplyTooLarge))
+            }
+            r => self.reply.push(r),
+        }
+    }
+
+    fn value_budget(&self) -> usize {
+        self.max_values.saturating_sub(self.reply.values.len())
+    }
 }
 
 /// One core's shard. Lives in an `Rc` on its executor; `!Send`.
@@ -324,6 +353,7 @@ impl Shard {
             }
         }
         let mut waiting = Vec::new();
+        let max_values = sink.value_budget();
         for (owner, part) in parts.into_iter().enumerate() {
             if let Some((b, h)) = part {
                 self.forwarded_out
@@ -333,6 +363,7 @@ impl Shard {
                     batch: b,
                     hashes: h,
                     reply: tx,
+                    max_values,
                 };
                 if self.mesh[owner].send(msg).is_ok() {
                     waiting.push((owner, rx));
@@ -373,15 +404,20 @@ impl Shard {
                     batch,
                     hashes,
                     reply,
+                    max_values,
                 } => {
                     let mut out = BatchReply::default();
                     out.status.reserve(batch.len());
                     out.value_ends.reserve(batch.len());
                     {
                         let mut store = self.store.borrow_mut();
+                        let mut sink = BoundedReply {
+                            reply: &mut out,
+                            max_values,
+                        };
                         for (i, &hash) in hashes.iter().enumerate().take(batch.len()) {
                             let (op, key, value) = batch.op(i);
-                            exec_one(&mut store, op, key, value, hash, &mut out);
+                            exec_one(&mut store, op, key, value, hash, &mut sink);
                         }
                     }
                     self.forwarded_in

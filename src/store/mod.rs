@@ -168,6 +168,13 @@ pub enum OpResult<'a> {
 pub trait ReplySink {
     /// Appends the next operation's result.
     fn push(&mut self, result: OpResult<'_>);
+
+    /// Value bytes this sink may still take before it refuses values with
+    /// [`OpError::ReplyTooLarge`] (a bounded reply). Ops forwarded to another
+    /// shard carry this bound, so their results are bounded there too.
+    fn value_budget(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// Size limits a store enforces on each operation.

@@ -246,6 +246,16 @@ impl<'a> RespSink<'a> {
 }
 
 impl ReplySink for RespSink<'_> {
+    /// What ops forwarded to other shards may return. A run's commands
+    /// before its last have a worst case under `limit` (else the run would
+    /// have been cut), and its last must fit `limit` to be answered, so a
+    /// run that is answered never needs more than twice `limit`.
+    fn value_budget(&self) -> usize {
+        self.limit
+            .saturating_mul(2)
+            .min(self.end.saturating_sub(self.out.len()))
+    }
+
     #[inline]
     fn push(&mut self, result: OpResult<'_>) {
         let Some(&plan) = self.plans.get(self.cur) else {
@@ -261,12 +271,20 @@ impl ReplySink for RespSink<'_> {
                 resp::array_header(out, plan.nops as usize);
             }
         }
-        if let OpResult::Value(v) = result {
-            let after = out.len().saturating_add(v.len() + 32);
-            if self.overflow || after - self.plan_start > self.limit || after > self.end {
+        match result {
+            OpResult::Value(v) => {
+                let after = out.len().saturating_add(v.len() + 32);
+                if self.overflow || after - self.plan_start > self.limit || after > self.end {
+                    self.overflow = true;
+                    out.truncate(self.plan_start);
+                }
+            }
+            // A forwarded part of this command ran into the same bound.
+            OpResult::Err(OpError::ReplyTooLarge) => {
                 self.overflow = true;
                 out.truncate(self.plan_start);
             }
+            _ => {}
         }
         match (plan.style, result) {
             _ if self.overflow => {}
