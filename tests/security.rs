@@ -332,3 +332,106 @@ fn protected_mode_refuses_other_hosts_like_redis() {
     let got = exchange(&mut s, &out, |b| b.len() >= 16);
     assert_eq!(got.get(3), Some(&0x82), "HELLO reply from another host");
 }
+
+// ---------------------------------------------------------------------------
+// RESP: AUTH and HELLO … AUTH, byte for byte against redis-server
+// ---------------------------------------------------------------------------
+
+/// One connection to each server; every command's reply must be the same
+/// bytes, except HELLO's map (server version and client id differ), which
+/// must have the same shape.
+fn same_replies(ours: u16, theirs: u16, commands: &[&[&str]]) {
+    let mut a = TcpStream::connect(("127.0.0.1", ours)).unwrap();
+    let mut b = TcpStream::connect(("127.0.0.1", theirs)).unwrap();
+    for c in commands {
+        let x = exchange(&mut a, &cmd(c), replies(1));
+        let y = exchange(&mut b, &cmd(c), replies(1));
+        let hello_ok = c[0].eq_ignore_ascii_case("hello") && y.starts_with(b"*14\r\n");
+        if hello_ok {
+            assert!(
+                x.starts_with(b"*14\r\n"),
+                "{c:?}: {:?}",
+                String::from_utf8_lossy(&x)
+            );
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&x),
+                String::from_utf8_lossy(&y),
+                "{c:?}: corekv (left) and redis-server (right) differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn auth_matches_redis_with_requirepass() {
+    let Some(r) = redis(&["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let h = start_with(|c| c.security.requirepass = Some("s3cret".into()));
+    let ours = h.resp_addr.unwrap().port();
+    same_replies(
+        ours,
+        r.port,
+        &[
+            &["PING"],
+            &["GET", "k"],
+            &["SET", "k", "v"],
+            &["GET"],
+            &["NOSUCHCOMMAND", "x"],
+            &["HELLO"],
+            &["HELLO", "2"],
+            &["HELLO", "2", "SETNAME", "me"],
+            &["HELLO", "2", "AUTH", "default", "wrong"],
+            &["HELLO", "2", "AUTH", "default"],
+            &["HELLO", "two"],
+            &["AUTH", "wrong"],
+            &["AUTH", "default", "wrong"],
+            &["AUTH", "nobody", "s3cret"],
+            &["AUTH", "a", "b", "c"],
+            &["AUTH"],
+            &["PING"],
+            &["AUTH", "s3cret"],
+            &["PING"],
+            &["SET", "k", "v"],
+            &["GET", "k"],
+            &["AUTH", "wrong"],
+            &["PING"],
+        ],
+    );
+    same_replies(
+        ours,
+        r.port,
+        &[&["AUTH", "default", "s3cret"], &["GET", "k"]],
+    );
+    same_replies(
+        ours,
+        r.port,
+        &[
+            &["HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "me"],
+            &["CLIENT", "GETNAME"],
+            &["GET", "k"],
+        ],
+    );
+    // QUIT works before AUTH.
+    same_replies(ours, r.port, &[&["QUIT"]]);
+}
+
+#[test]
+fn auth_matches_redis_without_a_password() {
+    let Some(r) = redis(&[]) else { return };
+    let h = start_with(|_| {});
+    let ours = h.resp_addr.unwrap().port();
+    same_replies(
+        ours,
+        r.port,
+        &[
+            &["AUTH", "anything"],
+            &["AUTH", "default", "anything"],
+            &["AUTH", "nobody", "anything"],
+            &["HELLO", "2", "AUTH", "default", "anything"],
+            &["HELLO", "2", "AUTH", "nobody", "anything"],
+            &["PING"],
+        ],
+    );
+}
