@@ -163,6 +163,9 @@ pub enum FrameError {
     /// A request did not arrive completely within `--client-timeout`.
     #[error("request incomplete after {0:?} (--client-timeout)")]
     Timeout(std::time::Duration),
+    /// Protected mode: no password is set and the client is not on loopback.
+    #[error("DENIED corekv is running in protected mode because protected mode is enabled and no password is set: only loopback clients are accepted. Start the server with --requirepass (and give clients --password), or with --protected-mode no if the network is trusted")]
+    ProtectedMode,
 }
 
 impl FrameError {
@@ -181,6 +184,7 @@ impl FrameError {
             FrameError::WrongPass => 10,
             FrameError::ConnMemory => 11,
             FrameError::Timeout(_) => 12,
+            FrameError::ProtectedMode => 13,
         }
     }
 }

@@ -211,14 +211,7 @@ pub async fn reject_full(mut stream: TcpStream, max: usize) {
 /// Tells a client from another host that protected mode keeps it out.
 pub async fn reject_protected(mut stream: TcpStream) {
     let mut out = Vec::new();
-    let msg = super::conn::PROTECTED_MODE_DENIED
-        .trim_start_matches('-')
-        .trim_end();
-    let frame = crate::protocol::native::ErrorFrame {
-        code: FrameError::NoAuth.code(),
-        message: msg.to_string(),
-    };
-    let _ = encode_archived(&mut out, FrameKind::Error, 0, &frame);
+    encode_error(&mut out, 0, &FrameError::ProtectedMode);
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;
 }
