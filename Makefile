@@ -3,13 +3,16 @@
 #   make run            build, start a local server, run a short benchmark, print the report
 #   make test           every test (unit, end-to-end over loopback, RESP with redis-tools)
 #   make lint           rustfmt check + clippy with warnings as errors
-#   make bench          corekv vs redis-server, pinned, same workload (issue #3)
-#   make bench-resp     redis-benchmark against corekv and redis-server (issue #4)
+#   make bench          corekv vs redis-server vs memcached, pinned, same workload
+#   make bench-resp     redis-benchmark against corekv and redis-server
 #   make cluster        the seed's experiment on CloudLab (cloudlab/README.md):
-#                       make cluster SERVERS=4 CLIENTS=4 SERVER_ARGS=... BENCH_ARGS=...
+#                       make cluster SERVERS=4 CLIENTS=4 BENCH_ARGS="--clients 128 --batch 8192"
+#                       (--clients = the seed's -numClients: sessions per client node)
 #   make cluster-local  the same orchestration on this machine (default 2 + 2)
 #   make sweep          cluster sweeps (SWEEP="batch sessions nodes"), CSV + PNG
 #   make sweep-local    the same on this machine
+#   make man            man pages from the command-line definitions, into man/
+#   make completions    bash, zsh and fish completions, into completions/
 
 CARGO   ?= cargo
 BIN     := target/release/corekv
@@ -19,7 +22,7 @@ SERVER_ARGS ?=
 BENCH_ARGS  ?=
 SWEEP ?= batch sessions nodes
 
-.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local clean
+.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions clean
 
 all: build
 
@@ -62,6 +65,15 @@ sweep: release
 sweep-local: release
 	LOCAL=1 CLIENT_ARGS="$(BENCH_ARGS)" COREKV_BIN=$(abspath $(BIN)) bash cloudlab/sweep.sh $(SWEEP)
 
+man: release
+	$(BIN) man --out man
+
+completions: release
+	mkdir -p completions
+	$(BIN) completions bash > completions/corekv.bash
+	$(BIN) completions zsh > completions/_corekv
+	$(BIN) completions fish > completions/corekv.fish
+
 clean:
 	$(CARGO) clean
-	rm -rf results logs
+	rm -rf results logs man completions

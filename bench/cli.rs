@@ -1,14 +1,17 @@
 //! `corekv bench` and `corekv report` command lines (`corekv::bench::cli`).
 //!
-//! Owns: the flags, turning them into a [`DriverConfig`], printing the
-//! readable report and writing the result files (JSON, `.hgrm`, PNG), and
+//! Owns: the flags (and the seed's single-dash spellings of them,
+//! [`rewrite_seed_flags`]), turning them into a [`DriverConfig`], printing
+//! the readable report (or its CSV line) and writing the result files (JSON,
+//! `.hgrm`, `.hlog`, PNG), and
 //! reading `corekv monitor` files back for the utilization table and figure
 //! of a cluster run (`report merge --monitor`, `report plot-util`).
 //!
 //! Must not touch: measurement (`super::driver`), report arithmetic
-//! (`super::report`), plot drawing (`super::plot`), sampling `/proc`
-//! (`crate::sysstat`).
+//! (`super::report`), figure shaping (`super::figures`) and drawing
+//! (`super::plot`), sampling `/proc` (`super::sysstat`).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,20 +19,78 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 
 use super::driver::{self, DriverConfig, Target};
-use super::plot;
-use super::report::{self, BenchReport, LoadMode};
+use super::figures;
+use super::report::{self, BenchReport};
+use super::sysstat::{monitor_name, NodeUtilization};
 use super::workload::{self, Distribution, WorkloadConfig};
-use crate::sysstat::{UtilizationSample, UtilizationSummary};
+
+/// The seed's client flags (Go's single-dash spellings) and corekv's
+/// equivalents: `-numClients` counts goroutines per client machine, which is
+/// `--clients` (per process), not `--sessions` (per worker CPU). The seed's
+/// server flag `-port` is `--port`.
+pub const SEED_FLAGS: &[(&str, &str)] = &[
+    ("-hosts", "--hosts"),
+    ("-theta", "--theta"),
+    ("-workload", "--workload"),
+    ("-secs", "--secs"),
+    ("-numClients", "--clients"),
+    ("-batchSize", "--batch"),
+    ("-port", "--port"),
+];
+
+/// Rewrites the seed's single-dash long flags (`-numClients 128`,
+/// `-batchSize=8192`, see [`SEED_FLAGS`]) into corekv's, so the seed's
+/// scripts run unchanged: clap has no single-dash long flags, and would read
+/// `-hosts` as `-h -o -s -t -s`. Everything after a `--` is left alone, and so
+/// is every other argument.
+pub fn rewrite_seed_flags(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut rest = false;
+    for (i, a) in argv.into_iter().enumerate() {
+        if i == 0 || rest {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            rest = true;
+            out.push(a);
+            continue;
+        }
+        let Some(s) = a.to_str() else {
+            out.push(a);
+            continue;
+        };
+        let (flag, value) = match s.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (s, None),
+        };
+        match SEED_FLAGS.iter().find(|(seed, _)| *seed == flag) {
+            Some((_, ours)) => out.push(match value {
+                Some(v) => format!("{ours}={v}").into(),
+                None => (*ours).into(),
+            }),
+            None => out.push(a),
+        }
+    }
+    out
+}
 
 /// `corekv bench` arguments.
 #[derive(Args, Debug, Clone)]
+#[command(args_override_self = true)]
 pub struct BenchArgs {
+    /// Read flags from this TOML file: keys are the flags' names
+    /// (`workload = "YCSB-A"`, `clients = 128`, `secs = "30s"`); flags on
+    /// the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Comma-separated server addresses. corekv: any native port of each node
     /// (the client learns every shard's port); redis: each server.
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub hosts: String,
     /// System under test: corekv (native batches, shard-aware), corekv-resp
-    /// (a corekv RESP port) or redis (any Redis-protocol server).
+    /// (a corekv RESP port), redis (any Redis-protocol server) or memcached
+    /// (text protocol: multi-gets of up to 64 keys and sets, pipelined).
     #[arg(long, default_value = "corekv")]
     pub target: String,
     /// YCSB-A (50% reads), YCSB-B (95%) or YCSB-C (100%).
@@ -41,24 +102,33 @@ pub struct BenchArgs {
     /// Key space: keys are "0" .. records-1 in decimal.
     #[arg(long, default_value_t = workload::DEFAULT_RECORDS)]
     pub records: u64,
-    /// Bytes per written value.
-    #[arg(long, default_value_t = workload::DEFAULT_VALUE_SIZE)]
+    /// Bytes per written value (e.g. 128, 1kb).
+    #[arg(long, default_value_t = workload::DEFAULT_VALUE_SIZE, value_parser = crate::config::parse_size_usize)]
     pub value_size: usize,
+
     /// Fraction of reads; overrides the workload's.
     #[arg(long)]
     pub read_ratio: Option<f64>,
     /// Key distribution: zipfian or uniform.
     #[arg(long, default_value = "zipfian")]
     pub distribution: String,
-    /// Measured seconds.
-    #[arg(long, default_value_t = 30.0, value_parser = crate::config::parse_seconds)]
-    pub secs: f64,
-    /// Warm-up seconds before the measured window (excluded from all figures).
-    #[arg(long, default_value_t = 2.0, value_parser = crate::config::parse_seconds)]
-    pub warmup: f64,
-    /// Sessions (the seed's client goroutines) per worker CPU.
-    #[arg(long, default_value_t = 8)]
+    /// Measured time (e.g. 30s, 2m; a bare number is seconds). The seed: `-secs`.
+    #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
+    pub secs: Duration,
+    /// Warm-up before the measured window, excluded from all figures (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+    pub warmup: Duration,
+    /// Sessions per worker CPU (each session is one of the seed's client
+    /// goroutines: one batch in flight at a time).
+    #[arg(long, default_value_t = 8, conflicts_with = "clients")]
     pub sessions: usize,
+    /// Sessions of this whole process, spread evenly over the worker CPUs
+    /// (the first `N mod CPUs` workers get one more): the seed's
+    /// `-numClients`, goroutines per client machine. With fewer clients than
+    /// CPUs, only the first N CPUs run a worker.
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+
     /// Operations per batch (RESP: pipeline depth).
     #[arg(long, default_value_t = 8192)]
     pub batch: usize,
@@ -73,9 +143,9 @@ pub struct BenchArgs {
     /// Base seed of the generators (default: from the clock; printed in the report).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Request timeout, seconds.
-    #[arg(long, default_value_t = 10.0, value_parser = crate::config::parse_seconds)]
-    pub timeout: f64,
+    /// Request timeout (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub timeout: Duration,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -86,6 +156,10 @@ pub struct BenchArgs {
     /// No per-second progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+    /// instead of the table.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// `corekv report` subcommands.
@@ -128,8 +202,14 @@ pub enum ReportCmd {
     Show {
         /// report.json file.
         file: PathBuf,
+        /// Print a one-line CSV summary (redis-benchmark's `--csv` columns)
+        /// instead of the table.
+        #[arg(long)]
+        csv: bool,
     },
-    /// Side-by-side table of several runs, with throughput ratios.
+    /// Side-by-side table of several runs, with throughput ratios. Runs of
+    /// different work (workload, read ratio, skew, key space, value size,
+    /// batch, closed vs open loop) are refused.
     Compare {
         /// report.json files; the first is the reference.
         #[arg(required = true)]
@@ -181,6 +261,13 @@ impl BenchArgs {
             Some(s) => crate::config::parse_cpu_list(s)?,
             None => crate::config::allowed_cpus(),
         };
+        // Fewer clients than CPUs: one worker per client, on the first CPUs.
+        let mut cpus = cpus;
+        if let Some(n) = self.clients {
+            if n > 0 && n < cpus.len() {
+                cpus.truncate(n);
+            }
+        }
         let base_seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -188,7 +275,7 @@ impl BenchArgs {
                 .unwrap_or(1);
             t ^ ((std::process::id() as u64) << 32)
         });
-        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+        if self.timeout.is_zero() {
             bail!("--timeout must be > 0");
         }
         Ok(DriverConfig {
@@ -197,12 +284,13 @@ impl BenchArgs {
             workload: w,
             batch: self.batch,
             sessions_per_worker: self.sessions,
+            total_sessions: self.clients,
             cpus,
-            secs: self.secs,
-            warmup_secs: self.warmup,
+            secs: self.secs.as_secs_f64(),
+            warmup_secs: self.warmup.as_secs_f64(),
             rate: self.rate,
             base_seed,
-            timeout: Duration::from_secs_f64(self.timeout),
+            timeout: self.timeout,
             progress: !self.quiet,
         })
     }
@@ -214,7 +302,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.quiet {
         eprintln!(
             "corekv bench: {} {:?}, {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-             {} session(s) on each of CPUs {:?}, {} s + {} s warm-up, {}, seed {}",
+             {} session(s) on CPUs {:?}, {} s + {} s warm-up, {}, seed {}",
             cfg.target.as_str(),
             cfg.hosts,
             cfg.workload.name,
@@ -224,7 +312,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.workload.records,
             cfg.workload.value_size,
             cfg.batch,
-            cfg.sessions_per_worker,
+            match cfg.total_sessions {
+                Some(n) => format!("{n} (--clients)"),
+                None => format!("{} per CPU", cfg.sessions_per_worker),
+            },
             cfg.cpus,
             cfg.secs,
             cfg.warmup_secs,
@@ -235,8 +326,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.base_seed,
         );
     }
-    let report = driver::run(&cfg)?;
-    print!("{}", report::render_table(&report));
+    let mut report = driver::run(&cfg)?;
+    report.meta.command_line = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.csv {
+        print!("{}", report::csv_summary(&report));
+    } else {
+        print!("{}", report::render_table(&report));
+    }
     if let Some(dir) = &args.out {
         write_outputs(&report, dir, "report.json")?;
         eprintln!("corekv bench: results in {}", dir.display());
@@ -247,81 +345,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Short description of a run for plot titles (fits a 1000 px title).
-fn describe(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let mode = match m.mode {
-        LoadMode::Closed => "closed loop".to_string(),
-        LoadMode::Open { rate_ops_per_sec } => {
-            format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
-        }
-    };
-    let dist = if m.distribution == "zipfian" {
-        format!("θ={}", m.theta)
-    } else {
-        m.distribution.clone()
-    };
-    format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
-}
-
-/// Writes `json_name`, the two `.hgrm` files and the two plots into `dir`.
+/// Writes `json_name`, the two `.hgrm` files, the `.hlog` interval log and
+/// the two plots into `dir`.
 pub fn write_outputs(r: &BenchReport, dir: &Path, json_name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     r.write_json(dir.join(json_name))?;
     report::write_hgrm(&r.batch_latency, dir.join("batch_latency.hgrm"))?;
     report::write_hgrm(&r.op_latency, dir.join("op_latency.hgrm"))?;
-    let target = &r.meta.target;
-    plot::plot_latency_percentiles(
-        &[
-            ("per batch (send → last reply)", &r.batch_latency),
-            ("per operation (its batch's latency)", &r.op_latency),
-        ],
-        dir.join("latency.png"),
-        &format!("{target} latency — {}", describe(r)),
-    )?;
-    let client: Vec<(f64, f64)> = r
-        .timeline
-        .iter()
-        .map(|s| {
-            let len = if s.t_secs.fract() > 0.0 {
-                s.t_secs.fract()
-            } else {
-                1.0
-            };
-            (s.t_secs, s.ops as f64 / len / 1e6)
-        })
-        .collect();
-    let mut names = vec![format!(
-        "client-measured ({} process{})",
-        r.meta.client_processes,
-        if r.meta.client_processes == 1 {
-            ""
-        } else {
-            "es"
-        }
-    )];
-    let mut lines = vec![client];
-    for s in &r.servers {
-        names.push(format!("server node {} ({})", s.node_id, s.address));
-        lines.push(
-            s.per_second_ops
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ((i + 1) as f64, v / 1e6))
-                .collect(),
-        );
-    }
-    let series: Vec<(&str, &[(f64, f64)])> = names
-        .iter()
-        .map(|n| n.as_str())
-        .zip(lines.iter().map(|l| l.as_slice()))
-        .collect();
-    plot::plot_timeline(
-        &series,
-        dir.join("throughput.png"),
-        &format!("{target} throughput — {}", describe(r)),
-        "Throughput (million op/s)",
-    )?;
+    report::write_hlog(r, dir.join("batch_latency.hlog"))?;
+    figures::plot_run(r, dir)?;
     Ok(())
 }
 
@@ -332,182 +364,144 @@ pub fn report(cmd: ReportCmd) -> Result<()> {
             files,
             out,
             monitors,
-        } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            let mut merged = report::merge(&reports)?;
-            let nodes = monitors
-                .iter()
-                .map(|p| NodeUtilization::read(p, &monitor_name(p)))
-                .collect::<Result<Vec<_>>>()?;
-            if !nodes.is_empty() {
-                let rows = nodes
-                    .iter()
-                    .map(|n| {
-                        let mut v = serde_json::to_value(&n.summary)?;
-                        if let serde_json::Value::Object(m) = &mut v {
-                            m.insert("node".into(), n.name.clone().into());
-                        }
-                        Ok(v)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                merged.extra.insert("utilization".into(), rows.into());
-            }
-            print!("{}", report::render_table(&merged));
-            if !nodes.is_empty() {
-                print!("{}", render_utilization(&nodes));
-            }
-            if let Some(dir) = out {
-                write_outputs(&merged, &dir, "merged.json")?;
-                if !nodes.is_empty() {
-                    plot_utilization(
-                        &nodes,
-                        dir.join("utilization.png"),
-                        &utilization_title(&merged),
-                    )?;
-                }
-                eprintln!("corekv report: merged report in {}", dir.display());
-            }
-        }
+        } => report_merge(&files, out.as_deref(), &monitors),
         ReportCmd::PlotUtil {
             files,
             names,
             out,
             title,
-        } => {
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != files.len() {
-                        bail!("--names has {} names for {} files", v.len(), files.len());
-                    }
-                    v
-                }
-                None => files.iter().map(|p| monitor_name(p)).collect(),
-            };
-            let nodes = files
-                .iter()
-                .zip(&names)
-                .map(|(p, n)| NodeUtilization::read(p, n))
-                .collect::<Result<Vec<_>>>()?;
-            print!("{}", render_utilization(&nodes));
-            plot_utilization(
-                &nodes,
-                &out,
-                title.as_deref().unwrap_or("corekv utilization"),
-            )?;
-            println!("{}", out.display());
-        }
-        ReportCmd::Show { file } => {
+        } => report_plot_util(&files, names.as_deref(), &out, title.as_deref()),
+        ReportCmd::Show { file, csv } => {
             let r = BenchReport::read_json(&file)?;
-            print!("{}", report::render_table(&r));
+            if csv {
+                print!("{}", report::csv_summary(&r));
+            } else {
+                print!("{}", report::render_table(&r));
+            }
+            Ok(())
         }
         ReportCmd::Compare { files, names, plot } => {
-            let reports = files
-                .iter()
-                .map(BenchReport::read_json)
-                .collect::<Result<Vec<_>>>()?;
-            let names: Vec<String> = match names {
-                Some(n) => {
-                    let v: Vec<String> = n.split(',').map(|s| s.trim().to_string()).collect();
-                    if v.len() != reports.len() {
-                        bail!(
-                            "--names has {} names for {} reports",
-                            v.len(),
-                            reports.len()
-                        );
-                    }
-                    v
-                }
-                None => reports.iter().map(|r| r.meta.target.clone()).collect(),
-            };
-            let rows: Vec<(&str, &BenchReport)> = names
-                .iter()
-                .map(|s| s.as_str())
-                .zip(reports.iter())
-                .collect();
-            print!("{}", report::render_comparison(&rows));
-            if let Some((first_name, first)) = rows.first() {
-                for (name, r) in &rows[1..] {
-                    let (a, b) = (first.client_ops_per_sec(), r.client_ops_per_sec());
-                    if b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (client-measured)",
-                            a / b
-                        );
-                    }
-                    let (a, b) = (first.seed_style_total(), r.seed_style_total());
-                    if a > 0.0 && b > 0.0 {
-                        println!(
-                            "{first_name} / {name}: {:.2}x throughput (seed-style, from server counters)",
-                            a / b
-                        );
-                    }
-                }
-            }
-            if let Some(path) = plot {
-                let mut series = Vec::new();
-                let labels: Vec<String> = rows
-                    .iter()
-                    .map(|(n, r)| format!("{n} (batch {})", r.meta.batch))
-                    .collect();
-                for (l, (_, r)) in labels.iter().zip(&rows) {
-                    series.push((l.as_str(), &r.batch_latency));
-                }
-                let title = match rows.first() {
-                    Some((_, r)) => format!("Batch latency — {}", describe(r)),
-                    None => "Batch latency".to_string(),
-                };
-                plot::plot_latency_percentiles(&series, &path, &title)?;
-            }
+            report_compare(&files, names.as_deref(), plot.as_deref())
         }
-        ReportCmd::PlotSweep { csv, out, title } => plot_sweep(&csv, &out, title.as_deref())?,
+        ReportCmd::PlotSweep { csv, out, title } => {
+            figures::plot_sweep(&csv, &out, title.as_deref())
+        }
+    }
+}
+
+/// Reads JSON reports.
+fn read_reports(files: &[PathBuf]) -> Result<Vec<BenchReport>> {
+    files.iter().map(BenchReport::read_json).collect()
+}
+
+/// `--names a,b,c` for `n` inputs, or the defaults.
+fn names_for(
+    names: Option<&str>,
+    n: usize,
+    what: &str,
+    default: impl Fn(usize) -> String,
+) -> Result<Vec<String>> {
+    match names {
+        Some(list) => {
+            let v: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+            if v.len() != n {
+                bail!("--names has {} names for {} {what}", v.len(), n);
+            }
+            Ok(v)
+        }
+        None => Ok((0..n).map(default).collect()),
+    }
+}
+
+/// `corekv report merge`: one report from several client processes, with
+/// the nodes' utilization when monitor files are given.
+fn report_merge(files: &[PathBuf], out: Option<&Path>, monitors: &[PathBuf]) -> Result<()> {
+    let mut merged = report::merge(&read_reports(files)?)?;
+    let nodes = monitors
+        .iter()
+        .map(|p| NodeUtilization::read(p, &monitor_name(p)))
+        .collect::<Result<Vec<_>>>()?;
+    if !nodes.is_empty() {
+        let rows = nodes
+            .iter()
+            .map(|n| {
+                let mut v = serde_json::to_value(&n.summary)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("node".into(), n.name.clone().into());
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        merged.extra.insert("utilization".into(), rows.into());
+    }
+    print!("{}", report::render_table(&merged));
+    if !nodes.is_empty() {
+        print!("{}", render_utilization(&nodes));
+    }
+    if let Some(dir) = out {
+        write_outputs(&merged, dir, "merged.json")?;
+        if !nodes.is_empty() {
+            figures::plot_utilization(
+                &nodes,
+                dir.join("utilization.png"),
+                &figures::utilization_title(&merged),
+            )?;
+        }
+        eprintln!("corekv report: merged report in {}", dir.display());
     }
     Ok(())
 }
 
-/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
-#[derive(Debug, Clone, serde::Deserialize)]
-struct MonitorFile {
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
+/// `corekv report plot-util`: the utilization table and figure of monitor files.
+fn report_plot_util(
+    files: &[PathBuf],
+    names: Option<&str>,
+    out: &Path,
+    title: Option<&str>,
+) -> Result<()> {
+    let names = names_for(names, files.len(), "files", |i| monitor_name(&files[i]))?;
+    let nodes = files
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| NodeUtilization::read(p, n))
+        .collect::<Result<Vec<_>>>()?;
+    print!("{}", render_utilization(&nodes));
+    figures::plot_utilization(&nodes, out, title.unwrap_or("corekv utilization"))?;
+    println!("{}", out.display());
+    Ok(())
 }
 
-/// A named node's utilization samples and their summary.
-#[derive(Debug, Clone)]
-struct NodeUtilization {
-    name: String,
-    samples: Vec<UtilizationSample>,
-    summary: UtilizationSummary,
-}
-
-impl NodeUtilization {
-    fn read(path: &Path, name: &str) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: MonitorFile = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
-        Ok(NodeUtilization {
-            name: name.to_string(),
-            samples: f.samples,
-            summary: f.summary,
-        })
+/// `corekv report compare`: side by side, throughput ratios, and optionally
+/// the batch latency curves in one figure.
+fn report_compare(files: &[PathBuf], names: Option<&str>, plot: Option<&Path>) -> Result<()> {
+    let reports = read_reports(files)?;
+    if let Some(first) = reports.first() {
+        for (file, r) in files.iter().zip(&reports).skip(1) {
+            let diffs = report::workload_diffs(&first.meta, &r.meta);
+            if !diffs.is_empty() {
+                bail!(
+                    "{} ran different work from {}: {}; compare runs of one workload",
+                    file.display(),
+                    files[0].display(),
+                    diffs.join(", ")
+                );
+            }
+        }
     }
-}
-
-/// `dir/server0.monitor.json` → `server0` (else the file stem).
-fn monitor_name(path: &Path) -> String {
-    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
-    file.strip_suffix(".monitor.json")
-        .or_else(|| file.strip_suffix(".json"))
-        .unwrap_or(file)
-        .to_string()
-}
-
-fn utilization_title(r: &BenchReport) -> String {
-    format!("{} utilization — {}", r.meta.target, describe(r))
+    let names = names_for(names, reports.len(), "reports", |i| {
+        reports[i].meta.target.clone()
+    })?;
+    let rows: Vec<(&str, &BenchReport)> = names
+        .iter()
+        .map(|s| s.as_str())
+        .zip(reports.iter())
+        .collect();
+    print!("{}", report::render_comparison(&rows));
+    print!("{}", report::render::render_ratios(&rows));
+    if let Some(path) = plot {
+        figures::plot_comparison(&rows, path)?;
+    }
+    Ok(())
 }
 
 /// The per-node utilization table printed after a merged report.
@@ -544,232 +538,12 @@ fn render_utilization(nodes: &[NodeUtilization]) -> String {
                 .map_or("-".to_string(), |p| format!("{p:.0}%")),
             u.max_rss_bytes
                 .map_or("-".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
-            format!("{:.2} GB", u.max_mem_used_bytes as f64 / 1e9),
+            crate::units::si_bytes(u.max_mem_used_bytes),
             u.mean_rx_gbit_per_sec,
             u.mean_tx_gbit_per_sec,
         );
     }
     s
-}
-
-/// One PNG: node CPU busy %, process CPU %, process RSS and network rx+tx
-/// over time, one line per node, time aligned across nodes by the samples'
-/// wall clock (0 = start of the earliest sample interval).
-fn plot_utilization(nodes: &[NodeUtilization], path: impl AsRef<Path>, title: &str) -> Result<()> {
-    let t0 = nodes
-        .iter()
-        .flat_map(|n| n.samples.iter().map(|s| s.unix_secs - s.interval_secs))
-        .fold(f64::INFINITY, f64::min);
-    let series = |f: &dyn Fn(&UtilizationSample) -> Option<f64>| -> Vec<Vec<(f64, f64)>> {
-        nodes
-            .iter()
-            .map(|n| {
-                n.samples
-                    .iter()
-                    .filter_map(|s| f(s).map(|y| (s.unix_secs - t0, y)))
-                    .collect()
-            })
-            .collect()
-    };
-    let cpu = series(&|s| Some(s.node_cpu_pct));
-    let proc_cpu = series(&|s| s.proc_cpu_pct);
-    let rss = series(&|s| s.proc_rss_bytes.map(|b| b as f64 / 1e6));
-    let net = series(&|s| Some((s.net_rx_bytes_per_sec + s.net_tx_bytes_per_sec) / 1e6));
-    fn named<'a>(
-        nodes: &'a [NodeUtilization],
-        lines: &'a [Vec<(f64, f64)>],
-    ) -> Vec<(&'a str, &'a [(f64, f64)])> {
-        nodes
-            .iter()
-            .zip(lines)
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(n, l)| (n.name.as_str(), l.as_slice()))
-            .collect()
-    }
-    let mut panels = vec![plot::TimelinePanel {
-        title: "Node CPU busy",
-        y_label: "CPU busy (% of all the node's CPUs)",
-        series: named(nodes, &cpu),
-    }];
-    let proc_series = named(nodes, &proc_cpu);
-    if !proc_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process CPU",
-            y_label: "CPU (% of one CPU)",
-            series: proc_series,
-        });
-    }
-    let rss_series = named(nodes, &rss);
-    if !rss_series.is_empty() {
-        panels.push(plot::TimelinePanel {
-            title: "corekv process RSS",
-            y_label: "Resident set size (MB)",
-            series: rss_series,
-        });
-    }
-    panels.push(plot::TimelinePanel {
-        title: "Network, rx + tx of the counted interfaces",
-        y_label: "Network (MB/s)",
-        series: named(nodes, &net),
-    });
-    plot::plot_timeline_panels(&panels, path, title)
-}
-
-/// One row of a sweep CSV.
-#[derive(Debug, Clone, PartialEq)]
-struct SweepRow {
-    param: String,
-    value: f64,
-    servers: String,
-    clients: String,
-    ops_per_sec: Option<f64>,
-    seed_style: Option<f64>,
-}
-
-fn parse_sweep_csv(text: &str) -> Result<Vec<SweepRow>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .context("empty CSV")?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("CSV has no {name:?} column (header: {})", header.join(",")))
-    };
-    let (ip, iv, is, ic, io) = (
-        col("param")?,
-        col("value")?,
-        col("servers")?,
-        col("clients")?,
-        col("ops_per_sec")?,
-    );
-    let iseed = col("seed_style_ops_per_sec").ok();
-    let mut rows = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |i: usize| f.get(i).copied().unwrap_or("");
-        let num = |i: usize| get(i).parse::<f64>().ok().filter(|x| x.is_finite());
-        let Some(value) = num(iv) else {
-            bail!("line {}: value {:?} is not a number", n + 2, get(iv));
-        };
-        rows.push(SweepRow {
-            param: get(ip).to_string(),
-            value,
-            servers: get(is).to_string(),
-            clients: get(ic).to_string(),
-            ops_per_sec: num(io),
-            seed_style: iseed.and_then(num),
-        });
-    }
-    Ok(rows)
-}
-
-fn plot_sweep(csv: &Path, out: &Path, title: Option<&str>) -> Result<()> {
-    let text =
-        std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let rows = parse_sweep_csv(&text).with_context(|| format!("parsing {}", csv.display()))?;
-    let mut params: Vec<String> = Vec::new();
-    for r in &rows {
-        if !params.contains(&r.param) {
-            params.push(r.param.clone());
-        }
-    }
-    if params.is_empty() {
-        bail!("{}: no data rows", csv.display());
-    }
-    let prefix = title.unwrap_or("corekv");
-    for (i, param) in params.iter().enumerate() {
-        let path = if i == 0 {
-            out.to_path_buf()
-        } else {
-            let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-            out.with_file_name(format!("{stem}-{param}.png"))
-        };
-        let mut combos: Vec<(String, String)> = Vec::new();
-        for r in rows.iter().filter(|r| &r.param == param) {
-            let c = (r.servers.clone(), r.clients.clone());
-            if !combos.contains(&c) {
-                combos.push(c);
-            }
-        }
-        let plural = |n: &str, w: &str| {
-            if n == "1" {
-                format!("{n} {w}")
-            } else {
-                format!("{n} {w}s")
-            }
-        };
-        let mut names = Vec::new();
-        let mut lines = Vec::new();
-        let of_param = || rows.iter().filter(|r| &r.param == param);
-        if param == "nodes" {
-            // The seed's 1+1, 2+2, 4+4 table: one line per way of counting.
-            names.push("client-measured".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.ops_per_sec.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
-            names.push("seed-style (sum of per-server-node medians)".to_string());
-            lines.push(
-                of_param()
-                    .filter_map(|r| r.seed_style.map(|y| (r.value, y / 1e6)))
-                    .collect::<Vec<_>>(),
-            );
-        } else {
-            for (s, c) in &combos {
-                names.push(format!(
-                    "{}, {}",
-                    plural(s, "server node"),
-                    plural(c, "client node")
-                ));
-                lines.push(
-                    of_param()
-                        .filter(|r| &r.servers == s && &r.clients == c)
-                        .filter_map(|r| r.ops_per_sec.or(r.seed_style).map(|y| (r.value, y / 1e6)))
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-        let series: Vec<(&str, &[(f64, f64)])> = names
-            .iter()
-            .map(|n| n.as_str())
-            .zip(lines.iter().map(|l| l.as_slice()))
-            .collect();
-        // Powers of two (batch 512..16384, sessions 16..256, nodes 1, 2, 4)
-        // get a log2 axis with a tick at each.
-        let pow2 = of_param().all(|r| {
-            r.value >= 1.0 && r.value.fract() == 0.0 && (r.value as u64).is_power_of_two()
-        });
-        let x_label = match (param.as_str(), pow2) {
-            ("batch", true) => "Batch size (operations per batch, log2 scale)",
-            ("batch", false) => "Batch size (operations per batch)",
-            ("sessions", true) => "Sessions per client CPU (log2 scale)",
-            ("sessions", false) => "Sessions per client CPU",
-            ("nodes", true) => "Server nodes = client nodes (log2 scale)",
-            ("nodes", false) => "Server nodes = client nodes",
-            (other, _) => other,
-        };
-        let y_label = if param == "nodes" {
-            "Throughput (million op/s)"
-        } else {
-            "Throughput (million op/s, client-measured)"
-        };
-        plot::plot_sweep(
-            &series,
-            &path,
-            &format!("{prefix}: throughput vs {param}"),
-            x_label,
-            y_label,
-            pow2,
-        )?;
-        println!("{}", path.display());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -818,18 +592,139 @@ mod tests {
             .to_config()
             .is_err());
     }
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
 
     #[test]
-    fn sweep_csv_is_parsed() {
-        let rows = parse_sweep_csv(
-            "param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us\n\
-             batch,1,1,1,1000.0,,5.0\nbatch,2,1,1,,1500.0,\n",
-        )
-        .unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].ops_per_sec, Some(1000.0));
-        assert_eq!(rows[1].ops_per_sec, None);
-        assert_eq!(rows[1].seed_style, Some(1500.0));
-        assert!(parse_sweep_csv("a,b\n1,2\n").is_err());
+    fn seed_spellings_are_rewritten() {
+        let argv = os(&[
+            "corekv",
+            "bench",
+            "-hosts",
+            "a:1,b:2",
+            "-theta=0.9",
+            "-workload",
+            "YCSB-A",
+            "-secs",
+            "5",
+            "-numClients",
+            "128",
+            "-batchSize",
+            "8192",
+            "--cpus",
+            "0",
+        ]);
+        assert_eq!(
+            rewrite_seed_flags(argv),
+            os(&[
+                "corekv",
+                "bench",
+                "--hosts",
+                "a:1,b:2",
+                "--theta=0.9",
+                "--workload",
+                "YCSB-A",
+                "--secs",
+                "5",
+                "--clients",
+                "128",
+                "--batch",
+                "8192",
+                "--cpus",
+                "0",
+            ])
+        );
+        // argv[0], other arguments, values and everything after `--` stay.
+        let argv = os(&["-secs", "put", "-numClientsX", "-hosts", "--", "-secs"]);
+        assert_eq!(
+            rewrite_seed_flags(argv),
+            os(&["-secs", "put", "-numClientsX", "--hosts", "--", "-secs"])
+        );
+        // And the rewritten line parses to the seed's meaning.
+        let argv = rewrite_seed_flags(os(&[
+            "x",
+            "-hosts",
+            "h:1",
+            "-numClients",
+            "6",
+            "-batchSize",
+            "64",
+            "-secs",
+            "2m",
+            "-workload",
+            "YCSB-C",
+            "-theta",
+            "0.5",
+            "--cpus",
+            "0",
+        ]));
+        let c = Cli::parse_from(argv).bench.to_config().unwrap();
+        assert_eq!(c.hosts, vec!["h:1"]);
+        assert_eq!(c.total_sessions, Some(6));
+        assert_eq!(c.total_sessions(), 6);
+        assert_eq!(c.batch, 64);
+        assert_eq!(c.secs, 120.0);
+        assert_eq!(c.workload.name, "YCSB-C");
+        assert_eq!(c.workload.theta, 0.5);
+    }
+
+    #[test]
+    fn clients_spread_over_workers() {
+        let mut c = DriverConfig::new(vec!["h:1".into()], vec![0, 1, 2, 3]);
+        c.total_sessions = Some(10);
+        let per: Vec<usize> = (0..4).map(|w| c.sessions_of(w)).collect();
+        assert_eq!(per, vec![3, 3, 2, 2]);
+        assert_eq!(c.total_sessions(), 10);
+        c.total_sessions = None;
+        c.sessions_per_worker = 5;
+        assert_eq!(c.sessions_of(3), 5);
+        assert_eq!(c.total_sessions(), 20);
+        // --clients and --sessions exclude each other.
+        assert!(Cli::try_parse_from(["x", "--clients", "4", "--sessions", "2"]).is_err());
+        // Fewer clients than CPUs: one worker each.
+        let c = Cli::parse_from(["x", "--clients", "1", "--cpus", "0-3"])
+            .bench
+            .to_config()
+            .unwrap();
+        assert_eq!(c.cpus, vec![0]);
+        assert_eq!(c.total_sessions(), 1);
+    }
+
+    #[test]
+    fn durations_and_sizes_take_units() {
+        let cli = Cli::parse_from([
+            "x",
+            "--secs",
+            "1m30s",
+            "--warmup",
+            "500ms",
+            "--timeout",
+            "2",
+            "--value-size",
+            "1kb",
+            "--cpus",
+            "0",
+        ]);
+        let c = cli.bench.to_config().unwrap();
+        assert_eq!(c.secs, 90.0);
+        assert_eq!(c.warmup_secs, 0.5);
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.workload.value_size, 1024);
+        assert_eq!(
+            Cli::parse_from(["x", "--value-size", "1k"])
+                .bench
+                .value_size,
+            1000
+        );
+        assert!(Cli::try_parse_from(["x", "--secs", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--value-size", "big"]).is_err());
+        // A later flag overrides an earlier one (a config file's flags come first).
+        assert_eq!(
+            Cli::parse_from(["x", "--batch", "1", "--batch", "2"])
+                .bench
+                .batch,
+            2
+        );
     }
 }

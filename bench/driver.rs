@@ -1,13 +1,17 @@
 //! The load driver of `corekv bench` (`corekv::bench::driver`).
 //!
-//! Owns: pinned worker executors, sessions (the seed's client goroutines),
-//! closed- and open-loop pacing, latency recording, the per-second timeline,
-//! the once-a-second server monitor and the assembly of a [`BenchReport`].
+//! Owns: pinned worker executors, the run's steps (spawn, start together,
+//! collect seconds, merge), the per-second timeline and progress line, and
+//! the assembly of a [`BenchReport`]. Sessions, pacing and recording are
+//! `super::session`'s; each target's sessions and server monitor are in
+//! `super::native_target`, `super::resp_target` and
+//! `super::memcached_target`.
 //!
 //! Must not touch: the workload's arithmetic (`super::workload`), report
 //! formatting and merging (`super::report`), plots, or server internals — the
-//! driver sees servers only through the shard-aware client ([`Cluster`]) or a
-//! RESP socket ([`super::resp_target`]).
+//! driver sees servers only through the shard-aware client ([`Cluster`]), a
+//! RESP socket (`super::resp_target`) or a memcached socket
+//! (`super::memcached_target`).
 //!
 //! # Shape (shared-nothing, like Seastar's seawreck)
 //!
@@ -21,20 +25,8 @@
 //! progress line and builds the timeline. At the end the workers' totals are
 //! merged (histograms exactly).
 //!
-//! # Sessions
-//!
-//! A session owns one seeded [`Generator`], one [`Batch`], one [`Splitter`]
-//! and one [`BatchResults`], all reused: no heap allocation per operation.
-//! It draws `batch` operations in the generator's order, sends them through
-//! the client (split per node and shard, parts in flight together), waits for
-//! every result and counts per-operation errors. Closed loop: the next batch
-//! is generated as soon as the previous one is answered. Open loop
-//! (`rate`): session `g` of `S` sends batch `n` at the intended time
-//! `t0 + (n + g/S) * S * batch / rate`; its batch is generated before that
-//! time, and latency is measured from the *intended* send time, so a stall
-//! shows up in the latency of every batch that should have been sent during
-//! it (no coordinated omission). A session that falls behind sends at once
-//! and never skips an operation.
+//! Sessions and pacing (closed loop, open loop without coordinated
+//! omission) are described in `super::session`.
 //!
 //! # What is measured
 //!
@@ -46,16 +38,20 @@
 //! * **Batch latency**: from sending the batch (open loop: from its intended
 //!   send time) to the arrival of the last part's reply.
 //! * **Per-operation latency**: the latency of the batch the op travelled in,
-//!   recorded once per operation (`record_n(batch_latency, ops)`). An op's
-//!   result is available to the session only when its whole batch is, so
-//!   this is what a caller of the batched API observes per operation; it
-//!   weights the percentiles by operations rather than by batches.
+//!   recorded once per operation (`record_n(batch_latency, ops)`), and apart
+//!   for GETs and SETs. An op's result is available to the session only when
+//!   its whole batch is, so this is what a caller of the batched API
+//!   observes per operation; it weights the percentiles by operations rather
+//!   than by batches (with fixed-size batches the percentiles equal the
+//!   batch's, so the report's table shows GET and SET rows only at batch 1).
+//! * **GET misses**: GETs answered "not found" (native), a null bulk (RESP)
+//!   or no `VALUE` (memcached).
 //! * **Server figures** (corekv): worker 0 polls STATS every second; each
 //!   node's per-second ops/s is the delta of its ops counter over the delta
 //!   of its own uptime clock; per-shard totals are the counter deltas over
 //!   the measured window (keys, memory and connections: values at the end).
 //!   Redis: `INFO all` on a separate connection (`cmdstat_get`/`cmdstat_set`
-//!   calls).
+//!   calls). memcached: `stats` (`cmd_get`, one per key, and `cmd_set`).
 //! * **Client CPU**: `getrusage(RUSAGE_SELF)` (user + system, every thread of
 //!   the process) between the start and the end of the measured window.
 //! * **Bytes**: bytes written to / read from the sockets in the window.
@@ -63,10 +59,9 @@
 //! A client error (connection lost, timeout, protocol error) is fatal: every
 //! session stops and [`run`] returns the error.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,14 +69,15 @@ use anyhow::{bail, Result};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::report::{
-    BenchMeta, BenchReport, LatencyHistogram, LoadMode, ServerNodeReport, ShardTotals,
+    BenchMeta, BenchReport, IntervalHistogram, LatencyHistogram, LoadMode, ServerNodeReport,
     TimelineSample, Totals,
 };
-use super::resp_target;
-use super::workload::{self, Generator, KeyDist, OpKind, WorkloadConfig};
-use crate::client::{BatchResults, ClientOptions, Cluster, Splitter};
-use crate::protocol::native::{Batch, NodeStats};
-use crate::store::OpResult;
+pub use super::session::process_cpu_secs;
+use super::session::{sleep_until, Bucket, Pacer, Timing, WorkerCtx};
+use super::workload::{self, Generator, KeyDist, WorkloadConfig};
+use super::{memcached_target, native_target, resp_target};
+use crate::client::{ClientOptions, Cluster};
+use crate::units::fmt_rate;
 
 /// Operations generated once, single-threaded, to measure the generator's
 /// pure speed before the run.
@@ -98,16 +94,19 @@ pub enum Target {
     CorekvResp,
     /// A Redis-protocol server (redis-server, valkey, ...), pipelined GET/SET.
     Redis,
+    /// A memcached server, text protocol: multi-gets and sets, pipelined.
+    Memcached,
 }
 
 impl Target {
-    /// Parses `corekv`, `corekv-resp` or `redis`.
+    /// Parses `corekv`, `corekv-resp`, `redis` or `memcached`.
     pub fn parse(s: &str) -> Result<Target> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "corekv" | "native" => Target::Corekv,
             "corekv-resp" => Target::CorekvResp,
             "redis" | "resp" => Target::Redis,
-            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp or redis"),
+            "memcached" | "memcache" => Target::Memcached,
+            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp, redis or memcached"),
         })
     }
 
@@ -117,12 +116,13 @@ impl Target {
             Target::Corekv => "corekv",
             Target::CorekvResp => "corekv-resp",
             Target::Redis => "redis",
+            Target::Memcached => "memcached",
         }
     }
 
     /// True for the RESP drivers.
     pub fn is_resp(self) -> bool {
-        !matches!(self, Target::Corekv)
+        matches!(self, Target::CorekvResp | Target::Redis)
     }
 }
 
@@ -137,8 +137,12 @@ pub struct DriverConfig {
     pub workload: WorkloadConfig,
     /// Operations per batch (RESP: pipeline depth).
     pub batch: usize,
-    /// Sessions per worker.
+    /// Sessions per worker (when `total_sessions` is `None`).
     pub sessions_per_worker: usize,
+    /// Sessions of the whole process (`--clients`, the seed's `-numClients`),
+    /// spread over the workers: worker `w` of `W` runs `n / W` sessions, plus
+    /// one when `w < n % W`. `None`: `sessions_per_worker` on every worker.
+    pub total_sessions: Option<usize>,
     /// One pinned worker per CPU.
     pub cpus: Vec<usize>,
     /// Measured window, seconds.
@@ -165,6 +169,7 @@ impl DriverConfig {
             workload: WorkloadConfig::default(),
             batch: 8192,
             sessions_per_worker: 8,
+            total_sessions: None,
             cpus,
             secs: 10.0,
             warmup_secs: 2.0,
@@ -183,8 +188,16 @@ impl DriverConfig {
         if self.cpus.is_empty() {
             bail!("no CPUs given (--cpus)");
         }
-        if self.batch == 0 || self.sessions_per_worker == 0 {
-            bail!("--batch and --sessions must be at least 1");
+        if self.batch == 0 || self.sessions_per_worker == 0 || self.total_sessions == Some(0) {
+            bail!("--batch, --sessions and --clients must be at least 1");
+        }
+        if let Some(n) = self.total_sessions {
+            if n < self.cpus.len() {
+                bail!(
+                    "--clients {n} is fewer than the {} worker CPUs: give --cpus at most {n} CPUs",
+                    self.cpus.len()
+                );
+            }
         }
         if !(self.secs > 0.0 && self.secs.is_finite()) {
             bail!("--secs must be > 0, got {}", self.secs);
@@ -199,85 +212,27 @@ impl DriverConfig {
         }
         Ok(())
     }
-}
 
-/// The run's clock: warm-up from `t0`, measured window `[start, end)`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
-    pub(crate) t0: Instant,
-    pub(crate) start: Instant,
-    pub(crate) end: Instant,
-    /// Index of the first (warm-up) second: `-ceil(warmup)`.
-    pub(crate) first_second: i64,
-    /// Number of measured seconds: `ceil(secs)` (the last may be partial).
-    pub(crate) seconds: i64,
-}
-
-impl Timing {
-    fn new(t0: Instant, warmup: f64, secs: f64) -> Timing {
-        let start = t0 + Duration::from_secs_f64(warmup);
-        Timing {
-            t0,
-            start,
-            end: start + Duration::from_secs_f64(secs),
-            first_second: -(warmup.ceil() as i64),
-            seconds: (secs.ceil() as i64).max(1),
+    /// Sessions worker `worker` runs.
+    pub fn sessions_of(&self, worker: usize) -> usize {
+        match self.total_sessions {
+            Some(n) => {
+                let w = self.cpus.len().max(1);
+                n / w + usize::from(worker < n % w)
+            }
+            None => self.sessions_per_worker,
         }
     }
 
-    /// The second `t` falls in: `floor((t - start) / 1 s)`, negative in the warm-up.
-    #[inline]
-    pub(crate) fn second_of(&self, t: Instant) -> i64 {
-        const NS: u128 = 1_000_000_000;
-        if t >= self.start {
-            ((t - self.start).as_nanos() / NS) as i64
-        } else {
-            -((self.start - t).as_nanos().div_ceil(NS) as i64)
-        }
+    /// Sessions of the whole process.
+    pub fn total_sessions(&self) -> usize {
+        self.total_sessions
+            .unwrap_or(self.cpus.len() * self.sessions_per_worker)
     }
 
-    /// Start of second `k` (clamped to `[t0, end]`).
-    pub(crate) fn second_start(&self, k: i64) -> Instant {
-        self.at(k)
-    }
-
-    /// End of second `k` (clamped to `[t0, end]`).
-    pub(crate) fn second_end(&self, k: i64) -> Instant {
-        self.at(k + 1)
-    }
-
-    fn at(&self, k: i64) -> Instant {
-        let t = if k >= 0 {
-            self.start + Duration::from_secs(k as u64)
-        } else {
-            self.start
-                .checked_sub(Duration::from_secs((-k) as u64))
-                .unwrap_or(self.t0)
-        };
-        t.clamp(self.t0, self.end)
-    }
-}
-
-/// Counters and batch latencies of one second of one worker (or, merged, of
-/// all workers).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Bucket {
-    pub(crate) ops: u64,
-    pub(crate) gets: u64,
-    pub(crate) puts: u64,
-    pub(crate) errors: u64,
-    pub(crate) batches: u64,
-    pub(crate) batch_hist: LatencyHistogram,
-}
-
-impl Bucket {
-    fn add(&mut self, o: &Bucket) {
-        self.ops += o.ops;
-        self.gets += o.gets;
-        self.puts += o.puts;
-        self.errors += o.errors;
-        self.batches += o.batches;
-        let _ = self.batch_hist.add(&o.batch_hist);
+    /// Index, over the whole process, of worker `worker`'s first session.
+    fn first_session_of(&self, worker: usize) -> usize {
+        (0..worker).map(|w| self.sessions_of(w)).sum()
     }
 }
 
@@ -296,6 +251,8 @@ enum Msg {
 struct WorkerResult {
     batch_hist: LatencyHistogram,
     op_hist: LatencyHistogram,
+    get_hist: LatencyHistogram,
+    set_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
     cpu_secs: Option<f64>,
@@ -303,267 +260,6 @@ struct WorkerResult {
     error: Option<String>,
     warnings: Vec<String>,
 }
-
-/// A worker's recording state, shared by its sessions and its ticker.
-pub(crate) struct WorkerState {
-    timing: Timing,
-    buckets: BTreeMap<i64, Bucket>,
-    batch_hist: LatencyHistogram,
-    op_hist: LatencyHistogram,
-}
-
-impl WorkerState {
-    /// Records one completed batch of `ops` operations.
-    #[inline]
-    fn record(&mut self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
-        if done >= self.timing.end {
-            return;
-        }
-        let idx = self.timing.second_of(done);
-        let ns = done.saturating_duration_since(sent).as_nanos() as u64;
-        let b = self.buckets.entry(idx).or_default();
-        b.ops += ops;
-        b.gets += gets;
-        b.puts += ops - gets;
-        b.errors += errors;
-        b.batches += 1;
-        b.batch_hist.record(ns);
-        if idx >= 0 {
-            self.batch_hist.record(ns);
-            self.op_hist.record_n(ns, ops);
-        }
-    }
-}
-
-/// Per-worker context shared by its tasks (`Rc`, never crosses threads).
-pub(crate) struct WorkerCtx {
-    pub(crate) timing: Timing,
-    pub(crate) batch: usize,
-    pub(crate) value: Vec<u8>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) state: RefCell<WorkerState>,
-    /// Socket byte counters of the RESP driver (the native client keeps its own).
-    pub(crate) bytes_sent: Cell<u64>,
-    pub(crate) bytes_received: Cell<u64>,
-    error: RefCell<Option<String>>,
-}
-
-impl WorkerCtx {
-    /// Stops the whole run with `e` (the first error wins).
-    pub(crate) fn fail(&self, e: String) {
-        if self.error.borrow().is_none() {
-            *self.error.borrow_mut() = Some(e);
-        }
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn record(&self, sent: Instant, done: Instant, ops: u64, gets: u64, errors: u64) {
-        self.state
-            .borrow_mut()
-            .record(sent, done, ops, gets, errors);
-    }
-}
-
-/// Pacing of one session: closed loop, or its slot in the open-loop schedule.
-pub(crate) struct Pacer {
-    /// `(first intended send time, interval between this session's batches)`.
-    schedule: Option<(Instant, Duration)>,
-    sent: u64,
-}
-
-impl Pacer {
-    fn new(cfg: &DriverConfig, timing: &Timing, worker: usize, session: usize) -> Pacer {
-        let schedule = cfg.rate.map(|rate| {
-            let total = (cfg.cpus.len() * cfg.sessions_per_worker) as f64;
-            let g = (worker * cfg.sessions_per_worker + session) as f64;
-            let interval = total * cfg.batch as f64 / rate;
-            (
-                timing.t0 + Duration::from_secs_f64(interval * g / total),
-                Duration::from_secs_f64(interval),
-            )
-        });
-        Pacer { schedule, sent: 0 }
-    }
-
-    /// Waits for the next send slot and returns the instant latency is
-    /// measured from; `None` when the run is over.
-    #[inline]
-    pub(crate) async fn next(&mut self, ctx: &WorkerCtx) -> Option<Instant> {
-        if ctx.stopped() {
-            return None;
-        }
-        match self.schedule {
-            None => {
-                let now = Instant::now();
-                (now < ctx.timing.end).then_some(now)
-            }
-            Some((first, interval)) => {
-                let intended = first + interval.mul_f64(self.sent as f64);
-                if intended >= ctx.timing.end {
-                    return None;
-                }
-                self.sent += 1;
-                let now = Instant::now();
-                if intended > now {
-                    glommio::timer::sleep(intended - now).await;
-                }
-                (!ctx.stopped()).then_some(intended)
-            }
-        }
-    }
-
-    /// True when no further batch will be sent (cheap pre-check before
-    /// generating one).
-    #[inline]
-    pub(crate) fn done(&self, ctx: &WorkerCtx) -> bool {
-        if ctx.stopped() {
-            return true;
-        }
-        match self.schedule {
-            None => Instant::now() >= ctx.timing.end,
-            Some((first, interval)) => first + interval.mul_f64(self.sent as f64) >= ctx.timing.end,
-        }
-    }
-}
-
-async fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        glommio::timer::sleep(t - now).await;
-    }
-}
-
-/// User + system CPU seconds of this process so far.
-pub fn process_cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a local rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-// ---------------------------------------------------------------------------
-// corekv native sessions and monitor
-// ---------------------------------------------------------------------------
-
-async fn corekv_session(
-    ctx: Rc<WorkerCtx>,
-    cluster: Rc<Cluster>,
-    mut gen: Generator,
-    mut pacer: Pacer,
-) {
-    let mut batch = Batch::default();
-    let mut splitter = Splitter::default();
-    let mut results = BatchResults::default();
-    let n = ctx.batch;
-    while !pacer.done(&ctx) {
-        batch.clear();
-        let mut gets = 0u64;
-        let value = &ctx.value[..];
-        gen.fill_batch(n, &mut |kind, key| match kind {
-            OpKind::Read => {
-                gets += 1;
-                batch.get(key);
-            }
-            OpKind::Write => batch.put(key, value),
-        });
-        let Some(sent) = pacer.next(&ctx).await else {
-            break;
-        };
-        if let Err(e) = cluster.execute(&batch, &mut splitter, &mut results).await {
-            ctx.fail(e.to_string());
-            return;
-        }
-        let done = Instant::now();
-        let mut errors = 0u64;
-        results.for_each(|_, r| {
-            if let OpResult::Err(_) = r {
-                errors += 1;
-            }
-        });
-        ctx.record(sent, done, n as u64, gets, errors);
-    }
-}
-
-/// One STATS snapshot: per node `(uptime, stats)`.
-type Snapshot = Vec<NodeStats>;
-
-fn shard_deltas(first: &NodeStats, last: &NodeStats) -> Vec<ShardTotals> {
-    last.shards
-        .iter()
-        .map(|s| {
-            let f = first
-                .shards
-                .iter()
-                .find(|x| x.shard_id == s.shard_id)
-                .cloned()
-                .unwrap_or_default();
-            ShardTotals {
-                shard_id: s.shard_id,
-                ops: s.ops.saturating_sub(f.ops),
-                gets: s.gets.saturating_sub(f.gets),
-                puts: s.puts.saturating_sub(f.puts),
-                dels: s.dels.saturating_sub(f.dels),
-                keys: s.keys,
-                memory_bytes: s.memory_used,
-                connections: s.connections,
-                errors: s.errors.saturating_sub(f.errors),
-            }
-        })
-        .collect()
-}
-
-/// Polls STATS at the start of the window and after each measured second.
-async fn corekv_monitor(
-    ctx: Rc<WorkerCtx>,
-    cluster: Rc<Cluster>,
-) -> Result<Vec<ServerNodeReport>, String> {
-    let t = ctx.timing;
-    sleep_until(t.start).await;
-    let first: Snapshot = cluster.stats().await.map_err(|e| e.to_string())?;
-    let mut prev = first.clone();
-    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
-    for k in 0..t.seconds {
-        sleep_until(t.second_end(k)).await;
-        if ctx.stopped() && Instant::now() < t.end {
-            break;
-        }
-        let now = cluster.stats().await.map_err(|e| e.to_string())?;
-        for (i, (a, b)) in prev.iter().zip(&now).enumerate() {
-            let dt = b.uptime_secs - a.uptime_secs;
-            if dt > 0.0 {
-                let ops = b.total().ops.saturating_sub(a.total().ops);
-                per_second[i].push(ops as f64 / dt);
-            }
-        }
-        prev = now;
-    }
-    Ok(cluster
-        .nodes()
-        .iter()
-        .zip(first.iter().zip(&prev))
-        .zip(per_second)
-        .map(|((node, (f, l)), ps)| ServerNodeReport {
-            node_id: node.hello.node_id,
-            address: node.addr.clone(),
-            per_second_ops: ps,
-            shards: shard_deltas(f, l),
-        })
-        .collect())
-}
-
-// ---------------------------------------------------------------------------
-// Workers
-// ---------------------------------------------------------------------------
 
 /// What a worker thread is given.
 struct WorkerSetup {
@@ -580,14 +276,47 @@ struct WorkerSetup {
 enum Conns {
     Native(Rc<Cluster>),
     Resp(resp_target::WorkerConns),
+    Memcached(memcached_target::WorkerConns),
 }
+
+impl Conns {
+    /// Bytes written to / read from this worker's sockets so far.
+    fn bytes(&self, ctx: &WorkerCtx) -> (u64, u64) {
+        match self {
+            Conns::Native(c) => c.bytes(),
+            Conns::Resp(_) | Conns::Memcached(_) => {
+                (ctx.bytes_sent.get(), ctx.bytes_received.get())
+            }
+        }
+    }
+}
+
+/// A spawned monitor: STATS (native), INFO (RESP) or stats (memcached), and
+/// how its failure reads.
+type MonitorTask = (
+    glommio::Task<Result<Vec<ServerNodeReport>, String>>,
+    &'static str,
+);
+
+/// `(bytes sent, bytes received)` and process CPU seconds at one instant.
+type Snap = ((u64, u64), f64);
 
 async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     let cfg = &s.cfg;
+    if cfg.target == Target::Memcached {
+        let c = memcached_target::WorkerConns::connect(
+            &cfg.hosts,
+            cfg.sessions_of(s.worker),
+            s.worker == 0,
+            cfg.timeout,
+        )
+        .await?;
+        return Ok(Conns::Memcached(c));
+    }
     if cfg.target.is_resp() {
         let c = resp_target::WorkerConns::connect(
             &cfg.hosts,
-            cfg.sessions_per_worker,
+            cfg.sessions_of(s.worker),
             s.worker == 0,
             cfg.timeout,
         )
@@ -604,6 +333,8 @@ async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A worker: connect, report ready, wait for the common clock, run the
+/// sessions, the ticker and (worker 0) the monitor, hand back its results.
 async fn worker_main(s: WorkerSetup) -> WorkerResult {
     let conns = match connect_worker(&s).await {
         Ok(c) => c,
@@ -621,143 +352,18 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
         return WorkerResult::default();
     };
     let cfg = &s.cfg;
-    let ctx = Rc::new(WorkerCtx {
+    let ctx = Rc::new(WorkerCtx::new(
         timing,
-        batch: cfg.batch,
-        value: cfg.workload.value(),
-        stop: s.stop.clone(),
-        state: RefCell::new(WorkerState {
-            timing,
-            buckets: BTreeMap::new(),
-            batch_hist: LatencyHistogram::new(),
-            op_hist: LatencyHistogram::new(),
-        }),
-        bytes_sent: Cell::new(0),
-        bytes_received: Cell::new(0),
-        error: RefCell::new(None),
-    });
-    let bytes = {
-        let conns = match &conns {
-            Conns::Native(c) => Some(c.clone()),
-            Conns::Resp(_) => None,
-        };
-        let ctx = ctx.clone();
-        move || match &conns {
-            Some(c) => c.bytes(),
-            None => (ctx.bytes_sent.get(), ctx.bytes_received.get()),
-        }
-    };
-
+        cfg.batch,
+        cfg.workload.value(),
+        s.stop.clone(),
+    ));
+    let conns = Rc::new(conns);
     sleep_until(timing.t0).await;
-    let mut sessions = Vec::new();
-    let mut monitor = None;
-    let mut resp_monitor = None;
-    match &conns {
-        Conns::Native(cluster) => {
-            for i in 0..cfg.sessions_per_worker {
-                let gen = Generator::from_parts(
-                    s.keys,
-                    cfg.workload.read_ratio,
-                    session_seed(cfg, s.worker, i),
-                )
-                .expect("workload validated before the run");
-                let pacer = Pacer::new(cfg, &timing, s.worker, i);
-                sessions.push(glommio::spawn_local(corekv_session(
-                    ctx.clone(),
-                    cluster.clone(),
-                    gen,
-                    pacer,
-                )));
-            }
-            if s.worker == 0 {
-                monitor = Some(glommio::spawn_local(corekv_monitor(
-                    ctx.clone(),
-                    cluster.clone(),
-                )));
-            }
-        }
-        Conns::Resp(wc) => {
-            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
-                let gen = Generator::from_parts(
-                    s.keys,
-                    cfg.workload.read_ratio,
-                    session_seed(cfg, s.worker, i),
-                )
-                .expect("workload validated before the run");
-                let pacer = Pacer::new(cfg, &timing, s.worker, i);
-                sessions.push(glommio::spawn_local(resp_target::session(
-                    ctx.clone(),
-                    streams,
-                    gen,
-                    pacer,
-                )));
-            }
-            if let Some(m) = wc.take_monitor() {
-                resp_monitor = Some(glommio::spawn_local(resp_target::monitor(
-                    ctx.clone(),
-                    m,
-                    cfg.hosts.clone(),
-                )));
-            }
-        }
-    }
-
-    // Ticker: hands each finished second to the main thread; snapshots bytes
-    // and CPU at the window's edges.
-    let ticker = {
-        let ctx = ctx.clone();
-        let msgs = s.msgs.clone();
-        let worker = s.worker;
-        glommio::spawn_local(async move {
-            let t = ctx.timing;
-            let mut start_snap = None;
-            let mut end_snap = None;
-            let snap = |bytes: &dyn Fn() -> (u64, u64)| (bytes(), process_cpu_secs());
-            if t.first_second == 0 {
-                start_snap = Some(snap(&bytes));
-            }
-            for k in t.first_second..t.seconds {
-                sleep_until(t.second_end(k)).await;
-                let now = Instant::now();
-                if k == -1 {
-                    start_snap = Some(snap(&bytes));
-                }
-                if k == t.seconds - 1 {
-                    end_snap = Some(snap(&bytes));
-                }
-                let done: Vec<i64> = {
-                    let st = ctx.state.borrow();
-                    st.buckets.keys().copied().filter(|&i| i <= k).collect()
-                };
-                let mut st = ctx.state.borrow_mut();
-                for i in done {
-                    if i < k {
-                        // Cannot happen (completions are recorded at once);
-                        // fold stragglers into this second.
-                        if let Some(b) = st.buckets.remove(&i) {
-                            st.buckets.entry(k).or_default().add(&b);
-                        }
-                    }
-                }
-                let bucket = st.buckets.remove(&k).unwrap_or_default();
-                drop(st);
-                let _ = msgs.send((
-                    worker,
-                    Msg::Second {
-                        idx: k,
-                        bucket: Box::new(bucket),
-                    },
-                ));
-                if ctx.stopped() && now < t.end {
-                    break;
-                }
-            }
-            (start_snap, end_snap)
-        })
-    };
-
-    for s in sessions {
-        s.await;
+    let (sessions, monitor) = spawn_sessions(&s, &ctx, &conns);
+    let ticker = glommio::spawn_local(tick(ctx.clone(), conns.clone(), s.msgs.clone(), s.worker));
+    for session in sessions {
+        session.await;
     }
     let (start_snap, end_snap) = ticker.await;
     let mut result = WorkerResult::default();
@@ -768,44 +374,136 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
             result.cpu_secs = Some(c1 - c0);
         }
     }
-    if let Some(m) = monitor {
+    if let Some((m, what)) = monitor {
         match m.await {
             Ok(servers) => result.servers = servers,
             Err(e) => result
                 .warnings
-                .push(format!("server STATS unavailable: {e}")),
-        }
-    }
-    if let Some(m) = resp_monitor {
-        match m.await {
-            Ok(servers) => result.servers = servers,
-            Err(e) => result
-                .warnings
-                .push(format!("server INFO unavailable: {e}")),
+                .push(format!("server {what} unavailable: {e}")),
         }
     }
     let _ = s.msgs.send((s.worker, Msg::Finished));
     let mut st = ctx.state.borrow_mut();
     result.batch_hist = std::mem::take(&mut st.batch_hist);
     result.op_hist = std::mem::take(&mut st.op_hist);
-    result.error = ctx.error.borrow_mut().take();
+    result.get_hist = std::mem::take(&mut st.get_hist);
+    result.set_hist = std::mem::take(&mut st.set_hist);
     drop(st);
-    drop(conns);
+    result.error = ctx.take_error();
     result
+}
+
+/// Spawns the worker's sessions (each with its seeded generator and pacer)
+/// and, on worker 0, the server monitor of its target.
+fn spawn_sessions(
+    s: &WorkerSetup,
+    ctx: &Rc<WorkerCtx>,
+    conns: &Conns,
+) -> (Vec<glommio::Task<()>>, Option<MonitorTask>) {
+    let cfg = &s.cfg;
+    let total = cfg.total_sessions();
+    let first = cfg.first_session_of(s.worker);
+    let parts = |i: usize| {
+        let gen = Generator::from_parts(
+            s.keys,
+            cfg.workload.read_ratio,
+            session_seed(cfg, s.worker, i),
+        )
+        .expect("workload validated before the run");
+        let g = first + i;
+        (gen, Pacer::new(cfg.rate, total, g, cfg.batch, &ctx.timing))
+    };
+    let mut sessions = Vec::new();
+    let mut monitor: Option<MonitorTask> = None;
+    match conns {
+        Conns::Native(cluster) => {
+            for i in 0..cfg.sessions_of(s.worker) {
+                let (gen, pacer) = parts(i);
+                let task = native_target::session(ctx.clone(), cluster.clone(), gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if s.worker == 0 {
+                let task = native_target::monitor(ctx.clone(), cluster.clone());
+                monitor = Some((glommio::spawn_local(task), "STATS"));
+            }
+        }
+        Conns::Resp(wc) => {
+            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
+                let (gen, pacer) = parts(i);
+                let task = resp_target::session(ctx.clone(), streams, gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if let Some(m) = wc.take_monitor() {
+                let task = resp_target::monitor(ctx.clone(), m, cfg.hosts.clone());
+                monitor = Some((glommio::spawn_local(task), "INFO"));
+            }
+        }
+        Conns::Memcached(wc) => {
+            for (i, streams) in wc.take_sessions().into_iter().enumerate() {
+                let (gen, pacer) = parts(i);
+                let task = memcached_target::session(ctx.clone(), streams, gen, pacer);
+                sessions.push(glommio::spawn_local(task));
+            }
+            if let Some(m) = wc.take_monitor() {
+                let task = memcached_target::monitor(ctx.clone(), m, cfg.hosts.clone());
+                monitor = Some((glommio::spawn_local(task), "stats"));
+            }
+        }
+    }
+    (sessions, monitor)
+}
+
+/// The worker's ticker: hands each finished second's bucket to the main
+/// thread, and snapshots bytes and CPU at the measured window's edges.
+async fn tick(
+    ctx: Rc<WorkerCtx>,
+    conns: Rc<Conns>,
+    msgs: flume::Sender<(usize, Msg)>,
+    worker: usize,
+) -> (Option<Snap>, Option<Snap>) {
+    let t = ctx.timing;
+    let snap = || (conns.bytes(&ctx), process_cpu_secs());
+    let mut start_snap = (t.first_second == 0).then(snap);
+    let mut end_snap = None;
+    for k in t.first_second..t.seconds {
+        sleep_until(t.second_end(k)).await;
+        let now = Instant::now();
+        if k == -1 {
+            start_snap = Some(snap());
+        }
+        if k == t.seconds - 1 {
+            end_snap = Some(snap());
+        }
+        let bucket = take_second(&ctx, k);
+        let _ = msgs.send((
+            worker,
+            Msg::Second {
+                idx: k,
+                bucket: Box::new(bucket),
+            },
+        ));
+        if ctx.stopped() && now < t.end {
+            break;
+        }
+    }
+    (start_snap, end_snap)
+}
+
+/// Removes second `k`'s bucket from the worker's state, folding any earlier
+/// straggler into it (cannot happen: completions are recorded at once).
+fn take_second(ctx: &WorkerCtx, k: i64) -> Bucket {
+    let mut st = ctx.state.borrow_mut();
+    let stragglers: Vec<i64> = st.buckets.range(..k).map(|(&i, _)| i).collect();
+    for i in stragglers {
+        if let Some(b) = st.buckets.remove(&i) {
+            st.buckets.entry(k).or_default().add(&b);
+        }
+    }
+    st.buckets.remove(&k).unwrap_or_default()
 }
 
 fn session_seed(cfg: &DriverConfig, worker: usize, session: usize) -> u64 {
     workload::seed_for(worker, session, cfg.base_seed)
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:7.3} M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:7.1} k", x / 1e3)
-    } else {
-        format!("{x:7.1}  ")
-    }
 }
 
 fn fmt_us(ns: u64) -> String {
@@ -817,6 +515,15 @@ fn fmt_us(ns: u64) -> String {
     }
 }
 
+/// The running workers: their join handles (with their CPUs) and the
+/// channels that start them and carry their seconds.
+struct Workers {
+    joins: Vec<(usize, glommio::ExecutorJoinHandle<WorkerResult>)>,
+    starts: Vec<flume::Sender<Timing>>,
+    readies: Vec<flume::Receiver<Result<(), String>>>,
+    msgs: flume::Receiver<(usize, Msg)>,
+}
+
 /// Runs a benchmark and returns its report. Blocks the calling thread; the
 /// work happens on one pinned executor per CPU in `cfg.cpus`.
 pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
@@ -824,15 +531,66 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     let keys = cfg.workload.key_dist()?;
     let generation_rate =
         workload::generation_rate_with(keys, cfg.workload.read_ratio, GENERATION_PROBE_OPS);
-    crate::server::raise_memlock(
+    crate::memlock::raise_memlock(
         crate::config::DEFAULT_IO_MEMORY as u64 * 2 * cfg.cpus.len() as u64,
     );
-
     let stop = Arc::new(AtomicBool::new(false));
+    let workers = spawn_workers(cfg, keys, &stop)?;
+    let Workers {
+        joins,
+        starts,
+        readies,
+        msgs,
+    } = workers;
+    if let Err(e) = await_ready(cfg, &readies) {
+        drop(starts);
+        let mut detail = String::new();
+        for (cpu, j) in joins {
+            if let Err(err) = j.join() {
+                detail = format!(" (executor on CPU {cpu}: {err})");
+            }
+        }
+        bail!("{e}{detail}");
+    }
+    let start_unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
+    // The measured window's start on the wall clock, for interval logs.
+    let window_unix_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+        + timing
+            .start
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+    for s in &starts {
+        let _ = s.send(timing);
+    }
+    drop(starts);
+    let (mut totals, timeline, intervals) = collect_seconds(cfg, &timing, window_unix_secs, &msgs)?;
+    let mut report = merge_workers(joins)?;
+    report.generation_rate_ops = generation_rate;
+    totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
+    report.totals = totals;
+    report.timeline = timeline;
+    report.intervals = intervals;
+    report.meta = meta(cfg, start_unix_secs);
+    report.finalize();
+    Ok(report)
+}
+
+/// Starts one pinned executor per CPU, each running [`worker_main`].
+fn spawn_workers(cfg: &DriverConfig, keys: KeyDist, stop: &Arc<AtomicBool>) -> Result<Workers> {
     let (msg_tx, msg_rx) = flume::unbounded::<(usize, Msg)>();
-    let mut joins = Vec::new();
-    let mut starts = Vec::new();
-    let mut readies = Vec::new();
+    let mut w = Workers {
+        joins: Vec::new(),
+        starts: Vec::new(),
+        readies: Vec::new(),
+        msgs: msg_rx,
+    };
     for (worker, &cpu) in cfg.cpus.iter().enumerate() {
         let (ready_tx, ready_rx) = flume::bounded(1);
         let (start_tx, start_rx) = flume::bounded(1);
@@ -850,13 +608,18 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             .io_memory(crate::config::DEFAULT_IO_MEMORY)
             .spawn(move || worker_main(setup))
             .map_err(|e| anyhow::anyhow!("starting bench worker {worker} on CPU {cpu}: {e}"))?;
-        joins.push((cpu, join));
-        starts.push(start_tx);
-        readies.push(ready_rx);
+        w.joins.push((cpu, join));
+        w.starts.push(start_tx);
+        w.readies.push(ready_rx);
     }
-    drop(msg_tx);
+    Ok(w)
+}
 
-    // Wait until every worker is connected (or reports why not).
+/// Waits until every worker is connected; the first reason one is not.
+fn await_ready(
+    cfg: &DriverConfig,
+    readies: &[flume::Receiver<Result<(), String>>],
+) -> Result<(), String> {
     let mut start_error = None;
     for (worker, ready) in readies.iter().enumerate() {
         match ready.recv() {
@@ -872,95 +635,116 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             }
         }
     }
-    if let Some(e) = start_error {
-        drop(starts);
-        let mut detail = String::new();
-        for (cpu, j) in joins {
-            if let Err(err) = j.join() {
-                detail = format!(" (executor on CPU {cpu}: {err})");
-            }
-        }
-        bail!("{e}{detail}");
-    }
+    start_error.map_or(Ok(()), Err)
+}
 
-    let start_unix_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let timing = Timing::new(Instant::now() + START_DELAY, cfg.warmup_secs, cfg.secs);
-    for s in &starts {
-        let _ = s.send(timing);
-    }
-    drop(starts);
+/// The measured totals, the per-second timeline and interval histograms.
+type Collected = (Totals, Vec<TimelineSample>, Vec<IntervalHistogram>);
 
-    // Collect seconds until every worker has finished.
+/// Collects the workers' seconds until every worker has finished: merges
+/// each second over all workers, adds the measured ones to the totals, the
+/// timeline and the interval histograms (`window_unix_secs`: the measured
+/// window's start on the wall clock), and prints the progress line.
+fn collect_seconds(
+    cfg: &DriverConfig,
+    timing: &Timing,
+    window_unix_secs: f64,
+    msgs: &flume::Receiver<(usize, Msg)>,
+) -> Result<Collected> {
     let n = cfg.cpus.len();
     let mut pending: BTreeMap<i64, (usize, Bucket)> = BTreeMap::new();
     let mut timeline = Vec::new();
     let mut totals = Totals::default();
+    let mut intervals = Vec::new();
     let mut so_far = LatencyHistogram::new();
     let mut finished = 0;
     while finished < n {
-        let Ok((_, msg)) = msg_rx.recv() else { break };
-        match msg {
-            Msg::Finished => finished += 1,
-            Msg::Second { idx, bucket } => {
-                let e = pending.entry(idx).or_default();
-                e.0 += 1;
-                e.1.add(&bucket);
-                if e.0 < n {
-                    continue;
-                }
-                let (_, b) = pending.remove(&idx).unwrap_or_default();
-                let t_from = timing.second_start(idx);
-                let t_to = timing.second_end(idx);
-                let dur = (t_to - t_from).as_secs_f64().max(1e-9);
-                if idx >= 0 {
-                    so_far.add(&b.batch_hist)?;
-                    totals.ops += b.ops;
-                    totals.gets += b.gets;
-                    totals.puts += b.puts;
-                    totals.errors += b.errors;
-                    timeline.push(TimelineSample {
-                        t_secs: (t_to - timing.start).as_secs_f64(),
-                        ops: b.ops,
-                        gets: b.gets,
-                        puts: b.puts,
-                        errors: b.errors,
-                        p99_batch_ns: b.batch_hist.p99(),
-                    });
-                }
-                if cfg.progress {
-                    let label = if idx < 0 {
-                        format!("warm-up {:>3}", idx)
-                    } else {
-                        format!(
-                            "{:>5.1}/{:<5.1}s",
-                            (t_to - timing.start).as_secs_f64(),
-                            cfg.secs
-                        )
-                    };
-                    let p99_total = if idx >= 0 {
-                        format!(" (run {})", fmt_us(so_far.p99()))
-                    } else {
-                        String::new()
-                    };
-                    eprintln!(
-                        "[{label}] {}op/s  p99 batch {}{}  errors {}",
-                        fmt_rate(b.ops as f64 / dur),
-                        fmt_us(b.batch_hist.p99()),
-                        p99_total,
-                        totals.errors + if idx < 0 { b.errors } else { 0 },
-                    );
-                }
+        let Ok((_, msg)) = msgs.recv() else { break };
+        let (idx, bucket) = match msg {
+            Msg::Finished => {
+                finished += 1;
+                continue;
             }
+            Msg::Second { idx, bucket } => (idx, bucket),
+        };
+        let e = pending.entry(idx).or_default();
+        e.0 += 1;
+        e.1.add(&bucket);
+        if e.0 < n {
+            continue;
+        }
+        let (_, b) = pending.remove(&idx).unwrap_or_default();
+        let t_to = timing.second_end(idx);
+        if idx >= 0 {
+            so_far.add(&b.batch_hist)?;
+            totals.ops += b.ops;
+            totals.gets += b.gets;
+            totals.puts += b.puts;
+            totals.errors += b.errors;
+            totals.get_misses += b.get_misses;
+            let t_from = timing.second_start(idx);
+            intervals.push(IntervalHistogram {
+                start_unix_secs: window_unix_secs + (t_from - timing.start).as_secs_f64(),
+                secs: (t_to - t_from).as_secs_f64(),
+                batch_latency: b.batch_hist.clone(),
+            });
+            timeline.push(TimelineSample {
+                t_secs: (t_to - timing.start).as_secs_f64(),
+                ops: b.ops,
+                gets: b.gets,
+                puts: b.puts,
+                errors: b.errors,
+                p99_batch_ns: b.batch_hist.p99(),
+            });
+        }
+        if cfg.progress {
+            progress_line(cfg, timing, idx, &b, &so_far, totals.errors);
         }
     }
+    Ok((totals, timeline, intervals))
+}
 
-    let mut report = BenchReport {
-        generation_rate_ops: generation_rate,
-        ..Default::default()
+/// One second's progress line on stderr.
+fn progress_line(
+    cfg: &DriverConfig,
+    timing: &Timing,
+    idx: i64,
+    b: &Bucket,
+    so_far: &LatencyHistogram,
+    errors: u64,
+) {
+    let t_from = timing.second_start(idx);
+    let t_to = timing.second_end(idx);
+    let dur = (t_to - t_from).as_secs_f64().max(1e-9);
+    let label = if idx < 0 {
+        format!("warm-up {:>3}", idx)
+    } else {
+        format!(
+            "{:>5.1}/{:<5.1}s",
+            (t_to - timing.start).as_secs_f64(),
+            cfg.secs
+        )
     };
+    let p99_total = if idx >= 0 {
+        format!(" (run {})", fmt_us(so_far.p99()))
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "[{label}] {:>9}op/s  p99 batch {}{}  errors {}",
+        fmt_rate(b.ops as f64 / dur),
+        fmt_us(b.batch_hist.p99()),
+        p99_total,
+        errors + if idx < 0 { b.errors } else { 0 },
+    );
+}
+
+/// Joins the workers and merges their histograms, byte counts, client CPU
+/// and server figures; the first worker error aborts the run.
+fn merge_workers(
+    joins: Vec<(usize, glommio::ExecutorJoinHandle<WorkerResult>)>,
+) -> Result<BenchReport> {
+    let mut report = BenchReport::default();
     let mut error = None;
     let mut warnings = Vec::new();
     for (worker, (cpu, j)) in joins.into_iter().enumerate() {
@@ -968,6 +752,8 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
             Ok(r) => {
                 report.batch_latency.add(&r.batch_hist)?;
                 report.op_latency.add(&r.op_hist)?;
+                report.get_latency.add(&r.get_hist)?;
+                report.set_latency.add(&r.set_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
                 if let Some(c) = r.cpu_secs {
@@ -992,10 +778,12 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
     for w in warnings {
         eprintln!("corekv bench: warning: {w}");
     }
-    totals.elapsed_secs = (timing.end - timing.start).as_secs_f64();
-    report.totals = totals;
-    report.timeline = timeline;
-    report.meta = BenchMeta {
+    Ok(report)
+}
+
+/// The report's description of this run.
+fn meta(cfg: &DriverConfig, start_unix_secs: u64) -> BenchMeta {
+    BenchMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: hostname(),
         start_unix_secs,
@@ -1008,7 +796,8 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         records: cfg.workload.records,
         value_size: cfg.workload.value_size,
         batch: cfg.batch,
-        sessions_per_worker: cfg.sessions_per_worker,
+        sessions_per_worker: cfg.sessions_of(0),
+        total_sessions: cfg.total_sessions(),
         worker_cpus: cfg.cpus.clone(),
         secs: cfg.secs,
         warmup_secs: cfg.warmup_secs,
@@ -1020,9 +809,12 @@ pub fn run(cfg: &DriverConfig) -> Result<BenchReport> {
         },
         base_seed: cfg.base_seed,
         client_processes: 1,
-    };
-    report.finalize();
-    Ok(report)
+        corekv_commit: crate::GIT_COMMIT.to_string(),
+        date: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(start_unix_secs))
+            .to_string(),
+        command_line: Vec::new(),
+        machine: super::sysstat::machine(),
+    }
 }
 
 /// This machine's host name (empty if unknown).
@@ -1041,61 +833,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seconds_are_bucketed_from_the_window_start() {
-        let t0 = Instant::now();
-        let t = Timing::new(t0, 2.0, 2.5);
-        assert_eq!(t.first_second, -2);
-        assert_eq!(t.seconds, 3);
-        assert_eq!(t.second_of(t0), -2);
-        assert_eq!(t.second_of(t0 + Duration::from_millis(1500)), -1);
-        assert_eq!(t.second_of(t.start), 0);
-        assert_eq!(t.second_of(t.start + Duration::from_millis(999)), 0);
-        assert_eq!(t.second_of(t.start + Duration::from_millis(2400)), 2);
-        assert_eq!(t.second_end(2), t.end);
-        assert_eq!(t.second_start(-2), t0);
-    }
-
-    #[test]
-    fn fractional_warmup_starts_at_t0() {
-        let t0 = Instant::now();
-        let t = Timing::new(t0, 0.5, 1.0);
-        assert_eq!(t.first_second, -1);
-        assert_eq!(t.second_start(-1), t0);
-        assert_eq!(t.second_of(t0), -1);
-    }
-
-    #[test]
-    fn record_ignores_late_completions_and_counts_the_window() {
-        let t0 = Instant::now();
-        let timing = Timing::new(t0, 1.0, 1.0);
-        let mut st = WorkerState {
-            timing,
-            buckets: BTreeMap::new(),
-            batch_hist: LatencyHistogram::new(),
-            op_hist: LatencyHistogram::new(),
-        };
-        st.record(t0, t0 + Duration::from_millis(10), 8, 6, 0); // warm-up
-        st.record(
-            timing.start,
-            timing.start + Duration::from_millis(2),
-            8,
-            7,
-            1,
-        );
-        st.record(timing.end, timing.end + Duration::from_millis(1), 8, 8, 0); // after
-        assert_eq!(st.batch_hist.count(), 1);
-        assert_eq!(st.op_hist.count(), 8);
-        assert_eq!(st.buckets[&-1].ops, 8);
-        assert_eq!(st.buckets[&0].puts, 1);
-        assert_eq!(st.buckets[&0].errors, 1);
-        assert_eq!(st.buckets.len(), 2);
-    }
-
-    #[test]
     fn target_names() {
-        for t in [Target::Corekv, Target::CorekvResp, Target::Redis] {
+        for t in [
+            Target::Corekv,
+            Target::CorekvResp,
+            Target::Redis,
+            Target::Memcached,
+        ] {
             assert_eq!(Target::parse(t.as_str()).unwrap(), t);
         }
-        assert!(Target::parse("memcached").is_err());
+        // memcached is a target now (bench/memcached_target.rs).
+        assert!(Target::parse("mongodb").is_err());
     }
 }

@@ -147,13 +147,59 @@ fn bounds(series: &[Vec<(f64, f64)>]) -> Option<(f64, f64, f64, f64)> {
     }))
 }
 
-/// Latency (µs, log y axis) against percentile on the classic
+/// Height of the footer strip of [`draw_footer`], pixels per line.
+const FOOTER_LINE: u32 = 18;
+
+/// Most characters of a footer line (DejaVu Sans 13 px across 1000 px).
+const FOOTER_CHARS: usize = 150;
+
+/// Splits a footer strip off the bottom of `root` and writes `footer`'s
+/// lines into it (small grey text, each line cut to fit with `…`); returns
+/// the area above. An empty footer leaves `root` whole.
+fn draw_footer<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    footer: &str,
+) -> Result<DrawingArea<DB, plotters::coord::Shift>> {
+    let lines: Vec<&str> = footer.lines().filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        return Ok(root);
+    }
+    let (_, h) = root.dim_in_pixel();
+    let strip = FOOTER_LINE * lines.len() as u32 + 6;
+    let (body, foot) = root.split_vertically(h.saturating_sub(strip));
+    let grey = BLACK.mix(0.6);
+    let style = TextStyle::from((FONT, 13).into_font()).color(&grey);
+    for (i, line) in lines.iter().enumerate() {
+        let text: String = if line.chars().count() > FOOTER_CHARS {
+            line.chars().take(FOOTER_CHARS - 1).chain(['…']).collect()
+        } else {
+            line.to_string()
+        };
+        foot.draw_text(&text, &style, (10, 2 + (i as u32 * FOOTER_LINE) as i32))
+            .map_err(plot_err)?;
+    }
+    Ok(body)
+}
+
+/// Latency (log y axis, in µs, or ms once the tail reaches 2 ms) against
+/// percentile on the classic
 /// `1/(1-p)` log x axis (ticks 50%, 90%, 99%, 99.9%, ...), one line per
 /// histogram (HdrHistogram percentile iteration, 5 ticks per half distance).
 pub fn plot_latency_percentiles(
     series: &[(&str, &LatencyHistogram)],
     path: impl AsRef<Path>,
     title: &str,
+) -> Result<()> {
+    plot_latency_percentiles_footed(series, path, title, "")
+}
+
+/// [`plot_latency_percentiles`] with `footer` lines under the chart (what
+/// ran, where, when: see `cli::footer`).
+pub fn plot_latency_percentiles_footed(
+    series: &[(&str, &LatencyHistogram)],
+    path: impl AsRef<Path>,
+    title: &str,
+    footer: &str,
 ) -> Result<()> {
     ensure_font()?;
     let mut lines: Vec<Vec<(f64, f64)>> = Vec::with_capacity(series.len());
@@ -177,6 +223,20 @@ pub fn plot_latency_percentiles(
         }
         lines.push(pts);
     }
+    // The axis ends just past the data, not at the next power of ten.
+    let x_max = match bounds(&lines) {
+        Some((_, hi, _, _)) => (hi + 0.15).clamp(2.0, x_max),
+        None => x_max,
+    };
+    // Milliseconds once the tail reaches them, so labels stay short.
+    let in_ms = bounds(&lines).is_some_and(|(_, _, _, hi)| hi >= 2000.0);
+    if in_ms {
+        for l in &mut lines {
+            for p in l.iter_mut() {
+                p.1 /= 1000.0;
+            }
+        }
+    }
     let (y_lo, y_hi) = match bounds(&lines) {
         Some((_, _, lo, hi)) => ((lo / 1.5).max(0.001), (hi * 1.5).max(lo * 2.0).max(0.01)),
         None => (1.0, 1000.0),
@@ -195,7 +255,8 @@ pub fn plot_latency_percentiles(
 
     let root = BitMapBackend::new(path.as_ref(), (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
+    let body = draw_footer(root.clone(), footer)?;
+    let mut chart = ChartBuilder::on(&body)
         .caption(title, (FONT, 26))
         .margin(20)
         .margin_right(45)
@@ -209,7 +270,11 @@ pub fn plot_latency_percentiles(
     chart
         .configure_mesh()
         .x_desc("Percentile")
-        .y_desc("Latency (µs, log scale)")
+        .y_desc(if in_ms {
+            "Latency (ms, log scale)"
+        } else {
+            "Latency (µs, log scale)"
+        })
         .axis_desc_style((FONT, 18))
         .label_style((FONT, 14))
         .x_label_formatter(&|x| percentile_label(*x))
@@ -247,10 +312,22 @@ pub fn plot_timeline(
     title: &str,
     y_label: &str,
 ) -> Result<()> {
+    plot_timeline_footed(series, path, title, y_label, "")
+}
+
+/// [`plot_timeline`] with `footer` lines under the chart.
+pub fn plot_timeline_footed(
+    series: &[(&str, &[(f64, f64)])],
+    path: impl AsRef<Path>,
+    title: &str,
+    y_label: &str,
+    footer: &str,
+) -> Result<()> {
     ensure_font()?;
     let root = BitMapBackend::new(path.as_ref(), (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    draw_timeline(&root, series, title, 26, y_label)?;
+    let body = draw_footer(root.clone(), footer)?;
+    draw_timeline(&body, series, title, 26, y_label)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -281,10 +358,14 @@ pub fn plot_timeline_panels(
     let cols = n.min(2);
     let rows = n.div_ceil(cols);
     let (w, h) = (PLOT_WIDTH * 7 / 10, PLOT_HEIGHT * 7 / 10);
-    let root = BitMapBackend::new(path.as_ref(), (w * cols as u32, h * rows as u32 + 50))
+    let root = BitMapBackend::new(path.as_ref(), (w * cols as u32, h * rows as u32 + 62))
         .into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let body = root.titled(title, (FONT, 26)).map_err(plot_err)?;
+    // A top margin so the title's ascenders are not cut at the edge.
+    let body = root
+        .margin(12, 0, 0, 0)
+        .titled(title, (FONT, 26))
+        .map_err(plot_err)?;
     for (panel, area) in panels.iter().zip(body.split_evenly((rows, cols))) {
         draw_timeline(&area, &panel.series, panel.title, 20, panel.y_label)?;
     }
@@ -357,20 +438,80 @@ pub fn plot_sweep(
     y_label: &str,
     log2_x: bool,
 ) -> Result<()> {
-    ensure_font()?;
-    let lines: Vec<Vec<(f64, f64)>> = series
+    let ranged: Vec<Vec<SweepPoint>> = series
         .iter()
         .map(|(_, p)| {
-            let mut v: Vec<(f64, f64)> = finite(p)
-                .into_iter()
-                .filter(|(x, _)| !log2_x || *x > 0.0)
-                .map(|(x, y)| if log2_x { (x.log2(), y) } else { (x, y) })
+            p.iter()
+                .map(|&(x, y)| SweepPoint {
+                    x,
+                    median: y,
+                    min: y,
+                    max: y,
+                })
+                .collect()
+        })
+        .collect();
+    let named: Vec<(&str, &[SweepPoint])> = series
+        .iter()
+        .map(|(n, _)| *n)
+        .zip(ranged.iter().map(|v| v.as_slice()))
+        .collect();
+    plot_sweep_ranges(&named, path, title, x_label, y_label, log2_x)
+}
+
+/// One point of a swept parameter measured several times: the line goes
+/// through the medians, a bar spans min..max.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepPoint {
+    /// The parameter's value.
+    pub x: f64,
+    /// Median of the repeats.
+    pub median: f64,
+    /// Smallest repeat.
+    pub min: f64,
+    /// Largest repeat.
+    pub max: f64,
+}
+
+/// [`plot_sweep`] for repeated points: a line through each series' medians
+/// and a min–max bar at every point measured more than once.
+pub fn plot_sweep_ranges(
+    series: &[(&str, &[SweepPoint])],
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log2_x: bool,
+) -> Result<()> {
+    ensure_font()?;
+    let finite_pt = |p: &&SweepPoint| {
+        p.x.is_finite() && p.median.is_finite() && p.min.is_finite() && p.max.is_finite()
+    };
+    let points: Vec<Vec<SweepPoint>> = series
+        .iter()
+        .map(|(_, p)| {
+            let mut v: Vec<SweepPoint> = p
+                .iter()
+                .filter(finite_pt)
+                .filter(|p| !log2_x || p.x > 0.0)
+                .map(|p| SweepPoint {
+                    x: if log2_x { p.x.log2() } else { p.x },
+                    ..*p
+                })
                 .collect();
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.sort_by(|a, b| a.x.total_cmp(&b.x));
             v
         })
         .collect();
-    let (x_lo, x_hi, y_hi) = match bounds(&lines) {
+    let lines: Vec<Vec<(f64, f64)>> = points
+        .iter()
+        .map(|v| v.iter().map(|p| (p.x, p.median)).collect())
+        .collect();
+    let tops: Vec<Vec<(f64, f64)>> = points
+        .iter()
+        .map(|v| v.iter().map(|p| (p.x, p.max)).collect())
+        .collect();
+    let (x_lo, x_hi, y_hi) = match bounds(&tops) {
         Some((x0, x1, _, y1)) => (x0, x1, y1.max(0.0)),
         None => (0.0, 1.0, 0.0),
     };
@@ -400,7 +541,7 @@ pub fn plot_sweep(
                 .bold_line_style(BLACK.mix(0.15))
                 .draw()
                 .map_err(plot_err)?;
-            for (i, ((name, _), pts)) in series.iter().zip(lines).enumerate() {
+            for (i, ((name, _), pts)) in series.iter().zip(&lines).enumerate() {
                 let c = color(i);
                 $chart
                     .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
@@ -411,6 +552,23 @@ pub fn plot_sweep(
                     });
                 $chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 5, c.filled())))
+                    .map_err(plot_err)?;
+                // Min–max bars with caps where a point was repeated.
+                let cap = (x_hi - x_lo).max(1.0) * 0.012;
+                $chart
+                    .draw_series(points[i].iter().filter(|p| p.max > p.min).flat_map(|p| {
+                        [
+                            PathElement::new(vec![(p.x, p.min), (p.x, p.max)], c.stroke_width(2)),
+                            PathElement::new(
+                                vec![(p.x - cap, p.min), (p.x + cap, p.min)],
+                                c.stroke_width(2),
+                            ),
+                            PathElement::new(
+                                vec![(p.x - cap, p.max), (p.x + cap, p.max)],
+                                c.stroke_width(2),
+                            ),
+                        ]
+                    }))
                     .map_err(plot_err)?;
             }
             $chart
@@ -507,6 +665,29 @@ mod tests {
         if std::env::var_os("COREKV_KEEP_PLOTS").is_none() {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+
+    #[test]
+    fn footed_plots_carry_the_run() {
+        let dir = tmp_dir("footed");
+        let a = hist(1);
+        let p = dir.join("latency.png");
+        let footer = format!(
+            "corekv 0.1.0 (git 0123456789ab) · 2026-11-26T01:30:00Z · 2 × Test CPU, Linux 6.1\n\
+             corekv bench {}",
+            "--hosts 127.0.0.1:7000 ".repeat(20)
+        );
+        plot_latency_percentiles_footed(&[("batch", &a)], &p, "Footed latency", &footer).unwrap();
+        assert_png(&p);
+        let p2 = dir.join("throughput.png");
+        let pts = [(1.0, 2.0), (2.0, 2.5)];
+        plot_timeline_footed(&[("run", &pts[..])], &p2, "Footed", "M op/s", &footer).unwrap();
+        assert_png(&p2);
+        // The footer is drawn: the picture differs from the unfooted one.
+        let p3 = dir.join("plain.png");
+        plot_latency_percentiles(&[("batch", &a)], &p3, "Footed latency").unwrap();
+        assert_ne!(std::fs::read(&p).unwrap(), std::fs::read(&p3).unwrap());
+        cleanup(&dir);
     }
 
     #[test]

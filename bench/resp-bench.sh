@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # redis-benchmark against corekv and against Debian's redis-server, same
-# pinning, same workload, in one run (issue #4). `make bench-resp` runs it.
+# pinning, same workload, in one run. `make bench-resp` runs it.
 #
 # Both servers get one core (SERVER_CPU, default 0); redis-benchmark runs on
 # another (CLIENT_CPU, default 1). For each pipeline depth (-P 1, 16, 256)

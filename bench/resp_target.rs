@@ -4,12 +4,12 @@
 //! Owns: per-session RESP connections, pipelined GET/SET batches (pipeline
 //! depth = `--batch`) and the `INFO all` monitor that gives the server-side
 //! figures for Redis. Runs the same workload, pacing and recording as the
-//! native driver ([`super::driver`]); only the wire differs.
+//! native target ([`super::native_target`]); only the wire differs.
 //!
 //! Each session has its own connection to every host (Redis is one thread per
 //! server; several sessions keep it busy while a session generates its next
 //! batch). With several hosts, ops are spread with corekv's node hash
-//! ([`crate::routing::node_of`]) and the per-host pipelines are sent one after
+//! ([`crate::routing::route`]) and the per-host pipelines are sent one after
 //! another, as the seed's client sent its sub-batches. Writing the pipeline
 //! and reading its replies run concurrently, so a deep pipeline cannot
 //! deadlock on full socket buffers.
@@ -24,23 +24,18 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::driver::{Pacer, WorkerCtx};
 use super::report::{ServerNodeReport, ShardTotals};
+use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
-use crate::routing::{key_hash, node_of};
+use crate::routing::route;
 
+/// Connects to `addr` (the client's one connect helper), errors as text.
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
-    let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
-    let s = TcpStream::connect_timeout(sock, timeout)
+    crate::client::connect_stream(addr, timeout)
         .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
+        .map_err(|e| e.to_string())
 }
 
 /// The connections of one worker: per session one stream per host, and
@@ -129,15 +124,18 @@ impl RespReader {
         r: &mut Half,
         mut expect: usize,
         addr: &str,
-    ) -> Result<(u64, u64), String> {
+    ) -> Result<(u64, u64, u64), String> {
         let mut errors = 0u64;
+        let mut nulls = 0u64;
         let mut bytes = 0u64;
         loop {
             while expect > 0 {
                 match skip_reply(&self.buf[self.start..self.end]) {
                     Ok(Some(s)) => {
-                        if s.kind == ReplyKind::Error {
-                            errors += 1;
+                        match s.kind {
+                            ReplyKind::Error => errors += 1,
+                            ReplyKind::NullBulk => nulls += 1,
+                            _ => {}
                         }
                         self.start += s.consumed;
                         expect -= 1;
@@ -147,7 +145,7 @@ impl RespReader {
                 }
             }
             if expect == 0 {
-                return Ok((errors, bytes));
+                return Ok((errors, nulls, bytes));
             }
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -179,8 +177,9 @@ struct HostConn {
 }
 
 impl HostConn {
-    /// Sends the queued pipeline and reads its replies; `(errors, bytes read)`.
-    async fn exchange(&mut self) -> Result<(u64, u64), String> {
+    /// Sends the queued pipeline and reads its replies: `(errors, null
+    /// replies, bytes read)`.
+    async fn exchange(&mut self) -> Result<(u64, u64, u64), String> {
         let mut w = self.stream.clone();
         let mut r = self.stream.clone();
         let out = &self.out;
@@ -225,7 +224,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                node_of(key_hash(key), nr_hosts)
+                route(key, nr_hosts, |_| 1).node_id
             };
             let host = &mut hosts[h];
             host.expect += 1;
@@ -240,7 +239,7 @@ pub(crate) async fn session(
         let Some(sent) = pacer.next(&ctx).await else {
             break;
         };
-        let mut errors = 0u64;
+        let (mut errors, mut misses) = (0u64, 0u64);
         for h in conns.hosts.iter_mut().filter(|h| h.expect > 0) {
             let r = match glommio::timer::timeout(conns.timeout, async { Ok(h.exchange().await) })
                 .await
@@ -249,8 +248,10 @@ pub(crate) async fn session(
                 Err(_) => Err(format!("{}: timed out after {:?}", h.addr, conns.timeout)),
             };
             match r {
-                Ok((e, bytes)) => {
+                Ok((e, nulls, bytes)) => {
                     errors += e;
+                    // Only GET answers a null bulk (SET answers +OK).
+                    misses += nulls;
                     ctx.bytes_sent
                         .set(ctx.bytes_sent.get() + h.out.len() as u64);
                     ctx.bytes_received.set(ctx.bytes_received.get() + bytes);
@@ -262,7 +263,7 @@ pub(crate) async fn session(
             }
         }
         let done = Instant::now();
-        ctx.record(sent, done, n as u64, gets, errors);
+        ctx.record(sent, done, n as u64, gets, errors, misses);
     }
 }
 
@@ -387,10 +388,6 @@ pub(crate) async fn monitor(
         .into_iter()
         .map(|s| (Half(Rc::new(RefCell::new(s))), RespReader::new()))
         .collect();
-    let sleep_until = |at: Instant| {
-        let now = Instant::now();
-        glommio::timer::sleep(at.saturating_duration_since(now))
-    };
     sleep_until(t.start).await;
     let first = snapshot(&mut conns, &hosts).await?;
     if !first.iter().all(|(_, s)| s.has_commandstats) {

@@ -4,14 +4,15 @@
 # Each point is a short pinned run (server on SERVER_CPU, load generator on
 # CLIENT_CPU) against one local corekv server; the points go to a CSV
 #   param,value,servers,clients,ops_per_sec,seed_style_ops_per_sec,p99_batch_us
-# and `corekv report plot-sweep` draws sweep.png (batch) and
-# sweep-sessions.png.
+# (one row per run: each point runs REPEAT times) and `corekv report
+# plot-sweep` draws sweep.png (batch) and sweep-sessions.png — medians with
+# min–max bars — and sweep-p99.png, the p99 batch latency against batch.
 #
 # Usage: bench/sweep.sh [batch] [sessions]      (default: both)
 # Environment (defaults in brackets):
 #   SECS [3] WARMUP [1] BATCH_MIN [1] BATCH_MAX [16384] SESSIONS [8]
 #   SESSIONS_LIST ["1 2 4 8 16 32 64 128"] BATCH [8192] WORKLOAD [YCSB-B] THETA [0.99]
-#   SERVER_CPU [0] CLIENT_CPU [1] SEED [12345] OUT [results/sweep-<timestamp>]
+#   SERVER_CPU [0] CLIENT_CPU [1] SEED [12345] REPEAT [3] OUT [results/sweep-<timestamp>]
 #   COREKV_BIN [target/release/corekv]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,8 @@ THETA=${THETA:-0.99}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 SEED=${SEED:-12345}
+REPEAT=${REPEAT:-3}
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a positive integer" >&2; exit 2; }
 OUT=${OUT:-results/sweep-$(date +%Y%m%d-%H%M%S)}
 
 SWEEPS=("$@")
@@ -59,10 +62,16 @@ done
 
 json_num() { sed -n "s/^  \"$2\": \([-0-9.eE+]*\),\{0,1\}$/\1/p" "$1" | head -n 1; }
 
-# point PARAM VALUE BATCH SESSIONS
+# point PARAM VALUE BATCH SESSIONS: REPEAT runs, one CSV row each.
 point() {
-    local dir="$OUT/runs/$1-$2"
-    log "$1=$2: batch $3, $4 session(s)"
+    local rep
+    for rep in $(seq "$REPEAT"); do run_point "$@" "$rep"; done
+}
+
+# run_point PARAM VALUE BATCH SESSIONS REPEAT_NO
+run_point() {
+    local dir="$OUT/runs/$1-$2-$5"
+    log "$1=$2 (run $5/$REPEAT): batch $3, $4 session(s)"
     if ! taskset -c "$CLIENT_CPU" "$BIN" bench --hosts "127.0.0.1:$port" --cpus "$CLIENT_CPU" \
         --workload "$WORKLOAD" --theta "$THETA" --secs "$SECS" --warmup "$WARMUP" --seed "$SEED" \
         --batch "$3" --sessions "$4" --quiet --out "$dir" >"$dir.txt" 2>&1; then

@@ -19,7 +19,8 @@ sum of per-server median ops/s), per-node throughput, latency and utilization.
   client_count   client nodes (default 4)
   server_args    extra 'corekv server' flags, one string (default "")
   client_args    extra 'corekv bench' flags, one string (default ""),
-                 e.g. "--sessions 128 --batch 8192 --workload YCSB-B"
+                 e.g. "--clients 128 --batch 8192 --workload YCSB-B"
+                 (or the seed's own: "-numClients 128 -batchSize 8192")
 
 Environment:
   LOCAL=1          run everything on this machine over 127.0.0.1 (no ssh)

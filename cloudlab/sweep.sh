@@ -15,7 +15,11 @@ appended to SWEEP_DIR/sweep.csv with the columns
 and 'corekv report plot-sweep sweep.csv --out sweep.png' draws them.
 
   batch      --batch from BATCH_MIN to BATCH_MAX, doubling (sessions: SESSIONS)
-  sessions   --sessions over SESSIONS_LIST (batch: BATCH)
+  sessions   sessions per client node over SESSIONS_LIST (batch: BATCH)
+
+Sessions are counted per client node, as the seed's -numClients counted
+goroutines per client machine: each point passes --clients N, which the
+bench spreads over the node's CPUs.
   nodes      the seed's table: N servers + N clients for N in NODES_LIST
 
 Environment (defaults in brackets):
@@ -27,6 +31,8 @@ Environment (defaults in brackets):
   NODES_LIST ["1 2 4"; LOCAL: "1 2"]
   SERVER_ARGS, CLIENT_ARGS  extra flags for every point
   SWEEP_DIR [REPO/logs/sweep-<timestamp>]  runs go to SWEEP_DIR/runs/
+  REPEAT [3]              runs per point (one CSV row each; the plots show
+                          the median and a min–max bar)
   KEEP_GOING [1]          a failed point is logged and skipped (exit 1 at end)
   COREKV_BIN              binary to use (default: build once with cargo)
 Other run-cluster.sh variables (HOSTS_FILE, SHARED_FS, PORT, ...) pass through.
@@ -61,12 +67,13 @@ NODES_LIST="${NODES_LIST:-$def_list}"
 SERVER_ARGS="${SERVER_ARGS:-}"
 CLIENT_ARGS="${CLIENT_ARGS:-}"
 KEEP_GOING="${KEEP_GOING:-1}"
+REPEAT="${REPEAT:-3}"
 SWEEP_DIR="${SWEEP_DIR:-$REPO_DIR/logs/sweep-$(date +%Y%m%d-%H%M%S)}"
 
-for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH; do
+for v in SERVERS CLIENTS BATCH_MIN BATCH_MAX SESSIONS BATCH REPEAT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer, got '${!v}'" >&2; exit 2; }
 done
-for f in --batch --sessions; do
+for f in --batch --sessions --clients; do
     case " $CLIENT_ARGS " in
     *" $f "* | *" $f="*) echo "CLIENT_ARGS must not contain $f: the sweep sets it (use BATCH=, SESSIONS=, BATCH_MIN=, ...)" >&2; exit 2 ;;
     esac
@@ -88,10 +95,16 @@ fi
 export COREKV_BIN
 
 FAILED=0
-# point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS
+# point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS: REPEAT runs, one CSV row each.
 point() {
+    local rep
+    for rep in $(seq "$REPEAT"); do run_point "$@" "$rep"; done
+}
+
+# run_point PARAM VALUE SERVERS CLIENTS CLIENT_ARGS REPEAT_NO
+run_point() {
     local param="$1" value="$2" s="$3" c="$4" cargs="$5" rundir
-    log "$param=$value: $s servers + $c clients, client args: $cargs"
+    log "$param=$value (run $6/$REPEAT): $s servers + $c clients, client args: $cargs"
     if ! LOG_ROOT="$SWEEP_DIR/runs" "$SCRIPT_DIR/run-cluster.sh" "$s" "$c" "$SERVER_ARGS" "$cargs" \
         >"$SWEEP_DIR/runs/last.out" 2>&1; then
         rundir="$(readlink -f "$SWEEP_DIR/runs/latest" || true)"
@@ -118,18 +131,18 @@ for sweep in "${SWEEPS[@]}"; do
     batch)
         b=$BATCH_MIN
         while [[ $b -le $BATCH_MAX ]]; do
-            point batch "$b" "$SERVERS" "$CLIENTS" "--batch $b --sessions $SESSIONS $CLIENT_ARGS"
+            point batch "$b" "$SERVERS" "$CLIENTS" "--batch $b --clients $SESSIONS $CLIENT_ARGS"
             b=$((b * 2))
         done
         ;;
     sessions)
         for n in $SESSIONS_LIST; do
-            point sessions "$n" "$SERVERS" "$CLIENTS" "--sessions $n --batch $BATCH $CLIENT_ARGS"
+            point sessions "$n" "$SERVERS" "$CLIENTS" "--clients $n --batch $BATCH $CLIENT_ARGS"
         done
         ;;
     nodes)
         for n in $NODES_LIST; do
-            point nodes "$n" "$n" "$n" "--sessions $SESSIONS --batch $BATCH $CLIENT_ARGS"
+            point nodes "$n" "$n" "$n" "--clients $SESSIONS --batch $BATCH $CLIENT_ARGS"
         done
         ;;
     esac

@@ -300,68 +300,93 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, ConfigError> {
     Ok(out)
 }
 
-/// Longest a duration flag may be: 100 years (far past any useful timeout,
-/// far below what `Duration` holds).
-pub const MAX_SECONDS: f64 = 100.0 * 365.0 * 86_400.0;
-
-/// Parses a duration in seconds for a command-line flag: a finite,
-/// non-negative number (`5`, `0.25`) optionally followed by a unit (`ms`,
-/// `s`, `m`, `h`). Anything else (`-1`, `inf`, `NaN`, `5x`) is a usage error,
-/// never a panic later in `Duration::from_secs_f64`.
-pub fn parse_seconds(s: &str) -> Result<f64, String> {
+/// Parses a byte size with Redis's conventions (`redis.conf`): a bare number
+/// is bytes; `1k` = 1000, `1kb` = 1024, `1m` = 1000², `1mb` = 1024², and so
+/// on through `t`/`tb` (case-insensitive); `KiB`, `MiB`, `GiB` are binary.
+/// Decimals are allowed (`1.5gb`; fractional bytes round to the nearest).
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let err = || ConfigError::Size(s.to_string());
     let t = s.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration: use seconds, e.g. 5, 0.5, 250ms, 2m"
-            ))
-        }
+    if t.is_empty() || t.starts_with('-') {
+        return Err(err());
+    }
+    let lower = t.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    // `kb`, `mb`, ...: Redis's binary units; parse-size reads them as
+    // decimal unless configured binary. `KiB` and plain `k` are parse-size's
+    // own (binary and decimal respectively), which is Redis's reading too.
+    let binary = b.len() >= 2 && b[b.len() - 1] == b'b' && b"kmgtpe".contains(&b[b.len() - 2]);
+    let cfg = if binary {
+        parse_size::Config::new().with_binary()
+    } else {
+        parse_size::Config::new()
     };
-    let v: f64 = num
-        .trim()
+    cfg.parse_size(t).map_err(|_| err())
+}
+
+/// [`parse_size`] for a value that must fit a `usize` (clap value parser).
+pub fn parse_size_usize(s: &str) -> Result<usize, ConfigError> {
+    let v = parse_size(s)?;
+    usize::try_from(v).map_err(|_| ConfigError::Size(s.to_string()))
+}
+
+/// Parses a duration: a bare number is seconds (`30`, `0.5`); otherwise
+/// humantime's units (`30s`, `500ms`, `2m`, `1h 30m`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, ConfigError> {
+    let err = || ConfigError::Duration(s.to_string());
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(err());
+    }
+    if t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let secs: f64 = t.parse().map_err(|_| err())?;
+        return std::time::Duration::try_from_secs_f64(secs).map_err(|_| err());
+    }
+    humantime::parse_duration(t).map_err(|_| err())
+}
+
+/// Turns a TOML configuration file into command-line tokens for one
+/// subcommand: each key is a long flag's name (`max-memory = "4gb"` →
+/// `--max-memory=4gb`, `no-resp = true` → `--no-resp`, `false` → nothing).
+/// `known` lists the subcommand's long flags; any other key is an error, as
+/// are tables and arrays. The tokens go before the command line's own, so the
+/// command line wins.
+pub fn config_file_args(text: &str, known: &[&str]) -> Result<Vec<String>, ConfigError> {
+    let table: toml::Table = text
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use seconds, e.g. 5, 0.5, 250ms, 2m"))?;
-    let v = v * mult;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!(
-            "{s:?} is not a duration: it must be finite and not negative"
-        ));
+        .map_err(|e: toml::de::Error| ConfigError::File(e.to_string().trim().to_string()))?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        if key == "config" || !known.contains(&key.as_str()) {
+            return Err(ConfigError::File(format!(
+                "unknown key {key:?} (keys are the flags' names: {})",
+                known
+                    .iter()
+                    .filter(|k| **k != "config")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let v = match value {
+            toml::Value::Boolean(true) => {
+                out.push(format!("--{key}"));
+                continue;
+            }
+            toml::Value::Boolean(false) => continue,
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(ConfigError::File(format!(
+                    "key {key:?}: {} is not a flag value (use a string, number or boolean)",
+                    other.type_str()
+                )))
+            }
+        };
+        out.push(format!("--{key}={v}"));
     }
-    if v > MAX_SECONDS {
-        return Err(format!("{s:?} is too long: at most {MAX_SECONDS} seconds"));
-    }
-    Ok(v)
-}
-
-/// [`parse_seconds`] for size flags: [`parse_bytes`] with a usage-error text.
-pub fn parse_size_arg(s: &str) -> Result<u64, String> {
-    parse_bytes(s).map_err(|e| e.to_string())
-}
-
-/// Parses a byte size such as `512M`, `2G`, `1048576`, `64KiB`.
-pub fn parse_bytes(s: &str) -> Result<u64, ConfigError> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| ConfigError::Size(s.to_string()))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(ConfigError::Size(s.to_string())),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| ConfigError::Size(s.to_string()))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -378,24 +403,79 @@ mod tests {
     }
 
     #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("5").unwrap(), 5.0);
-        assert_eq!(parse_seconds("0.5").unwrap(), 0.5);
-        assert_eq!(parse_seconds("250ms").unwrap(), 0.25);
-        assert_eq!(parse_seconds("2m").unwrap(), 120.0);
-        assert_eq!(parse_seconds("1e1").unwrap(), 10.0);
-        for bad in ["-1", "inf", "-inf", "NaN", "", "5x", "1e400", "1e12", "ms"] {
-            assert!(parse_seconds(bad).is_err(), "{bad:?} accepted");
-        }
+    fn sizes_follow_redis() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("1k").unwrap(), 1000);
+        assert_eq!(parse_size("1kb").unwrap(), 1024);
+        assert_eq!(parse_size("1K").unwrap(), 1000);
+        assert_eq!(parse_size("1KB").unwrap(), 1024);
+        assert_eq!(parse_size("1m").unwrap(), 1_000_000);
+        assert_eq!(parse_size("1mb").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5gb").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1.5g").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1tb").unwrap(), 1 << 40);
+        assert_eq!(parse_size("7b").unwrap(), 7);
+        assert!(parse_size("2Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1k").is_err());
+        assert!(parse_size("99999999999999tb").is_err());
+        assert!(parse_size_usize("1kb").is_ok());
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("1024").unwrap(), 1024);
-        assert_eq!(parse_bytes("64KiB").unwrap(), 64 << 10);
-        assert_eq!(parse_bytes("2G").unwrap(), 2 << 30);
-        assert!(parse_bytes("2Q").is_err());
-        assert!(parse_bytes("99999999999999T").is_err());
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1.2.3").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("1e400").is_err());
+    }
+
+    #[test]
+    fn config_files_become_flags() {
+        let known = [
+            "cpus",
+            "max-memory",
+            "no-resp",
+            "verbose",
+            "port",
+            "theta",
+            "config",
+        ];
+        let args = config_file_args(
+            "cpus = \"0-3\"\nmax-memory = \"1.5gb\"\nno-resp = true\nverbose = false\nport = 7100\ntheta = 0.5\n",
+            &known,
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            vec![
+                "--cpus=0-3",
+                "--max-memory=1.5gb",
+                "--no-resp",
+                "--port=7100",
+                "--theta=0.5"
+            ]
+        );
+        let e = config_file_args("max_memory = 1", &known)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key \"max_memory\""), "{e}");
+        assert!(config_file_args("config = \"x.toml\"", &known).is_err());
+        assert!(config_file_args("cpus = [0, 1]", &known).is_err());
+        assert!(config_file_args("[server]\ncpus = \"0\"", &known).is_err());
+        assert!(config_file_args("cpus = ", &known).is_err());
     }
 
     #[test]

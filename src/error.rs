@@ -1,5 +1,5 @@
 //! Error types of the library, one enum per layer (`thiserror`). Errors a
-//! request causes become responses (see [`crate::store::OpError`] and
+//! request causes become responses (see [`crate::op::OpError`] and
 //! [`crate::protocol::native::FrameError`]); these are for configuration,
 //! start-up and clients. `anyhow` is used only in `main.rs`.
 
@@ -26,8 +26,17 @@ pub enum ConfigError {
     #[error("cannot parse CPU list {0:?}: use e.g. 0-3,8")]
     CpuList(String),
     /// Unparsable size.
-    #[error("cannot parse size {0:?}: use e.g. 512M, 2G, 1048576")]
+    #[error(
+        "cannot parse size {0:?}: use e.g. 1048576, 512mb, 1.5gb (Redis's units: \
+         1k = 1000, 1kb = 1024, 1m = 1000000, 1mb = 1048576, ...; KiB, MiB, GiB too)"
+    )]
     Size(String),
+    /// Unparsable duration.
+    #[error("cannot parse duration {0:?}: use e.g. 30 (seconds), 30s, 500ms, 2m, 1h 30m")]
+    Duration(String),
+    /// A configuration file that cannot be used.
+    #[error("config file: {0}")]
+    File(String),
     /// Ports past 65535.
     #[error("ports {base}..{base}+{shards} run past 65535")]
     PortRange {

@@ -1,5 +1,10 @@
 //! The `corekv` binary: parses the command line (clap) and runs one
 //! subcommand. Thin on purpose; everything it calls is in the library.
+//!
+//! Before clap sees the command line, the seed's single-dash flags are
+//! rewritten to corekv's ([`corekv::bench::cli::rewrite_seed_flags`]), and a
+//! `--config FILE` of `server` or `bench` is read as flags placed before the
+//! command line's own ([`config::config_file_args`]).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use corekv::client::blocking::BlockingClient;
 use corekv::client::{ClientOptions, OwnedResult};
@@ -17,8 +22,13 @@ use corekv::server::stats::StatsLine;
 #[derive(Parser)]
 #[command(
     name = "corekv",
-    version,
-    about = "A thread-per-core, shared-nothing in-memory key-value store"
+    version = corekv::VERSION,
+    about = "A thread-per-core, shared-nothing in-memory key-value store",
+    long_about = "A thread-per-core, shared-nothing in-memory key-value store.\n\n\
+        Data lives in memory only. `corekv server` serves the native batch protocol \
+        (shard i on port 7000+i) and Redis's protocol (RESP2, port 6380). Sizes take \
+        Redis's units (1k = 1000, 1kb = 1024, 1.5gb); durations take units (30s, 2m, \
+        500ms; a bare number is seconds)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +77,19 @@ enum Command {
     Report(corekv::bench::cli::ReportCmd),
     /// Sample CPU, memory and network utilization from /proc.
     Monitor(MonitorArgs),
+    /// Print a shell completion script (e.g. `corekv completions bash >
+    /// /etc/bash_completion.d/corekv`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per subcommand into a
+    /// directory (`corekv man --out man/` → man/corekv.1, man/corekv-server.1, …).
+    Man {
+        /// Directory to write the pages into (default: print corekv.1).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -74,27 +97,22 @@ struct ConnArgs {
     /// Comma-separated node addresses (any shard's native port of each node).
     #[arg(long, default_value = "127.0.0.1:7000")]
     hosts: String,
-    /// Request timeout in seconds.
-    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
-    timeout: f64,
-    /// The node's password (its --requirepass), sent in HELLO.
+    /// Request timeout (e.g. 5s, 500ms; a bare number is seconds).
+    #[arg(long, default_value = "5s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// The node's password (its --requirepass), sent as the HELLO token.
     #[arg(long)]
     password: Option<String>,
 }
 
-/// A duration flag that must be above zero.
-fn positive_seconds(s: &str) -> Result<f64, String> {
-    let v = config::parse_seconds(s)?;
-    if v <= 0.0 {
+/// A duration flag that must be above zero (a request timeout of 0 would
+/// fail every request).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
         return Err(format!("{s:?} must be above zero"));
     }
-    Ok(v)
-}
-
-/// A byte-size flag (`4096`, `64K`, `1M`) as a `usize`.
-fn size_arg(s: &str) -> Result<usize, String> {
-    let v = config::parse_size_arg(s)?;
-    usize::try_from(v).map_err(|_| format!("{s:?} is too large"))
+    Ok(d)
 }
 
 /// A `yes`/`no` flag value, as Redis spells them.
@@ -107,7 +125,13 @@ fn yes_no(s: &str) -> Result<bool, String> {
 }
 
 #[derive(clap::Args)]
+#[command(args_override_self = true)]
 struct ServerArgs {
+    /// Read flags from this TOML file: keys are the flags' names
+    /// (`max-memory = "4gb"`, `cpus = "0-3"`, `no-resp = true`); flags on the
+    /// command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// CPUs to run shards on, e.g. `0-3,8` (default: every CPU this process may use).
     #[arg(long)]
     cpus: Option<String>,
@@ -126,24 +150,27 @@ struct ServerArgs {
     /// Do not serve RESP.
     #[arg(long)]
     no_resp: bool,
-    /// Memory limit of the node's data (e.g. 4G); writes beyond it get an out-of-memory error.
-    #[arg(long, value_parser = config::parse_size_arg)]
+    /// Memory limit of this node, all shards together (e.g. 4gb = 4 GiB,
+    /// 4g = 4·10⁹ B): each of the N shards gets 1/N of it, and a write that
+    /// would take a shard past its share gets an out-of-memory error
+    /// (nothing is evicted). Default: no limit.
+    #[arg(long, value_parser = config::parse_size)]
     max_memory: Option<u64>,
-    /// Budget for all connection buffers of the node (reads and replies, e.g. 1G); the
-    /// connection that would pass it gets an error and is closed.
-    #[arg(long, value_parser = config::parse_size_arg, default_value_t = config::DEFAULT_MAX_CONN_MEMORY)]
+    /// Budget for all connection buffers of the node, reads and replies
+    /// (e.g. 1gb); the connection that would pass it gets an error and is closed.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_CONN_MEMORY, value_parser = config::parse_size)]
     max_conn_memory: u64,
-    /// Largest reply one connection builds at once (e.g. 64M); values past it are refused.
-    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_REPLY_BYTES)]
+    /// Largest reply one connection builds at once (e.g. 64mb); values past it are refused.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_REPLY_BYTES, value_parser = config::parse_size_usize)]
     max_reply_bytes: usize,
-    /// Longest key in bytes.
-    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_KEY_LEN)]
+    /// Longest key (e.g. 4096, 4kb).
+    #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN, value_parser = config::parse_size_usize)]
     max_key_len: usize,
-    /// Longest value in bytes.
-    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_VALUE_LEN)]
+    /// Longest value (e.g. 1mb).
+    #[arg(long, default_value_t = config::DEFAULT_MAX_VALUE_LEN, value_parser = config::parse_size_usize)]
     max_value_len: usize,
-    /// Largest frame payload (native) or query buffer (RESP) in bytes.
-    #[arg(long, value_parser = size_arg, default_value_t = config::DEFAULT_MAX_FRAME_BYTES)]
+    /// Largest frame payload (e.g. 64mb).
+    #[arg(long, default_value_t = config::DEFAULT_MAX_FRAME_BYTES, value_parser = config::parse_size_usize)]
     max_frame_bytes: usize,
     /// Most operations per batch.
     #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_OPS)]
@@ -151,22 +178,26 @@ struct ServerArgs {
     /// Most client connections per shard.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_SHARD)]
     max_connections: usize,
-    /// Seconds a partial request (native frame, RESP command) may take to arrive before the
-    /// connection is closed; also bounds a reply write the client does not read (0: never).
-    #[arg(long, value_parser = config::parse_seconds, default_value_t = config::DEFAULT_CLIENT_TIMEOUT_SECS)]
-    client_timeout: f64,
-    /// Close connections idle this many seconds (0: never, Redis's `timeout` default).
-    #[arg(long, value_parser = config::parse_seconds, default_value_t = 0.0)]
-    timeout: f64,
+    /// How long a partial request (native frame, RESP command) may take to
+    /// arrive before the connection is closed; also bounds a reply write the
+    /// client does not read (e.g. 60s; 0: never).
+    #[arg(long, default_value = "60s", value_parser = config::parse_duration)]
+    client_timeout: Duration,
+    /// Close connections idle this long (e.g. 300s; 0: never, Redis's `timeout` default).
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    timeout: Duration,
     /// Password clients must give first: RESP AUTH / HELLO AUTH, native HELLO token.
     #[arg(long)]
     requirepass: Option<String>,
     /// With no password, refuse clients from other hosts (yes/no, Redis's protected mode).
     #[arg(long, value_parser = yes_no, default_value = "yes")]
     protected_mode: bool,
-    /// Seconds between stats lines (0: none).
-    #[arg(long, default_value_t = 1.0, value_parser = config::parse_seconds)]
-    stats_interval: f64,
+    /// Time between stats lines on stdout (e.g. 1s, 10s; 0 turns them off).
+    /// A line: `stats node=0 t=12s get/s=… put/s=… ops/s=… keys=… mem=…
+    /// conns=… errors=… fwd/s=…`, rates over the interval; fwd/s counts
+    /// requests handed to their owner core.
+    #[arg(long, default_value = "1s", value_parser = config::parse_duration)]
+    stats_interval: Duration,
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
@@ -174,12 +205,12 @@ struct ServerArgs {
 
 #[derive(clap::Args)]
 struct MonitorArgs {
-    /// How long to sample, seconds (0: until SIGINT/SIGTERM).
-    #[arg(long, default_value_t = 0.0, value_parser = config::parse_seconds)]
-    secs: f64,
-    /// Seconds between samples.
-    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
-    interval: f64,
+    /// How long to sample (e.g. 30s, 2m; 0: until SIGINT/SIGTERM).
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    secs: Duration,
+    /// Time between samples (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = config::parse_duration)]
+    interval: Duration,
     /// Also report this process's CPU and RSS.
     #[arg(long)]
     pid: Option<u32>,
@@ -191,8 +222,56 @@ struct MonitorArgs {
     out: Option<String>,
 }
 
+/// Parses the command line: the seed's spellings rewritten, then a
+/// subcommand's `--config FILE` expanded in front of its own flags.
+fn parse_cli() -> Result<Cli> {
+    let argv = corekv::bench::cli::rewrite_seed_flags(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let file = match &cli.command {
+        Command::Server(a) => a.config.clone().map(|f| (f, "server")),
+        Command::Bench(a) => a.config.clone().map(|f| (f, "bench")),
+        _ => None,
+    };
+    let Some((file, sub)) = file else {
+        return Ok(cli);
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let cmd = Cli::command();
+    let sub_cmd = cmd.find_subcommand(sub).expect("subcommand exists").clone();
+    let known: Vec<&str> = sub_cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .collect();
+    let from_file = config::config_file_args(&text, &known)
+        .with_context(|| format!("in {}", file.display()))?;
+    // argv[0], the subcommand, the file's flags, then the command line's own
+    // flags (which override: args_override_self).
+    let at = argv
+        .iter()
+        .position(|a| a.to_str() == Some(sub))
+        .expect("the subcommand was parsed from argv");
+    let mut merged: Vec<std::ffi::OsString> = argv[..=at].to_vec();
+    merged.extend(from_file.into_iter().map(Into::into));
+    merged.extend(argv[at + 1..].iter().cloned());
+    let matches = Cli::command().try_get_matches_from(&merged);
+    match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(c) => Ok(c),
+        Err(e) => e.exit(),
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corekv: error: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let result = match cli.command {
         Command::Server(a) => server(a),
         Command::Put { key, value, conn } => {
@@ -204,6 +283,11 @@ fn main() {
         Command::Bench(a) => corekv::bench::cli::run(a),
         Command::Report(r) => corekv::bench::cli::report(r),
         Command::Monitor(a) => monitor(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "corekv", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { out } => man(out),
     };
     if let Err(e) = result {
         eprintln!("corekv: error: {e:#}");
@@ -232,7 +316,7 @@ fn server(a: ServerArgs) -> Result<()> {
         None => config::allowed_cpus(),
     };
     let max_memory = a.max_memory;
-    let secs = |v: f64| (v > 0.0).then(|| Duration::from_secs_f64(v));
+    let secs = |d: Duration| (!d.is_zero()).then_some(d);
     let cfg = ServerConfig {
         cpus,
         bind: a.bind,
@@ -260,8 +344,9 @@ fn server(a: ServerArgs) -> Result<()> {
     let stop = stop_flag()?;
     tune_allocator();
     eprintln!(
-        "corekv {}: node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
+        "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
+        corekv::GIT_COMMIT,
         cfg.node_id,
         cfg.nr_shards(),
         cfg.cpus,
@@ -269,7 +354,10 @@ fn server(a: ServerArgs) -> Result<()> {
         cfg.port,
         if cfg.nr_shards() > 1 { "+shard" } else { "" },
         cfg.resp_port.map_or("off".to_string(), |p| p.to_string()),
-        cfg.max_memory.map_or("unlimited".to_string(), |m| format!("{m} B")),
+        cfg.max_memory.map_or("unlimited".to_string(), |m| format!(
+            "{m} B ({} B per shard)",
+            cfg.shard_memory()
+        )),
         cfg.max_conn_memory,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
@@ -303,13 +391,13 @@ fn server(a: ServerArgs) -> Result<()> {
         handle.resp_addr.map_or(0, |a| a.port()),
     );
     let mut line = StatsLine::new();
-    let interval = Duration::from_secs_f64(a.stats_interval.max(0.0));
+    let interval = a.stats_interval;
     let mut next = Instant::now() + interval;
     let mut trim = TrimOnClose::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         trim.check(&handle.stats());
-        if a.stats_interval > 0.0 && Instant::now() >= next {
+        if !interval.is_zero() && Instant::now() >= next {
             next += interval;
             for l in line.lines(&handle.stats(), a.verbose) {
                 println!("{l}");
@@ -373,7 +461,7 @@ fn connect(conn: &ConnArgs) -> Result<BlockingClient> {
         .filter(|s| !s.is_empty())
         .collect();
     let options = ClientOptions {
-        timeout: Duration::from_secs_f64(conn.timeout),
+        timeout: conn.timeout,
         password: conn.password.clone(),
         ..Default::default()
     };
@@ -398,6 +486,13 @@ fn one_op(
     Ok(())
 }
 
+/// A shard's memory limit as STATS carries it (`u64::MAX`: none), as the
+/// user reads it: `None` for no limit (JSON `null`, table `none`), never
+/// 18446744073709551615.
+fn memory_limit(wire: u64) -> Option<u64> {
+    (wire != u64::MAX).then_some(wire)
+}
+
 fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
     let client = connect(conn)?;
     let nodes = client.stats()?;
@@ -411,7 +506,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                     "shards": n.shards.iter().map(|s| serde_json::json!({
                         "shard_id": s.shard_id, "ops": s.ops, "gets": s.gets, "puts": s.puts,
                         "dels": s.dels, "keys": s.keys, "memory_used": s.memory_used,
-                        "memory_limit": s.memory_limit, "connections": s.connections, "errors": s.errors,
+                        "memory_limit": memory_limit(s.memory_limit), "connections": s.connections, "errors": s.errors,
                         "conn_memory_used": s.conn_memory_used, "conn_memory_limit": s.conn_memory_limit,
                         "forwarded_out": s.forwarded_out, "forwarded_in": s.forwarded_in,
                     })).collect::<Vec<_>>(),
@@ -422,7 +517,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
         "node",
         "shard",
         "ops",
@@ -431,6 +526,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         "dels",
         "keys",
         "memory",
+        "limit",
         "conn_mem",
         "conns",
         "errors",
@@ -446,7 +542,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
             .chain(std::iter::once(("all".to_string(), &t)));
         for (label, s) in rows {
             println!(
-                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
                 n.node_id,
                 label,
                 s.ops,
@@ -454,8 +550,9 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                 s.puts,
                 s.dels,
                 s.keys,
-                corekv::server::stats::human_bytes(s.memory_used),
-                corekv::server::stats::human_bytes(s.conn_memory_used),
+                corekv::units::human_bytes(s.memory_used),
+                memory_limit(s.memory_limit).map_or("none".to_string(), corekv::units::human_bytes),
+                corekv::units::human_bytes(s.conn_memory_used),
                 s.connections,
                 s.errors,
                 s.forwarded_out,
@@ -467,21 +564,38 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
 }
 
 fn monitor(a: MonitorArgs) -> Result<()> {
-    use corekv::sysstat;
+    use corekv::bench::sysstat;
     let stop = stop_flag()?;
     let opts = sysstat::MonitorOptions {
-        interval: Duration::from_secs_f64(a.interval.max(0.05)),
+        interval: a.interval.max(Duration::from_millis(50)),
         pid: a.pid,
         iface: a.iface.clone(),
         ..Default::default()
     };
-    let samples = sysstat::monitor(&opts, a.secs, &stop)?;
+    let samples = sysstat::monitor(&opts, a.secs.as_secs_f64(), &stop)?;
     let summary = sysstat::summarize(&samples);
     eprintln!("{summary}");
     if let Some(out) = &a.out {
         let v = serde_json::json!({ "samples": samples, "summary": summary });
         std::fs::write(out, serde_json::to_string_pretty(&v)?)
             .with_context(|| format!("writing {out}"))?;
+    }
+    Ok(())
+}
+
+/// `corekv man`: the page of `corekv` on stdout, or every page into a directory.
+fn man(out: Option<std::path::PathBuf>) -> Result<()> {
+    let cmd = Cli::command();
+    match out {
+        None => clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .context("writing the man page")?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            eprintln!("corekv: man pages in {}", dir.display());
+        }
     }
     Ok(())
 }

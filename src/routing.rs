@@ -1,8 +1,10 @@
 //! Key routing: THE function that maps a key to its owner `(node, shard)`.
 //!
-//! Nothing else in corekv hashes keys. Clients, servers, the RESP front end and
-//! the benchmark all call [`key_hash`] once per operation and derive every
-//! placement decision from that one 64-bit value:
+//! Nothing else in corekv hashes keys. Clients and the benchmark call
+//! [`route`] once per operation; a server, which knows only its own node,
+//! calls [`key_hash`] once per operation and [`shard_of`] on the result (the
+//! same second hop). Every placement decision derives from that one 64-bit
+//! value:
 //!
 //! * the **node** from the low 32 bits, `node = (lo32 * nr_nodes) >> 32`
 //!   (Lemire's multiply-shift range reduction: uniform, no division);
@@ -33,11 +35,12 @@ fn reduce(x: u32, n: usize) -> usize {
 
 /// The node that owns a key with placement hash `hash`, among `nr_nodes`.
 #[inline]
-pub fn node_of(hash: u64, nr_nodes: usize) -> usize {
+fn node_of(hash: u64, nr_nodes: usize) -> usize {
     reduce(hash as u32, nr_nodes)
 }
 
-/// The shard (core) inside its node that owns a key with placement hash `hash`.
+/// The shard (core) inside its node that owns a key with placement hash
+/// `hash`: the second hop, which a server takes for keys that reach it.
 #[inline]
 pub fn shard_of(hash: u64, nr_shards: usize) -> usize {
     reduce((hash >> 32) as u32, nr_shards)
@@ -46,24 +49,24 @@ pub fn shard_of(hash: u64, nr_shards: usize) -> usize {
 /// Where a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Route {
+    /// The key's placement hash ([`key_hash`]), which the owner's store uses too.
+    pub hash: u64,
     /// Index of the owning node (position in the cluster's node list).
     pub node_id: usize,
     /// Index of the owning shard on that node.
     pub shard_id: usize,
 }
 
-/// Routes a key in a cluster of `nr_nodes` nodes with `nr_shards` shards each.
+/// Routes a key in a cluster of `nr_nodes` nodes, node `i` having
+/// `nr_shards(i)` shards: both hops from one hash.
 #[inline]
-pub fn route(key: &[u8], nr_nodes: usize, nr_shards: usize) -> Route {
-    route_hash(key_hash(key), nr_nodes, nr_shards)
-}
-
-/// Routes an already computed placement hash.
-#[inline]
-pub fn route_hash(hash: u64, nr_nodes: usize, nr_shards: usize) -> Route {
+pub fn route(key: &[u8], nr_nodes: usize, nr_shards: impl FnOnce(usize) -> usize) -> Route {
+    let hash = key_hash(key);
+    let node_id = node_of(hash, nr_nodes);
     Route {
-        node_id: node_of(hash, nr_nodes),
-        shard_id: shard_of(hash, nr_shards),
+        hash,
+        node_id,
+        shard_id: shard_of(hash, nr_shards(node_id)),
     }
 }
 
@@ -79,7 +82,7 @@ mod tests {
         let pinned: Vec<(usize, usize)> = [b"0".as_slice(), b"1", b"42", b"999999"]
             .iter()
             .map(|k| {
-                let r = route(k, 4, 16);
+                let r = route(k, 4, |_| 16);
                 (r.node_id, r.shard_id)
             })
             .collect();
@@ -91,13 +94,8 @@ mod tests {
     #[test]
     fn single_node_single_shard() {
         for k in [b"a".as_slice(), b"", b"zzzz"] {
-            assert_eq!(
-                route(k, 1, 1),
-                Route {
-                    node_id: 0,
-                    shard_id: 0
-                }
-            );
+            let r = route(k, 1, |_| 1);
+            assert_eq!((r.node_id, r.shard_id), (0, 0));
         }
     }
 
@@ -109,7 +107,7 @@ mod tests {
         let mut buf = itoa_buf();
         for i in 0..1_000_000u64 {
             let k = decimal(i, &mut buf);
-            let r = route(k, nodes, shards);
+            let r = route(k, nodes, |_| shards);
             per_node[r.node_id] += 1;
             per_cell[r.node_id * shards + r.shard_id] += 1;
         }
@@ -136,7 +134,9 @@ mod tests {
         for i in 0..1000u64 {
             let k = i.to_string();
             let h = key_hash(k.as_bytes());
-            assert_eq!(route_hash(h, 1, 8).shard_id, route_hash(h, 7, 8).shard_id);
+            let k = k.as_bytes();
+            assert_eq!(route(k, 1, |_| 8).shard_id, route(k, 7, |_| 8).shard_id);
+            assert_eq!(route(k, 7, |_| 8).shard_id, shard_of(h, 8));
         }
     }
 

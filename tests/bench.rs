@@ -238,3 +238,107 @@ fn redis_driver_runs_against_redis_server() {
     );
     assert!(r.bytes_received > 0);
 }
+
+/// Starts `memcached -t 1` on a free loopback port (`None` when memcached is
+/// not installed and CI is unset; with CI set its absence fails the test).
+fn start_memcached() -> Option<(Redis, String)> {
+    if Command::new("memcached")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "memcached is not installed (CI must install it: .ci/run)"
+        );
+        eprintln!("memcached not installed: skipping");
+        return None;
+    }
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = Command::new("memcached");
+    cmd.args([
+        "-p",
+        &port.to_string(),
+        "-l",
+        "127.0.0.1",
+        "-U",
+        "0",
+        "-t",
+        "1",
+        "-m",
+        "64",
+    ]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "root"]); // memcached refuses root without it
+    }
+    let child = Redis(cmd.stdout(Stdio::null()).spawn().unwrap());
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "memcached did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, addr))
+}
+
+#[test]
+fn memcached_driver_runs_against_memcached() {
+    let Some((_a, addr_a)) = start_memcached() else {
+        return;
+    };
+    let Some((_b, addr_b)) = start_memcached() else {
+        return;
+    };
+    let (_, bench_cpu) = cpus();
+    let mut cfg = small_config(addr_a.clone(), bench_cpu);
+    cfg.hosts = vec![addr_a, addr_b];
+    cfg.target = Target::Memcached;
+    cfg.batch = 200; // several multi-gets of at most 64 keys, sets between
+    let r = driver::run(&cfg).unwrap();
+    let t = &r.totals;
+    assert!(t.ops > 0);
+    assert_eq!(t.errors, 0, "{t:?}");
+    assert_eq!(r.meta.target, "memcached");
+    assert!(t.get_misses > 0 && t.get_misses < t.gets, "{t:?}");
+    assert_eq!(r.get_latency.count(), t.gets);
+    // Both servers got keys (node hash) and count what the client sent.
+    assert_eq!(r.servers.len(), 2, "stats-based server figures");
+    let slack = 4 * (cfg.sessions_per_worker * cfg.batch) as u64;
+    let server_ops: u64 = r.servers.iter().map(|s| s.shards[0].ops).sum();
+    assert!(
+        server_ops.abs_diff(t.ops) <= slack,
+        "memcached counted {server_ops}, client {}",
+        t.ops
+    );
+    for s in &r.servers {
+        assert!(s.shards[0].keys > 0, "{s:?}");
+        assert!(!s.per_second_ops.is_empty());
+    }
+    assert!(r.bytes_received > 0 && r.bytes_sent > 0);
+
+    // What is stored is what was sent: read one hot key back by hand.
+    use std::io::{Read, Write};
+    let mut found = 0;
+    for addr in &cfg.hosts {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"get 0 1 2 3\r\n").unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.ends_with(b"END\r\n") {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&buf);
+        for line in text.lines().filter(|l| l.starts_with("VALUE ")) {
+            assert!(line.ends_with(" 0 128"), "{line}");
+            found += 1;
+        }
+    }
+    assert!(found > 0, "no hot key was written");
+}

@@ -12,11 +12,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use corekv::op::{OpError, OpResult};
 use corekv::protocol::native::{
     decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameKind, FrameReader,
     NextFrame, ReplyView, HEADER_LEN, MAGIC, PROTOCOL_VERSION,
 };
-use corekv::store::{OpError, OpResult};
 
 /// The binary under test: this build's, or `COREKV_TEST_BIN` (to measure
 /// another build under the same attacks, e.g. the one before a fix).
@@ -309,6 +309,7 @@ fn sigterm_stops_a_running_server() {
     let mut c = connect(s.native);
     c.write_all(&header(1, 1000)).unwrap();
     s.settle();
+    // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
     loop {
@@ -327,7 +328,7 @@ fn sigterm_stops_a_running_server() {
 
 #[test]
 fn declared_lengths_do_not_allocate() {
-    let s = Server::start(&["--max-memory", "64M"]);
+    let s = Server::start(&["--max-memory", "64mb"]);
     s.settle();
     let (base, _) = s.rss();
     let mut conns = Vec::new();
@@ -375,7 +376,7 @@ fn store_big(s: &Server) {
 
 #[test]
 fn native_batch_reply_is_bounded() {
-    let s = Server::start(&["--max-reply-bytes", "16M"]);
+    let s = Server::start(&["--max-reply-bytes", "16mb"]);
     store_big(&s);
     s.settle();
     let (base, _) = s.rss();
@@ -435,7 +436,7 @@ fn forwarded_replies_are_bounded_too() {
     }
     let s = Server::start_on(
         &format!("{},{}", cpus[0], cpus[1]),
-        &["--max-reply-bytes", "16M"],
+        &["--max-reply-bytes", "16mb"],
     );
     // A key owned by shard 1, read through shard 0 (forwarded).
     let key = (0..)
@@ -481,7 +482,7 @@ fn forwarded_replies_are_bounded_too() {
 
 #[test]
 fn resp_replies_are_bounded_and_streamed() {
-    let s = Server::start(&["--max-reply-bytes", "16M"]);
+    let s = Server::start(&["--max-reply-bytes", "16mb"]);
     store_big(&s);
     s.settle();
     let (base, _) = s.rss();
@@ -536,7 +537,7 @@ fn resp_replies_are_bounded_and_streamed() {
 
 #[test]
 fn connection_memory_budget_refuses_the_connection_that_would_pass_it() {
-    let s = Server::start(&["--max-conn-memory", "4M"]);
+    let s = Server::start(&["--max-conn-memory", "4mb"]);
     let mut c = connect(s.native);
     // An 8 MiB frame whose bytes really arrive.
     c.write_all(&header(1, 8 << 20)).unwrap();
@@ -676,7 +677,7 @@ fn bad_flag_values_are_usage_errors() {
         &["server", "--max-reply-bytes", "99999999999999T"],
         &["server", "--max-value-len", "lots"],
         &["server", "--protected-mode", "maybe"],
-        &["monitor", "--interval", "0"],
+        &["monitor", "--interval", "-1"],
         &["bench", "--secs", "-5"],
     ];
     for args in cases {
@@ -820,7 +821,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 #[test]
 fn mutation_fuzzing_a_live_server_keeps_its_invariants() {
     let budget = 64 * MIB;
-    let s = Server::start(&["--max-conn-memory", "64M", "--client-timeout", "2"]);
+    let s = Server::start(&["--max-conn-memory", "64mb", "--client-timeout", "2"]);
     // Acknowledged writes that must survive everything below.
     let mut c = connect(s.resp);
     let mut acks = Vec::new();

@@ -4,10 +4,13 @@
 //! recorded history is checked per key with the WGL checker.
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
-use common::{client_with, record_history, start, Pick};
+use common::{client_with, start};
 use corekv::client::OwnedResult;
-use corekv::linearizability::{check, Input, Output, Verdict};
+use support::history::{record_history, Pick};
+use support::linearizability::{check, Input, Output, Verdict};
 
 #[test]
 fn concurrent_history_is_linearizable() {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{client, client_with, start, start_with};
 use corekv::client::OwnedResult;
+use corekv::op::OpError;
 use corekv::protocol::native::{encode_archived, Batch, FrameKind, HEADER_LEN, PROTOCOL_VERSION};
-use corekv::store::OpError;
 
 fn key(i: usize) -> Vec<u8> {
     format!("key-{i}").into_bytes()

@@ -8,17 +8,19 @@
 //! `CI` environment variable is set, in which case they fail.
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{record_history, Pick};
 use corekv::config::{allowed_cpus, ServerConfig};
-use corekv::linearizability::{check, Input, Output};
 use corekv::protocol::resp::{encode_command, parse_reply, Reply};
 use corekv::server::{run, ServerHandle};
+use support::history::{record_history, Pick};
+use support::linearizability::{check, Input, Output};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -27,7 +27,7 @@ impl BlockingClient {
         hosts: &[String],
         options: ClientOptions,
     ) -> Result<BlockingClient, ClientError> {
-        crate::server::raise_memlock(4 << 20);
+        crate::memlock::raise_memlock(4 << 20);
         let (jobs_tx, jobs_rx) = flume::unbounded::<Job>();
         let (ready_tx, ready_rx) = flume::bounded(1);
         let hosts = hosts.to_vec();

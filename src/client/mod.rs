@@ -39,13 +39,13 @@ use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 
 use crate::error::ClientError;
+use crate::op::OpResult;
 use crate::protocol::native::{
     decode_owned, encode_archived, encode_empty, encode_frame, Batch, ErrorFrame, FrameError,
     FrameHeader, FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView,
     HEADER_LEN, PROTOCOL_VERSION,
 };
-use crate::routing::{key_hash, node_of, shard_of};
-use crate::store::OpResult;
+use crate::routing::route;
 
 /// Default time a request may take before it fails with [`ClientError::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -393,7 +393,7 @@ impl BatchResults {
             // Parts were validated on arrival; a missing view cannot happen.
             f(
                 i,
-                r.unwrap_or(OpResult::Err(crate::store::OpError::Unavailable)),
+                r.unwrap_or(OpResult::Err(crate::op::OpError::Unavailable)),
             );
         }
     }
@@ -418,7 +418,7 @@ pub enum OwnedResult {
     /// An integer.
     Int(i64),
     /// A per-op error.
-    Err(crate::store::OpError),
+    Err(crate::op::OpError),
 }
 
 impl From<OpResult<'_>> for OwnedResult {
@@ -465,7 +465,9 @@ impl Drop for Cluster {
     }
 }
 
-async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+/// Opens a TCP connection (no delay) to `addr` within `timeout`: the one
+/// connect helper of the client and the bench.
+pub async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
     let err = |m: String| ClientError::Connect {
         addr: addr.to_string(),
         message: m,
@@ -657,10 +659,8 @@ impl Cluster {
         }
         for i in 0..batch.len() {
             let (op, key, value) = batch.op(i);
-            let hash = key_hash(key);
-            let node = node_of(hash, nr_nodes);
-            let shard = shard_of(hash, self.conns[node].len());
-            let part = self.part_base[node] + shard;
+            let r = route(key, nr_nodes, |node| self.conns[node].len());
+            let part = self.part_base[r.node_id] + r.shard_id;
             splitter.parts[part].push_raw(op, key, value);
             results.targets.push(part as u32);
         }

@@ -31,7 +31,7 @@
 //! | `StatsReply`  | 0x83 | [`NodeStats`]                     |
 //! | `Error`       | 0xFF | [`ErrorFrame`]; the server closes |
 //!
-//! A batch is a struct of arrays: op codes (see [`crate::store::OpKind`]:
+//! A batch is a struct of arrays: op codes ([`OpKind::wire_code`]:
 //! 0 GET, 1 PUT, 2 DEL, …), key end offsets into one key blob, value end
 //! offsets into one value blob. Encoding is appending to five vectors;
 //! decoding is one bounds-checking pass. A reply carries one status byte per
@@ -51,7 +51,7 @@ use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::store::{OpError, OpKind, OpResult, ReplySink};
+use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
 
 /// Current protocol version, carried in every frame.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -98,7 +98,7 @@ impl FrameKind {
 }
 
 /// Per-operation status codes in a [`BatchReply`]. Codes 16 and up are
-/// errors and equal the [`OpError`] discriminants.
+/// errors, [`OpError::wire_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Status {
@@ -304,7 +304,7 @@ pub fn encode_error(out: &mut Vec<u8>, request_id: u64, err: &FrameError) {
 /// forwarded operations travel between shards.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    /// One op code per operation ([`OpKind`] as `u8`).
+    /// One op code per operation ([`OpKind::wire_code`]).
     pub ops: Vec<u8>,
     /// Exclusive end offset of each op's key in `keys`.
     pub key_ends: Vec<u32>,
@@ -346,7 +346,14 @@ impl Batch {
     /// Appends an operation.
     #[inline]
     pub fn push(&mut self, op: OpKind, key: &[u8], value: &[u8]) {
-        self.push_raw(op as u8, key, value)
+        self.push_raw(op.wire_code(), key, value)
+    }
+    /// Appends an operation as [`OpSource::op`] handed it out (an
+    /// unrecognised kind travels as [`OpKind::UNKNOWN_WIRE_CODE`]).
+    #[inline]
+    pub fn push_op(&mut self, (kind, key, value): Op<'_>) {
+        let code = kind.map_or(OpKind::UNKNOWN_WIRE_CODE, OpKind::wire_code);
+        self.push_raw(code, key, value)
     }
     /// Appends a GET.
     pub fn get(&mut self, key: &[u8]) {
@@ -381,27 +388,14 @@ impl Batch {
     }
 }
 
-/// Read access to a batch of operations, owned or archived. The shard's
-/// execution loop is generic over it, so the archived form is executed in
-/// place.
-pub trait OpSource {
-    /// Number of operations.
-    fn len(&self) -> usize;
-    /// True when there is no operation.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Operation `i` as `(op code, key, value)`.
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]);
-}
-
 impl OpSource for Batch {
     fn len(&self) -> usize {
         self.ops.len()
     }
     #[inline]
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
-        Batch::op(self, i)
+    fn op(&self, i: usize) -> Op<'_> {
+        let (code, key, value) = Batch::op(self, i);
+        (OpKind::from_wire_code(code), key, value)
     }
 }
 
@@ -493,7 +487,16 @@ impl OpSource for BatchView<'_> {
         self.ops.len()
     }
     #[inline]
-    fn op(&self, i: usize) -> (u8, &[u8], &[u8]) {
+    fn key(&self, i: usize) -> &[u8] {
+        let ks = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1].to_native() as usize
+        };
+        &self.keys[ks..self.key_ends[i].to_native() as usize]
+    }
+    #[inline]
+    fn op(&self, i: usize) -> Op<'_> {
         let ks = if i == 0 {
             0
         } else {
@@ -505,7 +508,7 @@ impl OpSource for BatchView<'_> {
             self.value_ends[i - 1].to_native() as usize
         };
         (
-            self.ops[i],
+            OpKind::from_wire_code(self.ops[i]),
             &self.keys[ks..self.key_ends[i].to_native() as usize],
             &self.values[vs..self.value_ends[i].to_native() as usize],
         )
@@ -567,7 +570,7 @@ impl ReplySink for BatchReply {
                 self.status.push(Status::Int as u8);
                 self.values.extend_from_slice(&i.to_le_bytes());
             }
-            OpResult::Err(e) => self.status.push(e as u8),
+            OpResult::Err(e) => self.status.push(e.wire_code()),
         }
         self.value_ends.push(self.values.len() as u32);
     }
@@ -584,7 +587,7 @@ pub fn decode_result(status: u8, value: &[u8]) -> OpResult<'_> {
             Ok(b) => OpResult::Int(i64::from_le_bytes(b)),
             Err(_) => OpResult::Err(OpError::BadOp),
         },
-        s => OpResult::Err(OpError::from_u8(s).unwrap_or(OpError::BadOp)),
+        s => OpResult::Err(OpError::from_wire_code(s).unwrap_or(OpError::BadOp)),
     }
 }
 
@@ -979,7 +982,8 @@ mod tests {
             let v = BatchView::new(&aligned, 100).unwrap();
             assert_eq!(v.len(), 4);
             for i in 0..4 {
-                assert_eq!(v.op(i), b.op(i));
+                assert_eq!(v.op(i), OpSource::op(&b, i));
+                assert_eq!(v.key(i), b.op(i).1);
             }
         }
     }

@@ -9,98 +9,15 @@
 //! and writes replies built with the encoder functions ([`simple`], [`error`],
 //! [`integer`], [`bulk`], [`null_bulk`], [`array_header`], [`null_array`]).
 //!
-//! # Request parsing
-//!
-//! [`parse_command`] is incremental, stateless and zero-copy. It is given the
-//! bytes buffered so far (a partial command, exactly one command, or many
-//! pipelined commands) and returns:
-//!
-//! * `Ok(Some(consumed))` — one complete command occupies `buf[..consumed]`;
-//!   its arguments are reported as byte ranges into `buf`. `consumed` is
-//!   always at least 1, so a caller looping over a pipeline always advances.
-//!   A command may have **zero arguments** (`*0\r\n`, `*-1\r\n`, an empty or
-//!   all-blank inline line): callers must consume the bytes and skip it, as
-//!   Redis does.
-//! * `Ok(None)` — the bytes seen so far are a valid prefix of a command; read
-//!   more and call again with the *same* start (the parser keeps no state and
-//!   re-scans the command from its first byte each time; the cost is one
-//!   O(1) step per argument header already received, bulk payloads are never
-//!   scanned).
-//! * `Err(e)` — malformed input or an exceeded [`Limits`] value. Every
-//!   [`RespError`] is fatal ([`RespError::is_fatal`]): the server should reply
-//!   `-ERR <e>` (the `Display` text) and close the connection, since framing
-//!   can no longer be trusted.
-//!
-//! Two request syntaxes are accepted, chosen by the first byte, like Redis:
-//!
-//! * **Multibulk** (first byte `*`): `*<n>\r\n` followed by `n` bulk strings
-//!   `$<len>\r\n<len bytes>\r\n`. Bulk payloads are binary safe. `n <= 0`
-//!   yields an empty command.
-//! * **Inline** (any other first byte), as typed into telnet: one line ended
-//!   by `\n` (an optional preceding `\r` is stripped), split on ASCII
-//!   whitespace (space, `\t`, `\r`, `\x0b`, `\x0c`). Quoting is supported for
-//!   the subset that can be represented zero-copy: a token that *starts* with
-//!   `"` or `'` runs to the matching closing quote and yields the bytes in
-//!   between verbatim (so `SET k "hello world"` and `SET k ""` work). As in
-//!   Redis, a missing closing quote or a closing quote not followed by
-//!   whitespace/end of line is `Protocol error: unbalanced quotes in request`.
-//!   What Redis would *rewrite* — backslash escapes inside double quotes
-//!   (`"a\nb"`), `\'` inside single quotes, and quotes in the middle of a
-//!   token (`ab"cd"`) — is rejected with
-//!   [`RespError::UnsupportedInlineQuoting`] rather than silently producing
-//!   different bytes than Redis would. A backslash inside single quotes is an
-//!   ordinary byte (as in Redis). NUL bytes are ordinary bytes (Redis's C
-//!   implementation truncates the line at a NUL).
-//!
-//! Differences from Redis that only make the parser stricter/earlier:
-//! length headers are validated digit by digit, so garbage or an oversized
-//! length is reported as soon as the offending byte arrives (Redis waits for
-//! the `\r` or for 64 KiB); a `\r` must be followed by `\n`, and the two bytes
-//! after a bulk payload must be `\r\n` (Redis skips them unchecked).
-//!
-//! # Limits
-//!
-//! [`Limits`] bounds what a single client can make the server buffer, and all
-//! checks fire from the header alone, before any payload arrives:
-//!
-//! * `max_bulk_len` (default 8 MiB, [`DEFAULT_MAX_BULK_LEN`]): largest single
-//!   argument. Redis allows 512 MiB; corekv is an in-memory cache where a
-//!   single huge value would stall a whole core (thread-per-core), so the
-//!   default is much lower. Exceeded → `Protocol error: invalid bulk length`.
-//! * `max_args` (default 1 048 576, [`DEFAULT_MAX_ARGS`]): largest multibulk
-//!   count, the same value Redis enforces for unauthenticated clients.
-//!   Exceeded → `Protocol error: invalid multibulk length` (also applied to
-//!   the number of inline tokens).
-//! * `max_inline_len` (default 64 KiB, [`DEFAULT_MAX_INLINE_LEN`]): longest
-//!   inline line excluding its terminator, Redis's `PROTO_INLINE_MAX_SIZE`.
-//!   Exceeded → `Protocol error: too big inline request`.
-//!
-//! The *total* size of one command (`max_args * max_bulk_len` in the worst
-//! case) is not bounded here: the connection layer must cap its query buffer
-//! (Redis: `client-query-buffer-limit`).
-//!
-//! Length fields never overflow: declared lengths are accumulated with checked
-//! arithmetic and compared with the limit digit by digit, so inputs such as
-//! `$99999999999999999999` are rejected, never wrapped. No function in this
-//! module panics on any input.
-//!
-//! # Reply encoding
-//!
-//! The encoders append to a caller-owned `Vec<u8>` with no intermediate
-//! allocation; integers are formatted with a hand-written two-digits-at-a-time
-//! formatter. Status and error texts must be single lines: [`simple`] and
-//! [`error`] replace any `\r` or `\n` in the text with a space (what Redis's
-//! `addReplyErrorFormat` does) so the framing can never be broken.
-//!
-//! # Client side
-//!
-//! [`encode_command`] writes a request as a multibulk. [`parse_reply`] parses
-//! one reply into a borrowed [`Reply`] tree (arrays allocate; nesting is
-//! limited to [`MAX_REPLY_DEPTH`] so that building, comparing and dropping the
-//! tree cannot overflow the stack). [`skip_reply`] only finds where one reply
-//! ends and classifies it, without allocating and without a depth limit; it is
-//! meant for benchmarks counting replies. Reply lengths are not limited (the
-//! client trusts its server), but are still overflow-checked.
+//! Why it is shaped this way: the parser is incremental, stateless and
+//! zero-copy (arguments are ranges into the read buffer), so pipelined
+//! commands are parsed in place without allocation; every limit fires from a
+//! header before its payload arrives ([`Limits`]), and every framing error is
+//! fatal for the connection, because framing can no longer be trusted. No
+//! function here panics on any input. The details live beside the code:
+//! [`parse_command`] (syntaxes, quoting, where we are stricter than Redis),
+//! [`Limits`] (the defaults and why), [`simple`] (reply encoding) and
+//! [`parse_reply`] (the client side).
 
 use std::fmt;
 use std::ops::Range;
@@ -114,8 +31,32 @@ pub const DEFAULT_MAX_INLINE_LEN: usize = 64 << 10;
 /// Deepest array nesting [`parse_reply`] accepts (the top-level reply is depth 0).
 pub const MAX_REPLY_DEPTH: usize = 128;
 
-/// Per-command limits enforced by [`parse_command`]; see the module docs for
-/// the rationale of the defaults.
+/// Per-command limits enforced by [`parse_command`].
+///
+/// [`Limits`] bounds what a single client can make the server buffer, and all
+/// checks fire from the header alone, before any payload arrives:
+///
+/// * `max_bulk_len` (default 8 MiB, [`DEFAULT_MAX_BULK_LEN`]): largest single
+///   argument. Redis allows 512 MiB; corekv is an in-memory cache where a
+///   single huge value would stall a whole core (thread-per-core), so the
+///   default is much lower. Exceeded → `Protocol error: invalid bulk length`.
+/// * `max_args` (default 1 048 576, [`DEFAULT_MAX_ARGS`]): largest multibulk
+///   count, the same value Redis enforces for unauthenticated clients.
+///   Exceeded → `Protocol error: invalid multibulk length` (also applied to
+///   the number of inline tokens).
+/// * `max_inline_len` (default 64 KiB, [`DEFAULT_MAX_INLINE_LEN`]): longest
+///   inline line excluding its terminator, Redis's `PROTO_INLINE_MAX_SIZE`.
+///   Exceeded → `Protocol error: too big inline request`.
+///
+/// The *total* size of one command (`max_args * max_bulk_len` in the worst
+/// case) is not bounded here: the connection layer must cap its query buffer
+/// (Redis: `client-query-buffer-limit`).
+///
+/// Length fields never overflow: declared lengths are accumulated with checked
+/// arithmetic and compared with the limit digit by digit, so inputs such as
+/// `$99999999999999999999` are rejected, never wrapped. No function in this
+/// module panics on any input.
+///
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted bulk argument, in bytes.
@@ -299,8 +240,55 @@ fn check_bulk_terminator(buf: &[u8], end: usize) -> Result<bool, RespError> {
 // Request parser
 // ---------------------------------------------------------------------------
 
-/// Parses the first command in `buf` (see the module docs for the protocol
-/// details and limits).
+/// Parses the first command in `buf`.
+///
+/// [`parse_command`] is incremental, stateless and zero-copy. It is given the
+/// bytes buffered so far (a partial command, exactly one command, or many
+/// pipelined commands) and returns:
+///
+/// * `Ok(Some(consumed))` — one complete command occupies `buf[..consumed]`;
+///   its arguments are reported as byte ranges into `buf`. `consumed` is
+///   always at least 1, so a caller looping over a pipeline always advances.
+///   A command may have **zero arguments** (`*0\r\n`, `*-1\r\n`, an empty or
+///   all-blank inline line): callers must consume the bytes and skip it, as
+///   Redis does.
+/// * `Ok(None)` — the bytes seen so far are a valid prefix of a command; read
+///   more and call again with the *same* start (the parser keeps no state and
+///   re-scans the command from its first byte each time; the cost is one
+///   O(1) step per argument header already received, bulk payloads are never
+///   scanned).
+/// * `Err(e)` — malformed input or an exceeded [`Limits`] value. Every
+///   [`RespError`] is fatal ([`RespError::is_fatal`]): the server should reply
+///   `-ERR <e>` (the `Display` text) and close the connection, since framing
+///   can no longer be trusted.
+///
+/// Two request syntaxes are accepted, chosen by the first byte, like Redis:
+///
+/// * **Multibulk** (first byte `*`): `*<n>\r\n` followed by `n` bulk strings
+///   `$<len>\r\n<len bytes>\r\n`. Bulk payloads are binary safe. `n <= 0`
+///   yields an empty command.
+/// * **Inline** (any other first byte), as typed into telnet: one line ended
+///   by `\n` (an optional preceding `\r` is stripped), split on ASCII
+///   whitespace (space, `\t`, `\r`, `\x0b`, `\x0c`). Quoting is supported for
+///   the subset that can be represented zero-copy: a token that *starts* with
+///   `"` or `'` runs to the matching closing quote and yields the bytes in
+///   between verbatim (so `SET k "hello world"` and `SET k ""` work). As in
+///   Redis, a missing closing quote or a closing quote not followed by
+///   whitespace/end of line is `Protocol error: unbalanced quotes in request`.
+///   What Redis would *rewrite* — backslash escapes inside double quotes
+///   (`"a\nb"`), `\'` inside single quotes, and quotes in the middle of a
+///   token (`ab"cd"`) — is rejected with
+///   [`RespError::UnsupportedInlineQuoting`] rather than silently producing
+///   different bytes than Redis would. A backslash inside single quotes is an
+///   ordinary byte (as in Redis). NUL bytes are ordinary bytes (Redis's C
+///   implementation truncates the line at a NUL).
+///
+/// Differences from Redis that only make the parser stricter/earlier:
+/// length headers are validated digit by digit, so garbage or an oversized
+/// length is reported as soon as the offending byte arrives (Redis waits for
+/// the `\r` or for 64 KiB); a `\r` must be followed by `\n`, and the two bytes
+/// after a bulk payload must be `\r\n` (Redis skips them unchecked).
+///
 ///
 /// `args` is cleared, then on `Ok(Some(consumed))` holds one byte range into
 /// `buf` per argument; the command occupied `buf[..consumed]` (`consumed >=
@@ -523,6 +511,13 @@ fn write_line(out: &mut Vec<u8>, prefix: u8, text: &[u8]) {
 
 /// Appends a status reply `+<text>\r\n` (e.g. `simple(out, "OK")`).
 /// `\r`/`\n` inside `text` become spaces.
+///
+/// The encoders append to a caller-owned `Vec<u8>` with no intermediate
+/// allocation; integers are formatted with a hand-written two-digits-at-a-time
+/// formatter. Status and error texts must be single lines: [`simple`] and
+/// [`error`] replace any `\r` or `\n` in the text with a space (what Redis's
+/// `addReplyErrorFormat` does) so the framing can never be broken.
+///
 pub fn simple(out: &mut Vec<u8>, text: &str) {
     write_line(out, b'+', text.as_bytes());
 }
@@ -722,6 +717,14 @@ pub fn skip_reply(buf: &[u8]) -> Result<Option<ReplySummary>, RespError> {
 }
 
 /// Parses the first reply in `buf` into a borrowed [`Reply`] tree.
+///
+/// [`encode_command`] writes a request as a multibulk. [`parse_reply`] parses
+/// one reply into a borrowed [`Reply`] tree (arrays allocate; nesting is
+/// limited to [`MAX_REPLY_DEPTH`] so that building, comparing and dropping the
+/// tree cannot overflow the stack). [`skip_reply`] only finds where one reply
+/// ends and classifies it, without allocating and without a depth limit; it is
+/// meant for benchmarks counting replies. Reply lengths are not limited (the
+/// client trusts its server), but are still overflow-checked.
 ///
 /// Returns `Ok(Some((reply, consumed)))`, `Ok(None)` if the reply is
 /// incomplete, or `Err` if it is malformed or nested deeper than

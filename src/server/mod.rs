@@ -88,36 +88,6 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Raises RLIMIT_MEMLOCK to what glommio's io_uring needs, where allowed.
-/// Returns the soft limit in effect afterwards (bytes).
-pub fn raise_memlock(needed: u64) -> u64 {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) != 0 {
-            return 0;
-        }
-        if r.rlim_cur != libc::RLIM_INFINITY && r.rlim_cur < needed {
-            let want = libc::rlimit {
-                rlim_cur: libc::RLIM_INFINITY,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
-                let hard = libc::rlimit {
-                    rlim_cur: r.rlim_max,
-                    rlim_max: r.rlim_max,
-                };
-                libc::setrlimit(libc::RLIMIT_MEMLOCK, &hard);
-            }
-            libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r);
-        }
-        r.rlim_cur
-    }
-}
-
 /// What a shard reports once its listeners are bound.
 struct Bound {
     native: u16,
@@ -140,7 +110,7 @@ const START_POLL: Duration = Duration::from_millis(20);
 pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandle, ServerError> {
     config.validate()?;
     let nr = config.nr_shards();
-    let memlock = raise_memlock(config.io_memory as u64 * 2);
+    let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
     let node = Arc::new(NodeState::new(
         config.node_id,
         nr,
@@ -234,19 +204,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         joins.push(join);
     }
 
-    let layout = Layout {
-        shard_ports: bound.iter().map(|b| b.native).collect(),
-        resp_port: if config.resp_port.is_some() {
-            bound[0].resp_node
-        } else {
-            0
-        },
-        resp_shard_ports: if config.resp_port.is_some() {
-            bound.iter().map(|b| b.resp_shard).collect()
-        } else {
-            vec![]
-        },
-    };
+    let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
     for g in gos {
         let _ = g.send(());
@@ -261,6 +219,23 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         stops,
         joins,
     })
+}
+
+/// The node's ports once every shard has bound.
+fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
+    Layout {
+        shard_ports: bound.iter().map(|b| b.native).collect(),
+        resp_port: if config.resp_port.is_some() {
+            bound[0].resp_node
+        } else {
+            0
+        },
+        resp_shard_ports: if config.resp_port.is_some() {
+            bound.iter().map(|b| b.resp_shard).collect()
+        } else {
+            vec![]
+        },
+    }
 }
 
 /// Stops the shards started so far. They are all waiting for "go": dropping

@@ -3,6 +3,7 @@
 //! the shards' published counters. Pure formatting: no I/O, no clocks.
 
 use crate::protocol::native::NodeStats;
+use crate::units::human_bytes;
 
 /// Turns successive snapshots into rate lines.
 #[derive(Default)]
@@ -61,22 +62,6 @@ impl StatsLine {
     }
 }
 
-/// `1234567` → `1.2MiB`.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,7 +87,5 @@ mod tests {
         assert!(l[0].contains("get/s=1000 put/s=100 ops/s=1100"), "{}", l[0]);
         assert_eq!(l.len(), 2);
         assert!(l[1].contains("shard=0"));
-        assert_eq!(human_bytes(512), "512B");
-        assert_eq!(human_bytes(3 << 20), "3.0MiB");
     }
 }

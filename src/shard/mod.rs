@@ -11,13 +11,16 @@
 //! [`Shard::execute`] runs a batch from any front end (native frames or RESP
 //! commands, through [`OpSource`] and [`ReplySink`]):
 //!
-//! * **fast path** — while every key belongs to this shard, each op is
-//!   hashed once and executed in one loop straight into the reply sink; the
-//!   forwarding machinery costs nothing;
-//! * **mixed path** — from the first foreign key on, the rest of the batch is
-//!   routed; foreign ops are grouped per owner shard into one owned [`Batch`]
-//!   each (with their hashes, so owners do not hash again), sent, and their
-//!   replies merged back so results stay in request order.
+//! * **owner is this shard** (the first `if`): the op runs here, straight
+//!   into the reply sink, hashed once by the prefetch pipeline (`Prefetch`)
+//!   that overlaps the cache misses of the next ops; the forwarding
+//!   machinery costs nothing;
+//! * **otherwise** — from the first foreign key on, the rest of the batch
+//!   takes the mixed path: it is routed (reusing the hashes the pipeline
+//!   already has, so no key is hashed twice), foreign ops are grouped per
+//!   owner shard into one owned [`Batch`] each (with their hashes, so owners
+//!   do not hash again), sent, and their replies merged back so results stay
+//!   in request order.
 //!
 //! Ordering: a connection's batches are executed one after another, and all
 //! ops on one key go to the one owner in order, so per-key order (and with it
@@ -35,11 +38,10 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use crate::protocol::native::{
-    Batch, BatchReply, Hello, NodeStats, OpSource, ShardStats, PROTOCOL_VERSION,
-};
+use crate::op::{Op, OpError, OpResult, OpSource, ReplySink};
+use crate::protocol::native::{Batch, BatchReply, Hello, NodeStats, ShardStats, PROTOCOL_VERSION};
 use crate::routing::{key_hash, shard_of};
-use crate::store::{OpError, OpKind, OpResult, ReplySink, Store, StoreLimits};
+use crate::store::{Store, StoreLimits};
 
 /// Counters one shard publishes for the rest of the node to read.
 #[derive(Default)]
@@ -246,17 +248,59 @@ const SLOT_AHEAD: usize = 16;
 /// still cached when used.
 const ENTRY_AHEAD: usize = 8;
 
-/// Executes one op whose code came off the wire.
+/// The fast path's software pipeline: op `i + SLOT_AHEAD` is hashed and its
+/// table slot prefetched, op `i + ENTRY_AHEAD` (slot now cached) has its
+/// entry prefetched, op `i` executes. `ring` holds the hashes of ops
+/// `i..i + SLOT_AHEAD`, so each key is hashed once — also when the batch
+/// turns to the mixed path, which takes the hashes already known from here.
+struct Prefetch {
+    ring: [u64; SLOT_AHEAD],
+    len: usize,
+}
+
+impl Prefetch {
+    /// Hashes the first ops and starts loading their slots and entries.
+    #[inline]
+    fn start<S: OpSource + ?Sized>(batch: &S, store: &Store) -> Prefetch {
+        let len = batch.len();
+        let mut ring = [0u64; SLOT_AHEAD];
+        for (j, h) in ring.iter_mut().enumerate().take(len) {
+            *h = key_hash(batch.key(j));
+            store.prefetch_slot(*h);
+        }
+        for h in ring.iter().take(len.min(ENTRY_AHEAD)) {
+            store.prefetch_entry(*h);
+        }
+        Prefetch { ring, len }
+    }
+
+    /// The hash of op `i`, valid while `i` is among the next `SLOT_AHEAD`
+    /// ops not yet passed to [`Prefetch::advance`].
+    #[inline]
+    fn hash(&self, i: usize) -> u64 {
+        self.ring[i % SLOT_AHEAD]
+    }
+
+    /// Op `i` is about to execute: prefetch the entry of `i + ENTRY_AHEAD`,
+    /// hash `i + SLOT_AHEAD` into `i`'s place and prefetch its slot.
+    #[inline]
+    fn advance<S: OpSource + ?Sized>(&mut self, batch: &S, store: &Store, i: usize) {
+        if i + ENTRY_AHEAD < self.len {
+            store.prefetch_entry(self.ring[(i + ENTRY_AHEAD) % SLOT_AHEAD]);
+        }
+        if i + SLOT_AHEAD < self.len {
+            let h = key_hash(batch.key(i + SLOT_AHEAD));
+            self.ring[i % SLOT_AHEAD] = h;
+            store.prefetch_slot(h);
+        }
+    }
+}
+
+/// Executes one op as its source handed it out; an unrecognised kind is
+/// answered with [`OpError::BadOp`].
 #[inline]
-fn exec_one(
-    store: &mut Store,
-    op: u8,
-    key: &[u8],
-    value: &[u8],
-    hash: u64,
-    sink: &mut impl ReplySink,
-) {
-    match OpKind::from_u8(op) {
+fn exec_one(store: &mut Store, (kind, key, value): Op<'_>, hash: u64, sink: &mut impl ReplySink) {
+    match kind {
         Some(kind) => store.execute(kind, key, value, hash, sink),
         None => sink.push(OpResult::Err(OpError::BadOp)),
     }
@@ -286,54 +330,49 @@ impl Shard {
     }
 
     /// Executes a batch, pushing one result per op into `sink` in order.
+    ///
+    /// Each op's owner decides: owned by this shard, it runs here, straight
+    /// into the sink; owned by another, the rest of the batch takes the
+    /// mixed path (routed, forwarded, merged back in order).
     pub async fn execute<S: OpSource + ?Sized, R: ReplySink>(&self, batch: &S, sink: &mut R) {
         let n = batch.len();
-        let mut i = 0;
-        {
+        let (first_foreign, pipe) = {
             let mut store = self.store.borrow_mut();
-            let (me, nr) = (self.shard_id, self.nr_shards);
-            // Software pipeline: op i+SLOT_AHEAD is hashed and its table slot
-            // prefetched; op i+ENTRY_AHEAD (slot now cached) has its entry
-            // prefetched; op i executes. `ahead` is a ring of the hashes of
-            // ops i..i+SLOT_AHEAD, so each key is hashed once.
-            let mut ahead = [0u64; SLOT_AHEAD];
-            for (j, h) in ahead.iter_mut().enumerate().take(n) {
-                *h = key_hash(batch.op(j).1);
-                store.prefetch_slot(*h);
-            }
-            for h in ahead.iter().take(n.min(ENTRY_AHEAD)) {
-                store.prefetch_entry(*h);
-            }
+            let mut pipe = Prefetch::start(batch, &store);
+            let mut i = 0;
             while i < n {
-                let (op, key, value) = batch.op(i);
-                let hash = ahead[i % SLOT_AHEAD];
-                if shard_of(hash, nr) != me {
+                let hash = pipe.hash(i);
+                if shard_of(hash, self.nr_shards) == self.shard_id {
+                    // The owner is this shard: run here.
+                    pipe.advance(batch, &store, i);
+                    exec_one(&mut store, batch.op(i), hash, sink);
+                    i += 1;
+                } else {
+                    // Another shard owns it: forward (the mixed path, below).
                     break;
                 }
-                if i + ENTRY_AHEAD < n {
-                    store.prefetch_entry(ahead[(i + ENTRY_AHEAD) % SLOT_AHEAD]);
-                }
-                if i + SLOT_AHEAD < n {
-                    let h = key_hash(batch.op(i + SLOT_AHEAD).1);
-                    ahead[i % SLOT_AHEAD] = h;
-                    store.prefetch_slot(h);
-                }
-                exec_one(&mut store, op, key, value, hash, sink);
-                i += 1;
             }
+            (i, pipe)
+        };
+        if first_foreign < n {
+            self.execute_mixed(batch, first_foreign, &pipe, sink).await;
         }
-        if i < n {
-            self.execute_mixed(batch, i, sink).await;
-        }
+        self.count_batch(n);
+    }
+
+    /// Counts an executed batch and publishes the counters.
+    fn count_batch(&self, n: usize) {
         self.ops.set(self.ops.get() + n as u64);
         self.publish();
     }
 
-    /// The mixed path, from op `from` on (see the module docs).
+    /// The mixed path, from op `from` on (see the module docs). `pipe` has
+    /// the hashes of the ops just after `from`; the rest are hashed here, once.
     async fn execute_mixed<S: OpSource + ?Sized, R: ReplySink>(
         &self,
         batch: &S,
         from: usize,
+        pipe: &Prefetch,
         sink: &mut R,
     ) {
         let n = batch.len();
@@ -341,19 +380,34 @@ impl Shard {
         let mut hashes: Vec<u64> = Vec::with_capacity(n - from);
         let mut parts: Vec<Option<(Batch, Vec<u64>)>> = (0..self.nr_shards).map(|_| None).collect();
         for i in from..n {
-            let (op, key, value) = batch.op(i);
-            let hash = key_hash(key);
+            let hash = if i < from + SLOT_AHEAD {
+                pipe.hash(i)
+            } else {
+                key_hash(batch.key(i))
+            };
             let owner = shard_of(hash, self.nr_shards);
             owners.push(owner as u32);
             hashes.push(hash);
             if owner != self.shard_id {
                 let (b, h) = parts[owner].get_or_insert_with(Default::default);
-                b.push_raw(op, key, value);
+                b.push_op(batch.op(i));
                 h.push(hash);
             }
         }
+        let replies = self.forward(parts, sink.value_budget()).await;
+        self.merge(batch, from, &owners, &hashes, replies, sink);
+    }
+
+    /// Sends each foreign part to its owner and waits for every reply; a
+    /// `None` where the owner is gone (the node is shutting down). Each
+    /// reply carries at most `max_values` value bytes (the requester's
+    /// reply bound).
+    async fn forward(
+        &self,
+        parts: Vec<Option<(Batch, Vec<u64>)>>,
+        max_values: usize,
+    ) -> Vec<Option<(BatchReply, usize)>> {
         let mut waiting = Vec::new();
-        let max_values = sink.value_budget();
         for (owner, part) in parts.into_iter().enumerate() {
             if let Some((b, h)) = part {
                 self.forwarded_out
@@ -377,12 +431,25 @@ impl Shard {
                 replies[owner] = Some((r, 0));
             }
         }
+        replies
+    }
+
+    /// Runs the local ops of the mixed path and merges the owners' replies,
+    /// so results reach `sink` in request order.
+    fn merge<S: OpSource + ?Sized, R: ReplySink>(
+        &self,
+        batch: &S,
+        from: usize,
+        owners: &[u32],
+        hashes: &[u64],
+        mut replies: Vec<Option<(BatchReply, usize)>>,
+        sink: &mut R,
+    ) {
         let mut store = self.store.borrow_mut();
-        for (j, i) in (from..n).enumerate() {
+        for (j, i) in (from..batch.len()).enumerate() {
             let owner = owners[j] as usize;
             if owner == self.shard_id {
-                let (op, key, value) = batch.op(i);
-                exec_one(&mut store, op, key, value, hashes[j], sink);
+                exec_one(&mut store, batch.op(i), hashes[j], sink);
             } else {
                 match &mut replies[owner] {
                     Some((r, cursor)) if *cursor < r.len() => {
@@ -416,8 +483,7 @@ impl Shard {
                             max_values,
                         };
                         for (i, &hash) in hashes.iter().enumerate().take(batch.len()) {
-                            let (op, key, value) = batch.op(i);
-                            exec_one(&mut store, op, key, value, hash, &mut sink);
+                            exec_one(&mut store, OpSource::op(&batch, i), hash, &mut sink);
                         }
                     }
                     self.forwarded_in

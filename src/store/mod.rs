@@ -4,7 +4,7 @@
 //!
 //! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
 //!   once per operation by the caller and passed in: the store never hashes a
-//!   key again. The table ([`table`]) is open addressing keyed by that hash,
+//!   key again. The table (`table`) is open addressing keyed by that hash,
 //!   so a batch can prefetch slots and entries ahead of execution.
 //! * An entry is one heap block holding key and value back to back, so an
 //!   insert costs one allocation and an overwrite with a value of the same
@@ -22,160 +22,11 @@ mod table;
 
 use table::Table;
 
+use crate::op::{format_i64, parse_i64, OpError, OpKind, OpResult, ReplySink};
+
 /// Bytes charged per entry on top of key and value: the table slot (hash,
 /// pointer, lengths) plus the allocator's bookkeeping, rounded up.
 pub const ENTRY_OVERHEAD: usize = 64;
-
-/// Operation codes. The native protocol carries these numbers on the wire
-/// (see [`crate::protocol::native`]); the RESP front end maps commands onto
-/// them, so both front ends share one execution path and one forwarding path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum OpKind {
-    /// Read a key: `Value` or `NotFound`.
-    Get = 0,
-    /// Write a key unconditionally: `Ok`.
-    Put = 1,
-    /// Remove a key: `Ok` if it existed, `NotFound` otherwise.
-    Del = 2,
-    /// Write only if absent: `Ok`, or `NotFound` when it existed (not written).
-    PutIfAbsent = 3,
-    /// Write only if present: `Ok`, or `NotFound` when absent (not written).
-    PutIfPresent = 4,
-    /// Write and return the previous value: `Value(old)` or `NotFound`.
-    GetSet = 5,
-    /// Does the key exist: `Int(1)` or `Int(0)`.
-    Exists = 6,
-    /// Add the signed decimal integer in the value to the key's decimal
-    /// integer value (absent counts as 0): `Int(new)` or `NotInteger`.
-    IncrBy = 7,
-    /// Length of the value: `Int(len)`, 0 when absent.
-    Strlen = 8,
-}
-
-impl OpKind {
-    /// Decodes a wire op code.
-    #[inline]
-    pub fn from_u8(code: u8) -> Option<OpKind> {
-        Some(match code {
-            0 => OpKind::Get,
-            1 => OpKind::Put,
-            2 => OpKind::Del,
-            3 => OpKind::PutIfAbsent,
-            4 => OpKind::PutIfPresent,
-            5 => OpKind::GetSet,
-            6 => OpKind::Exists,
-            7 => OpKind::IncrBy,
-            8 => OpKind::Strlen,
-            _ => return None,
-        })
-    }
-
-    /// True for operations that may add bytes to the store.
-    #[inline]
-    pub fn writes_value(self) -> bool {
-        matches!(
-            self,
-            OpKind::Put
-                | OpKind::PutIfAbsent
-                | OpKind::PutIfPresent
-                | OpKind::GetSet
-                | OpKind::IncrBy
-        )
-    }
-}
-
-/// A per-operation error. It becomes that operation's result; the rest of the
-/// batch, the connection and the shard go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum OpError {
-    /// The key is longer than the configured maximum.
-    KeyTooLarge = 16,
-    /// The value is longer than the configured maximum.
-    ValueTooLarge = 17,
-    /// The write would take the shard past its memory limit.
-    OutOfMemory = 18,
-    /// Unknown operation code.
-    BadOp = 19,
-    /// INCRBY on a value (or with an argument) that is not a 64-bit decimal
-    /// integer, or the result overflows.
-    NotInteger = 20,
-    /// The owner shard is gone (the node is shutting down).
-    Unavailable = 21,
-    /// The value was not sent: it would have taken the connection's reply
-    /// past its bound (`--max-reply-bytes`, or what is left of the node's
-    /// `--max-conn-memory`). The operation itself ran (a GETSET's write
-    /// happened); read it again in a smaller batch.
-    ReplyTooLarge = 22,
-}
-
-impl OpError {
-    /// Decodes a wire status code into an error, if it is one.
-    pub fn from_u8(code: u8) -> Option<OpError> {
-        Some(match code {
-            16 => OpError::KeyTooLarge,
-            17 => OpError::ValueTooLarge,
-            18 => OpError::OutOfMemory,
-            19 => OpError::BadOp,
-            20 => OpError::NotInteger,
-            21 => OpError::Unavailable,
-            22 => OpError::ReplyTooLarge,
-            _ => return None,
-        })
-    }
-
-    /// A short human-readable description.
-    pub fn message(self) -> &'static str {
-        match self {
-            OpError::KeyTooLarge => "key too large",
-            OpError::ValueTooLarge => "value too large",
-            OpError::OutOfMemory => "out of memory: the shard's --max-memory share is used up",
-            OpError::BadOp => "unknown operation code",
-            OpError::NotInteger => "value is not an integer or out of range",
-            OpError::Unavailable => "owner shard unavailable (node shutting down)",
-            OpError::ReplyTooLarge => {
-                "reply too large: the value would take this connection's reply past --max-reply-bytes or the node's --max-conn-memory"
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
-    }
-}
-
-/// The result of one operation, borrowing a value from the store or a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpResult<'a> {
-    /// A value (GET hit, GETSET's old value).
-    Value(&'a [u8]),
-    /// The key was absent (or a conditional write did not apply).
-    NotFound,
-    /// The write or delete was done.
-    Ok,
-    /// An integer result (EXISTS, INCRBY, STRLEN).
-    Int(i64),
-    /// The operation failed; see [`OpError`].
-    Err(OpError),
-}
-
-/// Where results go, in operation order. Implemented by the native reply
-/// builder and by the RESP encoder, so results are written once, directly in
-/// their wire form.
-pub trait ReplySink {
-    /// Appends the next operation's result.
-    fn push(&mut self, result: OpResult<'_>);
-
-    /// Value bytes this sink may still take before it refuses values with
-    /// [`OpError::ReplyTooLarge`] (a bounded reply). Ops forwarded to another
-    /// shard carry this bound, so their results are bounded there too.
-    fn value_budget(&self) -> usize {
-        usize::MAX
-    }
-}
 
 /// Size limits a store enforces on each operation.
 #[derive(Debug, Clone, Copy)]
@@ -419,44 +270,11 @@ impl Store {
     }
 }
 
-/// Parses a decimal `i64` the way Redis does (no spaces, no `+`, no leading
-/// zeros except "0").
-pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty()
-        || text.starts_with('+')
-        || (text.len() > 1 && text.starts_with('0'))
-        || text.starts_with("-0")
-    {
-        return None;
-    }
-    text.parse().ok()
-}
-
 /// `current + delta` as decimal text in `buf`; `None` when either is not an
 /// integer or the sum overflows.
 fn incr<'b>(current: &[u8], delta: &[u8], buf: &'b mut [u8; 20]) -> Option<&'b [u8]> {
     let sum = parse_i64(current)?.checked_add(parse_i64(delta)?)?;
     Some(format_i64(sum, buf))
-}
-
-/// Formats an `i64` in decimal into `buf` without allocating.
-pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 #[cfg(test)]

@@ -87,7 +87,9 @@ fn lens(block: NonNull<u8>) -> (usize, usize) {
 /// `block` was made by [`new_block`] and is no longer referenced.
 unsafe fn free_block(block: NonNull<u8>) {
     let (k, v) = lens(block);
-    dealloc(block.as_ptr(), block_layout(k, v));
+    // SAFETY: the caller guarantees `block` came from `new_block`, which
+    // allocated it with exactly this layout, and that nothing refers to it.
+    unsafe { dealloc(block.as_ptr(), block_layout(k, v)) };
 }
 
 #[inline(always)]

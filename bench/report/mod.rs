@@ -1,239 +1,29 @@
 //! Benchmark results for the corekv load generator (`corekv::bench::report`).
 //!
-//! Owns: the [`LatencyHistogram`] wrapper (nanoseconds, exact JSON form as
-//! base64 of HdrHistogram V2), the [`BenchReport`] JSON schema, exact merging
-//! of reports from several client machines, the seed-style throughput figure,
-//! fixed-width text tables and the standard `.hgrm` percentile output.
+//! Owns the [`BenchReport`] JSON schema, exact merging of reports from
+//! several client machines and the seed-style throughput figure (here); the
+//! [`LatencyHistogram`] wrapper ([`histogram`]); text tables, the CSV
+//! summary, `.hgrm` and `.hlog` output ([`render`]).
 //!
 //! Must not touch: the network, the workload generator's state (it only
 //! reads figures computed by `super::workload`), plotting (`super::plot`) or
 //! anything in the server. Values are pure data; filling them is the caller's
 //! job.
 
-use std::fmt::Write as _;
+pub mod histogram;
+pub mod render;
+
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use hdrhistogram::Histogram;
-use serde::{
-    Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer as SerdeSerializer,
+use serde::{Deserialize, Serialize};
+
+pub use histogram::{
+    LatencyHistogram, LatencySummary, HIST_HIGHEST_NS, HIST_LOWEST_NS, HIST_SIGFIG,
 };
-
-/// Lowest discernible latency: 1 ns.
-pub const HIST_LOWEST_NS: u64 = 1;
-/// Highest trackable latency: 60 s (larger values are clamped to it).
-pub const HIST_HIGHEST_NS: u64 = 60_000_000_000;
-/// Significant figures kept by the histograms.
-pub const HIST_SIGFIG: u8 = 3;
-
-/// Latency histogram in nanoseconds (1 ns .. 60 s, 3 significant figures,
-/// auto-resize off). Serializes (serde) as a base64 string of the
-/// HdrHistogram V2 (uncompressed) encoding, so a JSON round trip and merges
-/// of deserialized histograms are exact.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatencyHistogram {
-    hist: Histogram<u64>,
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LatencyHistogram {
-    /// Empty histogram with the standard bounds.
-    pub fn new() -> Self {
-        let mut hist = Histogram::new_with_bounds(HIST_LOWEST_NS, HIST_HIGHEST_NS, HIST_SIGFIG)
-            .expect("static histogram bounds are valid");
-        hist.auto(false);
-        LatencyHistogram { hist }
-    }
-
-    /// Records one latency in ns; values above 60 s are clamped to 60 s.
-    #[inline]
-    pub fn record(&mut self, ns: u64) {
-        self.hist.saturating_record(ns);
-    }
-
-    /// Records `count` occurrences of a latency in ns (clamped like [`Self::record`]).
-    #[inline]
-    pub fn record_n(&mut self, ns: u64, count: u64) {
-        self.hist.saturating_record_n(ns, count);
-    }
-
-    /// Adds all counts of `other` into `self` (exact).
-    pub fn add(&mut self, other: &LatencyHistogram) -> Result<()> {
-        self.hist
-            .add(&other.hist)
-            .map_err(|e| anyhow::anyhow!("histogram add failed: {e:?}"))
-    }
-
-    /// Clears all counts.
-    pub fn reset(&mut self) {
-        self.hist.reset();
-    }
-
-    /// Number of recorded values.
-    pub fn count(&self) -> u64 {
-        self.hist.len()
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.hist.is_empty()
-    }
-
-    /// Value (ns) at percentile `p` in `[0, 100]`; 0 when empty.
-    pub fn percentile(&self, p: f64) -> u64 {
-        if self.hist.is_empty() {
-            0
-        } else {
-            self.hist.value_at_percentile(p)
-        }
-    }
-
-    /// Median (ns).
-    pub fn p50(&self) -> u64 {
-        self.percentile(50.0)
-    }
-
-    /// 90th percentile (ns).
-    pub fn p90(&self) -> u64 {
-        self.percentile(90.0)
-    }
-
-    /// 99th percentile (ns).
-    pub fn p99(&self) -> u64 {
-        self.percentile(99.0)
-    }
-
-    /// 99.9th percentile (ns).
-    pub fn p999(&self) -> u64 {
-        self.percentile(99.9)
-    }
-
-    /// 99.99th percentile (ns).
-    pub fn p9999(&self) -> u64 {
-        self.percentile(99.99)
-    }
-
-    /// Largest recorded value (ns, highest equivalent); 0 when empty.
-    pub fn max(&self) -> u64 {
-        self.hist.max()
-    }
-
-    /// Smallest recorded value (ns); 0 when empty.
-    pub fn min(&self) -> u64 {
-        self.hist.min()
-    }
-
-    /// Mean (ns); 0 when empty.
-    pub fn mean(&self) -> f64 {
-        if self.hist.is_empty() {
-            0.0
-        } else {
-            self.hist.mean()
-        }
-    }
-
-    /// Standard deviation (ns); 0 when empty.
-    pub fn stdev(&self) -> f64 {
-        if self.hist.is_empty() {
-            0.0
-        } else {
-            self.hist.stdev()
-        }
-    }
-
-    /// The underlying HdrHistogram (ns).
-    pub fn inner(&self) -> &Histogram<u64> {
-        &self.hist
-    }
-
-    /// Base64 (standard alphabet, padded) of the V2 uncompressed encoding.
-    pub fn to_base64(&self) -> Result<String> {
-        let mut buf = Vec::new();
-        V2Serializer::new()
-            .serialize(&self.hist, &mut buf)
-            .map_err(|e| anyhow::anyhow!("histogram serialization failed: {e:?}"))?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
-    }
-
-    /// Inverse of [`Self::to_base64`]; also accepts V2 deflate encodings.
-    pub fn from_base64(s: &str) -> Result<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .context("histogram base64 decode")?;
-        let mut hist: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut &bytes[..])
-            .map_err(|e| anyhow::anyhow!("histogram decode failed: {e:?}"))?;
-        hist.auto(false);
-        // Normalise to the standard bounds so later merges never fail.
-        if hist.low() != HIST_LOWEST_NS
-            || hist.high() != HIST_HIGHEST_NS
-            || hist.sigfig() != HIST_SIGFIG
-        {
-            let mut std = LatencyHistogram::new();
-            for v in hist.iter_recorded() {
-                std.record_n(v.value_iterated_to(), v.count_at_value());
-            }
-            return Ok(std);
-        }
-        Ok(LatencyHistogram { hist })
-    }
-
-    /// Fixed set of summary figures.
-    pub fn summary(&self) -> LatencySummary {
-        LatencySummary {
-            count: self.count(),
-            p50_ns: self.p50(),
-            p90_ns: self.p90(),
-            p99_ns: self.p99(),
-            p999_ns: self.p999(),
-            p9999_ns: self.p9999(),
-            max_ns: self.max(),
-            mean_ns: self.mean(),
-        }
-    }
-}
-
-impl Serialize for LatencyHistogram {
-    fn serialize<S: SerdeSerializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let b64 = self.to_base64().map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&b64)
-    }
-}
-
-impl<'de> Deserialize<'de> for LatencyHistogram {
-    fn deserialize<D: SerdeDeserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        LatencyHistogram::from_base64(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Percentile summary of a [`LatencyHistogram`] (all ns).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Number of values.
-    pub count: u64,
-    /// Median.
-    pub p50_ns: u64,
-    /// 90th percentile.
-    pub p90_ns: u64,
-    /// 99th percentile.
-    pub p99_ns: u64,
-    /// 99.9th percentile.
-    pub p999_ns: u64,
-    /// 99.99th percentile.
-    pub p9999_ns: u64,
-    /// Maximum.
-    pub max_ns: u64,
-    /// Mean.
-    pub mean_ns: f64,
-}
+pub use render::{
+    csv_summary, hgrm_string, render_comparison, render_table, write_hgrm, write_hlog, CSV_HEADER,
+};
 
 /// Load model of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -281,8 +71,13 @@ pub struct BenchMeta {
     pub value_size: usize,
     /// Operations per batch.
     pub batch: usize,
-    /// Sessions (connections) per worker thread.
+    /// Sessions (connections) per worker thread (worker 0's, the largest,
+    /// when `--clients` spreads an uneven count).
     pub sessions_per_worker: usize,
+    /// Sessions over the whole process (summed over processes after a
+    /// merge); 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub total_sessions: usize,
     /// CPUs the worker threads were pinned to (first input's after a merge).
     pub worker_cpus: Vec<usize>,
     /// Measured window length requested, seconds.
@@ -296,6 +91,18 @@ pub struct BenchMeta {
     /// Number of client processes this report covers (1 unless merged).
     #[serde(default = "one")]
     pub client_processes: u32,
+    /// The corekv commit the bench was built from (`unknown` outside git).
+    #[serde(default)]
+    pub corekv_commit: String,
+    /// Start of the run, RFC 3339 UTC (e.g. `2026-11-26T01:30:00Z`).
+    #[serde(default)]
+    pub date: String,
+    /// The full command line the report came from, as typed.
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// The client machine (first input's after a merge).
+    #[serde(default)]
+    pub machine: crate::bench::sysstat::Machine,
 }
 
 impl Default for BenchMeta {
@@ -320,6 +127,11 @@ impl Default for BenchMeta {
             mode: LoadMode::Closed,
             base_seed: 0,
             client_processes: 1,
+            total_sessions: 0,
+            corekv_commit: String::new(),
+            date: String::new(),
+            command_line: Vec::new(),
+            machine: crate::bench::sysstat::Machine::default(),
         }
     }
 }
@@ -335,6 +147,10 @@ pub struct Totals {
     pub puts: u64,
     /// Operations that returned an error.
     pub errors: u64,
+    /// GETs that found no value (misses); `gets - get_misses` hit (errors
+    /// aside). 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub get_misses: u64,
     /// Length of the measured window, seconds.
     pub elapsed_secs: f64,
     /// Derived: `ops / elapsed_secs` (recomputed by [`Totals::derive`]).
@@ -418,6 +234,24 @@ pub struct ServerNodeReport {
 }
 
 impl ServerNodeReport {
+    /// Mean of the per-second ops/s samples (0 without samples).
+    pub fn mean_ops_per_sec(&self) -> f64 {
+        if self.per_second_ops.is_empty() {
+            0.0
+        } else {
+            self.per_second_ops.iter().sum::<f64>() / self.per_second_ops.len() as f64
+        }
+    }
+
+    /// The per-second ops/s samples as `(second, million op/s)`.
+    pub fn mops_series(&self) -> Vec<(f64, f64)> {
+        self.per_second_ops
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i + 1) as f64, v / 1e6))
+            .collect()
+    }
+
     /// Median of [`Self::per_second_ops`] (see [`median`]).
     pub fn median_ops_per_sec(&self) -> f64 {
         median(&self.per_second_ops)
@@ -451,8 +285,19 @@ pub struct BenchReport {
     pub timeline: Vec<TimelineSample>,
     /// Latency of whole batches (send to last reply), ns.
     pub batch_latency: LatencyHistogram,
-    /// Per-operation latency, ns.
+    /// Each operation's latency: its batch's, recorded once per operation
+    /// (so an op-weighted view of `batch_latency`; with fixed-size batches
+    /// its percentiles equal the batch's, which is why the table and plots
+    /// leave it out). Kept in the JSON and `op_latency.hgrm`.
     pub op_latency: LatencyHistogram,
+    /// GET latency, ns: the latency of the batch (or pipeline) carrying each
+    /// GET, recorded once per GET. At batch 1 this is each GET's own
+    /// round trip, as memtier_benchmark and YCSB report it.
+    #[serde(default)]
+    pub get_latency: LatencyHistogram,
+    /// SET (PUT) latency, ns, defined as `get_latency` is.
+    #[serde(default)]
+    pub set_latency: LatencyHistogram,
     /// Bytes written to sockets in the window.
     pub bytes_sent: u64,
     /// Bytes read from sockets in the window.
@@ -466,9 +311,58 @@ pub struct BenchReport {
     /// Free-form extra data (e.g. utilization samples) filled by other modules.
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Batch latency of each measured second, for the `.hlog` interval log
+    /// ([`write_hlog`]). A merge sums the clients' histograms second by
+    /// second, as it does the timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalHistogram>,
+}
+
+/// One interval's latency histogram.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IntervalHistogram {
+    /// Start of the interval, seconds since the Unix epoch.
+    pub start_unix_secs: f64,
+    /// Length of the interval, seconds.
+    pub secs: f64,
+    /// Batch latencies completed in it, ns.
+    pub batch_latency: LatencyHistogram,
 }
 
 impl BenchReport {
+    /// Short description of a run for plot titles (fits a 1000 px title).
+    pub fn describe(&self) -> String {
+        let m = &self.meta;
+        let mode = match m.mode {
+            LoadMode::Closed => "closed loop".to_string(),
+            LoadMode::Open { rate_ops_per_sec } => {
+                format!("open loop {:.2} M op/s", rate_ops_per_sec / 1e6)
+            }
+        };
+        let dist = if m.distribution == "zipfian" {
+            format!("θ={}", m.theta)
+        } else {
+            m.distribution.clone()
+        };
+        format!("{} {dist}, batch {}, {mode}", m.workload, m.batch)
+    }
+
+    /// The client-measured throughput per second of the timeline, as
+    /// `(t_secs, million op/s)`; a partial last second is scaled by its length.
+    pub fn client_mops_series(&self) -> Vec<(f64, f64)> {
+        self.timeline
+            .iter()
+            .map(|s| {
+                let len = if s.t_secs.fract() > 0.0 {
+                    s.t_secs.fract()
+                } else {
+                    1.0
+                };
+                (s.t_secs, s.ops as f64 / len / 1e6)
+            })
+            .collect()
+    }
+
     /// Recomputes derived fields (rates in [`Totals`]).
     pub fn finalize(&mut self) {
         self.totals.derive();
@@ -508,9 +402,10 @@ impl BenchReport {
     /// top-level object carries headline figures for scripts
     /// (`cloudlab/collect.py`): `ops_per_sec` (client-measured),
     /// `seed_style_ops_per_sec` ([`Self::seed_style_total`], 0 without server
-    /// figures), `p99_batch_us`, and `batch_latency_us` / `op_latency_us`
-    /// (`{count, p50, p90, p99, p999, p9999, max, mean}` in µs, so a script
-    /// needs no HdrHistogram decoder). They are derived, so reading the JSON
+    /// figures), `p99_batch_us`, `batch_latency_us` / `op_latency_us` /
+    /// `get_latency_us` / `set_latency_us` (`{count, p50, p90, p99, p999,
+    /// p9999, max, mean}` in µs, so a script needs no HdrHistogram decoder)
+    /// and `get_hits`. They are derived, so reading the JSON
     /// back ignores them.
     pub fn to_json(&self) -> Result<String> {
         let mut v = serde_json::to_value(self)?;
@@ -541,6 +436,12 @@ impl BenchReport {
             };
             m.insert("batch_latency_us".into(), us(&self.batch_latency));
             m.insert("op_latency_us".into(), us(&self.op_latency));
+            m.insert("get_latency_us".into(), us(&self.get_latency));
+            m.insert("set_latency_us".into(), us(&self.set_latency));
+            m.insert(
+                "get_hits".into(),
+                serde_json::json!(self.totals.gets.saturating_sub(self.totals.get_misses)),
+            );
         }
         Ok(serde_json::to_string_pretty(&v)?)
     }
@@ -573,63 +474,87 @@ fn per_op(x: f64, ops: u64) -> f64 {
     }
 }
 
+/// Fails unless report `i`'s run (`m`) is the same experiment as report 0's
+/// (`m0`): the same work ([`workload_diffs`]) against the same target.
+fn check_mergeable(m0: &BenchMeta, m: &BenchMeta, i: usize) -> Result<()> {
+    let mut diffs = workload_diffs(m0, m);
+    if m.target != m0.target {
+        diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "merge: report {i} does not match report 0: {}",
+            diffs.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What makes two runs' figures comparable, as `"field A vs B"` strings for
+/// every difference (empty: same work): the workload (name, read ratio,
+/// skew, key space, value size), the batch size and closed vs open loop.
+/// The target and the load's size (sessions, CPUs, duration) may differ.
+pub fn workload_diffs(m0: &BenchMeta, m: &BenchMeta) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if m.workload != m0.workload {
+        diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
+    }
+    if m.read_ratio != m0.read_ratio {
+        diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
+    }
+    if m.theta != m0.theta {
+        diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
+    }
+    if m.distribution != m0.distribution {
+        diffs.push(format!(
+            "distribution {} vs {}",
+            m.distribution, m0.distribution
+        ));
+    }
+    if m.records != m0.records {
+        diffs.push(format!("records {} vs {}", m.records, m0.records));
+    }
+    if m.value_size != m0.value_size {
+        diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
+    }
+    if m.batch != m0.batch {
+        diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
+    }
+    let loop_kind = |m: &BenchMeta| match m.mode {
+        LoadMode::Closed => "closed loop",
+        LoadMode::Open { .. } => "open loop",
+    };
+    if loop_kind(m) != loop_kind(m0) {
+        diffs.push(format!("{} vs {}", loop_kind(m), loop_kind(m0)));
+    }
+    diffs
+}
+
 /// Merges reports of client processes that ran concurrently against the same
 /// cluster with the same workload.
 ///
 /// * Errors when workload, read ratio, theta, distribution, records,
-///   value size, batch or target differ, or when `reports` is empty.
+///   value size, batch, closed/open loop or target differ, or when
+///   `reports` is empty.
 /// * Counters, bytes and client CPU are summed; histograms are added
 ///   exactly; `elapsed_secs` is the maximum (the runs overlap), so the merged
 ///   ops/s is total ops over the longest window.
 /// * Timelines are summed by second index; the per-second `p99_batch_ns` is
 ///   the MAX of the inputs' p99s for that second (an upper bound — the exact
-///   merged p99 is not recoverable from per-second p99s).
+///   merged p99 is not recoverable from per-second p99s). Interval
+///   histograms are added exactly, second by second.
 /// * `servers` is taken from the first report that has any (all clients saw
 ///   the same cluster, so the server view must not be added up).
 /// * `generation_rate_ops` is the minimum over inputs (slowest generator).
 /// * meta: first input's, with hostnames and hosts unioned, earliest start,
-///   longest `secs`, `client_processes` summed. `extra` keys: first wins.
+///   longest `secs`, `client_processes` and `total_sessions` summed.
+///   `extra` keys: first wins.
 pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
     let Some(first) = reports.first() else {
         bail!("merge: no reports");
     };
-    let m0 = &first.meta;
     for (i, r) in reports.iter().enumerate().skip(1) {
-        let m = &r.meta;
-        let mut diffs = Vec::new();
-        if m.workload != m0.workload {
-            diffs.push(format!("workload {:?} vs {:?}", m.workload, m0.workload));
-        }
-        if m.read_ratio != m0.read_ratio {
-            diffs.push(format!("read_ratio {} vs {}", m.read_ratio, m0.read_ratio));
-        }
-        if m.theta != m0.theta {
-            diffs.push(format!("theta {} vs {}", m.theta, m0.theta));
-        }
-        if m.distribution != m0.distribution {
-            diffs.push(format!(
-                "distribution {} vs {}",
-                m.distribution, m0.distribution
-            ));
-        }
-        if m.records != m0.records {
-            diffs.push(format!("records {} vs {}", m.records, m0.records));
-        }
-        if m.value_size != m0.value_size {
-            diffs.push(format!("value_size {} vs {}", m.value_size, m0.value_size));
-        }
-        if m.batch != m0.batch {
-            diffs.push(format!("batch {} vs {}", m.batch, m0.batch));
-        }
-        if m.target != m0.target {
-            diffs.push(format!("target {:?} vs {:?}", m.target, m0.target));
-        }
-        if !diffs.is_empty() {
-            bail!(
-                "merge: report {i} does not match report 0: {}",
-                diffs.join(", ")
-            );
-        }
+        check_mergeable(&first.meta, &r.meta, i)?;
     }
 
     let mut out = first.clone();
@@ -659,15 +584,19 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.meta.start_unix_secs = out.meta.start_unix_secs.min(r.meta.start_unix_secs);
         out.meta.secs = out.meta.secs.max(r.meta.secs);
         out.meta.client_processes += r.meta.client_processes;
+        out.meta.total_sessions += r.meta.total_sessions;
 
         out.totals.ops += r.totals.ops;
         out.totals.gets += r.totals.gets;
         out.totals.puts += r.totals.puts;
         out.totals.errors += r.totals.errors;
+        out.totals.get_misses += r.totals.get_misses;
         out.totals.elapsed_secs = out.totals.elapsed_secs.max(r.totals.elapsed_secs);
 
         out.batch_latency.add(&r.batch_latency)?;
         out.op_latency.add(&r.op_latency)?;
+        out.get_latency.add(&r.get_latency)?;
+        out.set_latency.add(&r.set_latency)?;
         out.bytes_sent += r.bytes_sent;
         out.bytes_received += r.bytes_received;
         out.client_cpu_secs += r.client_cpu_secs;
@@ -685,319 +614,22 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
             t.errors += s.errors;
             t.p99_batch_ns = t.p99_batch_ns.max(s.p99_batch_ns);
         }
+        for (i, iv) in r.intervals.iter().enumerate() {
+            match out.intervals.get_mut(i) {
+                Some(o) => {
+                    o.start_unix_secs = o.start_unix_secs.min(iv.start_unix_secs);
+                    o.secs = o.secs.max(iv.secs);
+                    o.batch_latency.add(&iv.batch_latency)?;
+                }
+                None => out.intervals.push(iv.clone()),
+            }
+        }
         for (k, v) in &r.extra {
             out.extra.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
     out.finalize();
     Ok(out)
-}
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.3} M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.1} k", x / 1e3)
-    } else {
-        format!("{x:.1} ")
-    }
-}
-
-fn latency_row(out: &mut String, name: &str, h: &LatencyHistogram) {
-    let _ = writeln!(
-        out,
-        "  {:<8} {:>12} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
-        name,
-        h.count(),
-        us(h.p50()),
-        us(h.p90()),
-        us(h.p99()),
-        us(h.p999()),
-        us(h.p9999()),
-        us(h.max()),
-        h.mean() / 1000.0
-    );
-}
-
-/// Human-readable fixed-width report of one run.
-pub fn render_table(r: &BenchReport) -> String {
-    let m = &r.meta;
-    let t = &r.totals;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "corekv bench {} — target {} [{}] from {}",
-        m.tool_version,
-        m.target,
-        m.hosts.join(", "),
-        m.hostname
-    );
-    let mode = match m.mode {
-        LoadMode::Closed => "closed loop".to_string(),
-        LoadMode::Open { rate_ops_per_sec } => {
-            format!("open loop @ {}op/s", fmt_rate(rate_ops_per_sec))
-        }
-    };
-    let _ = writeln!(
-        o,
-        "workload {} (read {:.2}, {} theta {}, {} records, {} B values), batch {}, \
-         {} sessions/worker on cpus {:?}, {} s (+{} s warm-up), {}, seed {}, {} client process(es)",
-        m.workload,
-        m.read_ratio,
-        m.distribution,
-        m.theta,
-        m.records,
-        m.value_size,
-        m.batch,
-        m.sessions_per_worker,
-        m.worker_cpus,
-        m.secs,
-        m.warmup_secs,
-        mode,
-        m.base_seed,
-        m.client_processes
-    );
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "Throughput (client-measured over {:.2} s)",
-        t.elapsed_secs
-    );
-    let _ = writeln!(
-        o,
-        "  ops     {:>14} {:>14}op/s",
-        t.ops,
-        fmt_rate(r.client_ops_per_sec())
-    );
-    let _ = writeln!(
-        o,
-        "  gets    {:>14} {:>14}op/s",
-        t.gets,
-        fmt_rate(per_sec(t.gets, t.elapsed_secs))
-    );
-    let _ = writeln!(
-        o,
-        "  puts    {:>14} {:>14}op/s",
-        t.puts,
-        fmt_rate(per_sec(t.puts, t.elapsed_secs))
-    );
-    let _ = writeln!(o, "  errors  {:>14}", t.errors);
-    if !r.servers.is_empty() {
-        let _ = writeln!(
-            o,
-            "  seed-style total (sum of per-node median ops/s): {}op/s",
-            fmt_rate(r.seed_style_total())
-        );
-    }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Latency (µs)");
-    let _ = writeln!(
-        o,
-        "  {:<8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
-    );
-    latency_row(&mut o, "batch", &r.batch_latency);
-    latency_row(&mut o, "per-op", &r.op_latency);
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Client");
-    let _ = writeln!(
-        o,
-        "  bytes/op        sent {:.1}, received {:.1}",
-        r.bytes_sent_per_op(),
-        r.bytes_received_per_op()
-    );
-    let _ = writeln!(
-        o,
-        "  client CPU      {:.2} s ({:.3} µs/op)",
-        r.client_cpu_secs,
-        r.client_cpu_us_per_op()
-    );
-    let _ = writeln!(
-        o,
-        "  generator rate  {}op/s per thread (pure generation)",
-        fmt_rate(r.generation_rate_ops)
-    );
-    if !r.servers.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "Servers");
-        let _ = writeln!(
-            o,
-            "  {:<6} {:<24} {:>14} {:>14} {:>8}",
-            "node", "address", "median op/s", "mean op/s", "samples"
-        );
-        for s in &r.servers {
-            let mean = if s.per_second_ops.is_empty() {
-                0.0
-            } else {
-                s.per_second_ops.iter().sum::<f64>() / s.per_second_ops.len() as f64
-            };
-            let _ = writeln!(
-                o,
-                "  {:<6} {:<24} {:>14.0} {:>14.0} {:>8}",
-                s.node_id,
-                s.address,
-                s.median_ops_per_sec(),
-                mean,
-                s.per_second_ops.len()
-            );
-        }
-        let _ = writeln!(o);
-        let _ = writeln!(
-            o,
-            "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>6} {:>8} {:>12}",
-            "node",
-            "shard",
-            "ops",
-            "gets",
-            "puts",
-            "dels",
-            "keys",
-            "mem MiB",
-            "conns",
-            "errors",
-            "op/s"
-        );
-        for s in &r.servers {
-            for sh in &s.shards {
-                let _ = writeln!(
-                    o,
-                    "  {:<6} {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12.1} {:>6} {:>8} {:>12.0}",
-                    s.node_id,
-                    sh.shard_id,
-                    sh.ops,
-                    sh.gets,
-                    sh.puts,
-                    sh.dels,
-                    sh.keys,
-                    sh.memory_bytes as f64 / (1024.0 * 1024.0),
-                    sh.connections,
-                    sh.errors,
-                    per_sec(sh.ops, t.elapsed_secs)
-                );
-            }
-        }
-    }
-    o
-}
-
-fn per_sec(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
-
-/// Side-by-side comparison (e.g. corekv vs redis-server): client ops/s,
-/// seed-style total, p50/p99 batch latency and throughput ratio to the
-/// first row.
-pub fn render_comparison(rows: &[(&str, &BenchReport)]) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "run", "client op/s", "seed-style op/s", "p50 batch", "p99 batch", "p99 op", "vs first"
-    );
-    let _ = writeln!(
-        o,
-        "{:<20} {:>14} {:>16} {:>12} {:>12} {:>12} {:>9}",
-        "", "", "", "µs", "µs", "µs", ""
-    );
-    let base = rows
-        .first()
-        .map(|(_, r)| r.client_ops_per_sec())
-        .unwrap_or(0.0);
-    for (name, r) in rows {
-        let ratio = if base > 0.0 {
-            format!("{:.2}x", r.client_ops_per_sec() / base)
-        } else {
-            "-".to_string()
-        };
-        let seed = if r.servers.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{:.0}", r.seed_style_total())
-        };
-        let _ = writeln!(
-            o,
-            "{:<20} {:>14.0} {:>16} {:>12.1} {:>12.1} {:>12.1} {:>9}",
-            name,
-            r.client_ops_per_sec(),
-            seed,
-            us(r.batch_latency.p50()),
-            us(r.batch_latency.p99()),
-            us(r.op_latency.p99()),
-            ratio
-        );
-    }
-    o
-}
-
-/// The HdrHistogram percentile distribution text (`.hgrm`), values in
-/// microseconds, 5 ticks per half distance — the same layout as Java
-/// HdrHistogram's `outputPercentileDistribution(out, 5, 1000.0)`, readable by
-/// the standard HdrHistogram plotter.
-pub fn hgrm_string(hist: &LatencyHistogram) -> String {
-    const SCALE: f64 = 1000.0; // ns -> µs
-    let h = hist.inner();
-    let digits = h.sigfig() as usize;
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "{:>12} {:>14} {:>10} {:>14}\n\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(5) {
-            total += v.count_since_last_iteration();
-            let value = v.value_iterated_to() as f64 / SCALE;
-            let q = v.quantile_iterated_to();
-            if q < 1.0 {
-                let _ = writeln!(
-                    o,
-                    "{:>12.digits$} {:>2.12} {:>10} {:>14.2}",
-                    value,
-                    q,
-                    total,
-                    1.0 / (1.0 - q)
-                );
-            } else {
-                let _ = writeln!(o, "{:>12.digits$} {:>2.12} {:>10}", value, q, total);
-            }
-        }
-    }
-    let _ = writeln!(
-        o,
-        "#[Mean    = {:>12.digits$}, StdDeviation   = {:>12.digits$}]",
-        hist.mean() / SCALE,
-        hist.stdev() / SCALE
-    );
-    let _ = writeln!(
-        o,
-        "#[Max     = {:>12.digits$}, Total count    = {:>12}]",
-        h.max() as f64 / SCALE,
-        h.len()
-    );
-    // counts_len = (buckets + 1) * sub_bucket_count / 2.
-    let sub_buckets = 2 * h.distinct_values() / (h.buckets() as usize + 1);
-    let _ = writeln!(
-        o,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        sub_buckets
-    );
-    o
-}
-
-/// Writes [`hgrm_string`] to `path`.
-pub fn write_hgrm(hist: &LatencyHistogram, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, hgrm_string(hist)).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -1067,6 +699,136 @@ mod tests {
         r.generation_rate_ops = 1e7 * seed as f64;
         r.finalize();
         r
+    }
+
+    #[test]
+    fn interval_log_reads_back_with_hdrhistograms_reader() {
+        use base64::Engine as _;
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        use hdrhistogram::serialization::Deserializer;
+        use hdrhistogram::Histogram;
+        let mut r = report(1, 10);
+        for i in 0..3u64 {
+            let mut h = LatencyHistogram::new();
+            h.record_n(1_000_000 * (i + 1), 10 + i);
+            r.intervals.push(IntervalHistogram {
+                start_unix_secs: 1_700_000_000.5 + i as f64,
+                secs: 1.0,
+                batch_latency: h,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("corekv-hlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("batch_latency.hlog");
+        write_hlog(&r, &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("#corekv bench"), "{text}");
+        assert!(text.contains("#[BaseTime: 1700000000.500"), "{text}");
+        let mut seen = Vec::new();
+        for e in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(h) = e.unwrap() {
+                assert_eq!(h.tag().unwrap().as_str(), "batch");
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(h.encoded_histogram())
+                    .unwrap();
+                let hist: Histogram<u64> = Deserializer::new()
+                    .deserialize(&mut std::io::Cursor::new(decoded))
+                    .unwrap();
+                seen.push((
+                    h.start_timestamp().as_secs_f64().round(),
+                    hist.len(),
+                    h.max(),
+                ));
+            }
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].1, 10);
+        assert_eq!(seen[2].1, 12);
+        assert_eq!(seen[2].0, 2.0);
+        assert!((seen[1].2 - 2.0).abs() < 0.01, "max in ms: {}", seen[1].2);
+        // A merge sums second by second.
+        let m = merge(&[r.clone(), r.clone()]).unwrap();
+        assert_eq!(m.intervals.len(), 3);
+        assert_eq!(m.intervals[2].batch_latency.count(), 24);
+        // And the intervals survive the JSON round trip.
+        let back = BenchReport::from_json(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back.intervals, r.intervals);
+        // No intervals: no file.
+        let p2 = dir.join("none.hlog");
+        write_hlog(&report(2, 10), &p2).unwrap();
+        assert!(!p2.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn csv_summary_has_redis_benchmark_columns() {
+        let mut r = report(1, 1000);
+        r.batch_latency = LatencyHistogram::new();
+        for ms in [1u64, 2, 3, 4] {
+            r.batch_latency.record(ms * 1_000_000);
+        }
+        r.totals.elapsed_secs = 2.0;
+        r.totals.ops = 3000;
+        let csv = csv_summary(&r);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert!(lines[0].starts_with("\"test\",\"rps\",\"avg_latency_ms\""));
+        let cells: Vec<&str> = lines[1].split(',').map(|c| c.trim_matches('"')).collect();
+        assert_eq!(cells[0], "corekv YCSB-B batch 32");
+        assert_eq!(cells[1], "1500.00");
+        assert_eq!(cells[2], "2.500");
+        assert_eq!(cells[3], "1.000");
+        assert_eq!(cells.len(), 8);
+        assert!(cells[7].starts_with("4.0"), "{csv}");
+    }
+
+    #[test]
+    fn different_work_is_named() {
+        let a = report(1, 10).meta;
+        assert!(workload_diffs(&a, &a).is_empty());
+        let mut b = a.clone();
+        b.target = "redis".into();
+        b.total_sessions = 99;
+        assert!(
+            workload_diffs(&a, &b).is_empty(),
+            "target and load size may differ"
+        );
+        b.records = 1000;
+        b.mode = LoadMode::Open {
+            rate_ops_per_sec: 1e6,
+        };
+        let d = workload_diffs(&a, &b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("records 1000 vs 1000000"), "{d:?}");
+        assert_eq!(d[1], "open loop vs closed loop");
+    }
+
+    #[test]
+    fn get_and_set_latency_and_misses_merge() {
+        let mut a = report(1, 100);
+        let mut b = report(2, 100);
+        a.get_latency.record_n(1000, 95);
+        a.set_latency.record_n(2000, 5);
+        a.totals.get_misses = 7;
+        b.get_latency.record_n(3000, 95);
+        b.totals.get_misses = 3;
+        let m = merge(&[a, b]).unwrap();
+        assert_eq!(m.get_latency.count(), 190);
+        assert_eq!(m.set_latency.count(), 5);
+        assert_eq!(m.totals.get_misses, 10);
+        let v: serde_json::Value = serde_json::from_str(&m.to_json().unwrap()).unwrap();
+        assert_eq!(v["get_latency_us"]["count"], 190);
+        assert_eq!(v["get_hits"], m.totals.gets - 10);
+        // Reports written before these fields existed still read.
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        o.remove("get_latency");
+        o.remove("set_latency");
+        o["totals"].as_object_mut().unwrap().remove("get_misses");
+        let back = BenchReport::from_json(&old.to_string()).unwrap();
+        assert!(back.get_latency.is_empty());
+        assert_eq!(back.totals.get_misses, 0);
     }
 
     #[test]

@@ -8,13 +8,25 @@
 //! What it owns: reading and interpreting Linux `/proc` text — `/proc/stat`
 //! (node CPU busy %, overall and per CPU), `/proc/PID/stat` and
 //! `/proc/PID/statm` (process CPU % and RSS), `/proc/meminfo` (node memory in
-//! use) and `/proc/net/dev` (network bytes/s per interface). It must not touch
+//! use), `/proc/net/dev` (network bytes/s per interface), and what machine
+//! this is (`/proc/cpuinfo`, the kernel release) for reports. It must not touch
 //! the network or the store: it only reads files, so it can run beside a
 //! server without perturbing it beyond one small read per file per interval.
 //!
 //! Every parser is a pure function of the file's text (`parse_*`), so the unit
 //! tests feed fixed `/proc` snapshots; [`Sampler`] glues the parsers to the
 //! files and turns two consecutive snapshots into rates.
+//!
+//! It lives beside the bench because it serves the bench and `corekv
+//! monitor`, never the server. File parsing uses `procfs-core` (the parsing
+//! half of the `procfs` crate, no I/O of its own) where it fits:
+//! `/proc/PID/statm`. It does not fit the others, which stay hand-written:
+//! its `/proc/stat` parser requires `ctxt`/`btime` lines and its
+//! `/proc/PID/stat` parser all ~50 fields (containers and short snapshots have
+//! fewer, and we need only the CPU jiffies); its `/proc/meminfo` parser
+//! requires some twenty keys (we need three and fall back on old kernels);
+//! its `/proc/net/dev` result is a `HashMap`, losing the file's interface
+//! order that the reports keep.
 
 use std::fmt;
 use std::fs;
@@ -189,14 +201,10 @@ pub fn parse_pid_stat(text: &str) -> Result<u64> {
 
 /// Parses `/proc/PID/statm` and returns the resident set size in bytes.
 pub fn parse_statm_rss(text: &str, page_size: u64) -> Result<u64> {
-    let resident = text
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("too few fields in /proc/PID/statm: {text:?}"))?;
-    let pages: u64 = resident
-        .parse()
-        .with_context(|| format!("bad resident field in /proc/PID/statm: {text:?}"))?;
-    Ok(pages * page_size)
+    use procfs_core::FromRead;
+    let statm = procfs_core::process::StatM::from_read(text.as_bytes())
+        .with_context(|| format!("bad /proc/PID/statm: {text:?}"))?;
+    Ok(statm.resident * page_size)
 }
 
 /// Parses `/proc/meminfo` and returns memory in use in bytes:
@@ -585,15 +593,6 @@ pub fn summarize(samples: &[UtilizationSample]) -> UtilizationSummary {
     }
 }
 
-fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else {
-        format!("{:.1} MB", b / 1e6)
-    }
-}
-
 impl fmt::Display for UtilizationSummary {
     /// One line, e.g. `cpu mean 78.1% max 91.0% | proc cpu 612% | rss max
     /// 1.79 GB | mem used max 3.10 GB | net rx 0.89 tx 5.83 = 6.72 Gbit/s (12 samples)`.
@@ -610,18 +609,98 @@ impl fmt::Display for UtilizationSummary {
             write!(f, " | proc cpu {p:.0}%")?;
         }
         if let Some(r) = self.max_rss_bytes {
-            write!(f, " | rss max {}", fmt_bytes(r))?;
+            write!(f, " | rss max {}", crate::units::si_bytes(r))?;
         }
         write!(
             f,
             " | mem used max {} | net rx {:.2} tx {:.2} = {:.2} Gbit/s ({} samples)",
-            fmt_bytes(self.max_mem_used_bytes),
+            crate::units::si_bytes(self.max_mem_used_bytes),
             self.mean_rx_gbit_per_sec,
             self.mean_tx_gbit_per_sec,
             self.mean_total_gbit_per_sec,
             self.samples
         )
     }
+}
+
+/// A machine, as a reader of a benchmark report needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Machine {
+    /// CPU model name (`/proc/cpuinfo`).
+    pub cpu_model: String,
+    /// Online logical CPUs.
+    pub cores: usize,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+}
+
+/// This machine: CPU model, online CPUs, kernel release.
+pub fn machine() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    Machine {
+        cpu_model: parse_cpu_model(&cpuinfo),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The first `model name` of `/proc/cpuinfo` (x86), else its `Model` /
+/// `CPU part` line (Arm), else empty.
+pub fn parse_cpu_model(cpuinfo: &str) -> String {
+    for key in ["model name", "Model", "CPU part"] {
+        for line in cpuinfo.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                if k.trim() == key && !v.trim().is_empty() {
+                    return v.trim().to_string();
+                }
+            }
+        }
+    }
+    String::new()
+}
+
+/// One node's `corekv monitor` file: what `corekv monitor --out` writes.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct MonitorFile {
+    samples: Vec<UtilizationSample>,
+    summary: UtilizationSummary,
+}
+
+/// A named node's utilization samples and their summary.
+#[derive(Debug, Clone)]
+pub struct NodeUtilization {
+    /// The node's name (from its monitor file's name).
+    pub name: String,
+    /// Its samples, in time order.
+    pub samples: Vec<UtilizationSample>,
+    /// Their summary.
+    pub summary: UtilizationSummary,
+}
+
+impl NodeUtilization {
+    /// Reads a `corekv monitor --out` file as node `name`.
+    pub fn read(path: &Path, name: &str) -> Result<Self> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: MonitorFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} (a `corekv monitor` file)", path.display()))?;
+        Ok(NodeUtilization {
+            name: name.to_string(),
+            samples: f.samples,
+            summary: f.summary,
+        })
+    }
+}
+
+/// `dir/server0.monitor.json` → `server0` (else the file stem).
+pub fn monitor_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("node");
+    file.strip_suffix(".monitor.json")
+        .or_else(|| file.strip_suffix(".json"))
+        .unwrap_or(file)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -644,6 +723,22 @@ intr 1 2 3\n";
   eth0: 5000    2690    0    0    0     0          0         0   7000    1766    0    0    0     0       0          0
   eth1:10      1    0    0    0     0          0         0   20    1    0    0    0     0       0          0
 ";
+
+    #[test]
+    fn cpu_model_from_cpuinfo() {
+        let x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 86\n\
+                   model name\t: Intel(R) Xeon(R) CPU D-1548 @ 2.00GHz\nflags\t: fpu\n";
+        assert_eq!(
+            parse_cpu_model(x86),
+            "Intel(R) Xeon(R) CPU D-1548 @ 2.00GHz"
+        );
+        let arm = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n";
+        assert_eq!(parse_cpu_model(arm), "0xd0c");
+        assert_eq!(parse_cpu_model(""), "");
+        let m = machine();
+        assert!(m.cores >= 1);
+        assert!(!m.kernel.is_empty());
+    }
 
     #[test]
     fn proc_stat_parses_and_busy_pct() {

@@ -1,0 +1,65 @@
+//! The generic key commands: DEL and EXISTS over any number of keys. Their
+//! handlers queue one op per key into the connection's run and answer with
+//! one count ([`Style::Count`]). Touches no socket and no store.
+
+use crate::op::OpKind;
+
+use super::table::{many, CmdError, Effect, Parse, Spec, KEY};
+use super::{Connection, Style};
+
+/// The key family's rows.
+pub(crate) static COMMANDS: &[Spec] = &[
+    Spec {
+        name: "del",
+        arity: -2,
+        flags: &["write"],
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        group: "generic",
+        summary: "Deletes one or more keys.",
+        args: &[many(KEY)],
+        batched: true,
+        handler: del,
+    },
+    Spec {
+        name: "exists",
+        arity: -2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        group: "generic",
+        summary: "Determines whether one or more keys exist.",
+        args: &[many(KEY)],
+        batched: true,
+        handler: exists,
+    },
+];
+
+/// Queues `op` on every remaining argument, answered as one count.
+fn count_keys(
+    conn: &mut Connection<'_>,
+    p: &mut Parse<'_>,
+    op: OpKind,
+) -> Result<Effect, CmdError> {
+    let keys = p.rest();
+    if keys.is_empty() {
+        return Err(p.wrong_arity());
+    }
+    for k in keys {
+        conn.run.op(op, k.clone(), 0..0);
+    }
+    conn.run.plan(Style::Count, keys.len());
+    Ok(Effect::Continue)
+}
+
+/// DEL key [key ...]
+fn del(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    count_keys(conn, p, OpKind::Del)
+}
+
+/// EXISTS key [key ...]
+fn exists(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    count_keys(conn, p, OpKind::Exists)
+}

@@ -1,0 +1,508 @@
+//! The server (admin) commands: DBSIZE, FLUSHDB, FLUSHALL, INFO, COMMAND,
+//! CONFIG. They report on the node (its shards' published counters, its
+//! limits) and on the command table itself; replies are written straight into
+//! the connection's output (the run was flushed before). Touches no socket;
+//! the store only through [`Shard`].
+
+use std::fmt::Write as _;
+
+use crate::config::Limits;
+use crate::protocol::resp;
+use crate::shard::Shard;
+use crate::units::human_bytes;
+
+use super::table::{
+    self, arg, is_word, many, oneof, opt, token, Arg, CmdError, Effect, Parse, Spec, ERR_SYNTAX,
+};
+use super::{Connection, REDIS_COMPAT_VERSION};
+
+/// A row of this family (no keys, group "server").
+const fn server_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    summary: &'static str,
+    args: &'static [Arg],
+    handler: table::Handler,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "server",
+        summary,
+        args,
+        batched: false,
+        handler,
+    }
+}
+
+const SYNC_MODE: Arg = opt(oneof(
+    "flush-type",
+    &[token("async", "ASYNC"), token("sync", "SYNC")],
+));
+
+/// The server family's rows.
+pub(crate) static COMMANDS: &[Spec] = &[
+    server_cmd(
+        "dbsize",
+        1,
+        &["readonly", "fast"],
+        "Returns the number of keys in the database (the whole node).",
+        &[],
+        dbsize,
+    ),
+    server_cmd(
+        "flushdb",
+        -1,
+        &["write"],
+        "Removes all keys from the database (the whole node).",
+        &[SYNC_MODE],
+        flush,
+    ),
+    server_cmd(
+        "flushall",
+        -1,
+        &["write"],
+        "Removes all keys from the node.",
+        &[SYNC_MODE],
+        flush,
+    ),
+    server_cmd(
+        "info",
+        -1,
+        &["loading", "stale"],
+        "Returns information and statistics about the server.",
+        &[opt(many(arg("section", "string")))],
+        info_cmd,
+    ),
+    server_cmd(
+        "command",
+        -1,
+        &["loading", "stale"],
+        "Returns detailed information about all commands (COUNT, DOCS, INFO, LIST).",
+        &[],
+        command,
+    ),
+    server_cmd(
+        "config",
+        -2,
+        &[],
+        "CONFIG GET parameter [parameter ...] (read-only in corekv).",
+        &[],
+        config,
+    ),
+];
+
+/// DBSIZE: keys of the whole node.
+fn dbsize(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    p.finish()?;
+    resp::integer(&mut conn.out, conn.shard.node_keys() as i64);
+    Ok(Effect::Continue)
+}
+
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC]: the connection empties every shard and
+/// answers `+OK` ([`Effect::FlushAll`]).
+fn flush(_conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    match p.try_next_bytes() {
+        None => Ok(Effect::FlushAll),
+        Some(mode) if p.remaining() == 0 && (is_word(mode, "async") || is_word(mode, "sync")) => {
+            Ok(Effect::FlushAll)
+        }
+        Some(_) => Err(CmdError::msg(ERR_SYNTAX)),
+    }
+}
+
+/// INFO [section ...]
+fn info_cmd(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let sections: Vec<String> = p
+        .rest_bytes()
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let text = info(conn.shard, conn.limits, &sections);
+    resp::bulk(&mut conn.out, text.as_bytes());
+    Ok(Effect::Continue)
+}
+
+/// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]
+fn command(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    command_reply(&mut conn.out, &p.rest_bytes());
+    Ok(Effect::Continue)
+}
+
+/// CONFIG GET pattern... | RESETSTAT | SET (refused)
+fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let sub = p.next_bytes()?;
+    if is_word(sub, "get") {
+        let patterns = p.rest_bytes();
+        if patterns.is_empty() {
+            return Err(CmdError::wrong_arity("config|get"));
+        }
+        config_get(conn.shard, conn.limits, &mut conn.out, &patterns);
+    } else if is_word(sub, "resetstat") {
+        conn.out.extend_from_slice(b"+OK\r\n");
+    } else if is_word(sub, "set") {
+        return Err(CmdError::msg(
+            "ERR CONFIG SET is not supported by corekv: restart it with the option instead",
+        ));
+    } else {
+        return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
+    }
+    Ok(Effect::Continue)
+}
+
+/// The node-wide figures INFO and CONFIG GET both report, computed in one
+/// place so they cannot disagree.
+struct NodeFigures {
+    /// The node's memory limit in bytes, 0 for none (Redis's convention).
+    maxmemory: u64,
+    /// Connections the node accepts.
+    maxclients: usize,
+    /// The node-level RESP port.
+    port: u16,
+}
+
+impl NodeFigures {
+    fn of(shard: &Shard, limits: &Limits) -> NodeFigures {
+        let node = &shard.node;
+        NodeFigures {
+            maxmemory: if node.shard_memory == usize::MAX {
+                0
+            } else {
+                node.shard_memory as u64 * node.nr_shards() as u64
+            },
+            maxclients: limits.max_connections_per_shard * node.nr_shards(),
+            port: node.layout().map_or(0, |l| l.resp_port),
+        }
+    }
+}
+
+/// CONFIG GET: real values for what clients and redis-benchmark ask.
+fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u8]]) {
+    let figures = NodeFigures::of(shard, limits);
+    let params: [(&str, String); 13] = [
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("maxmemory", figures.maxmemory.to_string()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("maxclients", figures.maxclients.to_string()),
+        ("databases", "1".into()),
+        ("port", figures.port.to_string()),
+        (
+            "timeout",
+            limits.idle_timeout.map_or(0, |d| d.as_secs()).to_string(),
+        ),
+        ("tcp-keepalive", "0".into()),
+        (
+            "proto-max-bulk-len",
+            super::parse_limits(limits).max_bulk_len.to_string(),
+        ),
+        (
+            "client-query-buffer-limit",
+            limits.max_frame_bytes.to_string(),
+        ),
+        ("io-threads", "1".into()),
+        ("cluster-enabled", "no".into()),
+    ];
+    let matched: Vec<&(&str, String)> = params
+        .iter()
+        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
+        .collect();
+    resp::array_header(out, matched.len() * 2);
+    for (name, value) in matched {
+        resp::bulk(out, name.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+}
+
+/// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]
+pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let sub = args.first().map(|s| s.to_ascii_lowercase());
+    match sub.as_deref() {
+        None => {
+            resp::array_header(out, table::count());
+            table::all().for_each(|s| command_info(out, s));
+        }
+        Some(b"count") if args.len() == 1 => resp::integer(out, table::count() as i64),
+        Some(b"list") if args.len() == 1 => {
+            resp::array_header(out, table::count());
+            table::all().for_each(|s| resp::bulk(out, s.name.as_bytes()));
+        }
+        Some(b"info") => {
+            resp::array_header(out, args.len() - 1);
+            for name in &args[1..] {
+                match table::lookup(name) {
+                    Some(s) => command_info(out, s),
+                    None => resp::null_bulk(out),
+                }
+            }
+        }
+        Some(b"docs") => {
+            let specs: Vec<&Spec> = if args.len() == 1 {
+                table::all().collect()
+            } else {
+                args[1..].iter().filter_map(|n| table::lookup(n)).collect()
+            };
+            resp::array_header(out, specs.len() * 2);
+            for s in specs {
+                resp::bulk(out, s.name.as_bytes());
+                command_docs(out, s);
+            }
+        }
+        Some(b"count" | b"list") => resp::error(
+            out,
+            &CmdError::wrong_arity(&format!(
+                "command|{}",
+                String::from_utf8_lossy(sub.as_deref().unwrap_or_default())
+            ))
+            .0,
+        ),
+        Some(other) => resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+                String::from_utf8_lossy(other)
+            ),
+        ),
+    }
+}
+
+/// One COMMAND entry, Redis 7 layout (10 fields).
+fn command_info(out: &mut Vec<u8>, s: &Spec) {
+    resp::array_header(out, 10);
+    resp::bulk(out, s.name.as_bytes());
+    resp::integer(out, s.arity as i64);
+    resp::array_header(out, s.flags.len());
+    for f in s.flags {
+        resp::simple(out, f);
+    }
+    resp::integer(out, s.first_key as i64);
+    resp::integer(out, s.last_key as i64);
+    resp::integer(out, s.step as i64);
+    // ACL categories, tips, key specs, subcommands.
+    for _ in 0..4 {
+        resp::array_header(out, 0);
+    }
+}
+
+/// One COMMAND DOCS entry (a map as a flat array).
+fn command_docs(out: &mut Vec<u8>, s: &Spec) {
+    let with_args = !s.args.is_empty();
+    resp::array_header(out, if with_args { 10 } else { 8 });
+    for (k, v) in [
+        ("summary", s.summary),
+        ("since", "1.0.0"),
+        ("group", s.group),
+        ("complexity", "O(1) per key"),
+    ] {
+        resp::bulk(out, k.as_bytes());
+        resp::bulk(out, v.as_bytes());
+    }
+    if with_args {
+        resp::bulk(out, b"arguments");
+        doc_args(out, s.args);
+    }
+}
+
+fn doc_args(out: &mut Vec<u8>, args: &[Arg]) {
+    resp::array_header(out, args.len());
+    for a in args {
+        let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|&(_, f)| f)
+            .collect();
+        let fields = 2
+            + a.token.is_some() as usize
+            + !flags.is_empty() as usize
+            + !a.sub.is_empty() as usize;
+        resp::array_header(out, fields * 2);
+        resp::bulk(out, b"name");
+        resp::bulk(out, a.name.as_bytes());
+        resp::bulk(out, b"type");
+        resp::bulk(out, a.kind.as_bytes());
+        if let Some(t) = a.token {
+            resp::bulk(out, b"token");
+            resp::bulk(out, t.as_bytes());
+        }
+        if !flags.is_empty() {
+            resp::bulk(out, b"flags");
+            resp::array_header(out, flags.len());
+            flags.iter().for_each(|f| resp::simple(out, f));
+        }
+        if !a.sub.is_empty() {
+            resp::bulk(out, b"arguments");
+            doc_args(out, a.sub);
+        }
+    }
+}
+
+/// Glob match with `*` and `?`, ASCII case-insensitive (CONFIG GET patterns).
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t])) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+thread_local! {
+    /// The last INFO sample on this shard's thread: (time, total ops), for
+    /// instantaneous_ops_per_sec (the rate since the previous INFO).
+    static LAST_INFO: std::cell::Cell<Option<(std::time::Instant, u64)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// INFO's text for the requested sections (none, `default`, `all` or
+/// `everything`: every section).
+pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
+    shard.publish();
+    let stats = shard.node.stats();
+    let t = stats.total();
+    let all = sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| s == "all" || s == "default" || s == "everything");
+    let want = |name: &str| all || sections.iter().any(|s| s == name);
+    let now = std::time::Instant::now();
+    let ops_per_sec = LAST_INFO.with(|c| {
+        let rate = match c.get() {
+            Some((then, ops)) => {
+                let dt = now.duration_since(then).as_secs_f64();
+                if dt > 0.0 {
+                    (t.ops.saturating_sub(ops) as f64 / dt) as u64
+                } else {
+                    0
+                }
+            }
+            None => 0,
+        };
+        c.set(Some((now, t.ops)));
+        rate
+    });
+    let node = &shard.node;
+    let NodeFigures {
+        maxmemory,
+        maxclients,
+        port,
+    } = NodeFigures::of(shard, limits);
+    let uptime = stats.uptime_secs as u64;
+    let mut s = String::with_capacity(2048);
+    let section = |s: &mut String, name: &str| {
+        if !s.is_empty() {
+            s.push_str("\r\n");
+        }
+        let _ = write!(s, "# {name}\r\n");
+    };
+    if want("server") {
+        section(&mut s, "Server");
+        let _ = write!(
+            s,
+            "redis_version:{REDIS_COMPAT_VERSION}\r\ncorekv_version:{}\r\nredis_mode:standalone\r\n\
+             os:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\n\
+             tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
+             corekv_node_id:{}\r\ncorekv_shards:{}\r\ncorekv_shard_id:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            uptime / 86400,
+            node.node_id,
+            node.nr_shards(),
+            shard.shard_id,
+        );
+    }
+    if want("clients") {
+        section(&mut s, "Clients");
+        let _ = write!(
+            s,
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+            t.connections, maxclients
+        );
+    }
+    if want("memory") {
+        section(&mut s, "Memory");
+        let _ = write!(
+            s,
+            "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
+             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
+             corekv_conn_memory:{}\r\ncorekv_max_conn_memory:{}\r\n",
+            t.memory_used,
+            human_bytes(t.memory_used),
+            human_bytes(maxmemory),
+            t.conn_memory_used,
+            t.conn_memory_limit,
+        );
+    }
+    if want("stats") {
+        section(&mut s, "Stats");
+        let _ = write!(
+            s,
+            "total_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops_per_sec}\r\n\
+             total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
+             total_deletes_processed:{}\r\ntotal_error_replies:{}\r\n\
+             corekv_forwarded_ops:{}\r\n",
+            t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
+        );
+    }
+    if want("keyspace") {
+        section(&mut s, "Keyspace");
+        if t.keys > 0 {
+            let _ = write!(s, "db0:keys={},expires=0,avg_ttl=0\r\n", t.keys);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"save", b"save"));
+        assert!(glob_match(b"SAVE", b"save"));
+        assert!(glob_match(b"max*", b"maxmemory"));
+        assert!(glob_match(b"*", b"appendonly"));
+        assert!(glob_match(b"m?xclients", b"maxclients"));
+        assert!(!glob_match(b"max", b"maxmemory"));
+        assert!(glob_match(b"*memory*", b"maxmemory-policy"));
+        assert!(!glob_match(b"*x", b"maxmemory"));
+    }
+
+    #[test]
+    fn command_docs_cover_the_table() {
+        for s in table::all() {
+            assert_eq!(s.name, s.name.to_ascii_lowercase());
+            assert!(std::ptr::eq(
+                table::lookup(s.name.to_ascii_uppercase().as_bytes()).unwrap(),
+                s
+            ));
+        }
+        let mut out = Vec::new();
+        command_reply(&mut out, &[b"docs"]);
+        let (reply, used) = resp::parse_reply(&out).unwrap().unwrap();
+        assert_eq!(used, out.len());
+        assert!(matches!(reply, resp::Reply::Array(Some(a)) if a.len() == table::count() * 2));
+        out.clear();
+        command_reply(&mut out, &[]);
+        assert_eq!(resp::parse_reply(&out).unwrap().unwrap().1, out.len());
+    }
+}
