@@ -173,5 +173,29 @@ impl Deadlines {
     }
 }
 
+/// Compares a given password with the configured one in time that does not
+/// depend on where they differ (RESP AUTH, native HELLO token).
+pub fn token_matches(given: &[u8], password: &[u8]) -> bool {
+    let mut diff = given.len() ^ password.len();
+    for (i, &p) in password.iter().enumerate() {
+        diff |= (given.get(i).copied().unwrap_or(0) ^ p) as usize;
+    }
+    diff == 0
+}
+
 /// Redis's protected-mode refusal, word for word (Redis 7.0).
 pub const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn tokens() {
+        assert!(token_matches(b"secret", b"secret"));
+        assert!(!token_matches(b"secreT", b"secret"));
+        assert!(!token_matches(b"secret1", b"secret"));
+        assert!(!token_matches(b"secre", b"secret"));
+        assert!(!token_matches(b"", b"secret"));
+    }
+}

@@ -35,16 +35,7 @@ use crate::protocol::native::{
 };
 use crate::shard::{BoundedReply, Shard};
 
-use super::conn::{Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
-
-/// Constant-time comparison of a given token with the password.
-pub(crate) fn token_matches(given: &[u8], password: &[u8]) -> bool {
-    let mut diff = given.len() ^ password.len();
-    for (i, &p) in password.iter().enumerate() {
-        diff |= (given.get(i).copied().unwrap_or(0) ^ p) as usize;
-    }
-    diff == 0
-}
+use super::conn::{token_matches, Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
 
 /// Serves one connection until it closes or misbehaves.
 pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, security: &Security) {
@@ -214,18 +205,4 @@ pub async fn reject_protected(mut stream: TcpStream) {
     encode_error(&mut out, 0, &FrameError::ProtectedMode);
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token_matches;
-
-    #[test]
-    fn tokens() {
-        assert!(token_matches(b"secret", b"secret"));
-        assert!(!token_matches(b"secreT", b"secret"));
-        assert!(!token_matches(b"secret1", b"secret"));
-        assert!(!token_matches(b"secre", b"secret"));
-        assert!(!token_matches(b"", b"secret"));
-    }
 }

@@ -248,7 +248,7 @@ fn credentials_ok(conn: &Connection<'_>, user: &[u8], pass: &[u8]) -> bool {
     }
     match &conn.security.requirepass {
         None => true,
-        Some(p) => crate::server::native::token_matches(pass, p.as_bytes()),
+        Some(p) => crate::server::conn::token_matches(pass, p.as_bytes()),
     }
 }
 

@@ -42,6 +42,21 @@
 //! limit ([`Limits::max_frame_bytes`]). Errors in a well-formed command
 //! (unknown command, wrong arity, syntax) are ordinary replies, counted with
 //! [`Shard::count_protocol_error`]. Nothing here panics on network input.
+//!
+//! # Bounds and access
+//!
+//! The read buffer starts small and doubles only when full, each growth
+//! charged first to the shard's `--max-conn-memory` share (see
+//! [`super::conn`]). A run is executed as soon as its worst-case reply
+//! passes `--max-reply-bytes`, and replies are written out once
+//! [`DRAIN_AT`] bytes are pending ([`Flow::Drain`]), so a pipeline of big
+//! values streams; one command whose reply alone passes the bound (an MGET
+//! of one big key 512 times) is answered with an error instead. A command
+//! left half-sent past `--client-timeout` closes the connection; idle
+//! buffers are released. With `--requirepass`, every command but AUTH,
+//! HELLO and QUIT (`no_auth` in the table) gets Redis's NOAUTH until the
+//! client authenticates; unknown commands and wrong arity are answered
+//! first, as Redis does.
 
 pub(crate) mod connection;
 pub(crate) mod keys;
