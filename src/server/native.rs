@@ -16,7 +16,7 @@
 //! shard's connection-memory budget first ([`Charge`]). A batch's reply
 //! holds at most `--max-reply-bytes` of values (or what the budget has
 //! left): a value that would pass it is answered with the per-op error
-//! [`OpError::ReplyTooLarge`] instead. A frame that does not arrive within
+//! [`crate::op::OpError::ReplyTooLarge`] instead. A frame that does not arrive within
 //! `--client-timeout` closes the connection; idle buffers shrink back.
 //!
 //! # Access

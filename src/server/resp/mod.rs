@@ -49,7 +49,7 @@
 //! charged first to the shard's `--max-conn-memory` share (see
 //! [`super::conn`]). A run is executed as soon as its worst-case reply
 //! passes `--max-reply-bytes`, and replies are written out once
-//! [`DRAIN_AT`] bytes are pending ([`Flow::Drain`]), so a pipeline of big
+//! [`DRAIN_AT`] bytes are pending (`Flow::Drain`), so a pipeline of big
 //! values streams; one command whose reply alone passes the bound (an MGET
 //! of one big key 512 times) is answered with an error instead. A command
 //! left half-sent past `--client-timeout` closes the connection; idle
