@@ -146,6 +146,9 @@ pub struct BenchArgs {
     /// Request timeout (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = crate::config::parse_duration)]
     pub timeout: Duration,
+    /// The nodes' --requirepass (native target: sent as the HELLO token).
+    #[arg(long)]
+    pub password: Option<String>,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -291,6 +294,7 @@ impl BenchArgs {
             rate: self.rate,
             base_seed,
             timeout: self.timeout,
+            password: self.password.clone(),
             progress: !self.quiet,
         })
     }

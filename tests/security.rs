@@ -435,3 +435,51 @@ fn auth_matches_redis_without_a_password() {
         ],
     );
 }
+
+#[test]
+fn bench_and_cli_give_the_password() {
+    let h = start_with(|c| c.security.requirepass = Some("s3cret".into()));
+    let host = h.addr().to_string();
+    let bin = env!("CARGO_BIN_EXE_corekv");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run corekv");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let cpu = allowed_cpus()[0].to_string();
+    let bench = [
+        "bench",
+        "--hosts",
+        &host,
+        "--cpus",
+        &cpu,
+        "--sessions",
+        "1",
+        "--batch",
+        "16",
+        "--records",
+        "1000",
+        "--secs",
+        "0.3",
+        "--warmup",
+        "0",
+        "--quiet",
+    ];
+    let (code, text) = run(&[&bench[..], &["--password", "s3cret"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&bench);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("NOAUTH"), "{text}");
+    let (code, text) = run(&["put", "k", "v", "--hosts", &host, "--password", "s3cret"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["get", "k", "--hosts", &host, "--password", "wrong"]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("WRONGPASS"), "{text}");
+}
