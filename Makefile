@@ -11,6 +11,8 @@
 #   make cluster-local  the same orchestration on this machine (default 2 + 2)
 #   make sweep          cluster sweeps (SWEEP="batch sessions nodes"), CSV + PNG
 #   make sweep-local    the same on this machine
+#   make fuzz           each libFuzzer target for FUZZ_SECS (default 30) seconds
+#                       (needs cargo-fuzz and a nightly toolchain; fuzz/README.md)
 #   make man            man pages from the command-line definitions, into man/
 #   make completions    bash, zsh and fish completions, into completions/
 
@@ -22,7 +24,7 @@ SERVER_ARGS ?=
 BENCH_ARGS  ?=
 SWEEP ?= batch sessions nodes
 
-.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions clean
+.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions fuzz clean
 
 all: build
 
@@ -73,6 +75,13 @@ completions: release
 	$(BIN) completions bash > completions/corekv.bash
 	$(BIN) completions zsh > completions/_corekv
 	$(BIN) completions fish > completions/corekv.fish
+
+FUZZ_SECS ?= 30
+
+fuzz:
+	cd fuzz && for t in native_frame resp_command resp_reply; do \
+		$(CARGO) +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
