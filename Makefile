@@ -40,7 +40,7 @@ run: release
 	bash bench/run.sh
 
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

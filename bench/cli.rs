@@ -149,6 +149,11 @@ pub struct BenchArgs {
     /// The nodes' --requirepass (native target: sent as the HELLO token).
     #[arg(long)]
     pub password: Option<String>,
+    /// Writes set keys that expire after this long (e.g. 10s, 500ms):
+    /// corekv's SET-with-TTL op, `SET key value PX ms` over RESP, memcached's
+    /// exptime (whole seconds, rounded up).
+    #[arg(long, value_parser = crate::config::parse_ttl)]
+    pub ttl: Option<Duration>,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.
     #[arg(long)]
@@ -296,6 +301,7 @@ impl BenchArgs {
             timeout: self.timeout,
             password: self.password.clone(),
             progress: !self.quiet,
+            ttl: self.ttl,
         })
     }
 }

@@ -159,6 +159,8 @@ pub struct DriverConfig {
     pub password: Option<String>,
     /// Print one progress line per second to stderr.
     pub progress: bool,
+    /// Writes set keys expiring after this long (`None`: no TTL).
+    pub ttl: Option<Duration>,
 }
 
 impl DriverConfig {
@@ -180,6 +182,7 @@ impl DriverConfig {
             timeout: crate::client::DEFAULT_TIMEOUT,
             password: None,
             progress: false,
+            ttl: None,
         }
     }
 
@@ -356,12 +359,9 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
         return WorkerResult::default();
     };
     let cfg = &s.cfg;
-    let ctx = Rc::new(WorkerCtx::new(
-        timing,
-        cfg.batch,
-        cfg.workload.value(),
-        s.stop.clone(),
-    ));
+    let ctx = Rc::new(
+        WorkerCtx::new(timing, cfg.batch, cfg.workload.value(), s.stop.clone()).with_ttl(cfg.ttl),
+    );
     let conns = Rc::new(conns);
     sleep_until(timing.t0).await;
     let (sessions, monitor) = spawn_sessions(&s, &ctx, &conns);

@@ -275,14 +275,14 @@ impl Encoder {
     }
 
     /// A PUT: `set <key> 0 0 <len>` and the value.
-    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8], exptime: u64) {
         use std::io::Write as _;
         self.close();
         self.cmds.push(Cmd::Set);
         self.out.extend_from_slice(b"set ");
         self.out.extend_from_slice(key);
         // Writing into a Vec cannot fail.
-        let _ = write!(self.out, " 0 0 {}\r\n", value.len());
+        let _ = write!(self.out, " 0 {exptime} {}\r\n", value.len());
         self.out.extend_from_slice(value);
         self.out.extend_from_slice(b"\r\n");
     }
@@ -414,7 +414,7 @@ pub(crate) async fn session(
                     gets += 1;
                     hosts[h].enc.get(key);
                 }
-                OpKind::Write => hosts[h].enc.set(key, value),
+                OpKind::Write => hosts[h].enc.set(key, value, ctx.ttl_secs),
             }
         });
         let Some(sent) = pacer.next(&ctx).await else {
@@ -592,7 +592,7 @@ mod tests {
         let mut h = Encoder::default();
         h.get(b"1");
         h.get(b"2");
-        h.set(b"3", b"abc");
+        h.set(b"3", b"abc", 0);
         h.get(b"4");
         for k in 0..(MULTIGET_KEYS + 1) {
             h.get(k.to_string().as_bytes());

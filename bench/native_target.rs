@@ -36,7 +36,10 @@ pub(crate) async fn session(
                 gets += 1;
                 batch.get(key);
             }
-            OpKind::Write => batch.put(key, value),
+            OpKind::Write => match &ctx.ttl_value {
+                None => batch.put(key, value),
+                Some(v) => batch.push(crate::op::OpKind::Set, key, v),
+            },
         });
         let Some(sent) = pacer.next(&ctx).await else {
             break;

@@ -233,7 +233,10 @@ pub(crate) async fn session(
                     gets += 1;
                     encode_command(&mut host.out, &[b"GET", key]);
                 }
-                OpKind::Write => encode_command(&mut host.out, &[b"SET", key, value]),
+                OpKind::Write => match &ctx.ttl_ms_text {
+                    None => encode_command(&mut host.out, &[b"SET", key, value]),
+                    Some(ms) => encode_command(&mut host.out, &[b"SET", key, value, b"PX", ms]),
+                },
             }
         });
         let Some(sent) = pacer.next(&ctx).await else {

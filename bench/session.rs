@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::report::LatencyHistogram;
+use crate::op::{arg as expiry_flag, ExpiryArg};
 
 /// The run's clock: warm-up from `t0`, measured window `[start, end)`.
 #[derive(Debug, Clone, Copy)]
@@ -186,6 +187,14 @@ pub(crate) struct WorkerCtx {
     pub(crate) timing: Timing,
     pub(crate) batch: usize,
     pub(crate) value: Vec<u8>,
+    /// With `--ttl`: the native SET-with-TTL op's value (its expiry
+    /// argument, then `value`), built once.
+    pub(crate) ttl_value: Option<Vec<u8>>,
+    /// With `--ttl`: the TTL in milliseconds as decimal text (RESP's PX).
+    pub(crate) ttl_ms_text: Option<Vec<u8>>,
+    /// With `--ttl`: the TTL in whole seconds, rounded up (memcached's
+    /// exptime); 0 without.
+    pub(crate) ttl_secs: u64,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) state: RefCell<WorkerState>,
     /// Socket byte counters of the RESP driver (the native client keeps its own).
@@ -206,12 +215,33 @@ impl WorkerCtx {
             timing,
             batch,
             value,
+            ttl_value: None,
+            ttl_ms_text: None,
+            ttl_secs: 0,
             stop,
             state: RefCell::new(WorkerState::new(timing)),
             bytes_sent: Cell::new(0),
             bytes_received: Cell::new(0),
             error: RefCell::new(None),
         }
+    }
+
+    /// Makes every write set a key expiring after `ttl` (`--ttl`).
+    pub(crate) fn with_ttl(mut self, ttl: Option<Duration>) -> WorkerCtx {
+        if let Some(t) = ttl {
+            let ms = t.as_millis().clamp(1, i64::MAX as u128) as i64;
+            let mut v = Vec::with_capacity(ExpiryArg::LEN + self.value.len());
+            ExpiryArg {
+                flags: expiry_flag::REL,
+                when: ms,
+            }
+            .encode(&mut v);
+            v.extend_from_slice(&self.value);
+            self.ttl_value = Some(v);
+            self.ttl_ms_text = Some(ms.to_string().into_bytes());
+            self.ttl_secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+        }
+        self
     }
 
     /// The error that stopped the run, if any (taken).

@@ -100,6 +100,8 @@ pub struct ServerConfig {
     pub node_id: u32,
     /// Memory limit of the whole node in bytes, split evenly over shards.
     pub max_memory: Option<u64>,
+    /// What a shard does at its memory limit (`noeviction`: refuse writes).
+    pub maxmemory_policy: crate::store::Policy,
     /// Data-path limits.
     pub limits: Limits,
     /// Budget for all connection buffers of the node, bytes.
@@ -120,6 +122,7 @@ impl ServerConfig {
             resp_port: Some(DEFAULT_RESP_PORT),
             node_id: 0,
             max_memory: None,
+            maxmemory_policy: crate::store::Policy::NoEviction,
             limits: Limits::default(),
             max_conn_memory: DEFAULT_MAX_CONN_MEMORY,
             security: Security::default(),
@@ -264,6 +267,16 @@ impl Security {
             None => false,
         }
     }
+}
+
+/// A TTL on the command line (`corekv put --ttl`, `corekv bench --ttl`):
+/// a [`parse_duration`] of at least 1 ms.
+pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(1) {
+        return Err(format!("'{s}': a TTL must be at least 1ms"));
+    }
+    Ok(d)
 }
 
 /// CPUs this process may run on (its affinity mask), sorted.

@@ -26,11 +26,12 @@
 //! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
 //! | [`routing`] | key → (node, shard); the only key hash | everything else |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, limits, memory accounting | protocol, executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding, counters | sockets |
-//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), stats, shutdown | client |
+//! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
+//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |
+//! | [`log`](mod@log) | the process's log level for stderr messages | everything else |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
@@ -41,6 +42,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod log;
 pub mod memlock;
 pub mod op;
 pub mod protocol;

@@ -45,6 +45,18 @@ enum Command {
         key: String,
         /// Value.
         value: String,
+        /// Expire the key after this long (e.g. 10s, 500ms, 2m, 1h; a bare
+        /// number is seconds).
+        #[arg(long, value_parser = config::parse_ttl)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print a key's time to live in milliseconds (-1: no TTL; exit code 1
+    /// when not found).
+    Ttl {
+        /// Key.
+        key: String,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -71,7 +83,7 @@ enum Command {
         json: bool,
     },
     /// Run the load generator (the seed's YCSB workload) against a cluster.
-    Bench(corekv::bench::cli::BenchArgs),
+    Bench(Box<corekv::bench::cli::BenchArgs>),
     /// Merge, print and plot benchmark reports.
     #[command(subcommand)]
     Report(corekv::bench::cli::ReportCmd),
@@ -151,9 +163,9 @@ struct ServerArgs {
     #[arg(long)]
     no_resp: bool,
     /// Memory limit of this node, all shards together (e.g. 4gb = 4 GiB,
-    /// 4g = 4·10⁹ B): each of the N shards gets 1/N of it, and a write that
-    /// would take a shard past its share gets an out-of-memory error
-    /// (nothing is evicted). Default: no limit.
+    /// 4g = 4·10⁹ B): each of the N shards gets 1/N of it; what happens when
+    /// a write would take a shard past its share is --maxmemory-policy's
+    /// choice. Default: no limit.
     #[arg(long, value_parser = config::parse_size)]
     max_memory: Option<u64>,
     /// Budget for all connection buffers of the node, reads and replies
@@ -163,6 +175,12 @@ struct ServerArgs {
     /// Largest reply one connection builds at once (e.g. 64mb); values past it are refused.
     #[arg(long, default_value_t = config::DEFAULT_MAX_REPLY_BYTES, value_parser = config::parse_size_usize)]
     max_reply_bytes: usize,
+    /// At the memory limit: noeviction (writes get an out-of-memory error),
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random, volatile-ttl, or sieve. Changeable at run time with
+    /// CONFIG SET maxmemory-policy.
+    #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
+    maxmemory_policy: corekv::store::Policy,
     /// Longest key (e.g. 4096, 4kb).
     #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN, value_parser = config::parse_size_usize)]
     max_key_len: usize,
@@ -201,6 +219,37 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
+    /// the --bind address; 0: an ephemeral port). Off by default.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// What corekv writes to stderr: error, warn, info (start-up banner,
+    /// shutdown) or debug (also every RESP client connecting and leaving).
+    #[arg(long, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Quiet: --log-level warn and no stats line (--stats-interval 0).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl From<LogLevel> for corekv::log::Level {
+    fn from(l: LogLevel) -> Self {
+        use corekv::log::Level;
+        match l {
+            LogLevel::Error => Level::Error,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Info => Level::Info,
+            LogLevel::Debug => Level::Debug,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -274,13 +323,26 @@ fn main() {
     };
     let result = match cli.command {
         Command::Server(a) => server(a),
-        Command::Put { key, value, conn } => {
-            one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes()))
-        }
+        Command::Put {
+            key,
+            value,
+            ttl: None,
+            conn,
+        } => one_op(&conn, |c| c.put(key.as_bytes(), value.as_bytes())),
+        Command::Put {
+            key,
+            value,
+            ttl: Some(ttl),
+            conn,
+        } => one_op(&conn, |c| c.put_ttl(key.as_bytes(), value.as_bytes(), ttl)),
+        Command::Ttl { key, conn } => one_op(&conn, |c| match c.pttl(key.as_bytes())? {
+            OwnedResult::Int(-2) => Ok(OwnedResult::NotFound),
+            other => Ok(other),
+        }),
         Command::Get { key, conn } => one_op(&conn, |c| c.get(key.as_bytes())),
         Command::Del { key, conn } => one_op(&conn, |c| c.del(key.as_bytes())),
         Command::Stats { conn, json } => stats(&conn, json),
-        Command::Bench(a) => corekv::bench::cli::run(a),
+        Command::Bench(a) => corekv::bench::cli::run(*a),
         Command::Report(r) => corekv::bench::cli::report(r),
         Command::Monitor(a) => monitor(a),
         Command::Completions { shell } => {
@@ -310,6 +372,16 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+fn parse_policy(s: &str) -> Result<corekv::store::Policy, String> {
+    corekv::store::Policy::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = corekv::store::evict::POLICIES
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!("unknown policy '{s}' (one of: {})", names.join(", "))
+    })
+}
+
 fn server(a: ServerArgs) -> Result<()> {
     let cpus = match &a.cpus {
         Some(s) => config::parse_cpu_list(s)?,
@@ -324,6 +396,7 @@ fn server(a: ServerArgs) -> Result<()> {
         resp_port: if a.no_resp { None } else { Some(a.resp_port) },
         node_id: a.node_id,
         max_memory,
+        maxmemory_policy: a.maxmemory_policy,
         limits: Limits {
             max_key_len: a.max_key_len,
             max_value_len: a.max_value_len,
@@ -341,10 +414,16 @@ fn server(a: ServerArgs) -> Result<()> {
         },
         io_memory: config::DEFAULT_IO_MEMORY,
     };
+    corekv::log::set_level(if a.quiet {
+        corekv::log::Level::Warn.min(a.log_level.into())
+    } else {
+        a.log_level.into()
+    });
     let stop = stop_flag()?;
     tune_allocator();
-    eprintln!(
-        "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {}, connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
+    corekv::log!(
+        corekv::log::Level::Info,
+        "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
         cfg.node_id,
@@ -358,6 +437,7 @@ fn server(a: ServerArgs) -> Result<()> {
             "{m} B ({} B per shard)",
             cfg.shard_memory()
         )),
+        cfg.maxmemory_policy,
         cfg.max_conn_memory,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
@@ -381,17 +461,33 @@ fn server(a: ServerArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
+    let metrics = match a.metrics_port {
+        Some(port) => Some(
+            corekv::server::metrics::MetricsServer::start(
+                std::net::SocketAddr::new(cfg.bind, port),
+                handle.node_state().clone(),
+                handle.observe().clone(),
+            )
+            .with_context(|| format!("binding the metrics port {}:{port}", cfg.bind))?,
+        ),
+        None => None,
+    };
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
     println!(
-        "corekv ready node_id={} shards={} ports={}-{} resp_port={}",
+        "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,
         ports.len(),
         ports[0],
         ports[ports.len() - 1],
         handle.resp_addr.map_or(0, |a| a.port()),
+        metrics.as_ref().map_or(0, |m| m.addr().port()),
     );
     let mut line = StatsLine::new();
-    let interval = a.stats_interval;
+    let interval = if a.quiet {
+        Duration::ZERO
+    } else {
+        a.stats_interval
+    };
     let mut next = Instant::now() + interval;
     let mut trim = TrimOnClose::default();
     while !stop.load(Ordering::Relaxed) {
@@ -404,7 +500,8 @@ fn server(a: ServerArgs) -> Result<()> {
             }
         }
     }
-    eprintln!("corekv: stopping");
+    corekv::log!(corekv::log::Level::Info, "corekv: stopping");
+    drop(metrics);
     handle.shutdown();
     Ok(())
 }

@@ -19,23 +19,43 @@
 pub enum OpKind {
     /// Read a key: `Value` or `NotFound`.
     Get,
-    /// Write a key unconditionally: `Ok`.
+    /// Write a key unconditionally, clearing any TTL: `Ok`.
     Put,
     /// Remove a key: `Ok` if it existed, `NotFound` otherwise.
     Del,
     /// Write only if absent: `Ok`, or `NotFound` when it existed (not written).
     PutIfAbsent,
-    /// Write only if present: `Ok`, or `NotFound` when absent (not written).
+    /// Write only if present (clearing any TTL): `Ok`, or `NotFound` when
+    /// absent (not written).
     PutIfPresent,
-    /// Write and return the previous value: `Value(old)` or `NotFound`.
+    /// Write (clearing any TTL) and return the previous value: `Value(old)`
+    /// or `NotFound`.
     GetSet,
     /// Does the key exist: `Int(1)` or `Int(0)`.
     Exists,
     /// Add the signed decimal integer in the value to the key's decimal
-    /// integer value (absent counts as 0): `Int(new)` or `NotInteger`.
+    /// integer value (absent counts as 0), keeping its TTL: `Int(new)` or
+    /// `NotInteger`.
     IncrBy,
     /// Length of the value: `Int(len)`, 0 when absent.
     Strlen,
+    /// SET with options: value = [`ExpiryArg`] (flags [`arg::NX`],
+    /// [`arg::XX`], [`arg::GET`], [`arg::KEEPTTL`], [`arg::REL`]; `when`
+    /// 0: no expiry) then the value. Without GET: `Ok`, or `NotFound` when
+    /// NX/XX did not hold; with GET: the old value or `NotFound`.
+    Set,
+    /// EXPIRE: value = [`ExpiryArg`] (flags NX/XX/GT/LT, REL); a time not
+    /// after now deletes the key. `Int(1)` when set (or deleted), `Int(0)`
+    /// when the key is absent or a condition did not hold.
+    Expire,
+    /// Remove the TTL: `Int(1)` if there was one, else `Int(0)`.
+    Persist,
+    /// The key's TTL or expiry time: value = one [`TtlMode`] byte. `Int(-2)`
+    /// when absent, `Int(-1)` without TTL.
+    Ttl,
+    /// GETEX: value = [`ExpiryArg`] (flags PERSIST, REL; `when` 0: keep the
+    /// TTL). `Value` or `NotFound`.
+    GetEx,
 }
 
 impl OpKind {
@@ -56,6 +76,11 @@ impl OpKind {
             OpKind::Exists => 6,
             OpKind::IncrBy => 7,
             OpKind::Strlen => 8,
+            OpKind::Set => 9,
+            OpKind::Expire => 10,
+            OpKind::Persist => 11,
+            OpKind::Ttl => 12,
+            OpKind::GetEx => 13,
         }
     }
 
@@ -72,6 +97,11 @@ impl OpKind {
             6 => OpKind::Exists,
             7 => OpKind::IncrBy,
             8 => OpKind::Strlen,
+            9 => OpKind::Set,
+            10 => OpKind::Expire,
+            11 => OpKind::Persist,
+            12 => OpKind::Ttl,
+            13 => OpKind::GetEx,
             _ => return None,
         })
     }
@@ -86,8 +116,82 @@ impl OpKind {
                 | OpKind::PutIfPresent
                 | OpKind::GetSet
                 | OpKind::IncrBy
+                | OpKind::Set
         )
     }
+}
+
+/// Flag bits of an [`ExpiryArg`].
+pub mod arg {
+    /// SET: only if absent. EXPIRE: only if the key has no TTL.
+    pub const NX: u8 = 1;
+    /// SET: only if present. EXPIRE: only if the key has a TTL.
+    pub const XX: u8 = 2;
+    /// SET: reply with the old value.
+    pub const GET: u8 = 4;
+    /// SET: keep the key's TTL.
+    pub const KEEPTTL: u8 = 8;
+    /// EXPIRE: only if the new expiry is later than the current one.
+    pub const GT: u8 = 16;
+    /// EXPIRE: only if the new expiry is earlier than the current one.
+    pub const LT: u8 = 32;
+    /// GETEX: remove the TTL.
+    pub const PERSIST: u8 = 64;
+    /// `when` is milliseconds from the executing shard's clock, not an
+    /// absolute Unix time (the native client's `--ttl`).
+    pub const REL: u8 = 128;
+}
+
+/// The argument of the expiry ops: `[flags u8][when i64 LE]`, followed by
+/// the value for [`OpKind::Set`]. It travels inside the op's value, so a TTL
+/// crosses shards and the wire like any value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryArg {
+    /// [`arg`] bits.
+    pub flags: u8,
+    /// Unix time in ms (or ms from now with [`arg::REL`]); 0: none (SET, GETEX).
+    pub when: i64,
+}
+
+impl ExpiryArg {
+    /// Encoded length.
+    pub const LEN: usize = 9;
+
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.flags);
+        out.extend_from_slice(&self.when.to_le_bytes());
+    }
+
+    /// Splits a value into its argument and the rest.
+    #[inline]
+    pub fn decode(value: &[u8]) -> Option<(ExpiryArg, &[u8])> {
+        if value.len() < Self::LEN {
+            return None;
+        }
+        let when = i64::from_le_bytes(value[1..9].try_into().ok()?);
+        Some((
+            ExpiryArg {
+                flags: value[0],
+                when,
+            },
+            &value[Self::LEN..],
+        ))
+    }
+}
+
+/// What [`OpKind::Ttl`] returns (the one byte of its value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TtlMode {
+    /// TTL: seconds left, rounded.
+    Secs = 0,
+    /// PTTL: milliseconds left.
+    Millis = 1,
+    /// EXPIRETIME: Unix time in seconds, rounded.
+    AtSecs = 2,
+    /// PEXPIRETIME: Unix time in milliseconds.
+    AtMillis = 3,
 }
 
 /// A per-operation error. It becomes that operation's result; the rest of the
@@ -107,6 +211,8 @@ pub enum OpError {
     NotInteger,
     /// The owner shard is gone (the node is shutting down).
     Unavailable,
+    /// An expiry op whose argument is malformed (too short, negative time).
+    BadArgument,
     /// The value was not sent: it would have taken the connection's reply
     /// past its bound (`--max-reply-bytes`, or what is left of the node's
     /// `--max-conn-memory`). The operation itself ran (a GETSET's write
@@ -126,7 +232,8 @@ impl OpError {
             OpError::BadOp => 19,
             OpError::NotInteger => 20,
             OpError::Unavailable => 21,
-            OpError::ReplyTooLarge => 22,
+            OpError::BadArgument => 22,
+            OpError::ReplyTooLarge => 23,
         }
     }
 
@@ -140,7 +247,8 @@ impl OpError {
             19 => OpError::BadOp,
             20 => OpError::NotInteger,
             21 => OpError::Unavailable,
-            22 => OpError::ReplyTooLarge,
+            22 => OpError::BadArgument,
+            23 => OpError::ReplyTooLarge,
             _ => return None,
         })
     }
@@ -154,6 +262,7 @@ impl OpError {
             OpError::BadOp => "unknown operation code",
             OpError::NotInteger => "value is not an integer or out of range",
             OpError::Unavailable => "owner shard unavailable (node shutting down)",
+            OpError::BadArgument => "malformed expiry argument",
             OpError::ReplyTooLarge => {
                 "reply too large: the value would take this connection's reply past --max-reply-bytes or the node's --max-conn-memory"
             }
@@ -176,7 +285,7 @@ pub enum OpResult<'a> {
     NotFound,
     /// The write or delete was done.
     Ok,
-    /// An integer result (EXISTS, INCRBY, STRLEN).
+    /// An integer result (EXISTS, INCRBY, STRLEN, TTL, EXPIRE).
     Int(i64),
     /// The operation failed; see [`OpError`].
     Err(OpError),
@@ -271,6 +380,11 @@ mod tests {
             OpKind::Exists,
             OpKind::IncrBy,
             OpKind::Strlen,
+            OpKind::Set,
+            OpKind::Expire,
+            OpKind::Persist,
+            OpKind::Ttl,
+            OpKind::GetEx,
         ];
         for (code, k) in kinds.iter().enumerate() {
             assert_eq!(k.wire_code(), code as u8);
@@ -284,6 +398,7 @@ mod tests {
             OpError::BadOp,
             OpError::NotInteger,
             OpError::Unavailable,
+            OpError::BadArgument,
             OpError::ReplyTooLarge,
         ];
         for (i, e) in errors.iter().enumerate() {

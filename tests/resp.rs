@@ -378,14 +378,16 @@ fn redis_crate_commands_across_shards() {
         .query(&mut con)
         .unwrap();
     assert_eq!(r, None);
-    let e = redis::cmd("SET")
+    // Expiry (issue 11): SET ... EX works and the TTL reads back.
+    redis::cmd("SET")
         .arg("k")
         .arg("v")
         .arg("EX")
         .arg("10")
         .query::<()>(&mut con)
-        .unwrap_err();
-    assert!(e.to_string().contains("no key expiry"), "{e}");
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("k").query(&mut con).unwrap();
+    assert!((9..=10).contains(&ttl), "{ttl}");
     // Shard ports and the node port see the same data.
     for a in &h.resp_shard_addrs {
         let mut c = redis_conn(*a);

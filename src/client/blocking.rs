@@ -137,6 +137,22 @@ impl BlockingClient {
     pub fn del(&self, key: &[u8]) -> Result<OwnedResult, ClientError> {
         self.one(|b| b.del(key))
     }
+
+    /// Writes a key that expires after `ttl`.
+    pub fn put_ttl(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<OwnedResult, ClientError> {
+        self.one(|b| b.put_ttl(key, value, ttl.as_millis().min(u64::MAX as u128) as u64))
+    }
+
+    /// A key's TTL in milliseconds: `Int(ms)`, `Int(-1)` without TTL,
+    /// `Int(-2)` when absent.
+    pub fn pttl(&self, key: &[u8]) -> Result<OwnedResult, ClientError> {
+        self.one(|b| b.pttl(key))
+    }
 }
 
 impl Drop for BlockingClient {

@@ -32,7 +32,12 @@
 //! | `Error`       | 0xFF | [`ErrorFrame`]; the server closes |
 //!
 //! A batch is a struct of arrays: op codes ([`OpKind::wire_code`]:
-//! 0 GET, 1 PUT, 2 DEL, …), key end offsets into one key blob, value end
+//! 0 GET, 1 PUT, 2 DEL, …, 9 SET with options, 10 EXPIRE, 11 PERSIST,
+//! 12 TTL, 13 GETEX — the expiry ops carry a 9-byte
+//! [`ExpiryArg`](crate::op::ExpiryArg) at the start of their value, so
+//! the frame layout did not change and the protocol version stays 1; a
+//! server older than these ops answers them with the `BadOp` status),
+//! key end offsets into one key blob, value end
 //! offsets into one value blob. Encoding is appending to five vectors;
 //! decoding is one bounds-checking pass. A reply carries one status byte per
 //! op ([`Status`]) and the values in the same struct-of-arrays form, in
@@ -51,7 +56,7 @@ use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
+use crate::op::{arg, ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink, TtlMode};
 
 /// Current protocol version, carried in every frame.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -366,6 +371,36 @@ impl Batch {
     /// Appends a DEL.
     pub fn del(&mut self, key: &[u8]) {
         self.push(OpKind::Del, key, b"")
+    }
+    /// Appends a PUT that expires `ttl_ms` milliseconds after the owner
+    /// shard executes it (its own clock: no skew between hosts matters).
+    pub fn put_ttl(&mut self, key: &[u8], value: &[u8], ttl_ms: u64) {
+        self.ops.push(OpKind::Set.wire_code());
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
+        ExpiryArg {
+            flags: arg::REL,
+            when: ttl_ms.min(i64::MAX as u64) as i64,
+        }
+        .encode(&mut self.values);
+        self.values.extend_from_slice(value);
+        self.value_ends.push(self.values.len() as u32);
+    }
+    /// Appends a PTTL read: `Int(ms left)`, -1 without TTL, -2 when absent.
+    pub fn pttl(&mut self, key: &[u8]) {
+        self.push(OpKind::Ttl, key, &[TtlMode::Millis as u8])
+    }
+    /// Appends an EXPIRE in `ttl_ms` milliseconds: `Int(1)`, or `Int(0)`
+    /// when the key is absent.
+    pub fn expire(&mut self, key: &[u8], ttl_ms: u64) {
+        let mut v = [0u8; ExpiryArg::LEN];
+        v[0] = arg::REL;
+        v[1..].copy_from_slice(&(ttl_ms.min(i64::MAX as u64) as i64).to_le_bytes());
+        self.push(OpKind::Expire, key, &v)
+    }
+    /// Appends a PERSIST: `Int(1)` if a TTL was removed.
+    pub fn persist(&mut self, key: &[u8]) {
+        self.push(OpKind::Persist, key, b"")
     }
     /// Operation `i` as `(op code, key, value)`.
     #[inline]

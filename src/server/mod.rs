@@ -16,10 +16,14 @@
 //! Submodules: [`conn`] is what every connection shares (its memory charge,
 //! read deadlines, protected mode), [`native`] serves native-protocol
 //! connections, [`resp`] serves RESP connections, [`stats`] formats the
-//! per-second stats line.
+//! per-second stats line, [`observe`] keeps per-shard command statistics,
+//! the slow log and the client registry, [`metrics`] serves them to
+//! Prometheus.
 
 pub mod conn;
+pub mod metrics;
 pub mod native;
+pub mod observe;
 pub mod resp;
 pub mod stats;
 
@@ -40,6 +44,7 @@ use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
 use crate::store::StoreLimits;
+use observe::Observe;
 
 /// A running node.
 pub struct ServerHandle {
@@ -52,6 +57,7 @@ pub struct ServerHandle {
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -65,6 +71,17 @@ impl ServerHandle {
     /// A snapshot of every shard's counters.
     pub fn stats(&self) -> NodeStats {
         self.node.stats()
+    }
+
+    /// The node's published counters (what STATS, the stats line and the
+    /// metrics endpoint read).
+    pub fn node_state(&self) -> &Arc<NodeState> {
+        &self.node
+    }
+
+    /// The node's command statistics, slow log and clients.
+    pub fn observe(&self) -> &Arc<Observe> {
+        &self.obs
     }
 
     /// Stops every shard and waits for them.
@@ -117,6 +134,8 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         config.shard_memory(),
         config.shard_conn_memory(),
     ));
+    let obs = Arc::new(Observe::new(nr));
+    node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
         (0..nr).map(|_| flume::unbounded::<ShardMsg>()).unzip();
     let mut stops = Vec::new();
@@ -139,6 +158,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
             shard_id,
             config: config.clone(),
             node: node.clone(),
+            obs: obs.clone(),
             mesh: mesh_tx.clone(),
             mesh_rx,
             resp_node_port,
@@ -159,7 +179,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         let join = match spawned {
             Ok(j) => j,
             Err(e) => {
-                abort(gos, stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(e.to_string()));
             }
         };
@@ -186,7 +206,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
             }
             Ok(Err(e)) => {
                 let _ = join.join();
-                abort(gos, stops, joins);
+                abort(stops, gos, joins);
                 return Err(e);
             }
             Err(()) => {
@@ -195,7 +215,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
                     Err(e) => e.to_string(),
                     Ok(()) => "exited during start-up".to_string(),
                 };
-                abort(gos, stops, joins);
+                abort(stops, gos, joins);
                 return Err(fail(msg));
             }
         }
@@ -216,6 +236,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         node,
+        obs,
         stops,
         joins,
     })
@@ -238,19 +259,17 @@ fn layout_of(config: &ServerConfig, bound: &[Bound]) -> Layout {
     }
 }
 
-/// Stops the shards started so far. They are all waiting for "go": dropping
-/// their `go` senders closes that channel and each exits at once (keeping a
-/// sender alive here is what used to hang start-up when shard 1 or later
-/// failed to bind).
 fn abort(
-    gos: Vec<flume::Sender<()>>,
     stops: Vec<flume::Sender<()>>,
+    gos: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
 ) {
-    drop(gos);
     for s in stops {
         let _ = s.send(());
     }
+    // Shards waiting for "go" see their channel close and exit (without
+    // this drop, a start-up failure of shard i hung joining shards < i).
+    drop(gos);
     for j in joins {
         let _ = j.join();
     }
@@ -277,6 +296,7 @@ struct ShardStart {
     shard_id: usize,
     config: ServerConfig,
     node: Arc<NodeState>,
+    obs: Arc<Observe>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     mesh_rx: flume::Receiver<ShardMsg>,
     resp_node_port: Option<u16>,
@@ -375,7 +395,9 @@ impl ShardStart {
             max_memory: self.node.shard_memory,
         };
         let shard = Rc::new(Shard::new(id, self.node.clone(), limits, self.mesh));
+        shard.set_policy(c.maxmemory_policy);
         shard.publish();
+        let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let live = Rc::new(LiveConnections::default());
         let security = Rc::new(c.security.clone());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
@@ -390,6 +412,7 @@ impl ShardStart {
                 glommio::spawn_local(accept_loop(
                     shard.clone(),
                     live.clone(),
+                    self.obs.clone(),
                     l,
                     c.limits,
                     security.clone(),
@@ -407,6 +430,7 @@ impl ShardStart {
         while !live.is_empty() && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
+        drop(maintenance_task);
         drop(mesh_task);
     }
 }
@@ -450,6 +474,7 @@ impl LiveConnections {
 async fn accept_loop(
     shard: Rc<Shard>,
     live: Rc<LiveConnections>,
+    obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
     security: Rc<Security>,
@@ -460,7 +485,11 @@ async fn accept_loop(
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: the listener stays up.
-                eprintln!("shard {}: accept failed: {e}", shard.shard_id);
+                crate::log!(
+                    crate::log::Level::Warn,
+                    "corekv: shard {}: accept failed: {e}",
+                    shard.shard_id
+                );
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -470,8 +499,9 @@ async fn accept_loop(
         let live = live.clone();
         let shard = shard.clone();
         let security = security.clone();
+        let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream, limits, &security, proto).await;
+            serve(&shard, &obs, stream, limits, &security, proto).await;
             live.remove(id);
         })
         .detach();
@@ -480,6 +510,7 @@ async fn accept_loop(
 
 async fn serve(
     shard: &Shard,
+    obs: &Observe,
     stream: TcpStream,
     limits: Limits,
     security: &Security,
@@ -494,16 +525,19 @@ async fn serve(
         return;
     }
     let max = limits.max_connections_per_shard;
+    let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
+        stats.rejected_conns.add(1);
         match proto {
             Protocol::Native => native::reject_full(stream, max).await,
             Protocol::Resp => resp::reject_full(stream).await,
         }
         return;
     }
+    stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits, security).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits, security).await,
+        Protocol::Native => native::serve(shard, stream, &limits, security, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, security, obs).await,
     }
     shard.remove_connection();
 }

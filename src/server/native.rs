@@ -38,7 +38,13 @@ use crate::shard::{BoundedReply, Shard};
 use super::conn::{token_matches, Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
 
 /// Serves one connection until it closes or misbehaves.
-pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, security: &Security) {
+pub async fn serve(
+    shard: &Shard,
+    mut stream: TcpStream,
+    limits: &Limits,
+    security: &Security,
+    stats: &super::observe::ShardObserve,
+) {
     let mut charge = Charge::new(shard);
     let mut reader = FrameReader::new(INITIAL_READ, limits.max_frame_bytes);
     let mut out: Vec<u8> = Vec::new();
@@ -107,8 +113,9 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
                 }
                 FrameKind::Stats => {
                     shard.publish();
-                    let stats = shard.node.stats();
-                    let _ = encode_archived(&mut out, FrameKind::StatsReply, h.request_id, &stats);
+                    let node_stats = shard.node.stats();
+                    let _ =
+                        encode_archived(&mut out, FrameKind::StatsReply, h.request_id, &node_stats);
                 }
                 other => {
                     let e = FrameError::Unexpected(other);
@@ -130,6 +137,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
+                stats.writes.add(1);
+                stats.net_out.add(out.len() as u64);
                 out.clear();
             }
         }
@@ -137,6 +146,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
             if stream.write_all(&out).await.is_err() {
                 return;
             }
+            stats.writes.add(1);
+            stats.net_out.add(out.len() as u64);
             out.clear();
         }
         if let Some(n) = reader.growth() {
@@ -153,7 +164,11 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
         let space = reader.read_space();
         match stream.read(space).await {
             Ok(0) => return,
-            Ok(n) => reader.filled(n),
+            Ok(n) => {
+                reader.filled(n);
+                stats.reads.add(1);
+                stats.net_in.add(n as u64);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => match deadlines.expired() {
                 Expired::Shrink => {
                     reader.shrink(INITIAL_READ);

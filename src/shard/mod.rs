@@ -26,13 +26,20 @@
 //! ops on one key go to the one owner in order, so per-key order (and with it
 //! linearizability) holds across forwarding.
 //!
+//! The store's clock is set once per batch (one `clock_gettime`, not one
+//! per op). [`Shard::run_maintenance`] is this shard's own glommio timer
+//! task: every [`EXPIRE_INTERVAL`] it runs a bounded active-expiry slice
+//! between batches (no lock, no timer shared with other shards). CONFIG SET
+//! of the memory limit or policy reaches every shard as a
+//! [`ShardMsg::Configure`].
+//!
 //! Counters are published once per batch into this node's [`NodeState`]
 //! (one cache-padded slot per shard, single writer, relaxed atomics), where
 //! the stats line and STATS requests read them without messaging.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -41,7 +48,8 @@ use crossbeam_utils::CachePadded;
 use crate::op::{Op, OpError, OpResult, OpSource, ReplySink};
 use crate::protocol::native::{Batch, BatchReply, Hello, NodeStats, ShardStats, PROTOCOL_VERSION};
 use crate::routing::{key_hash, shard_of};
-use crate::store::{Store, StoreLimits};
+use crate::store::evict::POLICIES;
+use crate::store::{unix_now_ms, Policy, Store, StoreLimits};
 
 /// Counters one shard publishes for the rest of the node to read.
 #[derive(Default)]
@@ -57,6 +65,41 @@ pub struct ShardSlot {
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    expires: AtomicU64,
+    avg_ttl_ms: AtomicU64,
+    expired_keys: AtomicU64,
+    evicted_keys: AtomicU64,
+}
+
+/// Expiry and eviction counters of a node, summed over its shards (INFO).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Keys with a TTL.
+    pub expires: u64,
+    /// Average TTL left on keys with one (ms), weighted by each shard's count.
+    pub avg_ttl_ms: u64,
+    /// Keys removed because their TTL passed.
+    pub expired_keys: u64,
+    /// Keys evicted to make room.
+    pub evicted_keys: u64,
+}
+
+/// One shard's cache counters (kept apart from [`ShardStats`], a wire
+/// format): GET hits and misses, keys with a TTL, expired and evicted keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// GETs that found their key.
+    pub hits: u64,
+    /// GETs that did not.
+    pub misses: u64,
+    /// Keys with a TTL.
+    pub expires: u64,
+    /// Keys removed because their TTL passed.
+    pub expired_keys: u64,
+    /// Keys evicted to make room.
+    pub evicted_keys: u64,
 }
 
 /// The ports a node listens on, known once every shard has bound.
@@ -70,16 +113,22 @@ pub struct Layout {
     pub resp_shard_ports: Vec<u16>,
 }
 
-/// What a node's shards share: identity, layout and published counters.
-/// `Send + Sync`; nothing on the data path reads it except to publish.
+/// What a node's shards share: identity, layout, published counters and the
+/// memory settings CONFIG SET changes (each shard also holds its own copy,
+/// updated by message). `Send + Sync`; nothing on the data path reads it
+/// except to publish.
 pub struct NodeState {
     /// This node's id.
     pub node_id: u32,
-    /// Each shard's memory budget.
+    /// Each shard's memory budget at start-up.
     pub shard_memory: usize,
     /// Each shard's budget for connection buffers (`--max-conn-memory`
     /// split evenly over shards).
     pub shard_conn_memory: usize,
+    /// The node's memory limit as last set (0: none), bytes.
+    max_memory: AtomicU64,
+    /// The eviction policy as last set (index into [`POLICIES`]).
+    policy: AtomicU8,
     started: Instant,
     slots: Vec<CachePadded<ShardSlot>>,
     layout: OnceLock<Layout>,
@@ -93,10 +142,17 @@ impl NodeState {
         shard_memory: usize,
         shard_conn_memory: usize,
     ) -> NodeState {
+        let max_memory = if shard_memory == usize::MAX {
+            0
+        } else {
+            shard_memory as u64 * nr_shards as u64
+        };
         NodeState {
             node_id,
             shard_memory,
             shard_conn_memory,
+            max_memory: AtomicU64::new(max_memory),
+            policy: AtomicU8::new(policy_index(Policy::NoEviction)),
             started: Instant::now(),
             slots: (0..nr_shards)
                 .map(|_| CachePadded::new(ShardSlot::default()))
@@ -108,6 +164,49 @@ impl NodeState {
     /// Number of shards.
     pub fn nr_shards(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The node's memory limit (0: none), bytes.
+    pub fn max_memory(&self) -> u64 {
+        self.max_memory.load(Relaxed)
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> Policy {
+        POLICIES[self.policy.load(Relaxed) as usize % POLICIES.len()]
+    }
+
+    /// Records the memory settings (the shards get them by message, or at
+    /// start-up from the configuration).
+    pub fn record_memory(&self, max_memory: u64, policy: Policy) {
+        self.max_memory.store(max_memory, Relaxed);
+        self.policy.store(policy_index(policy), Relaxed);
+    }
+
+    /// A shard's budget for a node limit of `max_memory` (0: none).
+    pub fn shard_budget(&self, max_memory: u64) -> usize {
+        if max_memory == 0 {
+            usize::MAX
+        } else {
+            (max_memory / self.nr_shards().max(1) as u64).min(usize::MAX as u64) as usize
+        }
+    }
+
+    /// Expiry and eviction counters summed over the shards.
+    pub fn cache_stats(&self) -> CacheStats {
+        let mut c = CacheStats::default();
+        let mut ttl_weighted = 0u128;
+        for s in &self.slots {
+            let n = s.expires.load(Relaxed);
+            c.expires += n;
+            ttl_weighted += n as u128 * s.avg_ttl_ms.load(Relaxed) as u128;
+            c.expired_keys += s.expired_keys.load(Relaxed);
+            c.evicted_keys += s.evicted_keys.load(Relaxed);
+        }
+        if c.expires > 0 {
+            c.avg_ttl_ms = (ttl_weighted / c.expires as u128) as u64;
+        }
+        c
     }
 
     /// Sets the layout (once, at start-up).
@@ -135,6 +234,20 @@ impl NodeState {
             resp_port: l.resp_port,
             resp_shard_ports: l.resp_shard_ports,
         }
+    }
+
+    /// Every shard's cache counters.
+    pub fn keyspace(&self) -> Vec<Keyspace> {
+        self.slots
+            .iter()
+            .map(|s| Keyspace {
+                hits: s.hits.load(Relaxed),
+                misses: s.misses.load(Relaxed),
+                expires: s.expires.load(Relaxed),
+                expired_keys: s.expired_keys.load(Relaxed),
+                evicted_keys: s.evicted_keys.load(Relaxed),
+            })
+            .collect()
     }
 
     /// A snapshot of every shard's counters.
@@ -192,6 +305,15 @@ pub enum ShardMsg {
         /// Acknowledgement.
         reply: flume::Sender<()>,
     },
+    /// Take a new memory budget and eviction policy (CONFIG SET).
+    Configure {
+        /// This shard's budget (`usize::MAX`: none).
+        max_memory: usize,
+        /// The policy.
+        policy: Policy,
+        /// Acknowledgement.
+        reply: flume::Sender<()>,
+    },
 }
 
 /// A [`BatchReply`] that refuses values past `max_values` bytes with
@@ -218,6 +340,22 @@ impl ReplySink for BoundedReply<'_> {
         self.max_values.saturating_sub(self.reply.values.len())
     }
 }
+
+fn policy_index(p: Policy) -> u8 {
+    POLICIES.iter().position(|&q| q == p).unwrap_or(0) as u8
+}
+
+/// How often a shard runs an active-expiry slice.
+pub const EXPIRE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+/// Slots one active-expiry slice walks at most.
+pub const EXPIRE_SLICE_SLOTS: usize = 4096;
+/// Keys with a TTL one slice reads the expiry of at most.
+pub const EXPIRE_SLICE_CHECKS: usize = 1024;
+/// Extra back-to-back slices per tick while a quarter or more of the keys
+/// checked had expired (Redis's "fast cycle" idea), yielding between them.
+pub const EXPIRE_EXTRA_SLICES: usize = 9;
+/// Keys one tick evicts at most when a lowered limit left the shard over it.
+pub const EVICT_PER_TICK: usize = 4096;
 
 /// One core's shard. Lives in an `Rc` on its executor; `!Send`.
 pub struct Shard {
@@ -338,6 +476,7 @@ impl Shard {
         let n = batch.len();
         let (first_foreign, pipe) = {
             let mut store = self.store.borrow_mut();
+            store.set_now(unix_now_ms());
             let mut pipe = Prefetch::start(batch, &store);
             let mut i = 0;
             while i < n {
@@ -446,6 +585,7 @@ impl Shard {
         sink: &mut R,
     ) {
         let mut store = self.store.borrow_mut();
+        store.set_now(unix_now_ms());
         for (j, i) in (from..batch.len()).enumerate() {
             let owner = owners[j] as usize;
             if owner == self.shard_id {
@@ -478,6 +618,7 @@ impl Shard {
                     out.value_ends.reserve(batch.len());
                     {
                         let mut store = self.store.borrow_mut();
+                        store.set_now(unix_now_ms());
                         let mut sink = BoundedReply {
                             reply: &mut out,
                             max_values,
@@ -496,7 +637,94 @@ impl Shard {
                     self.publish();
                     let _ = reply.send(());
                 }
+                ShardMsg::Configure {
+                    max_memory,
+                    policy,
+                    reply,
+                } => {
+                    self.configure(max_memory, policy);
+                    let _ = reply.send(());
+                }
             }
+        }
+    }
+
+    /// Applies a memory budget and policy to this shard's store.
+    fn configure(&self, max_memory: usize, policy: Policy) {
+        let mut store = self.store.borrow_mut();
+        store.set_now(unix_now_ms());
+        store.set_max_memory(max_memory);
+        store.set_policy(policy);
+        drop(store);
+        self.publish();
+    }
+
+    /// Sets the node's memory limit (0: none) and eviction policy on every
+    /// shard (CONFIG SET maxmemory / maxmemory-policy); returns once all
+    /// have taken it.
+    pub async fn configure_all(&self, max_memory: u64, policy: Policy) {
+        self.node.record_memory(max_memory, policy);
+        let budget = self.node.shard_budget(max_memory);
+        let mut acks = Vec::new();
+        for (i, tx) in self.mesh.iter().enumerate() {
+            if i == self.shard_id {
+                self.configure(budget, policy);
+                continue;
+            }
+            let (atx, arx) = flume::bounded(1);
+            let msg = ShardMsg::Configure {
+                max_memory: budget,
+                policy,
+                reply: atx,
+            };
+            if tx.send(msg).is_ok() {
+                acks.push(arx);
+            }
+        }
+        for a in acks {
+            let _ = a.recv_async().await;
+        }
+    }
+
+    /// Sets this shard's policy at start-up (`--maxmemory-policy`; the
+    /// node records it once, before the shards start).
+    pub fn set_policy(&self, policy: Policy) {
+        let mut store = self.store.borrow_mut();
+        store.set_now(unix_now_ms());
+        store.set_policy(policy);
+    }
+
+    /// One active-expiry tick: a bounded slice (more while many keys are
+    /// expiring, yielding between slices), and eviction back under a
+    /// lowered limit. Returns the keys it reclaimed.
+    pub async fn maintenance_tick(&self) -> usize {
+        let mut reclaimed = 0;
+        for extra in 0..=EXPIRE_EXTRA_SLICES {
+            let r = {
+                let mut store = self.store.borrow_mut();
+                store.set_now(unix_now_ms());
+                if extra == 0 {
+                    reclaimed += store.evict_over_limit(EVICT_PER_TICK);
+                }
+                store.expire_slice(EXPIRE_SLICE_SLOTS, EXPIRE_SLICE_CHECKS)
+            };
+            reclaimed += r.expired;
+            if r.checked == 0 || r.expired * 4 < r.checked {
+                break;
+            }
+            glommio::executor().yield_task_queue_now().await;
+        }
+        if reclaimed > 0 {
+            self.publish();
+        }
+        reclaimed
+    }
+
+    /// Runs [`Shard::maintenance_tick`] every [`EXPIRE_INTERVAL`] until dropped.
+    pub async fn run_maintenance(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(EXPIRE_INTERVAL).await;
+            self.maintenance_tick().await;
         }
     }
 
@@ -595,6 +823,12 @@ impl Shard {
             .store(c.errors + self.protocol_errors.get(), Relaxed);
         s.forwarded_out.store(self.forwarded_out.get(), Relaxed);
         s.forwarded_in.store(self.forwarded_in.get(), Relaxed);
+        s.hits.store(c.hits, Relaxed);
+        s.misses.store(c.misses, Relaxed);
+        s.expires.store(store.ttl_keys() as u64, Relaxed);
+        s.avg_ttl_ms.store(store.avg_ttl_ms(), Relaxed);
+        s.expired_keys.store(c.expired_keys, Relaxed);
+        s.evicted_keys.store(c.evicted_keys, Relaxed);
     }
 }
 

@@ -1,32 +1,56 @@
 //! The partition: one shard's private, single-threaded key-value map with
-//! memory accounting. Synchronous and I/O-free; it knows nothing of sockets,
-//! executors or other shards, so it is tested without an executor.
+//! expiry, eviction and memory accounting. Synchronous and I/O-free; it
+//! knows nothing of sockets, executors or other shards, so it is tested
+//! without an executor. Its clock comes from outside ([`Store::set_now`]),
+//! so tests run it on a fake clock.
 //!
 //! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
 //!   once per operation by the caller and passed in: the store never hashes a
-//!   key again. The table (`table`) is open addressing keyed by that hash,
+//!   key again. The table ([`table`]) is open addressing keyed by that hash,
 //!   so a batch can prefetch slots and entries ahead of execution.
-//! * An entry is one heap block holding key and value back to back, so an
-//!   insert costs one allocation and an overwrite with a value of the same
-//!   length (the seed workload's case) costs none.
+//! * An entry is one heap block holding a 16-byte header (lengths and the
+//!   absolute expiry), key and value back to back, so an insert costs one
+//!   allocation and an overwrite with a value of the same length (the seed
+//!   workload's case) costs none.
+//! * **Expiry.** A key's expiry is an absolute time in Unix milliseconds in
+//!   its block header, flagged by a has-TTL bit in its slot. Every access
+//!   checks it (lazy expiry: for a key without TTL that is one bit test on
+//!   the slot the lookup already holds). [`Store::expire_slice`] is active
+//!   expiry: it walks a cursor over the slots, a bounded number per call,
+//!   reclaiming expired keys nobody touches; the shard calls it from a timer
+//!   between batches.
+//! * **Eviction.** With a [`Policy`] other than `noeviction`, a write that
+//!   would pass the memory limit first evicts keys chosen by the policy
+//!   ([`evict`]), at most [`EVICTIONS_PER_WRITE`] per write; without a
+//!   victim it fails with [`OpError::OutOfMemory`] as before.
 //! * Memory accounting: `used_bytes` counts key + value bytes plus a fixed
 //!   [`ENTRY_OVERHEAD`] per entry. A write that would take `used_bytes` past
-//!   the limit fails with [`OpError::OutOfMemory`]; reads, deletes and writes
-//!   that do not grow the store keep working.
+//!   the limit (and cannot evict) fails with [`OpError::OutOfMemory`];
+//!   reads, deletes and writes that do not grow the store keep working.
 //!
 //! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
 //! value is copied straight from the table into the reply (no intermediate
 //! buffer), and `GETSET` can return the old value before it is overwritten.
 
+pub mod evict;
 mod table;
 
-use table::Table;
+pub use evict::Policy;
+use evict::Sieve;
+use table::{Table, HASH_MASK, META_POLICY, META_TTL};
 
-use crate::op::{format_i64, parse_i64, OpError, OpKind, OpResult, ReplySink};
+use crate::op::{
+    arg, format_i64, parse_i64, ExpiryArg, OpError, OpKind, OpResult, ReplySink, TtlMode,
+};
 
 /// Bytes charged per entry on top of key and value: the table slot (hash,
-/// pointer, lengths) plus the allocator's bookkeeping, rounded up.
+/// metadata, pointer), the block header (lengths, expiry) and the
+/// allocator's bookkeeping, rounded up.
 pub const ENTRY_OVERHEAD: usize = 64;
+
+/// Most keys one write may evict to make room; past that it fails with OOM
+/// (the shard's timer keeps evicting in the background).
+pub const EVICTIONS_PER_WRITE: usize = 128;
 
 /// Size limits a store enforces on each operation.
 #[derive(Debug, Clone, Copy)]
@@ -42,14 +66,41 @@ pub struct StoreLimits {
 /// Counters a store keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounters {
-    /// Read operations executed (GET, EXISTS, STRLEN).
+    /// Read operations executed (GET, EXISTS, STRLEN, TTL).
     pub gets: u64,
-    /// Write operations executed (PUT and the conditional/read-modify-write kinds).
+    /// Write operations executed (PUT, the conditional/read-modify-write
+    /// kinds, EXPIRE, PERSIST, GETEX).
     pub puts: u64,
     /// Deletes executed.
     pub dels: u64,
     /// Operations answered with an error.
     pub errors: u64,
+    /// GETs that found their key (Redis's keyspace_hits).
+    pub hits: u64,
+    /// GETs that did not (keyspace_misses).
+    pub misses: u64,
+    /// Keys removed because their TTL passed (lazily or actively).
+    pub expired_keys: u64,
+    /// Keys evicted to make room.
+    pub evicted_keys: u64,
+}
+
+/// What one [`Store::expire_slice`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireSlice {
+    /// Slots the cursor passed.
+    pub slots: usize,
+    /// Keys with a TTL whose expiry was read.
+    pub checked: usize,
+    /// Of those, keys removed.
+    pub expired: usize,
+}
+
+/// The current Unix time in milliseconds (the shard's clock).
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One shard's partition. `!Send` is not required here (it holds no `Rc`),
@@ -59,20 +110,53 @@ pub struct Store {
     used_bytes: usize,
     limits: StoreLimits,
     counters: StoreCounters,
+    /// The clock, Unix ms, set from outside.
+    now_ms: u64,
+    policy: Policy,
+    /// `policy.tracks_access()`, kept at hand for the read path.
+    track: bool,
+    rng: u64,
+    /// Active expiry's position in the slot array.
+    expire_cursor: usize,
+    /// Keys with a TTL.
+    ttl_keys: usize,
+    /// Running average of the TTL left on keys active expiry saw, ms.
+    avg_ttl_ms: u64,
+    sieve: Option<Sieve>,
 }
 
 impl Store {
-    /// An empty store with the given limits.
+    /// An empty store with the given limits, no eviction, clock at 0.
     pub fn new(limits: StoreLimits) -> Store {
         Store {
             table: Table::new(),
             used_bytes: 0,
             limits,
             counters: StoreCounters::default(),
+            now_ms: 0,
+            policy: Policy::NoEviction,
+            track: false,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            expire_cursor: 0,
+            ttl_keys: 0,
+            avg_ttl_ms: 0,
+            sieve: None,
         }
     }
 
-    /// Number of keys.
+    /// Sets the clock (Unix ms). The shard calls it once per batch and per
+    /// active-expiry slice; every expiry decision until the next call uses it.
+    #[inline]
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// The clock as last set.
+    pub fn now(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Number of keys (including expired keys not yet reclaimed).
     pub fn len(&self) -> usize {
         self.table.len()
     }
@@ -80,6 +164,16 @@ impl Store {
     /// True when the store holds no key.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+
+    /// Keys with a TTL.
+    pub fn ttl_keys(&self) -> usize {
+        self.ttl_keys
+    }
+
+    /// Average TTL left on keys with one, as last sampled by active expiry (ms).
+    pub fn avg_ttl_ms(&self) -> u64 {
+        self.avg_ttl_ms
     }
 
     /// Bytes charged against the memory limit.
@@ -92,6 +186,44 @@ impl Store {
         &self.limits
     }
 
+    /// Changes the memory budget (CONFIG SET maxmemory). Keys over a lower
+    /// budget are evicted by [`Store::evict_over_limit`], not here.
+    pub fn set_max_memory(&mut self, max_memory: usize) {
+        self.limits.max_memory = max_memory;
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Changes the eviction policy (CONFIG SET maxmemory-policy): resets
+    /// every key's policy bits, and builds or drops the SIEVE queue. O(keys),
+    /// once per change.
+    pub fn set_policy(&mut self, policy: Policy) {
+        if policy == self.policy {
+            return;
+        }
+        self.policy = policy;
+        self.track = policy.tracks_access();
+        self.sieve = None;
+        if policy == Policy::Sieve {
+            self.sieve = Some(Sieve::from_table(&mut self.table));
+        } else {
+            let init = policy.initial(self.now_ms);
+            for i in 0..self.table.capacity() {
+                if let Some(m) = self.table.meta_at(i) {
+                    self.table.set_meta(i, (m & META_TTL) | init);
+                }
+            }
+        }
+    }
+
+    /// Bytes of eviction metadata outside the table (the SIEVE queue).
+    pub fn policy_bytes(&self) -> usize {
+        self.sieve.as_ref().map_or(0, Sieve::bytes)
+    }
+
     /// Operation counters since start.
     pub fn counters(&self) -> StoreCounters {
         self.counters
@@ -101,15 +233,22 @@ impl Store {
     pub fn clear(&mut self) {
         self.table.clear();
         self.used_bytes = 0;
+        self.ttl_keys = 0;
+        self.expire_cursor = 0;
+        if self.sieve.is_some() {
+            self.sieve = Some(Sieve::default());
+        }
     }
 
     /// Reads a key (convenience for tests and tools; the hot path uses
-    /// [`Store::execute`]).
+    /// [`Store::execute`]). An expired key reads as absent.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         let hash = crate::routing::key_hash(key);
-        self.table
-            .find(hash, key)
-            .map(|slot| self.table.value(slot))
+        let slot = self.table.find(hash, key)?;
+        if self.table.meta(slot) & META_TTL != 0 && self.table.expire_at(slot) <= self.now_ms {
+            return None;
+        }
+        Some(self.table.value(slot))
     }
 
     /// A hint with no effect on the contents: starts loading the table slot
@@ -129,6 +268,56 @@ impl Store {
         self.table.prefetch_entry(hash);
     }
 
+    /// The live slot of `key`: a key whose TTL has passed is removed here
+    /// (lazy expiry) and reads as absent. For a key without TTL the check is
+    /// one bit test on the slot the lookup already loaded.
+    #[inline]
+    fn find_live(&mut self, hash: u64, key: &[u8]) -> Option<usize> {
+        let slot = self.table.find(hash, key)?;
+        if self.table.meta(slot) & META_TTL != 0 && self.table.expire_at(slot) <= self.now_ms {
+            self.remove_slot(slot);
+            self.counters.expired_keys += 1;
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Records an access for the eviction policy.
+    #[inline]
+    fn touch(&mut self, slot: usize) {
+        if self.track {
+            let m = self.table.meta(slot);
+            let bits = self
+                .policy
+                .touched(m & META_POLICY, self.now_ms, &mut self.rng);
+            self.table.set_meta(slot, (m & META_TTL) | bits);
+        }
+    }
+
+    /// Removes a full slot, keeping the accounting in step.
+    fn remove_slot(&mut self, slot: usize) {
+        self.used_bytes -= self.table.payload_len(slot) + ENTRY_OVERHEAD;
+        if self.table.meta(slot) & META_TTL != 0 {
+            self.ttl_keys -= 1;
+        }
+        self.table.remove(slot);
+    }
+
+    /// Sets or clears a full slot's expiry, keeping the TTL count in step.
+    #[inline]
+    fn set_expire(&mut self, slot: usize, expire_at: Option<u64>) {
+        let had = self.table.meta(slot) & META_TTL != 0;
+        if !had && expire_at.is_none() {
+            return; // the seed's overwrites: no store to the slot
+        }
+        self.table.set_expire(slot, expire_at);
+        match (had, expire_at.is_some()) {
+            (false, true) => self.ttl_keys += 1,
+            (true, false) => self.ttl_keys -= 1,
+            _ => {}
+        }
+    }
+
     /// Executes one operation whose key has placement hash `hash`, pushing its
     /// result into `sink`. `value` is ignored by operations that take none.
     #[inline]
@@ -144,45 +333,82 @@ impl Store {
             self.counters.errors += 1;
             return sink.push(OpResult::Err(OpError::KeyTooLarge));
         }
-        if kind.writes_value() && value.len() > self.limits.max_value_len {
-            self.counters.errors += 1;
-            return sink.push(OpResult::Err(OpError::ValueTooLarge));
+        if kind.writes_value() {
+            let len = if kind == OpKind::Set {
+                value.len().saturating_sub(ExpiryArg::LEN)
+            } else {
+                value.len()
+            };
+            if len > self.limits.max_value_len {
+                self.counters.errors += 1;
+                return sink.push(OpResult::Err(OpError::ValueTooLarge));
+            }
         }
-        let t = &mut self.table;
         match kind {
             OpKind::Get => {
                 self.counters.gets += 1;
-                match t.find(hash, key) {
-                    Some(slot) => sink.push(OpResult::Value(t.value(slot))),
-                    None => sink.push(OpResult::NotFound),
+                match self.find_live(hash, key) {
+                    Some(slot) => {
+                        self.counters.hits += 1;
+                        self.touch(slot);
+                        sink.push(OpResult::Value(self.table.value(slot)))
+                    }
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::NotFound)
+                    }
                 }
             }
             OpKind::Exists => {
                 self.counters.gets += 1;
-                let found = t.find(hash, key).is_some();
+                let found = self.find_live(hash, key).is_some();
                 sink.push(OpResult::Int(found as i64));
             }
             OpKind::Strlen => {
                 self.counters.gets += 1;
-                let len = t.find(hash, key).map_or(0, |slot| t.value(slot).len());
+                let len = self
+                    .find_live(hash, key)
+                    .map_or(0, |slot| self.table.value(slot).len());
                 sink.push(OpResult::Int(len as i64));
             }
             OpKind::Del => {
                 self.counters.dels += 1;
-                match t.find(hash, key) {
+                match self.find_live(hash, key) {
                     Some(slot) => {
-                        self.used_bytes -= t.payload_len(slot) + ENTRY_OVERHEAD;
-                        t.remove(slot);
+                        self.remove_slot(slot);
                         sink.push(OpResult::Ok);
                     }
                     None => sink.push(OpResult::NotFound),
+                }
+            }
+            OpKind::Ttl => {
+                self.counters.gets += 1;
+                let r = self.ttl(key, value, hash);
+                if let OpResult::Err(_) = r {
+                    self.counters.errors += 1;
+                }
+                sink.push(r);
+            }
+            OpKind::Expire | OpKind::Persist => {
+                self.counters.puts += 1;
+                let r = self.expire(kind, key, value, hash);
+                if let OpResult::Err(_) = r {
+                    self.counters.errors += 1;
+                }
+                sink.push(r);
+            }
+            OpKind::GetEx => {
+                self.counters.puts += 1;
+                if self.getex(key, value, hash, sink).is_err() {
+                    self.counters.errors += 1;
                 }
             }
             OpKind::Put
             | OpKind::PutIfAbsent
             | OpKind::PutIfPresent
             | OpKind::GetSet
-            | OpKind::IncrBy => {
+            | OpKind::IncrBy
+            | OpKind::Set => {
                 self.counters.puts += 1;
                 let r = self.write(kind, key, value, hash, sink);
                 if r.is_err() {
@@ -190,6 +416,247 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// An absolute expiry from an argument's `when` (REL: from the clock).
+    #[inline]
+    fn absolute(&self, a: &ExpiryArg) -> i64 {
+        if a.flags & arg::REL != 0 {
+            (self.now_ms as i64).saturating_add(a.when)
+        } else {
+            a.when
+        }
+    }
+
+    /// TTL / PTTL / EXPIRETIME / PEXPIRETIME, Redis's arithmetic.
+    fn ttl(&mut self, key: &[u8], value: &[u8], hash: u64) -> OpResult<'static> {
+        let mode = match value.first() {
+            Some(0) => TtlMode::Secs,
+            Some(1) => TtlMode::Millis,
+            Some(2) => TtlMode::AtSecs,
+            Some(3) => TtlMode::AtMillis,
+            _ => return OpResult::Err(OpError::BadArgument),
+        };
+        let Some(slot) = self.find_live(hash, key) else {
+            return OpResult::Int(-2);
+        };
+        if self.table.meta(slot) & META_TTL == 0 {
+            return OpResult::Int(-1);
+        }
+        let at = self.table.expire_at(slot) as i64;
+        let ttl = match mode {
+            TtlMode::Secs | TtlMode::Millis => (at - self.now_ms as i64).max(0),
+            TtlMode::AtSecs | TtlMode::AtMillis => at,
+        };
+        OpResult::Int(match mode {
+            TtlMode::Millis | TtlMode::AtMillis => ttl,
+            // Redis rounds to the nearest second (and its sum may wrap).
+            TtlMode::Secs | TtlMode::AtSecs => ttl.wrapping_add(500) / 1000,
+        })
+    }
+
+    /// EXPIRE (with NX/XX/GT/LT) and PERSIST.
+    fn expire(&mut self, kind: OpKind, key: &[u8], value: &[u8], hash: u64) -> OpResult<'static> {
+        let a = if kind == OpKind::Expire {
+            match ExpiryArg::decode(value) {
+                Some((a, _)) => Some(a),
+                None => return OpResult::Err(OpError::BadArgument),
+            }
+        } else {
+            None
+        };
+        let Some(slot) = self.find_live(hash, key) else {
+            return OpResult::Int(0);
+        };
+        let has_ttl = self.table.meta(slot) & META_TTL != 0;
+        let Some(a) = a else {
+            // PERSIST
+            if has_ttl {
+                self.set_expire(slot, None);
+            }
+            return OpResult::Int(has_ttl as i64);
+        };
+        let when = self.absolute(&a);
+        let current = if has_ttl {
+            self.table.expire_at(slot) as i64
+        } else {
+            -1
+        };
+        let f = a.flags;
+        let refused = (f & arg::NX != 0 && current != -1)
+            || (f & arg::XX != 0 && current == -1)
+            || (f & arg::GT != 0 && (when <= current || current == -1))
+            || (f & arg::LT != 0 && current != -1 && when >= current);
+        if refused {
+            return OpResult::Int(0);
+        }
+        if when <= self.now_ms as i64 {
+            self.remove_slot(slot);
+        } else {
+            self.set_expire(slot, Some(when as u64));
+        }
+        OpResult::Int(1)
+    }
+
+    /// GETEX: the value, then the TTL change.
+    fn getex(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        sink: &mut impl ReplySink,
+    ) -> Result<(), OpError> {
+        let Some((a, _)) = ExpiryArg::decode(value) else {
+            sink.push(OpResult::Err(OpError::BadArgument));
+            return Err(OpError::BadArgument);
+        };
+        let Some(slot) = self.find_live(hash, key) else {
+            sink.push(OpResult::NotFound);
+            return Ok(());
+        };
+        self.touch(slot);
+        sink.push(OpResult::Value(self.table.value(slot)));
+        if a.flags & arg::PERSIST != 0 {
+            self.set_expire(slot, None);
+        } else if a.when != 0 {
+            let when = self.absolute(&a);
+            if when <= self.now_ms as i64 {
+                self.remove_slot(slot);
+            } else {
+                self.set_expire(slot, Some(when as u64));
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts keys by the policy until `need` more bytes fit, at most
+    /// [`EVICTIONS_PER_WRITE`]; never the key whose 48-bit hash is `protect`.
+    /// True when they fit.
+    fn make_room(&mut self, need: usize, protect: u64) -> bool {
+        let limit = self.limits.max_memory;
+        let mut budget = EVICTIONS_PER_WRITE;
+        while self.used_bytes.saturating_add(need) > limit {
+            if budget == 0 || !self.evict_one(protect) {
+                return false;
+            }
+            budget -= 1;
+        }
+        true
+    }
+
+    /// Evicts keys until the store is within its limit (after CONFIG SET
+    /// lowered it), at most `max` of them. Returns how many it evicted.
+    pub fn evict_over_limit(&mut self, max: usize) -> usize {
+        let mut n = 0;
+        while self.used_bytes > self.limits.max_memory && n < max && self.evict_one(u64::MAX) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Evicts one key chosen by the policy. False when there is none to
+    /// evict (noeviction, or volatile-* without keys with a TTL).
+    fn evict_one(&mut self, protect: u64) -> bool {
+        let victim = match self.policy {
+            Policy::NoEviction => None,
+            Policy::Sieve => match &mut self.sieve {
+                Some(s) => s.victim(&mut self.table, protect),
+                None => None,
+            },
+            p => self.sample_victim(p, protect),
+        };
+        match victim {
+            Some(slot) => {
+                self.remove_slot(slot);
+                self.counters.evicted_keys += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Redis-style sampling: the best of a few random keys by the policy's
+    /// score. Bounded: at most 32 probes of 16 slots each.
+    fn sample_victim(&mut self, p: Policy, protect: u64) -> Option<usize> {
+        let volatile = p.volatile();
+        if self.table.is_empty() || (volatile && self.ttl_keys == 0) {
+            return None;
+        }
+        let mask = self.table.capacity() - 1;
+        let want = p.samples();
+        let mut best: Option<(u64, usize)> = None;
+        let mut found = 0;
+        for _ in 0..32 {
+            if found >= want {
+                break;
+            }
+            let start = evict::next_random(&mut self.rng) as usize & mask;
+            for k in 0..16 {
+                let i = (start + k) & mask;
+                let Some(meta) = self.table.meta_at(i) else {
+                    continue;
+                };
+                if (volatile && meta & META_TTL == 0) || self.table.hash_at(i) == protect {
+                    continue;
+                }
+                let t = &self.table;
+                let score = p.score(meta & META_POLICY, self.now_ms, || t.expire_at(i));
+                found += 1;
+                if best.map_or(true, |(b, _)| score > b) {
+                    best = Some((score, i));
+                }
+                break;
+            }
+        }
+        best.map(|(_, slot)| slot)
+    }
+
+    /// Active expiry: walks up to `max_slots` slots from the cursor, reading
+    /// the expiry of at most `max_checks` keys with a TTL and removing those
+    /// that have passed. Bounded work whatever the key count; a full pass
+    /// over the table takes `capacity / max_slots` calls.
+    pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
+        let mut r = ExpireSlice::default();
+        if self.ttl_keys == 0 {
+            return r;
+        }
+        let mask = self.table.capacity() - 1;
+        let mut i = self.expire_cursor & mask;
+        let now = self.now_ms;
+        let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
+        while r.slots < max_slots && r.checked < max_checks {
+            r.slots += 1;
+            if let Some(meta) = self.table.meta_at(i) {
+                if meta & META_TTL != 0 {
+                    r.checked += 1;
+                    let at = self.table.expire_at(i);
+                    if at <= now {
+                        // Backward shifting may move the next entry into
+                        // slot i: look at it again.
+                        self.remove_slot(i);
+                        self.counters.expired_keys += 1;
+                        r.expired += 1;
+                        continue;
+                    }
+                    ttl_sum = ttl_sum.saturating_add(at - now);
+                    ttl_n += 1;
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        self.expire_cursor = i;
+        if let Some(avg) = ttl_sum.checked_div(ttl_n) {
+            // Redis's running estimate: 2% of the new sample's average.
+            self.avg_ttl_ms = if self.avg_ttl_ms == 0 {
+                avg
+            } else {
+                (self.avg_ttl_ms / 50) * 49 + avg / 50
+            };
+        }
+        if self.ttl_keys == 0 {
+            self.avg_ttl_ms = 0;
+        }
+        r
     }
 
     /// The write kinds. Pushes exactly one result; returns `Err` when that
@@ -203,67 +670,112 @@ impl Store {
         hash: u64,
         sink: &mut impl ReplySink,
     ) -> Result<(), OpError> {
-        let limit = self.limits.max_memory;
-        let used = self.used_bytes;
+        let (flags, expire, payload) = match kind {
+            OpKind::Set => match ExpiryArg::decode(value) {
+                Some((a, v)) if a.when >= 0 => {
+                    let at = (a.when != 0).then(|| self.absolute(&a).max(1) as u64);
+                    (a.flags, at, v)
+                }
+                _ => {
+                    sink.push(OpResult::Err(OpError::BadArgument));
+                    return Err(OpError::BadArgument);
+                }
+            },
+            OpKind::PutIfAbsent => (arg::NX, None, value),
+            OpKind::PutIfPresent => (arg::XX, None, value),
+            OpKind::GetSet => (arg::GET, None, value),
+            OpKind::IncrBy => (arg::KEEPTTL, None, value),
+            _ => (0, None, value),
+        };
+        let get = flags & arg::GET != 0;
+        let keep_ttl = flags & arg::KEEPTTL != 0;
+        let mut incr_buf = [0u8; 20];
         let fail = |sink: &mut dyn FnMut(OpResult<'_>), e: OpError| {
             sink(OpResult::Err(e));
             Err(e)
         };
-        let mut push = |r: OpResult<'_>| sink.push(r);
-        let t = &mut self.table;
-        let mut incr_buf = [0u8; 20];
-        match t.find(hash, key) {
-            Some(slot) => {
-                if kind == OpKind::PutIfAbsent {
-                    push(OpResult::NotFound);
+        match self.find_live(hash, key) {
+            Some(mut slot) => {
+                if flags & arg::NX != 0 {
+                    let r = if get {
+                        OpResult::Value(self.table.value(slot))
+                    } else {
+                        OpResult::NotFound
+                    };
+                    sink.push(r);
                     return Ok(());
                 }
                 let new_value: &[u8] = if kind == OpKind::IncrBy {
-                    match incr(t.value(slot), value, &mut incr_buf) {
+                    match incr(self.table.value(slot), payload, &mut incr_buf) {
                         Some(v) => v,
-                        None => return fail(&mut push, OpError::NotInteger),
+                        None => return fail(&mut |r| sink.push(r), OpError::NotInteger),
                     }
                 } else {
-                    value
+                    payload
                 };
-                let old_len = t.value(slot).len();
-                if new_value.len() > old_len && used + (new_value.len() - old_len) > limit {
-                    return fail(&mut push, OpError::OutOfMemory);
+                let old_len = self.table.value(slot).len();
+                if new_value.len() > old_len {
+                    let grow = new_value.len() - old_len;
+                    if self.used_bytes + grow > self.limits.max_memory {
+                        let protect = hash & HASH_MASK;
+                        if !self.make_room(grow, protect) {
+                            return fail(&mut |r| sink.push(r), OpError::OutOfMemory);
+                        }
+                        // Evictions move slots: find the key again (it was
+                        // protected, so it is there).
+                        match self.table.find(hash, key) {
+                            Some(s) => slot = s,
+                            None => return fail(&mut |r| sink.push(r), OpError::OutOfMemory),
+                        }
+                    }
                 }
                 match kind {
-                    OpKind::GetSet => push(OpResult::Value(t.value(slot))),
                     // `incr` produced a valid i64 in decimal.
-                    OpKind::IncrBy => push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
-                    _ => push(OpResult::Ok),
+                    OpKind::IncrBy => sink.push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
+                    _ if get => sink.push(OpResult::Value(self.table.value(slot))),
+                    _ => sink.push(OpResult::Ok),
                 }
-                t.set_value(slot, new_value);
-                self.used_bytes = used - old_len + new_value.len();
+                self.table.set_value(slot, new_value);
+                self.used_bytes = self.used_bytes - old_len + new_value.len();
+                if !keep_ttl {
+                    self.set_expire(slot, expire);
+                }
+                self.touch(slot);
                 Ok(())
             }
             None => {
-                if kind == OpKind::PutIfPresent {
-                    push(OpResult::NotFound);
+                if flags & arg::XX != 0 {
+                    sink.push(OpResult::NotFound);
                     return Ok(());
                 }
                 let new_value: &[u8] = if kind == OpKind::IncrBy {
-                    match incr(b"0", value, &mut incr_buf) {
+                    match incr(b"0", payload, &mut incr_buf) {
                         Some(v) => v,
-                        None => return fail(&mut push, OpError::NotInteger),
+                        None => return fail(&mut |r| sink.push(r), OpError::NotInteger),
                     }
                 } else {
-                    value
+                    payload
                 };
                 let charge = key.len() + new_value.len() + ENTRY_OVERHEAD;
-                if used.saturating_add(charge) > limit {
-                    return fail(&mut push, OpError::OutOfMemory);
+                if self.used_bytes.saturating_add(charge) > self.limits.max_memory
+                    && !self.make_room(charge, u64::MAX)
+                {
+                    return fail(&mut |r| sink.push(r), OpError::OutOfMemory);
                 }
                 match kind {
-                    OpKind::GetSet => push(OpResult::NotFound),
-                    OpKind::IncrBy => push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
-                    _ => push(OpResult::Ok),
+                    OpKind::IncrBy => sink.push(OpResult::Int(parse_i64(new_value).unwrap_or(0))),
+                    _ if get => sink.push(OpResult::NotFound),
+                    _ => sink.push(OpResult::Ok),
                 }
-                t.insert(hash, key, new_value);
-                self.used_bytes = used + charge;
+                let meta = self.policy.initial(self.now_ms);
+                self.table.insert(hash, key, new_value, meta, expire);
+                if expire.is_some() {
+                    self.ttl_keys += 1;
+                }
+                if let Some(s) = &mut self.sieve {
+                    s.push(hash & HASH_MASK, &mut self.table);
+                }
+                self.used_bytes += charge;
                 Ok(())
             }
         }
@@ -472,5 +984,410 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
         }
+    }
+
+    fn xarg(flags: u8, when: i64, value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        ExpiryArg { flags, when }.encode(&mut v);
+        v.extend_from_slice(value);
+        v
+    }
+
+    fn ttl(s: &mut Store, key: &[u8], mode: TtlMode) -> Owned {
+        run(s, OpKind::Ttl, key, &[mode as u8])
+    }
+
+    const T0: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn lazy_expiry_on_a_fake_clock() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::Set,
+                b"k",
+                &xarg(0, (T0 + 1500) as i64, b"v")
+            ),
+            Owned::Ok
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Set, b"rel", &xarg(arg::REL, 10_000, b"v")),
+            Owned::Ok
+        );
+        assert_eq!(s.ttl_keys(), 2);
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(1500));
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Secs), Owned::Int(2));
+        assert_eq!(
+            ttl(&mut s, b"k", TtlMode::AtMillis),
+            Owned::Int((T0 + 1500) as i64)
+        );
+        assert_eq!(
+            ttl(&mut s, b"k", TtlMode::AtSecs),
+            Owned::Int((T0 / 1000 + 2) as i64)
+        );
+        assert_eq!(ttl(&mut s, b"rel", TtlMode::Millis), Owned::Int(10_000));
+        s.set_now(T0 + 1499);
+        assert_eq!(
+            run(&mut s, OpKind::Get, b"k", b""),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Secs), Owned::Int(0));
+        s.set_now(T0 + 1500);
+        assert_eq!(s.get(b"k"), None);
+        assert_eq!(run(&mut s, OpKind::Exists, b"k", b""), Owned::Int(0));
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(-2));
+        assert_eq!(s.counters().expired_keys, 1);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.ttl_keys(), 1);
+        assert_eq!(s.used_bytes(), 3 + 1 + ENTRY_OVERHEAD);
+        assert_eq!(run(&mut s, OpKind::Put, b"p", b"v"), Owned::Ok);
+        assert_eq!(ttl(&mut s, b"p", TtlMode::Secs), Owned::Int(-1));
+    }
+
+    #[test]
+    fn which_writes_keep_the_ttl() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        let at = (T0 + 60_000) as i64;
+        let has_ttl = |s: &mut Store, k: &[u8]| ttl(s, k, TtlMode::AtMillis) == Owned::Int(at);
+        run(&mut s, OpKind::Set, b"n", &xarg(0, at, b"1"));
+        assert_eq!(run(&mut s, OpKind::IncrBy, b"n", b"41"), Owned::Int(42));
+        assert!(has_ttl(&mut s, b"n"), "INCR keeps the TTL");
+        assert_eq!(
+            run(&mut s, OpKind::Set, b"n", &xarg(arg::KEEPTTL, 0, b"longer")),
+            Owned::Ok
+        );
+        assert!(has_ttl(&mut s, b"n"), "SET KEEPTTL keeps it");
+        assert_eq!(run(&mut s, OpKind::Put, b"n", b"x"), Owned::Ok);
+        assert_eq!(
+            ttl(&mut s, b"n", TtlMode::Secs),
+            Owned::Int(-1),
+            "SET clears it"
+        );
+        for kind in [OpKind::GetSet, OpKind::PutIfPresent] {
+            run(&mut s, OpKind::Set, b"n", &xarg(0, at, b"1"));
+            run(&mut s, kind, b"n", b"2");
+            assert_eq!(ttl(&mut s, b"n", TtlMode::Secs), Owned::Int(-1), "{kind:?}");
+        }
+        assert_eq!(s.ttl_keys(), 0);
+        // SET NX GET / XX GET.
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::Set,
+                b"n",
+                &xarg(arg::NX | arg::GET, 0, b"3")
+            ),
+            Owned::Value(b"2".to_vec())
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::Set,
+                b"m",
+                &xarg(arg::XX | arg::GET, 0, b"3")
+            ),
+            Owned::NotFound
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::Set,
+                b"m",
+                &xarg(arg::NX | arg::GET, 0, b"3")
+            ),
+            Owned::NotFound
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::Set,
+                b"m",
+                &xarg(arg::XX | arg::GET, at, b"4")
+            ),
+            Owned::Value(b"3".to_vec())
+        );
+        assert!(has_ttl(&mut s, b"m"));
+        assert_eq!(
+            run(&mut s, OpKind::Set, b"m", &xarg(arg::NX, 0, b"5")),
+            Owned::NotFound
+        );
+        assert_eq!(s.get(b"m"), Some(&b"4"[..]));
+        assert_eq!(
+            run(&mut s, OpKind::Set, b"m", b"short"),
+            Owned::Err(OpError::BadArgument)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Set, b"m", &xarg(0, -5, b"x")),
+            Owned::Err(OpError::BadArgument)
+        );
+    }
+
+    #[test]
+    fn expire_conditions_persist_and_getex() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        let t = |d: i64| T0 as i64 + d;
+        let exp =
+            |s: &mut Store, f: u8, when: i64| run(s, OpKind::Expire, b"k", &xarg(f, when, b""));
+        assert_eq!(exp(&mut s, 0, t(1000)), Owned::Int(0), "missing key");
+        run(&mut s, OpKind::Put, b"k", b"v");
+        assert_eq!(exp(&mut s, arg::XX, t(1000)), Owned::Int(0));
+        assert_eq!(
+            exp(&mut s, arg::GT, t(1000)),
+            Owned::Int(0),
+            "no TTL counts as infinite"
+        );
+        assert_eq!(exp(&mut s, arg::LT, t(1000)), Owned::Int(1));
+        assert_eq!(exp(&mut s, arg::NX, t(2000)), Owned::Int(0));
+        assert_eq!(exp(&mut s, arg::GT, t(1000)), Owned::Int(0));
+        assert_eq!(exp(&mut s, arg::GT, t(3000)), Owned::Int(1));
+        assert_eq!(exp(&mut s, arg::LT, t(5000)), Owned::Int(0));
+        assert_eq!(exp(&mut s, arg::XX | arg::LT, t(2000)), Owned::Int(1));
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(2000));
+        assert_eq!(run(&mut s, OpKind::Persist, b"k", b""), Owned::Int(1));
+        assert_eq!(run(&mut s, OpKind::Persist, b"k", b""), Owned::Int(0));
+        assert_eq!(run(&mut s, OpKind::Persist, b"nope", b""), Owned::Int(0));
+        // GETEX sets, persists, or deletes with a past time.
+        assert_eq!(
+            run(&mut s, OpKind::GetEx, b"k", &xarg(arg::REL, 5000, b"")),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(5000));
+        assert_eq!(
+            run(&mut s, OpKind::GetEx, b"k", &xarg(0, 0, b"")),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(5000));
+        assert_eq!(
+            run(&mut s, OpKind::GetEx, b"k", &xarg(arg::PERSIST, 0, b"")),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(ttl(&mut s, b"k", TtlMode::Millis), Owned::Int(-1));
+        assert_eq!(
+            run(&mut s, OpKind::GetEx, b"k", &xarg(0, 1, b"")),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::GetEx, b"k", &xarg(0, 0, b"")),
+            Owned::NotFound
+        );
+        // A past or negative time deletes (and answers 1).
+        run(&mut s, OpKind::Put, b"k", b"v");
+        assert_eq!(exp(&mut s, 0, -5), Owned::Int(1));
+        assert_eq!(run(&mut s, OpKind::Exists, b"k", b""), Owned::Int(0));
+        assert_eq!(s.used_bytes(), 0);
+        assert_eq!(s.ttl_keys(), 0);
+        assert_eq!(
+            run(&mut s, OpKind::Expire, b"k", b""),
+            Owned::Err(OpError::BadArgument)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Ttl, b"k", b""),
+            Owned::Err(OpError::BadArgument)
+        );
+    }
+
+    #[test]
+    fn active_expiry_is_bounded_per_slice_and_reclaims_everything() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        for i in 0..20_000u32 {
+            let k = i.to_string();
+            let when = if i % 2 == 0 {
+                T0 + 1000
+            } else {
+                T0 + 1_000_000
+            };
+            run(
+                &mut s,
+                OpKind::Set,
+                k.as_bytes(),
+                &xarg(0, when as i64, b"v"),
+            );
+        }
+        for i in 0..1_000u32 {
+            run(&mut s, OpKind::Put, format!("p{i}").as_bytes(), b"v");
+        }
+        // Nothing is due yet: slices only sample.
+        let r = s.expire_slice(1024, 256);
+        assert_eq!(r.expired, 0);
+        assert!(r.slots <= 1024 && r.checked <= 256);
+        assert!(s.avg_ttl_ms() > 0);
+        s.set_now(T0 + 1000);
+        let cap = s.table.capacity();
+        let mut calls = 0;
+        let mut expired = 0;
+        while s.ttl_keys() > 10_000 {
+            let r = s.expire_slice(1024, 1024);
+            assert!(r.slots <= 1024 && r.checked <= 1024);
+            expired += r.expired;
+            calls += 1;
+            assert!(
+                calls <= 2 * cap / 1024 + 2,
+                "a pass takes about capacity/budget slices"
+            );
+        }
+        assert_eq!(expired, 10_000);
+        assert_eq!(s.counters().expired_keys, 10_000);
+        assert_eq!(s.len(), 11_000);
+        for i in (1..20_000u32).step_by(2) {
+            assert!(s.get(i.to_string().as_bytes()).is_some());
+        }
+        assert_eq!(
+            s.used_bytes(),
+            11_000 * (1 + ENTRY_OVERHEAD)
+                + (10_000..20_000)
+                    .step_by(2)
+                    .map(|i: u32| i.to_string().len())
+                    .sum::<usize>()
+                + (1..10_000)
+                    .step_by(2)
+                    .map(|i: u32| i.to_string().len())
+                    .sum::<usize>()
+                + (0..1000).map(|i: u32| format!("p{i}").len()).sum::<usize>()
+        );
+    }
+
+    fn fill(s: &mut Store, n: u32, ttl_every: u32) -> (u32, u32) {
+        let (mut ok, mut oom) = (0, 0);
+        for i in 0..n {
+            let k = format!("key{i}");
+            let r = if ttl_every > 0 && i % ttl_every == 0 {
+                run(
+                    s,
+                    OpKind::Set,
+                    k.as_bytes(),
+                    &xarg(arg::REL, 1_000_000 + i as i64, &[b'x'; 32]),
+                )
+            } else {
+                run(s, OpKind::Put, k.as_bytes(), &[b'x'; 32])
+            };
+            match r {
+                Owned::Ok => ok += 1,
+                Owned::Err(OpError::OutOfMemory) => oom += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        (ok, oom)
+    }
+
+    #[test]
+    fn every_policy_keeps_the_store_within_its_limit() {
+        let per = 5 + 32 + ENTRY_OVERHEAD;
+        for p in evict::POLICIES {
+            let mut s = Store::new(StoreLimits {
+                max_key_len: 16,
+                max_value_len: 64,
+                max_memory: 100 * per,
+            });
+            s.set_now(T0);
+            s.set_policy(p);
+            let (ok, oom) = fill(&mut s, 1000, 2);
+            assert!(s.used_bytes() <= 100 * per, "{p}");
+            match p {
+                Policy::NoEviction => assert_eq!((ok, s.counters().evicted_keys), (100, 0)),
+                _ if p.volatile() => {
+                    // Only keys with a TTL go; once none is left, OOM.
+                    assert!(oom > 0, "{p}");
+                    assert!(s.counters().evicted_keys > 0, "{p}");
+                }
+                _ => {
+                    assert_eq!((ok, oom), (1000, 0), "{p}");
+                    assert!(s.counters().evicted_keys >= 890, "{p}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lru_and_sieve_keep_a_hot_set() {
+        // 50 hot keys read between every write of a stream of cold keys:
+        // LRU, LFU and SIEVE keep nearly all hot keys; random does not.
+        let per = 6 + 32 + ENTRY_OVERHEAD;
+        for p in [
+            Policy::AllKeysLru,
+            Policy::AllKeysLfu,
+            Policy::Sieve,
+            Policy::AllKeysRandom,
+        ] {
+            let mut s = Store::new(StoreLimits {
+                max_key_len: 16,
+                max_value_len: 64,
+                max_memory: 200 * per,
+            });
+            s.set_policy(p);
+            let mut now = T0;
+            for i in 0..50u32 {
+                run(
+                    &mut s,
+                    OpKind::Put,
+                    format!("hot{i:03}").as_bytes(),
+                    &[b'h'; 32],
+                );
+            }
+            for i in 0..5_000u32 {
+                now += 1000;
+                s.set_now(now);
+                for h in 0..50u32 {
+                    if (i + h) % 5 == 0 {
+                        run(&mut s, OpKind::Get, format!("hot{h:03}").as_bytes(), b"");
+                    }
+                }
+                run(
+                    &mut s,
+                    OpKind::Put,
+                    format!("c{i:05}").as_bytes(),
+                    &[b'c'; 32],
+                );
+            }
+            let hot = (0..50u32)
+                .filter(|h| s.get(format!("hot{h:03}").as_bytes()).is_some())
+                .count();
+            eprintln!("{p}: {hot} hot keys kept");
+            if p == Policy::AllKeysRandom {
+                assert!(hot < 10, "{p}: {hot}");
+            } else {
+                assert!(hot >= 35, "{p}: {hot}");
+            }
+        }
+    }
+
+    #[test]
+    fn volatile_ttl_evicts_the_soonest_and_limits_can_shrink() {
+        let per = 2 + 8 + ENTRY_OVERHEAD;
+        let mut s = Store::new(StoreLimits {
+            max_key_len: 16,
+            max_value_len: 64,
+            max_memory: 10 * per,
+        });
+        s.set_now(T0);
+        s.set_policy(Policy::VolatileTtl);
+        for i in 0..10u8 {
+            let k = [b'k', b'0' + i];
+            run(
+                &mut s,
+                OpKind::Set,
+                &k,
+                &xarg(arg::REL, 10_000 + (i as i64) * 1000, b"12345678"),
+            );
+        }
+        run(
+            &mut s,
+            OpKind::Set,
+            b"kx",
+            &xarg(arg::REL, 100_000, b"12345678"),
+        );
+        // The soonest sampled one went; with 10 keys, sampling sees most.
+        assert_eq!(s.counters().evicted_keys, 1);
+        assert!(s.get(b"k9").is_some());
+        s.set_max_memory(5 * per);
+        assert_eq!(s.evict_over_limit(100), 5);
+        assert!(s.used_bytes() <= 5 * per);
+        s.set_policy(Policy::NoEviction);
+        s.set_max_memory(2 * per);
+        assert_eq!(s.evict_over_limit(100), 0);
     }
 }

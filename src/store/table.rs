@@ -1,18 +1,23 @@
 //! The partition's hash table: open addressing with linear probing, built so
 //! the shard's batch loop can prefetch ahead of execution.
 //!
-//! A slot is 16 bytes — the key's full 64-bit placement hash and a pointer to
+//! A slot is 16 bytes — 48 bits of the key's placement hash with 16 bits of
+//! per-key metadata beside them ([`Meta`]: a has-TTL bit and the eviction
+//! policy's LRU clock, LFU counter or SIEVE visited bit), and a pointer to
 //! its entry block — so four slots share a cache line. Because a slot's
 //! address follows from the hash alone, a lookup can be *prefetched* without
 //! touching memory ([`Table::prefetch_slot`]), and, a few operations later,
 //! its entry block too ([`Table::prefetch_entry`]). A general-purpose table
 //! (hashbrown) cannot offer the first step: finding the slot means probing.
 //!
-//! * Entry block: one heap allocation, `[key_len u32][value_len u32][key][value]`,
-//!   so a hit touches the slot line and then the block (key and value are
-//!   adjacent). Overwriting a value of the same length reuses the block.
-//! * Probing compares the stored hash first; keys are compared only on a
-//!   full 64-bit hash match.
+//! * Entry block: one heap allocation,
+//!   `[key_len u32][value_len u32][expire_at u64][key][value]`, so a hit
+//!   touches the slot line and then the block (expiry, key and value are
+//!   adjacent). `expire_at` is the absolute expiry in Unix milliseconds, read
+//!   only when the slot's has-TTL bit is set. Overwriting a value of the same
+//!   length reuses the block; a resize keeps the expiry.
+//! * Probing compares the stored 48 hash bits first; keys are compared only
+//!   on a match (a false match costs one key compare, never a wrong answer).
 //! * Load factor at most 1/2 (short probe sequences for hits and misses);
 //!   the table doubles when it would exceed it, re-placing slots by their
 //!   stored hash (keys are never rehashed).
@@ -26,14 +31,36 @@
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::{self, NonNull};
 
-const HEADER: usize = 8;
+const HEADER: usize = 16;
 const MIN_CAPACITY: usize = 1024;
+
+/// The bits of a placement hash a slot keeps; the rest hold [`Meta`].
+pub const HASH_MASK: u64 = (1 << 48) - 1;
+/// Meta bit: the entry has an expiry (its block's `expire_at` is set).
+pub const META_TTL: u16 = 1 << 15;
+/// Meta bits the eviction policy owns.
+pub const META_POLICY: u16 = META_TTL - 1;
+
+/// 16 bits of per-key metadata kept in the slot.
+pub type Meta = u16;
 
 #[derive(Clone, Copy)]
 struct Slot {
+    /// Low 48 bits: the placement hash; high 16 bits: [`Meta`].
     hash: u64,
     /// Entry block; `None` marks an empty slot.
     block: Option<NonNull<u8>>,
+}
+
+impl Slot {
+    #[inline]
+    fn hash48(&self) -> u64 {
+        self.hash & HASH_MASK
+    }
+    #[inline]
+    fn meta(&self) -> Meta {
+        (self.hash >> 48) as Meta
+    }
 }
 
 const EMPTY: Slot = Slot {
@@ -50,8 +77,8 @@ fn block_layout(key_len: usize, value_len: usize) -> Layout {
     }
 }
 
-/// Allocates a block holding `key` and `value`.
-fn new_block(key: &[u8], value: &[u8]) -> NonNull<u8> {
+/// Allocates a block holding `key` and `value`, expiring at `expire_at`.
+fn new_block(key: &[u8], value: &[u8], expire_at: u64) -> NonNull<u8> {
     let layout = block_layout(key.len(), value.len());
     // SAFETY: the layout has a non-zero size (HEADER > 0). The writes stay
     // inside the allocation: header, then key, then value.
@@ -62,6 +89,7 @@ fn new_block(key: &[u8], value: &[u8]) -> NonNull<u8> {
         let raw = p.as_ptr();
         ptr::write_unaligned(raw as *mut u32, key.len() as u32);
         ptr::write_unaligned(raw.add(4) as *mut u32, value.len() as u32);
+        ptr::write_unaligned(raw.add(8) as *mut u64, expire_at);
         ptr::copy_nonoverlapping(key.as_ptr(), raw.add(HEADER), key.len());
         ptr::copy_nonoverlapping(value.as_ptr(), raw.add(HEADER + key.len()), value.len());
         p
@@ -79,6 +107,13 @@ fn lens(block: NonNull<u8>) -> (usize, usize) {
             ptr::read_unaligned(raw.add(4) as *const u32) as usize,
         )
     }
+}
+
+/// The `expire_at` field of a live block.
+#[inline]
+fn block_expire(block: NonNull<u8>) -> u64 {
+    // SAFETY: every block the table holds has a 16-byte header.
+    unsafe { ptr::read_unaligned(block.as_ptr().add(8) as *const u64) }
 }
 
 /// Frees a block.
@@ -155,7 +190,7 @@ impl Table {
     /// 32 bits to choose this shard.
     #[inline]
     fn home(&self, hash: u64) -> usize {
-        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+        ((hash & HASH_MASK).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
     /// Starts loading the home slot of `hash` into the cache (no memory is read).
@@ -171,11 +206,12 @@ impl Table {
     pub fn prefetch_entry(&self, hash: u64) {
         let mask = self.mask();
         let mut i = self.home(hash);
+        let h = hash & HASH_MASK;
         for _ in 0..4 {
             let s = self.slots[i];
             match s.block {
                 None => return,
-                Some(b) if s.hash == hash => {
+                Some(b) if s.hash48() == h => {
                     let p = b.as_ptr() as *const u8;
                     prefetch(p);
                     prefetch(p.wrapping_add(64));
@@ -192,14 +228,93 @@ impl Table {
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let mask = self.mask();
         let mut i = self.home(hash);
+        let h = hash & HASH_MASK;
         loop {
             let s = self.slots[i];
             let b = s.block?;
-            if s.hash == hash && self.key_of(b) == key {
+            if s.hash48() == h && self.key_of(b) == key {
                 return Some(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The first slot whose stored hash bits equal `hash`'s (the SIEVE
+    /// queue names entries by hash; on a 48-bit collision it finds one of
+    /// the colliding keys, which is as good a victim as the other).
+    pub fn find_hash(&self, hash: u64) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home(hash);
+        let h = hash & HASH_MASK;
+        loop {
+            let s = self.slots[i];
+            s.block?;
+            if s.hash48() == h {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Number of slots (a power of two); slot indices are `0..capacity()`.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The metadata of slot `i`, or `None` when it is empty.
+    #[inline]
+    pub fn meta_at(&self, i: usize) -> Option<Meta> {
+        let s = self.slots[i];
+        s.block.map(|_| s.meta())
+    }
+
+    /// The stored 48 hash bits of a full slot.
+    #[inline]
+    pub fn hash_at(&self, slot: usize) -> u64 {
+        self.slots[slot].hash48()
+    }
+
+    /// The metadata of a full slot.
+    #[inline]
+    pub fn meta(&self, slot: usize) -> Meta {
+        self.slots[slot].meta()
+    }
+
+    /// Sets the metadata of a full slot.
+    #[inline]
+    pub fn set_meta(&mut self, slot: usize, meta: Meta) {
+        let s = &mut self.slots[slot];
+        s.hash = s.hash48() | (meta as u64) << 48;
+    }
+
+    /// The absolute expiry of a full slot (ms; meaningful when its meta has
+    /// [`META_TTL`]).
+    #[inline]
+    pub fn expire_at(&self, slot: usize) -> u64 {
+        block_expire(self.block(slot))
+    }
+
+    /// Sets (`Some`) or clears (`None`) the expiry of a full slot, keeping
+    /// the has-TTL meta bit in step.
+    #[inline]
+    pub fn set_expire(&mut self, slot: usize, expire_at: Option<u64>) {
+        let b = self.block(slot);
+        let meta = self.meta(slot);
+        match expire_at {
+            Some(at) => {
+                // SAFETY: every block has a 16-byte header; `&mut self`.
+                unsafe { ptr::write_unaligned(b.as_ptr().add(8) as *mut u64, at) };
+                self.set_meta(slot, meta | META_TTL);
+            }
+            None => self.set_meta(slot, meta & !META_TTL),
+        }
+    }
+
+    /// The key in a full slot.
+    #[inline]
+    pub fn key(&self, slot: usize) -> &[u8] {
+        self.key_of(self.block(slot))
     }
 
     #[inline]
@@ -247,33 +362,48 @@ impl Table {
         }
         // The new block copies the key straight from the old one (no
         // temporary); the borrow of the old block ends before the slot changes.
-        let nb = new_block(self.key_of(b), value);
+        let nb = new_block(self.key_of(b), value, block_expire(b));
         self.slots[slot].block = Some(nb);
         // SAFETY: the old block was just unlinked from its slot.
         unsafe { free_block(b) };
     }
 
-    /// Inserts a key that is not in the table.
-    pub fn insert(&mut self, hash: u64, key: &[u8], value: &[u8]) {
+    /// Inserts a key that is not in the table, with metadata `meta` and,
+    /// when `expire_at` is `Some`, an expiry (the has-TTL bit follows it).
+    /// Returns its slot.
+    pub fn insert(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        meta: Meta,
+        expire_at: Option<u64>,
+    ) -> usize {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let block = new_block(key, value);
-        self.place(Slot {
-            hash,
+        let block = new_block(key, value, expire_at.unwrap_or(0));
+        let meta = match expire_at {
+            Some(_) => meta | META_TTL,
+            None => meta & !META_TTL,
+        };
+        let i = self.place(Slot {
+            hash: (hash & HASH_MASK) | (meta as u64) << 48,
             block: Some(block),
         });
         self.len += 1;
+        i
     }
 
     /// Puts a slot at the first free position of its probe sequence.
-    fn place(&mut self, slot: Slot) {
+    fn place(&mut self, slot: Slot) -> usize {
         let mask = self.mask();
         let mut i = self.home(slot.hash);
         while self.slots[i].block.is_some() {
             i = (i + 1) & mask;
         }
         self.slots[i] = slot;
+        i
     }
 
     fn grow(&mut self) {
@@ -365,7 +495,9 @@ mod tests {
                     let v = format!("v{step}-{}", "x".repeat((x >> 40) as usize % 40)).into_bytes();
                     match t.find(hash, &k) {
                         Some(s) => t.set_value(s, &v),
-                        None => t.insert(hash, &k, &v),
+                        None => {
+                            t.insert(hash, &k, &v, 0, None);
+                        }
                     }
                     model.insert(k, v);
                 }
@@ -399,7 +531,7 @@ mod tests {
         let cap = t.slots.len();
         let same = 0xDEAD_BEEF_u64;
         for i in 0..20u8 {
-            t.insert(same, &[i], &[i; 3]);
+            t.insert(same, &[i], &[i; 3], 0, None);
         }
         for i in 0..20u8 {
             let s = t.find(same, &[i]).unwrap();
@@ -417,7 +549,7 @@ mod tests {
         let mut wrap = Table::new();
         let last = (0u64..).find(|&x| wrap.home(x) == cap - 1).unwrap();
         for i in 0..5u8 {
-            wrap.insert(last, &[i], b"v");
+            wrap.insert(last, &[i], b"v", 0, None);
         }
         let s = wrap.find(last, &[0]).unwrap();
         wrap.remove(s);
@@ -431,7 +563,7 @@ mod tests {
         let mut t = Table::new();
         for i in 0..50_000u32 {
             let k = i.to_le_bytes();
-            t.insert(h(&k), &k, &k);
+            t.insert(h(&k), &k, &k, 0, None);
         }
         assert!(t.slots.len() >= 100_000);
         for i in (0..50_000u32).step_by(97) {
@@ -446,8 +578,55 @@ mod tests {
         t.set_value(s, b"a longer value than before");
         let s = t.find(h(&7u32.to_le_bytes()), &7u32.to_le_bytes()).unwrap();
         assert_eq!(t.value(s), b"a longer value than before");
-        t.insert(h(b""), b"", b"");
+        t.insert(h(b""), b"", b"", 0, None);
         let s = t.find(h(b""), b"").unwrap();
         assert_eq!(t.value(s), b"");
+    }
+
+    #[test]
+    fn meta_and_expiry_survive_resize_shift_and_growth() {
+        let mut t = Table::new();
+        for i in 0..5_000u32 {
+            let k = i.to_le_bytes();
+            let ttl = (i % 3 == 0).then_some(1_000 + i as u64);
+            t.insert(h(&k), &k, b"v", (i % 100) as Meta, ttl);
+        }
+        // Resize some values and remove others (backward shifts move slots).
+        for i in (0..5_000u32).step_by(5) {
+            let k = i.to_le_bytes();
+            let s = t.find(h(&k), &k).unwrap();
+            if i % 2 == 0 {
+                t.set_value(s, b"a much longer value than v");
+            } else {
+                t.remove(s);
+            }
+        }
+        for i in 0..5_000u32 {
+            let k = i.to_le_bytes();
+            let found = t.find(h(&k), &k);
+            if i % 5 == 0 && i % 2 == 1 {
+                assert!(found.is_none());
+                continue;
+            }
+            let s = found.unwrap();
+            assert_eq!(t.find_hash(h(&k)), Some(s));
+            assert_eq!(t.meta(s) & META_POLICY, (i % 100) as Meta);
+            assert_eq!(t.key(s), &k);
+            if i % 3 == 0 {
+                assert_ne!(t.meta(s) & META_TTL, 0);
+                assert_eq!(t.expire_at(s), 1_000 + i as u64);
+            } else {
+                assert_eq!(t.meta(s) & META_TTL, 0);
+            }
+        }
+        let k = 1u32.to_le_bytes();
+        let s = t.find(h(&k), &k).unwrap();
+        t.set_expire(s, Some(77));
+        assert_eq!((t.meta(s) & META_TTL, t.expire_at(s)), (META_TTL, 77));
+        t.set_expire(s, None);
+        assert_eq!(t.meta(s) & META_TTL, 0);
+        t.set_meta(s, 5);
+        assert_eq!(t.meta_at(s), Some(5));
+        assert_eq!(t.hash_at(s), h(&k) & HASH_MASK);
     }
 }

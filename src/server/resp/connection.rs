@@ -3,15 +3,15 @@
 //! written straight into the connection's output (the run was flushed
 //! before). Touches no socket and no store.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::protocol::resp;
+use crate::server::observe::{self, ClientShared, Observe};
 
 use super::table::{arg, is_word, opt, CmdError, Effect, Parse, Spec};
 use super::{Connection, REDIS_COMPAT_VERSION};
-
-/// Client ids, unique in the process (CLIENT ID, HELLO).
-static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Per-connection client state (CLIENT ID / SETNAME / GETNAME).
 pub struct Client {
@@ -19,20 +19,34 @@ pub struct Client {
     pub id: u64,
     /// CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
+    /// What other shards see of this client (CLIENT LIST, CLIENT KILL).
+    pub(crate) shared: Arc<ClientShared>,
 }
 
 impl Client {
-    /// A new client with a fresh id.
+    /// A client not bound to a socket (unit tests), with a fresh id.
     pub fn new() -> Client {
+        Client::with_shared(Arc::new(ClientShared::new(
+            0,
+            -1,
+            String::new(),
+            String::new(),
+        )))
+    }
+
+    /// The client of a connection, registered as `shared`.
+    pub(crate) fn with_shared(shared: Arc<ClientShared>) -> Client {
         Client {
-            id: NEXT_CLIENT_ID.fetch_add(1, Relaxed),
+            id: shared.id,
             name: None,
+            shared,
         }
     }
 
     /// Sets (or, with an empty name, clears) the connection's name.
     fn set_name(&mut self, name: &[u8]) {
         self.name = (!name.is_empty()).then(|| name.to_vec());
+        observe::set_name(&self.shared, name);
     }
 }
 
@@ -100,7 +114,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "client",
         -2,
         &[],
-        "CLIENT ID | SETNAME name | GETNAME | SETINFO attr value.",
+        "CLIENT ID | SETNAME | GETNAME | SETINFO | LIST | INFO | KILL | HELP.",
         &[],
         client,
     ),
@@ -153,7 +167,8 @@ fn select(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     Ok(Effect::Continue)
 }
 
-/// CLIENT ID | GETNAME | SETNAME name | SETINFO attr value
+/// CLIENT ID | GETNAME | SETNAME name | SETINFO attr value | LIST | INFO |
+/// KILL | HELP
 fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     let sub = p.next_bytes()?;
     let rest = p.remaining();
@@ -176,9 +191,20 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "setinfo") && rest == 2 {
         out.extend_from_slice(b"+OK\r\n");
-    } else if ["id", "getname", "setname", "setinfo"]
-        .iter()
-        .any(|w| is_word(sub, w))
+    } else if is_word(sub, "list") {
+        client_list(conn, p)?;
+    } else if is_word(sub, "info") && rest == 0 {
+        let line = client_line(conn.obs, &conn.client.shared, conn.client.id, "client|info");
+        resp::bulk(&mut conn.out, line.as_bytes());
+    } else if is_word(sub, "kill") && rest >= 1 {
+        client_kill(conn, p)?;
+    } else if is_word(sub, "help") && rest == 0 {
+        super::diagnostics::help(&mut conn.out, CLIENT_HELP);
+    } else if [
+        "id", "getname", "setname", "setinfo", "info", "kill", "help",
+    ]
+    .iter()
+    .any(|w| is_word(sub, w))
     {
         let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
         return Err(CmdError::wrong_arity(&format!("client|{sub}")));
@@ -299,4 +325,191 @@ fn auth(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
 fn quit(conn: &mut Connection<'_>, _p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Close)
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "    * ID <client-id> [<client-id> ...]",
+    "      Return clients with the given ids.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <attr> <value>",
+    "    Accepted and ignored (client library name and version).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// One CLIENT LIST line, Redis 7.0's fields in Redis's order. corekv has no
+/// pub/sub, transactions, ACL users or client-side caching, so those fields
+/// carry Redis's values for a client that uses none of them.
+fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> String {
+    let now = std::time::Instant::now();
+    let age = now.duration_since(c.created).as_secs();
+    let idle_ms = obs
+        .millis(now)
+        .saturating_sub(c.last_active_ms.load(Relaxed));
+    let cmd = match c.last_cmd.load(Relaxed) {
+        u32::MAX => "NULL",
+        slot => observe::slot_name(slot as usize),
+    };
+    // The connection answering sees itself running this very command.
+    let cmd = if c.id == me { current } else { cmd };
+    let name = observe::lock_name(c);
+    let rbs = c.read_buf.load(Relaxed);
+    let qbuf = c.qbuf.load(Relaxed);
+    let obuf = c.out_buf.load(Relaxed);
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db=0 sub=0 psub=0 \
+         ssub=0 multi=-1 qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem=0 rbs={rbs} rbp={rbs} \
+         obl=0 oll=0 omem=0 tot-mem={} events=r cmd={cmd} user=default redir=-1 resp=2\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&name),
+        idle_ms / 1000,
+        rbs.saturating_sub(qbuf),
+        rbs + obuf,
+    )
+}
+
+/// CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID id ...]: every RESP
+/// client of the node (every shard's), one line each.
+fn client_list(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<(), CmdError> {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut only_normal = true;
+    while let Some(opt) = p.try_next_bytes() {
+        if is_word(opt, "type") {
+            let t = p
+                .try_next_bytes()
+                .ok_or(CmdError::msg("ERR syntax error"))?;
+            only_normal = if is_word(t, "normal") {
+                true
+            } else if ["master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|w| is_word(t, w))
+            {
+                false
+            } else {
+                return Err(CmdError::from(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            };
+        } else if is_word(opt, "id") {
+            let mut list = Vec::new();
+            while let Some(id) = p.try_next_bytes() {
+                match crate::op::parse_i64(id) {
+                    Some(n) if n > 0 => list.push(n as u64),
+                    _ => return Err(CmdError::msg("ERR Invalid client ID")),
+                }
+            }
+            if list.is_empty() {
+                return Err(CmdError::msg("ERR syntax error"));
+            }
+            ids = Some(list);
+        } else {
+            return Err(CmdError::msg("ERR syntax error"));
+        }
+    }
+    let me = conn.client.id;
+    let mut text = String::new();
+    if only_normal {
+        for c in conn.obs.clients() {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+                continue;
+            }
+            text.push_str(&client_line(conn.obs, &c, me, "client|list"));
+        }
+    }
+    resp::bulk(&mut conn.out, text.as_bytes());
+    Ok(())
+}
+
+/// CLIENT KILL ip:port (old form: `+OK` or an error) | CLIENT KILL
+/// [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] ... (new form: the
+/// number killed). A client on another shard has its socket shut down; this
+/// connection, when it kills itself, closes after the reply.
+fn client_kill(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<(), CmdError> {
+    let me = conn.client.id;
+    if p.remaining() == 1 {
+        let addr = p.next_bytes()?;
+        let target = conn
+            .obs
+            .clients()
+            .into_iter()
+            .find(|c| c.addr.as_bytes() == addr);
+        match target {
+            Some(c) if conn.obs.kill(&c, me) => conn.out.extend_from_slice(b"+OK\r\n"),
+            _ => return Err(CmdError::msg("ERR No such client")),
+        }
+        return Ok(());
+    }
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    while let Some(opt) = p.try_next_bytes() {
+        let value = p
+            .try_next_bytes()
+            .ok_or(CmdError::msg("ERR syntax error"))?;
+        if is_word(opt, "id") {
+            match crate::op::parse_i64(value) {
+                Some(n) if n > 0 => id = Some(n as u64),
+                _ => return Err(CmdError::msg("ERR client-id should be greater than 0")),
+            }
+        } else if is_word(opt, "addr") {
+            addr = Some(value);
+        } else if is_word(opt, "laddr") {
+            laddr = Some(value);
+        } else if is_word(opt, "skipme") {
+            skipme = if is_word(value, "yes") {
+                true
+            } else if is_word(value, "no") {
+                false
+            } else {
+                return Err(CmdError::msg("ERR syntax error"));
+            };
+        } else if is_word(opt, "type") || is_word(opt, "user") || is_word(opt, "maxage") {
+            // No replicas, pub/sub clients or ACL users: only `normal` and
+            // `default` match, and those are every client.
+            if !(is_word(value, "normal") || is_word(value, "default") || is_word(opt, "maxage")) {
+                resp::integer(&mut conn.out, 0);
+                return Ok(());
+            }
+        } else {
+            return Err(CmdError::msg("ERR syntax error"));
+        }
+    }
+    let mut killed = 0;
+    for c in conn.obs.clients() {
+        let matches = id.map_or(true, |id| c.id == id)
+            && addr.map_or(true, |a| c.addr.as_bytes() == a)
+            && laddr.map_or(true, |a| c.laddr.as_bytes() == a)
+            && !(skipme && c.id == me);
+        if matches && conn.obs.kill(&c, me) {
+            killed += 1;
+        }
+    }
+    resp::integer(&mut conn.out, killed);
+    Ok(())
 }

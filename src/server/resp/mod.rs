@@ -14,12 +14,23 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
+//! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
 //!
-//! Room is left for `expiry.rs` (EXPIRE, TTL, PERSIST, …) and `cluster.rs`
-//! (CLUSTER, READONLY, …): a new family is a module with a `COMMANDS` slice,
-//! listed in `table::FAMILIES`.
+//! Room is left for `cluster.rs` (CLUSTER, READONLY, …): a new family is a
+//! module with a `COMMANDS` slice, listed in `table::FAMILIES`.
+//!
+//! # Statistics
+//!
+//! Every dispatched command is counted in this shard's
+//! [`ShardObserve`](super::observe::ShardObserve) (INFO commandstats,
+//! errorstats, latencystats; LATENCY HISTOGRAM; SLOWLOG): one clock reading
+//! per executed run of batched commands (its time shared evenly among them)
+//! and one per other command, never a lock or an allocation. Wrong arity is a
+//! rejected call; a handler's error or an error reply from the store is a
+//! failed call.
 //!
 //! # Adding a command (one place)
 //!
@@ -59,6 +70,8 @@
 //! first, as Redis does.
 
 pub(crate) mod connection;
+pub(crate) mod diagnostics;
+pub(crate) mod expiry;
 pub(crate) mod keys;
 pub(crate) mod run;
 pub(crate) mod server;
@@ -66,13 +79,20 @@ pub(crate) mod strings;
 pub(crate) mod table;
 
 use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
+use crate::op::OpError;
 use crate::protocol::resp::{self, parse_command};
 use crate::shard::Shard;
+
+use super::observe::{self, ClientShared, Observe, ShardObserve};
 
 use connection::Client;
 pub(crate) use run::Style;
@@ -112,9 +132,19 @@ static OPEN: Security = Security {
 pub(crate) struct Connection<'s> {
     pub(crate) shard: &'s Shard,
     pub(crate) limits: &'s Limits,
+    /// The node's statistics, slow log and clients.
+    pub(crate) obs: &'s Observe,
+    /// This shard's statistics (written only here, on this shard).
+    stats: &'s ShardObserve,
     parse_limits: resp::Limits,
     args: Vec<Range<usize>>,
     pub(crate) run: Run,
+    /// Per command queued in the run: its statistics slot and frame.
+    queued: Vec<(u32, Range<usize>)>,
+    /// Error replies of the last run, by plan (for the statistics).
+    failed: Vec<(u32, OpError)>,
+    /// The last clock reading: the start of the next group's time.
+    last: Instant,
     pub(crate) out: Vec<u8>,
     pub(crate) client: Client,
     /// Who may do what (`--requirepass`).
@@ -126,15 +156,25 @@ pub(crate) struct Connection<'s> {
 }
 
 impl<'s> Connection<'s> {
-    fn new(shard: &'s Shard, limits: &'s Limits) -> Connection<'s> {
+    fn new(
+        shard: &'s Shard,
+        limits: &'s Limits,
+        obs: &'s Observe,
+        client: Client,
+    ) -> Connection<'s> {
         Connection {
             shard,
             limits,
+            obs,
+            stats: obs.shard(shard.shard_id),
             parse_limits: parse_limits(limits),
             args: Vec::new(),
             run: Run::default(),
+            queued: Vec::new(),
+            failed: Vec::new(),
+            last: Instant::now(),
             out: Vec::new(),
-            client: Client::new(),
+            client,
             security: &OPEN,
             authed: true,
             run_worst: 0,
@@ -153,6 +193,7 @@ impl<'s> Connection<'s> {
     fn cost(&self) -> usize {
         self.out.capacity()
             + self.args.capacity() * std::mem::size_of::<Range<usize>>()
+            + self.queued.capacity() * std::mem::size_of::<(u32, Range<usize>)>()
             + self.run.capacity_bytes()
     }
 
@@ -160,11 +201,12 @@ impl<'s> Connection<'s> {
     fn shrink(&mut self) {
         self.out = Vec::new();
         self.args = Vec::new();
+        self.queued = Vec::new();
         self.run = Run::default();
     }
 
     /// Executes the queued run (one [`Shard::execute`]) and encodes its
-    /// replies into `out`.
+    /// replies into `out`; then one clock reading times the whole run.
     pub(crate) async fn flush(&mut self, buf: &[u8]) {
         if self.run.is_empty() {
             return;
@@ -177,30 +219,131 @@ impl<'s> Connection<'s> {
             .len()
             .saturating_add(self.shard.conn_memory_left() / 2);
         let limit = self.limits.max_reply_bytes;
-        let mut sink = RespSink::new(self.run.plans(), &mut self.out, limit, end);
+        let mut sink = RespSink::new(
+            self.run.plans(),
+            &mut self.out,
+            &mut self.failed,
+            limit,
+            end,
+        );
         self.shard.execute(&view, &mut sink).await;
         self.run.clear();
         self.run_worst = 0;
+        self.account_run(buf);
     }
 
-    /// Runs one command (`args[0]` its name, ranges into `buf`).
-    async fn dispatch(&mut self, buf: &[u8], args: &[Range<usize>]) -> Flow {
-        let spec = match table::lookup(&buf[args[0].clone()]) {
-            Some(spec) if spec.arity_ok(args.len()) => spec,
-            Some(spec) => return self.reject(buf, CmdError::wrong_arity(spec.name)).await,
+    /// The run's statistics: its time shared evenly among its commands
+    /// (consecutive calls of one command recorded together), its error
+    /// replies, and slow-log entries.
+    fn account_run(&mut self, buf: &[u8]) {
+        let nanos = self.lap();
+        let n = self.queued.len().max(1) as u64;
+        let per_call = nanos / n;
+        let mut i = 0;
+        while i < self.queued.len() {
+            let slot = self.queued[i].0;
+            let mut j = i + 1;
+            while j < self.queued.len() && self.queued[j].0 == slot {
+                j += 1;
+            }
+            self.stats
+                .record(slot as usize, (j - i) as u64, per_call * (j - i) as u64);
+            i = j;
+        }
+        if let Some(&(slot, _)) = self.queued.last() {
+            self.client.shared.last_cmd.store(slot, Relaxed);
+        }
+        let mut last_failed = u32::MAX;
+        for &(plan, e) in &self.failed {
+            let code = if e == OpError::OutOfMemory {
+                "OOM"
+            } else {
+                "ERR"
+            };
+            self.stats.count_error(code.as_bytes());
+            if plan != last_failed {
+                if let Some(&(slot, _)) = self.queued.get(plan as usize) {
+                    self.stats.cmds[slot as usize].failed.add(1);
+                }
+                last_failed = plan;
+            }
+        }
+        self.failed.clear();
+        if self.obs.is_slow(per_call) {
+            let max = self.obs.slowlog_max_len.load(Relaxed) as usize;
+            let queued = std::mem::take(&mut self.queued);
+            for (_, frame) in queued.iter().take(max) {
+                let mut words = Vec::new();
+                if let Ok(Some(_)) =
+                    parse_command(&buf[frame.clone()], &self.parse_limits, &mut words)
+                {
+                    let words: Vec<&[u8]> = words
+                        .iter()
+                        .map(|r| &buf[frame.start + r.start..frame.start + r.end])
+                        .collect();
+                    self.log_slow(per_call, &words);
+                }
+            }
+            self.queued = queued;
+        }
+        self.queued.clear();
+    }
+
+    /// Nanoseconds since the last clock reading, and a new reading.
+    #[inline]
+    fn lap(&mut self) -> u64 {
+        let now = Instant::now();
+        let nanos = now.duration_since(self.last).as_nanos() as u64;
+        self.last = now;
+        nanos
+    }
+
+    fn log_slow(&self, nanos: u64, words: &[&[u8]]) {
+        let name = observe::lock_name(&self.client.shared);
+        self.obs.log_slow(
+            self.shard.shard_id,
+            nanos / 1000,
+            observe::slowlog_args(words),
+            self.client.shared.addr.clone(),
+            name,
+        );
+    }
+
+    /// Runs one command (`args[0]` its name, ranges into `buf`, the whole
+    /// command `frame`).
+    async fn dispatch(&mut self, buf: &[u8], args: &[Range<usize>], frame: Range<usize>) -> Flow {
+        let (row, spec) = match table::lookup_row(&buf[args[0].clone()]) {
+            Some((row, spec)) if spec.arity_ok(args.len()) => (row, spec),
+            Some((row, spec)) => {
+                let flow = self.reject(buf, CmdError::wrong_arity(spec.name)).await;
+                self.stats.cmds[row].rejected.add(1);
+                return flow;
+            }
             None => return self.reject(buf, table::unknown_command(buf, args)).await,
         };
         // As Redis: unknown commands and wrong arity first, then NOAUTH.
         if !self.authed && !spec.flags.contains(&"no_auth") {
-            return self
+            let flow = self
                 .reject(buf, CmdError::msg("NOAUTH Authentication required."))
                 .await;
+            self.stats.cmds[row].rejected.add(1);
+            return flow;
         }
         if !spec.batched {
             self.flush(buf).await;
         }
+        let slot = if spec.batched {
+            row
+        } else {
+            observe::slot_of(row, args.get(1).map(|a| &buf[a.clone()]))
+        };
         let mut parse = Parse::new(spec.name, buf, &args[1..]);
-        match (spec.handler)(self, &mut parse) {
+        let result = (spec.handler)(self, &mut parse);
+        let flow = match result {
+            Ok(Effect::Continue) if spec.batched => {
+                self.queued.push((slot as u32, frame));
+                return Flow::Continue;
+            }
             Ok(Effect::Continue) => Flow::Continue,
             Ok(Effect::Close) => Flow::Close,
             Ok(Effect::FlushAll) => {
@@ -208,8 +351,27 @@ impl<'s> Connection<'s> {
                 self.out.extend_from_slice(b"+OK\r\n");
                 Flow::Continue
             }
-            Err(e) => self.reject(buf, e).await,
+            Ok(Effect::Configure { max_memory, policy }) => {
+                self.shard.configure_all(max_memory, policy).await;
+                self.out.extend_from_slice(b"+OK\r\n");
+                Flow::Continue
+            }
+            Err(e) => {
+                let flow = self.reject(buf, e).await;
+                self.stats.cmds[slot].failed.add(1);
+                flow
+            }
+        };
+        // A non-batched command (or a batched one that failed): one clock
+        // reading for this command alone.
+        let nanos = self.lap();
+        self.stats.record(slot, 1, nanos);
+        self.client.shared.last_cmd.store(slot as u32, Relaxed);
+        if self.obs.is_slow(nanos) {
+            let words: Vec<&[u8]> = args.iter().map(|a| &buf[a.clone()]).collect();
+            self.log_slow(nanos, &words);
         }
+        flow
     }
 
     /// Answers a command with an error, after the replies of the commands
@@ -217,6 +379,7 @@ impl<'s> Connection<'s> {
     async fn reject(&mut self, buf: &[u8], e: CmdError) -> Flow {
         self.flush(buf).await;
         self.shard.count_protocol_error();
+        self.stats.count_error(e.0.as_bytes());
         resp::error(&mut self.out, &e.0);
         Flow::Continue
     }
@@ -239,7 +402,7 @@ impl<'s> Connection<'s> {
                         a.end += base;
                     }
                     let plans = self.run.plans().len();
-                    if let Flow::Close = self.dispatch(buf, &args).await {
+                    if let Flow::Close = self.dispatch(buf, &args, base..pos).await {
                         break Flow::Close;
                     }
                     // Bound what one run can reply: execute it once its
@@ -260,6 +423,7 @@ impl<'s> Connection<'s> {
                 Err(e) => {
                     self.flush(buf).await;
                     self.shard.count_protocol_error();
+                    self.stats.count_error(b"ERR");
                     resp::error(&mut self.out, &format!("ERR {e}"));
                     break Flow::Close;
                 }
@@ -286,20 +450,64 @@ pub(crate) fn parse_limits(limits: &Limits) -> resp::Limits {
     }
 }
 
-/// Serves one RESP connection until it closes, sends QUIT or misbehaves.
-pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, security: &Security) {
+/// Serves one RESP connection until it closes, sends QUIT, misbehaves or is
+/// killed (CLIENT KILL). The client is in the node's registry while served.
+pub async fn serve(
+    shard: &Shard,
+    mut stream: TcpStream,
+    limits: &Limits,
+    security: &Security,
+    obs: &Observe,
+) {
+    let addr = |a: Result<std::net::SocketAddr, _>| a.map_or(String::new(), |a| a.to_string());
+    let shared = Arc::new(ClientShared::new(
+        shard.shard_id,
+        stream.as_raw_fd(),
+        addr(stream.peer_addr()),
+        addr(stream.local_addr()),
+    ));
+    crate::log!(
+        crate::log::Level::Debug,
+        "corekv: client id={} addr={} connected to shard {}",
+        shared.id,
+        shared.addr,
+        shard.shard_id
+    );
+    obs.register(shared.clone());
+    let mut conn =
+        Connection::new(shard, limits, obs, Client::with_shared(shared)).with_security(security);
+    serve_conn(&mut conn, &mut stream).await;
+    // Out of the registry before the socket closes (see `Observe::kill`).
+    obs.unregister(shard.shard_id, conn.client.id);
+    let _ = stream.close().await;
+    crate::log!(
+        crate::log::Level::Debug,
+        "corekv: client id={} addr={} closed{}",
+        conn.client.id,
+        conn.client.shared.addr,
+        if conn.client.shared.killed.load(Relaxed) {
+            " (CLIENT KILL)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The connection loop. Returns with the socket still open: the caller
+/// unregisters the client, then closes it.
+async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
+    let (shard, limits, stats) = (conn.shard, conn.limits, conn.stats);
     let mut charge = Charge::new(shard);
-    let mut deadlines = Deadlines::new(&stream, limits);
-    let mut conn = Connection::new(shard, limits).with_security(security);
+    let mut deadlines = Deadlines::new(stream, limits);
     let max_query = limits.max_frame_bytes.max(1024);
     let mut buf = vec![0u8; INITIAL_READ.min(max_query)];
     let (mut start, mut end) = (0usize, 0usize);
-    // Sends what is pending, then an error line, then closes.
-    async fn fail(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>, e: &str) {
-        shard.count_protocol_error();
-        out.extend_from_slice(e.as_bytes());
-        let _ = stream.write_all(out).await;
-        let _ = stream.close().await;
+    // Sends what is pending, then an error line (the caller closes).
+    async fn fail(conn: &mut Connection<'_>, stream: &mut TcpStream, e: &str) {
+        conn.shard.count_protocol_error();
+        conn.stats.count_error(b"ERR");
+        conn.out.extend_from_slice(e.as_bytes());
+        let _ = stream.write_all(&conn.out).await;
     }
     loop {
         if start > 0 && (buf.len() - end < COMPACT_BELOW || end == buf.len()) {
@@ -311,21 +519,24 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
             if buf.len() >= max_query {
                 // One command does not fit the query buffer limit.
                 let e = "-ERR Protocol error: query buffer limit exceeded (corekv --max-frame-bytes)\r\n";
-                return fail(shard, &mut stream, &mut conn.out, e).await;
+                return fail(conn, stream, e).await;
             }
             // Grow with what arrived: only a full buffer doubles.
             let grown = (buf.len() * 2).min(max_query);
             if !charge.set(grown + conn.cost()) {
-                let e = format!("-ERR {BUDGET_EXCEEDED}\r\n");
-                return fail(shard, &mut stream, &mut conn.out, &e).await;
+                return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
             }
             buf.resize(grown, 0);
         }
         let shrinkable = start == end && (buf.len() > KEEP_BUFFER || conn.cost() > KEEP_BUFFER);
-        deadlines.before_read(&stream, start != end, shrinkable);
+        deadlines.before_read(stream, start != end, shrinkable);
         match stream.read(&mut buf[end..]).await {
             Ok(0) => return,
-            Ok(n) => end += n,
+            Ok(n) => {
+                end += n;
+                stats.reads.add(1);
+                stats.net_in.add(n as u64);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => match deadlines.expired() {
                 Expired::Shrink => {
                     buf = vec![0u8; INITIAL_READ.min(max_query)];
@@ -336,15 +547,21 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
                 }
                 Expired::Partial => {
                     let e = "-ERR Protocol error: command incomplete within the client timeout (corekv --client-timeout)\r\n";
-                    return fail(shard, &mut stream, &mut conn.out, e).await;
+                    return fail(conn, stream, e).await;
                 }
-                Expired::Idle => {
-                    let _ = stream.close().await;
-                    return;
-                }
+                Expired::Idle => return,
             },
             Err(_) => return,
         }
+        // The read event's clock reading: the start of its first group.
+        conn.last = Instant::now();
+        let shared = &conn.client.shared;
+        shared
+            .last_active_ms
+            .store(conn.obs.millis(conn.last), Relaxed);
+        shared.read_buf.store(buf.len() as u64, Relaxed);
+        shared.qbuf.store((end - start) as u64, Relaxed);
+        shared.out_buf.store(conn.out.capacity() as u64, Relaxed);
         let flow = loop {
             let (pos, flow) = conn.process(&buf[..end], start).await;
             start = pos;
@@ -352,6 +569,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
                 if stream.write_all(&conn.out).await.is_err() {
                     return;
                 }
+                stats.writes.add(1);
+                stats.net_out.add(conn.out.len() as u64);
                 conn.out.clear();
             }
             if !matches!(flow, Flow::Drain) {
@@ -363,11 +582,12 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, securi
             end = 0;
         }
         if !charge.set(buf.len() + conn.cost()) {
-            let e = format!("-ERR {BUDGET_EXCEEDED}\r\n");
-            return fail(shard, &mut stream, &mut conn.out, &e).await;
+            return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
         }
         if let Flow::Close = flow {
-            let _ = stream.close().await;
+            return;
+        }
+        if conn.client.shared.killed.load(Relaxed) {
             return;
         }
     }
@@ -410,7 +630,8 @@ mod tests {
         };
         let shard = Shard::new(0, node, store_limits, vec![tx]);
         let limits = Limits::default();
-        let mut conn = Connection::new(&shard, &limits);
+        let obs = Observe::new(1);
+        let mut conn = Connection::new(&shard, &limits, &obs, Client::new());
         f(&mut conn)
     }
 
@@ -470,8 +691,12 @@ mod tests {
         );
         assert_eq!(reject("set a b nx xx").unwrap(), table::ERR_SYNTAX);
         assert_eq!(reject("set a b foo").unwrap(), table::ERR_SYNTAX);
-        assert_eq!(reject("set a b EX 10").unwrap(), strings::ERR_NO_EXPIRY);
-        assert!(reject("set a b nx get").is_some());
+        assert_eq!(
+            reject("set a b EX 0").unwrap(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert!(reject("set a b EX 10").is_none());
+        assert!(reject("set a b nx get").is_none());
         assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
         assert!(reject("select 0").is_none());
         assert_eq!(

@@ -19,7 +19,7 @@
 
 use std::ops::Range;
 
-use crate::op::{Op, OpError, OpKind, OpResult, OpSource, ReplySink};
+use crate::op::{ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink};
 use crate::protocol::resp;
 
 /// How a queued command's results become its one RESP reply.
@@ -88,6 +88,32 @@ impl Run {
             key,
             value,
             value_in_extra: false,
+        });
+    }
+
+    /// Queues an op whose value is built here: `bytes` copied into `extra`.
+    pub(crate) fn op_bytes(&mut self, op: OpKind, key: Range<usize>, bytes: &[u8]) {
+        let start = self.extra.len();
+        self.extra.extend_from_slice(bytes);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
+        });
+    }
+
+    /// Queues an expiry op: its [`ExpiryArg`] then `value`, copied into
+    /// `extra` (only commands with an expiry option pay this copy).
+    pub(crate) fn op_arg(&mut self, op: OpKind, key: Range<usize>, arg: ExpiryArg, value: &[u8]) {
+        let start = self.extra.len();
+        arg.encode(&mut self.extra);
+        self.extra.extend_from_slice(value);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
         });
     }
 
@@ -169,6 +195,7 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::ValueTooLarge => b"-ERR value too large (corekv --max-value-len)\r\n",
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
+        OpError::BadArgument => b"-ERR malformed expiry argument\r\n",
         OpError::ReplyTooLarge => REPLY_TOO_LARGE,
     }
 }
@@ -210,6 +237,8 @@ impl Run {
 pub(crate) struct RespSink<'a> {
     plans: &'a [Plan],
     out: &'a mut Vec<u8>,
+    /// Every error reply written: (plan index, error), for the statistics.
+    failed: &'a mut Vec<(u32, OpError)>,
     limit: usize,
     end: usize,
     /// Where the current plan's reply starts in `out`.
@@ -227,17 +256,20 @@ pub(crate) struct RespSink<'a> {
 }
 
 impl<'a> RespSink<'a> {
-    /// A sink appending to `out`; see the type's docs for `limit` and `end`
-    /// (`usize::MAX` for both: unbounded).
+    /// A sink appending to `out`, recording error replies in `failed`; see
+    /// the type's docs for `limit` and `end` (`usize::MAX` for both:
+    /// unbounded).
     pub(crate) fn new(
         plans: &'a [Plan],
         out: &'a mut Vec<u8>,
+        failed: &'a mut Vec<(u32, OpError)>,
         limit: usize,
         end: usize,
     ) -> RespSink<'a> {
         RespSink {
             plans,
             out,
+            failed,
             limit,
             end,
             plan_start: 0,
@@ -296,7 +328,10 @@ impl ReplySink for RespSink<'_> {
             (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
                 self.err.get_or_insert(e);
             }
-            (_, OpResult::Err(e)) => out.extend_from_slice(op_error_line(e)),
+            (_, OpResult::Err(e)) => {
+                out.extend_from_slice(op_error_line(e));
+                self.failed.push((self.cur as u32, e));
+            }
             (Style::Bulk | Style::Array, OpResult::Value(v)) => resp::bulk(out, v),
             (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => resp::null_bulk(out),
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
@@ -315,12 +350,16 @@ impl ReplySink for RespSink<'_> {
             if self.overflow {
                 out.truncate(self.plan_start);
                 out.extend_from_slice(REPLY_TOO_LARGE);
+                self.failed.push((self.cur as u32, OpError::ReplyTooLarge));
                 self.cur += 1;
                 self.done = 0;
                 return;
             }
             match (plan.style, self.err) {
-                (Style::Count | Style::AllOk, Some(e)) => out.extend_from_slice(op_error_line(e)),
+                (Style::Count | Style::AllOk, Some(e)) => {
+                    out.extend_from_slice(op_error_line(e));
+                    self.failed.push((self.cur as u32, e));
+                }
                 (Style::Count, None) => resp::integer(out, self.count),
                 (Style::AllOk, None) => out.extend_from_slice(b"+OK\r\n"),
                 _ => {}
@@ -385,7 +424,8 @@ mod tests {
         run.plan(Style::Count, 2);
         let view = run.view(buf);
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX, usize::MAX);
+        let mut failed = Vec::new();
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);
@@ -397,6 +437,7 @@ mod tests {
                 &mut sink,
             );
         }
+        assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [10, 11]);
         let want = "+OK\r\n$2\r\nv1\r\n$-1\r\n+OK\r\n*3\r\n$2\r\nv1\r\n$-1\r\n$2\r\nv2\r\n\
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
                     -ERR key too large (corekv --max-key-len)\r\n";
@@ -413,7 +454,8 @@ mod tests {
         run.plan(Style::Int, 1);
         let view = run.view(buf);
         let mut out = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, usize::MAX, usize::MAX);
+        let mut failed = Vec::new();
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);

@@ -5,10 +5,13 @@
 //! the store only through [`Shard`].
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::config::Limits;
 use crate::protocol::resp;
+use crate::server::observe::{self, NodeBase, Observe, ERROR_CODES};
 use crate::shard::Shard;
+use crate::store::Policy;
 use crate::units::human_bytes;
 
 use super::table::{
@@ -91,7 +94,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "config",
         -2,
         &[],
-        "CONFIG GET parameter [parameter ...] (read-only in corekv).",
+        "CONFIG GET parameter [...] | SET parameter value [...] (maxmemory, maxmemory-policy, slowlog-*) | RESETSTAT.",
         &[],
         config,
     ),
@@ -123,7 +126,7 @@ fn info_cmd(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
         .iter()
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
-    let text = info(conn.shard, conn.limits, &sections);
+    let text = info(conn.shard, conn.limits, conn.obs, &sections);
     resp::bulk(&mut conn.out, text.as_bytes());
     Ok(Effect::Continue)
 }
@@ -142,17 +145,145 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         if patterns.is_empty() {
             return Err(CmdError::wrong_arity("config|get"));
         }
-        config_get(conn.shard, conn.limits, &mut conn.out, &patterns);
+        config_get(conn.shard, conn.limits, conn.obs, &mut conn.out, &patterns);
     } else if is_word(sub, "resetstat") {
+        p.finish()
+            .map_err(|_| CmdError::wrong_arity("config|resetstat"))?;
+        reset_stats(conn.shard, conn.obs);
         conn.out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "set") {
-        return Err(CmdError::msg(
-            "ERR CONFIG SET is not supported by corekv: restart it with the option instead",
-        ));
+        if let Some((max_memory, policy)) = config_set(conn, p)? {
+            let node = &conn.shard.node;
+            return Ok(Effect::Configure {
+                max_memory: max_memory.unwrap_or_else(|| node.max_memory()),
+                policy: policy.unwrap_or_else(|| node.policy()),
+            });
+        }
     } else {
         return Err(CmdError::unknown_subcommand(sub, "CONFIG"));
     }
     Ok(Effect::Continue)
+}
+
+/// The slow log's parameters CONFIG SET changes at run time.
+const SLOWLOG_SETTABLE: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len"];
+
+/// CONFIG SET parameter value [parameter value ...]: maxmemory,
+/// maxmemory-policy, slowlog-log-slower-than and slowlog-max-len, with
+/// Redis's texts for unknown names and bad values; every pair is checked
+/// before any is applied, as Redis does. The slowlog settings apply here
+/// (node-wide atomics) and the reply is written; a new memory limit or policy
+/// is returned, validated, for the connection to hand to every shard
+/// ([`Effect::Configure`], which answers `+OK`).
+#[allow(clippy::type_complexity)]
+fn config_set(
+    conn: &mut Connection<'_>,
+    p: &mut Parse<'_>,
+) -> Result<Option<(Option<u64>, Option<Policy>)>, CmdError> {
+    let pairs = p.rest_bytes();
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Err(CmdError::wrong_arity("config|set"));
+    }
+    let (mut max_memory, mut policy) = (None, None);
+    let mut slowlog = Vec::new();
+    for kv in pairs.chunks_exact(2) {
+        let value = String::from_utf8_lossy(kv[1]);
+        if is_word(kv[0], "maxmemory") {
+            max_memory = Some(parse_memory(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value",
+            ))?);
+            continue;
+        } else if is_word(kv[0], "maxmemory-policy") {
+            policy = Some(Policy::parse(&value).ok_or(CmdError::msg(
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, sieve",
+            ))?);
+            continue;
+        }
+        let name = String::from_utf8_lossy(kv[0]).to_ascii_lowercase();
+        let Some(&param) = SLOWLOG_SETTABLE.iter().find(|s| **s == name) else {
+            if config_params(conn.shard, conn.limits)
+                .iter()
+                .any(|(n, _)| *n == name)
+            {
+                return Err(CmdError::from(format!(
+                    "ERR CONFIG SET '{name}' is not supported by corekv: restart it with the option instead"
+                )));
+            }
+            return Err(CmdError::from(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(kv[0])
+            )));
+        };
+        let failed = |why: &str| {
+            CmdError::from(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{param}') - {why}"
+            ))
+        };
+        let v = crate::op::parse_i64(kv[1])
+            .ok_or_else(|| failed("argument couldn't be parsed into an integer"))?;
+        let min = if param == "slowlog-max-len" { 0 } else { -1 };
+        if v < min {
+            return Err(failed(&format!(
+                "argument must be between {min} and 9223372036854775807 inclusive"
+            )));
+        }
+        slowlog.push((param, v));
+    }
+    for (param, v) in slowlog {
+        match param {
+            "slowlog-max-len" => conn.obs.slowlog_max_len.store(v as u64, Relaxed),
+            _ => conn.obs.slowlog_slower_than.store(v, Relaxed),
+        }
+    }
+    if max_memory.is_some() || policy.is_some() {
+        return Ok(Some((max_memory, policy)));
+    }
+    conn.out.extend_from_slice(b"+OK\r\n");
+    Ok(None)
+}
+
+/// CONFIG RESETSTAT: command, error, latency and I/O statistics, and the
+/// node's command, error and hit/miss counters, from zero (as Redis does;
+/// the slow log is kept).
+fn reset_stats(shard: &Shard, obs: &Observe) {
+    obs.reset_stats();
+    shard.publish();
+    let t = shard.node.stats().total();
+    let (hits, misses) = shard
+        .node
+        .keyspace()
+        .iter()
+        .fold((0, 0), |(h, m), k| (h + k.hits, m + k.misses));
+    obs.set_node_base(NodeBase {
+        ops: t.ops,
+        errors: t.errors,
+        hits,
+        misses,
+    });
+}
+
+/// Redis's memtoull: digits with an optional unit (b, k, kb, m, mb, g, gb;
+/// k = 1000, kb = 1024, ...), case-insensitive; no sign, no fraction.
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    if num.is_empty() {
+        return None;
+    }
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// The node-wide figures INFO and CONFIG GET both report, computed in one
@@ -160,6 +291,8 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
 struct NodeFigures {
     /// The node's memory limit in bytes, 0 for none (Redis's convention).
     maxmemory: u64,
+    /// The eviction policy.
+    policy: Policy,
     /// Connections the node accepts.
     maxclients: usize,
     /// The node-level RESP port.
@@ -170,11 +303,8 @@ impl NodeFigures {
     fn of(shard: &Shard, limits: &Limits) -> NodeFigures {
         let node = &shard.node;
         NodeFigures {
-            maxmemory: if node.shard_memory == usize::MAX {
-                0
-            } else {
-                node.shard_memory as u64 * node.nr_shards() as u64
-            },
+            maxmemory: node.max_memory(),
+            policy: node.policy(),
             maxclients: limits.max_connections_per_shard * node.nr_shards(),
             port: node.layout().map_or(0, |l| l.resp_port),
         }
@@ -182,13 +312,42 @@ impl NodeFigures {
 }
 
 /// CONFIG GET: real values for what clients and redis-benchmark ask.
-fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u8]]) {
+fn config_get(
+    shard: &Shard,
+    limits: &Limits,
+    obs: &Observe,
+    out: &mut Vec<u8>,
+    patterns: &[&[u8]],
+) {
+    let mut params = config_params(shard, limits);
+    params.push((
+        "slowlog-log-slower-than",
+        obs.slowlog_slower_than.load(Relaxed).to_string(),
+    ));
+    params.push((
+        "slowlog-max-len",
+        obs.slowlog_max_len.load(Relaxed).to_string(),
+    ));
+    let matched: Vec<&(&str, String)> = params
+        .iter()
+        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
+        .collect();
+    resp::array_header(out, matched.len() * 2);
+    for (name, value) in matched {
+        resp::bulk(out, name.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+}
+
+/// The fixed parameters CONFIG GET reports (set by the command line).
+fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> {
     let figures = NodeFigures::of(shard, limits);
-    let params: [(&str, String); 13] = [
+    vec![
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("maxmemory", figures.maxmemory.to_string()),
-        ("maxmemory-policy", "noeviction".into()),
+        ("maxmemory-policy", figures.policy.name().into()),
+        ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
         ("databases", "1".into()),
         ("port", figures.port.to_string()),
@@ -207,16 +366,7 @@ fn config_get(shard: &Shard, limits: &Limits, out: &mut Vec<u8>, patterns: &[&[u
         ),
         ("io-threads", "1".into()),
         ("cluster-enabled", "no".into()),
-    ];
-    let matched: Vec<&(&str, String)> = params
-        .iter()
-        .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
-        .collect();
-    resp::array_header(out, matched.len() * 2);
-    for (name, value) in matched {
-        resp::bulk(out, name.as_bytes());
-        resp::bulk(out, value.as_bytes());
-    }
+    ]
 }
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]
@@ -370,17 +520,30 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// INFO's text for the requested sections (none, `default`, `all` or
-/// `everything`: every section).
-pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
+/// The sections `all` and `everything` add to the default ones.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
+
+/// INFO's text for the requested sections: none or `default` (Redis's
+/// default set), `all` or `everything` (every section), or named ones.
+pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) -> String {
     shard.publish();
     let stats = shard.node.stats();
-    let t = stats.total();
-    let all = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| s == "all" || s == "default" || s == "everything");
-    let want = |name: &str| all || sections.iter().any(|s| s == name);
+    let mut t = stats.total();
+    let base = obs.node_base();
+    let (hits, misses) = shard
+        .node
+        .keyspace()
+        .iter()
+        .fold((0u64, 0u64), |(h, m), k| (h + k.hits, m + k.misses));
+    let (hits, misses) = (
+        hits.saturating_sub(base.hits),
+        misses.saturating_sub(base.misses),
+    );
+    let all = sections.iter().any(|s| s == "all" || s == "everything");
+    let default = sections.is_empty() || sections.iter().any(|s| s == "default");
+    let want = |name: &str| {
+        all || (default && !NOT_DEFAULT.contains(&name)) || sections.iter().any(|s| s == name)
+    };
     let now = std::time::Instant::now();
     let ops_per_sec = LAST_INFO.with(|c| {
         let rate = match c.get() {
@@ -400,9 +563,11 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
     let node = &shard.node;
     let NodeFigures {
         maxmemory,
+        policy,
         maxclients,
         port,
     } = NodeFigures::of(shard, limits);
+    let cache = node.cache_stats();
     let uptime = stats.uptime_secs as u64;
     let mut s = String::with_capacity(2048);
     let section = |s: &mut String, name: &str| {
@@ -442,33 +607,130 @@ pub fn info(shard: &Shard, limits: &Limits, sections: &[String]) -> String {
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
+             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
              corekv_conn_memory:{}\r\ncorekv_max_conn_memory:{}\r\n",
             t.memory_used,
             human_bytes(t.memory_used),
             human_bytes(maxmemory),
+            policy.name(),
             t.conn_memory_used,
             t.conn_memory_limit,
         );
     }
     if want("stats") {
         section(&mut s, "Stats");
+        t.ops = t.ops.saturating_sub(base.ops);
+        t.errors = t.errors.saturating_sub(base.errors);
         let _ = write!(
             s,
-            "total_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops_per_sec}\r\n\
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+             instantaneous_ops_per_sec:{ops_per_sec}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
+             rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
+             keyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\n\
+             total_error_replies:{}\r\n\
              total_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\
-             total_deletes_processed:{}\r\ntotal_error_replies:{}\r\n\
+             corekv_total_gets:{}\r\ncorekv_total_puts:{}\r\ncorekv_total_deletes:{}\r\n\
              corekv_forwarded_ops:{}\r\n",
-            t.ops, t.gets, t.puts, t.dels, t.errors, t.forwarded_out,
+            obs.sum(|o| &o.accepted),
+            t.ops,
+            obs.sum(|o| &o.net_in),
+            obs.sum(|o| &o.net_out),
+            obs.sum(|o| &o.rejected_conns),
+            cache.expired_keys,
+            cache.evicted_keys,
+            t.errors,
+            obs.sum(|o| &o.reads),
+            obs.sum(|o| &o.writes),
+            t.gets,
+            t.puts,
+            t.dels,
+            t.forwarded_out,
         );
+    }
+    if want("cpu") {
+        section(&mut s, "CPU");
+        let (sys, user) = rusage(libc::RUSAGE_SELF);
+        let (csys, cuser) = rusage(libc::RUSAGE_CHILDREN);
+        let (tsys, tuser) = rusage(libc::RUSAGE_THREAD);
+        let _ = write!(
+            s,
+            "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\
+             used_cpu_sys_children:{csys:.6}\r\nused_cpu_user_children:{cuser:.6}\r\n\
+             used_cpu_sys_main_thread:{tsys:.6}\r\nused_cpu_user_main_thread:{tuser:.6}\r\n",
+        );
+    }
+    if want("commandstats") {
+        section(&mut s, "Commandstats");
+        for slot in 0..observe::nr_slots() {
+            let (calls, nanos, rejected, failed) = obs.cmd_totals(slot);
+            if calls == 0 && rejected == 0 && failed == 0 {
+                continue;
+            }
+            let usec = nanos / 1000;
+            let per_call = if calls == 0 {
+                0.0
+            } else {
+                nanos as f64 / 1000.0 / calls as f64
+            };
+            let _ = write!(
+                s,
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},\
+                 rejected_calls={rejected},failed_calls={failed}\r\n",
+                observe::slot_name(slot)
+            );
+        }
+    }
+    if want("errorstats") {
+        section(&mut s, "Errorstats");
+        for (code, count) in ERROR_CODES.iter().zip(obs.error_totals()) {
+            if count > 0 {
+                let _ = write!(s, "errorstat_{code}:count={count}\r\n");
+            }
+        }
+    }
+    if want("latencystats") {
+        section(&mut s, "Latencystats");
+        for slot in 0..observe::nr_slots() {
+            let counts = obs.cmd_hist(slot);
+            let Some(p50) = observe::percentile(&counts, 50.0) else {
+                continue;
+            };
+            let usec = |ns: u64| ns as f64 / 1000.0;
+            let _ = write!(
+                s,
+                "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                observe::slot_name(slot),
+                usec(p50),
+                usec(observe::percentile(&counts, 99.0).unwrap_or(p50)),
+                usec(observe::percentile(&counts, 99.9).unwrap_or(p50)),
+            );
+        }
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");
         if t.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires=0,avg_ttl=0\r\n", t.keys);
+            let _ = write!(
+                s,
+                "db0:keys={},expires={},avg_ttl={}\r\n",
+                t.keys, cache.expires, cache.avg_ttl_ms
+            );
         }
     }
     s
+}
+
+/// CPU seconds (system, user) of `who` (RUSAGE_SELF: every thread of the
+/// process; RUSAGE_THREAD: the shard thread answering).
+fn rusage(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_stime), secs(u.ru_utime))
 }
 
 #[cfg(test)]

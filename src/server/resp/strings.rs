@@ -1,4 +1,4 @@
-//! The string commands: GET, SET, MGET, MSET, INCR/DECR/INCRBY/DECRBY,
+//! The string commands: GET, SET (its options are parsed in `expiry`), MGET, MSET, INCR/DECR/INCRBY/DECRBY,
 //! STRLEN, SETNX, GETSET. Each is a table row and a handler that reads its
 //! arguments and queues store ops into the connection's run (the batched
 //! path in [`super`]); none writes a reply itself: the run's sink does, in the
@@ -7,14 +7,9 @@
 use crate::op::{parse_i64, OpKind};
 
 use super::table::{
-    arg, is_word, many, oneof, opt, token, CmdError, Effect, Parse, Spec, ERR_NOT_INTEGER,
-    ERR_SYNTAX, KEY, VALUE,
+    arg, many, oneof, opt, token, CmdError, Effect, Parse, Spec, ERR_NOT_INTEGER, KEY, VALUE,
 };
 use super::{Connection, Style};
-
-/// SET's error for the expiry options corekv does not have.
-pub(crate) const ERR_NO_EXPIRY: &str =
-    "ERR corekv has no key expiry: EX/PX/EXAT/PXAT are not supported";
 
 /// A row of this family: a batched key command with one key at position 1.
 const fn key_cmd(
@@ -56,14 +51,15 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "set",
         -3,
         &["write", "denyoom"],
-        "Sets the string value of a key (NX/XX/GET; corekv has no expiry).",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         &[
             KEY,
             VALUE,
             opt(oneof("condition", &[token("nx", "NX"), token("xx", "XX")])),
             opt(token("get", "GET")),
+            super::expiry::SET_EXPIRATION,
         ],
-        set,
+        super::expiry::set,
     ),
     Spec {
         last_key: -1,
@@ -152,44 +148,6 @@ fn get(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError>
     p.finish()?;
     conn.run.op(OpKind::Get, key, 0..0);
     conn.run.plan(Style::Bulk, 1);
-    Ok(Effect::Continue)
-}
-
-/// SET key value [NX|XX] [GET] (EX/PX/EXAT/PXAT/KEEPTTL are refused).
-fn set(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    let key = p.next_range()?;
-    let value = p.next_range()?;
-    let mut op = OpKind::Put;
-    let mut get = false;
-    while let Some(word) = p.try_next_bytes() {
-        let is = |w: &str| is_word(word, w);
-        if is("nx") && op != OpKind::PutIfPresent {
-            op = OpKind::PutIfAbsent;
-        } else if is("xx") && op != OpKind::PutIfAbsent {
-            op = OpKind::PutIfPresent;
-        } else if is("get") {
-            get = true;
-        } else if ["ex", "px", "exat", "pxat", "keepttl"]
-            .iter()
-            .any(|w| is(w))
-        {
-            return Err(CmdError::msg(ERR_NO_EXPIRY));
-        } else {
-            return Err(CmdError::msg(ERR_SYNTAX));
-        }
-    }
-    if get && op != OpKind::Put {
-        return Err(CmdError::msg(
-            "ERR corekv does not support SET with both GET and NX/XX",
-        ));
-    }
-    if get {
-        conn.run.op(OpKind::GetSet, key, value);
-        conn.run.plan(Style::Bulk, 1);
-    } else {
-        conn.run.op(op, key, value);
-        conn.run.plan(Style::SetOk, 1);
-    }
     Ok(Effect::Continue)
 }
 

@@ -18,14 +18,16 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, keys, server, strings, Connection};
+use super::{connection, diagnostics, expiry, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    expiry::COMMANDS,
     server::COMMANDS,
+    diagnostics::COMMANDS,
     connection::COMMANDS,
 ];
 
@@ -45,8 +47,16 @@ pub(crate) enum Effect {
     /// Write what is pending and close (QUIT).
     Close,
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
-    /// the one command that must wait for other shards).
+    /// a command that must wait for other shards).
     FlushAll,
+    /// Give every shard this memory limit (node, bytes, 0: none) and
+    /// eviction policy, then answer `+OK` (CONFIG SET).
+    Configure {
+        /// The node's limit.
+        max_memory: u64,
+        /// The policy.
+        policy: crate::store::Policy,
+    },
 }
 
 /// A reply that is an error caused by the request (counted as rejected).
@@ -124,6 +134,11 @@ impl<'a> Parse<'a> {
         let r = self.args.get(self.pos).ok_or_else(|| self.wrong_arity())?;
         self.pos += 1;
         Ok(r.clone())
+    }
+
+    /// The bytes of an argument this cursor handed out as a range.
+    pub(crate) fn bytes_of(&self, r: &Range<usize>) -> &'a [u8] {
+        &self.buf[r.clone()]
     }
 
     /// The next argument's bytes.
@@ -294,7 +309,16 @@ pub(crate) fn count() -> usize {
 /// first (the strings family comes first and starts with them).
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    all().find(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
+    lookup_row(name).map(|(_, s)| s)
+}
+
+/// Finds a command and its row number in table order (the index of its
+/// statistics, see `server::observe`).
+#[inline]
+pub fn lookup_row(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    all()
+        .enumerate()
+        .find(|(_, s)| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Redis's unknown-command error, arguments shown up to about 128 bytes.

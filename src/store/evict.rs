@@ -1,0 +1,488 @@
+//! Eviction policies: their names, the per-key metadata each keeps in the
+//! table slot's 15 policy bits, and the SIEVE queue. Pure data and
+//! arithmetic; the store ([`super::Store`]) decides when to evict and does
+//! the removing. It knows nothing of sockets, shards or configuration.
+//!
+//! | policy | per-key metadata | victim |
+//! |---|---|---|
+//! | `noeviction` | none | none: writes past the limit fail (OOM) |
+//! | `allkeys-lru`, `volatile-lru` | 15-bit clock of the last access, seconds (wraps after 9 h) | the idlest of 5 sampled keys |
+//! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
+//! | `allkeys-random`, `volatile-random` | none | one sampled key |
+//! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
+//! | `sieve` | 1 visited bit in the slot + 8 bytes in the queue (its 48-bit hash) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//!
+//! The policy bits live in the slot beside the hash, so every policy costs
+//! no memory beyond the 16-byte slot, except SIEVE's queue. `volatile-*`
+//! consider only keys with a TTL; with none, a write past the limit fails
+//! with OOM, as in Redis.
+//!
+//! SIEVE keeps keys in insertion order (a `Vec` of hashes, oldest first).
+//! The hand walks from the oldest towards the newest: a visited key is kept
+//! in place and its bit cleared, the first unvisited one is evicted; at the
+//! newest end the hand wraps to the oldest. Removal in the middle of the
+//! queue is a tombstone, swept out when tombstones are half the queue.
+//! Keys deleted or expired by other means leave stale entries that the hand
+//! drops when it reaches them; if stale entries make the queue more than
+//! twice the key count, it is compacted (and de-duplicated) in one pass.
+
+use super::table::{Meta, Table, META_POLICY, META_TTL};
+
+/// An eviction policy, with Redis's names plus `sieve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Refuse writes past the limit.
+    #[default]
+    NoEviction,
+    /// Sampled LRU over every key.
+    AllKeysLru,
+    /// Sampled LFU over every key.
+    AllKeysLfu,
+    /// A random key.
+    AllKeysRandom,
+    /// Sampled LRU over keys with a TTL.
+    VolatileLru,
+    /// Sampled LFU over keys with a TTL.
+    VolatileLfu,
+    /// A random key with a TTL.
+    VolatileRandom,
+    /// The sampled key with a TTL that expires soonest.
+    VolatileTtl,
+    /// SIEVE (Zhang et al., NSDI '24) over every key.
+    Sieve,
+}
+
+/// Every policy, in the order CONFIG's error message lists them.
+pub const POLICIES: [Policy; 9] = [
+    Policy::VolatileLru,
+    Policy::VolatileLfu,
+    Policy::VolatileRandom,
+    Policy::VolatileTtl,
+    Policy::AllKeysLru,
+    Policy::AllKeysLfu,
+    Policy::AllKeysRandom,
+    Policy::NoEviction,
+    Policy::Sieve,
+];
+
+impl Policy {
+    /// The configuration name (`allkeys-lru`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::NoEviction => "noeviction",
+            Policy::AllKeysLru => "allkeys-lru",
+            Policy::AllKeysLfu => "allkeys-lfu",
+            Policy::AllKeysRandom => "allkeys-random",
+            Policy::VolatileLru => "volatile-lru",
+            Policy::VolatileLfu => "volatile-lfu",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+            Policy::Sieve => "sieve",
+        }
+    }
+
+    /// Parses a name, ignoring ASCII case.
+    pub fn parse(name: &str) -> Option<Policy> {
+        POLICIES
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Only keys with a TTL are candidates.
+    pub fn volatile(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+
+    /// Accesses update the key's metadata.
+    pub fn tracks_access(self) -> bool {
+        matches!(
+            self,
+            Policy::AllKeysLru
+                | Policy::VolatileLru
+                | Policy::AllKeysLfu
+                | Policy::VolatileLfu
+                | Policy::Sieve
+        )
+    }
+
+    fn is_lru(self) -> bool {
+        matches!(self, Policy::AllKeysLru | Policy::VolatileLru)
+    }
+
+    fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+
+    /// The policy bits of a key just written.
+    #[inline]
+    pub fn initial(self, now_ms: u64) -> Meta {
+        if self.is_lru() {
+            lru_clock(now_ms)
+        } else if self.is_lfu() {
+            lfu_meta(now_ms, LFU_INIT_VAL)
+        } else {
+            0
+        }
+    }
+
+    /// The policy bits after an access to a key whose bits were `bits`.
+    #[inline]
+    pub fn touched(self, bits: Meta, now_ms: u64, rng: &mut u64) -> Meta {
+        if self.is_lru() {
+            lru_clock(now_ms)
+        } else if self.is_lfu() {
+            let c = lfu_decayed(bits, now_ms);
+            lfu_meta(now_ms, lfu_log_incr(c, rng))
+        } else if self == Policy::Sieve {
+            bits | SIEVE_VISITED
+        } else {
+            bits
+        }
+    }
+
+    /// How good a victim a key is (higher: evict first), for the sampled
+    /// policies. `expire_at` is read only by `volatile-ttl`.
+    #[inline]
+    pub fn score(self, bits: Meta, now_ms: u64, expire_at: impl FnOnce() -> u64) -> u64 {
+        if self.is_lru() {
+            (lru_clock(now_ms).wrapping_sub(bits) & META_POLICY) as u64
+        } else if self.is_lfu() {
+            255 - lfu_decayed(bits, now_ms) as u64
+        } else if self == Policy::VolatileTtl {
+            u64::MAX - expire_at()
+        } else {
+            0
+        }
+    }
+
+    /// Keys sampled per eviction (Redis's maxmemory-samples default).
+    pub fn samples(self) -> usize {
+        match self {
+            Policy::AllKeysRandom | Policy::VolatileRandom => 1,
+            _ => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// SIEVE's visited bit.
+pub const SIEVE_VISITED: Meta = 1;
+/// SIEVE's mark bit, used only while de-duplicating the queue.
+const SIEVE_MARK: Meta = 2;
+/// Redis's LFU_INIT_VAL: a new key's counter.
+const LFU_INIT_VAL: u8 = 5;
+/// Redis's default lfu-log-factor.
+const LFU_LOG_FACTOR: u64 = 10;
+
+#[inline]
+fn lru_clock(now_ms: u64) -> Meta {
+    ((now_ms / 1000) as Meta) & META_POLICY
+}
+
+#[inline]
+fn lfu_minutes(now_ms: u64) -> Meta {
+    ((now_ms / 60_000) & 0x7F) as Meta
+}
+
+#[inline]
+fn lfu_meta(now_ms: u64, counter: u8) -> Meta {
+    (lfu_minutes(now_ms) << 8) | counter as Meta
+}
+
+/// The counter decayed by one per minute since its last access.
+#[inline]
+fn lfu_decayed(bits: Meta, now_ms: u64) -> u8 {
+    let counter = (bits & 0xFF) as u8;
+    let then = (bits >> 8) & 0x7F;
+    let elapsed = lfu_minutes(now_ms).wrapping_sub(then) & 0x7F;
+    counter.saturating_sub(elapsed.min(255) as u8)
+}
+
+/// Redis's LFULogIncr: increments with probability 1/((c-5)*10+1).
+#[inline]
+fn lfu_log_incr(c: u8, rng: &mut u64) -> u8 {
+    if c == 255 {
+        return 255;
+    }
+    let base = c.saturating_sub(LFU_INIT_VAL) as u64;
+    let r = next_random(rng);
+    // P(increment) = 1 / (base * factor + 1), without floating point.
+    if r % (base * LFU_LOG_FACTOR + 1) == 0 {
+        c + 1
+    } else {
+        c
+    }
+}
+
+/// xorshift64*: the store's source of sampling randomness.
+#[inline]
+pub fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// A queue entry that was evicted or found stale.
+const TOMB: u64 = u64::MAX;
+
+/// The SIEVE queue: 48-bit hashes in insertion order, oldest first.
+#[derive(Default)]
+pub struct Sieve {
+    queue: Vec<u64>,
+    hand: usize,
+    tombs: usize,
+}
+
+impl Sieve {
+    /// A queue holding every key of `table`, in slot order (the insertion
+    /// order of keys written before SIEVE was chosen is not known).
+    pub fn from_table(table: &mut Table) -> Sieve {
+        let mut queue = Vec::with_capacity(table.len());
+        for i in 0..table.capacity() {
+            if let Some(m) = table.meta_at(i) {
+                queue.push(table.hash_at(i));
+                table.set_meta(i, m & META_TTL);
+            }
+        }
+        Sieve {
+            queue,
+            hand: 0,
+            tombs: 0,
+        }
+    }
+
+    /// Entries in the queue (live, stale and tombstones).
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Bytes the queue holds (its capacity).
+    pub fn bytes(&self) -> usize {
+        self.queue.capacity() * 8
+    }
+
+    /// Appends a newly inserted key (the newest end).
+    #[inline]
+    pub fn push(&mut self, hash48: u64, table: &mut Table) {
+        self.queue.push(hash48);
+        if self.queue.len() > 2 * table.len() + 1024 {
+            self.dedup(table);
+        }
+    }
+
+    /// Picks the next victim, clearing visited bits on the way; `protect`
+    /// (a 48-bit hash) is never chosen. Returns its slot.
+    pub fn victim(&mut self, table: &mut Table, protect: u64) -> Option<usize> {
+        let mut steps = 2 * self.queue.len() + 2;
+        while steps > 0 {
+            steps -= 1;
+            if self.hand >= self.queue.len() {
+                self.hand = 0;
+                if self.queue.is_empty() {
+                    return None;
+                }
+            }
+            let h = self.queue[self.hand];
+            if h == TOMB {
+                self.hand += 1;
+                continue;
+            }
+            match table.find_hash(h) {
+                None => self.bury(),
+                Some(_) if h == protect => self.hand += 1,
+                Some(slot) => {
+                    let m = table.meta(slot);
+                    if m & SIEVE_VISITED != 0 {
+                        table.set_meta(slot, m & !SIEVE_VISITED);
+                        self.hand += 1;
+                    } else {
+                        self.bury();
+                        return Some(slot);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Turns the entry under the hand into a tombstone and moves on;
+    /// sweeps tombstones out once they are half the queue.
+    fn bury(&mut self) {
+        self.queue[self.hand] = TOMB;
+        self.hand += 1;
+        self.tombs += 1;
+        if self.tombs * 2 > self.queue.len() {
+            let hand = self.hand;
+            let mut kept_before_hand = 0;
+            let mut w = 0;
+            for r in 0..self.queue.len() {
+                let h = self.queue[r];
+                if h != TOMB {
+                    self.queue[w] = h;
+                    w += 1;
+                    if r < hand {
+                        kept_before_hand += 1;
+                    }
+                }
+            }
+            self.queue.truncate(w);
+            self.hand = kept_before_hand;
+            self.tombs = 0;
+        }
+    }
+
+    /// Drops stale entries and duplicates (a key deleted and written again
+    /// is queued twice; its oldest entry is kept), in order.
+    fn dedup(&mut self, table: &mut Table) {
+        let hand = self.hand;
+        let mut kept_before_hand = 0;
+        let mut w = 0;
+        for r in 0..self.queue.len() {
+            let h = self.queue[r];
+            if h == TOMB {
+                continue;
+            }
+            let Some(slot) = table.find_hash(h) else {
+                continue;
+            };
+            let m = table.meta(slot);
+            if m & SIEVE_MARK != 0 {
+                continue;
+            }
+            table.set_meta(slot, m | SIEVE_MARK);
+            self.queue[w] = h;
+            w += 1;
+            if r < hand {
+                kept_before_hand += 1;
+            }
+        }
+        self.queue.truncate(w);
+        for &h in &self.queue {
+            if let Some(slot) = table.find_hash(h) {
+                let m = table.meta(slot);
+                table.set_meta(slot, m & !SIEVE_MARK);
+            }
+        }
+        self.hand = kept_before_hand;
+        self.tombs = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in POLICIES {
+            assert_eq!(Policy::parse(p.name()), Some(p));
+            assert_eq!(Policy::parse(&p.name().to_uppercase()), Some(p));
+        }
+        assert_eq!(Policy::parse("lru"), None);
+        assert_eq!(Policy::default(), Policy::NoEviction);
+    }
+
+    #[test]
+    fn lru_scores_idle_time() {
+        let p = Policy::AllKeysLru;
+        let old = p.initial(1_000_000);
+        let new = p.initial(1_060_000);
+        let now = 1_070_000;
+        assert!(p.score(old, now, || 0) > p.score(new, now, || 0));
+        assert_eq!(p.score(new, now, || 0), 10);
+    }
+
+    #[test]
+    fn lfu_counts_logarithmically_and_decays() {
+        let p = Policy::AllKeysLfu;
+        let mut rng = 0x1234_5678_9ABC_DEF1;
+        let mut hot = p.initial(0);
+        for _ in 0..10_000 {
+            hot = p.touched(hot, 0, &mut rng);
+        }
+        let cold = p.touched(p.initial(0), 0, &mut rng);
+        let (hc, cc) = (lfu_decayed(hot, 0), lfu_decayed(cold, 0));
+        // Logarithmic: 10 000 hits give a counter well below 255 but far above 5.
+        assert!(hc > 20 && hc < 255, "{hc}");
+        assert!(cc <= 6);
+        assert!(p.score(cold, 0, || 0) > p.score(hot, 0, || 0));
+        // Ten minutes later the counter decayed by ten.
+        assert_eq!(lfu_decayed(hot, 600_000), hc - 10);
+    }
+
+    #[test]
+    fn sieve_keeps_visited_and_evicts_in_insertion_order() {
+        let mut t = Table::new();
+        let mut s = Sieve::default();
+        let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
+        for i in 0..10u32 {
+            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None);
+            s.push(h(i) & super::super::table::HASH_MASK, &mut t);
+        }
+        // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
+        // hand wraps and finds 0, 1, 3 cleared) 0.
+        for i in [0u32, 1, 3] {
+            let slot = t.find(h(i), &i.to_le_bytes()).unwrap();
+            let m = t.meta(slot);
+            t.set_meta(slot, Policy::Sieve.touched(m, 0, &mut 1));
+        }
+        let mut order = Vec::new();
+        for _ in 0..8 {
+            let slot = s.victim(&mut t, u64::MAX).unwrap();
+            let k = u32::from_le_bytes(t.key(slot).try_into().unwrap());
+            order.push(k);
+            t.remove(slot);
+        }
+        assert_eq!(order, vec![2, 4, 5, 6, 7, 8, 9, 0]);
+        // A stale entry (deleted behind the queue's back) is skipped.
+        let slot = t.find(h(1), &1u32.to_le_bytes()).unwrap();
+        t.remove(slot);
+        let slot = s.victim(&mut t, u64::MAX).unwrap();
+        assert_eq!(t.key(slot), &3u32.to_le_bytes());
+        t.remove(slot);
+        assert!(s.victim(&mut t, u64::MAX).is_none());
+    }
+
+    #[test]
+    fn sieve_queue_stays_bounded_under_churn() {
+        let mut t = Table::new();
+        let mut s = Sieve::default();
+        for round in 0..50u32 {
+            for i in 0..100u32 {
+                let k = i.to_le_bytes();
+                let h = crate::routing::key_hash(&k);
+                if let Some(slot) = t.find(h, &k) {
+                    t.remove(slot);
+                }
+                t.insert(h, &k, &round.to_le_bytes(), 0, None);
+                s.push(h & super::super::table::HASH_MASK, &mut t);
+            }
+        }
+        assert!(s.len() <= 2 * t.len() + 1024 + 1, "{}", s.len());
+        for i in 0..t.capacity() {
+            if let Some(m) = t.meta_at(i) {
+                assert_eq!(m & SIEVE_MARK, 0);
+            }
+        }
+    }
+}
