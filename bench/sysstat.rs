@@ -889,7 +889,9 @@ intr 1 2 3\n";
         };
         let stop = AtomicBool::new(false);
         let samples = monitor(&opts, 0.35, &stop).unwrap();
-        assert_eq!(samples.len(), 3, "{samples:?}");
+        // Three 100 ms samples fit in 0.35 s; a loaded machine may fit fewer
+        // (no timed assertions), never more.
+        assert!((1..=3).contains(&samples.len()), "{samples:?}");
         for s in &samples {
             assert!((0.0..=100.0).contains(&s.node_cpu_pct));
             assert!(!s.per_cpu_pct.is_empty());
@@ -900,7 +902,7 @@ intr 1 2 3\n";
         }
         assert!(samples.windows(2).all(|w| w[1].t_secs > w[0].t_secs));
         let sum = summarize(&samples);
-        assert_eq!(sum.samples, 3);
+        assert_eq!(sum.samples, samples.len());
         assert!(sum.max_rss_bytes.unwrap() > 0);
         let json = serde_json::to_string(&samples[0]).unwrap();
         let back: UtilizationSample = serde_json::from_str(&json).unwrap();
@@ -913,7 +915,7 @@ intr 1 2 3\n";
         stop.store(true, Ordering::Relaxed);
         let t = Instant::now();
         assert!(monitor(&opts, 10.0, &stop).unwrap().is_empty());
-        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
