@@ -8,7 +8,8 @@
 #   make cluster        the seed's experiment on CloudLab (cloudlab/README.md):
 #                       make cluster SERVERS=4 CLIENTS=4 BENCH_ARGS="--clients 128 --batch 8192"
 #                       (--clients = the seed's -numClients: sessions per client node)
-#   make cluster-local  the same orchestration on this machine (default 2 + 2)
+#   make cluster-local  the same orchestration on this machine (default 2 + 2);
+#                       NETNS=1 (root): each node in its own network namespace
 #   make sweep          cluster sweeps (SWEEP="batch sessions nodes"), CSV + PNG
 #   make sweep-local    the same on this machine
 #   make fuzz           each libFuzzer target for FUZZ_SECS (default 30) seconds
@@ -23,6 +24,7 @@ CLIENTS ?=
 SERVER_ARGS ?=
 BENCH_ARGS  ?=
 SWEEP ?= batch sessions nodes
+NETNS ?= 0
 
 .PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions fuzz clean
 
@@ -59,7 +61,7 @@ cluster: release
 	COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(or $(SERVERS),4) $(or $(CLIENTS),4) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
 
 cluster-local: release
-	LOCAL=1 COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(or $(SERVERS),2) $(or $(CLIENTS),2) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
+	LOCAL=1 NETNS=$(NETNS) COREKV_BIN=$(abspath $(BIN)) bash cloudlab/run-cluster.sh $(or $(SERVERS),2) $(or $(CLIENTS),2) "$(SERVER_ARGS)" "$(BENCH_ARGS)"
 
 sweep: release
 	CLIENT_ARGS="$(BENCH_ARGS)" COREKV_BIN=$(abspath $(BIN)) bash cloudlab/sweep.sh $(SWEEP)

@@ -89,8 +89,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub hosts: String,
     /// System under test: corekv (native batches, shard-aware), corekv-resp
-    /// (a corekv RESP port), redis (any Redis-protocol server) or memcached
-    /// (text protocol: multi-gets of up to 64 keys and sets, pipelined).
+    /// (a corekv RESP port), redis (any Redis-protocol server), redis-cluster
+    /// (a Redis Cluster or corekv cluster: masters from CLUSTER SLOTS of the
+    /// first host, each key sent to its slot's master) or memcached (text
+    /// protocol: multi-gets of up to 64 keys and sets, pipelined).
     #[arg(long, default_value = "corekv")]
     pub target: String,
     /// YCSB-A (50% reads), YCSB-B (95%) or YCSB-C (100%).

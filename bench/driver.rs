@@ -94,6 +94,9 @@ pub enum Target {
     CorekvResp,
     /// A Redis-protocol server (redis-server, valkey, ...), pipelined GET/SET.
     Redis,
+    /// A Redis Cluster (or corekv as one): the masters from CLUSTER SLOTS
+    /// of the first host, each key pipelined straight to its slot's master.
+    RedisCluster,
     /// A memcached server, text protocol: multi-gets and sets, pipelined.
     Memcached,
 }
@@ -105,8 +108,9 @@ impl Target {
             "corekv" | "native" => Target::Corekv,
             "corekv-resp" => Target::CorekvResp,
             "redis" | "resp" => Target::Redis,
+            "redis-cluster" => Target::RedisCluster,
             "memcached" | "memcache" => Target::Memcached,
-            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp, redis or memcached"),
+            _ => bail!("unknown target {s:?}: expected corekv, corekv-resp, redis, redis-cluster or memcached"),
         })
     }
 
@@ -116,13 +120,17 @@ impl Target {
             Target::Corekv => "corekv",
             Target::CorekvResp => "corekv-resp",
             Target::Redis => "redis",
+            Target::RedisCluster => "redis-cluster",
             Target::Memcached => "memcached",
         }
     }
 
     /// True for the RESP drivers.
     pub fn is_resp(self) -> bool {
-        matches!(self, Target::CorekvResp | Target::Redis)
+        matches!(
+            self,
+            Target::CorekvResp | Target::Redis | Target::RedisCluster
+        )
     }
 }
 
@@ -261,6 +269,8 @@ struct WorkerResult {
     set_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
+    /// Ops the native client re-sent after a redirect.
+    redirects: u64,
     cpu_secs: Option<f64>,
     servers: Vec<ServerNodeReport>,
     error: Option<String>,
@@ -320,8 +330,16 @@ async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
         return Ok(Conns::Memcached(c));
     }
     if cfg.target.is_resp() {
+        let (hosts, table) = if cfg.target == Target::RedisCluster {
+            let seed = cfg.hosts.first().ok_or("no hosts given")?;
+            let (masters, table) = resp_target::cluster_masters(seed, cfg.timeout).await?;
+            (masters, Some(table))
+        } else {
+            (cfg.hosts.clone(), None)
+        };
         let c = resp_target::WorkerConns::connect(
-            &cfg.hosts,
+            &hosts,
+            table,
             cfg.sessions_of(s.worker),
             s.worker == 0,
             cfg.timeout,
@@ -371,6 +389,9 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     }
     let (start_snap, end_snap) = ticker.await;
     let mut result = WorkerResult::default();
+    if let Conns::Native(c) = &*conns {
+        result.redirects = c.redirects();
+    }
     if let (Some(((s0, r0), c0)), Some(((s1, r1), c1))) = (start_snap, end_snap) {
         result.bytes_sent = s1.saturating_sub(s0);
         result.bytes_received = r1.saturating_sub(r0);
@@ -760,6 +781,7 @@ fn merge_workers(
                 report.set_latency.add(&r.set_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
+                report.redirects += r.redirects;
                 if let Some(c) = r.cpu_secs {
                     report.client_cpu_secs = c;
                 }
@@ -842,6 +864,7 @@ mod tests {
             Target::Corekv,
             Target::CorekvResp,
             Target::Redis,
+            Target::RedisCluster,
             Target::Memcached,
         ] {
             assert_eq!(Target::parse(t.as_str()).unwrap(), t);

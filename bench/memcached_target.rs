@@ -32,7 +32,7 @@ use super::report::{ServerNodeReport, ShardTotals};
 use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
-use crate::routing::route;
+use crate::routing::{route, SlotTable};
 
 /// Most keys in one `get` line (memaslap's multi-get size in the seed's
 /// measurements was 64).
@@ -396,6 +396,8 @@ pub(crate) async fn session(
 ) {
     let n = ctx.batch;
     let nr_hosts = conns.hosts.len();
+    // The hosts as one-shard nodes: a key's host by its hash slot.
+    let table = SlotTable::new(&vec![1; nr_hosts]);
     while !pacer.done(&ctx) {
         for h in &mut conns.hosts {
             h.enc.clear();
@@ -407,7 +409,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                route(key, nr_hosts, |_| 1).node_id
+                route(key, &table).node_id
             };
             match kind {
                 OpKind::Read => {

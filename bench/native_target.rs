@@ -116,6 +116,7 @@ pub(crate) async fn monitor(
     Ok(cluster
         .nodes()
         .iter()
+        .filter(|n| n.down.is_none())
         .zip(first.iter().zip(&prev))
         .zip(per_second)
         .map(|((node, (f, l)), ps)| ServerNodeReport {

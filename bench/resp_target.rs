@@ -29,7 +29,7 @@ use super::session::{sleep_until, Pacer, WorkerCtx};
 use super::workload::{Generator, OpKind};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
-use crate::routing::route;
+use crate::routing::{route, SlotTable};
 
 /// Connects to `addr` (the client's one connect helper), errors as text.
 async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
@@ -43,16 +43,105 @@ async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
 pub(crate) struct WorkerConns {
     sessions: RefCell<Vec<Vec<(String, TcpStream)>>>,
     monitor: RefCell<Option<Vec<TcpStream>>>,
+    /// Which host a key goes to.
+    table: SlotTable,
     timeout: Duration,
 }
 
+/// The masters of the Redis Cluster `seed` belongs to (CLUSTER SLOTS) and
+/// the slot table mapping each slot to one of them (`--target
+/// redis-cluster`): sessions then send each key straight to its master.
+pub(crate) async fn cluster_masters(
+    seed: &str,
+    timeout: Duration,
+) -> Result<(Vec<String>, SlotTable), String> {
+    use crate::protocol::resp::{parse_reply, Reply};
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect(seed, timeout).await?;
+    let mut out = Vec::new();
+    encode_command(&mut out, &[b"CLUSTER", b"SLOTS"]);
+    s.write_all(&out)
+        .await
+        .map_err(|e| format!("{seed}: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let seed_host = seed.rsplit_once(':').map_or(seed, |(h, _)| h);
+    loop {
+        match parse_reply(&buf) {
+            Ok(Some((reply, _))) => {
+                let Reply::Array(Some(ranges)) = reply else {
+                    return Err(format!(
+                        "{seed}: CLUSTER SLOTS: unexpected reply (is it a cluster?)"
+                    ));
+                };
+                let mut masters: Vec<String> = Vec::new();
+                let mut owner = vec![u16::MAX; crate::routing::NR_SLOTS];
+                for r in &ranges {
+                    let Reply::Array(Some(f)) = r else { continue };
+                    let (
+                        Some(Reply::Integer(a)),
+                        Some(Reply::Integer(b)),
+                        Some(Reply::Array(Some(m))),
+                    ) = (f.first(), f.get(1), f.get(2))
+                    else {
+                        return Err(format!("{seed}: CLUSTER SLOTS: malformed entry"));
+                    };
+                    let (Some(Reply::Bulk(Some(host))), Some(Reply::Integer(port))) =
+                        (m.first(), m.get(1))
+                    else {
+                        return Err(format!("{seed}: CLUSTER SLOTS: malformed node"));
+                    };
+                    let host = String::from_utf8_lossy(host);
+                    let host = if host.is_empty() {
+                        seed_host.into()
+                    } else {
+                        host
+                    };
+                    let addr = format!("{host}:{port}");
+                    let idx = match masters.iter().position(|m| *m == addr) {
+                        Some(i) => i,
+                        None => {
+                            masters.push(addr);
+                            masters.len() - 1
+                        }
+                    };
+                    let (a, b) = ((*a).clamp(0, 16383) as usize, (*b).clamp(0, 16383) as usize);
+                    for o in owner.iter_mut().take(b + 1).skip(a) {
+                        *o = idx as u16;
+                    }
+                }
+                if let Some(slot) = owner.iter().position(|&o| o == u16::MAX) {
+                    return Err(format!("{seed}: slot {slot} is not served by any master"));
+                }
+                let table = SlotTable::from_slot_nodes(&owner)
+                    .ok_or_else(|| format!("{seed}: CLUSTER SLOTS: bad table"))?;
+                return Ok((masters, table));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("{seed}: CLUSTER SLOTS: {e}")),
+        }
+        let n = glommio::timer::timeout(timeout, async { Ok(s.read(&mut chunk).await) })
+            .await
+            .map_err(|_| format!("{seed}: CLUSTER SLOTS timed out"))?
+            .map_err(|e| format!("{seed}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{seed}: closed during CLUSTER SLOTS"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 impl WorkerConns {
+    /// Connects every session to every host; `table` says which host a
+    /// key goes to (`None`: the hosts as one-shard nodes, split by slot).
     pub(crate) async fn connect(
         hosts: &[String],
+        table: Option<SlotTable>,
         sessions: usize,
         with_monitor: bool,
         timeout: Duration,
     ) -> Result<WorkerConns, String> {
+        let table = table.unwrap_or_else(|| SlotTable::new(&vec![1; hosts.len()]));
         let mut all = Vec::with_capacity(sessions);
         for _ in 0..sessions {
             let mut row = Vec::with_capacity(hosts.len());
@@ -73,6 +162,7 @@ impl WorkerConns {
         Ok(WorkerConns {
             sessions: RefCell::new(all),
             monitor: RefCell::new(monitor),
+            table,
             timeout,
         })
     }
@@ -81,6 +171,7 @@ impl WorkerConns {
         std::mem::take(&mut *self.sessions.borrow_mut())
             .into_iter()
             .map(|row| SessionConns {
+                table: self.table.clone(),
                 hosts: row
                     .into_iter()
                     .map(|(addr, s)| HostConn {
@@ -199,6 +290,8 @@ impl HostConn {
 /// One session's connections (one per host).
 pub(crate) struct SessionConns {
     hosts: Vec<HostConn>,
+    /// Which host a key goes to: the hosts as one-shard nodes, by slot.
+    table: SlotTable,
     timeout: Duration,
 }
 
@@ -224,7 +317,7 @@ pub(crate) async fn session(
             let h = if nr_hosts == 1 {
                 0
             } else {
-                route(key, nr_hosts, |_| 1).node_id
+                route(key, &conns.table).node_id
             };
             let host = &mut hosts[h];
             host.expect += 1;

@@ -17,13 +17,20 @@ sum of per-server median ops/s), per-node throughput, latency and utilization.
 
   server_count   server nodes (default 4)
   client_count   client nodes (default 4)
-  server_args    extra 'corekv server' flags, one string (default "")
+  server_args    extra 'corekv server' flags, one string (default ""); unless
+                 they hold --requirepass or --protected-mode, servers get
+                 --protected-mode no (clients connect from other hosts)
   client_args    extra 'corekv bench' flags, one string (default ""),
                  e.g. "--clients 128 --batch 8192 --workload YCSB-B"
                  (or the seed's own: "-numClients 128 -batchSize 8192")
 
 Environment:
   LOCAL=1          run everything on this machine over 127.0.0.1 (no ssh)
+  NETNS=1          with LOCAL=1 (as root): every node in its own network
+                   namespace with its own address (10.x.y.i+1/24, veth pairs
+                   on one bridge), so --cluster, MOVED addresses and --bind
+                   see distinct hosts as on CloudLab; namespaces, veths and
+                   the bridge are removed afterwards (also on failure/Ctrl-C)
   HOSTS_FILE=F     node addresses, one per line (default: tmcc hostnames,
                    then geni-get -a; nodes are node0, node1, ...)
   COREKV_BIN=P     use this binary instead of 'cargo build --release'
@@ -65,6 +72,7 @@ SERVER_ARGS_STR="${3:-}"
 CLIENT_ARGS_STR="${4:-}"
 
 LOCAL="${LOCAL:-0}"
+NETNS="${NETNS:-0}"
 SHARED_FS="${SHARED_FS:-0}"
 if [[ "$LOCAL" == 1 ]]; then def_secs=5 def_warmup=1; else def_secs=30 def_warmup=2; fi
 SECS="${SECS:-$def_secs}"
@@ -106,7 +114,7 @@ has_flag() {
     done
     return 1
 }
-for f in --port --bind --node-id; do
+for f in --port --bind --node-id --cluster; do
     if has_flag "$f" "${SERVER_ARGS[@]}"; then
         die "server_args must not contain $f (the script sets it; use PORT=... for the port)"
     fi
@@ -134,6 +142,10 @@ node_role() { if [[ $1 -lt $NSERVERS ]]; then echo "server$1"; else echo "client
 discover_nodes() {
     local -a found=()
     local src
+    if [[ "$LOCAL" == 1 && "$NETNS" == 1 ]]; then
+        for ((i = 0; i < NEED; i++)); do NODE_HOST+=("$NETNS_NET.$((i + 1))"); done
+        return
+    fi
     if [[ "$LOCAL" == 1 ]]; then
         for ((i = 0; i < NEED; i++)); do NODE_HOST+=(127.0.0.1); done
         return
@@ -173,7 +185,7 @@ discover_nodes() {
 
 node_label() { # node_label I -> "node3 (10.0.0.3)"
     if [[ "$LOCAL" == 1 ]]; then
-        echo "local $(node_role "$1") (127.0.0.1)"
+        echo "local $(node_role "$1") (${NODE_HOST[$1]})"
     else
         echo "node$1 (${NODE_HOST[$1]})"
     fi
@@ -182,7 +194,9 @@ node_label() { # node_label I -> "node3 (10.0.0.3)"
 # run_on I CMDSTRING — run a bash command string on node I and wait.
 # This is the only place that decides between ssh and local execution.
 run_on() {
-    if [[ "$LOCAL" == 1 ]]; then
+    if [[ "$LOCAL" == 1 && "$NETNS" == 1 ]]; then
+        ip netns exec "$(netns_name "$1")" bash -c "$2"
+    elif [[ "$LOCAL" == 1 ]]; then
         bash -c "$2"
     else
         # Wrapped in bash -c '...' so it works whatever the login shell is (tcsh).
@@ -304,6 +318,7 @@ cleanup() {
         done
     fi
     if [[ -n "${RUN_DIR:-}" ]]; then rm -f "$RUN_DIR"/*.pid; fi
+    netns_down
     if [[ $rc != 0 && -n "${RUN_DIR:-}" ]]; then
         log "run failed (exit $rc); logs in $RUN_DIR"
     fi
@@ -314,9 +329,54 @@ trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
 # ---------------------------------------------------------------------------
+# Network namespaces (NETNS=1): node i is namespace ckvn<id>n<i> with eth0 at
+# NETNS_NET.<i+1>/24, its veth peer ckv<id>h<i> on bridge ckv<id>b.
+# ---------------------------------------------------------------------------
+NETNS_ID="$$"
+NETNS_NET="10.$((200 + $$ % 50)).$(($$ / 50 % 256))"
+NETNS_MADE=0
+netns_name() { echo "ckvn${NETNS_ID}n$1"; }
+netns_up() {
+    local i ns
+    NETNS_MADE=1
+    ip link add "ckv${NETNS_ID}b" type bridge || die "NETNS=1: cannot create a bridge (root and iproute2 needed)"
+    ip link set "ckv${NETNS_ID}b" up
+    for ((i = 0; i < NEED; i++)); do
+        ns="$(netns_name "$i")"
+        ip netns add "$ns" || die "NETNS=1: cannot create network namespace $ns"
+        ip link add "ckv${NETNS_ID}h$i" type veth peer name "ckv${NETNS_ID}p$i"
+        ip link set "ckv${NETNS_ID}p$i" netns "$ns"
+        ip netns exec "$ns" ip link set "ckv${NETNS_ID}p$i" name eth0
+        ip netns exec "$ns" ip addr add "${NODE_HOST[$i]}/24" dev eth0
+        ip netns exec "$ns" ip link set eth0 up
+        ip netns exec "$ns" ip link set lo up
+        ip link set "ckv${NETNS_ID}h$i" master "ckv${NETNS_ID}b"
+        ip link set "ckv${NETNS_ID}h$i" up
+    done
+    log "network namespaces: $NEED nodes on ${NETNS_NET}.0/24 (bridge ckv${NETNS_ID}b)"
+}
+# Removes what netns_up made (namespaces take their veth pairs with them).
+netns_down() {
+    [[ "$NETNS_MADE" == 1 ]] || return 0
+    local i
+    for ((i = 0; i < NEED; i++)); do
+        ip link del "ckv${NETNS_ID}h$i" 2>/dev/null || true # takes its peer too
+        ip netns del "$(netns_name "$i")" 2>/dev/null || true
+    done
+    ip link del "ckv${NETNS_ID}b" 2>/dev/null || true
+    NETNS_MADE=0
+}
+
+# ---------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------
+if [[ "$NETNS" == 1 ]]; then
+    [[ "$LOCAL" == 1 ]] || die "NETNS=1 needs LOCAL=1"
+    [[ "$(id -u)" == 0 ]] || die "NETNS=1 needs root (ip netns)"
+    command -v ip >/dev/null || die "NETNS=1 needs iproute2 (ip)"
+fi
 discover_nodes
+[[ "$NETNS" == 1 ]] && netns_up
 
 STAMP="$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$LOG_ROOT"
@@ -438,19 +498,31 @@ resp_port() { if [[ "$LOCAL" == 1 ]]; then echo $((PORT + 100 * $1 + 50)); else 
 # ---------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------
+# Every server gets the same --cluster list (node id = position), so the
+# servers know the cluster: hash slots split over them, MOVED across nodes.
 HOSTS_ARG=""
+for ((s = 0; s < NSERVERS; s++)); do
+    HOSTS_ARG+="${HOSTS_ARG:+,}${NODE_HOST[$s]}:$(server_port "$s")"
+done
 for ((s = 0; s < NSERVERS; s++)); do
     port="$(server_port "$s")"
     bind=0.0.0.0
     [[ "$LOCAL" == 1 ]] && bind=127.0.0.1 # local mode: nothing leaves loopback
-    cmd=("$(node_bin "$s")" server --bind "$bind" --node-id "$s" --port "$port")
+    [[ "$NETNS" == 1 ]] && bind="${NODE_HOST[$s]}" # its namespace's address
+    cmd=("$(node_bin "$s")" server --bind "$bind" --cluster "$HOSTS_ARG" --node-id "$s" --port "$port")
     has_flag --cpus "${SERVER_ARGS[@]}" || cmd+=(--cpus "$(cpus_for server "$s" "$s")")
     if ! has_flag --resp-port "${SERVER_ARGS[@]}" && ! has_flag --no-resp "${SERVER_ARGS[@]}"; then
         cmd+=(--resp-port "$(resp_port "$s")")
     fi
+    # Clients and peers reach the servers from other hosts (other nodes, or
+    # other namespaces with NETNS=1), which protected mode refuses when no
+    # password is set: the experiment's network is private, so turn it off
+    # unless server_args set a password or protected mode themselves.
+    if ! has_flag --requirepass "${SERVER_ARGS[@]}" && ! has_flag --protected-mode "${SERVER_ARGS[@]}"; then
+        cmd+=(--protected-mode no)
+    fi
     cmd+=("${SERVER_ARGS[@]}")
     start_bg "server$s" "$s" "$(q "${cmd[@]}")"
-    HOSTS_ARG+="${HOSTS_ARG:+,}${NODE_HOST[$s]}:$port"
     log "started server$s on $(node_label "$s"): ${cmd[*]:1}"
 done
 
@@ -482,6 +554,7 @@ done
 MON_SECS=$((WARMUP + SECS + BENCH_SLACK + 60))
 mon_iface="${MON_IFACE:-}"
 [[ "$LOCAL" == 1 && -z "$mon_iface" ]] && mon_iface=lo
+[[ "$NETNS" == 1 && -z "${MON_IFACE:-}" ]] && mon_iface=eth0
 start_monitor() { # start_monitor NAME NODE PIDFILE
     local name="$1" i="$2" pidfile="$3" cmd pre
     cmd="$(q "$(node_bin "$i")" monitor --secs "$MON_SECS" --interval 1 --out "$(work_dir "$i")/$name.monitor.json")"

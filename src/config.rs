@@ -96,8 +96,11 @@ pub struct ServerConfig {
     /// (`Some(0)`: ephemeral ports, each shard's own one too — never
     /// "ephemeral + 1 + i", which another process may hold; `None`: no RESP).
     pub resp_port: Option<u16>,
-    /// This node's id in its cluster.
+    /// This node's id in its cluster: its position in `cluster`.
     pub node_id: u32,
+    /// The cluster's node list, `host:native port` of each node, the same on
+    /// every node (`--cluster`); empty: a one-node cluster.
+    pub cluster: Vec<String>,
     /// Memory limit of the whole node in bytes, split evenly over shards.
     pub max_memory: Option<u64>,
     /// What a shard does at its memory limit (`noeviction`: refuse writes).
@@ -121,6 +124,7 @@ impl ServerConfig {
             port: DEFAULT_PORT,
             resp_port: Some(DEFAULT_RESP_PORT),
             node_id: 0,
+            cluster: Vec::new(),
             max_memory: None,
             maxmemory_policy: crate::store::Policy::NoEviction,
             limits: Limits::default(),
@@ -200,6 +204,23 @@ impl ServerConfig {
                     });
                 }
             }
+        }
+        if self.cluster.is_empty() && self.node_id != 0 {
+            return Err(ConfigError::Cluster(format!(
+                "--node-id {} needs --cluster: a node without it is a one-node cluster (node 0)",
+                self.node_id
+            )));
+        }
+        if !self.cluster.is_empty() {
+            // Same checks as `--cluster` on the command line.
+            crate::cluster::parse_list(&self.cluster.join(","))?;
+        }
+        if !self.cluster.is_empty() && self.node_id as usize >= self.cluster.len() {
+            return Err(ConfigError::Cluster(format!(
+                "--node-id {} is outside the --cluster list of {} nodes",
+                self.node_id,
+                self.cluster.len()
+            )));
         }
         let l = &self.limits;
         if l.max_key_len == 0

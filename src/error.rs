@@ -58,6 +58,9 @@ pub enum ConfigError {
     /// A limit that makes no sense.
     #[error("invalid limit: {0}")]
     BadLimit(&'static str),
+    /// A `--cluster` list or `--node-id` that cannot work.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// A server that could not start.
@@ -134,6 +137,17 @@ pub enum ClientError {
     /// The cluster description is inconsistent.
     #[error("bad cluster: {0}")]
     Topology(String),
+    /// The node owning a key could not be reached (it was down when the
+    /// client connected); keys of the other nodes are still served.
+    #[error("node {node_id} ({addr}) is down: {message}")]
+    NodeDown {
+        /// The failed node's id.
+        node_id: usize,
+        /// Its address.
+        addr: String,
+        /// Why it is considered down.
+        message: String,
+    },
     /// The client's executor thread is gone.
     #[error("client is shut down")]
     Closed,

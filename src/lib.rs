@@ -4,18 +4,23 @@
 //! shared-nothing.
 //!
 //! ```text
-//! client ──batch──▶ node (first hash) ──▶ shard port (second hash)
+//! client ──batch──▶ node (slot's node) ──▶ shard port (slot's shard)
 //!                                         │ local key → partition (no lock)
-//!                                         └ foreign key → flume → owner shard → reply
+//!                                         ├ other shard's key → flume → owner shard → reply
+//!                                         └ other node's key → MOVED / per-op redirect
 //! ```
 //!
 //! Each hardware thread of a server node runs one **shard**: a glommio
 //! executor pinned to that CPU, owning a private hash-map partition and its
-//! own io_uring sockets. A key is routed twice — to a node, then to a shard
-//! inside it — from one hash, [`routing::key_hash`]. Shard-aware clients do
-//! both hops with [`routing::route`] and talk straight to the owning core's
-//! port; a request that lands on the wrong core is handed to its owner over
-//! flume (the shard's own `owner == this shard` test, [`routing::shard_of`]).
+//! own io_uring sockets. Placement is Redis Cluster's: a key's hash slot
+//! ([`routing::key_slot`], CRC16 with hash tags) and the [`cluster`] map's
+//! slot table give its owner `(node, shard)`, every shard presented to Redis
+//! Cluster clients as a master with its own RESP port. Shard-aware clients
+//! (native and Redis Cluster ones) do both hops with [`routing::route`] and
+//! talk straight to the owning core's port; a request that lands on the
+//! wrong core of the right node is handed to its owner over flume, one for
+//! another node is redirected. The store places keys in its table by its
+//! own hash, [`routing::key_hash`].
 //! Every layer speaks one operation vocabulary, [`op`], so the protocols and
 //! the store never know each other.
 //!
@@ -24,11 +29,12 @@
 //! | module | owns | knows nothing of |
 //! |---|---|---|
 //! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
-//! | [`routing`] | key → (node, shard); the only key hash | everything else |
+//! | [`routing`] | key → slot → (node, shard), the slot table; the store's key hash | everything else |
+//! | [`cluster`] | the cluster map: membership (`--cluster`), peers' layouts, node ids, what HELLO / MOVED / CLUSTER report | sockets, store |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
 //! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
-//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
+//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), greeting peers, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |
 //! | [`log`](mod@log) | the process's log level for stderr messages | everything else |
@@ -40,6 +46,7 @@
 #[path = "../bench/mod.rs"]
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod log;

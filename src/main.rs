@@ -153,9 +153,14 @@ struct ServerArgs {
     /// Address to bind (0.0.0.0 to serve other hosts).
     #[arg(long, default_value = config::DEFAULT_BIND)]
     bind: IpAddr,
-    /// This node's id in its cluster (0..nodes-1).
-    #[arg(long, default_value_t = 0)]
-    node_id: u32,
+    /// The cluster: every node's `host:native port` (of its shard 0), the same
+    /// list on every node; node id = position. Without it, a one-node cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// This node's position in --cluster (default: the entry matching --bind
+    /// and --port).
+    #[arg(long)]
+    node_id: Option<u32>,
     /// Node-level RESP (Redis protocol) port; shard i also has resp-port+1+i.
     #[arg(long, default_value_t = config::DEFAULT_RESP_PORT)]
     resp_port: u16,
@@ -389,12 +394,22 @@ fn server(a: ServerArgs) -> Result<()> {
     };
     let max_memory = a.max_memory;
     let secs = |d: Duration| (!d.is_zero()).then_some(d);
+    let cluster = match &a.cluster {
+        Some(list) => corekv::cluster::parse_list(list)?,
+        None => Vec::new(),
+    };
+    let node_id = if cluster.is_empty() {
+        a.node_id.unwrap_or(0)
+    } else {
+        corekv::cluster::find_self(&cluster, a.node_id, a.bind, a.port)? as u32
+    };
     let cfg = ServerConfig {
         cpus,
         bind: a.bind,
         port: a.port,
         resp_port: if a.no_resp { None } else { Some(a.resp_port) },
-        node_id: a.node_id,
+        node_id,
+        cluster,
         max_memory,
         maxmemory_policy: a.maxmemory_policy,
         limits: Limits {
@@ -423,10 +438,15 @@ fn server(a: ServerArgs) -> Result<()> {
     tune_allocator();
     corekv::log!(
         corekv::log::Level::Info,
-        "corekv {} (git {}): node {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
+        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
         cfg.node_id,
+        if cfg.cluster.is_empty() {
+            "a one-node cluster".to_string()
+        } else {
+            format!("cluster {}", cfg.cluster.join(","))
+        },
         cfg.nr_shards(),
         cfg.cpus,
         cfg.bind,
@@ -579,6 +599,9 @@ fn one_op(
             std::process::exit(1);
         }
         OwnedResult::Err(e) => bail!("server: {e}"),
+        OwnedResult::Moved { slot, node_id } => {
+            bail!("slot {slot} is owned by node {node_id} and the redirect was not resolved")
+        }
     }
     Ok(())
 }

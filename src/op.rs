@@ -289,6 +289,15 @@ pub enum OpResult<'a> {
     Int(i64),
     /// The operation failed; see [`OpError`].
     Err(OpError),
+    /// The key's slot belongs to another node of the cluster: the op was not
+    /// executed here. A client follows it to `node_id` (a RESP front end
+    /// answers `-MOVED` before an op gets this far).
+    Moved {
+        /// The key's hash slot.
+        slot: u16,
+        /// The node that owns it.
+        node_id: u16,
+    },
 }
 
 /// One operation as a batch hands it out: its kind (`None` when the wire

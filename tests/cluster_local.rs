@@ -259,6 +259,93 @@ fn two_servers_two_clients_merged_report() {
     finish(run);
 }
 
+/// Network namespaces and links whose name carries `id` (the script's pid,
+/// as in `ckv<id>b`).
+fn netns_leftovers(id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for (what, args) in [
+        ("netns", &["netns", "list"][..]),
+        ("link", &["-o", "link", "show"][..]),
+    ] {
+        let out = Command::new("ip").args(args).output().expect("ip");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if line.contains(&format!("ckvn{id}n")) || line.contains(&format!("ckv{id}")) {
+                left.push(format!("{what}: {line}"));
+            }
+        }
+    }
+    left
+}
+
+/// `NETNS=1`: every node in its own network namespace with its own address,
+/// the servers one cluster over those addresses; everything it created is
+/// gone afterwards. Needs root (CI runs as root); skipped otherwise.
+#[test]
+fn netns_mode_gives_every_node_its_own_address() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n*** SKIPPING: NETNS=1 needs root ***\n");
+        return;
+    }
+    let port = free_port_base(24000);
+    let run = run_cluster("netns", port, 2, 1, "", BENCH_ARGS, &[("NETNS", "1")]);
+    assert!(
+        run.status.success(),
+        "run failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    // "network namespaces: 3 nodes on 10.A.B.0/24 (bridge ckv<id>b)"
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("network namespaces:"))
+        .unwrap_or_else(|| panic!("no namespace line:\n{}", run.stderr));
+    let net = line
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split(".0/24")
+        .next()
+        .unwrap();
+    let id = line
+        .split("bridge ckv")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("b)");
+    for (s, ip) in [(0, format!("{net}.1")), (1, format!("{net}.2"))] {
+        let want = format!(
+            "--bind {ip} --cluster {net}.1:{port},{net}.2:{}",
+            port + 100
+        );
+        assert!(
+            run.stderr.contains(&want),
+            "server{s} bound to its own address in one cluster ({want}):\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains(&format!("--hosts {net}.1:{port}")),
+        "{}",
+        run.stderr
+    );
+    let merged = json(&run.log_root.join("latest/merged/merged.json"));
+    assert_eq!(merged["totals"]["errors"].as_u64(), Some(0));
+    assert!(merged["ops_per_sec"].as_f64().unwrap() > 0.0);
+    // Namespace teardown is asynchronous in the kernel: bounded wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = netns_leftovers(id);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    finish(run);
+}
+
 #[test]
 fn server_that_fails_to_start_is_named() {
     let port = free_port_base(24000);

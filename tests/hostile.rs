@@ -439,9 +439,10 @@ fn forwarded_replies_are_bounded_too() {
         &["--max-reply-bytes", "16mb"],
     );
     // A key owned by shard 1, read through shard 0 (forwarded).
+    let table = corekv::routing::SlotTable::new(&[2]);
     let key = (0..)
         .map(|i| format!("big{i}"))
-        .find(|k| corekv::routing::shard_of(corekv::routing::key_hash(k.as_bytes()), 2) == 1)
+        .find(|k| corekv::routing::route(k.as_bytes(), &table).shard_id == 1)
         .unwrap();
     let mut batch = Batch::default();
     batch.put(key.as_bytes(), &vec![b'v'; 1 << 20]);

@@ -7,21 +7,21 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use common::{client_with, start};
+use common::{client_with, start_cluster};
 use corekv::client::OwnedResult;
 use support::history::{record_history, Pick};
 use support::linearizability::{check, Input, Output, Verdict};
 
 #[test]
 fn concurrent_history_is_linearizable() {
-    let a = start(0, 2);
-    let b = start(1, 2);
+    let nodes = start_cluster(2, 2);
+    let (a, b) = (&nodes[0], &nodes[1]);
     let clients = 6;
     let ops_per_client = 250;
     let keys: Vec<Vec<u8>> = (0..5).map(|i| format!("lin-{i}").into_bytes()).collect();
     // Half the clients are shard-aware, half send everything to shard 0.
     let conns = (0..clients)
-        .map(|client| client_with(&[&a, &b], if client % 2 == 0 { None } else { Some(0) }))
+        .map(|client| client_with(&[a, b], if client % 2 == 0 { None } else { Some(0) }))
         .collect();
     let pick = |r: u64| if r % 2 == 0 { Pick::Put } else { Pick::Get };
     let history = record_history(

@@ -87,9 +87,9 @@ fn one_node_two_shards() {
 
 #[test]
 fn two_nodes_two_shards() {
-    let a = start(0, 2);
-    let b = start(1, 2);
-    let c = client(&[&a, &b]);
+    let nodes = common::start_cluster(2, 2);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let c = client(&[a, b]);
     exercise(&c, 2000);
     let st = c.stats().unwrap();
     assert_eq!(st.len(), 2);
@@ -97,13 +97,19 @@ fn two_nodes_two_shards() {
         assert!(n.total().keys > 300, "every node owns a share: {st:?}");
     }
     assert_eq!(st.iter().map(|n| n.total().keys).sum::<u64>(), 1000);
-    // Node order given to the client does not matter: ids decide.
-    let c2 = client(&[&b, &a]);
+    // Node order given to the client does not matter: ids decide; and one
+    // node is enough: its HELLO names the whole cluster.
+    let c2 = client(&[b, a]);
     assert_eq!(c2.get(&key(1)).unwrap(), OwnedResult::Value(value(1)));
+    let c3 = client(&[b]);
+    assert_eq!(c3.nodes().len(), 2);
+    for i in 0..200 {
+        assert_eq!(c3.get(&key(i)).unwrap(), c.get(&key(i)).unwrap());
+    }
 }
 
 #[test]
-fn wrong_node_ids_are_rejected() {
+fn separate_clusters_are_rejected() {
     let a = start(0, 1);
     let b = start(0, 1);
     let err = corekv::client::blocking::BlockingClient::connect(
@@ -111,8 +117,8 @@ fn wrong_node_ids_are_rejected() {
         Default::default(),
     )
     .err()
-    .expect("two nodes claiming id 0");
-    assert!(err.to_string().contains("node ids"), "{err}");
+    .expect("two one-node clusters are not one cluster");
+    assert!(err.to_string().contains("same cluster"), "{err}");
 }
 
 #[test]
@@ -137,15 +143,16 @@ fn forwarding_answers_keys_owned_by_other_shards() {
 
 #[test]
 fn hello_reports_layout_from_any_shard() {
-    let s = start(3, 2);
-    for addr in &s.shard_addrs {
+    let nodes = common::start_cluster(2, 2);
+    for addr in &nodes[1].shard_addrs {
         let c = corekv::client::blocking::BlockingClient::connect(
             &[addr.to_string()],
             Default::default(),
-        );
-        // node id 3 alone is not 0..1: topology error, but HELLO worked.
-        let e = c.err().unwrap().to_string();
-        assert!(e.contains("node 3"), "{e}");
+        )
+        .unwrap();
+        let ids: Vec<u32> = c.nodes().iter().map(|n| n.hello.node_id).collect();
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(c.nodes()[1].hello.shard_ports.len(), 2);
     }
 }
 

@@ -302,6 +302,10 @@ pub struct BenchReport {
     pub bytes_sent: u64,
     /// Bytes read from sockets in the window.
     pub bytes_received: u64,
+    /// Ops the native client re-sent because a server redirected them (its
+    /// cluster map was stale), over the whole run. 0 in older reports.
+    #[serde(default)]
+    pub redirects: u64,
     /// User + system CPU seconds of the bench process over the window.
     pub client_cpu_secs: f64,
     /// Pure single-thread generation rate of the workload generator, ops/s.
@@ -599,6 +603,7 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.set_latency.add(&r.set_latency)?;
         out.bytes_sent += r.bytes_sent;
         out.bytes_received += r.bytes_received;
+        out.redirects += r.redirects;
         out.client_cpu_secs += r.client_cpu_secs;
         out.generation_rate_ops = out.generation_rate_ops.min(r.generation_rate_ops);
 

@@ -161,6 +161,13 @@ fn client_section(o: &mut String, r: &BenchReport) {
         r.bytes_sent_per_op(),
         r.bytes_received_per_op()
     );
+    if r.redirects > 0 {
+        let _ = writeln!(
+            o,
+            "  redirects       {} ops re-sent after MOVED",
+            r.redirects
+        );
+    }
     let _ = writeln!(
         o,
         "  client CPU      {:.2} s ({:.3} µs/op)",

@@ -9,8 +9,11 @@ use crate::client::{BatchResults, ClientOptions, Cluster, NodeInfo, OwnedResult,
 use crate::error::ClientError;
 use crate::protocol::native::{Batch, NodeStats};
 
+/// Results of a batch and the first down node it had ops for.
+type Executed = (Vec<OwnedResult>, Option<usize>);
+
 enum Job {
-    Execute(Batch, flume::Sender<Result<Vec<OwnedResult>, ClientError>>),
+    Execute(Batch, flume::Sender<Result<Executed, ClientError>>),
     Stats(flume::Sender<Result<Vec<NodeStats>, ClientError>>),
 }
 
@@ -54,7 +57,7 @@ impl BlockingClient {
                                 let r = cluster
                                     .execute(&batch, &mut Splitter::default(), &mut results)
                                     .await
-                                    .map(|_| results.to_vec());
+                                    .map(|_| (results.to_vec(), results.down_node()));
                                 let _ = reply.send(r);
                             }
                             Job::Stats(reply) => {
@@ -110,6 +113,7 @@ impl BlockingClient {
     /// Executes a batch; results in the batch's order.
     pub fn execute(&self, batch: &Batch) -> Result<Vec<OwnedResult>, ClientError> {
         self.call(|tx| Job::Execute(batch.clone(), tx))
+            .map(|(r, _)| r)
     }
 
     /// Counters of every node.
@@ -120,7 +124,17 @@ impl BlockingClient {
     fn one(&self, f: impl FnOnce(&mut Batch)) -> Result<OwnedResult, ClientError> {
         let mut b = Batch::default();
         f(&mut b);
-        Ok(self.execute(&b)?.pop().unwrap_or(OwnedResult::NotFound))
+        let (mut results, down) = self.call(|tx| Job::Execute(b, tx))?;
+        if let Some(node_id) = down {
+            // The key's owner is down: name it.
+            let n = &self.nodes[node_id];
+            return Err(ClientError::NodeDown {
+                node_id,
+                addr: n.addr.clone(),
+                message: n.down.clone().unwrap_or_default(),
+            });
+        }
+        Ok(results.pop().unwrap_or(OwnedResult::NotFound))
     }
 
     /// Reads a key.

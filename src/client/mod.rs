@@ -1,11 +1,22 @@
 //! The shard-aware cluster client.
 //!
-//! [`Cluster::connect`] takes a list of node addresses, asks each node for
-//! its layout (HELLO: node id, shard ports), and opens one connection per
-//! (node, shard). [`Cluster::execute`] routes each op of a [`Batch`] with
-//! [`crate::routing`] (key → node → shard), splits the batch into one part
-//! per destination shard, sends the parts together and returns the results
-//! in the caller's order ([`BatchResults`]).
+//! [`Cluster::connect`] takes one or more node addresses and asks them for
+//! their layout (HELLO). A HELLO carries the node's cluster (every node's
+//! address, by node id, and a digest), so one address is enough: the client
+//! greets every node of that list, builds the slot table from their shard
+//! counts ([`SlotTable`]) and opens one connection per (node, shard). Nodes
+//! that disagree about the cluster are refused (a clear
+//! [`ClientError::Topology`]); a node that cannot be reached is kept as
+//! *down*: its keys get [`OpError::Unavailable`] and [`BatchResults::down_node`]
+//! names it, while keys of the live nodes are served.
+//!
+//! [`Cluster::execute`] routes each op of a [`Batch`] with
+//! [`crate::routing::route`] (key → slot → node, shard), splits the batch
+//! into one part per destination shard, sends the parts together and
+//! returns the results in the caller's order ([`BatchResults`]). An op the
+//! server answers with a redirect ([`OpResult::Moved`]: the node does not
+//! own the key, the client's map was stale) is re-sent once to the node the
+//! redirect names, and counted ([`Cluster::redirects`]).
 //!
 //! A `Cluster` lives on one glommio executor (it is `Rc`-based, `!Send`) and
 //! is shared by any number of concurrent sessions (tasks) on that executor:
@@ -39,13 +50,13 @@ use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 
 use crate::error::ClientError;
-use crate::op::OpResult;
+use crate::op::{OpError, OpResult};
 use crate::protocol::native::{
     decode_owned, encode_archived, encode_empty, encode_frame, Batch, ErrorFrame, FrameError,
     FrameHeader, FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView,
     HEADER_LEN, PROTOCOL_VERSION,
 };
-use crate::routing::route;
+use crate::routing::{node_slots, route, shard_slots, SlotTable};
 
 /// Default time a request may take before it fails with [`ClientError::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +74,11 @@ pub struct ClientOptions {
     /// The nodes' password (`--requirepass`), sent as the HELLO token on
     /// every connection.
     pub password: Option<String>,
+    /// Route with this slot table instead of the one the nodes' HELLOs give
+    /// (a table cached from an earlier view of the cluster). Ops it sends
+    /// to the wrong node come back redirected and are followed. It must fit
+    /// the cluster (no more nodes, no node with more shards).
+    pub slot_table: Option<SlotTable>,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +87,7 @@ impl Default for ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             pin_shard: None,
             password: None,
+            slot_table: None,
         }
     }
 }
@@ -352,9 +369,14 @@ const DIRECT_READ_MIN: usize = 64 * 1024;
 pub struct NodeInfo {
     /// The address the node was reached at (host:port of shard 0 or any shard).
     pub addr: String,
-    /// Its HELLO answer.
+    /// Its HELLO answer (for a down node: its id and the cluster only).
     pub hello: Hello,
+    /// Why the node is considered down (`None`: it is live).
+    pub down: Option<String>,
 }
+
+/// Part index of ops whose node is down.
+const DOWN_PART: u32 = u32::MAX;
 
 /// Results of one [`Cluster::execute`], in the caller's order.
 #[derive(Default)]
@@ -365,6 +387,10 @@ pub struct BatchResults {
     replies: Vec<Option<RecvBuf>>,
     /// Op count of each part.
     counts: Vec<usize>,
+    /// Results of ops re-sent after a redirect, by op index (sorted).
+    followed: Vec<(usize, OwnedResult)>,
+    /// The first down node an op of this batch was routed to.
+    down_node: Option<usize>,
 }
 
 impl BatchResults {
@@ -386,16 +412,31 @@ impl BatchResults {
             .map(|(r, &n)| r.as_ref().and_then(|b| ReplyView::new(b, n).ok()))
             .collect();
         let mut cursors = vec![0usize; views.len()];
+        let mut followed = self.followed.iter().peekable();
         for (i, &t) in self.targets.iter().enumerate() {
+            if t == DOWN_PART {
+                f(i, OpResult::Err(OpError::Unavailable));
+                continue;
+            }
             let t = t as usize;
             let r = views[t].as_ref().map(|v| v.get(cursors[t]));
             cursors[t] += 1;
+            if let Some((_, owned)) = followed.next_if(|(j, _)| *j == i) {
+                f(i, owned.as_result());
+                continue;
+            }
             // Parts were validated on arrival; a missing view cannot happen.
             f(
                 i,
                 r.unwrap_or(OpResult::Err(crate::op::OpError::Unavailable)),
             );
         }
+    }
+
+    /// The first node this batch had ops for that is down (its ops got
+    /// [`OpError::Unavailable`]).
+    pub fn down_node(&self) -> Option<usize> {
+        self.down_node
     }
 
     /// Owned copies of all results (convenient for tests and tools).
@@ -419,6 +460,30 @@ pub enum OwnedResult {
     Int(i64),
     /// A per-op error.
     Err(crate::op::OpError),
+    /// Still redirected after the client followed one redirect.
+    Moved {
+        /// The key's slot.
+        slot: u16,
+        /// The node the server named.
+        node_id: u16,
+    },
+}
+
+impl OwnedResult {
+    /// Borrowed form.
+    pub fn as_result(&self) -> OpResult<'_> {
+        match self {
+            OwnedResult::Value(v) => OpResult::Value(v),
+            OwnedResult::NotFound => OpResult::NotFound,
+            OwnedResult::Ok => OpResult::Ok,
+            OwnedResult::Int(i) => OpResult::Int(*i),
+            OwnedResult::Err(e) => OpResult::Err(*e),
+            OwnedResult::Moved { slot, node_id } => OpResult::Moved {
+                slot: *slot,
+                node_id: *node_id,
+            },
+        }
+    }
 }
 
 impl From<OpResult<'_>> for OwnedResult {
@@ -429,6 +494,7 @@ impl From<OpResult<'_>> for OwnedResult {
             OpResult::Ok => OwnedResult::Ok,
             OpResult::Int(i) => OwnedResult::Int(i),
             OpResult::Err(e) => OwnedResult::Err(e),
+            OpResult::Moved { slot, node_id } => OwnedResult::Moved { slot, node_id },
         }
     }
 }
@@ -448,6 +514,9 @@ pub struct Cluster {
     /// First part index of each node in the flattened (node, shard) space.
     part_base: Vec<usize>,
     nr_parts: usize,
+    /// Slot → (node, shard), from the nodes' HELLOs.
+    table: SlotTable,
+    redirects: Cell<u64>,
     next_request: Cell<u64>,
     options: ClientOptions,
     tasks: RefCell<Vec<JoinHandle<()>>>,
@@ -492,7 +561,8 @@ fn with_port(addr: &str, port: u16) -> String {
 }
 
 impl Cluster {
-    /// Connects to every node in `hosts` and every shard of each.
+    /// Connects to the cluster `hosts` belong to (one address of any node is
+    /// enough) and to every shard of each live node.
     pub async fn connect(
         hosts: &[String],
         options: ClientOptions,
@@ -500,21 +570,84 @@ impl Cluster {
         if hosts.is_empty() {
             return Err(ClientError::Topology("no hosts given".into()));
         }
-        let mut nodes = Vec::new();
+        // Every given host must answer and agree on the cluster.
+        let mut given: Vec<NodeInfo> = Vec::new();
         for h in hosts {
-            nodes.push(NodeInfo {
+            let hello = hello(h, options.password.as_deref(), options.timeout).await?;
+            if hello.protocol_version != PROTOCOL_VERSION {
+                return Err(ClientError::Topology(format!(
+                    "{h} speaks protocol {}, this client {}",
+                    hello.protocol_version, PROTOCOL_VERSION
+                )));
+            }
+            if let Some(first) = given.first() {
+                if first.hello.cluster_digest != hello.cluster_digest {
+                    return Err(ClientError::Topology(format!(
+                        "{} and {h} are not in the same cluster ({} vs {}): start every node with the same --cluster list",
+                        first.addr,
+                        first.hello.cluster.join(","),
+                        hello.cluster.join(",")
+                    )));
+                }
+            }
+            given.push(NodeInfo {
                 addr: h.clone(),
-                hello: hello(h, options.password.as_deref(), options.timeout).await?,
+                hello,
+                down: None,
             });
         }
-        nodes.sort_by_key(|n| n.hello.node_id);
-        for (i, n) in nodes.iter().enumerate() {
-            if n.hello.node_id as usize != i {
+        let list = given[0].hello.cluster.clone();
+        if list.is_empty() {
+            return Err(ClientError::Topology(format!(
+                "{} reports no cluster",
+                given[0].addr
+            )));
+        }
+        // Each node of the list: as given, else greeted at its listed address.
+        let mut nodes: Vec<NodeInfo> = Vec::new();
+        for (node_id, addr) in list.iter().enumerate() {
+            if let Some(n) = given.iter().find(|n| n.hello.node_id as usize == node_id) {
+                nodes.push(n.clone());
+                continue;
+            }
+            let info = match hello(addr, options.password.as_deref(), options.timeout).await {
+                Ok(h) if h.cluster_digest != given[0].hello.cluster_digest => {
+                    return Err(ClientError::Topology(format!(
+                        "node {node_id} ({addr}) disagrees about the cluster: it has --cluster {}",
+                        h.cluster.join(",")
+                    )))
+                }
+                Ok(h) if h.node_id as usize != node_id => {
+                    return Err(ClientError::Topology(format!(
+                        "{addr} says it is node {}, the cluster list says node {node_id}",
+                        h.node_id
+                    )))
+                }
+                Ok(h) => NodeInfo {
+                    addr: addr.clone(),
+                    hello: h,
+                    down: None,
+                },
+                Err(e) => NodeInfo {
+                    addr: addr.clone(),
+                    hello: Hello {
+                        node_id: node_id as u32,
+                        shard_ports: vec![],
+                        cluster: list.clone(),
+                        ..given[0].hello.clone()
+                    },
+                    down: Some(e.to_string()),
+                },
+            };
+            nodes.push(info);
+        }
+        for n in &given {
+            if n.hello.node_id as usize >= list.len() {
                 return Err(ClientError::Topology(format!(
-                    "node ids must be 0..{} with one node each; {} says it is node {} (start servers with --node-id)",
-                    nodes.len(),
+                    "{} says it is node {} of a cluster of {}",
                     n.addr,
-                    n.hello.node_id
+                    n.hello.node_id,
+                    list.len()
                 )));
             }
             if n.hello.shard_ports.is_empty() {
@@ -523,24 +656,34 @@ impl Cluster {
                     n.addr
                 )));
             }
-            if n.hello.protocol_version != PROTOCOL_VERSION {
-                return Err(ClientError::Topology(format!(
-                    "{} speaks protocol {}, this client {}",
-                    n.addr, n.hello.protocol_version, PROTOCOL_VERSION
-                )));
-            }
         }
+        let counts: Vec<usize> = nodes.iter().map(|n| n.hello.shard_ports.len()).collect();
+        let table = match &options.slot_table {
+            None => SlotTable::new(&counts),
+            Some(t) => {
+                let fits = t.nr_nodes() <= counts.len()
+                    && (0..t.nr_nodes()).all(|i| t.nr_shards(i) <= counts[i].max(1));
+                if !fits {
+                    return Err(ClientError::Topology(
+                        "the given slot table has more nodes or shards than the cluster".into(),
+                    ));
+                }
+                t.clone()
+            }
+        };
         let mut cluster = Cluster {
             conns: Vec::new(),
             part_base: Vec::new(),
             nr_parts: 0,
+            table,
+            redirects: Cell::new(0),
             next_request: Cell::new(1),
             options: options.clone(),
             tasks: RefCell::new(Vec::new()),
             nodes: Vec::new(),
             pool: Rc::default(),
         };
-        for n in &nodes {
+        for n in &mut nodes {
             let mut row = Vec::new();
             cluster.part_base.push(cluster.nr_parts);
             for (shard_id, &port) in n.hello.shard_ports.iter().enumerate() {
@@ -640,7 +783,9 @@ impl Cluster {
         results.replies.resize_with(self.nr_parts, || None);
         results.targets.clear();
         results.counts.clear();
-        if self.nr_parts == 1 {
+        results.followed.clear();
+        results.down_node = None;
+        if self.nr_parts == 1 && self.nodes.len() == 1 {
             // One destination: send the caller's batch as it is (no split, no copy).
             results.targets.resize(batch.len(), 0);
             results.counts.push(batch.len());
@@ -650,16 +795,21 @@ impl Cluster {
             let conn = &self.conns[0][0];
             let id = self.request_id();
             let rx = conn.send(id, |out| encode_batch(out, id, batch, &conn.addr))?;
-            return self.collect(vec![(0, conn, rx)], results).await;
+            // A one-node cluster owns every slot: nothing is ever redirected.
+            return self.collect(vec![(0, conn, rx)], results).await.map(|_| ());
         }
-        let nr_nodes = self.nodes.len();
         splitter.parts.resize_with(self.nr_parts, Batch::default);
         for p in &mut splitter.parts {
             p.clear();
         }
         for i in 0..batch.len() {
             let (op, key, value) = batch.op(i);
-            let r = route(key, nr_nodes, |node| self.conns[node].len());
+            let r = route(key, &self.table);
+            if self.nodes[r.node_id].down.is_some() {
+                results.down_node.get_or_insert(r.node_id);
+                results.targets.push(DOWN_PART);
+                continue;
+            }
             let part = self.part_base[r.node_id] + r.shard_id;
             splitter.parts[part].push_raw(op, key, value);
             results.targets.push(part as u32);
@@ -680,16 +830,79 @@ impl Cluster {
                 waits.push((part, conn, rx));
             }
         }
-        self.collect(waits, results).await
+        if self.collect(waits, results).await? {
+            self.follow_redirects(batch, results).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-sends once every op a server redirected ([`OpResult::Moved`]) to
+    /// the node it named (the shard owning the slot there), keeping the
+    /// new results in `results.followed`.
+    async fn follow_redirects(
+        &self,
+        batch: &Batch,
+        results: &mut BatchResults,
+    ) -> Result<(), ClientError> {
+        let mut moved: Vec<(usize, u16, usize)> = Vec::new();
+        results.for_each(|i, r| {
+            if let OpResult::Moved { slot, node_id } = r {
+                moved.push((i, slot, node_id as usize));
+            }
+        });
+        let mut followed = Vec::with_capacity(moved.len());
+        for (i, slot, node_id) in moved {
+            self.redirects.set(self.redirects.get() + 1);
+            let result = match self.conns.get(node_id).filter(|row| !row.is_empty()) {
+                None => {
+                    results.down_node.get_or_insert(node_id);
+                    OwnedResult::Err(OpError::Unavailable)
+                }
+                Some(row) => {
+                    let n = row.len();
+                    let range = node_slots(node_id, self.nodes.len());
+                    let shard = (0..n)
+                        .find(|&s| shard_slots(range.clone(), s, n).contains(&(slot as usize)))
+                        .unwrap_or(0);
+                    let conn = &row[shard];
+                    let (op, key, value) = batch.op(i);
+                    let mut one = Batch::default();
+                    one.push_raw(op, key, value);
+                    let id = self.request_id();
+                    let rx = conn.send(id, |out| encode_batch(out, id, &one, &conn.addr))?;
+                    let reply = self.wait(rx).await?;
+                    let view =
+                        ReplyView::new(&reply.payload, 1).map_err(|e| ClientError::Protocol {
+                            addr: conn.addr.clone(),
+                            message: e.to_string(),
+                        })?;
+                    OwnedResult::from(view.get(0))
+                }
+            };
+            followed.push((i, result));
+        }
+        results.followed = followed;
+        Ok(())
+    }
+
+    /// Ops re-sent because a server redirected them, since connect.
+    pub fn redirects(&self) -> u64 {
+        self.redirects.get()
+    }
+
+    /// The slot table this client routes with.
+    pub fn slot_table(&self) -> &SlotTable {
+        &self.table
     }
 
     /// Waits for every part's reply, validates it against its op count and
-    /// keeps its buffer in `results`.
+    /// keeps its buffer in `results`. True when some op was redirected.
     async fn collect(
         &self,
         waits: Vec<(usize, &Rc<Conn>, flume::Receiver<ReplyResult>)>,
         results: &mut BatchResults,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
+        let mut moved = false;
         for (part, conn, rx) in waits {
             let reply = self.wait(rx).await?;
             let protocol = |message: String| ClientError::Protocol {
@@ -702,17 +915,18 @@ impl Cluster {
                     reply.kind
                 )));
             }
-            ReplyView::new(&reply.payload, results.counts[part])
+            let view = ReplyView::new(&reply.payload, results.counts[part])
                 .map_err(|e| protocol(e.to_string()))?;
+            moved |= view.any_moved();
             results.replies[part] = Some(reply.payload);
         }
-        Ok(())
+        Ok(moved)
     }
 
-    /// Counters of every node, by node id.
+    /// Counters of every live node, by node id.
     pub async fn stats(&self) -> Result<Vec<NodeStats>, ClientError> {
         let mut waits = Vec::new();
-        for row in &self.conns {
+        for row in self.conns.iter().filter(|r| !r.is_empty()) {
             let conn = &row[0];
             let id = self.request_id();
             let rx = conn.send(id, |out| {

@@ -24,7 +24,7 @@
 //! | kind          | code | payload                          |
 //! |---------------|-----:|----------------------------------|
 //! | `Batch`       | 0x01 | [`Batch`]                         |
-//! | `Hello`       | 0x02 | empty                             |
+//! | `Hello`       | 0x02 | empty, or the `--requirepass` token (raw bytes) |
 //! | `Stats`       | 0x03 | empty                             |
 //! | `BatchReply`  | 0x81 | [`BatchReply`]                    |
 //! | `HelloReply`  | 0x82 | [`Hello`]                         |
@@ -35,13 +35,15 @@
 //! 0 GET, 1 PUT, 2 DEL, …, 9 SET with options, 10 EXPIRE, 11 PERSIST,
 //! 12 TTL, 13 GETEX — the expiry ops carry a 9-byte
 //! [`ExpiryArg`](crate::op::ExpiryArg) at the start of their value, so
-//! the frame layout did not change and the protocol version stays 1; a
+//! the frame layout did not change and the protocol version did not move; a
 //! server older than these ops answers them with the `BadOp` status),
 //! key end offsets into one key blob, value end
 //! offsets into one value blob. Encoding is appending to five vectors;
 //! decoding is one bounds-checking pass. A reply carries one status byte per
 //! op ([`Status`]) and the values in the same struct-of-arrays form, in
-//! request order. A connection may have many batches in flight; the server
+//! request order; an op for a key another node of the cluster owns gets
+//! [`Status::Moved`] (slot and owner node id) and is not executed. A
+//! connection may have many batches in flight; the server
 //! answers them in the order it received them, each with its request id.
 //!
 //! # Errors
@@ -59,7 +61,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::op::{arg, ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink, TtlMode};
 
 /// Current protocol version, carried in every frame.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// (2: HELLO carries the cluster, replies may carry `Moved`.)
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"CK";
 /// Size of the frame header.
@@ -115,6 +118,9 @@ pub enum Status {
     Ok = 2,
     /// An integer result: the value is 8 bytes, little-endian `i64`.
     Int = 3,
+    /// Not this node's key: the value is the slot (2 bytes LE) and the
+    /// owning node id (2 bytes LE); the op was not executed.
+    Moved = 4,
 }
 
 /// Why a frame was rejected. Each of these closes the connection.
@@ -606,6 +612,11 @@ impl ReplySink for BatchReply {
                 self.values.extend_from_slice(&i.to_le_bytes());
             }
             OpResult::Err(e) => self.status.push(e.wire_code()),
+            OpResult::Moved { slot, node_id } => {
+                self.status.push(Status::Moved as u8);
+                self.values.extend_from_slice(&slot.to_le_bytes());
+                self.values.extend_from_slice(&node_id.to_le_bytes());
+            }
         }
         self.value_ends.push(self.values.len() as u32);
     }
@@ -620,6 +631,13 @@ pub fn decode_result(status: u8, value: &[u8]) -> OpResult<'_> {
         2 => OpResult::Ok,
         3 => match <[u8; 8]>::try_from(value) {
             Ok(b) => OpResult::Int(i64::from_le_bytes(b)),
+            Err(_) => OpResult::Err(OpError::BadOp),
+        },
+        4 => match <[u8; 4]>::try_from(value) {
+            Ok(b) => OpResult::Moved {
+                slot: u16::from_le_bytes([b[0], b[1]]),
+                node_id: u16::from_le_bytes([b[2], b[3]]),
+            },
             Err(_) => OpResult::Err(OpError::BadOp),
         },
         s => OpResult::Err(OpError::from_wire_code(s).unwrap_or(OpError::BadOp)),
@@ -660,6 +678,11 @@ impl<'a> ReplyView<'a> {
     pub fn is_empty(&self) -> bool {
         self.status.is_empty()
     }
+    /// True when some op was redirected ([`Status::Moved`]): one scan of
+    /// the status bytes.
+    pub fn any_moved(&self) -> bool {
+        self.status.contains(&(Status::Moved as u8))
+    }
     /// Result `i`.
     #[inline]
     pub fn get(&self, i: usize) -> OpResult<'a> {
@@ -690,6 +713,14 @@ pub struct Hello {
     pub resp_port: u16,
     /// RESP port of each shard (empty: none).
     pub resp_shard_ports: Vec<u16>,
+    /// The cluster this node belongs to: every node's `host:native port`,
+    /// by node id (`--cluster`; one entry for a one-node cluster). With the
+    /// shard counts (each node's HELLO) it determines the slot table
+    /// ([`crate::routing::SlotTable`]), so a client learns the whole cluster
+    /// from any one node.
+    pub cluster: Vec<String>,
+    /// Digest of `cluster` ([`crate::cluster::digest`]): equal on nodes that agree.
+    pub cluster_digest: u64,
 }
 
 /// Counters of one shard.
@@ -1032,19 +1063,23 @@ mod tests {
         r.push(OpResult::Int(-5));
         r.push(OpResult::Err(OpError::OutOfMemory));
         r.push(OpResult::Value(b""));
+        r.push(OpResult::Moved {
+            slot: 12182,
+            node_id: 3,
+        });
         let mut out = Vec::new();
         encode_archived(&mut out, FrameKind::BatchReply, 1, &r).unwrap();
         let fs = frames(&out, 5);
         let mut aligned = RecvBuf::new();
         aligned.extend_from_slice(&fs[0].1);
-        let v = ReplyView::new(&aligned, 6).unwrap();
-        for i in 0..6 {
+        let v = ReplyView::new(&aligned, 7).unwrap();
+        for i in 0..7 {
             assert_eq!(v.get(i), r.get(i));
         }
         assert_eq!(v.get(3), OpResult::Int(-5));
         assert_eq!(v.get(4), OpResult::Err(OpError::OutOfMemory));
         assert!(
-            ReplyView::new(&aligned, 5).is_err(),
+            ReplyView::new(&aligned, 6).is_err(),
             "count mismatch is caught"
         );
     }
@@ -1128,6 +1163,8 @@ mod tests {
             shard_ports: vec![7000, 7001],
             resp_port: 6379,
             resp_shard_ports: vec![],
+            cluster: vec!["a:7000".into(), "b:7000".into()],
+            cluster_digest: 42,
         };
         let mut out = Vec::new();
         encode_archived(&mut out, FrameKind::HelloReply, 0, &h).unwrap();

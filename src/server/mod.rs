@@ -13,14 +13,20 @@
 //! [`run`] returns a [`ServerHandle`] with the bound addresses, live stats
 //! and `shutdown`, so tests start real servers in-process on ephemeral ports.
 //!
+//! Once bound, the node builds its [`ClusterMap`] (its `--cluster` list, or a
+//! one-node cluster at its own address), records its own layout, greets its
+//! peers ([`greet`]: once before returning, then in the background for the
+//! ones still missing) and lets the shards start.
+//!
 //! Submodules: [`conn`] is what every connection shares (its memory charge,
 //! read deadlines, protected mode), [`native`] serves native-protocol
 //! connections, [`resp`] serves RESP connections, [`stats`] formats the
-//! per-second stats line, [`observe`] keeps per-shard command statistics,
-//! the slow log and the client registry, [`metrics`] serves them to
-//! Prometheus.
+//! per-second stats line, [`greet`] greets the cluster's peers, [`observe`]
+//! keeps per-shard command statistics, the slow log and the client
+//! registry, [`metrics`] serves them to Prometheus.
 
 pub mod conn;
+pub mod greet;
 pub mod metrics;
 pub mod native;
 pub mod observe;
@@ -39,6 +45,7 @@ use std::time::Duration;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::cluster::{format_addr, ClusterMap, PeerLayout};
 use crate::config::{Limits, Security, ServerConfig};
 use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
@@ -57,6 +64,8 @@ pub struct ServerHandle {
     /// RESP address of each shard, if RESP is on.
     pub resp_shard_addrs: Vec<SocketAddr>,
     node: Arc<NodeState>,
+    cluster: Arc<ClusterMap>,
+    greeting_stop: Arc<AtomicBool>,
     obs: Arc<Observe>,
     stops: Vec<flume::Sender<()>>,
     joins: Vec<glommio::ExecutorJoinHandle<()>>,
@@ -71,6 +80,24 @@ impl ServerHandle {
     /// A snapshot of every shard's counters.
     pub fn stats(&self) -> NodeStats {
         self.node.stats()
+    }
+
+    /// The node's cluster map.
+    pub fn cluster(&self) -> &Arc<ClusterMap> {
+        &self.cluster
+    }
+
+    /// Waits until every peer of the cluster has been greeted (their layouts
+    /// known) or `timeout` passed; true when complete.
+    pub fn wait_for_peers(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.cluster.complete() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// The node's published counters (what STATS, the stats line and the
@@ -90,6 +117,7 @@ impl ServerHandle {
     }
 
     fn stop_and_join(&mut self) {
+        self.greeting_stop.store(true, Ordering::Relaxed);
         for s in self.stops.drain(..) {
             let _ = s.send(());
         }
@@ -226,9 +254,36 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
 
     let layout = layout_of(config, &bound);
     node.set_layout(layout.clone());
+    let cluster = Arc::new(if config.cluster.is_empty() {
+        // Bound to every address: no one address to announce. Like Redis,
+        // report an empty host (CLUSTER SLOTS `""`), which cluster clients
+        // read as "the address you reached me at".
+        let host = if config.bind.is_unspecified() {
+            String::new()
+        } else {
+            config.bind.to_string()
+        };
+        ClusterMap::single(format_addr(&host, layout.shard_ports[0]), nr)
+    } else {
+        ClusterMap::new(config.cluster.clone(), config.node_id as usize, nr)
+    });
+    cluster.set_layout(
+        cluster.node_id,
+        PeerLayout {
+            shard_ports: layout.shard_ports.clone(),
+            resp_port: layout.resp_port,
+            resp_shard_ports: layout.resp_shard_ports.clone(),
+        },
+    );
+    node.set_cluster(cluster.clone());
     for g in gos {
         let _ = g.send(());
     }
+    let greeting_stop = Arc::new(AtomicBool::new(false));
+    let mut reported = vec![None; cluster.nr_nodes()];
+    let password = config.security.requirepass.clone();
+    greet::greet_once(&cluster, password.as_deref(), &mut reported);
+    greet::spawn(cluster.clone(), password, greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -236,6 +291,8 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         resp_addr: config.resp_port.map(|_| addr(layout.resp_port)),
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         node,
+        cluster,
+        greeting_stop,
         obs,
         stops,
         joins,

@@ -11,16 +11,21 @@
 //! [`Shard::execute`] runs a batch from any front end (native frames or RESP
 //! commands, through [`OpSource`] and [`ReplySink`]):
 //!
+//! Ownership is the cluster's ([`crate::cluster::ClusterMap`]): a key's hash
+//! slot ([`key_slot`]) and one table lookup give its owner `(node, shard)`.
+//!
 //! * **owner is this shard** (the first `if`): the op runs here, straight
 //!   into the reply sink, hashed once by the prefetch pipeline (`Prefetch`)
 //!   that overlaps the cache misses of the next ops; the forwarding
 //!   machinery costs nothing;
 //! * **otherwise** — from the first foreign key on, the rest of the batch
-//!   takes the mixed path: it is routed (reusing the hashes the pipeline
-//!   already has, so no key is hashed twice), foreign ops are grouped per
-//!   owner shard into one owned [`Batch`] each (with their hashes, so owners
-//!   do not hash again), sent, and their replies merged back so results stay
-//!   in request order.
+//!   takes the mixed path: it is routed (reusing the slots and hashes the
+//!   pipeline already has, so no key is hashed twice), ops of other shards
+//!   of this node are grouped per owner shard into one owned [`Batch`] each
+//!   (with their hashes, so owners do not hash again), sent, and their
+//!   replies merged back so results stay in request order; an op whose slot
+//!   another **node** owns is not executed and answered with
+//!   [`OpResult::Moved`] (never a local write).
 //!
 //! Ordering: a connection's batches are executed one after another, and all
 //! ops on one key go to the one owner in order, so per-key order (and with it
@@ -45,9 +50,10 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::cluster::ClusterMap;
 use crate::op::{Op, OpError, OpResult, OpSource, ReplySink};
 use crate::protocol::native::{Batch, BatchReply, Hello, NodeStats, ShardStats, PROTOCOL_VERSION};
-use crate::routing::{key_hash, shard_of};
+use crate::routing::{key_hash, key_slot, Owner};
 use crate::store::evict::POLICIES;
 use crate::store::{unix_now_ms, Policy, Store, StoreLimits};
 
@@ -132,6 +138,7 @@ pub struct NodeState {
     started: Instant,
     slots: Vec<CachePadded<ShardSlot>>,
     layout: OnceLock<Layout>,
+    cluster: OnceLock<Arc<ClusterMap>>,
 }
 
 impl NodeState {
@@ -158,7 +165,26 @@ impl NodeState {
                 .map(|_| CachePadded::new(ShardSlot::default()))
                 .collect(),
             layout: OnceLock::new(),
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// Sets the cluster map (once, at start-up, before shards start).
+    pub fn set_cluster(&self, map: Arc<ClusterMap>) {
+        let _ = self.cluster.set(map);
+    }
+
+    /// The cluster map; a one-node cluster at `127.0.0.1:0` if none was set
+    /// (unit tests that build shards by hand).
+    pub fn cluster(&self) -> Arc<ClusterMap> {
+        self.cluster
+            .get_or_init(|| {
+                Arc::new(ClusterMap::single(
+                    "127.0.0.1:0".to_string(),
+                    self.nr_shards(),
+                ))
+            })
+            .clone()
     }
 
     /// Number of shards.
@@ -226,6 +252,7 @@ impl NodeState {
             resp_port: 0,
             resp_shard_ports: vec![],
         });
+        let cluster = self.cluster();
         Hello {
             protocol_version: PROTOCOL_VERSION,
             node_id: self.node_id,
@@ -233,6 +260,8 @@ impl NodeState {
             shard_ports: l.shard_ports,
             resp_port: l.resp_port,
             resp_shard_ports: l.resp_shard_ports,
+            cluster: cluster.nodes.clone(),
+            cluster_digest: cluster.digest,
         }
     }
 
@@ -300,6 +329,16 @@ pub enum ShardMsg {
         /// reply bound).
         max_values: usize,
     },
+    /// The keys of one cluster slot this shard holds (at most `limit`),
+    /// and how many there are.
+    SlotKeys {
+        /// The slot.
+        slot: u16,
+        /// Most keys to return.
+        limit: usize,
+        /// `(count, keys)`.
+        reply: flume::Sender<(usize, Vec<Vec<u8>>)>,
+    },
     /// Remove every key (FLUSHALL) and acknowledge.
     Flush {
         /// Acknowledgement.
@@ -365,6 +404,10 @@ pub struct Shard {
     pub nr_shards: usize,
     /// The node this shard belongs to.
     pub node: Arc<NodeState>,
+    /// The cluster map (slot → owner).
+    pub cluster: Arc<ClusterMap>,
+    /// This shard as a slot owner: `(node_id, shard_id)`.
+    me: Owner,
     store: RefCell<Store>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     connections: Cell<u64>,
@@ -386,13 +429,19 @@ const SLOT_AHEAD: usize = 16;
 /// still cached when used.
 const ENTRY_AHEAD: usize = 8;
 
-/// The fast path's software pipeline: op `i + SLOT_AHEAD` is hashed and its
-/// table slot prefetched, op `i + ENTRY_AHEAD` (slot now cached) has its
-/// entry prefetched, op `i` executes. `ring` holds the hashes of ops
-/// `i..i + SLOT_AHEAD`, so each key is hashed once — also when the batch
-/// turns to the mixed path, which takes the hashes already known from here.
+/// Marks an entry of the mixed path's owner list as another node's key:
+/// `OTHER_NODE | slot << 16 | node_id`.
+const OTHER_NODE: u32 = 1 << 31;
+
+/// The fast path's software pipeline: op `i + SLOT_AHEAD` is hashed (its
+/// store hash and its cluster slot) and its table slot prefetched, op
+/// `i + ENTRY_AHEAD` (slot now cached) has its entry prefetched, op `i`
+/// executes. `ring` and `slots` hold the hashes and cluster slots of ops
+/// `i..i + SLOT_AHEAD`, so each key goes through each function once — also
+/// when the batch turns to the mixed path, which takes what is known here.
 struct Prefetch {
     ring: [u64; SLOT_AHEAD],
+    slots: [u16; SLOT_AHEAD],
     len: usize,
 }
 
@@ -402,14 +451,23 @@ impl Prefetch {
     fn start<S: OpSource + ?Sized>(batch: &S, store: &Store) -> Prefetch {
         let len = batch.len();
         let mut ring = [0u64; SLOT_AHEAD];
-        for (j, h) in ring.iter_mut().enumerate().take(len) {
-            *h = key_hash(batch.key(j));
-            store.prefetch_slot(*h);
+        let mut slots = [0u16; SLOT_AHEAD];
+        for j in 0..len.min(SLOT_AHEAD) {
+            let key = batch.key(j);
+            ring[j] = key_hash(key);
+            slots[j] = key_slot(key);
+            store.prefetch_slot(ring[j]);
         }
         for h in ring.iter().take(len.min(ENTRY_AHEAD)) {
             store.prefetch_entry(*h);
         }
-        Prefetch { ring, len }
+        Prefetch { ring, slots, len }
+    }
+
+    /// The cluster slot of op `i` (same window as [`Prefetch::hash`]).
+    #[inline]
+    fn slot(&self, i: usize) -> u16 {
+        self.slots[i % SLOT_AHEAD]
     }
 
     /// The hash of op `i`, valid while `i` is among the next `SLOT_AHEAD`
@@ -427,8 +485,10 @@ impl Prefetch {
             store.prefetch_entry(self.ring[(i + ENTRY_AHEAD) % SLOT_AHEAD]);
         }
         if i + SLOT_AHEAD < self.len {
-            let h = key_hash(batch.key(i + SLOT_AHEAD));
+            let key = batch.key(i + SLOT_AHEAD);
+            let h = key_hash(key);
             self.ring[i % SLOT_AHEAD] = h;
+            self.slots[i % SLOT_AHEAD] = key_slot(key);
             store.prefetch_slot(h);
         }
     }
@@ -452,9 +512,15 @@ impl Shard {
         limits: StoreLimits,
         mesh: Vec<flume::Sender<ShardMsg>>,
     ) -> Shard {
+        let cluster = node.cluster();
         Shard {
             shard_id,
             nr_shards: mesh.len(),
+            me: Owner {
+                node_id: cluster.node_id as u16,
+                shard_id: shard_id as u16,
+            },
+            cluster,
             node,
             store: RefCell::new(Store::new(limits)),
             mesh,
@@ -481,7 +547,7 @@ impl Shard {
             let mut i = 0;
             while i < n {
                 let hash = pipe.hash(i);
-                if shard_of(hash, self.nr_shards) == self.shard_id {
+                if self.cluster.owner(pipe.slot(i)) == self.me {
                     // The owner is this shard: run here.
                     pipe.advance(batch, &store, i);
                     exec_one(&mut store, batch.op(i), hash, sink);
@@ -519,14 +585,21 @@ impl Shard {
         let mut hashes: Vec<u64> = Vec::with_capacity(n - from);
         let mut parts: Vec<Option<(Batch, Vec<u64>)>> = (0..self.nr_shards).map(|_| None).collect();
         for i in from..n {
-            let hash = if i < from + SLOT_AHEAD {
-                pipe.hash(i)
+            let (hash, slot) = if i < from + SLOT_AHEAD {
+                (pipe.hash(i), pipe.slot(i))
             } else {
-                key_hash(batch.key(i))
+                let key = batch.key(i);
+                (key_hash(key), key_slot(key))
             };
-            let owner = shard_of(hash, self.nr_shards);
-            owners.push(owner as u32);
+            let o = self.cluster.owner(slot);
             hashes.push(hash);
+            if o.node_id != self.me.node_id {
+                // Another node's key: answered with a redirect, not executed.
+                owners.push(OTHER_NODE | (slot as u32) << 16 | o.node_id as u32);
+                continue;
+            }
+            let owner = o.shard_id as usize;
+            owners.push(owner as u32);
             if owner != self.shard_id {
                 let (b, h) = parts[owner].get_or_insert_with(Default::default);
                 b.push_op(batch.op(i));
@@ -587,6 +660,13 @@ impl Shard {
         let mut store = self.store.borrow_mut();
         store.set_now(unix_now_ms());
         for (j, i) in (from..batch.len()).enumerate() {
+            if owners[j] & OTHER_NODE != 0 {
+                sink.push(OpResult::Moved {
+                    slot: (owners[j] >> 16) as u16 & 0x3FFF,
+                    node_id: owners[j] as u16,
+                });
+                continue;
+            }
             let owner = owners[j] as usize;
             if owner == self.shard_id {
                 exec_one(&mut store, batch.op(i), hashes[j], sink);
@@ -632,6 +712,9 @@ impl Shard {
                     self.publish();
                     let _ = reply.send(out);
                 }
+                ShardMsg::SlotKeys { slot, limit, reply } => {
+                    let _ = reply.send(self.local_slot_keys(slot, limit));
+                }
                 ShardMsg::Flush { reply } => {
                     self.store.borrow_mut().clear();
                     self.publish();
@@ -647,6 +730,53 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// `(count, up to limit keys)` of `slot` in this shard's store: a scan.
+    fn local_slot_keys(&self, slot: u16, limit: usize) -> (usize, Vec<Vec<u8>>) {
+        let mut count = 0;
+        let mut keys = Vec::new();
+        self.store.borrow().for_each_key(|k| {
+            if key_slot(k) == slot {
+                count += 1;
+                if keys.len() < limit {
+                    keys.push(k.to_vec());
+                }
+            }
+            true
+        });
+        (count, keys)
+    }
+
+    /// `(count, up to limit keys)` of `slot` on this node: asked of the
+    /// shard owning it (0 and none when another node owns it, as Redis
+    /// answers for slots a node does not hold).
+    pub async fn slot_keys(&self, slot: u16, limit: usize) -> (usize, Vec<Vec<u8>>) {
+        let o = self.cluster.owner(slot);
+        if o.node_id != self.me.node_id {
+            return (0, Vec::new());
+        }
+        let owner = o.shard_id as usize;
+        if owner == self.shard_id {
+            return self.local_slot_keys(slot, limit);
+        }
+        let (tx, rx) = flume::bounded(1);
+        if self.mesh[owner]
+            .send(ShardMsg::SlotKeys {
+                slot,
+                limit,
+                reply: tx,
+            })
+            .is_err()
+        {
+            return (0, Vec::new());
+        }
+        rx.recv_async().await.unwrap_or_default()
+    }
+
+    /// This shard as a slot owner `(node_id, shard_id)`.
+    pub fn me(&self) -> Owner {
+        self.me
     }
 
     /// Applies a memory budget and policy to this shard's store.

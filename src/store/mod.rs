@@ -240,6 +240,12 @@ impl Store {
         }
     }
 
+    /// Calls `f` with every key until it returns `false` (CLUSTER
+    /// COUNTKEYSINSLOT / GETKEYSINSLOT: a scan, not a hot path).
+    pub fn for_each_key(&self, f: impl FnMut(&[u8]) -> bool) {
+        self.table.for_each_key(f)
+    }
+
     /// Reads a key (convenience for tests and tools; the hot path uses
     /// [`Store::execute`]). An expired key reads as absent.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -813,6 +819,7 @@ mod tests {
                 OpResult::Ok => Owned::Ok,
                 OpResult::Int(i) => Owned::Int(i),
                 OpResult::Err(e) => Owned::Err(e),
+                OpResult::Moved { .. } => panic!("the store never redirects"),
             })
         }
     }

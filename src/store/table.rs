@@ -333,6 +333,18 @@ impl Table {
         }
     }
 
+    /// Calls `f` with every key in the table (table order), until it
+    /// returns `false`.
+    pub fn for_each_key(&self, mut f: impl FnMut(&[u8]) -> bool) {
+        for s in self.slots.iter() {
+            if let Some(b) = s.block {
+                if !f(self.key_of(b)) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// The value in a slot returned by [`Table::find`].
     #[inline]
     pub fn value(&self, slot: usize) -> &[u8] {

@@ -18,9 +18,15 @@
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
 //! | `connection` | PING ECHO SELECT CLIENT HELLO AUTH QUIT |
+//! | `cluster` | CLUSTER READONLY READWRITE ASKING, and the MOVED/CROSSSLOT check |
 //!
-//! Room is left for `cluster.rs` (CLUSTER, READONLY, …): a new family is a
-//! module with a `COMMANDS` slice, listed in `table::FAMILIES`.
+//! A new family is a module with a `COMMANDS` slice, listed in
+//! `table::FAMILIES`.
+//!
+//! On a cluster of more than one node, every command with keys (a row with
+//! `first_key > 0`) passes `cluster::check_keys` before its handler (after
+//! the NOAUTH check, as Redis): a key
+//! of another node is answered `-MOVED` / `-CROSSSLOT` and never queued.
 //!
 //! # Statistics
 //!
@@ -69,6 +75,7 @@
 //! client authenticates; unknown commands and wrong arity are answered
 //! first, as Redis does.
 
+pub(crate) mod cluster;
 pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
@@ -321,13 +328,19 @@ impl<'s> Connection<'s> {
             }
             None => return self.reject(buf, table::unknown_command(buf, args)).await,
         };
-        // As Redis: unknown commands and wrong arity first, then NOAUTH.
+        // As Redis: unknown commands and wrong arity first, then NOAUTH,
+        // then the cluster's redirects.
         if !self.authed && !spec.flags.contains(&"no_auth") {
             let flow = self
                 .reject(buf, CmdError::msg("NOAUTH Authentication required."))
                 .await;
             self.stats.cmds[row].rejected.add(1);
             return flow;
+        }
+        if spec.first_key > 0 && self.shard.cluster.nr_nodes() > 1 {
+            if let Err(e) = cluster::check_keys(self, spec, buf, args) {
+                return self.reject(buf, e).await;
+            }
         }
         if !spec.batched {
             self.flush(buf).await;
@@ -349,6 +362,11 @@ impl<'s> Connection<'s> {
             Ok(Effect::FlushAll) => {
                 self.shard.flush_all().await;
                 self.out.extend_from_slice(b"+OK\r\n");
+                Flow::Continue
+            }
+            Ok(Effect::SlotKeys { slot, limit }) => {
+                let (count, keys) = self.shard.slot_keys(slot, limit.unwrap_or(0)).await;
+                cluster::slot_keys_reply(&mut self.out, limit, count, &keys);
                 Flow::Continue
             }
             Ok(Effect::Configure { max_memory, policy }) => {

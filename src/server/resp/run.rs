@@ -308,6 +308,13 @@ impl ReplySink for RespSink<'_> {
                 resp::array_header(out, plan.nops as usize);
             }
         }
+        // The connection answers another node's keys with MOVED before
+        // queueing them, so an op never comes back moved; were it to, it is
+        // answered as unavailable, never as a silent success.
+        let result = match result {
+            OpResult::Moved { .. } => OpResult::Err(OpError::Unavailable),
+            r => r,
+        };
         match result {
             OpResult::Value(v) => {
                 let after = out.len().saturating_add(v.len() + 32);
@@ -344,6 +351,7 @@ impl ReplySink for RespSink<'_> {
             (_, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
             (_, OpResult::Value(v)) => resp::bulk(out, v),
             (_, OpResult::NotFound) => resp::null_bulk(out),
+            (_, OpResult::Moved { .. }) => {}
         }
         self.done += 1;
         if self.done >= plan.nops {

@@ -365,7 +365,7 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
             limits.max_frame_bytes.to_string(),
         ),
         ("io-threads", "1".into()),
-        ("cluster-enabled", "no".into()),
+        ("cluster-enabled", "yes".into()),
     ]
 }
 
@@ -580,7 +580,7 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
         section(&mut s, "Server");
         let _ = write!(
             s,
-            "redis_version:{REDIS_COMPAT_VERSION}\r\ncorekv_version:{}\r\nredis_mode:standalone\r\n\
+            "redis_version:{REDIS_COMPAT_VERSION}\r\ncorekv_version:{}\r\nredis_mode:cluster\r\n\
              os:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\n\
              tcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
              corekv_node_id:{}\r\ncorekv_shards:{}\r\ncorekv_shard_id:{}\r\n",
@@ -706,6 +706,10 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
                 usec(observe::percentile(&counts, 99.9).unwrap_or(p50)),
             );
         }
+    }
+    if want("cluster") {
+        section(&mut s, "Cluster");
+        s.push_str("cluster_enabled:1\r\n");
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{connection, diagnostics, expiry, keys, server, strings, Connection};
+use super::{cluster, connection, diagnostics, expiry, keys, server, strings, Connection};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
@@ -29,6 +29,7 @@ pub(crate) static FAMILIES: &[&[Spec]] = &[
     server::COMMANDS,
     diagnostics::COMMANDS,
     connection::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// Runs a command whose name and arity were checked: reads its arguments
@@ -49,6 +50,14 @@ pub(crate) enum Effect {
     /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
     /// a command that must wait for other shards).
     FlushAll,
+    /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
+    /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
+    SlotKeys {
+        /// The slot.
+        slot: u16,
+        /// `None`: count only; `Some(n)`: at most n keys.
+        limit: Option<usize>,
+    },
     /// Give every shard this memory limit (node, bytes, 0: none) and
     /// eviction policy, then answer `+OK` (CONFIG SET).
     Configure {
