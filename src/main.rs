@@ -213,7 +213,7 @@ struct ServerArgs {
     #[arg(long)]
     requirepass: Option<String>,
     /// With no password, refuse clients from other hosts (yes/no, Redis's protected mode).
-    #[arg(long, value_parser = yes_no, default_value = "yes")]
+    #[arg(long, value_parser = yes_no, default_value = "yes", action = clap::ArgAction::Set)]
     protected_mode: bool,
     /// Time between stats lines on stdout (e.g. 1s, 10s; 0 turns them off).
     /// A line: `stats node=0 t=12s get/s=… put/s=… ops/s=… keys=… mem=…

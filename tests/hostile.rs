@@ -689,6 +689,20 @@ fn bad_flag_values_are_usage_errors() {
     }
 }
 
+/// `--protected-mode` takes a value, as Redis's does (a `bool` flag would
+/// refuse `no`).
+#[test]
+fn protected_mode_takes_yes_or_no() {
+    for v in ["no", "yes"] {
+        let s = Server::start(&["--protected-mode", v]);
+        let mut c = connect(s.resp);
+        c.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n", "--protected-mode {v}");
+    }
+}
+
 #[test]
 fn native_errors_say_what_was_wrong() {
     let s = Server::start(&[]);
