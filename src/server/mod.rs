@@ -23,12 +23,14 @@
 //! PATCHES.md), so a socket completion does not interrupt the shard's
 //! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
 //!
-//! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line,
-//! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
-//! command statistics, the slow log and the client registry, [`metrics`]
-//! serves them to Prometheus.
+//! Submodules: [`conn`] is what every connection shares (its memory charge,
+//! read deadlines, protected mode), [`native`] serves native-protocol
+//! connections, [`resp`] serves RESP connections, [`stats`] formats the
+//! per-second stats line, [`greet`] greets the cluster's peers, [`observe`]
+//! keeps per-shard command statistics, the slow log and the client
+//! registry, [`metrics`] serves them to Prometheus.
 
+pub mod conn;
 pub mod greet;
 pub mod metrics;
 pub mod native;
@@ -49,7 +51,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement, TaskRunMode};
 
 use crate::cluster::{format_addr, ClusterMap, PeerLayout};
-use crate::config::{Limits, ServerConfig};
+use crate::config::{Limits, Security, ServerConfig};
 use crate::error::ServerError;
 use crate::protocol::native::NodeStats;
 use crate::shard::{Layout, NodeState, Shard, ShardMsg};
@@ -149,10 +151,26 @@ struct Bound {
 
 /// Starts a node. Returns once every shard is accepting connections.
 pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
+    run_until(config, &AtomicBool::new(false))
+}
+
+/// How often start-up looks at the stop flag while it waits for a shard.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// [`run`], giving up with [`ServerError::Interrupted`] (every shard started
+/// so far stopped and joined) as soon as `stop` becomes true during
+/// start-up: `corekv server` passes its SIGINT/SIGTERM flag here, so a
+/// signal is honoured while shards are still binding.
+pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandle, ServerError> {
     config.validate()?;
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
-    let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let node = Arc::new(NodeState::new(
+        config.node_id,
+        nr,
+        config.shard_memory(),
+        config.shard_conn_memory(),
+    ));
     let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
     let (mesh_tx, mesh_rx): (Vec<_>, Vec<_>) =
@@ -206,7 +224,21 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                 return Err(fail(e.to_string()));
             }
         };
-        match ready_rx.recv() {
+        let ready = loop {
+            match ready_rx.recv_timeout(START_POLL) {
+                Err(flume::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => {
+                    // Dropping go_tx and stop_tx ends this shard too.
+                    drop((go_tx, stop_tx));
+                    abort(gos, stops, joins);
+                    let _ = join.join();
+                    return Err(ServerError::Interrupted);
+                }
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Ok(r) => break Ok(r),
+                Err(flume::RecvTimeoutError::Disconnected) => break Err(()),
+            }
+        };
+        match ready {
             Ok(Ok(b)) => {
                 if resp_node_port.is_some() {
                     resp_node_port = Some(b.resp_node);
@@ -218,7 +250,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                 abort(stops, gos, joins);
                 return Err(e);
             }
-            Err(_) => {
+            Err(()) => {
                 // The executor died before reporting: its join says why.
                 let msg = match join.join() {
                     Err(e) => e.to_string(),
@@ -262,8 +294,9 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     }
     let greeting_stop = Arc::new(AtomicBool::new(false));
     let mut reported = vec![None; cluster.nr_nodes()];
-    greet::greet_once(&cluster, &mut reported);
-    greet::spawn(cluster.clone(), greeting_stop.clone(), reported);
+    let password = config.security.requirepass.clone();
+    greet::greet_once(&cluster, password.as_deref(), &mut reported);
+    greet::spawn(cluster.clone(), password, greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -407,7 +440,11 @@ impl ShardStart {
             let resp = match self.resp_node_port {
                 Some(r) => Some((
                     bind(id, SocketAddr::new(c.bind, r), true)?,
-                    bind(id, SocketAddr::new(c.bind, port(r, id + 1)), false)?,
+                    bind(
+                        id,
+                        SocketAddr::new(c.bind, port(c.resp_port.unwrap_or(0), id + 1)),
+                        false,
+                    )?,
                 )),
                 None => None,
             };
@@ -441,6 +478,7 @@ impl ShardStart {
         shard.publish();
         let maintenance_task = glommio::spawn_local(shard.clone().run_maintenance());
         let live = Rc::new(LiveConnections::default());
+        let security = Rc::new(c.security.clone());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
         if let Some((node_l, shard_l)) = resp {
@@ -456,6 +494,7 @@ impl ShardStart {
                     self.obs.clone(),
                     l,
                     c.limits,
+                    security.clone(),
                     proto,
                 ))
             })
@@ -517,6 +556,7 @@ async fn accept_loop(
     obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
+    security: Rc<Security>,
     proto: Protocol,
 ) {
     loop {
@@ -537,16 +577,32 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let security = security.clone();
         let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, &obs, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, &security, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(
+    shard: &Shard,
+    obs: &Observe,
+    stream: TcpStream,
+    limits: Limits,
+    security: &Security,
+    proto: Protocol,
+) {
+    if security.refuses(stream.peer_addr().ok().map(|a| a.ip())) {
+        shard.count_protocol_error();
+        match proto {
+            Protocol::Native => native::reject_protected(stream).await,
+            Protocol::Resp => resp::reject_protected(stream).await,
+        }
+        return;
+    }
     let max = limits.max_connections_per_shard;
     let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
@@ -559,8 +615,8 @@ async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, 
     }
     stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
+        Protocol::Native => native::serve(shard, stream, &limits, security, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, security, obs).await,
     }
     shard.remove_connection();
 }
