@@ -12,6 +12,8 @@
 #                       NETNS=1 (root): each node in its own network namespace
 #   make sweep          cluster sweeps (SWEEP="batch sessions nodes"), CSV + PNG
 #   make sweep-local    the same on this machine
+#   make fuzz           each libFuzzer target for FUZZ_SECS (default 30) seconds
+#                       (needs cargo-fuzz and a nightly toolchain; fuzz/README.md)
 #   make man            man pages from the command-line definitions, into man/
 #   make completions    bash, zsh and fish completions, into completions/
 
@@ -24,7 +26,7 @@ BENCH_ARGS  ?=
 SWEEP ?= batch sessions nodes
 NETNS ?= 0
 
-.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions clean
+.PHONY: all build release run test lint fmt bench bench-resp cluster cluster-local sweep sweep-local man completions fuzz clean
 
 all: build
 
@@ -75,6 +77,13 @@ completions: release
 	$(BIN) completions bash > completions/corekv.bash
 	$(BIN) completions zsh > completions/_corekv
 	$(BIN) completions fish > completions/corekv.fish
+
+FUZZ_SECS ?= 30
+
+fuzz:
+	cd fuzz && for t in native_frame resp_command resp_reply; do \
+		$(CARGO) +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -148,6 +148,9 @@ pub struct BenchArgs {
     /// Request timeout (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = crate::config::parse_duration)]
     pub timeout: Duration,
+    /// The nodes' --requirepass (native target: sent as the HELLO token).
+    #[arg(long)]
+    pub password: Option<String>,
     /// Writes set keys that expire after this long (e.g. 10s, 500ms):
     /// corekv's SET-with-TTL op, `SET key value PX ms` over RESP, memcached's
     /// exptime (whole seconds, rounded up).
@@ -305,6 +308,7 @@ impl BenchArgs {
             rate: self.rate,
             base_seed,
             timeout: self.timeout,
+            password: self.password.clone(),
             progress: !self.quiet,
             ttl: self.ttl,
             cache_aside: self.cache_aside,

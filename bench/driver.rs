@@ -163,6 +163,8 @@ pub struct DriverConfig {
     pub base_seed: u64,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The nodes' `--requirepass`, sent as the native HELLO token.
+    pub password: Option<String>,
     /// Print one progress line per second to stderr.
     pub progress: bool,
     /// Writes set keys expiring after this long (`None`: no TTL).
@@ -190,6 +192,7 @@ impl DriverConfig {
             rate: None,
             base_seed: 1,
             timeout: crate::client::DEFAULT_TIMEOUT,
+            password: None,
             progress: false,
             ttl: None,
             cache_aside: false,
@@ -351,6 +354,7 @@ async fn connect_worker(s: &WorkerSetup) -> Result<Conns, String> {
     }
     let options = ClientOptions {
         timeout: cfg.timeout,
+        password: cfg.password.clone(),
         ..Default::default()
     };
     Cluster::connect(&cfg.hosts, options)

@@ -17,7 +17,9 @@ sum of per-server median ops/s), per-node throughput, latency and utilization.
 
   server_count   server nodes (default 4)
   client_count   client nodes (default 4)
-  server_args    extra 'corekv server' flags, one string (default "")
+  server_args    extra 'corekv server' flags, one string (default ""); unless
+                 they hold --requirepass or --protected-mode, servers get
+                 --protected-mode no (clients connect from other hosts)
   client_args    extra 'corekv bench' flags, one string (default ""),
                  e.g. "--clients 128 --batch 8192 --workload YCSB-B"
                  (or the seed's own: "-numClients 128 -batchSize 8192")
@@ -511,6 +513,13 @@ for ((s = 0; s < NSERVERS; s++)); do
     has_flag --cpus "${SERVER_ARGS[@]}" || cmd+=(--cpus "$(cpus_for server "$s" "$s")")
     if ! has_flag --resp-port "${SERVER_ARGS[@]}" && ! has_flag --no-resp "${SERVER_ARGS[@]}"; then
         cmd+=(--resp-port "$(resp_port "$s")")
+    fi
+    # Clients and peers reach the servers from other hosts (other nodes, or
+    # other namespaces with NETNS=1), which protected mode refuses when no
+    # password is set: the experiment's network is private, so turn it off
+    # unless server_args set a password or protected mode themselves.
+    if ! has_flag --requirepass "${SERVER_ARGS[@]}" && ! has_flag --protected-mode "${SERVER_ARGS[@]}"; then
+        cmd+=(--protected-mode no)
     fi
     cmd+=("${SERVER_ARGS[@]}")
     start_bg "server$s" "$s" "$(q "${cmd[@]}")"

@@ -4,6 +4,7 @@
 //! configuration is printed at start by `corekv server`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::error::ConfigError;
 
@@ -25,9 +26,29 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_BATCH_OPS: usize = 65_536;
 /// Default most client connections per shard (native and RESP together).
 pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
+/// Default largest reply one connection may have built at once (bytes): as
+/// large as the largest request frame. A native batch whose values would go
+/// past it gets a per-op "reply too large" error for the values that do not
+/// fit; a RESP command whose reply alone would is refused with an error;
+/// pipelines are executed in pieces and written out as the socket drains.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+/// Default budget for all connection buffers of a node (reads and replies,
+/// split evenly over shards): 1 GiB. Idle connections hold a few KiB each
+/// (10,000 per shard is 40–80 MB), so the budget is there for requests and
+/// replies in flight: sixteen maximal 64 MiB frames at once. Beyond it the
+/// connection asking for more gets a clear error and is closed, instead of
+/// the kernel's OOM killer taking the node.
+pub const DEFAULT_MAX_CONN_MEMORY: u64 = 1 << 30;
+/// Default time a partial request (native frame, RESP command) may take to
+/// arrive completely before the connection is closed (seconds).
+pub const DEFAULT_CLIENT_TIMEOUT_SECS: f64 = 60.0;
 /// Memory glommio may lock per executor for its I/O buffers. Sockets do not
 /// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
 pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
+/// How long an idle shard keeps polling its io_uring rings before it parks
+/// in the kernel (`--spin-before-park`). Zero: park at once. See docs/performance.md
+/// for the measurements behind the choice.
+pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::ZERO;
 
 /// Data-path limits. Every one of them gives a clear error when exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +63,13 @@ pub struct Limits {
     pub max_batch_ops: usize,
     /// Most client connections per shard.
     pub max_connections_per_shard: usize,
+    /// Largest reply a connection builds at once, bytes.
+    pub max_reply_bytes: usize,
+    /// Longest a partial request may take to arrive (`None`: forever).
+    pub client_timeout: Option<Duration>,
+    /// Idle connections are closed after this long (`None`: never, like
+    /// Redis's default `timeout 0`).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -52,6 +80,9 @@ impl Default for Limits {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_batch_ops: DEFAULT_MAX_BATCH_OPS,
             max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            client_timeout: Some(Duration::from_secs_f64(DEFAULT_CLIENT_TIMEOUT_SECS)),
+            idle_timeout: None,
         }
     }
 }
@@ -66,7 +97,8 @@ pub struct ServerConfig {
     /// Native port of shard 0 (`0`: an ephemeral port per shard, for tests).
     pub port: u16,
     /// Node-level RESP port; shard `i`'s own RESP port is `resp_port + 1 + i`
-    /// (`Some(0)`: ephemeral ports; `None`: no RESP).
+    /// (`Some(0)`: ephemeral ports, each shard's own one too — never
+    /// "ephemeral + 1 + i", which another process may hold; `None`: no RESP).
     pub resp_port: Option<u16>,
     /// This node's id in its cluster: its position in `cluster`.
     pub node_id: u32,
@@ -79,8 +111,18 @@ pub struct ServerConfig {
     pub maxmemory_policy: crate::store::Policy,
     /// Data-path limits.
     pub limits: Limits,
+    /// Budget for all connection buffers of the node, bytes.
+    pub max_conn_memory: u64,
+    /// Who may connect.
+    pub security: Security,
     /// glommio I/O memory per executor.
     pub io_memory: usize,
+    /// Create each shard's io_uring rings with COOP_TASKRUN | TASKRUN_FLAG
+    /// where the kernel has them, so socket completions do not interrupt
+    /// the shard's thread (`--no-coop-taskrun` turns it off).
+    pub coop_taskrun: bool,
+    /// How long an idle shard polls its rings before it parks.
+    pub spin_before_park: Duration,
     /// Persistence (append-only logs, snapshots); off by default.
     pub persist: crate::persist::PersistConfig,
 }
@@ -98,7 +140,11 @@ impl ServerConfig {
             max_memory: None,
             maxmemory_policy: crate::store::Policy::NoEviction,
             limits: Limits::default(),
+            max_conn_memory: DEFAULT_MAX_CONN_MEMORY,
+            security: Security::default(),
             io_memory: DEFAULT_IO_MEMORY,
+            coop_taskrun: true,
+            spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
             persist: crate::persist::PersistConfig::default(),
         }
     }
@@ -123,6 +169,11 @@ impl ServerConfig {
             Some(m) => (m / self.cpus.len().max(1) as u64).min(usize::MAX as u64) as usize,
             None => usize::MAX,
         }
+    }
+
+    /// Connection-buffer budget of one shard.
+    pub fn shard_conn_memory(&self) -> usize {
+        (self.max_conn_memory / self.cpus.len().max(1) as u64).min(usize::MAX as u64) as usize
     }
 
     /// Checks the configuration against itself and this machine.
@@ -187,7 +238,11 @@ impl ServerConfig {
             )));
         }
         let l = &self.limits;
-        if l.max_key_len == 0 || l.max_batch_ops == 0 || l.max_connections_per_shard == 0 {
+        if l.max_key_len == 0
+            || l.max_batch_ops == 0
+            || l.max_connections_per_shard == 0
+            || l.max_reply_bytes == 0
+        {
             return Err(ConfigError::BadLimit("limits must be positive"));
         }
         if l.max_key_len + l.max_value_len > l.max_frame_bytes {
@@ -200,7 +255,53 @@ impl ServerConfig {
                 "--max-frame-bytes must be below 2 GiB",
             ));
         }
+        if self.shard_conn_memory() < 64 * 1024 {
+            return Err(ConfigError::BadLimit(
+                "--max-conn-memory must leave each shard at least 64 KiB",
+            ));
+        }
+        if matches!(&self.security.requirepass, Some(p) if p.is_empty()) {
+            return Err(ConfigError::BadLimit("--requirepass must not be empty"));
+        }
         Ok(())
+    }
+}
+
+/// Who may use a node: Redis's `requirepass` and `protected-mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// The password clients must give (RESP `AUTH`/`HELLO … AUTH`, native
+    /// HELLO token) before anything else; `None`: no password.
+    pub requirepass: Option<String>,
+    /// With no password set, refuse connections from non-loopback addresses
+    /// (Redis's protected mode, on by default).
+    pub protected_mode: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            requirepass: None,
+            protected_mode: true,
+        }
+    }
+}
+
+impl Security {
+    /// True when a client at `peer` must be turned away by protected mode.
+    pub fn refuses(&self, peer: Option<IpAddr>) -> bool {
+        if !self.protected_mode || self.requirepass.is_some() {
+            return false;
+        }
+        match peer {
+            Some(IpAddr::V4(a)) => !a.is_loopback(),
+            Some(IpAddr::V6(a)) => {
+                !(a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+            }
+            // Not a TCP peer (cannot happen on these listeners): allow, as
+            // Redis does for Unix sockets.
+            None => false,
+        }
     }
 }
 

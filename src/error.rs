@@ -94,6 +94,9 @@ pub enum ServerError {
         /// A hint about the likely cause.
         hint: String,
     },
+    /// A stop was asked for (SIGINT/SIGTERM) before every shard had started.
+    #[error("interrupted during start-up")]
+    Interrupted,
 }
 
 /// What a client call can fail with. Never a panic.

@@ -119,8 +119,30 @@ struct ConnArgs {
     #[arg(long, default_value = "127.0.0.1:7000")]
     hosts: String,
     /// Request timeout (e.g. 5s, 500ms; a bare number is seconds).
-    #[arg(long, default_value = "5s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = positive_duration)]
     timeout: Duration,
+    /// The node's password (its --requirepass), sent as the HELLO token.
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// A duration flag that must be above zero (a request timeout of 0 would
+/// fail every request).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = config::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be above zero"));
+    }
+    Ok(d)
+}
+
+/// A `yes`/`no` flag value, as Redis spells them.
+fn yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not yes or no")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -160,6 +182,13 @@ struct ServerArgs {
     /// choice. Default: no limit.
     #[arg(long, value_parser = config::parse_size)]
     max_memory: Option<u64>,
+    /// Budget for all connection buffers of the node, reads and replies
+    /// (e.g. 1gb); the connection that would pass it gets an error and is closed.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_CONN_MEMORY, value_parser = config::parse_size)]
+    max_conn_memory: u64,
+    /// Largest reply one connection builds at once (e.g. 64mb); values past it are refused.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_REPLY_BYTES, value_parser = config::parse_size_usize)]
+    max_reply_bytes: usize,
     /// At the memory limit: noeviction (writes get an out-of-memory error),
     /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
     /// volatile-random, volatile-ttl, or sieve. Changeable at run time with
@@ -181,6 +210,20 @@ struct ServerArgs {
     /// Most client connections per shard.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_SHARD)]
     max_connections: usize,
+    /// How long a partial request (native frame, RESP command) may take to
+    /// arrive before the connection is closed; also bounds a reply write the
+    /// client does not read (e.g. 60s; 0: never).
+    #[arg(long, default_value = "60s", value_parser = config::parse_duration)]
+    client_timeout: Duration,
+    /// Close connections idle this long (e.g. 300s; 0: never, Redis's `timeout` default).
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    timeout: Duration,
+    /// Password clients must give first: RESP AUTH / HELLO AUTH, native HELLO token.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// With no password, refuse clients from other hosts (yes/no, Redis's protected mode).
+    #[arg(long, value_parser = yes_no, default_value = "yes", action = clap::ArgAction::Set)]
+    protected_mode: bool,
     /// Time between stats lines on stdout (e.g. 1s, 10s; 0 turns them off).
     /// A line: `stats node=0 t=12s get/s=… put/s=… ops/s=… keys=… mem=…
     /// conns=… errors=… fwd/s=…`, rates over the interval; fwd/s counts
@@ -190,6 +233,14 @@ struct ServerArgs {
     /// Also print a stats line per shard.
     #[arg(long, short)]
     verbose: bool,
+    /// Create io_uring rings without COOP_TASKRUN (every socket completion then
+    /// interrupts the shard's thread); for comparison and old-kernel testing.
+    #[arg(long)]
+    no_coop_taskrun: bool,
+    /// How long an idle shard keeps polling its rings before it sleeps in the
+    /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
+    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    spin_before_park: Duration,
     /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
     /// the --bind address; 0: an ephemeral port). Off by default.
     #[arg(long)]
@@ -402,10 +453,16 @@ fn check_aof(file: &std::path::Path, fix: bool) -> Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM set the returned flag.
+/// SIGINT and SIGTERM set the returned flag; a second one while the flag
+/// is set (a stop already under way: start-up being abandoned, shutdown in
+/// progress) exits at once with status 130.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Order matters: the conditional exit sees the flag as it was
+        // before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .context("installing signal handler")?;
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handler")?;
     }
     Ok(flag)
@@ -427,6 +484,7 @@ fn server(a: ServerArgs) -> Result<()> {
         None => config::allowed_cpus(),
     };
     let max_memory = a.max_memory;
+    let secs = |d: Duration| (!d.is_zero()).then_some(d);
     let cluster = match &a.cluster {
         Some(list) => corekv::cluster::parse_list(list)?,
         None => Vec::new(),
@@ -451,6 +509,14 @@ fn server(a: ServerArgs) -> Result<()> {
             max_frame_bytes: a.max_frame_bytes,
             max_batch_ops: a.max_batch_ops,
             max_connections_per_shard: a.max_connections,
+            max_reply_bytes: a.max_reply_bytes,
+            client_timeout: secs(a.client_timeout),
+            idle_timeout: secs(a.timeout),
+        },
+        max_conn_memory: a.max_conn_memory,
+        security: config::Security {
+            requirepass: a.requirepass.clone(),
+            protected_mode: a.protected_mode,
         },
         io_memory: config::DEFAULT_IO_MEMORY,
         persist: corekv::persist::PersistConfig {
@@ -460,6 +526,8 @@ fn server(a: ServerArgs) -> Result<()> {
             rewrite_percentage: a.auto_aof_rewrite_percentage,
             rewrite_min_size: a.auto_aof_rewrite_min_size,
         },
+        coop_taskrun: !a.no_coop_taskrun,
+        spin_before_park: a.spin_before_park,
     };
     corekv::log::set_level(if a.quiet {
         corekv::log::Level::Warn.min(a.log_level.into())
@@ -467,9 +535,10 @@ fn server(a: ServerArgs) -> Result<()> {
         a.log_level.into()
     });
     let stop = stop_flag()?;
+    tune_allocator();
     corekv::log!(
         corekv::log::Level::Info,
-        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), limits: key {} B, value {} B, frame {} B, batch {} ops, {} conns/shard",
+        "corekv {} (git {}): node {} of {} with {} shards on CPUs {:?}, bind {}, native port {}{}, resp {}, max memory {} ({}), connection memory {} B, limits: key {} B, value {} B, frame {} B, reply {} B, batch {} ops, {} conns/shard, client timeout {}, idle timeout {}, {}",
         env!("CARGO_PKG_VERSION"),
         corekv::GIT_COMMIT,
         cfg.node_id,
@@ -489,11 +558,20 @@ fn server(a: ServerArgs) -> Result<()> {
             cfg.shard_memory()
         )),
         cfg.maxmemory_policy,
+        cfg.max_conn_memory,
         cfg.limits.max_key_len,
         cfg.limits.max_value_len,
         cfg.limits.max_frame_bytes,
+        cfg.limits.max_reply_bytes,
         cfg.limits.max_batch_ops,
         cfg.limits.max_connections_per_shard,
+        cfg.limits.client_timeout.map_or("off".to_string(), |d| format!("{d:?}")),
+        cfg.limits.idle_timeout.map_or("off".to_string(), |d| format!("{d:?}")),
+        match (&cfg.security.requirepass, cfg.security.protected_mode) {
+            (Some(_), _) => "password required",
+            (None, true) => "protected mode (loopback clients only)",
+            (None, false) => "open to every host (no password, protected mode off)",
+        },
     );
     if cfg.persist.appendonly {
         corekv::log!(
@@ -508,7 +586,14 @@ fn server(a: ServerArgs) -> Result<()> {
             "corekv: appendonly no: in-memory only, nothing survives a restart"
         );
     }
-    let handle = corekv::server::run(&cfg)?;
+    let handle = match corekv::server::run_until(&cfg, &stop) {
+        Ok(h) => h,
+        Err(corekv::error::ServerError::Interrupted) => {
+            eprintln!("corekv: interrupted during start-up");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let metrics = match a.metrics_port {
         Some(port) => Some(
             corekv::server::metrics::MetricsServer::start(
@@ -538,6 +623,21 @@ fn server(a: ServerArgs) -> Result<()> {
         );
     }
     let ports: Vec<u16> = handle.shard_addrs.iter().map(|a| a.port()).collect();
+    let (level, why) = match (cfg.coop_taskrun, handle.taskrun_mode) {
+        (false, _) => (corekv::log::Level::Info, " (--no-coop-taskrun)"),
+        (true, glommio::TaskRunMode::Interrupt) => (
+            corekv::log::Level::Warn,
+            " (the kernel refused COOP_TASKRUN: Linux 5.19+ needed; socket completions interrupt the shard)",
+        ),
+        (true, _) => (corekv::log::Level::Info, ""),
+    };
+    corekv::log!(
+        level,
+        "corekv io_uring: task work {}{}, spin before park {} us",
+        handle.taskrun_mode,
+        why,
+        cfg.spin_before_park.as_micros(),
+    );
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,
@@ -554,8 +654,10 @@ fn server(a: ServerArgs) -> Result<()> {
         a.stats_interval
     };
     let mut next = Instant::now() + interval;
+    let mut trim = TrimOnClose::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        trim.check(&handle.stats());
         if !interval.is_zero() && Instant::now() >= next {
             next += interval;
             for l in line.lines(&handle.stats(), a.verbose) {
@@ -569,6 +671,50 @@ fn server(a: ServerArgs) -> Result<()> {
     Ok(())
 }
 
+/// Makes glibc's malloc return connection memory instead of keeping it.
+///
+/// glibc serves allocations above its mmap threshold (128 KiB) with mmap,
+/// but raises that threshold to the size of every such block freed, up to
+/// 32 MiB. After one large request buffer is freed, later large buffers come
+/// from the heap arenas, where a few long-lived blocks pin everything freed
+/// below them. A fixed threshold keeps large buffers on mmap (given back on
+/// free); connection buffers that stay small come from the heap.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tunables; called before the
+    // shard threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Gives freed heap memory back to the system after many connections have
+/// closed (`malloc_trim`): thousands of small per-connection blocks freed
+/// together leave whole pages free inside the heap, which glibc keeps until
+/// asked. Runs on the main thread, only when the node's connection count
+/// has dropped by [`TrimOnClose::DROP`] since its high-water mark.
+#[derive(Default)]
+struct TrimOnClose {
+    high: u64,
+}
+
+impl TrimOnClose {
+    const DROP: u64 = 256;
+
+    fn check(&mut self, stats: &corekv::protocol::native::NodeStats) {
+        let now = stats.total().connections;
+        self.high = self.high.max(now);
+        if self.high - now >= Self::DROP {
+            self.high = now;
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim is thread-safe; it only releases free pages.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
 fn connect(conn: &ConnArgs) -> Result<BlockingClient> {
     let hosts: Vec<String> = conn
         .hosts
@@ -578,6 +724,7 @@ fn connect(conn: &ConnArgs) -> Result<BlockingClient> {
         .collect();
     let options = ClientOptions {
         timeout: conn.timeout,
+        password: conn.password.clone(),
         ..Default::default()
     };
     Ok(BlockingClient::connect(&hosts, options)?)
@@ -625,6 +772,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                         "shard_id": s.shard_id, "ops": s.ops, "gets": s.gets, "puts": s.puts,
                         "dels": s.dels, "keys": s.keys, "memory_used": s.memory_used,
                         "memory_limit": memory_limit(s.memory_limit), "connections": s.connections, "errors": s.errors,
+                        "conn_memory_used": s.conn_memory_used, "conn_memory_limit": s.conn_memory_limit,
                         "forwarded_out": s.forwarded_out, "forwarded_in": s.forwarded_in,
                     })).collect::<Vec<_>>(),
                 })
@@ -634,7 +782,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+        "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
         "node",
         "shard",
         "ops",
@@ -644,6 +792,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
         "keys",
         "memory",
         "limit",
+        "conn_mem",
         "conns",
         "errors",
         "fwd_out",
@@ -658,7 +807,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
             .chain(std::iter::once(("all".to_string(), &t)));
         for (label, s) in rows {
             println!(
-                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
+                "{:>4} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>7} {:>10} {:>10}",
                 n.node_id,
                 label,
                 s.ops,
@@ -668,6 +817,7 @@ fn stats(conn: &ConnArgs, json: bool) -> Result<()> {
                 s.keys,
                 corekv::units::human_bytes(s.memory_used),
                 memory_limit(s.memory_limit).map_or("none".to_string(), corekv::units::human_bytes),
+                corekv::units::human_bytes(s.conn_memory_used),
                 s.connections,
                 s.errors,
                 s.forwarded_out,

@@ -213,6 +213,11 @@ pub enum OpError {
     Unavailable,
     /// An expiry op whose argument is malformed (too short, negative time).
     BadArgument,
+    /// The value was not sent: it would have taken the connection's reply
+    /// past its bound (`--max-reply-bytes`, or what is left of the node's
+    /// `--max-conn-memory`). The operation itself ran (a GETSET's write
+    /// happened); read it again in a smaller batch.
+    ReplyTooLarge,
     /// A write refused, or not made durable, because the shard's
     /// append-only log could not be written (disk full): Redis's MISCONF.
     PersistFailed,
@@ -231,7 +236,8 @@ impl OpError {
             OpError::NotInteger => 20,
             OpError::Unavailable => 21,
             OpError::BadArgument => 22,
-            OpError::PersistFailed => 23,
+            OpError::ReplyTooLarge => 23,
+            OpError::PersistFailed => 24,
         }
     }
 
@@ -246,7 +252,8 @@ impl OpError {
             20 => OpError::NotInteger,
             21 => OpError::Unavailable,
             22 => OpError::BadArgument,
-            23 => OpError::PersistFailed,
+            23 => OpError::ReplyTooLarge,
+            24 => OpError::PersistFailed,
             _ => return None,
         })
     }
@@ -261,6 +268,9 @@ impl OpError {
             OpError::NotInteger => "value is not an integer or out of range",
             OpError::Unavailable => "owner shard unavailable (node shutting down)",
             OpError::BadArgument => "malformed expiry argument",
+            OpError::ReplyTooLarge => {
+                "reply too large: the value would take this connection's reply past --max-reply-bytes or the node's --max-conn-memory"
+            }
             OpError::PersistFailed => {
                 "the append-only log cannot be written (disk full?): writes are refused"
             }
@@ -328,6 +338,13 @@ pub trait OpSource {
 pub trait ReplySink {
     /// Appends the next operation's result.
     fn push(&mut self, result: OpResult<'_>);
+
+    /// Value bytes this sink may still take before it refuses values with
+    /// [`OpError::ReplyTooLarge`] (a bounded reply). Ops forwarded to another
+    /// shard carry this bound, so their results are bounded there too.
+    fn value_budget(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// Parses a decimal `i64` the way Redis does (no spaces, no `+`, no leading
@@ -399,6 +416,7 @@ mod tests {
             OpError::NotInteger,
             OpError::Unavailable,
             OpError::BadArgument,
+            OpError::ReplyTooLarge,
             OpError::PersistFailed,
         ];
         for (i, e) in errors.iter().enumerate() {

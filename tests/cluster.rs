@@ -645,7 +645,7 @@ fn greeting_reports_disagreeing_and_down_peers() {
     let list = nodes[0].cluster().nodes.clone();
     // The same list: agrees, and the peer's layout is learned.
     let same = ClusterMap::new(list.clone(), 0, 1);
-    assert_eq!(greet(&same, 1), Greeting::Agrees);
+    assert_eq!(greet(&same, 1, None), Greeting::Agrees);
     assert_eq!(
         same.layout(1).unwrap().shard_ports,
         vec![nodes[1].addr().port()]
@@ -655,17 +655,86 @@ fn greeting_reports_disagreeing_and_down_peers() {
     let mut longer = list.clone();
     longer.push(format!("127.0.0.1:{free}"));
     let other = ClusterMap::new(longer, 2, 1);
-    match greet(&other, 1) {
+    match greet(&other, 1, None) {
         Greeting::Disagrees(why) => assert!(why.contains("--cluster"), "{why}"),
         g => panic!("{g:?}"),
     }
     // The list in the other order: node 1 says it is node 0.
     let swapped = ClusterMap::new(vec![list[1].clone(), list[0].clone()], 1, 1);
-    match greet(&swapped, 0) {
+    match greet(&swapped, 0, None) {
         Greeting::Disagrees(why) => assert!(why.contains("--cluster"), "{why}"),
         g => panic!("{g:?}"),
     }
     // Nobody listens on the third address: down.
     let down = ClusterMap::new(vec![list[0].clone(), format!("127.0.0.1:{free}")], 0, 1);
-    assert!(matches!(greet(&down, 1), Greeting::Down(_)));
+    assert!(matches!(greet(&down, 1, None), Greeting::Down(_)));
+}
+
+/// With `--requirepass`, the nodes greet each other with it as their HELLO
+/// token; a client giving it learns the whole cluster from one node, one
+/// without it is refused; a peer greeted with another token (or none)
+/// disagrees; over RESP, NOAUTH comes before MOVED, as in Redis.
+#[test]
+fn a_cluster_with_a_password() {
+    use corekv::client::blocking::BlockingClient;
+    use corekv::client::ClientOptions;
+    use corekv::cluster::ClusterMap;
+    use corekv::server::greet::{greet, Greeting};
+    // start_cluster_with waits until every node greeted its peers.
+    let nodes =
+        common::start_cluster_with(2, 1, |_, c| c.security.requirepass = Some("s3cret".into()));
+    let with = |password: Option<&str>| ClientOptions {
+        timeout: TIMEOUT,
+        password: password.map(String::from),
+        ..Default::default()
+    };
+    let c = BlockingClient::connect(&common::hosts(&[&nodes[0]]), with(Some("s3cret"))).unwrap();
+    assert_eq!(c.nodes().len(), 2);
+    for i in 0..40 {
+        assert_eq!(
+            c.put(key(i).as_bytes(), b"pw").unwrap(),
+            OwnedResult::Ok,
+            "put {i}"
+        );
+    }
+    let on_node1 = (0..40).filter(|&i| node_of(&nodes, &key(i)) == 1).count();
+    assert!(on_node1 > 0 && on_node1 < 40, "{on_node1}");
+    assert_eq!(nodes[1].stats().total().keys as usize, on_node1);
+    for i in 0..40 {
+        assert_eq!(
+            c.get(key(i).as_bytes()).unwrap(),
+            OwnedResult::Value(b"pw".to_vec())
+        );
+    }
+    let refused = BlockingClient::connect(&common::hosts(&[&nodes[0]]), with(None))
+        .err()
+        .expect("no password: refused")
+        .to_string();
+    assert!(refused.contains("NOAUTH"), "{refused}");
+    // Greeting node 1 with another token, or none: a disagreement, not down.
+    let list = nodes[0].cluster().nodes.clone();
+    for token in [Some("wrong"), None] {
+        let map = ClusterMap::new(list.clone(), 0, 1);
+        match greet(&map, 1, token) {
+            Greeting::Disagrees(why) => assert!(why.contains("--requirepass"), "{why}"),
+            g => panic!("{token:?}: {g:?}"),
+        }
+        assert!(map.layout(1).is_none());
+    }
+    let map = ClusterMap::new(list, 0, 1);
+    assert_eq!(greet(&map, 1, Some("s3cret")), Greeting::Agrees);
+    // RESP on node 0, a key of node 1: NOAUTH first, MOVED once authenticated.
+    let k = key((0..40).find(|&i| node_of(&nodes, &key(i)) == 1).unwrap());
+    let mut s = TcpStream::connect(nodes[0].resp_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(
+        text(&resp_on(&mut s, &[b"GET", k.as_bytes()])),
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(text(&resp_on(&mut s, &[b"AUTH", b"s3cret"])), "+OK\r\n");
+    let moved = text(&resp_on(&mut s, &[b"GET", k.as_bytes()]));
+    assert!(
+        moved.starts_with(&format!("-MOVED {} ", key_slot(k.as_bytes()))),
+        "{moved}"
+    );
 }

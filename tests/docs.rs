@@ -12,8 +12,18 @@ fn repo() -> PathBuf {
 }
 
 /// Files tracked by git (the test needs the checkout; a tarball without
-/// `.git` falls back to walking the tree without `target/`).
+/// `.git` falls back to walking the tree without `target/`). Third-party
+/// sources kept verbatim under `vendor/` are upstream's text, not the
+/// project's documentation, and are left out — except the `PATCHES.md` the
+/// project writes beside each of them.
 fn tracked_files() -> Vec<PathBuf> {
+    let vendor = repo().join("vendor");
+    let ours =
+        |p: &PathBuf| !p.starts_with(&vendor) || p.file_name().is_some_and(|n| n == "PATCHES.md");
+    all_files().into_iter().filter(ours).collect()
+}
+
+fn all_files() -> Vec<PathBuf> {
     let root = repo();
     if let Ok(out) = Command::new("git")
         .args(["ls-files", "-z"])

@@ -52,9 +52,9 @@ use glommio::task::JoinHandle;
 use crate::error::ClientError;
 use crate::op::{OpError, OpResult};
 use crate::protocol::native::{
-    decode_owned, encode_archived, encode_empty, Batch, ErrorFrame, FrameError, FrameHeader,
-    FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView, HEADER_LEN,
-    PROTOCOL_VERSION,
+    decode_owned, encode_archived, encode_empty, encode_frame, Batch, ErrorFrame, FrameError,
+    FrameHeader, FrameKind, FrameReader, Hello, NextFrame, NodeStats, RecvBuf, ReplyView,
+    HEADER_LEN, PROTOCOL_VERSION,
 };
 use crate::routing::{node_slots, route, shard_slots, SlotTable};
 
@@ -71,6 +71,9 @@ pub struct ClientOptions {
     /// Connect only to this shard of each node instead of every shard (the
     /// server forwards): models a client that is not shard-aware.
     pub pin_shard: Option<usize>,
+    /// The nodes' password (`--requirepass`), sent as the HELLO token on
+    /// every connection.
+    pub password: Option<String>,
     /// Route with this slot table instead of the one the nodes' HELLOs give
     /// (a table cached from an earlier view of the cluster). Ops it sends
     /// to the wrong node come back redirected and are followed. It must fit
@@ -83,6 +86,7 @@ impl Default for ClientOptions {
         ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             pin_shard: None,
+            password: None,
             slot_table: None,
         }
     }
@@ -569,7 +573,7 @@ impl Cluster {
         // Every given host must answer and agree on the cluster.
         let mut given: Vec<NodeInfo> = Vec::new();
         for h in hosts {
-            let hello = hello(h, options.timeout).await?;
+            let hello = hello(h, options.password.as_deref(), options.timeout).await?;
             if hello.protocol_version != PROTOCOL_VERSION {
                 return Err(ClientError::Topology(format!(
                     "{h} speaks protocol {}, this client {}",
@@ -606,7 +610,7 @@ impl Cluster {
                 nodes.push(n.clone());
                 continue;
             }
-            let info = match hello(addr, options.timeout).await {
+            let info = match hello(addr, options.password.as_deref(), options.timeout).await {
                 Ok(h) if h.cluster_digest != given[0].hello.cluster_digest => {
                     return Err(ClientError::Topology(format!(
                         "node {node_id} ({addr}) disagrees about the cluster: it has --cluster {}",
@@ -709,7 +713,12 @@ impl Cluster {
     }
 
     async fn open(&self, addr: &str) -> Result<Rc<Conn>, ClientError> {
-        let stream = connect_stream(addr, self.options.timeout).await?;
+        let mut stream = connect_stream(addr, self.options.timeout).await?;
+        if let Some(p) = &self.options.password {
+            // Authenticate first: the server closes a connection whose
+            // first frame is not a HELLO with the right token.
+            hello_on(&mut stream, addr, Some(p), self.options.timeout).await?;
+        }
         let conn = Rc::new(Conn {
             addr: addr.to_string(),
             out: RefCell::new(Vec::with_capacity(64 * 1024)),
@@ -940,15 +949,38 @@ impl Cluster {
     }
 }
 
-/// Asks one address for its node's layout, on a short-lived connection.
-pub async fn hello(addr: &str, timeout: Duration) -> Result<Hello, ClientError> {
+/// Asks one address for its node's layout, on a short-lived connection
+/// (sending `password` as the HELLO token when given).
+pub async fn hello(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Hello, ClientError> {
     let mut s = connect_stream(addr, timeout).await?;
+    hello_on(&mut s, addr, password, timeout).await
+}
+
+/// Sends HELLO (with the token) on an open connection and reads the answer.
+async fn hello_on(
+    s: &mut TcpStream,
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Hello, ClientError> {
     let lost = |m: String| ClientError::ConnectionLost {
         addr: addr.to_string(),
         message: m,
     };
     let mut out = Vec::new();
-    encode_empty(&mut out, FrameKind::Hello, 0);
+    match password {
+        Some(p) => {
+            let _ = encode_frame::<()>(&mut out, FrameKind::Hello, 0, |o| {
+                o.extend_from_slice(p.as_bytes());
+                Ok(())
+            });
+        }
+        None => encode_empty(&mut out, FrameKind::Hello, 0),
+    }
     let io = async {
         s.write_all(&out).await.map_err(|e| lost(e.to_string()))?;
         let mut reader = FrameReader::new(4096, 1 << 20);

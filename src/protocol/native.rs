@@ -24,7 +24,7 @@
 //! | kind          | code | payload                          |
 //! |---------------|-----:|----------------------------------|
 //! | `Batch`       | 0x01 | [`Batch`]                         |
-//! | `Hello`       | 0x02 | empty                             |
+//! | `Hello`       | 0x02 | empty, or the `--requirepass` token (raw bytes) |
 //! | `Stats`       | 0x03 | empty                             |
 //! | `BatchReply`  | 0x81 | [`BatchReply`]                    |
 //! | `HelloReply`  | 0x82 | [`Hello`]                         |
@@ -35,7 +35,7 @@
 //! 0 GET, 1 PUT, 2 DEL, …, 9 SET with options, 10 EXPIRE, 11 PERSIST,
 //! 12 TTL, 13 GETEX — the expiry ops carry a 9-byte
 //! [`ExpiryArg`](crate::op::ExpiryArg) at the start of their value, so
-//! the frame layout did not change and the protocol version stays 1; a
+//! the frame layout did not change and the protocol version did not move; a
 //! server older than these ops answers them with the `BadOp` status),
 //! key end offsets into one key blob, value end
 //! offsets into one value blob. Encoding is appending to five vectors;
@@ -160,6 +160,23 @@ pub enum FrameError {
     /// The shard already has its maximum number of connections.
     #[error("connection limit of {0} reached on this shard (--max-connections)")]
     TooManyConnections(usize),
+    /// A password is set and this connection has not given it.
+    #[error(
+        "NOAUTH Authentication required: send HELLO with the node's --requirepass token first"
+    )]
+    NoAuth,
+    /// The HELLO token is wrong.
+    #[error("WRONGPASS invalid HELLO token (the node's --requirepass)")]
+    WrongPass,
+    /// The connection would pass the node's connection-memory budget.
+    #[error("connection memory budget exhausted: the node's --max-conn-memory is in use by other connections")]
+    ConnMemory,
+    /// A request did not arrive completely within `--client-timeout`.
+    #[error("request incomplete after {0:?} (--client-timeout)")]
+    Timeout(std::time::Duration),
+    /// Protected mode: no password is set and the client is not on loopback.
+    #[error("DENIED corekv is running in protected mode because protected mode is enabled and no password is set: only loopback clients are accepted. Start the server with --requirepass (and give clients --password), or with --protected-mode no if the network is trusted")]
+    ProtectedMode,
 }
 
 impl FrameError {
@@ -174,6 +191,11 @@ impl FrameError {
             FrameError::TooManyOps { .. } => 6,
             FrameError::Unexpected(_) => 7,
             FrameError::TooManyConnections(_) => 8,
+            FrameError::NoAuth => 9,
+            FrameError::WrongPass => 10,
+            FrameError::ConnMemory => 11,
+            FrameError::Timeout(_) => 12,
+            FrameError::ProtectedMode => 13,
         }
     }
 }
@@ -435,23 +457,45 @@ fn check_ends(ends: &[rkyv::rend::u32_le], blob_len: usize, what: &str) -> Resul
     for e in ends {
         let e = e.to_native();
         if e < prev {
-            return Err(FrameError::Malformed(format!("{what} offsets decrease")));
+            return Err(FrameError::Malformed(format!(
+                "{what} end offsets decrease ({prev} then {e})"
+            )));
         }
         prev = e;
     }
     if prev as usize > blob_len {
         return Err(FrameError::Malformed(format!(
-            "{what} offsets past the end"
+            "{what} end offset {prev} is past the {blob_len}-byte {what} blob"
         )));
     }
     Ok(())
+}
+
+/// The error for a payload that is not a valid archive of `what`. Says what
+/// was expected, never the validator's internals.
+fn not_an_archive(what: &str, payload: &[u8]) -> FrameError {
+    let min = match what {
+        "Batch" => std::mem::size_of::<ArchivedBatch>(),
+        "BatchReply" => std::mem::size_of::<ArchivedBatchReply>(),
+        _ => 0,
+    };
+    if payload.len() < min {
+        return FrameError::Malformed(format!(
+            "{what} payload of {} bytes is too short: an archived {what} is at least {min} bytes",
+            payload.len()
+        ));
+    }
+    FrameError::Malformed(format!(
+        "{what} payload of {} bytes is not an archived {what}: its root must end the payload and every array must lie inside it",
+        payload.len()
+    ))
 }
 
 impl<'a> BatchView<'a> {
     /// Validates a batch payload (which must be 16-byte aligned).
     pub fn new(payload: &'a [u8], max_ops: usize) -> Result<BatchView<'a>, FrameError> {
         let b = rkyv::access::<ArchivedBatch, rancor::Error>(payload)
-            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+            .map_err(|_| not_an_archive("Batch", payload))?;
         let n = b.ops.len();
         if n > max_ops {
             return Err(FrameError::TooManyOps {
@@ -460,7 +504,11 @@ impl<'a> BatchView<'a> {
             });
         }
         if b.key_ends.len() != n || b.value_ends.len() != n {
-            return Err(FrameError::Malformed("array lengths disagree".into()));
+            return Err(FrameError::Malformed(format!(
+                "batch arrays disagree: {n} op codes, {} key ends, {} value ends",
+                b.key_ends.len(),
+                b.value_ends.len()
+            )));
         }
         check_ends(&b.key_ends, b.keys.len(), "key")?;
         check_ends(&b.value_ends, b.values.len(), "value")?;
@@ -607,7 +655,7 @@ impl<'a> ReplyView<'a> {
     /// Validates a reply payload that must hold exactly `expected_ops` results.
     pub fn new(payload: &'a [u8], expected_ops: usize) -> Result<ReplyView<'a>, FrameError> {
         let r = rkyv::access::<ArchivedBatchReply, rancor::Error>(payload)
-            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+            .map_err(|_| not_an_archive("BatchReply", payload))?;
         if r.status.len() != expected_ops || r.value_ends.len() != expected_ops {
             return Err(FrameError::Malformed(format!(
                 "reply has {} results for {} operations",
@@ -696,6 +744,10 @@ pub struct ShardStats {
     pub memory_limit: u64,
     /// Open client connections.
     pub connections: u64,
+    /// Bytes of connection buffers (reads and replies) held right now.
+    pub conn_memory_used: u64,
+    /// This shard's share of `--max-conn-memory` in bytes.
+    pub conn_memory_limit: u64,
     /// Per-op errors plus rejected frames and commands.
     pub errors: u64,
     /// Operations this shard sent to their owner shard.
@@ -728,6 +780,8 @@ impl NodeStats {
             t.memory_used += s.memory_used;
             t.memory_limit = t.memory_limit.saturating_add(s.memory_limit);
             t.connections += s.connections;
+            t.conn_memory_used += s.conn_memory_used;
+            t.conn_memory_limit = t.conn_memory_limit.saturating_add(s.conn_memory_limit);
             t.errors += s.errors;
             t.forwarded_out += s.forwarded_out;
             t.forwarded_in += s.forwarded_in;
@@ -753,7 +807,16 @@ where
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>
         + Deserialize<T, rkyv::api::high::HighDeserializer<rancor::Error>>,
 {
-    rkyv::from_bytes::<T, rancor::Error>(payload).map_err(|e| FrameError::Malformed(e.to_string()))
+    rkyv::from_bytes::<T, rancor::Error>(payload).map_err(|_| {
+        FrameError::Malformed(format!(
+            "payload of {} bytes is not an archived {}",
+            payload.len(),
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("value")
+        ))
+    })
 }
 
 /// An `AlignedVec` receive buffer with the alignment frames need.
@@ -812,35 +875,85 @@ impl FrameReader {
         Ok(NextFrame::Frame(h, p..p + h.len))
     }
 
-    /// Makes room for at least one more read and returns the free space.
-    /// Moves unconsumed bytes to the front and grows the buffer to fit a
-    /// frame whose header is already here.
+    /// Bytes the frame at `start` needs in all: its declared length (capped
+    /// by the limit) once its header has arrived, else a header's worth.
+    fn pending_need(&self) -> usize {
+        if self.end - self.start >= HEADER_LEN {
+            let len =
+                u32::from_le_bytes(self.buf[self.start + 4..self.start + 8].try_into().unwrap())
+                    as usize;
+            HEADER_LEN + padded(len.min(self.max_payload))
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    /// The buffer length the next [`FrameReader::read_space`] will grow to,
+    /// when it grows at all. Growth follows the bytes that arrived: only a
+    /// full buffer grows, by doubling, and never past the pending frame's
+    /// end — a header declaring a huge payload costs nothing until the
+    /// payload's bytes actually come.
+    pub fn growth(&self) -> Option<usize> {
+        let (start, end) = if self.start == self.end {
+            (0, 0)
+        } else {
+            (self.start, self.end)
+        };
+        let used = end - start;
+        let len = self.buf.len();
+        if end < len || (start > 0 && used < len) {
+            return None; // room left, or compaction makes room
+        }
+        let need = self.pending_need();
+        Some((len * 2).min(need.max(len + HEADER_LEN)))
+    }
+
+    /// Makes room for at least one more read and returns the free space:
+    /// moves unconsumed bytes to the front when that helps, and grows a full
+    /// buffer as [`FrameReader::growth`] says.
     pub fn read_space(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        let mut need = HEADER_LEN;
-        if self.end - self.start >= HEADER_LEN {
-            let len =
-                u32::from_le_bytes(self.buf[self.start + 4..self.start + 8].try_into().unwrap())
-                    as usize;
-            need = HEADER_LEN + padded(len.min(self.max_payload));
+        if self.start > 0 {
+            let need = self.pending_need();
+            if self.buf.len() - self.start < need
+                || self.start > self.buf.len() / 2
+                || self.end == self.buf.len()
+            {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
         }
-        if self.start > 0 && (self.buf.len() - self.start < need || self.start > self.buf.len() / 2)
-        {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.start < need {
-            self.buf.resize(self.start + need, 0);
-        }
-        if self.end == self.buf.len() {
-            let n = self.buf.len();
-            self.buf.resize(n * 2, 0);
+        if let Some(n) = self.growth() {
+            self.buf.resize(n, 0);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// True when no byte of an unprocessed frame is in the buffer.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Bytes the receive buffer holds (what the reader costs).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives memory back: when nothing is pending and the buffer is larger
+    /// than `keep` bytes, replaces it with a fresh one of `keep` bytes.
+    pub fn shrink(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.capacity() > keep {
+            let keep = keep.max(HEADER_LEN * 4);
+            let mut buf = RecvBuf::with_capacity(keep);
+            buf.resize(keep, 0);
+            self.buf = buf;
+            self.start = 0;
+            self.end = 0;
+        }
     }
 
     /// The header of the next frame when it has arrived but the frame is

@@ -8,8 +8,11 @@
 //! peer once with a short timeout, then [`spawn`] keeps retrying the missing
 //! ones on a plain background thread (blocking sockets, off the shards'
 //! executors) until all are known or the node stops. Peers are reported down
-//! once, and again only after they came up. This module knows the native
-//! HELLO frame and the cluster map, not the shards or the store.
+//! once, and again only after they came up. With `--requirepass`, the
+//! HELLO carries the node's own password as its token (every node of a
+//! cluster is started with the same one); a peer refusing it disagrees. This
+//! module knows the native HELLO frame and the cluster map, not the shards
+//! or the store.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -20,8 +23,8 @@ use std::time::Duration;
 use crate::cluster::{ClusterMap, PeerLayout};
 use crate::log::Level;
 use crate::protocol::native::{
-    decode_owned, encode_empty, ErrorFrame, FrameKind, FrameReader, Hello, NextFrame, RecvBuf,
-    PROTOCOL_VERSION,
+    decode_owned, encode_empty, encode_frame, ErrorFrame, FrameKind, FrameReader, Hello, NextFrame,
+    RecvBuf, PROTOCOL_VERSION,
 };
 
 /// Longest a greeting of one peer may take.
@@ -29,8 +32,13 @@ const GREET_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Pause between rounds of greetings of the peers still unknown.
 const RETRY_EVERY: Duration = Duration::from_millis(300);
 
-/// Asks `addr` for its HELLO over a blocking connection.
-pub fn hello_blocking(addr: &str, timeout: Duration) -> Result<Hello, String> {
+/// Asks `addr` for its HELLO over a blocking connection, sending
+/// `password` as the HELLO token when given.
+pub fn hello_blocking(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Hello, String> {
     let sock = addr
         .to_socket_addrs()
         .map_err(|e| e.to_string())?
@@ -42,7 +50,15 @@ pub fn hello_blocking(addr: &str, timeout: Duration) -> Result<Hello, String> {
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    encode_empty(&mut out, FrameKind::Hello, 0);
+    match password {
+        Some(p) => {
+            let _ = encode_frame::<()>(&mut out, FrameKind::Hello, 0, |o| {
+                o.extend_from_slice(p.as_bytes());
+                Ok(())
+            });
+        }
+        None => encode_empty(&mut out, FrameKind::Hello, 0),
+    }
     s.write_all(&out).map_err(|e| e.to_string())?;
     let mut reader = FrameReader::new(4096, 1 << 20);
     loop {
@@ -87,13 +103,20 @@ pub enum Greeting {
     Disagrees(String),
 }
 
-/// Greets peer `node_id` once and records its layout when it agrees.
-pub fn greet(map: &ClusterMap, node_id: usize) -> Greeting {
+/// Greets peer `node_id` once (with `password`, this node's
+/// `--requirepass`, as the HELLO token) and records its layout when it
+/// agrees.
+pub fn greet(map: &ClusterMap, node_id: usize, password: Option<&str>) -> Greeting {
     let addr = &map.nodes[node_id];
-    let h = match hello_blocking(addr, GREET_TIMEOUT) {
+    let h = match hello_blocking(addr, password, GREET_TIMEOUT) {
         Ok(h) => h,
         Err(e) if e.contains("protocol version") => {
             return Greeting::Disagrees(format!("it speaks another protocol version: {e}"))
+        }
+        Err(e) if e.starts_with("NOAUTH") || e.starts_with("WRONGPASS") => {
+            return Greeting::Disagrees(format!(
+                "it refused this node's HELLO token ({e}); start every node with the same --requirepass"
+            ))
         }
         Err(e) => return Greeting::Down(e),
     };
@@ -125,13 +148,13 @@ pub fn greet(map: &ClusterMap, node_id: usize) -> Greeting {
 
 /// Tries every peer whose layout is unknown once, printing what it finds;
 /// `reported[i]` remembers what was said about peer `i`, so a state is
-/// printed once.
-pub fn greet_once(map: &ClusterMap, reported: &mut [Option<Greeting>]) {
+/// printed once. `password` is this node's `--requirepass`.
+pub fn greet_once(map: &ClusterMap, password: Option<&str>, reported: &mut [Option<Greeting>]) {
     for (node_id, said) in reported.iter_mut().enumerate() {
         if node_id == map.node_id || map.layout(node_id).is_some() {
             continue;
         }
-        let g = greet(map, node_id);
+        let g = greet(map, node_id, password);
         let addr = &map.nodes[node_id];
         if said.as_ref() != Some(&g) {
             match &g {
@@ -161,7 +184,12 @@ pub fn greet_once(map: &ClusterMap, reported: &mut [Option<Greeting>]) {
 
 /// Keeps greeting the peers still unknown every [`RETRY_EVERY`] until all
 /// are known or `stop` is set.
-pub fn spawn(map: Arc<ClusterMap>, stop: Arc<AtomicBool>, mut reported: Vec<Option<Greeting>>) {
+pub fn spawn(
+    map: Arc<ClusterMap>,
+    password: Option<String>,
+    stop: Arc<AtomicBool>,
+    mut reported: Vec<Option<Greeting>>,
+) {
     if map.complete() {
         return;
     }
@@ -170,7 +198,7 @@ pub fn spawn(map: Arc<ClusterMap>, stop: Arc<AtomicBool>, mut reported: Vec<Opti
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) && !map.complete() {
                 std::thread::sleep(RETRY_EVERY);
-                greet_once(&map, &mut reported);
+                greet_once(&map, password.as_deref(), &mut reported);
             }
         });
 }

@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn render_is_valid_exposition_text() {
-        let node = NodeState::new(3, 2, usize::MAX);
+        let node = NodeState::new(3, 2, usize::MAX, usize::MAX);
         let obs = Observe::new(2);
         obs.shard(1).record(0, 4, 8_000);
         obs.shard(0).count_error(b"ERR x");

@@ -18,12 +18,19 @@
 //! peers ([`greet`]: once before returning, then in the background for the
 //! ones still missing) and lets the shards start.
 //!
-//! Submodules: [`native`] serves native-protocol connections, [`resp`]
-//! serves RESP connections, [`stats`] formats the per-second stats line,
-//! [`greet`] greets the cluster's peers, [`observe`] keeps per-shard
-//! command statistics, the slow log and the client registry, [`metrics`]
-//! serves them to Prometheus.
+//! Each executor's io_uring rings are created with COOP_TASKRUN where the
+//! kernel has it (the patched glommio in `vendor/glommio`, see its
+//! PATCHES.md), so a socket completion does not interrupt the shard's
+//! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
+//!
+//! Submodules: [`conn`] is what every connection shares (its memory charge,
+//! read deadlines, protected mode), [`native`] serves native-protocol
+//! connections, [`resp`] serves RESP connections, [`stats`] formats the
+//! per-second stats line, [`greet`] greets the cluster's peers, [`observe`]
+//! keeps per-shard command statistics, the slow log and the client
+//! registry, [`metrics`] serves them to Prometheus.
 
+pub mod conn;
 pub mod greet;
 pub mod metrics;
 pub mod native;
@@ -41,10 +48,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, TaskRunMode};
 
 use crate::cluster::{format_addr, ClusterMap, PeerLayout};
-use crate::config::{Limits, ServerConfig};
+use crate::config::{Limits, Security, ServerConfig};
 use crate::error::ServerError;
 use crate::persist::{self, log::Aof};
 use crate::protocol::native::NodeStats;
@@ -66,6 +73,9 @@ pub struct ServerHandle {
     pub recovery: Vec<ShardRecovery>,
     /// Held while the node runs: no other process writes its `--dir`.
     _dir_lock: Option<std::fs::File>,
+    /// How the shards' io_uring rings run completion task work (cooperative
+    /// unless turned off or refused by the kernel; the weakest shard's mode).
+    pub taskrun_mode: TaskRunMode,
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
@@ -156,14 +166,31 @@ struct Bound {
     native: u16,
     resp_node: u16,
     resp_shard: u16,
+    taskrun_mode: TaskRunMode,
 }
 
 /// Starts a node. Returns once every shard is accepting connections.
 pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
+    run_until(config, &AtomicBool::new(false))
+}
+
+/// How often start-up looks at the stop flag while it waits for a shard.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// [`run`], giving up with [`ServerError::Interrupted`] (every shard started
+/// so far stopped and joined) as soon as `stop` becomes true during
+/// start-up: `corekv server` passes its SIGINT/SIGTERM flag here, so a
+/// signal is honoured while shards are still binding.
+pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandle, ServerError> {
     config.validate()?;
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
-    let node = Arc::new(NodeState::new(config.node_id, nr, config.shard_memory()));
+    let node = Arc::new(NodeState::new(
+        config.node_id,
+        nr,
+        config.shard_memory(),
+        config.shard_conn_memory(),
+    ));
     node.set_persistence(config.persist.appendonly, config.persist.fsync.name());
     let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
@@ -210,10 +237,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
             go: go_rx,
             stop: stop_rx,
         };
-        let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corekv-shard-{shard_id}"))
             .io_memory(config.io_memory)
-            .spawn(move || ctx.run());
+            .cooperative_taskrun(config.coop_taskrun);
+        if !config.spin_before_park.is_zero() {
+            builder = builder.spin_before_park(config.spin_before_park);
+        }
+        let spawned = builder.spawn(move || ctx.run());
         let fail = |message: String| ServerError::Executor {
             shard_id,
             cpu,
@@ -227,7 +258,21 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                 return Err(fail(e.to_string()));
             }
         };
-        match ready_rx.recv() {
+        let ready = loop {
+            match ready_rx.recv_timeout(START_POLL) {
+                Err(flume::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => {
+                    // Dropping go_tx and stop_tx ends this shard too.
+                    drop((go_tx, stop_tx));
+                    abort(gos, stops, joins);
+                    let _ = join.join();
+                    return Err(ServerError::Interrupted);
+                }
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Ok(r) => break Ok(r),
+                Err(flume::RecvTimeoutError::Disconnected) => break Err(()),
+            }
+        };
+        match ready {
             Ok(Ok(b)) => {
                 if resp_node_port.is_some() {
                     resp_node_port = Some(b.resp_node);
@@ -239,7 +284,7 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
                 abort(stops, gos, joins);
                 return Err(e);
             }
-            Err(_) => {
+            Err(()) => {
                 // The executor died before reporting: its join says why.
                 let msg = match join.join() {
                     Err(e) => e.to_string(),
@@ -304,8 +349,9 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
     }
     let greeting_stop = Arc::new(AtomicBool::new(false));
     let mut reported = vec![None; cluster.nr_nodes()];
-    greet::greet_once(&cluster, &mut reported);
-    greet::spawn(cluster.clone(), greeting_stop.clone(), reported);
+    let password = config.security.requirepass.clone();
+    greet::greet_once(&cluster, password.as_deref(), &mut reported);
+    greet::spawn(cluster.clone(), password, greeting_stop.clone(), reported);
     let addr = |p: u16| SocketAddr::new(config.bind, p);
     Ok(ServerHandle {
         node_id: config.node_id,
@@ -314,6 +360,14 @@ pub fn run(config: &ServerConfig) -> Result<ServerHandle, ServerError> {
         resp_shard_addrs: layout.resp_shard_ports.iter().map(|&p| addr(p)).collect(),
         recovery,
         _dir_lock: dir_lock,
+        taskrun_mode: if bound
+            .iter()
+            .all(|b| b.taskrun_mode == TaskRunMode::Cooperative)
+        {
+            TaskRunMode::Cooperative
+        } else {
+            TaskRunMode::Interrupt
+        },
         node,
         cluster,
         greeting_stop,
@@ -444,7 +498,11 @@ impl ShardStart {
             let resp = match self.resp_node_port {
                 Some(r) => Some((
                     bind(id, SocketAddr::new(c.bind, r), true)?,
-                    bind(id, SocketAddr::new(c.bind, port(r, id + 1)), false)?,
+                    bind(
+                        id,
+                        SocketAddr::new(c.bind, port(c.resp_port.unwrap_or(0), id + 1)),
+                        false,
+                    )?,
                 )),
                 None => None,
             };
@@ -462,6 +520,7 @@ impl ShardStart {
             native: local_port(&native),
             resp_node: resp.as_ref().map_or(0, |(n, _)| local_port(n)),
             resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
+            taskrun_mode: glommio::executor().taskrun_mode(),
         };
         let _ = self.ready.send(Ok(b));
         if self.go.recv_async().await.is_err() {
@@ -496,6 +555,7 @@ impl ShardStart {
         );
         let _ = self.recovered.send(Ok(report));
         let live = Rc::new(LiveConnections::default());
+        let security = Rc::new(c.security.clone());
         let mesh_task = glommio::spawn_local(shard.clone().serve_mesh(self.mesh_rx));
         let mut listeners = vec![(native, Protocol::Native)];
         if let Some((node_l, shard_l)) = resp {
@@ -511,6 +571,7 @@ impl ShardStart {
                     self.obs.clone(),
                     l,
                     c.limits,
+                    security.clone(),
                     proto,
                 ))
             })
@@ -675,6 +736,7 @@ async fn accept_loop(
     obs: Arc<Observe>,
     listener: TcpListener,
     limits: Limits,
+    security: Rc<Security>,
     proto: Protocol,
 ) {
     loop {
@@ -695,16 +757,32 @@ async fn accept_loop(
         let id = live.add(stream.as_raw_fd());
         let live = live.clone();
         let shard = shard.clone();
+        let security = security.clone();
         let obs = obs.clone();
         glommio::spawn_local(async move {
-            serve(&shard, &obs, stream, limits, proto).await;
+            serve(&shard, &obs, stream, limits, &security, proto).await;
             live.remove(id);
         })
         .detach();
     }
 }
 
-async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, proto: Protocol) {
+async fn serve(
+    shard: &Shard,
+    obs: &Observe,
+    stream: TcpStream,
+    limits: Limits,
+    security: &Security,
+    proto: Protocol,
+) {
+    if security.refuses(stream.peer_addr().ok().map(|a| a.ip())) {
+        shard.count_protocol_error();
+        match proto {
+            Protocol::Native => native::reject_protected(stream).await,
+            Protocol::Resp => resp::reject_protected(stream).await,
+        }
+        return;
+    }
     let max = limits.max_connections_per_shard;
     let stats = obs.shard(shard.shard_id);
     if !shard.try_add_connection(max) {
@@ -717,8 +795,8 @@ async fn serve(shard: &Shard, obs: &Observe, stream: TcpStream, limits: Limits, 
     }
     stats.accepted.add(1);
     match proto {
-        Protocol::Native => native::serve(shard, stream, &limits, stats).await,
-        Protocol::Resp => resp::serve(shard, stream, &limits, obs).await,
+        Protocol::Native => native::serve(shard, stream, &limits, security, stats).await,
+        Protocol::Resp => resp::serve(shard, stream, &limits, security, obs).await,
     }
     shard.remove_connection();
 }

@@ -69,6 +69,7 @@ pub struct ShardSlot {
     keys: AtomicU64,
     memory_used: AtomicU64,
     connections: AtomicU64,
+    conn_memory: AtomicU64,
     errors: AtomicU64,
     forwarded_out: AtomicU64,
     forwarded_in: AtomicU64,
@@ -172,6 +173,9 @@ pub struct NodeState {
     pub node_id: u32,
     /// Each shard's memory budget at start-up.
     pub shard_memory: usize,
+    /// Each shard's budget for connection buffers (`--max-conn-memory`
+    /// split evenly over shards).
+    pub shard_conn_memory: usize,
     /// The node's memory limit as last set (0: none), bytes.
     max_memory: AtomicU64,
     /// The eviction policy as last set (index into [`POLICIES`]).
@@ -185,7 +189,12 @@ pub struct NodeState {
 
 impl NodeState {
     /// State for a node of `nr_shards` shards.
-    pub fn new(node_id: u32, nr_shards: usize, shard_memory: usize) -> NodeState {
+    pub fn new(
+        node_id: u32,
+        nr_shards: usize,
+        shard_memory: usize,
+        shard_conn_memory: usize,
+    ) -> NodeState {
         let max_memory = if shard_memory == usize::MAX {
             0
         } else {
@@ -194,6 +203,7 @@ impl NodeState {
         NodeState {
             node_id,
             shard_memory,
+            shard_conn_memory,
             max_memory: AtomicU64::new(max_memory),
             policy: AtomicU8::new(policy_index(Policy::NoEviction)),
             started: Instant::now(),
@@ -380,6 +390,8 @@ impl NodeState {
                     memory_used: s.memory_used.load(Relaxed),
                     memory_limit: limit,
                     connections: s.connections.load(Relaxed),
+                    conn_memory_used: s.conn_memory.load(Relaxed),
+                    conn_memory_limit: self.shard_conn_memory as u64,
                     errors: s.errors.load(Relaxed),
                     forwarded_out: s.forwarded_out.load(Relaxed),
                     forwarded_in: s.forwarded_in.load(Relaxed),
@@ -399,6 +411,10 @@ pub enum ShardMsg {
         hashes: Vec<u64>,
         /// Where the results go.
         reply: flume::Sender<BatchReply>,
+        /// Value bytes the reply may carry; values past it are answered
+        /// with [`OpError::ReplyTooLarge`] (the requesting connection's
+        /// reply bound).
+        max_values: usize,
     },
     /// The keys of one cluster slot this shard holds (at most `limit`),
     /// and how many there are.
@@ -436,6 +452,31 @@ pub enum ShardMsg {
 /// the shard at once is one such slice (about half as many keys).
 pub const SNAPSHOT_SLICE_SLOTS: usize = 4096;
 
+/// A [`BatchReply`] that refuses values past `max_values` bytes with
+/// [`OpError::ReplyTooLarge`] (the op itself runs).
+pub struct BoundedReply<'a> {
+    /// The reply being built.
+    pub reply: &'a mut BatchReply,
+    /// Most value bytes it may hold.
+    pub max_values: usize,
+}
+
+impl ReplySink for BoundedReply<'_> {
+    #[inline]
+    fn push(&mut self, r: OpResult<'_>) {
+        match r {
+            OpResult::Value(v) if self.reply.values.len() + v.len() > self.max_values => {
+                self.reply.push(OpResult::Err(OpError::ReplyTooLarge))
+            }
+            r => self.reply.push(r),
+        }
+    }
+
+    fn value_budget(&self) -> usize {
+        self.max_values.saturating_sub(self.reply.values.len())
+    }
+}
+
 fn policy_index(p: Policy) -> u8 {
     POLICIES.iter().position(|&q| q == p).unwrap_or(0) as u8
 }
@@ -467,6 +508,8 @@ pub struct Shard {
     store: RefCell<Store>,
     mesh: Vec<flume::Sender<ShardMsg>>,
     connections: Cell<u64>,
+    /// Bytes of connection buffers held by this shard's connections.
+    conn_memory: Cell<usize>,
     /// Rejected frames/commands (not per-op errors, which the store counts).
     protocol_errors: Cell<u64>,
     forwarded_out: Cell<u64>,
@@ -707,6 +750,7 @@ impl Shard {
             store: RefCell::new(store),
             mesh,
             connections: Cell::new(0),
+            conn_memory: Cell::new(0),
             protocol_errors: Cell::new(0),
             forwarded_out: Cell::new(0),
             forwarded_in: Cell::new(0),
@@ -838,15 +882,18 @@ impl Shard {
                 h.push(hash);
             }
         }
-        let replies = self.forward(parts).await;
+        let replies = self.forward(parts, sink.value_budget()).await;
         self.merge(batch, from, &owners, &hashes, replies, sink, log);
     }
 
     /// Sends each foreign part to its owner and waits for every reply; a
-    /// `None` where the owner is gone (the node is shutting down).
+    /// `None` where the owner is gone (the node is shutting down). Each
+    /// reply carries at most `max_values` value bytes (the requester's
+    /// reply bound).
     async fn forward(
         &self,
         parts: Vec<Option<(Batch, Vec<u64>)>>,
+        max_values: usize,
     ) -> Vec<Option<(BatchReply, usize)>> {
         let mut waiting = Vec::new();
         for (owner, part) in parts.into_iter().enumerate() {
@@ -858,6 +905,7 @@ impl Shard {
                     batch: b,
                     hashes: h,
                     reply: tx,
+                    max_values,
                 };
                 if self.mesh[owner].send(msg).is_ok() {
                     waiting.push((owner, rx));
@@ -921,6 +969,7 @@ impl Shard {
                     batch,
                     hashes,
                     reply,
+                    max_values,
                 } => {
                     let mark = self.log_mark();
                     let mut out = BatchReply::default();
@@ -929,6 +978,10 @@ impl Shard {
                     {
                         let mut store = self.store.borrow_mut();
                         store.set_now(unix_now_ms());
+                        let mut sink = BoundedReply {
+                            reply: &mut out,
+                            max_values,
+                        };
                         let ops = hashes.iter().enumerate().take(batch.len());
                         match &self.log {
                             None => {
@@ -937,7 +990,7 @@ impl Shard {
                                         &mut store,
                                         OpSource::op(&batch, i),
                                         hash,
-                                        &mut out,
+                                        &mut sink,
                                         &NoLog,
                                     );
                                 }
@@ -948,7 +1001,7 @@ impl Shard {
                                         &mut store,
                                         OpSource::op(&batch, i),
                                         hash,
-                                        &mut out,
+                                        &mut sink,
                                         &**log,
                                     );
                                 }
@@ -1335,6 +1388,29 @@ impl Shard {
         self.publish();
     }
 
+    /// Changes the connection-buffer bytes charged to this shard from `old`
+    /// to `new` for one connection. Growth beyond the shard's share of
+    /// `--max-conn-memory` is refused (`false`, nothing charged); shrinking
+    /// always succeeds.
+    pub fn recharge_conn_memory(&self, old: usize, new: usize) -> bool {
+        let used = self.conn_memory.get().saturating_sub(old);
+        if new > old && used.saturating_add(new) > self.node.shard_conn_memory {
+            return false;
+        }
+        self.conn_memory.set(used + new);
+        self.node.slots[self.shard_id]
+            .conn_memory
+            .store((used + new) as u64, Relaxed);
+        true
+    }
+
+    /// Bytes of connection buffers this shard may still hand out.
+    pub fn conn_memory_left(&self) -> usize {
+        self.node
+            .shard_conn_memory
+            .saturating_sub(self.conn_memory.get())
+    }
+
     /// Counts a rejected frame or command.
     pub fn count_protocol_error(&self) {
         self.protocol_errors.set(self.protocol_errors.get() + 1);
@@ -1405,7 +1481,7 @@ mod tests {
             .make()
             .unwrap();
         ex.run(async {
-            let node = Arc::new(NodeState::new(0, 2, usize::MAX));
+            let node = Arc::new(NodeState::new(0, 2, usize::MAX, usize::MAX));
             let (t0, r0) = flume::unbounded();
             let (t1, r1) = flume::unbounded();
             let mesh = vec![t0, t1];

@@ -81,6 +81,8 @@ const fn conn_cmd(
 }
 
 const LOADING_STALE_FAST: &[&str] = &["loading", "stale", "fast"];
+/// Commands a client may send before it authenticates (Redis's `no_auth`).
+const NO_AUTH: &[&str] = &["loading", "stale", "fast", "no_auth"];
 
 /// The connection family's rows.
 pub(crate) static COMMANDS: &[Spec] = &[
@@ -119,7 +121,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     conn_cmd(
         "hello",
         -1,
-        LOADING_STALE_FAST,
+        NO_AUTH,
         "Handshakes with the server (RESP2 only).",
         &[opt(arg("protover", "integer"))],
         hello,
@@ -127,19 +129,12 @@ pub(crate) static COMMANDS: &[Spec] = &[
     conn_cmd(
         "auth",
         -2,
-        LOADING_STALE_FAST,
-        "Authenticates the connection (corekv has no passwords).",
-        &[arg("password", "string")],
+        NO_AUTH,
+        "Authenticates the connection (the default user's --requirepass).",
+        &[opt(arg("username", "string")), arg("password", "string")],
         auth,
     ),
-    conn_cmd(
-        "quit",
-        -1,
-        LOADING_STALE_FAST,
-        "Closes the connection.",
-        &[],
-        quit,
-    ),
+    conn_cmd("quit", -1, NO_AUTH, "Closes the connection.", &[], quit),
 ];
 
 /// PING [message]
@@ -219,7 +214,9 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     Ok(Effect::Continue)
 }
 
-/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only.
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only. As in
+/// Redis, every option is read before the credentials are checked, and a
+/// client that is still not authenticated gets NOAUTH.
 fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     if let Some(version) = p.try_next_bytes() {
         match crate::op::parse_i64(version) {
@@ -233,14 +230,13 @@ fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErro
         }
     }
     let mut setname = None;
+    let mut credentials = None;
     while let Some(option) = p.try_next_bytes() {
         let more = p.remaining();
         if is_word(option, "setname") && more >= 1 {
             setname = Some(p.next_bytes()?);
         } else if is_word(option, "auth") && more >= 2 {
-            return Err(CmdError::msg(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            ));
+            credentials = Some((p.next_bytes()?, p.next_bytes()?));
         } else {
             return Err(CmdError::from(format!(
                 "ERR Syntax error in HELLO option '{}'",
@@ -248,11 +244,38 @@ fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErro
             )));
         }
     }
+    if let Some((user, pass)) = credentials {
+        if !credentials_ok(conn, user, pass) {
+            return Err(CmdError::msg(WRONGPASS));
+        }
+        conn.authed = true;
+    }
+    if !conn.authed {
+        return Err(CmdError::msg(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
     if let Some(name) = setname {
         conn.client.set_name(name);
     }
     hello_reply(&mut conn.out, conn.client.id);
     Ok(Effect::Continue)
+}
+
+/// Redis's answer to wrong credentials.
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Does `user`/`pass` name the default user with its password? Without
+/// `--requirepass` the default user takes any password, as Redis's `nopass`
+/// default user does; there are no other users.
+fn credentials_ok(conn: &Connection<'_>, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &conn.security.requirepass {
+        None => true,
+        Some(p) => crate::server::conn::token_matches(pass, p.as_bytes()),
+    }
 }
 
 /// HELLO's RESP2 answer: a map as a flat array.
@@ -274,11 +297,28 @@ fn hello_reply(out: &mut Vec<u8>, client_id: u64) {
     resp::array_header(out, 0);
 }
 
-/// AUTH: corekv has no passwords, so Redis's answer for that case.
-fn auth(_conn: &mut Connection<'_>, _p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    Err(CmdError::msg(
-        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-    ))
+/// AUTH [username] password. A failed AUTH leaves an authenticated
+/// connection authenticated, as in Redis.
+fn auth(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    if p.remaining() > 2 {
+        return Err(CmdError::msg("ERR syntax error"));
+    }
+    let first = p.next_bytes()?;
+    let (user, pass) = match p.try_next_bytes() {
+        Some(pass) => (first, pass),
+        None if conn.security.requirepass.is_none() => {
+            return Err(CmdError::msg(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ))
+        }
+        None => (&b"default"[..], first),
+    };
+    if !credentials_ok(conn, user, pass) {
+        return Err(CmdError::msg(WRONGPASS));
+    }
+    conn.authed = true;
+    conn.out.extend_from_slice(b"+OK\r\n");
+    Ok(Effect::Continue)
 }
 
 /// QUIT: `+OK`, then the connection closes.

@@ -24,7 +24,8 @@
 //! `table::FAMILIES`.
 //!
 //! On a cluster of more than one node, every command with keys (a row with
-//! `first_key > 0`) passes `cluster::check_keys` before its handler: a key
+//! `first_key > 0`) passes `cluster::check_keys` before its handler (after
+//! the NOAUTH check, as Redis): a key
 //! of another node is answered `-MOVED` / `-CROSSSLOT` and never queued.
 //!
 //! # Statistics
@@ -58,6 +59,21 @@
 //! limit ([`Limits::max_frame_bytes`]). Errors in a well-formed command
 //! (unknown command, wrong arity, syntax) are ordinary replies, counted with
 //! [`Shard::count_protocol_error`]. Nothing here panics on network input.
+//!
+//! # Bounds and access
+//!
+//! The read buffer starts small and doubles only when full, each growth
+//! charged first to the shard's `--max-conn-memory` share (see
+//! [`super::conn`]). A run is executed as soon as its worst-case reply
+//! passes `--max-reply-bytes`, and replies are written out once
+//! [`DRAIN_AT`] bytes are pending (`Flow::Drain`), so a pipeline of big
+//! values streams; one command whose reply alone passes the bound (an MGET
+//! of one big key 512 times) is answered with an error instead. A command
+//! left half-sent past `--client-timeout` closes the connection; idle
+//! buffers are released. With `--requirepass`, every command but AUTH,
+//! HELLO and QUIT (`no_auth` in the table) gets Redis's NOAUTH until the
+//! client authenticates; unknown commands and wrong arity are answered
+//! first, as Redis does.
 
 pub(crate) mod cluster;
 pub(crate) mod connection;
@@ -78,7 +94,7 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use crate::config::Limits;
+use crate::config::{Limits, Security};
 use crate::op::OpError;
 use crate::protocol::resp::{self, parse_command};
 use crate::shard::Shard;
@@ -90,15 +106,14 @@ pub(crate) use run::Style;
 use run::{RespSink, Run};
 use table::{CmdError, Effect, Parse};
 
+use super::conn::{
+    Charge, Deadlines, Expired, BUDGET_EXCEEDED, DRAIN_AT, INITIAL_READ, KEEP_BUFFER,
+};
+
 /// The Redis version corekv reports (INFO, HELLO): the command set and
 /// reply formats follow Redis 7.0.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.0";
 
-/// Initial read buffer per connection; grows (up to the query buffer limit)
-/// for commands that do not fit.
-const INITIAL_READ_BUFFER: usize = 64 * 1024;
-/// Initial output buffer per connection.
-const INITIAL_OUT_BUFFER: usize = 16 * 1024;
 /// When the free space after a partial command drops below this, the partial
 /// command is moved to the front of the read buffer.
 const COMPACT_BELOW: usize = 16 * 1024;
@@ -109,7 +124,16 @@ pub(crate) enum Flow {
     Continue,
     /// Write what is pending, then close (QUIT, protocol error).
     Close,
+    /// Write what is pending now, then go on with the rest of the buffer
+    /// before reading more (replies piled up past [`DRAIN_AT`]).
+    Drain,
 }
+
+/// Until `serve` gives a connection the node's rules: no password.
+static OPEN: Security = Security {
+    requirepass: None,
+    protected_mode: false,
+};
 
 /// One RESP connection's state. Buffers are reused for its whole life.
 pub(crate) struct Connection<'s> {
@@ -130,6 +154,12 @@ pub(crate) struct Connection<'s> {
     last: Instant,
     pub(crate) out: Vec<u8>,
     pub(crate) client: Client,
+    /// Who may do what (`--requirepass`).
+    pub(crate) security: &'s Security,
+    /// The client has authenticated (or no password is set).
+    pub(crate) authed: bool,
+    /// Worst-case reply bytes of the queued run.
+    run_worst: usize,
 }
 
 impl<'s> Connection<'s> {
@@ -145,14 +175,41 @@ impl<'s> Connection<'s> {
             obs,
             stats: obs.shard(shard.shard_id),
             parse_limits: parse_limits(limits),
-            args: Vec::with_capacity(16),
+            args: Vec::new(),
             run: Run::default(),
-            queued: Vec::with_capacity(64),
+            queued: Vec::new(),
             failed: Vec::new(),
             last: Instant::now(),
-            out: Vec::with_capacity(INITIAL_OUT_BUFFER),
+            out: Vec::new(),
             client,
+            security: &OPEN,
+            authed: true,
+            run_worst: 0,
         }
+    }
+
+    /// Applies the node's access rules: with a password, nothing but AUTH,
+    /// HELLO and QUIT until the client authenticates.
+    fn with_security(mut self, security: &'s Security) -> Connection<'s> {
+        self.security = security;
+        self.authed = security.requirepass.is_none();
+        self
+    }
+
+    /// Bytes this connection's buffers other than the read buffer hold.
+    fn cost(&self) -> usize {
+        self.out.capacity()
+            + self.args.capacity() * std::mem::size_of::<Range<usize>>()
+            + self.queued.capacity() * std::mem::size_of::<(u32, Range<usize>)>()
+            + self.run.capacity_bytes()
+    }
+
+    /// Gives idle buffers back (after a quiet spell).
+    fn shrink(&mut self) {
+        self.out = Vec::new();
+        self.args = Vec::new();
+        self.queued = Vec::new();
+        self.run = Run::default();
     }
 
     /// Executes the queued run (one [`Shard::execute`]) and encodes its
@@ -164,7 +221,20 @@ impl<'s> Connection<'s> {
         let view = self.run.view(buf);
         let mark = self.out.len();
         let log_mark = self.shard.log_mark();
-        let mut sink = RespSink::new(self.run.plans(), &mut self.out, &mut self.failed);
+        // One command's reply may take `--max-reply-bytes`; all of them
+        // together no more than half of what the budget has left.
+        let end = self
+            .out
+            .len()
+            .saturating_add(self.shard.conn_memory_left() / 2);
+        let limit = self.limits.max_reply_bytes;
+        let mut sink = RespSink::new(
+            self.run.plans(),
+            &mut self.out,
+            &mut self.failed,
+            limit,
+            end,
+        );
         self.shard.execute(&view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
@@ -177,6 +247,7 @@ impl<'s> Connection<'s> {
             }
         }
         self.run.clear();
+        self.run_worst = 0;
         self.account_run(buf);
     }
 
@@ -269,6 +340,15 @@ impl<'s> Connection<'s> {
             }
             None => return self.reject(buf, table::unknown_command(buf, args)).await,
         };
+        // As Redis: unknown commands and wrong arity first, then NOAUTH,
+        // then the cluster's redirects.
+        if !self.authed && !spec.flags.contains(&"no_auth") {
+            let flow = self
+                .reject(buf, CmdError::msg("NOAUTH Authentication required."))
+                .await;
+            self.stats.cmds[row].rejected.add(1);
+            return flow;
+        }
         if spec.first_key > 0 && self.shard.cluster.nr_nodes() > 1 {
             if let Err(e) = cluster::check_keys(self, spec, buf, args) {
                 return self.reject(buf, e).await;
@@ -364,8 +444,22 @@ impl<'s> Connection<'s> {
                         a.start += base;
                         a.end += base;
                     }
+                    let plans = self.run.plans().len();
                     if let Flow::Close = self.dispatch(buf, &args, base..pos).await {
                         break Flow::Close;
+                    }
+                    // Bound what one run can reply: execute it once its
+                    // worst case passes the reply limit, and have replies
+                    // written out as they pile up.
+                    if self.run.plans().len() > plans {
+                        let worst = self.run.worst_of_last(self.limits.max_value_len);
+                        self.run_worst = self.run_worst.saturating_add(worst);
+                        if self.run_worst > self.limits.max_reply_bytes {
+                            self.flush(buf).await;
+                        }
+                    }
+                    if self.out.len() >= DRAIN_AT {
+                        break Flow::Drain;
                     }
                 }
                 Ok(None) => break Flow::Continue,
@@ -401,7 +495,13 @@ pub(crate) fn parse_limits(limits: &Limits) -> resp::Limits {
 
 /// Serves one RESP connection until it closes, sends QUIT, misbehaves or is
 /// killed (CLIENT KILL). The client is in the node's registry while served.
-pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, obs: &Observe) {
+pub async fn serve(
+    shard: &Shard,
+    mut stream: TcpStream,
+    limits: &Limits,
+    security: &Security,
+    obs: &Observe,
+) {
     let addr = |a: Result<std::net::SocketAddr, _>| a.map_or(String::new(), |a| a.to_string());
     let shared = Arc::new(ClientShared::new(
         shard.shard_id,
@@ -417,7 +517,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, obs: &
         shard.shard_id
     );
     obs.register(shared.clone());
-    let mut conn = Connection::new(shard, limits, obs, Client::with_shared(shared));
+    let mut conn =
+        Connection::new(shard, limits, obs, Client::with_shared(shared)).with_security(security);
     serve_conn(&mut conn, &mut stream).await;
     // Out of the registry before the socket closes (see `Observe::kill`).
     obs.unregister(shard.shard_id, conn.client.id);
@@ -439,11 +540,20 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream, limits: &Limits, obs: &
 /// unregisters the client, then closes it.
 async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
     let (shard, limits, stats) = (conn.shard, conn.limits, conn.stats);
+    let mut charge = Charge::new(shard);
+    let mut deadlines = Deadlines::new(stream, limits);
     let max_query = limits.max_frame_bytes.max(1024);
-    let mut buf = vec![0u8; INITIAL_READ_BUFFER.min(max_query)];
+    let mut buf = vec![0u8; INITIAL_READ.min(max_query)];
     let (mut start, mut end) = (0usize, 0usize);
+    // Sends what is pending, then an error line (the caller closes).
+    async fn fail(conn: &mut Connection<'_>, stream: &mut TcpStream, e: &str) {
+        conn.shard.count_protocol_error();
+        conn.stats.count_error(b"ERR");
+        conn.out.extend_from_slice(e.as_bytes());
+        let _ = stream.write_all(&conn.out).await;
+    }
     loop {
-        if buf.len() - end < COMPACT_BELOW && start > 0 {
+        if start > 0 && (buf.len() - end < COMPACT_BELOW || end == buf.len()) {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
@@ -451,23 +561,40 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         if end == buf.len() {
             if buf.len() >= max_query {
                 // One command does not fit the query buffer limit.
-                shard.count_protocol_error();
-                conn.out.extend_from_slice(
-                    b"-ERR Protocol error: query buffer limit exceeded (corekv --max-frame-bytes)\r\n",
-                );
-                let _ = stream.write_all(&conn.out).await;
-                return;
+                let e = "-ERR Protocol error: query buffer limit exceeded (corekv --max-frame-bytes)\r\n";
+                return fail(conn, stream, e).await;
             }
+            // Grow with what arrived: only a full buffer doubles.
             let grown = (buf.len() * 2).min(max_query);
+            if !charge.set(grown + conn.cost()) {
+                return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
+            }
             buf.resize(grown, 0);
         }
+        let shrinkable = start == end && (buf.len() > KEEP_BUFFER || conn.cost() > KEEP_BUFFER);
+        deadlines.before_read(stream, start != end, shrinkable);
         match stream.read(&mut buf[end..]).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => {
                 end += n;
                 stats.reads.add(1);
                 stats.net_in.add(n as u64);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => match deadlines.expired() {
+                Expired::Shrink => {
+                    buf = vec![0u8; INITIAL_READ.min(max_query)];
+                    (start, end) = (0, 0);
+                    conn.shrink();
+                    charge.set(buf.len() + conn.cost());
+                    continue;
+                }
+                Expired::Partial => {
+                    let e = "-ERR Protocol error: command incomplete within the client timeout (corekv --client-timeout)\r\n";
+                    return fail(conn, stream, e).await;
+                }
+                Expired::Idle => return,
+            },
+            Err(_) => return,
         }
         // The read event's clock reading: the start of its first group.
         conn.last = Instant::now();
@@ -478,28 +605,44 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         shared.read_buf.store(buf.len() as u64, Relaxed);
         shared.qbuf.store((end - start) as u64, Relaxed);
         shared.out_buf.store(conn.out.capacity() as u64, Relaxed);
-        let (pos, flow) = conn.process(&buf[..end], start).await;
-        start = pos;
+        let flow = loop {
+            let (pos, flow) = conn.process(&buf[..end], start).await;
+            start = pos;
+            if !conn.out.is_empty() {
+                if stream.write_all(&conn.out).await.is_err() {
+                    return;
+                }
+                stats.writes.add(1);
+                stats.net_out.add(conn.out.len() as u64);
+                conn.out.clear();
+            }
+            if !matches!(flow, Flow::Drain) {
+                break flow;
+            }
+        };
         if start == end {
             start = 0;
             end = 0;
         }
-        let shared = &conn.client.shared;
-        if !conn.out.is_empty() {
-            if stream.write_all(&conn.out).await.is_err() {
-                return;
-            }
-            stats.writes.add(1);
-            stats.net_out.add(conn.out.len() as u64);
-            conn.out.clear();
+        if !charge.set(buf.len() + conn.cost()) {
+            return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
         }
         if let Flow::Close = flow {
             return;
         }
-        if shared.killed.load(Relaxed) {
+        if conn.client.shared.killed.load(Relaxed) {
             return;
         }
     }
+}
+
+/// Tells a client from another host that protected mode keeps it out, as
+/// Redis does: the DENIED error, then close.
+pub async fn reject_protected(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(super::conn::PROTECTED_MODE_DENIED.as_bytes())
+        .await;
+    let _ = stream.close().await;
 }
 
 /// Tells a client the shard has no room for another connection, and closes.
@@ -522,7 +665,7 @@ mod tests {
     /// A connection on a one-shard node, no executor: handlers are sync.
     fn with_conn<T>(f: impl FnOnce(&mut Connection<'_>) -> T) -> T {
         let (tx, _rx) = flume::unbounded();
-        let node = Arc::new(NodeState::new(0, 1, usize::MAX));
+        let node = Arc::new(NodeState::new(0, 1, usize::MAX, usize::MAX));
         let store_limits = StoreLimits {
             max_key_len: 64,
             max_value_len: 64,

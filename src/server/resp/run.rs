@@ -196,6 +196,7 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::BadOp => b"-ERR unknown operation\r\n",
         OpError::Unavailable => b"-ERR owner shard unavailable (node shutting down)\r\n",
         OpError::BadArgument => b"-ERR malformed expiry argument\r\n",
+        OpError::ReplyTooLarge => REPLY_TOO_LARGE,
         OpError::PersistFailed => b"-MISCONF Errors writing to the AOF file\r\n",
     }
 }
@@ -217,12 +218,51 @@ pub(crate) fn push_op_error(out: &mut Vec<u8>, e: OpError) {
     }
 }
 
-/// Encodes results into RESP replies following the run's plans.
+/// The error for a command whose reply alone would pass the connection's
+/// reply bound.
+pub(crate) const REPLY_TOO_LARGE: &[u8] =
+    b"-ERR reply too large: it would pass this connection's reply limit (corekv --max-reply-bytes, --max-conn-memory)\r\n";
+
+impl Run {
+    /// The most reply bytes the command queued last can produce: a value
+    /// per GET-like op (`max_value` bytes each, plus framing), a few bytes
+    /// for the others. The connection executes a run once the sum passes
+    /// its reply bound, so no run builds an unbounded reply.
+    pub(crate) fn worst_of_last(&self, max_value: usize) -> usize {
+        let Some(p) = self.plans.last() else {
+            return 0;
+        };
+        let per_value = max_value.saturating_add(32);
+        match p.style {
+            Style::Bulk => per_value,
+            Style::Array => per_value.saturating_mul(p.nops as usize),
+            _ => 32,
+        }
+    }
+
+    /// Bytes the run's vectors hold (what it costs the connection).
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.ops.capacity() * std::mem::size_of::<PendingOp>()
+            + self.plans.capacity() * std::mem::size_of::<Plan>()
+            + self.extra.capacity()
+    }
+}
+
+/// Encodes results into RESP replies following the run's plans. A command
+/// whose reply alone would pass `limit` bytes, or take `out` past `end`
+/// (what the connection-memory budget allows), is answered with
+/// [`REPLY_TOO_LARGE`] instead (what it wrote so far is taken back).
 pub(crate) struct RespSink<'a> {
     plans: &'a [Plan],
     out: &'a mut Vec<u8>,
     /// Every error reply written: (plan index, error), for the statistics.
     failed: &'a mut Vec<(u32, OpError)>,
+    limit: usize,
+    end: usize,
+    /// Where the current plan's reply starts in `out`.
+    plan_start: usize,
+    /// The current plan's reply went past a bound.
+    overflow: bool,
     /// Index of the plan the next result belongs to.
     cur: usize,
     /// Results of that plan seen so far.
@@ -234,15 +274,24 @@ pub(crate) struct RespSink<'a> {
 }
 
 impl<'a> RespSink<'a> {
+    /// A sink appending to `out`, recording error replies in `failed`; see
+    /// the type's docs for `limit` and `end` (`usize::MAX` for both:
+    /// unbounded).
     pub(crate) fn new(
         plans: &'a [Plan],
         out: &'a mut Vec<u8>,
         failed: &'a mut Vec<(u32, OpError)>,
+        limit: usize,
+        end: usize,
     ) -> RespSink<'a> {
         RespSink {
             plans,
             out,
             failed,
+            limit,
+            end,
+            plan_start: 0,
+            overflow: false,
             cur: 0,
             done: 0,
             count: 0,
@@ -252,6 +301,16 @@ impl<'a> RespSink<'a> {
 }
 
 impl ReplySink for RespSink<'_> {
+    /// What ops forwarded to other shards may return. A run's commands
+    /// before its last have a worst case under `limit` (else the run would
+    /// have been cut), and its last must fit `limit` to be answered, so a
+    /// run that is answered never needs more than twice `limit`.
+    fn value_budget(&self) -> usize {
+        self.limit
+            .saturating_mul(2)
+            .min(self.end.saturating_sub(self.out.len()))
+    }
+
     #[inline]
     fn push(&mut self, result: OpResult<'_>) {
         let Some(&plan) = self.plans.get(self.cur) else {
@@ -261,6 +320,8 @@ impl ReplySink for RespSink<'_> {
         if self.done == 0 {
             self.count = 0;
             self.err = None;
+            self.plan_start = out.len();
+            self.overflow = false;
             if plan.style == Style::Array {
                 resp::array_header(out, plan.nops as usize);
             }
@@ -272,7 +333,23 @@ impl ReplySink for RespSink<'_> {
             OpResult::Moved { .. } => OpResult::Err(OpError::Unavailable),
             r => r,
         };
+        match result {
+            OpResult::Value(v) => {
+                let after = out.len().saturating_add(v.len() + 32);
+                if self.overflow || after - self.plan_start > self.limit || after > self.end {
+                    self.overflow = true;
+                    out.truncate(self.plan_start);
+                }
+            }
+            // A forwarded part of this command ran into the same bound.
+            OpResult::Err(OpError::ReplyTooLarge) => {
+                self.overflow = true;
+                out.truncate(self.plan_start);
+            }
+            _ => {}
+        }
         match (plan.style, result) {
+            _ if self.overflow => {}
             (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
                 self.err.get_or_insert(e);
             }
@@ -296,6 +373,14 @@ impl ReplySink for RespSink<'_> {
         }
         self.done += 1;
         if self.done >= plan.nops {
+            if self.overflow {
+                out.truncate(self.plan_start);
+                out.extend_from_slice(REPLY_TOO_LARGE);
+                self.failed.push((self.cur as u32, OpError::ReplyTooLarge));
+                self.cur += 1;
+                self.done = 0;
+                return;
+            }
             match (plan.style, self.err) {
                 (Style::Count | Style::AllOk, Some(e)) => {
                     push_op_error(out, e);
@@ -366,7 +451,7 @@ mod tests {
         let view = run.view(buf);
         let mut out = Vec::new();
         let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed);
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);
@@ -396,7 +481,7 @@ mod tests {
         let view = run.view(buf);
         let mut out = Vec::new();
         let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed);
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);

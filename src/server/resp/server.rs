@@ -454,7 +454,10 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
         ("maxclients", figures.maxclients.to_string()),
         ("databases", "1".into()),
         ("port", figures.port.to_string()),
-        ("timeout", "0".into()),
+        (
+            "timeout",
+            limits.idle_timeout.map_or(0, |d| d.as_secs()).to_string(),
+        ),
         ("tcp-keepalive", "0".into()),
         (
             "proto-max-bulk-len",
@@ -707,11 +710,14 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
         let _ = write!(
             s,
             "used_memory:{}\r\nused_memory_human:{}\r\nmaxmemory:{maxmemory}\r\n\
-             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
+             maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
+             corekv_conn_memory:{}\r\ncorekv_max_conn_memory:{}\r\n",
             t.memory_used,
             human_bytes(t.memory_used),
             human_bytes(maxmemory),
             policy.name(),
+            t.conn_memory_used,
+            t.conn_memory_limit,
         );
     }
     if want("persistence") {
