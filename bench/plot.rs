@@ -264,7 +264,9 @@ pub fn plot_latency_percentiles_footed(
         .y_label_area_size(80)
         .build_cartesian_2d(
             KeyAxis::new(0.0, x_max, key_points),
-            (y_lo..y_hi).log_scale(),
+            (y_lo..y_hi)
+                .log_scale()
+                .with_key_points(log_ticks(y_lo, y_hi)),
         )
         .map_err(plot_err)?;
     chart
@@ -301,6 +303,32 @@ pub fn plot_latency_percentiles_footed(
         .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+/// Tick values for a log axis over `lo..=hi`: 1, 2 and 5 times each power of
+/// ten inside it (every whole multiple when that gives fewer than four), so
+/// every decade the data spans is labelled and none crowds.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let ticks = |mults: &[f64]| {
+        let mut v = Vec::new();
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi {
+            for m in mults {
+                let t = m * decade;
+                if t >= lo && t <= hi {
+                    v.push(t);
+                }
+            }
+            decade *= 10.0;
+        }
+        v
+    };
+    let v = ticks(&[1.0, 2.0, 5.0]);
+    if v.len() >= 4 {
+        v
+    } else {
+        ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
 }
 
 /// Throughput over time: one line per series of `(seconds, value)` points.
@@ -653,6 +681,9 @@ mod tests {
     fn labels() {
         assert_eq!(percentile_label(0.0), "0%");
         assert_eq!(percentile_label(2f64.log10()), "50%");
+        // Every decade labelled, 1-2-5 apart; short ranges get every digit.
+        assert_eq!(log_ticks(3.0, 70.0), vec![5.0, 10.0, 20.0, 50.0]);
+        assert_eq!(log_ticks(3.0, 9.0).len(), 7);
         assert_eq!(percentile_label(1.0), "90%");
         assert_eq!(percentile_label(2.0), "99%");
         assert_eq!(percentile_label(3.0), "99.9%");
