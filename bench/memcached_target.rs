@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::report::{ServerNodeReport, ShardTotals};
-use super::session::{sleep_until, Pacer, WorkerCtx};
+use super::report::ServerNodeReport;
+use super::session::{poll_hosts, HostCounters, HostPoller, Pacer, WorkerCtx};
 use super::workload::{key_bytes, Generator, OpKind, MAX_KEY_LEN};
 use crate::client::Half;
 use crate::routing::{route, SlotTable};
@@ -564,17 +564,30 @@ async fn stats(h: &mut Half, rd: &mut Reader, addr: &str) -> Result<StatsSnapsho
     }
 }
 
-/// One `stats` per host, with the time each answer arrived.
-async fn snapshot(
-    conns: &mut [(Half, Reader)],
-    hosts: &[String],
-) -> Result<Vec<(Instant, StatsSnapshot)>, String> {
-    let mut v = Vec::with_capacity(conns.len());
-    for ((h, rd), addr) in conns.iter_mut().zip(hosts) {
-        let s = stats(h, rd, addr).await?;
-        v.push((Instant::now(), s));
+/// `stats` from every host.
+struct StatsPoller<'a> {
+    conns: Vec<(Half, Reader)>,
+    hosts: &'a [String],
+}
+
+impl HostPoller for StatsPoller<'_> {
+    async fn snapshot(&mut self) -> Result<Vec<(Instant, HostCounters)>, String> {
+        let mut v = Vec::with_capacity(self.conns.len());
+        for ((h, rd), addr) in self.conns.iter_mut().zip(self.hosts) {
+            let s = stats(h, rd, addr).await?;
+            let c = HostCounters {
+                gets: s.gets,
+                sets: s.sets,
+                keys: s.items,
+                memory: s.bytes,
+                connections: s.connections,
+                errors: 0,
+                recognised: s.has_version,
+            };
+            v.push((Instant::now(), c));
+        }
+        Ok(v)
     }
-    Ok(v)
 }
 
 /// Polls `stats` on every host at the window's start and after each measured
@@ -584,56 +597,24 @@ pub(crate) async fn monitor(
     streams: Vec<TcpStream>,
     hosts: Vec<String>,
 ) -> Result<Vec<ServerNodeReport>, String> {
-    let t = ctx.timing;
-    let mut conns: Vec<(Half, Reader)> = streams
-        .into_iter()
-        .map(|s| (Half(Rc::new(RefCell::new(s))), Reader::new()))
-        .collect();
-    sleep_until(t.start).await;
-    let first = snapshot(&mut conns, &hosts).await?;
-    if !first.iter().all(|(_, s)| s.has_version) {
-        return Err("stats names no version (not a memcached server?)".into());
+    let mut poller = StatsPoller {
+        conns: streams
+            .into_iter()
+            .map(|s| (Half(Rc::new(RefCell::new(s))), Reader::new()))
+            .collect(),
+        hosts: &hosts,
+    };
+    let mut reports = poll_hosts(
+        &ctx,
+        &hosts,
+        &mut poller,
+        "stats names no version (not a memcached server?)",
+    )
+    .await?;
+    for r in &mut reports {
+        r.durability = "in-memory (memcached)".into();
     }
-    let mut prev = first.clone();
-    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
-    for k in 0..t.seconds {
-        sleep_until(t.second_end(k)).await;
-        if ctx.stopped() && Instant::now() < t.end {
-            break;
-        }
-        let now = snapshot(&mut conns, &hosts).await?;
-        for (i, ((ta, a), (tb, b))) in prev.iter().zip(&now).enumerate() {
-            let dt = (*tb - *ta).as_secs_f64();
-            let ops = (b.gets + b.sets).saturating_sub(a.gets + a.sets);
-            if dt > 0.0 {
-                per_second[i].push(ops as f64 / dt);
-            }
-        }
-        prev = now;
-    }
-    Ok(hosts
-        .iter()
-        .enumerate()
-        .zip(first.iter().zip(&prev))
-        .zip(per_second)
-        .map(|(((i, addr), ((_, f), (_, l))), ps)| ServerNodeReport {
-            node_id: i as u32,
-            address: addr.clone(),
-            per_second_ops: ps,
-            shards: vec![ShardTotals {
-                shard_id: 0,
-                ops: (l.gets + l.sets).saturating_sub(f.gets + f.sets),
-                gets: l.gets.saturating_sub(f.gets),
-                puts: l.sets.saturating_sub(f.sets),
-                dels: 0,
-                keys: l.items,
-                memory_bytes: l.bytes,
-                connections: l.connections,
-                errors: 0,
-            }],
-            durability: "in-memory (memcached)".into(),
-        })
-        .collect())
+    Ok(reports)
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::report::{ServerNodeReport, ShardTotals};
-use super::session::{sleep_until, Pacer, WorkerCtx};
+use super::report::ServerNodeReport;
+use super::session::{poll_hosts, HostCounters, HostPoller, Pacer, WorkerCtx};
 use super::workload::{key_bytes, Generator, OpKind, MAX_KEY_LEN};
 use crate::client::Half;
 use crate::protocol::resp::{encode_command, skip_reply, ReplyKind};
@@ -568,17 +568,30 @@ async fn info(h: &mut Half, rd: &mut RespReader, addr: &str) -> Result<InfoSnaps
     }
 }
 
-/// One `INFO all` per host, with the time each answer arrived.
-async fn snapshot(
-    conns: &mut [(Half, RespReader)],
-    hosts: &[String],
-) -> Result<Vec<(Instant, InfoSnapshot)>, String> {
-    let mut v = Vec::with_capacity(conns.len());
-    for ((h, rd), addr) in conns.iter_mut().zip(hosts) {
-        let s = info(h, rd, addr).await?;
-        v.push((Instant::now(), s));
+/// `INFO all` from every host.
+struct InfoPoller<'a> {
+    conns: Vec<(Half, RespReader)>,
+    hosts: &'a [String],
+}
+
+impl HostPoller for InfoPoller<'_> {
+    async fn snapshot(&mut self) -> Result<Vec<(Instant, HostCounters)>, String> {
+        let mut v = Vec::with_capacity(self.conns.len());
+        for ((h, rd), addr) in self.conns.iter_mut().zip(self.hosts) {
+            let s = info(h, rd, addr).await?;
+            let c = HostCounters {
+                gets: s.gets,
+                sets: s.sets,
+                keys: s.keys,
+                memory: s.memory,
+                connections: s.clients,
+                errors: s.errors,
+                recognised: s.has_commandstats,
+            };
+            v.push((Instant::now(), c));
+        }
+        Ok(v)
     }
-    Ok(v)
 }
 
 /// Polls `INFO all` on every host at the window's start and after each
@@ -588,65 +601,26 @@ pub(crate) async fn monitor(
     streams: Vec<TcpStream>,
     hosts: Vec<String>,
 ) -> Result<Vec<ServerNodeReport>, String> {
-    let t = ctx.timing;
-    let mut conns: Vec<(Half, RespReader)> = streams
-        .into_iter()
-        .map(|s| (Half(Rc::new(RefCell::new(s))), RespReader::new()))
-        .collect();
-    sleep_until(t.start).await;
-    let first = snapshot(&mut conns, &hosts).await?;
     // Each server's durability mode, asked off the executor.
     let asked: Vec<_> = hosts.iter().map(|h| durability_later(h.clone())).collect();
-    if !first.iter().all(|(_, s)| s.has_commandstats) {
-        return Err("INFO has no command statistics (not a Redis server?)".into());
+    let mut poller = InfoPoller {
+        conns: streams
+            .into_iter()
+            .map(|s| (Half(Rc::new(RefCell::new(s))), RespReader::new()))
+            .collect(),
+        hosts: &hosts,
+    };
+    let mut reports = poll_hosts(
+        &ctx,
+        &hosts,
+        &mut poller,
+        "INFO has no command statistics (not a Redis server?)",
+    )
+    .await?;
+    for (r, rx) in reports.iter_mut().zip(asked) {
+        r.durability = rx.recv_async().await.unwrap_or_default();
     }
-    let mut prev = first.clone();
-    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
-    for k in 0..t.seconds {
-        sleep_until(t.second_end(k)).await;
-        if ctx.stopped() && Instant::now() < t.end {
-            break;
-        }
-        let now = snapshot(&mut conns, &hosts).await?;
-        for (i, ((ta, a), (tb, b))) in prev.iter().zip(&now).enumerate() {
-            let dt = (*tb - *ta).as_secs_f64();
-            let ops = (b.gets + b.sets).saturating_sub(a.gets + a.sets);
-            if dt > 0.0 {
-                per_second[i].push(ops as f64 / dt);
-            }
-        }
-        prev = now;
-    }
-    let mut modes = Vec::new();
-    for rx in asked {
-        modes.push(rx.recv_async().await.unwrap_or_default());
-    }
-    Ok(hosts
-        .iter()
-        .enumerate()
-        .zip(first.iter().zip(&prev))
-        .zip(per_second)
-        .zip(modes)
-        .map(
-            |((((i, addr), ((_, f), (_, l))), ps), mode)| ServerNodeReport {
-                node_id: i as u32,
-                address: addr.clone(),
-                per_second_ops: ps,
-                shards: vec![ShardTotals {
-                    shard_id: 0,
-                    ops: (l.gets + l.sets).saturating_sub(f.gets + f.sets),
-                    gets: l.gets.saturating_sub(f.gets),
-                    puts: l.sets.saturating_sub(f.sets),
-                    dels: 0,
-                    keys: l.keys,
-                    memory_bytes: l.memory,
-                    connections: l.clients,
-                    errors: l.errors.saturating_sub(f.errors),
-                }],
-                durability: mode,
-            },
-        )
-        .collect())
+    Ok(reports)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::report::LatencyHistogram;
+use super::report::{LatencyHistogram, ServerNodeReport, ShardTotals};
 use crate::op::{arg as expiry_flag, ExpiryArg};
 
 /// The run's clock: warm-up from `t0`, measured window `[start, end)`.
@@ -444,4 +444,83 @@ mod tests {
         assert_eq!(st.buckets[&0].errors, 1);
         assert_eq!(st.buckets.len(), 2);
     }
+}
+
+/// One host's counters as a RESP or memcached target reads them from its
+/// server (`INFO all`, `stats`), cumulative since the server started.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HostCounters {
+    /// GETs (memcached: one per key) and SETs served.
+    pub(crate) gets: u64,
+    pub(crate) sets: u64,
+    pub(crate) keys: u64,
+    pub(crate) memory: u64,
+    pub(crate) connections: u64,
+    pub(crate) errors: u64,
+    /// The answer was the server kind the target expects.
+    pub(crate) recognised: bool,
+}
+
+/// Asks every host for its [`HostCounters`].
+pub(crate) trait HostPoller {
+    /// One snapshot per host, in host order, with the time each answer arrived.
+    async fn snapshot(&mut self) -> Result<Vec<(Instant, HostCounters)>, String>;
+}
+
+/// Polls every host at the window's start and after each measured second:
+/// per-node ops/s from gets + sets, and the window's totals. `unrecognised`
+/// is the error when the first answer is not the expected kind of server.
+/// The reports' `durability` is left for the target to fill in.
+pub(crate) async fn poll_hosts(
+    ctx: &WorkerCtx,
+    hosts: &[String],
+    poller: &mut impl HostPoller,
+    unrecognised: &str,
+) -> Result<Vec<ServerNodeReport>, String> {
+    let t = ctx.timing;
+    sleep_until(t.start).await;
+    let first = poller.snapshot().await?;
+    if !first.iter().all(|(_, c)| c.recognised) {
+        return Err(unrecognised.to_string());
+    }
+    let ops = |c: &HostCounters| c.gets + c.sets;
+    let mut prev = first.clone();
+    let mut per_second: Vec<Vec<f64>> = vec![Vec::new(); first.len()];
+    for k in 0..t.seconds {
+        sleep_until(t.second_end(k)).await;
+        if ctx.stopped() && Instant::now() < t.end {
+            break;
+        }
+        let now = poller.snapshot().await?;
+        for (i, ((ta, a), (tb, b))) in prev.iter().zip(&now).enumerate() {
+            let dt = (*tb - *ta).as_secs_f64();
+            if dt > 0.0 {
+                per_second[i].push(ops(b).saturating_sub(ops(a)) as f64 / dt);
+            }
+        }
+        prev = now;
+    }
+    Ok(hosts
+        .iter()
+        .enumerate()
+        .zip(first.iter().zip(&prev))
+        .zip(per_second)
+        .map(|(((i, addr), ((_, f), (_, l))), ps)| ServerNodeReport {
+            node_id: i as u32,
+            address: addr.clone(),
+            per_second_ops: ps,
+            shards: vec![ShardTotals {
+                shard_id: 0,
+                ops: ops(l).saturating_sub(ops(f)),
+                gets: l.gets.saturating_sub(f.gets),
+                puts: l.sets.saturating_sub(f.sets),
+                dels: 0,
+                keys: l.keys,
+                memory_bytes: l.memory,
+                connections: l.connections,
+                errors: l.errors.saturating_sub(f.errors),
+            }],
+            durability: String::new(),
+        })
+        .collect())
 }
