@@ -409,6 +409,28 @@ mod tests {
         })
     }
 
+    /// Runs `run`'s ops over `buf` through a fresh store into a
+    /// [`RespSink`]: the reply bytes and the failed ops.
+    fn execute(run: &Run, buf: &[u8]) -> (Vec<u8>, Vec<(u32, OpError)>) {
+        let view = run.view(buf);
+        let mut out = Vec::new();
+        let mut failed = Vec::new();
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
+        let mut s = store();
+        for i in 0..view.len() {
+            let (kind, key, value) = view.op(i);
+            s.execute(
+                kind.unwrap(),
+                key,
+                value,
+                crate::routing::key_hash(key),
+                &mut sink,
+            );
+        }
+        drop(sink);
+        (out, failed)
+    }
+
     /// Queues ops the way the commands do and runs them through a store and
     /// the sink, checking the exact bytes of every reply style.
     #[test]
@@ -448,21 +470,7 @@ mod tests {
         run.op(OpKind::Del, 4..6, 0..0);
         run.op(OpKind::Del, 10..29, 0..0);
         run.plan(Style::Count, 2);
-        let view = run.view(buf);
-        let mut out = Vec::new();
-        let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
-        let mut s = store();
-        for i in 0..view.len() {
-            let (kind, key, value) = view.op(i);
-            s.execute(
-                kind.unwrap(),
-                key,
-                value,
-                crate::routing::key_hash(key),
-                &mut sink,
-            );
-        }
+        let (out, failed) = execute(&run, buf);
         assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [10, 11]);
         let want = "+OK\r\n$2\r\nv1\r\n$-1\r\n+OK\r\n*3\r\n$2\r\nv1\r\n$-1\r\n$2\r\nv2\r\n\
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
@@ -478,21 +486,7 @@ mod tests {
         run.plan(Style::SetOk, 1);
         run.incr_by(0..1, -1);
         run.plan(Style::Int, 1);
-        let view = run.view(buf);
-        let mut out = Vec::new();
-        let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
-        let mut s = store();
-        for i in 0..view.len() {
-            let (kind, key, value) = view.op(i);
-            s.execute(
-                kind.unwrap(),
-                key,
-                value,
-                crate::routing::key_hash(key),
-                &mut sink,
-            );
-        }
+        let (out, _) = execute(&run, buf);
         assert_eq!(
             out,
             b"+OK\r\n-ERR value is not an integer or out of range\r\n"
