@@ -427,7 +427,6 @@ mod tests {
                 &mut sink,
             );
         }
-        drop(sink);
         (out, failed)
     }
 
