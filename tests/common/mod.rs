@@ -2,6 +2,8 @@
 //! loopback ephemeral ports, and connect clients to them.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::time::Duration;
 
 use corekv::client::blocking::BlockingClient;
