@@ -10,8 +10,12 @@
 #   bench/ab.sh OLD NEW [rounds]
 #
 # OLD and NEW are corekv binaries, or the word `redis` for redis-server
-# (persistence off). The same binary may be both arms with different
-# OLD_ARGS / NEW_ARGS (extra `corekv server` flags, e.g. --no-coop-taskrun).
+# (persistence off unless its ARGS say otherwise: they are appended to the
+# redis-server command line, e.g. `--appendonly yes --appendfsync always
+# --dir D`). The same binary may be both arms with different OLD_ARGS /
+# NEW_ARGS (extra `corekv server` flags, e.g. --no-coop-taskrun).
+# WIPE=DIR empties DIR before every server start (persistence runs: each
+# round starts from an empty --dir, nothing to recover).
 #
 # Drivers (DRIVER):
 #   corekv           `corekv bench` (BENCH_BIN, default each arm's own binary;
@@ -28,8 +32,9 @@
 #              SERVER_CPU [0] CLIENT_CPU [1] SEED [7] EXTRA_BENCH_ARGS [""]
 #              OLD_ARGS [""] NEW_ARGS [""] BENCH_BIN [arm's binary]
 #              PIPELINE [1] CLIENTS [50] REQUESTS [200000] TESTS [set,get]
+#              WIPE [""]
 set -euo pipefail
-[[ $# -ge 2 ]] || { sed -n '2,29p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,34p' "$0"; exit 2; }
 OLD=$1 NEW=$2 ROUNDS=${3:-2}
 DRIVER=${DRIVER:-corekv}
 SECS=${SECS:-6} SESSIONS=${SESSIONS:-8} BATCH=${BATCH:-8192} RESP=${RESP:-0}
@@ -58,10 +63,12 @@ start_server() {
 start_server_once() {
     local bin=$1 args=$2
     nport=$((20000 + RANDOM % 20000)) rport=$((nport + 2))
+    if [[ -n ${WIPE:-} ]]; then rm -rf "$WIPE"; mkdir -p "$WIPE"; fi
     if [[ $bin == redis ]]; then
         rport=$nport
+        # shellcheck disable=SC2086 # args is word-split on purpose
         taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
-            --appendonly no --protected-mode no >"$tmp/server.log" 2>&1 &
+            --appendonly no --protected-mode no $args >"$tmp/server.log" 2>&1 &
         sp=$!
         for _ in $(seq 50); do redis-cli -p "$rport" PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
     else

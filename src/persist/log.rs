@@ -18,9 +18,12 @@
 //! Owns the file and its buffers; knows nothing of the store or sockets.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::time::Instant;
 
 use glommio::io::{DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
@@ -36,6 +39,14 @@ pub static LAST_WRITE_ERRNO: AtomicI32 = AtomicI32::new(0);
 /// waiting for the timer, bounding the memory a burst of writes can hold.
 const EAGER_FLUSH_BYTES: usize = 8 << 20;
 
+/// Zeros the log writer keeps written ahead of its records.
+const ZERO_AHEAD: u64 = 8 << 20;
+/// Size of one write of zeros.
+const ZERO_CHUNK: usize = 4 << 20;
+
+/// A written buffer up to this capacity is kept as the next `pending`.
+const SPARE_KEEP: usize = 64 << 20;
+
 /// A shard's open log.
 pub struct Aof {
     file: RefCell<Rc<DmaFile>>,
@@ -47,6 +58,13 @@ pub struct Aof {
     tail: RefCell<Vec<u8>>,
     /// Logical length of the file (records written, without padding).
     file_end: Cell<u64>,
+    /// The file holds written blocks (records or zeros) up to here: the
+    /// writer keeps [`ZERO_AHEAD`] bytes of zeros ahead of the records, so
+    /// a commit overwrites allocated blocks instead of extending the file
+    /// (see [`Aof::write_pending`]).
+    zeroed: Cell<u64>,
+    /// Whether to write zeros ahead at all (not on tmpfs).
+    zero_ahead: bool,
     /// Bytes ever appended (a sequence number across files).
     appended: Cell<u64>,
     /// Bytes ever written (and synced, under `always`).
@@ -56,9 +74,25 @@ pub struct Aof {
     failed: Cell<i32>,
     /// A background flush is scheduled (non-`always` policies).
     flushing: Cell<bool>,
+    /// The committer task is running (see [`Aof::start_commit`]).
+    committing: Cell<bool>,
+    /// Tasks waiting in [`Aof::durable_to`], woken after every write attempt.
+    waiters: RefCell<Vec<Waker>>,
+    /// Sequence end of the last failed write attempt (its records and all
+    /// before them were not written); meaningful while `failed` is set.
+    failed_upto: Cell<u64>,
+    /// Spare buffer for `pending` (double buffering: records appended while
+    /// a write is in flight go to a buffer that already has capacity).
+    spare: RefCell<Vec<u8>>,
     /// Writes and syncs done, for INFO and tests.
     writes: Cell<u64>,
     syncs: Cell<u64>,
+    /// Time spent in log writes and in fdatasyncs (µs, from submission to
+    /// completion), and bytes written (with the rewritten tail block and
+    /// padding): where a commit's time goes, for INFO.
+    write_us: Cell<u64>,
+    sync_us: Cell<u64>,
+    written_bytes: Cell<u64>,
     /// Size of the log when it was last rewritten (or opened), for the
     /// automatic rewrite rule.
     base_size: Cell<u64>,
@@ -91,6 +125,19 @@ fn errno_of(e: &glommio::GlommioError<()>) -> i32 {
     match e {
         glommio::GlommioError::IoError(io) => io.raw_os_error().unwrap_or(libc::EIO),
         _ => libc::EIO,
+    }
+}
+
+/// True when `dir` is on a tmpfs.
+fn on_tmpfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills the zeroed struct we pass; `c` is a valid C string.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC
     }
 }
 
@@ -127,6 +174,7 @@ impl Aof {
         ident: Header,
     ) -> Aof {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let zero_ahead = !on_tmpfs(&dir);
         Aof {
             ident,
             generation: Cell::new(ident.generation),
@@ -143,13 +191,22 @@ impl Aof {
             pending: RefCell::new(Vec::with_capacity(1 << 20)),
             tail: RefCell::new(tail),
             file_end: Cell::new(end),
+            zeroed: Cell::new(end),
+            zero_ahead,
             appended: Cell::new(0),
             durable: Cell::new(0),
             lock: Semaphore::new(1),
             failed: Cell::new(0),
             flushing: Cell::new(false),
+            committing: Cell::new(false),
+            waiters: RefCell::new(Vec::new()),
+            failed_upto: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
             writes: Cell::new(0),
             syncs: Cell::new(0),
+            write_us: Cell::new(0),
+            sync_us: Cell::new(0),
+            written_bytes: Cell::new(0),
             base_size: Cell::new(end),
         }
     }
@@ -248,6 +305,15 @@ impl Aof {
         (self.writes.get(), self.syncs.get())
     }
 
+    /// Total µs spent writing and syncing, and bytes written, so far.
+    pub fn io_times(&self) -> (u64, u64, u64) {
+        (
+            self.write_us.get(),
+            self.sync_us.get(),
+            self.written_bytes.get(),
+        )
+    }
+
     /// Waits until every record appended so far is written (and synced,
     /// under `always`). The group commit: one write and at most one sync
     /// for everything buffered, whoever appended it.
@@ -271,7 +337,7 @@ impl Aof {
             return Ok(());
         }
         if self.fsync == Fsync::Always {
-            return self.commit().await;
+            return self.durable_to(self.appended.get()).await;
         }
         if self.pending.borrow().len() > EAGER_FLUSH_BYTES && !self.flushing.get() {
             self.flushing.set(true);
@@ -283,6 +349,87 @@ impl Aof {
             .detach();
         }
         Ok(())
+    }
+
+    /// True when replies of batches that started at log sequence `mark`
+    /// ([`Aof::appended`] before them) must wait for a group commit before
+    /// they leave: under `always`, while anything appended is not yet
+    /// durable — except when the log is failing and these batches logged
+    /// nothing (their writes were refused: their reads go on).
+    #[inline]
+    pub fn must_wait(&self, mark: u64) -> bool {
+        self.fsync == Fsync::Always
+            && self.has_pending()
+            && !(self.failed.get() != 0 && self.appended.get() == mark)
+    }
+
+    /// Starts the committer unless it runs: a task that writes and syncs
+    /// everything appended, then again whatever was appended meanwhile,
+    /// until nothing is pending — at most one write+sync in flight, the next
+    /// one gathering every record that arrived during the previous one
+    /// (pipelined group commit). The shard's executor goes on running
+    /// batches while a commit is in flight. It stops at a failed write; the
+    /// once-a-second [`Aof::tick`] retries.
+    pub fn start_commit(self: &Rc<Self>) {
+        if self.committing.get() || !self.has_pending() || self.failed.get() != 0 {
+            return;
+        }
+        self.committing.set(true);
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            while me.has_pending() {
+                if me
+                    .commit_to(me.appended(), me.fsync == Fsync::Always)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            me.committing.set(false);
+            me.wake_waiters();
+        })
+        .detach();
+    }
+
+    /// Waits (without holding anything: dropping the future is harmless)
+    /// until every record up to sequence `target` is written (and synced
+    /// under `always`), starting the committer if needed; `Err(errno)` when
+    /// the write attempt that covered `target` failed.
+    pub fn durable_to(self: &Rc<Self>, target: u64) -> impl Future<Output = Result<(), i32>> + '_ {
+        std::future::poll_fn(move |cx| {
+            if let Some(r) = self.poll_durable(target) {
+                return Poll::Ready(r);
+            }
+            let mut w = self.waiters.borrow_mut();
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+            drop(w);
+            self.start_commit();
+            Poll::Pending
+        })
+    }
+
+    /// Where sequence `target` stands now: `Some(Ok)` durable, `Some(Err)`
+    /// the write attempt that covered it failed, `None` not yet.
+    #[inline]
+    pub fn poll_durable(&self, target: u64) -> Option<Result<(), i32>> {
+        if self.durable.get() >= target {
+            return Some(Ok(()));
+        }
+        let errno = self.failed.get();
+        if errno != 0 && self.failed_upto.get() >= target {
+            return Some(Err(errno));
+        }
+        None
+    }
+
+    fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
     }
 
     /// Writes everything up to sequence `target`, syncing when `sync`.
@@ -301,7 +448,11 @@ impl Aof {
 
     /// Writes the buffered records (holding the flush lock).
     async fn write_pending(&self, sync: bool) -> Result<(), i32> {
-        let data = std::mem::take(&mut *self.pending.borrow_mut());
+        let data = {
+            let mut p = self.pending.borrow_mut();
+            let spare = std::mem::take(&mut *self.spare.borrow_mut());
+            std::mem::replace(&mut *p, spare)
+        };
         let seq_end = self.appended.get();
         let file = self.file.borrow().clone();
         let end = self.file_end.get();
@@ -309,16 +460,29 @@ impl Aof {
             Ok(())
         } else {
             let (buf, base, total) = block_aligned(&file, &self.tail.borrow(), end, &data);
-            match file.write_at(buf, base).await {
+            let started = Instant::now();
+            self.zero_ahead(&file, base + buf.len() as u64).await;
+            let len = buf.len() as u64;
+            let r = match file.write_at(buf, base).await {
                 Ok(n) if n >= total => Ok(()),
                 Ok(_) => Err(libc::ENOSPC),
                 Err(e) => Err(errno_of(&e)),
-            }
+            };
+            self.write_us
+                .set(self.write_us.get() + started.elapsed().as_micros() as u64);
+            self.written_bytes.set(self.written_bytes.get() + len);
+            r
         };
         let result = match result {
-            Ok(()) if sync => file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
-                self.syncs.set(self.syncs.get() + 1);
-            }),
+            Ok(()) if sync => {
+                let started = Instant::now();
+                let r = file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
+                    self.syncs.set(self.syncs.get() + 1);
+                });
+                self.sync_us
+                    .set(self.sync_us.get() + started.elapsed().as_micros() as u64);
+                r
+            }
             r => r,
         };
         match result {
@@ -345,32 +509,79 @@ impl Aof {
                 }
                 self.durable.set(seq_end);
                 self.failed.set(0);
-                // Reuse the buffer's capacity when nothing was appended meanwhile.
-                let mut p = self.pending.borrow_mut();
-                if p.is_empty() {
-                    let mut data = data;
-                    data.clear();
-                    *p = data;
+                // Keep the written buffer's capacity for the next swap.
+                let mut data = data;
+                data.clear();
+                if data.capacity() <= SPARE_KEEP {
+                    *self.spare.borrow_mut() = data;
                 }
+                self.wake_waiters();
                 Ok(())
             }
-            Err(errno) => {
-                // Keep the records, in order, for the retry.
-                let mut p = self.pending.borrow_mut();
-                let mut data = data;
-                data.extend_from_slice(&p);
-                *p = data;
-                if self.failed.get() == 0 {
-                    eprintln!(
-                        "corekv: writing {} failed: {}; writes are refused until it succeeds",
-                        self.path.borrow().display(),
-                        std::io::Error::from_raw_os_error(errno)
-                    );
+            Err(errno) => self.write_failed(data, seq_end, errno),
+        }
+    }
+
+    /// A failed write of `data` (appended up to `seq_end`): the records go
+    /// back in front of what was appended since, the log is marked failed.
+    fn write_failed(&self, data: Vec<u8>, seq_end: u64, errno: i32) -> Result<(), i32> {
+        // Keep the records, in order, for the retry.
+        let mut p = self.pending.borrow_mut();
+        let mut data = data;
+        data.extend_from_slice(&p);
+        *p = data;
+        if self.failed.get() == 0 {
+            eprintln!(
+                "corekv: writing {} failed: {}; writes are refused until it succeeds",
+                self.path.borrow().display(),
+                std::io::Error::from_raw_os_error(errno)
+            );
+        }
+        self.failed.set(errno);
+        self.failed_upto.set(seq_end);
+        LAST_WRITE_ERRNO.store(errno, Relaxed);
+        drop(p);
+        self.wake_waiters();
+        Err(errno)
+    }
+
+    /// Makes sure the file holds written blocks up to `need` and, past it,
+    /// [`ZERO_AHEAD`] bytes of zeros, writing zeros in [`ZERO_CHUNK`] pieces
+    /// when it does not. A write into blocks that exist is an overwrite:
+    /// io_uring issues it inline (an extending write is handed to a kernel
+    /// worker thread, on the shard's own CPU) and the next fdatasync has no
+    /// file size to flush. Zeros after the last record are what
+    /// [`super::record::scan`] reads as the clean end of a log, and a clean
+    /// shutdown truncates them away.
+    ///
+    /// Only a matter of speed: when the zeros cannot be written (a full
+    /// disk) the records are written all the same, extending the file, and
+    /// no zeros are tried again for the next [`ZERO_AHEAD`] bytes. Off on
+    /// tmpfs, where zeros would only take memory.
+    async fn zero_ahead(&self, file: &DmaFile, need: u64) {
+        if need <= self.zeroed.get() || !self.zero_ahead {
+            return;
+        }
+        let align = file.alignment();
+        let mut at = self.zeroed.get().max(need);
+        // Whole blocks only: start at the block holding `need`'s end.
+        at -= at % align;
+        let until = need + ZERO_AHEAD;
+        while at < until {
+            // (A write consumes its buffer: one per piece, once per
+            // ZERO_CHUNK bytes of log.)
+            let mut buf = file.alloc_dma_buffer(ZERO_CHUNK);
+            buf.as_bytes_mut().fill(0);
+            let n = buf.len();
+            match file.write_at(buf, at).await {
+                Ok(w) if w >= n => {}
+                _ => {
+                    self.zeroed.set(until);
+                    return;
                 }
-                self.failed.set(errno);
-                LAST_WRITE_ERRNO.store(errno, Relaxed);
-                Err(errno)
             }
+            at += n as u64;
+            self.zeroed.set(at);
         }
     }
 
@@ -406,6 +617,7 @@ impl Aof {
         let old = std::mem::replace(&mut *self.file.borrow_mut(), Rc::new(file));
         *self.path.borrow_mut() = path;
         self.file_end.set(0);
+        self.zeroed.set(0);
         self.tail.borrow_mut().clear();
         self.generation.set(g);
         // Records appended while the old file was being written belong to

@@ -25,11 +25,15 @@
 //! password as its payload; anything else is answered with a `NoAuth`
 //! error frame and the connection closes.
 
+use std::collections::VecDeque;
+use std::rc::Rc;
+
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
 use crate::op::{OpError, OpResult, ReplySink};
+use crate::persist::log::Aof;
 use crate::protocol::native::{
     encode_archived, encode_error, BatchReply, BatchView, FrameError, FrameKind, FrameReader,
     NextFrame,
@@ -66,22 +70,40 @@ pub async fn serve(
     if !charge.set(cost(&reader, &out, &reply)) {
         return fail(shard, &mut stream, out, 0, &FrameError::ConnMemory).await;
     }
+    // `appendfsync always`: replies waiting for their group commit, oldest
+    // first. While one commit is in flight the connection goes on reading
+    // and executing, so the next commit carries the next batches' records.
+    let log = shard.log().cloned();
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut held_bytes = 0usize;
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     loop {
         let mark = shard.log_mark();
+        // Stopped early with frames left: out reached DRAIN_AT while its
+        // replies must wait for a commit.
+        let mut more = false;
+        let mut failure: Option<(u64, FrameError)> = None;
         loop {
             let (h, range) = match reader.next_frame() {
                 Ok(NextFrame::Frame(h, range)) => (h, range),
                 Ok(NextFrame::NeedMore) => break,
-                Err(e) => return fail(shard, &mut stream, out, 0, &e).await,
+                Err(e) => {
+                    failure = Some((0, e));
+                    break;
+                }
             };
             if !authed && h.kind != FrameKind::Hello {
-                return fail(shard, &mut stream, out, h.request_id, &FrameError::NoAuth).await;
+                failure = Some((h.request_id, FrameError::NoAuth));
+                break;
             }
             match h.kind {
                 FrameKind::Batch => {
                     let view = match BatchView::new(&reader.buf[range], limits.max_batch_ops) {
                         Ok(v) => v,
-                        Err(e) => return fail(shard, &mut stream, out, h.request_id, &e).await,
+                        Err(e) => {
+                            failure = Some((h.request_id, e));
+                            break;
+                        }
                     };
                     reply.clear();
                     // Values may take the reply bound, or half of what the
@@ -111,7 +133,8 @@ pub async fn serve(
                             } else {
                                 FrameError::WrongPass
                             };
-                            return fail(shard, &mut stream, out, h.request_id, &e).await;
+                            failure = Some((h.request_id, e));
+                            break;
                         }
                         authed = true;
                     }
@@ -125,22 +148,24 @@ pub async fn serve(
                         encode_archived(&mut out, FrameKind::StatsReply, h.request_id, &node_stats);
                 }
                 other => {
-                    let e = FrameError::Unexpected(other);
-                    return fail(shard, &mut stream, out, h.request_id, &e).await;
+                    failure = Some((h.request_id, FrameError::Unexpected(other)));
+                    break;
                 }
             }
-            if !charge.set(cost(&reader, &out, &reply)) {
+            if !charge.set(cost(&reader, &out, &reply) + held_bytes) {
                 out.clear();
-                return fail(
-                    shard,
-                    &mut stream,
-                    out,
-                    h.request_id,
-                    &FrameError::ConnMemory,
-                )
-                .await;
+                batches.clear();
+                failure = Some((h.request_id, FrameError::ConnMemory));
+                break;
             }
             if out.len() >= DRAIN_AT {
+                if log.as_ref().is_some_and(|l| l.must_wait(mark)) || !held.is_empty() {
+                    // These replies wait for a commit: hold them, and go on
+                    // with the rest of the frames (next round).
+                    more = true;
+                    break;
+                }
+                batches.clear();
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
@@ -149,21 +174,68 @@ pub async fn serve(
                 out.clear();
             }
         }
-        if !batches.is_empty() {
-            // With `appendfsync always`: one group commit for every batch
-            // of this read before any of their replies leaves.
-            if let Err(e) = shard.before_reply(mark).await {
-                out = persist_failed(&out, &batches, e, &mut reply);
-            }
-            batches.clear();
-        }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            let target = match &log {
+                Some(l) if l.must_wait(mark) => {
+                    l.start_commit();
+                    Some(l.appended())
+                }
+                _ => None,
+            };
+            if target.is_some() || !held.is_empty() {
+                // Behind a commit (its own, or an earlier reply's: replies
+                // leave in order).
+                held_bytes += out.capacity();
+                let next = spare.pop().unwrap_or_default();
+                held.push_back(Held {
+                    target: target.unwrap_or(0),
+                    out: std::mem::replace(&mut out, next),
+                    batches: std::mem::take(&mut batches),
+                });
+            } else {
+                batches.clear();
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                stats.writes.add(1);
+                stats.net_out.add(out.len() as u64);
+                out.clear();
+            }
+        }
+        // Release every held reply whose commit is done (all of them, when
+        // the connection ends with an error).
+        while let Some(front) = held.front() {
+            let ready = match &log {
+                Some(l) if front.target > 0 => match l.poll_durable(front.target) {
+                    Some(r) => r,
+                    None if failure.is_some() => l.durable_to(front.target).await,
+                    None => break,
+                },
+                _ => Ok(()),
+            };
+            let Some(mut h) = held.pop_front() else { break };
+            held_bytes = held_bytes.saturating_sub(h.out.capacity());
+            if ready.is_err() {
+                h.out = persist_failed(&h.out, &h.batches, OpError::PersistFailed, &mut reply);
+            }
+            if stream.write_all(&h.out).await.is_err() {
                 return;
             }
             stats.writes.add(1);
-            stats.net_out.add(out.len() as u64);
-            out.clear();
+            stats.net_out.add(h.out.len() as u64);
+            h.out.clear();
+            if spare.len() < 4 && h.out.capacity() <= KEEP_BUFFER.max(DRAIN_AT * 4) {
+                spare.push(h.out);
+            }
+        }
+        if let Some((request_id, e)) = failure {
+            return fail(shard, &mut stream, out, request_id, &e).await;
+        }
+        charge.set(cost(&reader, &out, &reply) + held_bytes);
+        if more && held_bytes < HOLD_MAX {
+            // Frames are waiting in the buffer: execute them while the
+            // commit is in flight.
+            continue;
         }
         if let Some(n) = reader.growth() {
             let more = n.saturating_sub(reader.capacity());
@@ -171,14 +243,46 @@ pub async fn serve(
                 return fail(shard, &mut stream, out, 0, &FrameError::ConnMemory).await;
             }
         }
-        let shrinkable = reader.is_empty()
+        let shrinkable = held.is_empty()
+            && reader.is_empty()
             && (reader.capacity() > KEEP_BUFFER
                 || out.capacity() > KEEP_BUFFER
                 || reply.values.capacity() > KEEP_BUFFER);
-        deadlines.before_read(&stream, !reader.is_empty(), shrinkable);
-        let space = reader.read_space();
-        match stream.read(space).await {
-            Ok(0) => return,
+        let read = match (&log, held.front()) {
+            (Some(l), Some(front)) => {
+                let target = front.target;
+                if more || held_bytes >= HOLD_MAX {
+                    // Enough held: wait for the commit, read nothing.
+                    let _ = l.durable_to(target).await;
+                    continue;
+                }
+                // Read more while the commit is in flight; whichever comes
+                // first. A read dropped unfinished loses nothing (glommio
+                // reads once the socket is readable).
+                deadlines.before_read(&stream, !reader.is_empty(), false);
+                let space = reader.read_space();
+                let read = async { Some(stream.read(space).await) };
+                let durable = async {
+                    let _ = l.durable_to(target).await;
+                    None
+                };
+                match futures_lite::future::or(durable, read).await {
+                    Some(r) => r,
+                    None => continue,
+                }
+            }
+            _ => {
+                deadlines.before_read(&stream, !reader.is_empty(), shrinkable);
+                let space = reader.read_space();
+                stream.read(space).await
+            }
+        };
+        match read {
+            Ok(0) => {
+                // The peer closed: what is held still goes out if it can.
+                release_all(&mut held, log.as_ref(), &mut stream, &mut reply).await;
+                return;
+            }
             Ok(n) => {
                 reader.filled(n);
                 stats.reads.add(1);
@@ -189,20 +293,53 @@ pub async fn serve(
                     reader.shrink(INITIAL_READ);
                     out = Vec::new();
                     reply = BatchReply::default();
-                    charge.set(cost(&reader, &out, &reply));
+                    spare.clear();
+                    charge.set(cost(&reader, &out, &reply) + held_bytes);
                 }
                 Expired::Partial => {
+                    release_all(&mut held, log.as_ref(), &mut stream, &mut reply).await;
                     let t = limits.client_timeout.unwrap_or_default();
                     return fail(shard, &mut stream, out, 0, &FrameError::Timeout(t)).await;
                 }
                 Expired::Idle => {
+                    release_all(&mut held, log.as_ref(), &mut stream, &mut reply).await;
                     let _ = stream.close().await;
                     return;
                 }
             },
             Err(_) => return,
         }
-        charge.set(cost(&reader, &out, &reply));
+        charge.set(cost(&reader, &out, &reply) + held_bytes);
+    }
+}
+
+/// Replies of one round of frames waiting for the log to be durable up to
+/// `target` (0: they wait only for the replies before them).
+struct Held {
+    target: u64,
+    out: Vec<u8>,
+    batches: Vec<(u64, usize, std::ops::Range<usize>)>,
+}
+
+/// Reply bytes a connection holds for commits before it stops reading.
+const HOLD_MAX: usize = 4 * DRAIN_AT;
+
+/// Waits for and writes every held reply, in order (the connection ends).
+async fn release_all(
+    held: &mut VecDeque<Held>,
+    log: Option<&Rc<Aof>>,
+    stream: &mut TcpStream,
+    reply: &mut BatchReply,
+) {
+    while let Some(mut h) = held.pop_front() {
+        if let Some(l) = log {
+            if h.target > 0 && l.durable_to(h.target).await.is_err() {
+                h.out = persist_failed(&h.out, &h.batches, OpError::PersistFailed, reply);
+            }
+        }
+        if stream.write_all(&h.out).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub struct ShardSlot {
     snapshot_max_pause_us: AtomicU64,
     aof_writes: AtomicU64,
     aof_fsyncs: AtomicU64,
+    aof_write_us: AtomicU64,
+    aof_fsync_us: AtomicU64,
+    aof_written_bytes: AtomicU64,
     expires: AtomicU64,
     avg_ttl_ms: AtomicU64,
     expired_keys: AtomicU64,
@@ -152,6 +155,12 @@ pub struct PersistStats {
     pub aof_writes: u64,
     /// fdatasyncs done on the logs.
     pub aof_fsyncs: u64,
+    /// µs spent in log writes (submission to completion), summed.
+    pub aof_write_us: u64,
+    /// µs spent in fdatasyncs, summed.
+    pub aof_fsync_us: u64,
+    /// Bytes written to the logs (whole blocks, with the rewritten tail).
+    pub aof_written_bytes: u64,
 }
 /// The ports a node listens on, known once every shard has bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +250,9 @@ impl NodeState {
             p.last_save = p.last_save.min(s.last_save.load(Relaxed));
             p.aof_writes += s.aof_writes.load(Relaxed);
             p.aof_fsyncs += s.aof_fsyncs.load(Relaxed);
+            p.aof_write_us += s.aof_write_us.load(Relaxed);
+            p.aof_fsync_us += s.aof_fsync_us.load(Relaxed);
+            p.aof_written_bytes += s.aof_written_bytes.load(Relaxed);
             p.snapshot_max_pause_us = p
                 .snapshot_max_pause_us
                 .max(s.snapshot_max_pause_us.load(Relaxed));
@@ -1455,6 +1467,10 @@ impl Shard {
             let (writes, syncs) = log.io_counts();
             s.aof_writes.store(writes, Relaxed);
             s.aof_fsyncs.store(syncs, Relaxed);
+            let (write_us, sync_us, bytes) = log.io_times();
+            s.aof_write_us.store(write_us, Relaxed);
+            s.aof_fsync_us.store(sync_us, Relaxed);
+            s.aof_written_bytes.store(bytes, Relaxed);
         }
     }
 }

@@ -748,7 +748,9 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
                 s,
                 "aof_current_size:{}\r\naof_base_size:{}\r\naof_buffer_length:{}\r\n\
                  corekv_appendfsync:{}\r\ncorekv_snapshot_max_pause_us:{}\r\n\
-                 corekv_aof_writes:{}\r\ncorekv_aof_fsyncs:{}\r\n",
+                 corekv_aof_writes:{}\r\ncorekv_aof_fsyncs:{}\r\n\
+                 corekv_aof_write_usec:{}\r\ncorekv_aof_fsync_usec:{}\r\n\
+                 corekv_aof_written_bytes:{}\r\n",
                 p.aof_size,
                 p.aof_base_size,
                 p.aof_buffered,
@@ -756,6 +758,9 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
                 p.snapshot_max_pause_us,
                 p.aof_writes,
                 p.aof_fsyncs,
+                p.aof_write_us,
+                p.aof_fsync_us,
+                p.aof_written_bytes,
             );
         }
     }
