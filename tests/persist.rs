@@ -588,7 +588,12 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
 
 /// INFO persistence field `name` (bounded wait for the server is the caller's).
 fn info_field(c: &mut Resp, name: &str) -> String {
-    let r = c.send(&[vec![b"INFO", b"persistence"]]).unwrap();
+    info_in(c, "persistence", name)
+}
+
+/// Field `name` of INFO section `section`.
+fn info_in(c: &mut Resp, section: &str, name: &str) -> String {
+    let r = c.send(&[vec![b"INFO", section.as_bytes()]]).unwrap();
     r[0].lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
         .unwrap_or_else(|| panic!("INFO has no {name}: {}", r[0]))
@@ -1008,4 +1013,79 @@ fn persistence_commands_answer_as_redis_does() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&rdir);
+}
+
+/// The keys `k0 .. k{n-1}` that exist, by EXISTS over RESP.
+fn present(c: &mut Resp, n: usize) -> Vec<usize> {
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let mut out = Vec::new();
+    for (chunk_at, chunk) in keys.chunks(500).enumerate() {
+        let cmds: Vec<Vec<&[u8]>> = chunk
+            .iter()
+            .map(|k| vec![&b"EXISTS"[..], k.as_bytes()])
+            .collect();
+        for (i, r) in c.send(&cmds).unwrap().iter().enumerate() {
+            if r == ":1" {
+                out.push(chunk_at * 500 + i);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn evicted_keys_stay_gone_after_a_restart() {
+    for fsync in ["always", "everysec"] {
+        let dir = tmpdir(&format!("evict-{fsync}"));
+        let server = spawn_with(
+            &dir,
+            1,
+            fsync,
+            &["--max-memory", "1mb", "--maxmemory-policy", "allkeys-lru"],
+        )
+        .expect("server starts");
+        let mut c = Resp::connect(server.resp).unwrap();
+        // 20 000 keys of 100 bytes do not fit in 1 MB: most are evicted.
+        let n = 20_000;
+        let value = vec![b'e'; 100];
+        let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+        for chunk in keys.chunks(500) {
+            let cmds: Vec<Vec<&[u8]>> = chunk
+                .iter()
+                .map(|k| vec![&b"SET"[..], k.as_bytes(), &value[..]])
+                .collect();
+            assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+        }
+        let evicted: u64 = info_in(&mut c, "stats", "evicted_keys").parse().unwrap();
+        assert!(evicted > 1_000, "{fsync}: only {evicted} keys evicted");
+        let before = present(&mut c, n);
+        assert!(!before.is_empty() && before.len() < n / 2, "{fsync}");
+        if fsync == "everysec" {
+            // Everything logged so far is written within the next tick or
+            // two; a clean stop writes the rest anyway. Use SIGTERM.
+            // SAFETY: plain kill(2) of the child this test spawned.
+            unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+            let mut server = server;
+            let _ = server.child.wait();
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+            drop(server);
+        }
+        drop(c);
+        // Restart without a memory limit: a key whose eviction was not
+        // logged would come back.
+        let server = spawn(&dir, 1, fsync).expect("restarts");
+        let mut c = Resp::connect(server.resp).unwrap();
+        let after = present(&mut c, n);
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "{fsync}: keys present before the restart vs after"
+        );
+        assert_eq!(after, before, "{fsync}: the same keys");
+        drop(c);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

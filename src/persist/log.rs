@@ -21,8 +21,8 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use glommio::io::{DmaFile, OpenOptions};

@@ -616,6 +616,8 @@ trait Logger {
     /// Logs the effect of a write whose result was `seen`: the key's state
     /// in `store` afterwards.
     fn record(&self, store: &Store, kind: OpKind, key: &[u8], hash: u64, seen: Seen);
+    /// Logs that `key` is gone (evicted to make room).
+    fn deleted(&self, key: &[u8]);
 }
 
 /// Persistence off.
@@ -629,6 +631,8 @@ impl Logger for NoLog {
     }
     #[inline(always)]
     fn record(&self, _: &Store, _: OpKind, _: &[u8], _: u64, _: Seen) {}
+    #[inline(always)]
+    fn deleted(&self, _: &[u8]) {}
 }
 
 impl Logger for Aof {
@@ -657,6 +661,10 @@ impl Logger for Aof {
             Some((v, expire_at)) => self.append(RecordOp::Set, expire_at, key, v),
             None => self.append(RecordOp::Del, 0, key, b""),
         }
+    }
+    #[inline]
+    fn deleted(&self, key: &[u8]) {
+        self.append(RecordOp::Del, 0, key, b"");
     }
 }
 
@@ -723,6 +731,11 @@ fn exec_one<L: Logger + ?Sized>(
             };
             store.execute(kind, key, value, hash, &mut watch);
             let seen = watch.seen;
+            if store.has_evicted() {
+                // Keys evicted to make room: deletes in the log, before
+                // this write (a restart must not bring them back).
+                store.drain_evicted(|k| log.deleted(k));
+            }
             log.record(store, kind, key, hash, seen);
         }
         Some(kind) => store.execute(kind, key, value, hash, sink),
@@ -750,6 +763,8 @@ impl Shard {
         log: Option<Rc<Aof>>,
     ) -> Shard {
         let cluster = node.cluster();
+        let mut store = store;
+        store.keep_evicted(log.is_some());
         Shard {
             shard_id,
             nr_shards: mesh.len(),
@@ -1180,6 +1195,9 @@ impl Shard {
                 store.set_now(unix_now_ms());
                 if extra == 0 {
                     reclaimed += store.evict_over_limit(EVICT_PER_TICK);
+                    if let Some(log) = &self.log {
+                        store.drain_evicted(|k| log.deleted(k));
+                    }
                 }
                 store.expire_slice(EXPIRE_SLICE_SLOTS, EXPIRE_SLICE_CHECKS)
             };

@@ -150,6 +150,9 @@ pub struct Store {
     /// Running average of the TTL left on keys active expiry saw, ms.
     avg_ttl_ms: u64,
     sieve: Option<Sieve>,
+    /// Keys evicted since the last [`Store::drain_evicted`] (`u32` length,
+    /// key), kept only when a log must record evictions as deletes.
+    evicted: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -168,6 +171,7 @@ impl Store {
             ttl_keys: 0,
             avg_ttl_ms: 0,
             sieve: None,
+            evicted: None,
         }
     }
 
@@ -626,6 +630,31 @@ impl Store {
         true
     }
 
+    /// Keeps the keys it evicts from now on (`true`) for
+    /// [`Store::drain_evicted`], so a log can record them as deletes.
+    pub fn keep_evicted(&mut self, on: bool) {
+        self.evicted = on.then(Vec::new);
+    }
+
+    /// True when keys were evicted since the last [`Store::drain_evicted`].
+    #[inline]
+    pub fn has_evicted(&self) -> bool {
+        self.evicted.as_ref().is_some_and(|v| !v.is_empty())
+    }
+
+    /// Hands each key evicted since the last call to `f`, oldest first.
+    pub fn drain_evicted(&mut self, mut f: impl FnMut(&[u8])) {
+        let Some(log) = &mut self.evicted else { return };
+        let mut at = 0;
+        while at + 4 <= log.len() {
+            let n = u32::from_le_bytes([log[at], log[at + 1], log[at + 2], log[at + 3]]) as usize;
+            let end = (at + 4 + n).min(log.len());
+            f(&log[at + 4..end]);
+            at = end;
+        }
+        log.clear();
+    }
+
     /// Evicts keys until the store is within its limit (after CONFIG SET
     /// lowered it), at most `max` of them. Returns how many it evicted.
     pub fn evict_over_limit(&mut self, max: usize) -> usize {
@@ -649,6 +678,11 @@ impl Store {
         };
         match victim {
             Some(slot) => {
+                if let Some(log) = &mut self.evicted {
+                    let key = self.table.key(slot);
+                    log.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    log.extend_from_slice(key);
+                }
                 self.remove_slot(slot);
                 self.counters.evicted_keys += 1;
                 true
@@ -1382,6 +1416,33 @@ mod tests {
             }
         }
         (ok, oom)
+    }
+
+    #[test]
+    fn evicted_keys_are_kept_for_the_log_only_when_asked() {
+        let limit = empty_bytes() + 100 * entry_charge(5, 32);
+        let mut s = store(limit);
+        s.set_policy(Policy::AllKeysRandom);
+        fill(&mut s, 150, 0);
+        assert!(s.counters().evicted_keys > 0);
+        assert!(!s.has_evicted(), "not kept unless asked");
+        s.keep_evicted(true);
+        let before = s.counters().evicted_keys;
+        for i in 150..300 {
+            run(
+                &mut s,
+                OpKind::Put,
+                format!("key{i}").as_bytes(),
+                &[b'x'; 32],
+            );
+        }
+        let mut gone = Vec::new();
+        s.drain_evicted(|k| gone.push(k.to_vec()));
+        assert_eq!(gone.len() as u64, s.counters().evicted_keys - before);
+        for k in &gone {
+            assert!(k.starts_with(b"key") && s.get(k).is_none());
+        }
+        assert!(!s.has_evicted(), "drained");
     }
 
     #[test]
