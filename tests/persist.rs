@@ -1051,7 +1051,7 @@ fn evicted_keys_stay_gone_after_a_restart() {
         let mut c = Resp::connect(server.resp).unwrap();
         // 20 000 keys of 100 bytes do not fit in 1 MB: most are evicted.
         let n = 20_000;
-        let value = vec![b'e'; 100];
+        let value = [b'e'; 100];
         let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
         for chunk in keys.chunks(500) {
             let cmds: Vec<Vec<&[u8]>> = chunk

@@ -642,7 +642,7 @@ async fn open_store(
     };
     let r = persist::recover(&p.dir, &who, empty).map_err(fail)?;
     let path = persist::log_path(&p.dir, id, r.generation);
-    let file = persist::log::open_file(&path, r.log_end)
+    let file = persist::log::open_file(&path, r.log_end, p.fsync)
         .await
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let align = file.alignment();

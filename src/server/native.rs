@@ -215,6 +215,10 @@ pub async fn serve(
             };
             let Some(mut h) = held.pop_front() else { break };
             held_bytes = held_bytes.saturating_sub(h.out.capacity());
+            if h.target > 0 {
+                // The commit's counters are visible before its replies are.
+                shard.publish();
+            }
             if ready.is_err() {
                 h.out = persist_failed(&h.out, &h.batches, OpError::PersistFailed, &mut reply);
             }
@@ -232,6 +236,11 @@ pub async fn serve(
             return fail(shard, &mut stream, out, request_id, &e).await;
         }
         charge.set(cost(&reader, &out, &reply) + held_bytes);
+        if !held.is_empty() {
+            // Let the executor look at the rings when it is time (the
+            // commit in flight may be done: its replies can go).
+            glommio::executor().yield_if_needed().await;
+        }
         if more && held_bytes < HOLD_MAX {
             // Frames are waiting in the buffer: execute them while the
             // commit is in flight.

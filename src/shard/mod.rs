@@ -1290,7 +1290,7 @@ impl Shard {
             let g = log.generation() + 1;
             let dir = log.dir().to_path_buf();
             let path = persist::log_path(&dir, id, g);
-            let file = persist::log::open_file(&path, 0)
+            let file = persist::log::open_file(&path, 0, log.fsync())
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             log.switch_to(file, path.clone(), g).await.map_err(|e| {
