@@ -436,8 +436,8 @@ mod tests {
         let mut s = Sieve::default();
         let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
         for i in 0..10u32 {
-            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None);
-            s.push(h(i) & super::super::table::HASH_MASK, &mut t);
+            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None).unwrap();
+            s.push(super::super::table::slot_hash(h(i)), &mut t);
         }
         // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
         // hand wraps and finds 0, 1, 3 cleared) 0.
@@ -474,8 +474,8 @@ mod tests {
                 if let Some(slot) = t.find(h, &k) {
                     t.remove(slot);
                 }
-                t.insert(h, &k, &round.to_le_bytes(), 0, None);
-                s.push(h & super::super::table::HASH_MASK, &mut t);
+                t.insert(h, &k, &round.to_le_bytes(), 0, None).unwrap();
+                s.push(super::super::table::slot_hash(h), &mut t);
             }
         }
         assert!(s.len() <= 2 * t.len() + 1024 + 1, "{}", s.len());
