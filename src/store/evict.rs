@@ -1,5 +1,5 @@
 //! Eviction policies: their names, the per-key metadata each keeps in the
-//! table slot's 15 policy bits, and the SIEVE queue. Pure data and
+//! entry's 15 policy bits, and the SIEVE queue. Pure data and
 //! arithmetic; the store ([`super::Store`]) decides when to evict and does
 //! the removing. It knows nothing of sockets, shards or configuration.
 //!
@@ -10,10 +10,11 @@
 //! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
-//! | `sieve` | 1 visited bit in the slot + 8 bytes in the queue (its 48-bit hash) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 32 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
 //!
-//! The policy bits live in the slot beside the hash, so every policy costs
-//! no memory beyond the 16-byte slot, except SIEVE's queue. `volatile-*`
+//! The policy bits live in the entry's 16-bit metadata field beside the
+//! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
+//! queue. `volatile-*`
 //! consider only keys with a TTL; with none, a write past the limit fails
 //! with OOM, as in Redis.
 //!
@@ -238,12 +239,15 @@ pub fn next_random(state: &mut u64) -> u64 {
 }
 
 /// A queue entry that was evicted or found stale.
-const TOMB: u64 = u64::MAX;
+const TOMB: u32 = u32::MAX;
 
-/// The SIEVE queue: 48-bit hashes in insertion order, oldest first.
+/// The SIEVE queue: the keys' 32 stored hash bits ([`super::table::slot_hash`])
+/// in insertion order, oldest first. (A key whose hash bits are all ones
+/// is queued as the value below, found as stale and never chosen: one key
+/// in four billion is not SIEVE-evicted.)
 #[derive(Default)]
 pub struct Sieve {
-    queue: Vec<u64>,
+    queue: Vec<u32>,
     hand: usize,
     tombs: usize,
 }
@@ -255,7 +259,7 @@ impl Sieve {
         let mut queue = Vec::with_capacity(table.len());
         for i in 0..table.capacity() {
             if let Some(m) = table.meta_at(i) {
-                queue.push(table.hash_at(i));
+                queue.push(table.hash_at(i) as u32);
                 table.set_meta(i, m & META_TTL);
             }
         }
@@ -278,20 +282,20 @@ impl Sieve {
 
     /// Bytes the queue holds (its capacity).
     pub fn bytes(&self) -> usize {
-        self.queue.capacity() * 8
+        self.queue.capacity() * 4
     }
 
     /// Appends a newly inserted key (the newest end).
     #[inline]
-    pub fn push(&mut self, hash48: u64, table: &mut Table) {
-        self.queue.push(hash48);
+    pub fn push(&mut self, hash: u64, table: &mut Table) {
+        self.queue.push((hash as u32).min(TOMB - 1));
         if self.queue.len() > 2 * table.len() + 1024 {
             self.dedup(table);
         }
     }
 
     /// Picks the next victim, clearing visited bits on the way; `protect`
-    /// (a 48-bit hash) is never chosen. Returns its slot.
+    /// (a [`super::table::slot_hash`]) is never chosen. Returns its slot.
     pub fn victim(&mut self, table: &mut Table, protect: u64) -> Option<usize> {
         let mut steps = 2 * self.queue.len() + 2;
         while steps > 0 {
@@ -307,9 +311,9 @@ impl Sieve {
                 self.hand += 1;
                 continue;
             }
-            match table.find_hash(h) {
+            match table.find_hash(h as u64) {
                 None => self.bury(),
-                Some(_) if h == protect => self.hand += 1,
+                Some(_) if h as u64 == protect => self.hand += 1,
                 Some(slot) => {
                     let m = table.meta(slot);
                     if m & SIEVE_VISITED != 0 {
@@ -362,7 +366,7 @@ impl Sieve {
             if h == TOMB {
                 continue;
             }
-            let Some(slot) = table.find_hash(h) else {
+            let Some(slot) = table.find_hash(h as u64) else {
                 continue;
             };
             let m = table.meta(slot);
@@ -378,7 +382,7 @@ impl Sieve {
         }
         self.queue.truncate(w);
         for &h in &self.queue {
-            if let Some(slot) = table.find_hash(h) {
+            if let Some(slot) = table.find_hash(h as u64) {
                 let m = table.meta(slot);
                 table.set_meta(slot, m & !SIEVE_MARK);
             }

@@ -15,7 +15,7 @@
 //!
 //! so a seed entry without TTL is a 140-byte chunk, 149–150 B/key in all.
 //!
-//! * **Slots.** A slot is `hash32 << 32 | offset` (0: empty): the top 32
+//! * **Slots.** A slot is `hash32 << 32 | offset` (all ones: empty): the top 32
 //!   bits of the key's placement hash and the entry's arena offset, eight
 //!   slots to a cache line. The home slot of a hash is
 //!   `(hash32 · capacity) >> 32` — monotone in the hash — and the table is
@@ -244,6 +244,10 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// An empty slot: larger than every full one (the arena never hands out
+/// offset `u32::MAX`), so a lookup skips smaller hashes with one compare.
+const EMPTY: u64 = u64::MAX;
+
 #[inline(always)]
 fn offset(slot: u64) -> u32 {
     slot as u32
@@ -277,10 +281,88 @@ fn grown(cap: usize) -> usize {
     cap + cap / 8
 }
 
+/// A slot array of EMPTY slots. Past 2 MiB it is its own mapping, advised to use
+/// huge pages (THP `madvise`): lookups land anywhere in it, and 4 KiB pages
+/// would cost a TLB miss on most of them.
+struct Slots {
+    p: *mut u64,
+    len: usize,
+    mapped: bool,
+}
+
+const HUGE: usize = 2 << 20;
+
+impl Slots {
+    fn empty(len: usize) -> Slots {
+        let bytes = len * 8;
+        if bytes >= HUGE {
+            // SAFETY: an anonymous private mapping of the kernel's choosing.
+            let p = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                // SAFETY: a hint on the mapping just made, then filling it
+                // (all bytes 0xFF: every slot EMPTY).
+                unsafe {
+                    libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
+                    ptr::write_bytes(p.cast::<u8>(), 0xFF, bytes);
+                }
+                return Slots {
+                    p: p.cast(),
+                    len,
+                    mapped: true,
+                };
+            }
+        }
+        let b: Box<[u64]> = vec![EMPTY; len].into_boxed_slice();
+        Slots {
+            p: Box::into_raw(b).cast(),
+            len,
+            mapped: false,
+        }
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [u64];
+    #[inline(always)]
+    fn deref(&self) -> &[u64] {
+        // SAFETY: `p` holds `len` initialised u64s for the array's life.
+        unsafe { std::slice::from_raw_parts(self.p, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `deref`, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.p, self.len) }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.mapped {
+            // SAFETY: mapped by `zeroed` with this length.
+            unsafe { libc::munmap(self.p.cast(), self.len * 8) };
+        } else {
+            // SAFETY: made by `Box::into_raw` of a boxed slice of `len`.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.p, self.len)) });
+        }
+    }
+}
+
 /// The table. Slot indices returned by [`Table::find`] stay valid until the
 /// next insert or remove (a remove's compaction moves no slot).
 pub struct Table {
-    slots: Box<[u64]>,
+    slots: Slots,
     /// Home slots: `0..cap`; the array is `cap + tail(cap)` long.
     cap: usize,
     len: usize,
@@ -305,7 +387,7 @@ impl Table {
     /// An empty table whose callers place keys by `hasher` (tests).
     pub fn with_hasher(hasher: fn(&[u8]) -> u64) -> Table {
         Table {
-            slots: vec![0; MIN_CAPACITY + tail(MIN_CAPACITY)].into_boxed_slice(),
+            slots: Slots::empty(MIN_CAPACITY + tail(MIN_CAPACITY)),
             cap: MIN_CAPACITY,
             len: 0,
             arena: Arena::new(),
@@ -333,7 +415,7 @@ impl Table {
     #[inline(always)]
     fn entry(&self, slot: usize) -> Entry {
         let s = self.slots[slot];
-        assert!(s != 0, "slot {slot} is empty");
+        assert!(s != EMPTY, "slot {slot} is empty");
         // SAFETY: a full slot's offset names a live entry in the arena.
         unsafe { Entry::at(self.arena.ptr(offset(s))) }
     }
@@ -355,7 +437,7 @@ impl Table {
         let home = self.home(h);
         for i in home..home + 16 {
             let s = self.slots[i];
-            if s == 0 || stored(s) > h {
+            if s == EMPTY || stored(s) > h {
                 return;
             }
             if stored(s) == h {
@@ -374,19 +456,29 @@ impl Table {
     /// The slot holding `key` (whose placement hash is `hash`).
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        self.find_with_meta(hash, key).map(|(i, _)| i)
+    }
+
+    /// [`Table::find`], with the entry's metadata (read while its key was).
+    #[inline]
+    pub fn find_with_meta(&self, hash: u64, key: &[u8]) -> Option<(usize, Meta)> {
         let h = slot_hash(hash);
+        let first = h << 32;
         let mut i = self.home(h);
+        // Skip the run's smaller hashes: one compare a slot (an EMPTY slot
+        // is larger than any full one).
+        while self.slots[i] < first {
+            i += 1;
+        }
         loop {
             let s = self.slots[i];
-            if s == 0 || stored(s) > h {
+            if stored(s) != h || s == EMPTY {
                 return None;
             }
-            if stored(s) == h {
-                // SAFETY: a full slot names a live entry.
-                let e = unsafe { Entry::at(self.arena.ptr(offset(s))) };
-                if e.key() == key {
-                    return Some(i);
-                }
+            // SAFETY: a full slot names a live entry.
+            let e = unsafe { Entry::at(self.arena.ptr(offset(s))) };
+            if e.key() == key {
+                return Some((i, e.meta()));
             }
             i += 1;
         }
@@ -402,7 +494,7 @@ impl Table {
         let mut i = self.home(h);
         loop {
             let s = self.slots[i];
-            if s == 0 || stored(s) > h {
+            if s == EMPTY || stored(s) > h {
                 return None;
             }
             if stored(s) == h {
@@ -417,7 +509,7 @@ impl Table {
         let mut i = self.home(h);
         loop {
             let s = self.slots[i];
-            if s == 0 || stored(s) > h {
+            if s == EMPTY || stored(s) > h {
                 return None;
             }
             if s == (h << 32 | off as u64) {
@@ -436,7 +528,7 @@ impl Table {
     /// The metadata of slot `i`, or `None` when it is empty.
     #[inline]
     pub fn meta_at(&self, i: usize) -> Option<Meta> {
-        (self.slots[i] != 0).then(|| self.entry(i).meta())
+        (self.slots[i] != EMPTY).then(|| self.entry(i).meta())
     }
 
     /// The stored hash bits of a full slot (its [`slot_hash`]).
@@ -524,7 +616,7 @@ impl Table {
     /// returns `false`.
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8]) -> bool) {
         for i in 0..self.slots.len() {
-            if self.slots[i] != 0 && !f(self.entry(i).key()) {
+            if self.slots[i] != EMPTY && !f(self.entry(i).key()) {
                 return;
             }
         }
@@ -706,11 +798,11 @@ impl Table {
     fn place(&mut self, slot: u64) -> Option<usize> {
         let h = stored(slot);
         let mut i = self.home(h);
-        while self.slots[i] != 0 && stored(self.slots[i]) <= h {
+        while self.slots[i] != EMPTY && stored(self.slots[i]) <= h {
             i += 1;
         }
         let mut end = i;
-        while self.slots[end] != 0 {
+        while self.slots[end] != EMPTY {
             end += 1;
         }
         if end + 1 >= self.slots.len() {
@@ -742,9 +834,9 @@ impl Table {
     fn resize(&mut self, mut cap: usize) {
         'retry: loop {
             let n = cap + tail(cap);
-            let mut new = vec![0u64; n].into_boxed_slice();
+            let mut new = Slots::empty(n);
             let mut next = 0;
-            for &s in self.slots.iter().filter(|&&s| s != 0) {
+            for &s in self.slots.iter().filter(|&&s| s != EMPTY) {
                 let pos = home_in(cap, stored(s)).max(next);
                 if pos + 1 >= n {
                     cap = grown(cap);
@@ -763,18 +855,18 @@ impl Table {
     /// following displaced slots back (no tombstones). Its chunk is freed,
     /// which may compact the arena (moving entries, never slots).
     pub fn remove(&mut self, slot: usize) {
+        assert!(self.slots[slot] != EMPTY, "slot {slot} is empty");
         let off = offset(self.slots[slot]);
-        assert!(off != 0, "slot {slot} is empty");
         let mut hole = slot;
         loop {
             let s = self.slots[hole + 1];
-            if s == 0 || self.home(stored(s)) > hole {
+            if s == EMPTY || self.home(stored(s)) > hole {
                 break;
             }
             self.slots[hole] = s;
             hole += 1;
         }
-        self.slots[hole] = 0;
+        self.slots[hole] = EMPTY;
         self.len -= 1;
         self.free_chunk(off);
     }
@@ -834,7 +926,7 @@ impl Table {
         let last_home = self.home(hi32 - 1);
         for i in self.home(lo32)..self.slots.len() {
             let s = self.slots[i];
-            if s == 0 {
+            if s == EMPTY {
                 if i > last_home {
                     break;
                 }
@@ -859,7 +951,7 @@ impl Table {
 
     /// Removes every entry and returns to the initial size.
     pub fn clear(&mut self) {
-        self.slots = vec![0; MIN_CAPACITY + tail(MIN_CAPACITY)].into_boxed_slice();
+        self.slots = Slots::empty(MIN_CAPACITY + tail(MIN_CAPACITY));
         self.cap = MIN_CAPACITY;
         self.len = 0;
         self.arena.clear();
@@ -882,7 +974,7 @@ mod tests {
         let mut n = 0;
         for i in 0..t.slots.len() {
             let s = t.slots[i];
-            if s == 0 {
+            if s == EMPTY {
                 continue;
             }
             n += 1;
@@ -890,12 +982,15 @@ mod tests {
             prev = stored(s);
             let home = t.home(stored(s));
             assert!(home <= i, "slot {i} before its home {home}");
-            assert!((home..i).all(|j| t.slots[j] != 0), "gap before slot {i}");
+            assert!(
+                (home..i).all(|j| t.slots[j] != EMPTY),
+                "gap before slot {i}"
+            );
             let k = t.key(i);
             assert_eq!(slot_hash((t.hasher)(k)), stored(s));
         }
         assert_eq!(n, t.len);
-        assert_eq!(*t.slots.last().unwrap(), 0);
+        assert_eq!(*t.slots.last().unwrap(), EMPTY);
     }
 
     /// A walk in slices with inserts, deletes and resizes between slices
