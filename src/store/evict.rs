@@ -10,7 +10,7 @@
 //! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
-//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 32 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 31 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
 //!
 //! The policy bits live in the entry's 16-bit metadata field beside the
 //! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
@@ -241,10 +241,8 @@ pub fn next_random(state: &mut u64) -> u64 {
 /// A queue entry that was evicted or found stale.
 const TOMB: u32 = u32::MAX;
 
-/// The SIEVE queue: the keys' 32 stored hash bits ([`super::table::slot_hash`])
-/// in insertion order, oldest first. (A key whose hash bits are all ones
-/// is queued as the value below, found as stale and never chosen: one key
-/// in four billion is not SIEVE-evicted.)
+/// The SIEVE queue: the keys' 31 stored hash bits
+/// ([`super::table::slot_hash`]) in insertion order, oldest first.
 #[derive(Default)]
 pub struct Sieve {
     queue: Vec<u32>,
@@ -288,7 +286,7 @@ impl Sieve {
     /// Appends a newly inserted key (the newest end).
     #[inline]
     pub fn push(&mut self, hash: u64, table: &mut Table) {
-        self.queue.push((hash as u32).min(TOMB - 1));
+        self.queue.push(hash as u32);
         if self.queue.len() > 2 * table.len() + 1024 {
             self.dedup(table);
         }

@@ -5,17 +5,20 @@
 //! so tests run it on a fake clock.
 //!
 //! * Keys are placed by the hash from [`crate::routing::key_hash`], computed
-//!   once per operation by the caller and passed in: the store never hashes a
-//!   key again. The table ([`table`]) is open addressing keyed by that hash,
-//!   so a batch can prefetch slots and entries ahead of execution.
-//! * An entry is one heap block holding a 16-byte header (lengths and the
-//!   absolute expiry), key and value back to back, so an insert costs one
-//!   allocation and an overwrite with a value of the same length (the seed
-//!   workload's case) costs none.
+//!   once per operation by the caller and passed in: the store hashes a key
+//!   again only to compact the arena. The table ([`table`]) is ordered open
+//!   addressing keyed by that hash, so a batch can prefetch slots and
+//!   entries ahead of execution.
+//! * An entry is one chunk of the table's slab arena ([`arena`]) holding a
+//!   3-byte header (lengths), 16 bits of metadata, the absolute expiry when
+//!   the key has (had) one, key and value back to back: 140 bytes for a
+//!   seed entry, 149 B/key with its 8-byte slot. An insert takes a chunk
+//!   from its size class; an overwrite within the class (the seed
+//!   workload's same-length case) is in place.
 //! * **Expiry.** A key's expiry is an absolute time in Unix milliseconds in
-//!   its block header, flagged by a has-TTL bit in its slot. Every access
+//!   its entry, flagged by a has-TTL bit in its metadata. Every access
 //!   checks it (lazy expiry: for a key without TTL that is one bit test on
-//!   the slot the lookup already holds). [`Store::expire_slice`] is active
+//!   the entry the lookup's key compare already loaded). [`Store::expire_slice`] is active
 //!   expiry: it walks a cursor over the slots, a bounded number per call,
 //!   reclaiming expired keys nobody touches; the shard calls it from a timer
 //!   between batches.
@@ -25,14 +28,18 @@
 //!   proceeds, and the shard's timer evicts the rest); without a victim it
 //!   fails with [`OpError::OutOfMemory`] as before.
 //! * Memory accounting: [`Store::used_bytes`] is what the partition holds
-//!   from the allocator: each entry block as the allocator's chunk for it
-//!   ([`entry_charge`]: glibc's size classes, header and rounding included),
-//!   the table's slot array at its full capacity, and SIEVE's queue at its
-//!   capacity. A write that would take it past the limit (counting a slot
-//!   array that would double) and cannot evict fails with
-//!   [`OpError::OutOfMemory`]; reads, deletes and writes that do not grow
-//!   the store keep working. Once at the limit, an insert evicts at least
-//!   one key before it inserts, so the slot array stops doubling.
+//!   from the kernel: the arena's pages in use (16 KiB each, free chunks in
+//!   them included; empty pages go back to the kernel), the table's slot
+//!   array at its full capacity, and SIEVE's queue at its capacity — so it
+//!   tracks RSS. A write that would take it past the limit (a new page for
+//!   its size class when the class has no free chunk, or a slot array that
+//!   would grow) and cannot evict fails with [`OpError::OutOfMemory`];
+//!   reads, deletes and writes that do not grow the store keep working.
+//!   Evicting frees chunks: a write that needs a chunk of a class evicts
+//!   until that class has one or a page fits (compaction empties pages of
+//!   classes with many free chunks). At the limit an insert evicts before
+//!   the slot array can grow. The limit binds at page granularity: a
+//!   partition below a few pages per size class in use holds little.
 //!
 //! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
 //! value is copied straight from the table into the reply (no intermediate
@@ -676,10 +683,13 @@ impl Store {
             let start = (evict::next_random(&mut self.rng) % cap as u64) as usize;
             for k in 0..16 {
                 let i = (start + k) % cap;
+                if volatile && !self.table.has_ttl_at(i) {
+                    continue;
+                }
                 let Some(meta) = self.table.meta_at(i) else {
                     continue;
                 };
-                if (volatile && meta & META_TTL == 0) || self.table.hash_at(i) == protect {
+                if self.table.hash_at(i) == protect {
                     continue;
                 }
                 let t = &self.table;
@@ -697,10 +707,11 @@ impl Store {
     /// Active expiry: walks up to `max_slots` slots from the cursor, reading
     /// the expiry of at most `max_checks` keys with a TTL and removing those
     /// that have passed. Bounded work whatever the key count; a full pass
-    /// over the table takes `capacity / max_slots` calls. First, when keys
-    /// have fallen below 1/6 of the slots, it shrinks the slot array (one
-    /// pass, as a doubling is, and rare: it needs the key count to drop by
-    /// two thirds since the last resize).
+    /// over the table takes `capacity / max_slots` calls. Keys without a
+    /// TTL cost a slot read (the slot's TTL bit), no entry read. First,
+    /// when keys have fallen below half the slots, it shrinks the slot array
+    /// (one sequential pass, as a growth is, and rare: it needs the key
+    /// count to drop by about 40% since the last resize).
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
         // After mass expiry or deletion, give the slot array back.
         let mut r = ExpireSlice {
@@ -719,21 +730,20 @@ impl Store {
         let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
         while r.slots < max_slots && r.checked < max_checks {
             r.slots += 1;
-            if let Some(meta) = self.table.meta_at(i) {
-                if meta & META_TTL != 0 {
-                    r.checked += 1;
-                    let at = self.table.expire_at(i);
-                    if at <= now {
-                        // Backward shifting may move the next entry into
-                        // slot i: look at it again.
-                        self.remove_slot(i);
-                        self.counters.expired_keys += 1;
-                        r.expired += 1;
-                        continue;
-                    }
-                    ttl_sum = ttl_sum.saturating_add(at - now);
-                    ttl_n += 1;
+            // The slot's TTL bit: keys without one cost no entry read.
+            if self.table.has_ttl_at(i) {
+                r.checked += 1;
+                let at = self.table.expire_at(i);
+                if at <= now {
+                    // Backward shifting may move the next entry into
+                    // slot i: look at it again.
+                    self.remove_slot(i);
+                    self.counters.expired_keys += 1;
+                    r.expired += 1;
+                    continue;
                 }
+                ttl_sum = ttl_sum.saturating_add(at - now);
+                ttl_n += 1;
             }
             i += 1;
             if i == cap {

@@ -6,7 +6,7 @@
 //!
 //! | part | bytes | what |
 //! |---|---:|---|
-//! | slot | 8 / load = 8.7–9.8 | 32 bits of the key's hash + a 32-bit arena offset, load 0.82–0.92 |
+//! | slot | 8 / load = 8.7–9.8 | 31 bits of the key's hash, a has-TTL bit and a 32-bit arena offset, load 0.82–0.92 |
 //! | entry header | 3 | flags, key length (5 bits), value length (16 bits); 9 for longer keys or values |
 //! | metadata | 2 | has-TTL bit + the eviction policy's 15 bits ([`Meta`]) |
 //! | expiry | 0 or 8 | absolute Unix ms, only in entries that have (had) a TTL |
@@ -15,11 +15,13 @@
 //!
 //! so a seed entry without TTL is a 140-byte chunk, 149–150 B/key in all.
 //!
-//! * **Slots.** A slot is `hash32 << 32 | offset` (all ones: empty): the top 32
-//!   bits of the key's placement hash and the entry's arena offset, eight
-//!   slots to a cache line. The home slot of a hash is
-//!   `(hash32 · capacity) >> 32` — monotone in the hash — and the table is
-//!   kept **ordered**: occupied slots hold non-decreasing `hash32` (an insert
+//! * **Slots.** A slot is `hash31 << 33 | ttl << 32 | offset` (all ones:
+//!   empty): the top 31 bits of the key's placement hash, a has-TTL bit
+//!   (so active expiry and volatile eviction pass over keys without one
+//!   reading the slot alone) and the entry's arena offset, eight slots to a
+//!   cache line. The home slot of a hash is `(hash31 · capacity) >> 31` —
+//!   monotone in the hash — and the table is kept **ordered**: occupied
+//!   slots hold non-decreasing `hash31` (an insert
 //!   shifts the rest of its run right by one, like Robin Hood hashing with a
 //!   monotone home). So a lookup stops at the first larger hash (a miss costs
 //!   what a hit does, even at load 0.92), a walk over a hash range is a walk
@@ -28,8 +30,8 @@
 //!   wrap-around: the array has a tail past the last home slot, and its last
 //!   slot is always empty (so every probe ends inside the array).
 //! * **Capacity** is not a power of two: the table grows by 1/8 when the
-//!   load would pass 0.92 (to 0.82), and shrinks to a load of 0.7 when it
-//!   falls below 0.4 (active expiry calls [`Table::shrink`] between batches).
+//!   load would pass 0.92 (to 0.82), and shrinks to a load of 0.8 when it
+//!   falls below 0.5 (active expiry calls [`Table::shrink`] between batches).
 //! * **Prefetch.** A slot's address follows from the hash alone, so a
 //!   lookup can be prefetched without touching memory
 //!   ([`Table::prefetch_slot`], two lines: the home slot's and the next),
@@ -70,8 +72,14 @@ pub type Meta = u16;
 /// queue and eviction's `protect` name a key).
 #[inline]
 pub fn slot_hash(hash: u64) -> u64 {
-    hash >> 32
+    hash >> HASH_SHIFT
 }
+
+/// A slot keeps the top 31 bits of the hash above its TTL bit and offset.
+const HASH_SHIFT: u32 = 33;
+/// Slot bit: the entry's key has a TTL (mirrors [`META_TTL`], so active
+/// expiry and volatile eviction skip keys without one by the slot alone).
+const SLOT_TTL: u64 = 1 << 32;
 
 /// The arena's address range is exhausted (16 GiB of entries in one table,
 /// or what the system let it reserve): the write fails like a full memory.
@@ -255,7 +263,7 @@ fn offset(slot: u64) -> u32 {
 
 #[inline(always)]
 fn stored(slot: u64) -> u64 {
-    slot >> 32
+    slot >> HASH_SHIFT
 }
 
 /// Slots past the last home slot (a run can spill over the end).
@@ -266,7 +274,7 @@ fn tail(cap: usize) -> usize {
 
 #[inline(always)]
 fn home_in(cap: usize, h32: u64) -> usize {
-    ((h32 * cap as u64) >> 32) as usize
+    ((h32 * cap as u64) >> 31) as usize
 }
 
 /// Most keys at a capacity (load 0.92).
@@ -463,7 +471,7 @@ impl Table {
     #[inline]
     pub fn find_with_meta(&self, hash: u64, key: &[u8]) -> Option<(usize, Meta)> {
         let h = slot_hash(hash);
-        let first = h << 32;
+        let first = h << HASH_SHIFT;
         let mut i = self.home(h);
         // Skip the run's smaller hashes: one compare a slot (an EMPTY slot
         // is larger than any full one).
@@ -488,7 +496,7 @@ impl Table {
     /// SIEVE queue names entries by it: on a collision it finds one of the
     /// colliding keys, which is as good a victim as the other).
     pub fn find_hash(&self, h: u64) -> Option<usize> {
-        if h >> 32 != 0 {
+        if h >> 31 != 0 {
             return None;
         }
         let mut i = self.home(h);
@@ -512,7 +520,7 @@ impl Table {
             if s == EMPTY || stored(s) > h {
                 return None;
             }
-            if s == (h << 32 | off as u64) {
+            if s & !SLOT_TTL == (h << HASH_SHIFT | off as u64) {
                 return Some(i);
             }
             i += 1;
@@ -575,12 +583,14 @@ impl Table {
         let e = self.entry(slot);
         let Some(at) = expire_at else {
             e.set_meta(e.meta() & !META_TTL);
+            self.slots[slot] &= !SLOT_TTL;
             return Ok(());
         };
         if e.expire {
             // SAFETY: the entry has its expiry field after the meta.
             unsafe { ptr::write_unaligned(e.p.add(e.meta_at + 2) as *mut u64, at) };
             e.set_meta(e.meta() | META_TTL);
+            self.slots[slot] |= SLOT_TTL;
             return Ok(());
         }
         let size = entry_size(e.key_len, e.value_len, true);
@@ -596,7 +606,16 @@ impl Table {
             )
         };
         self.relink(slot, off);
+        self.slots[slot] |= SLOT_TTL;
         Ok(())
+    }
+
+    /// True when full slot `i` holds a key with a TTL (from the slot
+    /// alone: no entry is read); false for an empty slot.
+    #[inline]
+    pub fn has_ttl_at(&self, i: usize) -> bool {
+        let s = self.slots[i];
+        s != EMPTY && s & SLOT_TTL != 0
     }
 
     /// Points `slot` at the entry `off` and frees the one it held.
@@ -781,7 +800,8 @@ impl Table {
         };
         // SAFETY: a fresh chunk of `size` bytes, disjoint from the inputs.
         unsafe { write_entry(self.arena.ptr(off), key, value, meta, expire_at) };
-        let slot = slot_hash(hash) << 32 | off as u64;
+        let ttl = if expire_at.is_some() { SLOT_TTL } else { 0 };
+        let slot = slot_hash(hash) << HASH_SHIFT | ttl | off as u64;
         let i = loop {
             match self.place(slot) {
                 Some(i) => break i,
@@ -813,15 +833,16 @@ impl Table {
         Some(i)
     }
 
-    /// Shrinks the slot array once the load has fallen below 0.4 (after
-    /// mass expiry or deletion), to a load of 0.7; the minimum capacity
-    /// aside. One pass over the slots, like a growth; the caller runs it
-    /// between batches, never per operation. True when it shrank.
+    /// Shrinks the slot array once the load has fallen below 0.5 (after
+    /// mass expiry or deletion: half the keys gone since the last growth),
+    /// to a load of 0.8; the minimum capacity aside. One pass over the
+    /// slots, like a growth; the caller runs it between batches, never per
+    /// operation. True when it shrank.
     pub fn shrink(&mut self) -> bool {
-        if self.cap <= MIN_CAPACITY || self.len * 5 >= self.cap * 2 {
+        if self.cap <= MIN_CAPACITY || self.len * 2 >= self.cap {
             return false;
         }
-        let new = (self.len * 10 / 7).max(MIN_CAPACITY);
+        let new = (self.len * 5 / 4).max(MIN_CAPACITY);
         if new >= self.cap {
             return false;
         }
@@ -902,7 +923,7 @@ impl Table {
             };
             // SAFETY: two distinct live chunks of at least `e.size()` bytes.
             unsafe { ptr::copy_nonoverlapping(p, self.arena.ptr(to), e.size()) };
-            self.slots[slot] = h << 32 | to as u64;
+            self.slots[slot] = self.slots[slot] & !0xFFFF_FFFF | to as u64;
             self.arena.free(off);
         }
         self.arena.end_evacuation(page);
@@ -910,7 +931,7 @@ impl Table {
 
     /// Calls `f(key, value, expiry)` for every entry whose *position* lies
     /// in `lo..hi` (`hi` up to 2^64). An entry's position is its hash's top
-    /// 32 bits, shifted back up (`slot_hash(h) << 32`): it never changes,
+    /// 31 bits, shifted back up (`slot_hash(h) << 33`): it never changes,
     /// so a walk over consecutive ranges, one range at a time with writes
     /// in between, visits every key that is present for the whole walk
     /// exactly once, whatever resizes and deletes happen meanwhile. This is
@@ -918,8 +939,8 @@ impl Table {
     /// hash order, so the cost is the range's slots. `f` gets the key, the
     /// value and the expiry (`None` without TTL).
     pub fn for_each_in(&self, lo: u128, hi: u128, mut f: impl FnMut(&[u8], &[u8], Option<u64>)) {
-        let lo32 = lo.div_ceil(1 << 32).min(1 << 32) as u64;
-        let hi32 = hi.div_ceil(1 << 32).min(1 << 32) as u64;
+        let lo32 = lo.div_ceil(1 << HASH_SHIFT).min(1 << 31) as u64;
+        let hi32 = hi.div_ceil(1 << HASH_SHIFT).min(1 << 31) as u64;
         if lo32 >= hi32 || self.len == 0 {
             return;
         }
@@ -946,7 +967,7 @@ impl Table {
     /// The width of position range holding about `slots` home slots at the
     /// current capacity (for [`Table::for_each_in`] slices).
     pub fn position_span(&self, slots: usize) -> u128 {
-        (((slots as u128) << 64) / self.cap as u128).max(1 << 32)
+        (((slots as u128) << 64) / self.cap as u128).max(1 << HASH_SHIFT)
     }
 
     /// Removes every entry and returns to the initial size.
@@ -988,6 +1009,11 @@ mod tests {
             );
             let k = t.key(i);
             assert_eq!(slot_hash((t.hasher)(k)), stored(s));
+            assert_eq!(
+                s & SLOT_TTL != 0,
+                t.meta(i) & META_TTL != 0,
+                "slot {i}'s TTL bit"
+            );
         }
         assert_eq!(n, t.len);
         assert_eq!(*t.slots.last().unwrap(), EMPTY);
@@ -1162,8 +1188,8 @@ mod tests {
         }
         let before = t.capacity();
         assert!(t.shrink());
-        assert!(t.capacity() < before && t.len() * 100 >= t.cap * 69);
-        assert!(!t.shrink(), "load is 0.7 now");
+        assert!(t.capacity() < before && t.len() * 100 >= t.cap * 79);
+        assert!(!t.shrink(), "load is 0.8 now");
         check_invariants(&t);
         for i in 48_000..50_000u32 {
             let k = i.to_le_bytes();
