@@ -41,6 +41,7 @@
 //! | [`log`](mod@log) | the process's log level for stderr messages | everything else |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
+//! | [`glob`](mod@glob) | Redis's glob matching (KEYS, SCAN MATCH) | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
 //! | [`error`] | error enums per layer | — |
 
@@ -50,6 +51,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod log;
 pub mod memlock;
 pub mod op;

@@ -106,7 +106,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "select",
         2,
         LOADING_STALE_FAST,
-        "Changes the selected database (corekv has only database 0).",
+        "Changes the selected database (0 to --databases - 1; 0 only with --cluster).",
         &[arg("index", "integer")],
         select,
     ),
@@ -156,13 +156,13 @@ fn echo(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     Ok(Effect::Continue)
 }
 
-/// SELECT index: only database 0 exists.
+/// SELECT index: databases 0..`--databases` (see
+/// `keyspace::select_index`). SELECT is not batched, so the run queued
+/// before it executes in the database selected before.
 fn select(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    let index = p.next_int()?;
+    let index = p.next_bytes()?;
     p.finish()?;
-    if index != 0 {
-        return Err(CmdError::msg("ERR DB index is out of range"));
-    }
+    conn.db = super::keyspace::select_index(conn, index)?;
     conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Continue)
 }
