@@ -21,6 +21,9 @@ pub const SCAN_END: u128 = 1 << 64;
 /// stops earlier once it has COUNT keys): an empty stretch of the table
 /// costs bounded work, and the call returns a cursor to go on from.
 const SCAN_SPANS: usize = 8;
+/// Fewest slots one span covers, so a small table (1024 slots) is walked
+/// in one call, as Redis answers a small keyspace in one page.
+const SCAN_MIN_SLOTS: usize = 128;
 
 /// A request to one shard.
 #[derive(Debug, Clone)]
@@ -161,7 +164,7 @@ impl Shard {
                 // Redis: the pattern `*` is no pattern (it matches "" too).
                 let pattern = pattern.filter(|p| p.as_slice() != b"*");
                 let count = count.max(1);
-                let span = store.position_span(count).max(1);
+                let span = store.position_span(count.max(SCAN_MIN_SLOTS)).max(1);
                 let mut keys = Vec::new();
                 let mut lo = from;
                 for _ in 0..SCAN_SPANS {

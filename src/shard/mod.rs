@@ -274,6 +274,14 @@ impl NodeState {
         self.databases
     }
 
+    /// Keys of database `db` in each shard (as last published).
+    pub fn db_keys_per_shard(&self, db: usize) -> Vec<u64> {
+        self.slots
+            .iter()
+            .map(|s| s.dbs.get(db).map_or(0, |d| d.keys.load(Relaxed)))
+            .collect()
+    }
+
     /// One database's figures summed over the shards (as last published).
     pub fn db_stats(&self, db: usize) -> DbStats {
         let mut d = DbStats::default();

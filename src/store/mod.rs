@@ -227,6 +227,12 @@ pub struct ObjectInfo {
     pub freq: u8,
     /// The key's value length.
     pub value_len: usize,
+    /// The value as an integer, when its encoding is `int`.
+    pub int_value: Option<i64>,
+    /// An integer Redis would share (0..10000): its refcount is INT_MAX.
+    pub small_int: bool,
+    /// Where the value is (DEBUG OBJECT's `Value at:`).
+    pub address: usize,
     /// Absolute expiry, Unix ms (0: none).
     pub expire_at: u64,
 }
@@ -506,11 +512,16 @@ impl Store {
             _ => (0, 0),
         };
         let v = self.table.value(slot);
+        let encoding = object_encoding(v);
+        let int_value = (encoding == "int").then(|| parse_i64(v)).flatten();
         Some(ObjectInfo {
-            encoding: object_encoding(v),
+            encoding,
             idle_secs,
             freq,
             value_len: v.len(),
+            int_value,
+            small_int: int_value.is_some_and(|n| (0..10_000).contains(&n)),
+            address: v.as_ptr() as usize,
             expire_at: if meta & META_TTL != 0 {
                 self.table.expire_at(slot)
             } else {

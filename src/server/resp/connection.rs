@@ -163,6 +163,7 @@ fn select(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     let index = p.next_bytes()?;
     p.finish()?;
     conn.db = super::keyspace::select_index(conn, index)?;
+    conn.client.shared.db.store(conn.db as u32, Relaxed);
     conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Continue)
 }
@@ -381,7 +382,7 @@ fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> Strin
     let qbuf = c.qbuf.load(Relaxed);
     let obuf = c.out_buf.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db=0 sub=0 psub=0 \
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db={} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem=0 rbs={rbs} rbp={rbs} \
          obl=0 oll=0 omem=0 tot-mem={} events=r cmd={cmd} user=default redir=-1 resp=2\n",
         c.id,
@@ -390,6 +391,7 @@ fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> Strin
         c.fd,
         String::from_utf8_lossy(&name),
         idle_ms / 1000,
+        c.db.load(Relaxed),
         rbs.saturating_sub(qbuf),
         rbs + obuf,
     )
