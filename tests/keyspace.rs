@@ -39,6 +39,7 @@ fn select_dbsize_flushdb_swapdb_move_match_redis() {
     let mut script = lines(
         Cmp::Exact,
         &[
+            "CONFIG GET databases",
             "SELECT 0",
             "SET a 0",
             "SET b 0",

@@ -396,6 +396,75 @@ mod tests {
     }
 
     #[test]
+    fn databases_round_trip_and_version_1_reads_as_database_0() {
+        let mut v = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut v);
+        encode_in(&mut v, 7, RecordOp::Set, 5, b"k", b"v");
+        encode_in(&mut v, 3, RecordOp::Swap, 0, b"", &9u16.to_le_bytes());
+        let mut got = Vec::new();
+        assert_eq!(
+            scan(&v, HEADER_LEN, |_, r| got.push((
+                r.op,
+                r.db,
+                r.key.to_vec()
+            ))),
+            ScanEnd::Clean { end: v.len() }
+        );
+        assert_eq!(
+            got,
+            vec![
+                (RecordOp::Set, 7, b"k".to_vec()),
+                (RecordOp::Swap, 3, vec![])
+            ]
+        );
+        // A version 1 file: the header says 1, bodies have no database.
+        let mut old = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut old);
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = xxh3_64(&old[..40]);
+        old[40..48].copy_from_slice(&sum.to_le_bytes());
+        let mut body = vec![1u8];
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&2u32.to_le_bytes());
+        body.extend_from_slice(b"k1v1");
+        old.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        old.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+        old.extend_from_slice(&body);
+        assert!(Header::decode(&old).is_ok());
+        let mut got = Vec::new();
+        assert_eq!(
+            scan(&old, HEADER_LEN, |_, r| got.push((
+                r.db,
+                r.key.to_vec(),
+                r.value.to_vec()
+            ))),
+            ScanEnd::Clean { end: old.len() }
+        );
+        assert_eq!(got, vec![(0, b"k1".to_vec(), b"v1".to_vec())]);
+        // Versions past this one are refused.
+        old[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let sum = xxh3_64(&old[..40]);
+        old[40..48].copy_from_slice(&sum.to_le_bytes());
+        assert!(Header::decode(&old).unwrap_err().contains("version 3"));
+    }
+
+    #[test]
     fn torn_tail_and_corrupt_middle() {
         let v = file();
         let full = v.len();

@@ -462,7 +462,7 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
         ("maxmemory-policy", figures.policy.name().into()),
         ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
-        ("databases", "1".into()),
+        ("databases", shard.node.databases().to_string()),
         ("port", figures.port.to_string()),
         (
             "timeout",
