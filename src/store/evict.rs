@@ -240,6 +240,9 @@ pub fn next_random(state: &mut u64) -> u64 {
 
 /// A queue entry that was evicted or found stale.
 const TOMB: u32 = u32::MAX;
+/// How far ahead of the hand SIEVE prefetches slots, and entries.
+const PREFETCH_SLOTS_AHEAD: usize = 8;
+const PREFETCH_ENTRIES_AHEAD: usize = 4;
 
 /// The SIEVE queue: the keys' 31 stored hash bits
 /// ([`super::table::slot_hash`]) in insertion order, oldest first.
@@ -302,6 +305,19 @@ impl Sieve {
                 self.hand = 0;
                 if self.queue.is_empty() {
                     return None;
+                }
+            }
+            // The hand walks the queue in order: load the slots of the keys
+            // it will reach a few steps on, and the entries of nearer ones
+            // (whose slots should be in by now), so its cache misses overlap.
+            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_SLOTS_AHEAD) {
+                if ahead != TOMB {
+                    table.prefetch_slot_of(ahead as u64);
+                }
+            }
+            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_ENTRIES_AHEAD) {
+                if ahead != TOMB {
+                    table.prefetch_entry_of(ahead as u64);
                 }
             }
             let h = self.queue[self.hand];

@@ -432,16 +432,49 @@ impl Table {
     /// line (where its run may continue); no memory is read.
     #[inline]
     pub fn prefetch_slot(&self, hash: u64) {
-        let p = self.slots.as_ptr().wrapping_add(self.home(slot_hash(hash)));
+        self.prefetch_slot_of(slot_hash(hash));
+    }
+
+    /// [`Table::prefetch_slot`] by stored hash bits (a [`slot_hash`]).
+    #[inline]
+    pub fn prefetch_slot_of(&self, h: u64) {
+        self.prefetch_index(self.home(h));
+    }
+
+    /// Starts loading slot `i` and the next line.
+    #[inline]
+    pub fn prefetch_index(&self, i: usize) {
+        let p = self.slots.as_ptr().wrapping_add(i);
         prefetch(p.cast());
         prefetch(p.wrapping_add(8).cast());
+    }
+
+    /// Starts loading the first line of full slot `i`'s entry (its header
+    /// and metadata).
+    #[inline]
+    pub fn prefetch_entry_at(&self, i: usize) {
+        let s = self.slots[i];
+        if s != EMPTY {
+            prefetch(self.arena.ptr(offset(s)));
+        }
+    }
+
+    /// True when slot `i` holds an entry.
+    #[inline]
+    pub fn is_full(&self, i: usize) -> bool {
+        self.slots[i] != EMPTY
     }
 
     /// Starts loading the entry of `hash`, if its slot (prefetched earlier)
     /// shows one: the lines a seed-sized entry spans.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
-        let h = slot_hash(hash);
+        self.prefetch_entry_of(slot_hash(hash));
+    }
+
+    /// [`Table::prefetch_entry`] by stored hash bits (a [`slot_hash`]).
+    #[inline]
+    pub fn prefetch_entry_of(&self, h: u64) {
         let home = self.home(h);
         for i in home..home + 16 {
             let s = self.slots[i];
