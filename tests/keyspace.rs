@@ -631,3 +631,47 @@ fn scan_returns_every_stable_key_under_concurrent_writes() {
     assert_eq!(stable_seen, stable.len());
     node.shutdown();
 }
+
+#[test]
+fn info_stats_keyspace_counters_match_redis() {
+    let Some(redis) = redis_server() else { return };
+    let node = corekv();
+    let mut ours = Conn::connect(node.resp_addr.unwrap());
+    let mut theirs = Conn::connect(redis.addr);
+    let field = |info: &[u8], name: &str| -> String {
+        String::from_utf8_lossy(info)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+            .unwrap_or_else(|| panic!("INFO stats has no {name}"))
+    };
+    for c in [&mut ours, &mut theirs] {
+        c.line("FLUSHALL");
+        c.line("CONFIG RESETSTAT");
+        c.line("SET a 1");
+        c.line("SET b 2");
+        c.line("GET a");
+        c.line("GET nope");
+        c.line("MGET a b nope1 nope2");
+        c.line("SELECT 4");
+        c.line("GET a");
+        c.line("SET t v PX 1");
+        c.line("SELECT 0");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for c in [&mut ours, &mut theirs] {
+        c.line("SELECT 4");
+        c.line("GET t"); // expired: a miss, and an expired key
+        c.line("SELECT 0");
+    }
+    let a = ours.line("INFO stats");
+    let b = theirs.line("INFO stats");
+    for name in [
+        "keyspace_hits",
+        "keyspace_misses",
+        "expired_keys",
+        "evicted_keys",
+    ] {
+        assert_eq!(field(&a, name), field(&b, name), "{name}");
+    }
+    node.shutdown();
+}
