@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `table` | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
-//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
+//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
@@ -96,7 +96,7 @@ use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
 use crate::op::OpError;
-use crate::protocol::resp::{self, parse_command};
+use crate::protocol::resp::{self, parse_command, Proto};
 use crate::shard::Shard;
 
 use super::observe::{self, ClientShared, Observe, ShardObserve};
@@ -160,6 +160,8 @@ pub(crate) struct Connection<'s> {
     pub(crate) authed: bool,
     /// Worst-case reply bytes of the queued run.
     run_worst: usize,
+    /// The protocol this connection speaks (HELLO 3 switches to RESP3).
+    pub(crate) proto: Proto,
 }
 
 impl<'s> Connection<'s> {
@@ -185,6 +187,7 @@ impl<'s> Connection<'s> {
             security: &OPEN,
             authed: true,
             run_worst: 0,
+            proto: Proto::Resp2,
         }
     }
 
@@ -234,7 +237,9 @@ impl<'s> Connection<'s> {
             &mut self.failed,
             limit,
             end,
-        );
+        )
+        .proto(self.proto)
+        .lcs_limit(self.limits.max_value_len);
         self.shard.execute(&view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
@@ -743,10 +748,11 @@ mod tests {
         assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
         assert!(reject("select 0").is_none());
         assert_eq!(
-            reject("hello 3").unwrap(),
+            reject("hello 4").unwrap(),
             "NOPROTO unsupported protocol version"
         );
         assert!(reject("hello 2").is_none());
+        assert!(reject("hello 3").is_none());
         assert_eq!(reject("incrby k x").unwrap(), table::ERR_NOT_INTEGER);
         assert_eq!(
             reject("decrby k -9223372036854775808").unwrap(),
