@@ -638,8 +638,9 @@ fn connection_limit_is_reported() {
 fn handshake_and_server_commands() {
     let h = start();
     let mut c = Raw::connect(resp_addr(&h));
+    // HELLO 3 is accepted (tests/resp3.rs); 4 is not a protocol.
     assert_eq!(
-        c.cmd(&["HELLO", "3"]),
+        c.cmd(&["HELLO", "4"]),
         R::Err("NOPROTO unsupported protocol version".into())
     );
     let R::Arr(Some(hello)) = c.cmd(&["HELLO", "2", "SETNAME", "me"]) else {
