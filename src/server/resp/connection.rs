@@ -213,7 +213,8 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
 /// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the
 /// connection to RESP2 or RESP3. As in Redis, every option is read before
 /// the credentials are checked, a client that is still not authenticated
-/// gets NOAUTH, and the protocol changes only once all of that passed.
+/// gets NOAUTH, then the name is checked and set, and the protocol changes
+/// only once all of that passed.
 fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     let mut proto = None;
     if let Some(version) = p.try_next_bytes() {
@@ -233,9 +234,7 @@ fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErro
     while let Some(option) = p.try_next_bytes() {
         let more = p.remaining();
         if is_word(option, "setname") && more >= 1 {
-            let name = p.next_bytes()?;
-            check_name(name)?;
-            setname = Some(name);
+            setname = Some(p.next_bytes()?);
         } else if is_word(option, "auth") && more >= 2 {
             credentials = Some((p.next_bytes()?, p.next_bytes()?));
         } else {
@@ -256,7 +255,10 @@ fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErro
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
+    // As Redis 7.0: a bad name is refused after AUTH took effect, and
+    // before the protocol changes.
     if let Some(name) = setname {
+        check_name(name)?;
         conn.client.set_name(name);
     }
     if let Some(proto) = proto {
