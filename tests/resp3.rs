@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::redis::{agree, frame_len, redis_server_with, Cmp, Conn};
+use common::redis::{agree, frame_len, redis_server_with, show, Cmp, Conn};
 use corekv::server::ServerHandle;
 
 use Cmp::{Exact, SameType};
@@ -36,15 +36,6 @@ fn mask_hello(r: &[u8]) -> String {
         }
     }
     out.join("\r\n")
-}
-
-fn show(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    if s.len() > 400 {
-        format!("{:?}…", &s[..400])
-    } else {
-        format!("{s:?}")
-    }
 }
 
 /// Sends `line` to both; an error line when the replies disagree.

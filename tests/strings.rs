@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::redis::{agree, redis_server_with, Cmp, Conn};
+use common::redis::{diff_calls, redis_server_with, Cmp, Conn};
 use corekv::config::DEFAULT_MAX_VALUE_LEN;
 
 use Cmp::{Exact, Near};
@@ -43,45 +43,6 @@ fn cmd(line: &str, cmp: Cmp) -> Step {
 /// A command from explicit arguments (spaces, binary bytes).
 fn call(args: &[&[u8]], cmp: Cmp) -> Step {
     (args.iter().map(|a| a.to_vec()).collect(), cmp)
-}
-
-fn show(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    if s.len() > 300 {
-        format!("{:?}… ({} bytes)", &s[..300], b.len())
-    } else {
-        format!("{s:?}")
-    }
-}
-
-/// Runs the steps against both connections; every reply that differs.
-fn compare(ours: &mut Conn, theirs: &mut Conn, steps: &[Step]) -> Vec<String> {
-    let mut diffs = Vec::new();
-    for (args, cmp) in steps {
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let a = ours.call(&args);
-        let b = theirs.call(&args);
-        if !agree(*cmp, &a, &b) {
-            let line: Vec<String> = args
-                .iter()
-                .map(|a| {
-                    let s = String::from_utf8_lossy(a);
-                    if s.len() > 40 {
-                        format!("<{} bytes>", a.len())
-                    } else {
-                        s.into_owned()
-                    }
-                })
-                .collect();
-            diffs.push(format!(
-                "{}\n  corekv: {}\n  redis:  {}",
-                line.join(" "),
-                show(&a),
-                show(&b)
-            ));
-        }
-    }
-    diffs
 }
 
 /// The script for a key `k` and a second key `n`.
@@ -347,7 +308,7 @@ fn run_script(hello3: bool) {
     }
     let mut diffs = Vec::new();
     for (k, n) in PAIRS {
-        diffs.extend(compare(&mut ours, &mut theirs, &script(k, n)));
+        diffs.extend(diff_calls(&mut ours, &mut theirs, &script(k, n)));
     }
     assert!(
         diffs.is_empty(),
