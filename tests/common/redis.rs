@@ -45,14 +45,24 @@ pub fn installed(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Is `tool` installed? When it is not: `false` (the caller skips, with a
+/// loud message naming the `package` to install), or a panic when `CI` is
+/// set — CI installs it.
+pub fn need(tool: &str, package: &str) -> bool {
+    if installed(tool) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed but CI is set: install {package}");
+    }
+    eprintln!("\n\n*** SKIPPING: {tool} not found (apt-get install {package}) ***\n");
+    false
+}
+
 /// A redis-server on a free loopback port, with `extra` arguments; `None`
 /// (skip) when it is not installed and `CI` is unset.
 pub fn redis_server_with(extra: &[&str]) -> Option<Redis> {
-    if !installed("redis-server") {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed but CI is set: install redis-server");
-        }
-        eprintln!("\n\n*** SKIPPING: redis-server not found (apt-get install redis-server) ***\n");
+    if !need("redis-server", "redis-server") {
         return None;
     }
     let port = TcpListener::bind("127.0.0.1:0")
@@ -203,15 +213,57 @@ impl Conn {
 
     /// Reads the next reply's bytes.
     pub fn reply(&mut self) -> Vec<u8> {
+        self.try_reply().expect("connection closed before a reply")
+    }
+
+    /// Reads the next reply's bytes, or `None` when the server closed the
+    /// connection (EOF or reset) first.
+    pub fn try_reply(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(n) = frame_len(&self.buf) {
-                return self.buf.drain(..n).collect();
+                return Some(self.buf.drain(..n).collect());
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).expect("reply within timeout");
-            assert!(n > 0, "connection closed before a reply");
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                Err(e) => panic!("reply within timeout: {e}"),
+            };
+            if n == 0 {
+                return None;
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Writes raw bytes (pipelines, malformed input).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Expects the server to close the connection after at most the
+    /// replies already sent (they are discarded).
+    pub fn expect_eof(&mut self) {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                // A reset after close is fine too.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("expected EOF, got {e}"),
+            }
+        }
+    }
+
+    /// This end's address (what CLIENT LIST shows as `addr`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    /// The server's address (what CLIENT LIST shows as `laddr`).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.stream.peer_addr().expect("peer address")
     }
 }
 
