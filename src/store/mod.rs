@@ -34,6 +34,12 @@
 //!   the store keep working. Once at the limit, an insert evicts at least
 //!   one key before it inserts, so the slot array stops doubling.
 //!
+//! * **Read-modify-write strings** (APPEND, SETRANGE, INCRBYFLOAT) build the
+//!   new value in a scratch buffer the store keeps (released when it grew
+//!   past 64 KiB) and store it like any write, keeping the key's TTL; their
+//!   result is bounded by `max_value_len` (Redis's proto-max-bulk-len
+//!   error). INCRBYFLOAT's arithmetic is C `long double` (`float`).
+//!
 //! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
 //! value is copied straight from the table into the reply (no intermediate
 //! buffer), and `GETSET` can return the old value before it is overwritten.
