@@ -508,10 +508,17 @@ mod tests {
     /// Runs `run`'s ops over `buf` through a fresh store into a
     /// [`RespSink`]: the reply bytes and the failed ops.
     fn execute(run: &Run, buf: &[u8]) -> (Vec<u8>, Vec<(u32, OpError)>) {
+        execute_in(run, buf, Proto::Resp2)
+    }
+
+    /// [`execute`] with replies in `proto`.
+    fn execute_in(run: &Run, buf: &[u8], proto: Proto) -> (Vec<u8>, Vec<(u32, OpError)>) {
         let view = run.view(buf);
         let mut out = Vec::new();
         let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX)
+            .proto(proto)
+            .lcs_limit(1024);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);
@@ -571,6 +578,61 @@ mod tests {
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
                     -ERR key too large (corekv --max-key-len)\r\n";
         assert_eq!(String::from_utf8_lossy(&out), want);
+    }
+
+    /// RESP3 nulls (GET, MGET, SET NX), and LCS: its two reads, the reply
+    /// its options ask for, its table bound, an error of either read.
+    #[test]
+    fn resp3_nulls_and_lcs() {
+        let buf = b"abohmytextmynewtext01234567890123456789";
+        let mut run = Run::default();
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.plan(Style::Bulk, 1);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Array, 2);
+        run.op(OpKind::Put, 0..1, 2..10);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::PutIfAbsent, 0..1, 2..10);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::Put, 1..2, 10..19);
+        run.plan(Style::SetOk, 1);
+        let opts = LcsOpts {
+            len: false,
+            idx: true,
+            with_match_len: false,
+            min_match_len: 4,
+        };
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Lcs(opts), 2);
+        // A key too large (16 in `store`) in either read is the error.
+        run.op(OpKind::Get, 19..39, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Lcs(opts), 2);
+        // The table bound (1024 bytes here): 10 × 10 cells of 4 bytes fit,
+        // 17 × 17 do not.
+        let plain = Style::Lcs(LcsOpts { idx: false, ..opts });
+        run.op(OpKind::Put, 0..1, 10..19);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(plain, 2);
+        run.op(OpKind::Put, 0..1, 19..35);
+        run.op(OpKind::Put, 1..2, 19..35);
+        run.plan(Style::AllOk, 2);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(plain, 2);
+        let (out, failed) = execute_in(&run, buf, Proto::Resp3);
+        let want = "_\r\n*2\r\n_\r\n_\r\n+OK\r\n_\r\n+OK\r\n\
+                    %2\r\n$7\r\nmatches\r\n*1\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n\
+                    $3\r\nlen\r\n:6\r\n\
+                    -ERR key too large (corekv --max-key-len)\r\n+OK\r\n$9\r\nmynewtext\r\n\
+                    +OK\r\n\
+                    -ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), want);
+        assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [6, 10]);
     }
 
     #[test]
