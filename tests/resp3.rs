@@ -109,6 +109,18 @@ fn script(k: &str, n: &str) -> Vec<(String, Cmp)> {
         "HELLO 3 AUTH default".into(),
         "GETRANGE".into(),
         "NOSUCHCOMMAND a".into(),
+        // The keyspace commands' nulls and types.
+        "SELECT 9".into(),
+        "RANDOMKEY".into(),
+        format!("SET {k} 12345"),
+        format!("OBJECT ENCODING {k}"),
+        format!("OBJECT ENCODING missing:{k}"),
+        format!("TYPE {k}"),
+        format!("TYPE missing:{k}"),
+        format!("KEYS {k}"),
+        "SCAN 0 MATCH nomatch*".into(),
+        format!("DEL {k}"),
+        "SELECT 0".into(),
     ];
     let mut s: Vec<(String, Cmp)> = exact.into_iter().map(|l| (l, Exact)).collect();
     // Same type where the contents differ (INFO's fields, client ids,

@@ -293,13 +293,18 @@ fn redis() -> Option<common::redis::Redis> {
     redis_server_with(&["--proto-max-bulk-len", &max])
 }
 
-fn run_script(hello3: bool) {
+fn run_script(hello3: bool, db: Option<u8>) {
     let Some(redis) = redis() else {
         return;
     };
     let node = common::start(0, 2);
     let mut ours = Conn::connect(node.resp_addr.unwrap());
     let mut theirs = Conn::connect(redis.addr);
+    if let Some(db) = db {
+        let select = format!("SELECT {db}");
+        assert_eq!(ours.line(&select), b"+OK\r\n");
+        assert_eq!(theirs.line(&select), b"+OK\r\n");
+    }
     if hello3 {
         // The maps differ in version and id; their shape is compared in
         // tests/resp3.rs. Both must now speak RESP3.
@@ -316,16 +321,30 @@ fn run_script(hello3: bool) {
         diffs.len(),
         diffs.join("\n")
     );
+    if db.is_some() {
+        // The keys were written in that database, not in 0.
+        ours.line("SET marker x");
+        assert_eq!(ours.line("DBSIZE"), b":1\r\n");
+        ours.line("SELECT 0");
+        assert_eq!(ours.line("DBSIZE"), b":0\r\n");
+    }
 }
 
 #[test]
 fn string_commands_match_redis_resp2() {
-    run_script(false);
+    run_script(false, None);
 }
 
 #[test]
 fn string_commands_match_redis_resp3() {
-    run_script(true);
+    run_script(true, None);
+}
+
+/// The same script in database 5 (the ops run in the connection's
+/// database, also when forwarded to the other shard).
+#[test]
+fn string_commands_match_redis_in_another_database() {
+    run_script(false, Some(5));
 }
 
 /// Read-modify-write ops are atomic per key: many clients appending and

@@ -355,6 +355,8 @@ pub struct ClientShared {
     pub killed: AtomicBool,
     /// The protocol version it speaks (2, or 3 after HELLO 3).
     pub resp: AtomicU8,
+    /// The database the client has selected (CLIENT LIST's `db=`).
+    pub db: AtomicU32,
 }
 
 impl ClientShared {
@@ -369,6 +371,7 @@ impl ClientShared {
             created: Instant::now(),
             name: Mutex::new(Vec::new()),
             last_cmd: AtomicU32::new(u32::MAX),
+            db: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(0),
             read_buf: AtomicU64::new(0),
             qbuf: AtomicU64::new(0),

@@ -14,6 +14,7 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `keyspace` | SWAPDB MOVE KEYS SCAN RANDOMKEY TYPE TOUCH UNLINK OBJECT DEBUG |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
@@ -80,6 +81,7 @@ pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
 pub(crate) mod keys;
+pub(crate) mod keyspace;
 pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod strings;
@@ -162,6 +164,12 @@ pub(crate) struct Connection<'s> {
     run_worst: usize,
     /// The protocol this connection speaks (HELLO 3 switches to RESP3).
     pub(crate) proto: Proto,
+    /// The selected database (SELECT): every command of a queued run runs
+    /// in it, and SELECT, not being batched, ends the run.
+    pub(crate) db: u16,
+    /// A keyspace command checked by its handler, answered by
+    /// [`keyspace::finish`] ([`Effect::Keyspace`]).
+    pub(crate) pending: Option<keyspace::Pending>,
 }
 
 impl<'s> Connection<'s> {
@@ -188,6 +196,8 @@ impl<'s> Connection<'s> {
             authed: true,
             run_worst: 0,
             proto: Proto::Resp2,
+            db: 0,
+            pending: None,
         }
     }
 
@@ -240,7 +250,7 @@ impl<'s> Connection<'s> {
         )
         .proto(self.proto)
         .lcs_limit(self.limits.max_value_len);
-        self.shard.execute(&view, &mut sink).await;
+        self.shard.execute_in(self.db, &view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
         if let Err(e) = self.shard.before_reply(log_mark).await {
@@ -380,6 +390,20 @@ impl<'s> Connection<'s> {
                 match self.shard.rewrite_all().await {
                     Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
                     Err(e) => resp::error(&mut self.out, &format!("ERR {e}")),
+                }
+                Flow::Continue
+            }
+            Ok(Effect::Keyspace) => {
+                keyspace::finish(self).await;
+                Flow::Continue
+            }
+            Ok(Effect::FlushDb) => {
+                match self.shard.flush_db(self.db).await {
+                    Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
+                    Err(e) => {
+                        self.shard.count_protocol_error();
+                        run::push_op_error(&mut self.out, e);
+                    }
                 }
                 Flow::Continue
             }
@@ -745,7 +769,8 @@ mod tests {
         );
         assert!(reject("set a b EX 10").is_none());
         assert!(reject("set a b nx get").is_none());
-        assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
+        assert_eq!(reject("select 16").unwrap(), "ERR DB index is out of range");
+        assert!(reject("select 15").is_none());
         assert!(reject("select 0").is_none());
         assert_eq!(
             reject("hello 4").unwrap(),

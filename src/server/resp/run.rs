@@ -39,6 +39,9 @@ pub(crate) enum Style {
     Array,
     /// MSET: `+OK` once every pair is written.
     AllOk,
+    /// TYPE (an EXISTS op): `+string` when present, `+none` when not
+    /// (every value corekv holds is a string).
+    Type,
     /// LCS: two GETs (absent reads as empty), then the longest common
     /// subsequence of the two values in the reply its options ask for.
     Lcs(LcsOpts),
@@ -456,6 +459,8 @@ impl ReplySink for RespSink<'_> {
                 resp::null(out, self.proto)
             }
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
+            (Style::Type, OpResult::Int(1)) => out.extend_from_slice(b"+string\r\n"),
+            (Style::Type, OpResult::Int(_)) => out.extend_from_slice(b"+none\r\n"),
             (Style::Flag, OpResult::Ok) => out.extend_from_slice(b":1\r\n"),
             (Style::Flag, OpResult::NotFound) => out.extend_from_slice(b":0\r\n"),
             (Style::Count, OpResult::Ok) => self.count += 1,
