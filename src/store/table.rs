@@ -289,22 +289,88 @@ fn grown(cap: usize) -> usize {
     cap + cap / 8
 }
 
-/// A slot array of EMPTY slots. (Huge-page hints for it and the arena were
-/// tried: no measurable gain on the seed workload, and with THP's
-/// `defrag=madvise` a fault in an advised range may compact memory
-/// synchronously — a latency risk — so there are none.)
-struct Slots;
+/// A slot array of EMPTY slots. Past 2 MiB it is its own mapping, advised to use
+/// huge pages (THP `madvise`): lookups land anywhere in it, and 4 KiB pages
+/// would cost a TLB miss on most of them.
+struct Slots {
+    p: *mut u64,
+    len: usize,
+    mapped: bool,
+}
+
+const HUGE: usize = 2 << 20;
 
 impl Slots {
-    fn empty(len: usize) -> Box<[u64]> {
-        vec![EMPTY; len].into_boxed_slice()
+    fn empty(len: usize) -> Slots {
+        let bytes = len * 8;
+        if bytes >= HUGE {
+            // SAFETY: an anonymous private mapping of the kernel's choosing.
+            let p = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                // SAFETY: a hint on the mapping just made, then filling it
+                // (all bytes 0xFF: every slot EMPTY).
+                unsafe {
+                    libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
+                    ptr::write_bytes(p.cast::<u8>(), 0xFF, bytes);
+                }
+                return Slots {
+                    p: p.cast(),
+                    len,
+                    mapped: true,
+                };
+            }
+        }
+        let b: Box<[u64]> = vec![EMPTY; len].into_boxed_slice();
+        Slots {
+            p: Box::into_raw(b).cast(),
+            len,
+            mapped: false,
+        }
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [u64];
+    #[inline(always)]
+    fn deref(&self) -> &[u64] {
+        // SAFETY: `p` holds `len` initialised u64s for the array's life.
+        unsafe { std::slice::from_raw_parts(self.p, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in `deref`, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.p, self.len) }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.mapped {
+            // SAFETY: mapped by `zeroed` with this length.
+            unsafe { libc::munmap(self.p.cast(), self.len * 8) };
+        } else {
+            // SAFETY: made by `Box::into_raw` of a boxed slice of `len`.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.p, self.len)) });
+        }
     }
 }
 
 /// The table. Slot indices returned by [`Table::find`] stay valid until the
 /// next insert or remove (a remove's compaction moves no slot).
 pub struct Table {
-    slots: Box<[u64]>,
+    slots: Slots,
     /// Home slots: `0..cap`; the array is `cap + tail(cap)` long.
     cap: usize,
     len: usize,
@@ -375,16 +441,12 @@ impl Table {
         self.prefetch_index(self.home(h));
     }
 
-    /// Starts loading slot `i`'s line, and the next one when `i` is among
-    /// the last three slots of its line (where a run of a few slots would
-    /// cross). Every prefetch takes a line-fill buffer, so none is wasted.
+    /// Starts loading slot `i` and the next line.
     #[inline]
     pub fn prefetch_index(&self, i: usize) {
         let p = self.slots.as_ptr().wrapping_add(i);
         prefetch(p.cast());
-        if (p as usize) & 63 >= 40 {
-            prefetch(p.wrapping_add(8).cast());
-        }
+        prefetch(p.wrapping_add(8).cast());
     }
 
     /// Starts loading the first line of full slot `i`'s entry (its header
@@ -421,15 +483,12 @@ impl Table {
             }
             if stored(s) == h {
                 let p = self.arena.ptr(offset(s)) as *const u8;
-                // A seed entry (140 bytes at a 4-byte boundary) spans three
-                // lines, or four when it starts past byte 52 of a line: the
-                // fourth only then (every prefetch takes a fill buffer).
+                // A 140-byte entry at any 4-byte boundary spans up to
+                // four lines.
                 prefetch(p);
                 prefetch(p.wrapping_add(64));
                 prefetch(p.wrapping_add(128));
-                if (p as usize) & 63 > 52 {
-                    prefetch(p.wrapping_add(192));
-                }
+                prefetch(p.wrapping_add(139));
                 return;
             }
         }
