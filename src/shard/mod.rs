@@ -59,6 +59,8 @@ use crate::routing::{key_hash, key_slot, Owner};
 use crate::store::evict::POLICIES;
 use crate::store::{unix_now_ms, Policy, Store, StoreLimits};
 
+pub mod txn;
+
 /// Counters one shard publishes for the rest of the node to read.
 #[derive(Default)]
 pub struct ShardSlot {
@@ -437,6 +439,8 @@ pub enum ShardMsg {
         /// The outcome.
         reply: flume::Sender<Result<(), String>>,
     },
+    /// A cross-shard transaction's acquire or apply ([`txn`]).
+    Txn(txn::TxnMsg),
     /// Take a new memory budget and eviction policy (CONFIG SET).
     Configure {
         /// This shard's budget (`usize::MAX`: none).
@@ -517,6 +521,8 @@ pub struct Shard {
     ops: Cell<u64>,
     /// The append-only log, when persistence is on.
     log: Option<Rc<Aof>>,
+    /// Intents of cross-shard transactions on this shard's keys ([`txn`]).
+    intents: txn::Intents,
 }
 
 /// How many operations ahead of execution the fast path hashes a key and
@@ -756,6 +762,7 @@ impl Shard {
             forwarded_in: Cell::new(0),
             ops: Cell::new(0),
             log,
+            intents: txn::Intents::default(),
         }
     }
 
@@ -814,6 +821,11 @@ impl Shard {
         log: &L,
     ) {
         let n = batch.len();
+        if self.intents.active() {
+            // A transaction holds intents here: wait until none is on a key
+            // this batch touches (the one check a batch pays, see `txn`).
+            self.wait_unblocked(batch, 0..n).await;
+        }
         let (first_foreign, pipe) = {
             let mut store = self.store.borrow_mut();
             store.set_now(unix_now_ms());
@@ -883,6 +895,9 @@ impl Shard {
             }
         }
         let replies = self.forward(parts, sink.value_budget()).await;
+        if self.intents.active() {
+            self.wait_unblocked(batch, from..n).await;
+        }
         self.merge(batch, from, &owners, &hashes, replies, sink, log);
     }
 
@@ -971,71 +986,21 @@ impl Shard {
                     reply,
                     max_values,
                 } => {
-                    let mark = self.log_mark();
-                    let mut out = BatchReply::default();
-                    out.status.reserve(batch.len());
-                    out.value_ends.reserve(batch.len());
+                    if self.intents.active() && self.intents.batch_conflicts(&batch, 0..batch.len())
                     {
-                        let mut store = self.store.borrow_mut();
-                        store.set_now(unix_now_ms());
-                        let mut sink = BoundedReply {
-                            reply: &mut out,
-                            max_values,
-                        };
-                        let ops = hashes.iter().enumerate().take(batch.len());
-                        match &self.log {
-                            None => {
-                                for (i, &hash) in ops {
-                                    exec_one(
-                                        &mut store,
-                                        OpSource::op(&batch, i),
-                                        hash,
-                                        &mut sink,
-                                        &NoLog,
-                                    );
-                                }
-                            }
-                            Some(log) => {
-                                for (i, &hash) in ops {
-                                    exec_one(
-                                        &mut store,
-                                        OpSource::op(&batch, i),
-                                        hash,
-                                        &mut sink,
-                                        &**log,
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    self.forwarded_in
-                        .set(self.forwarded_in.get() + batch.len() as u64);
-                    self.publish();
-                    match self.log.clone() {
-                        // Under `always` the owner commits before replying;
-                        // the commit runs as its own task so the mesh keeps
-                        // executing (and the next commit groups more).
-                        Some(log) if log.has_pending() => {
-                            let me = self.clone();
-                            glommio::spawn_local(async move {
-                                let failed = log.before_reply(mark).await.is_err();
-                                me.publish();
-                                if failed {
-                                    let n = out.len();
-                                    out.clear();
-                                    for _ in 0..n {
-                                        out.push(OpResult::Err(OpError::PersistFailed));
-                                    }
-                                }
-                                let _ = reply.send(out);
-                            })
-                            .detach();
-                        }
-                        _ => {
-                            let _ = reply.send(out);
-                        }
+                        // Parked behind a transaction's intent: a task waits
+                        // for the release; the mesh goes on meanwhile.
+                        let me = self.clone();
+                        glommio::spawn_local(async move {
+                            me.wait_unblocked(&batch, 0..batch.len()).await;
+                            me.run_forwarded(batch, hashes, reply, max_values);
+                        })
+                        .detach();
+                    } else {
+                        self.run_forwarded(batch, hashes, reply, max_values);
                     }
                 }
+                ShardMsg::Txn(msg) => self.serve_txn(msg),
                 ShardMsg::Rewrite { reply } => {
                     let me = self.clone();
                     glommio::spawn_local(async move {
@@ -1060,6 +1025,69 @@ impl Shard {
                     self.configure(max_memory, policy);
                     let _ = reply.send(());
                 }
+            }
+        }
+    }
+
+    /// Executes a batch forwarded by another shard and sends its results
+    /// (after the group commit under `appendfsync always`).
+    fn run_forwarded(
+        self: &Rc<Self>,
+        batch: Batch,
+        hashes: Vec<u64>,
+        reply: flume::Sender<BatchReply>,
+        max_values: usize,
+    ) {
+        let mark = self.log_mark();
+        let mut out = BatchReply::default();
+        out.status.reserve(batch.len());
+        out.value_ends.reserve(batch.len());
+        {
+            let mut store = self.store.borrow_mut();
+            store.set_now(unix_now_ms());
+            let mut sink = BoundedReply {
+                reply: &mut out,
+                max_values,
+            };
+            let ops = hashes.iter().enumerate().take(batch.len());
+            match &self.log {
+                None => {
+                    for (i, &hash) in ops {
+                        exec_one(&mut store, OpSource::op(&batch, i), hash, &mut sink, &NoLog);
+                    }
+                }
+                Some(log) => {
+                    for (i, &hash) in ops {
+                        exec_one(&mut store, OpSource::op(&batch, i), hash, &mut sink, &**log);
+                    }
+                }
+            }
+        }
+        self.forwarded_in
+            .set(self.forwarded_in.get() + batch.len() as u64);
+        self.publish();
+        match self.log.clone() {
+            // Under `always` the owner commits before replying;
+            // the commit runs as its own task so the mesh keeps
+            // executing (and the next commit groups more).
+            Some(log) if log.has_pending() => {
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    let failed = log.before_reply(mark).await.is_err();
+                    me.publish();
+                    if failed {
+                        let n = out.len();
+                        out.clear();
+                        for _ in 0..n {
+                            out.push(OpResult::Err(OpError::PersistFailed));
+                        }
+                    }
+                    let _ = reply.send(out);
+                })
+                .detach();
+            }
+            _ => {
+                let _ = reply.send(out);
             }
         }
     }

@@ -1,11 +1,12 @@
 //! The generic key commands: DEL and EXISTS over any number of keys. Their
 //! handlers queue one op per key into the connection's run and answer with
-//! one count ([`Style::Count`]). Touches no socket and no store.
+//! one count ([`Style::Count`]); keys of several shards are handed to
+//! `multikey` (one transaction) instead. Touches no socket and no store.
 
 use crate::op::OpKind;
 
 use super::table::{many, CmdError, Effect, Parse, Spec, KEY};
-use super::{Connection, Style};
+use super::{multikey, Connection, Style};
 
 /// The key family's rows.
 pub(crate) static COMMANDS: &[Spec] = &[
@@ -46,6 +47,14 @@ fn count_keys(
     let keys = p.rest();
     if keys.is_empty() {
         return Err(p.wrong_arity());
+    }
+    if multikey::spans_shards(conn, p, keys, 1) {
+        let kind = if op == OpKind::Del {
+            multikey::Kind::Del
+        } else {
+            multikey::Kind::Exists
+        };
+        return multikey::queue(conn, p, kind, keys, 1);
     }
     for k in keys {
         conn.run.op(op, k.clone(), 0..0);

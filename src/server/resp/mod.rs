@@ -14,6 +14,7 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
@@ -80,6 +81,7 @@ pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
 pub(crate) mod keys;
+pub(crate) mod multikey;
 pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod strings;
@@ -160,6 +162,8 @@ pub(crate) struct Connection<'s> {
     pub(crate) authed: bool,
     /// Worst-case reply bytes of the queued run.
     run_worst: usize,
+    /// A multi-key command a handler left to run as a transaction.
+    pub(crate) atomic: Option<multikey::Atomic>,
 }
 
 impl<'s> Connection<'s> {
@@ -185,6 +189,7 @@ impl<'s> Connection<'s> {
             security: &OPEN,
             authed: true,
             run_worst: 0,
+            atomic: None,
         }
     }
 
@@ -375,6 +380,19 @@ impl<'s> Connection<'s> {
                 match self.shard.rewrite_all().await {
                     Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
                     Err(e) => resp::error(&mut self.out, &format!("ERR {e}")),
+                }
+                Flow::Continue
+            }
+            Ok(Effect::Atomic) => {
+                // The commands queued before it run first.
+                self.flush(buf).await;
+                match multikey::execute(self).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.stats.count_error(e.0.as_bytes());
+                        resp::error(&mut self.out, &e.0);
+                        self.stats.cmds[slot].failed.add(1);
+                    }
                 }
                 Flow::Continue
             }

@@ -1,5 +1,7 @@
 //! The string commands: GET, SET (its options are parsed in `expiry`), MGET, MSET, INCR/DECR/INCRBY/DECRBY,
-//! STRLEN, SETNX, GETSET. Each is a table row and a handler that reads its
+//! STRLEN, SETNX, GETSET. MSET and MGET whose keys live on several shards
+//! are handed to `multikey` (one transaction) instead of being queued.
+//! Each is a table row and a handler that reads its
 //! arguments and queues store ops into the connection's run (the batched
 //! path in [`super`]); none writes a reply itself: the run's sink does, in the
 //! [`Style`] queued here. Touches no socket and no store.
@@ -9,7 +11,7 @@ use crate::op::{parse_i64, OpKind};
 use super::table::{
     arg, many, oneof, opt, token, CmdError, Effect, Parse, Spec, ERR_NOT_INTEGER, KEY, VALUE,
 };
-use super::{Connection, Style};
+use super::{multikey, Connection, Style};
 
 /// A row of this family: a batched key command with one key at position 1.
 const fn key_cmd(
@@ -79,7 +81,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
             "mset",
             -3,
             &["write", "denyoom"],
-            "Sets the string values of one or more keys (atomic per key, not across shards).",
+            "Atomically creates or modifies the string values of one or more keys.",
             &[many(oneof("data", &[KEY, VALUE]))],
             mset,
         )
@@ -157,6 +159,9 @@ fn mget(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     if keys.is_empty() {
         return Err(p.wrong_arity());
     }
+    if multikey::spans_shards(conn, p, keys, 1) {
+        return multikey::queue(conn, p, multikey::Kind::Mget, keys, 1);
+    }
     for k in keys {
         conn.run.op(OpKind::Get, k.clone(), 0..0);
     }
@@ -169,6 +174,9 @@ fn mset(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     let pairs = p.rest();
     if pairs.is_empty() || pairs.len() % 2 != 0 {
         return Err(p.wrong_arity());
+    }
+    if multikey::spans_shards(conn, p, pairs, 2) {
+        return multikey::queue(conn, p, multikey::Kind::Mset, pairs, 2);
     }
     for kv in pairs.chunks_exact(2) {
         conn.run.op(OpKind::Put, kv[0].clone(), kv[1].clone());

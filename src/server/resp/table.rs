@@ -18,13 +18,16 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{cluster, connection, diagnostics, expiry, keys, server, strings, Connection};
+use super::{
+    cluster, connection, diagnostics, expiry, keys, multikey, server, strings, Connection,
+};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    multikey::COMMANDS,
     expiry::COMMANDS,
     server::COMMANDS,
     diagnostics::COMMANDS,
@@ -52,6 +55,9 @@ pub(crate) enum Effect {
     FlushAll,
     /// Snapshot every shard and wait, then answer `+OK` (SAVE).
     Save,
+    /// Run the multi-key command the handler left in the connection as one
+    /// transaction (`multikey`), after the queued run.
+    Atomic,
     /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
     /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
     SlotKeys {
