@@ -299,3 +299,67 @@ fn concurrent_multikey_history_is_linearizable() {
         history.len()
     );
 }
+
+/// A transaction's writes are logged like ordinary writes: after a restart
+/// from the append-only logs (`appendfsync always`), a cross-shard RENAME
+/// (value and TTL moved), MSET, MSETNX, COPY and DEL are all there.
+#[test]
+fn transactions_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("corekv-test-multikey-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let start_logged = || {
+        let cpus: Vec<usize> = allowed_cpus().into_iter().take(2).collect();
+        let mut cfg = ServerConfig::ephemeral(cpus);
+        cfg.persist.appendonly = true;
+        cfg.persist.fsync = corekv::persist::Fsync::Always;
+        cfg.persist.dir = dir.clone();
+        run(&cfg).expect("server starts")
+    };
+    let s0 = keys_on(0, "p", 3);
+    let s1 = keys_on(1, "q", 3);
+    let node = start_logged();
+    let mut c = Conn::connect(node.resp_addr.unwrap());
+    let cmd = |c: &mut Conn, line: String| String::from_utf8(c.line(&line)).unwrap();
+    assert_eq!(
+        cmd(&mut c, format!("SET {} moved EX 1000", s0[0])),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, format!("RENAME {} {}", s0[0], s1[0])),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, format!("MSET {} a {} b", s0[1], s1[1])),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut c, format!("MSETNX {} c {} d", s0[2], s1[2])),
+        ":1\r\n"
+    );
+    assert_eq!(cmd(&mut c, format!("COPY {} {}", s1[0], s0[0])), ":1\r\n");
+    assert_eq!(cmd(&mut c, format!("DEL {} {}", s0[2], s1[2])), ":2\r\n");
+    drop(c);
+    node.shutdown();
+    let node = start_logged();
+    let mut c = Conn::connect(node.resp_addr.unwrap());
+    let got = cmd(
+        &mut c,
+        format!(
+            "MGET {} {} {} {} {} {}",
+            s0[0], s1[0], s0[1], s1[1], s0[2], s1[2]
+        ),
+    );
+    assert_eq!(
+        got,
+        "*6\r\n$5\r\nmoved\r\n$5\r\nmoved\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n$-1\r\n"
+    );
+    for k in [&s0[0], &s1[0]] {
+        let ttl = cmd(&mut c, format!("TTL {k}"));
+        let ttl: i64 = ttl[1..ttl.len() - 2].parse().unwrap();
+        assert!((990..=1000).contains(&ttl), "TTL kept: {ttl}");
+    }
+    drop(c);
+    node.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
