@@ -190,8 +190,8 @@ fn output(reply: &[u8]) -> MOutput {
 }
 
 /// Several clients, each on its own connection (landing on either shard),
-/// run random MSET / MSETNX / MGET / DEL / RENAME over four keys, two per
-/// shard, bounded in operations and time; the whole history must be
+/// run random MSET / MSETNX / MGET / DEL / RENAME (and now and then
+/// FLUSHALL, a node-wide barrier) over four keys, two per shard, bounded in operations and time; the whole history must be
 /// linearizable against one model of all four keys.
 #[test]
 fn concurrent_multikey_history_is_linearizable() {
@@ -229,6 +229,7 @@ fn concurrent_multikey_history_is_linearizable() {
                         let k2 = (k1 + 1 + (r >> 8) as usize % 3) % 4;
                         let val = |i: usize| format!("c{client}-{seq}-{i}").into_bytes();
                         let input = match (r >> 16) % 6 {
+                            _ if (r >> 24) % 50 == 0 => MInput::FlushAll,
                             0 | 1 => MInput::Mset(vec![(k1, val(0)), (k2, val(1))]),
                             2 => MInput::Msetnx(vec![(k1, val(0)), (k2, val(1))]),
                             3 => MInput::Mget(vec![0, 1, 2, 3]),
@@ -264,6 +265,7 @@ fn concurrent_multikey_history_is_linearizable() {
                                 args.push(name(s));
                                 args.push(name(d));
                             }
+                            MInput::FlushAll => args.push("FLUSHALL".into()),
                         }
                         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
                         let call = base.elapsed().as_nanos() as u64;

@@ -31,6 +31,11 @@
 //! ops on one key go to the one owner in order, so per-key order (and with it
 //! linearizability) holds across forwarding.
 //!
+//! Multi-key commands whose keys live on several shards run as transactions
+//! ([`txn`]: ordered intents). While a transaction holds an intent on a key
+//! of this shard, a batch (local or forwarded) that would conflict with it
+//! waits for the release; while none is held, a batch pays one `Cell` read.
+//!
 //! The store's clock is set once per batch (one `clock_gettime`, not one
 //! per op). [`Shard::run_maintenance`] is this shard's own glommio timer
 //! task: every [`EXPIRE_INTERVAL`] it runs a bounded active-expiry slice

@@ -181,6 +181,9 @@ pub enum TxnMsg {
         txn: TxnId,
         /// Distinct keys and whether each is exclusive.
         locks: Vec<(Vec<u8>, bool)>,
+        /// An intent on the whole shard (a node-wide barrier such as
+        /// FLUSHALL) instead of `locks`.
+        barrier: bool,
         /// Keys to read, in order.
         wants: Vec<(Vec<u8>, Want)>,
         /// Value bytes the reads may return.
@@ -211,6 +214,7 @@ struct Hold {
 struct Pending {
     txn: TxnId,
     locks: Vec<(Vec<u8>, bool)>,
+    barrier: bool,
     wants: Vec<(Vec<u8>, Want)>,
     max_values: usize,
     reply: flume::Sender<Granted>,
@@ -221,8 +225,11 @@ struct Pending {
 pub struct Intents {
     /// Key → intent.
     locks: RefCell<HashMap<Box<[u8]>, Hold>>,
-    /// Keys with an intent: the one counter ordinary batches check.
+    /// Keys with an intent (plus one while a barrier is held): the one
+    /// counter ordinary batches check.
     held_keys: Cell<usize>,
+    /// The transaction holding the whole shard (a node-wide barrier).
+    barrier: Cell<Option<TxnId>>,
     /// Transaction → the keys it holds here (and whether exclusive).
     held: RefCell<HashMap<TxnId, HeldKeys>>,
     /// Acquires waiting, in arrival order.
@@ -255,6 +262,9 @@ impl Intents {
         batch: &S,
         range: std::ops::Range<usize>,
     ) -> bool {
+        if self.barrier.get().is_some() {
+            return !range.is_empty();
+        }
         let locks = self.locks.borrow();
         range.into_iter().any(|i| {
             let (kind, key, _) = batch.op(i);
@@ -266,10 +276,26 @@ impl Intents {
 
     /// Would an intent on `key` (exclusive or not) conflict with one held?
     fn lock_conflicts(&self, key: &[u8], exclusive: bool) -> bool {
-        self.locks
-            .borrow()
-            .get(key)
-            .is_some_and(|h| h.exclusive || (exclusive && h.shared > 0))
+        self.barrier.get().is_some()
+            || self
+                .locks
+                .borrow()
+                .get(key)
+                .is_some_and(|h| h.exclusive || (exclusive && h.shared > 0))
+    }
+
+    /// Can `p` be granted now (ignoring the queue)?
+    fn grantable(&self, p: &Pending) -> bool {
+        if p.barrier {
+            return self.held_keys.get() == 0;
+        }
+        !p.locks.iter().any(|(k, x)| self.lock_conflicts(k, *x))
+    }
+
+    /// Takes the whole shard for `txn`.
+    fn take_barrier(&self, txn: TxnId) {
+        self.barrier.set(Some(txn));
+        self.held_keys.set(self.held_keys.get() + 1);
     }
 
     /// Takes the intents of `txn`.
@@ -297,6 +323,11 @@ impl Intents {
     /// parked tasks. True when it held or waited for anything.
     fn release(&self, txn: TxnId) -> bool {
         let mut any = false;
+        if self.barrier.get() == Some(txn) {
+            self.barrier.set(None);
+            self.held_keys.set(self.held_keys.get() - 1);
+            any = true;
+        }
         if let Some(mine) = self.held.borrow_mut().remove(&txn) {
             let mut table = self.locks.borrow_mut();
             for (key, exclusive) in mine {
@@ -476,9 +507,7 @@ impl Shard {
         if owners.iter().all(|&o| o == self.shard_id) {
             return self.transact_local(keys, max_values, decide).await;
         }
-        let seq = self.intents.next.get();
-        self.intents.next.set(seq + 1);
-        let txn = (self.shard_id as u64) << 48 | (seq & ((1 << 48) - 1));
+        let txn = self.new_txn();
         let mut shards = owners.clone();
         shards.sort_unstable();
         shards.dedup();
@@ -512,6 +541,7 @@ impl Shard {
             let msg = TxnMsg::Acquire {
                 txn,
                 locks,
+                barrier: false,
                 wants,
                 max_values: budget,
                 reply: tx,
@@ -582,6 +612,49 @@ impl Shard {
         Ok(Outcome { reads, writes })
     }
 
+    /// A new transaction id: this shard and a sequence number.
+    fn new_txn(&self) -> TxnId {
+        let seq = self.intents.next.get();
+        self.intents.next.set(seq + 1);
+        (self.shard_id as u64) << 48 | (seq & ((1 << 48) - 1))
+    }
+
+    /// Runs `work` (a node-wide operation such as FLUSHALL's fan-out) while
+    /// every shard of the node is held by a barrier: taken in ascending shard
+    /// order like any transaction's intents, once no other transaction holds
+    /// an intent there; ordinary batches wait meanwhile, and `work` sees no
+    /// transaction half-applied. On a one-shard node `work` just runs.
+    pub async fn with_barrier<T>(&self, work: impl Future<Output = T>) -> T {
+        if self.nr_shards < 2 {
+            return work.await;
+        }
+        let txn = self.new_txn();
+        let mut guard = Guard {
+            shard: self,
+            txn,
+            pending: Vec::with_capacity(self.nr_shards),
+        };
+        for s in 0..self.nr_shards {
+            let (tx, rx) = flume::bounded(1);
+            let msg = TxnMsg::Acquire {
+                txn,
+                locks: Vec::new(),
+                barrier: true,
+                wants: Vec::new(),
+                max_values: 0,
+                reply: tx,
+            };
+            if self.mesh[s].send(ShardMsg::Txn(msg)).is_err() {
+                continue; // shutting down: that shard serves nothing
+            }
+            guard.pending.push(s);
+            let _ = rx.recv_async().await;
+        }
+        let out = work.await;
+        drop(guard); // releases every shard
+        out
+    }
+
     /// [`Shard::transact`] when this shard owns every key: once no other
     /// transaction holds them, read, decide and write in one step.
     async fn transact_local(
@@ -632,6 +705,7 @@ impl Shard {
             TxnMsg::Acquire {
                 txn,
                 locks,
+                barrier,
                 wants,
                 max_values,
                 reply,
@@ -639,23 +713,15 @@ impl Shard {
                 let p = Pending {
                     txn,
                     locks,
+                    barrier,
                     wants,
                     max_values,
                     reply,
                 };
                 // Behind an earlier waiting acquire on one of its keys, or
                 // conflicting with a held intent: wait in line.
-                let queued = self
-                    .intents
-                    .queue
-                    .borrow()
-                    .iter()
-                    .any(|q| overlaps(&q.locks, &p.locks));
-                if queued
-                    || p.locks
-                        .iter()
-                        .any(|(k, x)| self.intents.lock_conflicts(k, *x))
-                {
+                let queued = self.intents.queue.borrow().iter().any(|q| overlaps(q, &p));
+                if queued || !self.intents.grantable(&p) {
                     self.intents.queue.borrow_mut().push_back(p);
                 } else {
                     self.grant(p);
@@ -714,12 +780,8 @@ impl Shard {
             let Some(p) = self.intents.queue.borrow_mut().pop_front() else {
                 break;
             };
-            let behind = blocked.iter().any(|q| overlaps(&q.locks, &p.locks));
-            if behind
-                || p.locks
-                    .iter()
-                    .any(|(k, x)| self.intents.lock_conflicts(k, *x))
-            {
+            let behind = blocked.iter().any(|q| overlaps(q, &p));
+            if behind || !self.intents.grantable(&p) {
                 blocked.push(p);
             } else {
                 self.grant(p);
@@ -734,7 +796,11 @@ impl Shard {
     /// Takes the intents of an acquire, reads, answers. If the coordinator
     /// is gone, releases them at once.
     fn grant(&self, p: Pending) {
-        self.intents.take(p.txn, &p.locks);
+        if p.barrier {
+            self.intents.take_barrier(p.txn);
+        } else {
+            self.intents.take(p.txn, &p.locks);
+        }
         let reads = {
             let mut store = self.store.borrow_mut();
             store.set_now(unix_now_ms());
@@ -755,9 +821,14 @@ impl Shard {
     }
 }
 
-/// Do two lock lists share a key?
-fn overlaps(a: &[(Vec<u8>, bool)], b: &[(Vec<u8>, bool)]) -> bool {
-    a.iter().any(|(k, _)| b.iter().any(|(l, _)| k == l))
+/// Must one of two acquires wait for the other: do they share a key, or is
+/// one a barrier?
+fn overlaps(a: &Pending, b: &Pending) -> bool {
+    a.barrier
+        || b.barrier
+        || a.locks
+            .iter()
+            .any(|(k, _)| b.locks.iter().any(|(l, _)| k == l))
 }
 
 #[cfg(test)]
@@ -797,6 +868,13 @@ mod tests {
         assert!(!i.active());
         assert!(!i.batch_conflicts(&get_a, 0..1));
         assert!(!i.release(1));
+        // A barrier holds the whole shard.
+        i.take_barrier(2);
+        assert!(i.active());
+        assert!(i.batch_conflicts(&get_a, 0..1));
+        assert!(i.lock_conflicts(b"anything", false));
+        assert!(i.release(2));
+        assert!(!i.active());
     }
 
     /// Two shards on one executor: a cross-shard MSETNX-like transaction

@@ -9,7 +9,8 @@
 //! [`MInput`] says what each command does to it and what it must answer
 //! ([`MOutput`]), Redis's semantics: MSETNX sets every pair only when no key
 //! exists (`1`), else nothing (`0`); DEL answers the number of keys it
-//! removed; RENAME of an absent key is an error and changes nothing.
+//! removed; RENAME of an absent key is an error and changes nothing;
+//! FLUSHALL empties every key.
 //!
 //! # Search
 //!
@@ -39,6 +40,8 @@ pub enum MInput {
     Del(Vec<usize>),
     /// RENAME src dst: `+OK`, or an error when src is absent.
     Rename(usize, usize),
+    /// FLUSHALL: `+OK`, every key absent.
+    FlushAll,
 }
 
 /// What the server answered.
@@ -142,6 +145,7 @@ fn step(
             Some(s)
         }
         (MInput::Rename(src, _), MOutput::Err) if state[*src] == 0 => Some(state.clone()),
+        (MInput::FlushAll, MOutput::Ok) => Some(vec![0; state.len()]),
         _ => None,
     }
 }
@@ -385,5 +389,32 @@ mod tests {
             ),
         ];
         assert_eq!(check_multikey(&h, 3, STEPS), MVerdict::Linearizable);
+    }
+
+    /// A FLUSHALL that emptied one key of an MSET and not the other (a
+    /// flush racing the MSET's apply on two shards) is rejected.
+    #[test]
+    fn flush_through_half_an_mset_is_rejected() {
+        let h = vec![
+            op(
+                0,
+                MInput::Mset(vec![(0, v("a")), (1, v("b"))]),
+                MOutput::Ok,
+                0,
+                10,
+            ),
+            op(1, MInput::FlushAll, MOutput::Ok, 1, 9),
+            op(
+                2,
+                MInput::Mget(vec![0, 1]),
+                MOutput::Values(vec![None, Some(v("b"))]),
+                11,
+                12,
+            ),
+        ];
+        assert!(matches!(
+            check_multikey(&h, 2, STEPS),
+            MVerdict::NotLinearizable { .. }
+        ));
     }
 }

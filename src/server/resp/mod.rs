@@ -402,7 +402,10 @@ impl<'s> Connection<'s> {
                     self.shard.count_protocol_error();
                     run::push_op_error(&mut self.out, crate::op::OpError::PersistFailed);
                 } else {
-                    self.shard.flush_all().await;
+                    // A node-wide barrier: no cross-shard transaction is
+                    // half-applied when the shards are emptied.
+                    let shard = self.shard;
+                    shard.with_barrier(shard.flush_all()).await;
                     self.out.extend_from_slice(b"+OK\r\n");
                 }
                 Flow::Continue
