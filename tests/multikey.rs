@@ -200,7 +200,7 @@ fn concurrent_multikey_history_is_linearizable() {
     let mut names = keys_on(0, "lin", 2);
     names.extend(keys_on(1, "lin", 2));
     let clients = 4;
-    let ops_per_client = 150;
+    let ops_per_client = 300;
     let deadline = Instant::now() + Duration::from_secs(60);
     let base = Instant::now();
     let barrier = std::sync::Barrier::new(clients);

@@ -75,7 +75,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::op::{OpError, OpKind, OpResult, OpSource, ReplySink};
@@ -169,28 +168,36 @@ pub struct Outcome {
 /// log refuses writes (MISCONF).
 pub struct Granted {
     reads: Vec<Read>,
+    /// The results of the ops applied with the grant ([`Acquire::ops`]).
+    results: Vec<WriteResult>,
     refuse_writes: bool,
+}
+
+/// A request for intents on one shard (also what waits in its queue).
+pub struct Acquire {
+    /// The transaction.
+    txn: TxnId,
+    /// Distinct keys and whether each is exclusive.
+    locks: Vec<(Vec<u8>, bool)>,
+    /// An intent on the whole shard (a node-wide barrier such as FLUSHALL)
+    /// instead of `locks`.
+    barrier: bool,
+    /// Keys to read, in order.
+    wants: Vec<(Vec<u8>, Want)>,
+    /// Value bytes the reads may return.
+    max_values: usize,
+    /// Apply these ops at the grant and keep no intent: the last shard of a
+    /// transaction whose writes do not depend on what it reads (MSET, DEL,
+    /// MGET, EXISTS) is acquired, read, written and released in one step.
+    apply: Option<Vec<OwnedOp>>,
+    /// The answer.
+    reply: flume::Sender<Granted>,
 }
 
 /// The transaction messages between shards (inside [`ShardMsg::Txn`]).
 pub enum TxnMsg {
-    /// Take intents on `locks` (key, exclusive) once none conflicts, read
-    /// `wants`, answer.
-    Acquire {
-        /// The transaction.
-        txn: TxnId,
-        /// Distinct keys and whether each is exclusive.
-        locks: Vec<(Vec<u8>, bool)>,
-        /// An intent on the whole shard (a node-wide barrier such as
-        /// FLUSHALL) instead of `locks`.
-        barrier: bool,
-        /// Keys to read, in order.
-        wants: Vec<(Vec<u8>, Want)>,
-        /// Value bytes the reads may return.
-        max_values: usize,
-        /// The answer.
-        reply: flume::Sender<Granted>,
-    },
+    /// Take intents once none conflicts, read, answer ([`Acquire`]).
+    Acquire(Acquire),
     /// Execute `ops` in order, release the transaction's intents (also a
     /// pending acquire of it), answer with the results when asked.
     Apply {
@@ -210,16 +217,6 @@ struct Hold {
     shared: u32,
 }
 
-/// An acquire that could not be granted yet.
-struct Pending {
-    txn: TxnId,
-    locks: Vec<(Vec<u8>, bool)>,
-    barrier: bool,
-    wants: Vec<(Vec<u8>, Want)>,
-    max_values: usize,
-    reply: flume::Sender<Granted>,
-}
-
 /// A shard's intent table (one per shard, `!Send` like the rest of it).
 #[derive(Default)]
 pub struct Intents {
@@ -233,7 +230,7 @@ pub struct Intents {
     /// Transaction → the keys it holds here (and whether exclusive).
     held: RefCell<HashMap<TxnId, HeldKeys>>,
     /// Acquires waiting, in arrival order.
-    queue: RefCell<VecDeque<Pending>>,
+    queue: RefCell<VecDeque<Acquire>>,
     /// Bumped on every release.
     generation: Cell<u64>,
     /// Tasks parked until the next release.
@@ -285,7 +282,7 @@ impl Intents {
     }
 
     /// Can `p` be granted now (ignoring the queue)?
-    fn grantable(&self, p: &Pending) -> bool {
+    fn grantable(&self, p: &Acquire) -> bool {
         if p.barrier {
             return self.held_keys.get() == 0;
         }
@@ -487,6 +484,12 @@ impl Shard {
     /// for; `decide` turns the reads into writes; the writes are applied and
     /// the intents released. Keys must all be this node's.
     ///
+    /// `blind`: `decide` does not look at the reads (MSET, DEL, MGET,
+    /// EXISTS). It is then called first, with no reads, and the last shard
+    /// is acquired, read and written in one step, with no intent left to
+    /// release. The coordinator's own shard is always served in place,
+    /// without a message.
+    ///
     /// Errors: [`OpError::Unavailable`] when a shard is gone (nothing was
     /// written), [`OpError::PersistFailed`] when a shard's log refuses writes
     /// and the command decided to write (nothing was written).
@@ -494,6 +497,7 @@ impl Shard {
         &self,
         keys: &[TxnKey],
         max_values: usize,
+        blind: bool,
         decide: impl FnOnce(&[Read]) -> Vec<TxnWrite>,
     ) -> Result<Outcome, OpError> {
         let mut owners = Vec::with_capacity(keys.len());
@@ -511,15 +515,36 @@ impl Shard {
         let mut shards = owners.clone();
         shards.sort_unstable();
         shards.dedup();
+        // Writes grouped per shard (index into `shards`), and where each
+        // write's result will be.
+        let group = |writes: Vec<TxnWrite>| {
+            let mut per_shard: Vec<Vec<OwnedOp>> = shards.iter().map(|_| Vec::new()).collect();
+            let mut order = Vec::with_capacity(writes.len());
+            for w in writes {
+                let Some(k) = keys.get(w.key) else { continue };
+                let at = shards.iter().position(|&s| s == owners[w.key]).unwrap_or(0);
+                order.push((at, per_shard[at].len()));
+                per_shard[at].push((w.kind, k.key.clone(), w.value));
+            }
+            (per_shard, order)
+        };
+        let mut decide = Some(decide);
+        let mut planned = None;
+        if blind {
+            let writes = decide.take().map(|d| d(&[])).unwrap_or_default();
+            planned = Some(group(writes));
+        }
         let mut guard = Guard {
             shard: self,
             txn,
             pending: Vec::with_capacity(shards.len()),
         };
         let mut reads = vec![Read::Nothing; keys.len()];
+        let mut results: Vec<Vec<WriteResult>> = shards.iter().map(|_| Vec::new()).collect();
         let mut refuse = false;
         let mut budget = max_values;
-        for &s in &shards {
+        let last = shards.len() - 1;
+        for (at, &s) in shards.iter().enumerate() {
             let mut locks: Vec<(Vec<u8>, bool)> = Vec::new();
             let mut seen: HashMap<&[u8], usize> = HashMap::new();
             let mut wants = Vec::new();
@@ -537,23 +562,48 @@ impl Shard {
                     wanted.push(i);
                 }
             }
+            // The last shard of a blind transaction: acquire and apply at once.
+            let apply = match &mut planned {
+                Some((per_shard, _)) if at == last => {
+                    let ops = std::mem::take(&mut per_shard[at]);
+                    if refuse && !ops.is_empty() {
+                        return Err(OpError::PersistFailed);
+                    }
+                    Some(ops)
+                }
+                _ => None,
+            };
+            let applies = apply.is_some();
             let (tx, rx) = flume::bounded(1);
-            let msg = TxnMsg::Acquire {
+            let req = Acquire {
                 txn,
                 locks,
                 barrier: false,
                 wants,
                 max_values: budget,
+                apply,
                 reply: tx,
             };
-            if self.mesh[s].send(ShardMsg::Txn(msg)).is_err() {
+            if s == self.shard_id {
+                self.acquire(req);
+            } else if self.mesh[s]
+                .send(ShardMsg::Txn(TxnMsg::Acquire(req)))
+                .is_err()
+            {
                 return Err(OpError::Unavailable);
             }
-            guard.pending.push(s);
+            if !applies {
+                guard.pending.push(s);
+            }
             let Ok(granted) = rx.recv_async().await else {
                 return Err(OpError::Unavailable);
             };
             refuse |= granted.refuse_writes;
+            if applies && granted.refuse_writes && !granted.results.is_empty() {
+                // Its log refused them: write nothing anywhere.
+                return Err(OpError::PersistFailed);
+            }
+            results[at] = granted.results;
             for (i, r) in wanted.into_iter().zip(granted.reads) {
                 if let Read::Value(Some(v)) = &r {
                     budget = budget.saturating_sub(v.len());
@@ -561,22 +611,27 @@ impl Shard {
                 reads[i] = r;
             }
         }
-        // Every intent is held: decide, then apply and release.
-        let writes = decide(&reads);
-        if refuse && !writes.is_empty() {
+        // Every intent is held (or its shard already written): decide,
+        // then apply and release.
+        let (per_shard, order) = match (planned, decide) {
+            (Some(p), _) => p,
+            (None, Some(decide)) => group(decide(&reads)),
+            (None, None) => (shards.iter().map(|_| Vec::new()).collect(), Vec::new()),
+        };
+        if refuse && per_shard.iter().any(|ops| !ops.is_empty()) {
             return Err(OpError::PersistFailed);
-        }
-        let mut per_shard: Vec<Vec<OwnedOp>> = shards.iter().map(|_| Vec::new()).collect();
-        let mut order = Vec::with_capacity(writes.len());
-        for w in writes {
-            let Some(k) = keys.get(w.key) else { continue };
-            let at = shards.iter().position(|&s| s == owners[w.key]).unwrap_or(0);
-            order.push((at, per_shard[at].len()));
-            per_shard[at].push((w.kind, k.key.clone(), w.value));
         }
         let mut waits = Vec::new();
         for (at, ops) in per_shard.into_iter().enumerate() {
             let s = shards[at];
+            if !guard.pending.contains(&s) {
+                continue; // applied with its grant
+            }
+            guard.pending.retain(|&p| p != s);
+            if s == self.shard_id {
+                results[at] = self.apply_local(txn, &ops);
+                continue;
+            }
             let (tx, rx) = if ops.is_empty() {
                 (None, None)
             } else {
@@ -590,15 +645,12 @@ impl Shard {
                     reply: tx,
                 }))
                 .is_ok();
-            guard.pending.retain(|&p| p != s);
-            waits.push(if sent { rx } else { None });
+            if let (true, Some(rx)) = (sent, rx) {
+                waits.push((at, rx));
+            }
         }
-        let mut results: Vec<Vec<WriteResult>> = Vec::with_capacity(waits.len());
-        for rx in waits {
-            results.push(match rx {
-                Some(rx) => rx.recv_async().await.unwrap_or_default(),
-                None => Vec::new(),
-            });
+        for (at, rx) in waits {
+            results[at] = rx.recv_async().await.unwrap_or_default();
         }
         let writes = order
             .into_iter()
@@ -636,15 +688,21 @@ impl Shard {
         };
         for s in 0..self.nr_shards {
             let (tx, rx) = flume::bounded(1);
-            let msg = TxnMsg::Acquire {
+            let req = Acquire {
                 txn,
                 locks: Vec::new(),
                 barrier: true,
                 wants: Vec::new(),
                 max_values: 0,
+                apply: None,
                 reply: tx,
             };
-            if self.mesh[s].send(ShardMsg::Txn(msg)).is_err() {
+            if s == self.shard_id {
+                self.acquire(req);
+            } else if self.mesh[s]
+                .send(ShardMsg::Txn(TxnMsg::Acquire(req)))
+                .is_err()
+            {
                 continue; // shutting down: that shard serves nothing
             }
             guard.pending.push(s);
@@ -700,82 +758,97 @@ impl Shard {
     }
 
     /// Serves one transaction message (from [`Shard::serve_mesh`]).
-    pub(super) fn serve_txn(self: &Rc<Self>, msg: TxnMsg) {
+    pub(super) fn serve_txn(&self, msg: TxnMsg) {
         match msg {
-            TxnMsg::Acquire {
-                txn,
-                locks,
-                barrier,
-                wants,
-                max_values,
-                reply,
-            } => {
-                let p = Pending {
-                    txn,
-                    locks,
-                    barrier,
-                    wants,
-                    max_values,
-                    reply,
-                };
-                // Behind an earlier waiting acquire on one of its keys, or
-                // conflicting with a held intent: wait in line.
-                let queued = self.intents.queue.borrow().iter().any(|q| overlaps(q, &p));
-                if queued || !self.intents.grantable(&p) {
-                    self.intents.queue.borrow_mut().push_back(p);
-                } else {
-                    self.grant(p);
-                }
-            }
+            TxnMsg::Acquire(req) => self.acquire(req),
             TxnMsg::Apply { txn, ops, reply } => {
                 let mark = self.log_mark();
-                let mut results = Vec::with_capacity(ops.len());
-                if !ops.is_empty() {
-                    let mut store = self.store.borrow_mut();
-                    store.set_now(unix_now_ms());
-                    let mut sink = Collect(&mut results);
-                    for (kind, key, value) in &ops {
-                        let op = (Some(*kind), key.as_slice(), value.as_slice());
-                        let hash = key_hash(key);
-                        match &self.log {
-                            None => exec_one(&mut store, op, hash, &mut sink, &NoLog),
-                            Some(log) => exec_one(&mut store, op, hash, &mut sink, &**log),
-                        }
-                    }
-                    drop(store);
-                    self.ops.set(self.ops.get() + ops.len() as u64);
-                    self.publish();
-                }
-                if self.intents.release(txn) {
-                    self.grant_waiting();
-                }
-                let Some(reply) = reply else { return };
-                match self.log.clone() {
-                    // Under `always`, commit before answering (as forwarded
-                    // batches do), in a task so the mesh goes on.
-                    Some(log) if log.has_pending() => {
-                        let me = self.clone();
-                        glommio::spawn_local(async move {
-                            if log.before_reply(mark).await.is_err() {
-                                results.fill(WriteResult::Err(OpError::PersistFailed));
-                            }
-                            me.publish();
-                            let _ = reply.send(results);
-                        })
-                        .detach();
-                    }
-                    _ => {
-                        let _ = reply.send(results);
-                    }
+                let results = self.apply_local(txn, &ops);
+                if let Some(reply) = reply {
+                    self.answer_after_commit(mark, reply, results);
                 }
             }
         }
     }
 
+    /// Sends `value` once what this shard logged since `mark` is durable
+    /// (under `appendfsync always`, in a task so the mesh goes on; at once
+    /// otherwise). A failed commit turns every result into MISCONF.
+    fn answer_after_commit<T: WithResults + 'static>(
+        &self,
+        mark: u64,
+        reply: flume::Sender<T>,
+        mut value: T,
+    ) {
+        match self.log.clone() {
+            Some(log) if log.has_pending() => {
+                glommio::spawn_local(async move {
+                    if log.before_reply(mark).await.is_err() {
+                        value.fail(OpError::PersistFailed);
+                    }
+                    let _ = reply.send(value);
+                })
+                .detach();
+            }
+            _ => {
+                let _ = reply.send(value);
+            }
+        }
+    }
+
+    /// Takes an acquire: granted now, or queued behind an earlier waiting
+    /// acquire on one of its keys or a conflicting intent.
+    fn acquire(&self, req: Acquire) {
+        let queued = self
+            .intents
+            .queue
+            .borrow()
+            .iter()
+            .any(|q| overlaps(q, &req));
+        if queued || !self.intents.grantable(&req) {
+            self.intents.queue.borrow_mut().push_back(req);
+        } else {
+            self.grant(req);
+        }
+    }
+
+    /// Executes a transaction's writes here, releases its intents and
+    /// grants what waited for them.
+    fn apply_local(&self, txn: TxnId, ops: &[OwnedOp]) -> Vec<WriteResult> {
+        let results = self.exec_owned(ops);
+        if self.intents.release(txn) {
+            self.grant_waiting();
+        }
+        results
+    }
+
+    /// Executes owned ops through the logged path.
+    fn exec_owned(&self, ops: &[OwnedOp]) -> Vec<WriteResult> {
+        let mut results = Vec::with_capacity(ops.len());
+        if ops.is_empty() {
+            return results;
+        }
+        let mut store = self.store.borrow_mut();
+        store.set_now(unix_now_ms());
+        let mut sink = Collect(&mut results);
+        for (kind, key, value) in ops {
+            let op = (Some(*kind), key.as_slice(), value.as_slice());
+            let hash = key_hash(key);
+            match &self.log {
+                None => exec_one(&mut store, op, hash, &mut sink, &NoLog),
+                Some(log) => exec_one(&mut store, op, hash, &mut sink, &**log),
+            }
+        }
+        drop(store);
+        self.ops.set(self.ops.get() + ops.len() as u64);
+        self.publish();
+        results
+    }
+
     /// Grants every waiting acquire that no longer conflicts, in order; one
     /// that still does keeps the later ones on its keys waiting.
     fn grant_waiting(&self) {
-        let mut blocked: Vec<Pending> = Vec::new();
+        let mut blocked: Vec<Acquire> = Vec::new();
         loop {
             let Some(p) = self.intents.queue.borrow_mut().pop_front() else {
                 break;
@@ -793,12 +866,15 @@ impl Shard {
         }
     }
 
-    /// Takes the intents of an acquire, reads, answers. If the coordinator
-    /// is gone, releases them at once.
-    fn grant(&self, p: Pending) {
+    /// Takes the intents of an acquire (none when it applies at once),
+    /// reads, writes what it carries, answers. If the coordinator is gone,
+    /// releases the intents at once.
+    fn grant(&self, p: Acquire) {
+        let mark = self.log_mark();
+        let keep = p.apply.is_none();
         if p.barrier {
             self.intents.take_barrier(p.txn);
-        } else {
+        } else if keep {
             self.intents.take(p.txn, &p.locks);
         }
         let reads = {
@@ -811,19 +887,46 @@ impl Shard {
                 .collect()
         };
         let refuse_writes = self.log.as_ref().is_some_and(|l| l.failed().is_some());
+        let results = match &p.apply {
+            Some(ops) if !refuse_writes => self.exec_owned(ops),
+            Some(ops) => vec![WriteResult::Err(OpError::PersistFailed); ops.len()],
+            None => Vec::new(),
+        };
         let granted = Granted {
             reads,
+            results,
             refuse_writes,
         };
-        if p.reply.send(granted).is_err() && self.intents.release(p.txn) {
-            self.grant_waiting();
+        if keep {
+            if p.reply.send(granted).is_err() && self.intents.release(p.txn) {
+                self.grant_waiting();
+            }
+        } else {
+            self.answer_after_commit(mark, p.reply, granted);
         }
+    }
+}
+
+/// A reply whose results a failed commit turns into errors.
+trait WithResults {
+    fn fail(&mut self, e: OpError);
+}
+
+impl WithResults for Vec<WriteResult> {
+    fn fail(&mut self, e: OpError) {
+        self.fill(WriteResult::Err(e));
+    }
+}
+
+impl WithResults for Granted {
+    fn fail(&mut self, e: OpError) {
+        self.results.fill(WriteResult::Err(e));
     }
 }
 
 /// Must one of two acquires wait for the other: do they share a key, or is
 /// one a barrier?
-fn overlaps(a: &Pending, b: &Pending) -> bool {
+fn overlaps(a: &Acquire, b: &Acquire) -> bool {
     a.barrier
         || b.barrier
         || a.locks
@@ -835,6 +938,7 @@ fn overlaps(a: &Pending, b: &Pending) -> bool {
 mod tests {
     use super::*;
     use crate::protocol::native::Batch;
+    use std::rc::Rc;
 
     #[test]
     fn intents_conflict_by_mode() {
@@ -936,11 +1040,37 @@ mod tests {
                     })
                     .collect()
             };
-            let out = s0.transact(&keys, usize::MAX, msetnx).await.unwrap();
+            let out = s0.transact(&keys, usize::MAX, false, msetnx).await.unwrap();
             assert_eq!(out.writes, [WriteResult::Ok, WriteResult::Ok]);
-            let out = s0.transact(&keys, usize::MAX, msetnx).await.unwrap();
+            let out = s0.transact(&keys, usize::MAX, false, msetnx).await.unwrap();
             assert!(out.writes.is_empty());
             assert_eq!(out.reads, [Read::Exists(true), Read::Exists(true)]);
+            // Blind (MSET-like), coordinated by either shard: the last shard
+            // is written with its grant, both keys change.
+            for (coord, v) in [(&s0, b"x"), (&s1, b"y")] {
+                let writes = |_: &[Read]| -> Vec<TxnWrite> {
+                    (0..2)
+                        .map(|key| TxnWrite {
+                            key,
+                            kind: OpKind::Put,
+                            value: v.to_vec(),
+                        })
+                        .collect()
+                };
+                let out = coord
+                    .transact(&keys, usize::MAX, true, writes)
+                    .await
+                    .unwrap();
+                assert_eq!(out.writes, [WriteResult::Ok, WriteResult::Ok]);
+                assert_eq!(
+                    s0.with_store_ref(|st| st.get(&a).map(|v| v.to_vec())),
+                    Some(v.to_vec())
+                );
+                assert_eq!(
+                    s1.with_store_ref(|st| st.get(&b).map(|v| v.to_vec())),
+                    Some(v.to_vec())
+                );
+            }
             // A release without writes is not waited for: let it arrive.
             for _ in 0..200 {
                 if !s0.intents().active() && !s1.intents().active() {

@@ -285,8 +285,13 @@ pub(crate) async fn execute(conn: &mut Connection<'_>) -> Result<(), CmdError> {
         .max_reply_bytes
         .min(shard.conn_memory_left() / 2);
     let values = &values;
+    let nkeys = keys.len();
+    // MSET, DEL, MGET and EXISTS write what they write whatever they read.
+    let blind = matches!(kind, Kind::Mset | Kind::Del | Kind::Mget | Kind::Exists);
     let outcome = shard
-        .transact(&keys, max_values, |reads| decide(kind, reads, values))
+        .transact(&keys, max_values, blind, |reads| {
+            decide(kind, reads, values, nkeys)
+        })
         .await;
     let outcome = match outcome {
         Ok(o) => o,
@@ -346,8 +351,9 @@ pub(crate) async fn execute(conn: &mut Connection<'_>) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// The writes of `kind` given what was read (every intent held).
-fn decide(kind: Kind, reads: &[Read], values: &[Vec<u8>]) -> Vec<TxnWrite> {
+/// The writes of `kind` over `nkeys` keys given what was read (every
+/// intent held; MSET, DEL, MGET and EXISTS read nothing to decide).
+fn decide(kind: Kind, reads: &[Read], values: &[Vec<u8>], nkeys: usize) -> Vec<TxnWrite> {
     let write = |key, kind, value: Vec<u8>| TxnWrite { key, kind, value };
     match kind {
         Kind::Mget | Kind::Exists => Vec::new(),
@@ -362,7 +368,7 @@ fn decide(kind: Kind, reads: &[Read], values: &[Vec<u8>]) -> Vec<TxnWrite> {
                 .map(|i| write(i, OpKind::Put, values[i].clone()))
                 .collect()
         }
-        Kind::Del => (0..reads.len())
+        Kind::Del => (0..nkeys)
             .map(|i| write(i, OpKind::Del, Vec::new()))
             .collect(),
         Kind::Rename { nx } => {
