@@ -655,8 +655,9 @@ fn handshake_and_server_commands() {
     assert!(matches!(c.cmd(&["CLIENT", "ID"]), R::Int(i) if i > 0));
     assert_eq!(c.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "test"]), ok());
     assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    // Sixteen databases, as Redis (issue 12): 16 is out of range.
     assert_eq!(
-        c.cmd(&["SELECT", "1"]),
+        c.cmd(&["SELECT", "16"]),
         R::Err("ERR DB index is out of range".into())
     );
     assert!(matches!(c.cmd(&["COMMAND", "COUNT"]), R::Int(n) if n > 20));

@@ -353,6 +353,8 @@ pub struct ClientShared {
     pub out_buf: AtomicU64,
     /// Set by CLIENT KILL: the connection closes.
     pub killed: AtomicBool,
+    /// The database the client has selected (CLIENT LIST's `db=`).
+    pub db: AtomicU32,
 }
 
 impl ClientShared {
@@ -367,6 +369,7 @@ impl ClientShared {
             created: Instant::now(),
             name: Mutex::new(Vec::new()),
             last_cmd: AtomicU32::new(u32::MAX),
+            db: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(0),
             read_buf: AtomicU64::new(0),
             qbuf: AtomicU64::new(0),

@@ -47,6 +47,10 @@
 //! (one cache-padded slot per shard, single writer, relaxed atomics), where
 //! the stats line and STATS requests read them without messaging.
 
+pub mod keyspace;
+
+pub use keyspace::{KeyspaceReply, KeyspaceReq};
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -98,6 +102,28 @@ pub struct ShardSlot {
     avg_ttl_ms: AtomicU64,
     expired_keys: AtomicU64,
     evicted_keys: AtomicU64,
+    /// Per database: keys, keys with a TTL, average TTL (INFO keyspace,
+    /// DBSIZE).
+    dbs: Box<[DbSlot]>,
+}
+
+/// One database's published figures in a [`ShardSlot`].
+#[derive(Default)]
+struct DbSlot {
+    keys: AtomicU64,
+    expires: AtomicU64,
+    avg_ttl_ms: AtomicU64,
+}
+
+/// One database's figures over a node's shards (INFO keyspace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Keys.
+    pub keys: u64,
+    /// Keys with a TTL.
+    pub expires: u64,
+    /// Average TTL left on keys with one (ms), weighted by each shard's count.
+    pub avg_ttl_ms: u64,
 }
 
 /// Expiry and eviction counters of a node, summed over its shards (INFO).
@@ -192,6 +218,10 @@ pub struct NodeState {
     layout: OnceLock<Layout>,
     persist: OnceLock<(bool, &'static str)>,
     cluster: OnceLock<Arc<ClusterMap>>,
+    /// Databases per shard (`--databases`; 1 in cluster mode).
+    databases: usize,
+    /// Started with `--cluster` (Redis Cluster's rules: database 0 only).
+    cluster_mode: bool,
 }
 
 impl NodeState {
@@ -220,7 +250,60 @@ impl NodeState {
             layout: OnceLock::new(),
             persist: OnceLock::new(),
             cluster: OnceLock::new(),
+            databases: 0,
+            cluster_mode: false,
         }
+        .with_databases(crate::store::DEFAULT_DATABASES)
+    }
+
+    /// The same state for shards of `databases` databases (before sharing).
+    pub fn with_databases(mut self, databases: usize) -> NodeState {
+        self.databases = databases;
+        for s in self.slots.iter_mut() {
+            s.dbs = (0..databases).map(|_| DbSlot::default()).collect();
+        }
+        self
+    }
+
+    /// The same state for a node started with `--cluster` (`true`).
+    pub fn with_cluster_mode(mut self, on: bool) -> NodeState {
+        self.cluster_mode = on;
+        self
+    }
+
+    /// Started with `--cluster`.
+    pub fn cluster_mode(&self) -> bool {
+        self.cluster_mode
+    }
+
+    /// Databases per shard.
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// Keys of database `db` in each shard (as last published).
+    pub fn db_keys_per_shard(&self, db: usize) -> Vec<u64> {
+        self.slots
+            .iter()
+            .map(|s| s.dbs.get(db).map_or(0, |d| d.keys.load(Relaxed)))
+            .collect()
+    }
+
+    /// One database's figures summed over the shards (as last published).
+    pub fn db_stats(&self, db: usize) -> DbStats {
+        let mut d = DbStats::default();
+        let mut ttl_weighted = 0u128;
+        for s in &self.slots {
+            let Some(x) = s.dbs.get(db) else { continue };
+            d.keys += x.keys.load(Relaxed);
+            let n = x.expires.load(Relaxed);
+            d.expires += n;
+            ttl_weighted += n as u128 * x.avg_ttl_ms.load(Relaxed) as u128;
+        }
+        if d.expires > 0 {
+            d.avg_ttl_ms = (ttl_weighted / d.expires as u128) as u64;
+        }
+        d
     }
 
     /// Records the persistence mode (once, at start-up).
@@ -412,6 +495,8 @@ impl NodeState {
 pub enum ShardMsg {
     /// Execute ops this shard owns and reply with their results in order.
     Execute {
+        /// The database the whole batch runs in.
+        db: u16,
         /// The ops.
         batch: Batch,
         /// Their placement hashes, computed by the sender.
@@ -437,6 +522,14 @@ pub enum ShardMsg {
     Flush {
         /// Acknowledgement.
         reply: flume::Sender<()>,
+    },
+    /// A keyspace request (see [`KeyspaceReq`]); the answer comes back on
+    /// `reply`.
+    Keyspace {
+        /// What to do.
+        req: KeyspaceReq,
+        /// The answer.
+        reply: flume::Sender<KeyspaceReply>,
     },
     /// Snapshot this shard and start a new log (BGREWRITEAOF, BGSAVE,
     /// SAVE); the reply comes when the snapshot is in place.
@@ -528,6 +621,8 @@ pub struct Shard {
     log: Option<Rc<Aof>>,
     /// Intents of cross-shard transactions on this shard's keys ([`txn`]).
     intents: txn::Intents,
+    /// [`Store::tables_changed`] when every database was last published.
+    published_tables: Cell<u64>,
 }
 
 /// How many operations ahead of execution the fast path hashes a key and
@@ -638,6 +733,7 @@ impl Logger for Aof {
     }
     #[inline]
     fn record(&self, store: &Store, kind: OpKind, key: &[u8], hash: u64, seen: Seen) {
+        let db = store.db() as u16;
         // Did the op change the key? Errors and unmet conditions did not.
         let changed = match (kind, seen) {
             (_, Seen::Err | Seen::Nothing) => false,
@@ -653,8 +749,8 @@ impl Logger for Aof {
         // (INCRBY becomes the SET of its result, EXPIRE the SET with the new
         // time), so replay needs nothing else and is idempotent.
         match store.state(hash, key) {
-            Some((v, expire_at)) => self.append(RecordOp::Set, expire_at, key, v),
-            None => self.append(RecordOp::Del, 0, key, b""),
+            Some((v, expire_at)) => self.append_in(db, RecordOp::Set, expire_at, key, v),
+            None => self.append_in(db, RecordOp::Del, 0, key, b""),
         }
     }
 }
@@ -768,6 +864,7 @@ impl Shard {
             ops: Cell::new(0),
             log,
             intents: txn::Intents::default(),
+            published_tables: Cell::new(u64::MAX),
         }
     }
 
@@ -812,15 +909,29 @@ impl Shard {
     /// into the sink; owned by another, the rest of the batch takes the
     /// mixed path (routed, forwarded, merged back in order).
     pub async fn execute<S: OpSource + ?Sized, R: ReplySink>(&self, batch: &S, sink: &mut R) {
+        self.execute_in(0, batch, sink).await
+    }
+
+    /// [`Shard::execute`] in database `db` (RESP's SELECT): the database
+    /// is a property of the whole batch, selected once, and carried with
+    /// the parts forwarded to other shards. `db` must be below the node's
+    /// `--databases` (the connection checked it).
+    pub async fn execute_in<S: OpSource + ?Sized, R: ReplySink>(
+        &self,
+        db: u16,
+        batch: &S,
+        sink: &mut R,
+    ) {
         match &self.log {
-            None => self.execute_with(batch, sink, &NoLog).await,
-            Some(log) => self.execute_with(batch, sink, &**log).await,
+            None => self.execute_with(db, batch, sink, &NoLog).await,
+            Some(log) => self.execute_with(db, batch, sink, &**log).await,
         }
     }
 
-    /// [`Shard::execute`] with a logger (see [`Logger`]).
+    /// [`Shard::execute_in`] with a logger (see [`Logger`]).
     async fn execute_with<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
         &self,
+        db: u16,
         batch: &S,
         sink: &mut R,
         log: &L,
@@ -829,11 +940,12 @@ impl Shard {
         if self.intents.active() {
             // A transaction holds intents here: wait until none is on a key
             // this batch touches (the one check a batch pays, see `txn`).
-            self.wait_unblocked(batch, 0..n).await;
+            self.wait_unblocked(db, batch, 0..n).await;
         }
         let (first_foreign, pipe) = {
             let mut store = self.store.borrow_mut();
             store.set_now(unix_now_ms());
+            store.select(db as usize);
             let mut pipe = Prefetch::start(batch, &store);
             let mut i = 0;
             while i < n {
@@ -851,7 +963,7 @@ impl Shard {
             (i, pipe)
         };
         if first_foreign < n {
-            self.execute_mixed(batch, first_foreign, &pipe, sink, log)
+            self.execute_mixed(db, batch, first_foreign, &pipe, sink, log)
                 .await;
         }
         self.count_batch(n);
@@ -867,6 +979,7 @@ impl Shard {
     /// the hashes of the ops just after `from`; the rest are hashed here, once.
     async fn execute_mixed<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
         &self,
+        db: u16,
         batch: &S,
         from: usize,
         pipe: &Prefetch,
@@ -899,11 +1012,11 @@ impl Shard {
                 h.push(hash);
             }
         }
-        let replies = self.forward(parts, sink.value_budget()).await;
+        let replies = self.forward(db, parts, sink.value_budget()).await;
         if self.intents.active() {
-            self.wait_unblocked(batch, from..n).await;
+            self.wait_unblocked(db, batch, from..n).await;
         }
-        self.merge(batch, from, &owners, &hashes, replies, sink, log);
+        self.merge(db, batch, from, &owners, &hashes, replies, sink, log);
     }
 
     /// Sends each foreign part to its owner and waits for every reply; a
@@ -912,6 +1025,7 @@ impl Shard {
     /// reply bound).
     async fn forward(
         &self,
+        db: u16,
         parts: Vec<Option<(Batch, Vec<u64>)>>,
         max_values: usize,
     ) -> Vec<Option<(BatchReply, usize)>> {
@@ -922,6 +1036,7 @@ impl Shard {
                     .set(self.forwarded_out.get() + b.len() as u64);
                 let (tx, rx) = flume::bounded(1);
                 let msg = ShardMsg::Execute {
+                    db,
                     batch: b,
                     hashes: h,
                     reply: tx,
@@ -947,6 +1062,7 @@ impl Shard {
     #[allow(clippy::too_many_arguments)]
     fn merge<S: OpSource + ?Sized, R: ReplySink, L: Logger + ?Sized>(
         &self,
+        db: u16,
         batch: &S,
         from: usize,
         owners: &[u32],
@@ -957,6 +1073,7 @@ impl Shard {
     ) {
         let mut store = self.store.borrow_mut();
         store.set_now(unix_now_ms());
+        store.select(db as usize);
         for (j, i) in (from..batch.len()).enumerate() {
             if owners[j] & OTHER_NODE != 0 {
                 sink.push(OpResult::Moved {
@@ -986,23 +1103,25 @@ impl Shard {
         while let Ok(msg) = rx.recv_async().await {
             match msg {
                 ShardMsg::Execute {
+                    db,
                     batch,
                     hashes,
                     reply,
                     max_values,
                 } => {
-                    if self.intents.active() && self.intents.batch_conflicts(&batch, 0..batch.len())
+                    if self.intents.active()
+                        && self.intents.batch_conflicts(db, &batch, 0..batch.len())
                     {
                         // Parked behind a transaction's intent: a task waits
                         // for the release; the mesh goes on meanwhile.
                         let me = self.clone();
                         glommio::spawn_local(async move {
-                            me.wait_unblocked(&batch, 0..batch.len()).await;
-                            me.run_forwarded(batch, hashes, reply, max_values);
+                            me.wait_unblocked(db, &batch, 0..batch.len()).await;
+                            me.run_forwarded(db, batch, hashes, reply, max_values);
                         })
                         .detach();
                     } else {
-                        self.run_forwarded(batch, hashes, reply, max_values);
+                        self.run_forwarded(db, batch, hashes, reply, max_values);
                     }
                 }
                 ShardMsg::Txn(msg) => self.serve_txn(msg),
@@ -1022,6 +1141,12 @@ impl Shard {
                     let _ = self.before_reply(0).await;
                     let _ = reply.send(());
                 }
+                ShardMsg::Keyspace { req, reply } => {
+                    let mark = self.log_mark();
+                    let r = self.keyspace_local(req);
+                    let _ = self.before_reply(mark).await;
+                    let _ = reply.send(r);
+                }
                 ShardMsg::Configure {
                     max_memory,
                     policy,
@@ -1038,6 +1163,7 @@ impl Shard {
     /// (after the group commit under `appendfsync always`).
     fn run_forwarded(
         self: &Rc<Self>,
+        db: u16,
         batch: Batch,
         hashes: Vec<u64>,
         reply: flume::Sender<BatchReply>,
@@ -1050,6 +1176,7 @@ impl Shard {
         {
             let mut store = self.store.borrow_mut();
             store.set_now(unix_now_ms());
+            store.select(db as usize);
             let mut sink = BoundedReply {
                 reply: &mut out,
                 max_values,
@@ -1101,7 +1228,9 @@ impl Shard {
     fn local_slot_keys(&self, slot: u16, limit: usize) -> (usize, Vec<Vec<u8>>) {
         let mut count = 0;
         let mut keys = Vec::new();
-        self.store.borrow().for_each_key(|k| {
+        let mut store = self.store.borrow_mut();
+        store.select(0); // cluster mode has database 0 only
+        store.for_each_key(|k| {
             if key_slot(k) == slot {
                 count += 1;
                 if keys.len() < limit {
@@ -1137,6 +1266,11 @@ impl Shard {
             return (0, Vec::new());
         }
         rx.recv_async().await.unwrap_or_default()
+    }
+
+    /// The node was started with `--cluster`.
+    pub fn cluster_mode(&self) -> bool {
+        self.node.cluster_mode()
     }
 
     /// This shard as a slot owner `(node_id, shard_id)`.
@@ -1310,16 +1444,40 @@ impl Shard {
                     .await
                     .map_err(err)?;
             let end: u128 = 1 << 64;
-            let mut lo: u128 = 0;
             let mut max_pause = 0u64;
-            while lo < end {
+            // Each database is followed by its physical id, so a SWAPDB
+            // between slices does not mix two databases up: its keys are
+            // written under the index it had when the new log started (the
+            // log, replayed after the snapshot, has the SWAP). A database
+            // flushed or created meanwhile has its story in the log too.
+            let dbs: Vec<(u16, u32)> = {
+                let store = self.store.borrow();
+                (0..store.databases())
+                    .map(|db| (db as u16, store.db_id(db)))
+                    .filter(|&(_, id)| id != 0)
+                    .collect()
+            };
+            let mut current = 0;
+            let mut lo: u128 = 0;
+            while current < dbs.len() {
                 let started = Instant::now();
                 {
                     let mut store = self.store.borrow_mut();
-                    let hi = (lo + store.position_span(SNAPSHOT_SLICE_SLOTS)).min(end);
-                    store.set_now(unix_now_ms());
-                    store.for_each_in(lo, hi, |k, v, at| w.add(k, v, at));
-                    lo = hi;
+                    let (db, id) = dbs[current];
+                    match store.find_db_id(id) {
+                        Some(now_at) => {
+                            store.select(now_at);
+                            let hi = (lo + store.position_span(SNAPSHOT_SLICE_SLOTS)).min(end);
+                            store.set_now(unix_now_ms());
+                            store.for_each_in(lo, hi, |k, v, at| w.add(db, k, v, at));
+                            lo = hi;
+                        }
+                        None => lo = end, // flushed: the log says so
+                    }
+                    if lo >= end {
+                        current += 1;
+                        lo = 0;
+                    }
                 }
                 max_pause = max_pause.max(started.elapsed().as_micros() as u64);
                 if w.buffered() >= snapshot::FLUSH_BYTES {
@@ -1382,11 +1540,11 @@ impl Shard {
         }
     }
 
-    /// Removes this shard's keys (and logs it).
+    /// Removes this shard's keys, every database's (and logs it).
     fn clear_local(&self) {
         self.store.borrow_mut().clear();
         if let Some(log) = &self.log {
-            log.append(RecordOp::Flush, 0, b"", b"");
+            log.append_in(0, RecordOp::FlushAll, 0, b"", b"");
         }
     }
 
@@ -1472,6 +1630,23 @@ impl Shard {
         s.avg_ttl_ms.store(store.avg_ttl_ms(), Relaxed);
         s.expired_keys.store(c.expired_keys, Relaxed);
         s.evicted_keys.store(c.evicted_keys, Relaxed);
+        // Only the selected database changes while selected: the others'
+        // figures are republished when the set of tables changed.
+        let (db, keys, ttl, avg) = store.db_figures(store.db());
+        if let Some(d) = s.dbs.get(db) {
+            d.keys.store(keys as u64, Relaxed);
+            d.expires.store(ttl as u64, Relaxed);
+            d.avg_ttl_ms.store(avg, Relaxed);
+        }
+        if store.tables_changed() != self.published_tables.get() {
+            self.published_tables.set(store.tables_changed());
+            for (d, slot) in s.dbs.iter().enumerate() {
+                let (_, keys, ttl, avg) = store.db_figures(d);
+                slot.keys.store(keys as u64, Relaxed);
+                slot.expires.store(ttl as u64, Relaxed);
+                slot.avg_ttl_ms.store(avg, Relaxed);
+            }
+        }
         if let Some(log) = &self.log {
             let r = &log.rewrite;
             s.aof_size.store(log.size(), Relaxed);

@@ -86,11 +86,12 @@ use super::{exec_one, mutates, NoLog, Shard, ShardMsg};
 /// A transaction's id: its coordinating shard and a sequence number.
 pub type TxnId = u64;
 
-/// A write as it travels to its shard: `(kind, key, value)`.
-pub type OwnedOp = (OpKind, Vec<u8>, Vec<u8>);
+/// A write as it travels to its shard: `(database, kind, key, value)`.
+pub type OwnedOp = (u16, OpKind, Vec<u8>, Vec<u8>);
 
-/// The keys a transaction holds on a shard, and whether each is exclusive.
-type HeldKeys = Vec<(Box<[u8]>, bool)>;
+/// The keys a transaction holds on a shard (database, key), and whether
+/// each is exclusive.
+type HeldKeys = Vec<(u16, Box<[u8]>, bool)>;
 
 /// What a transaction needs to know about a key before it decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,8 @@ pub enum Read {
 /// One key of a transaction.
 #[derive(Debug, Clone)]
 pub struct TxnKey {
+    /// Its database.
+    pub db: u16,
     /// The key.
     pub key: Vec<u8>,
     /// The command may write it: an exclusive intent (else shared).
@@ -177,13 +180,13 @@ pub struct Granted {
 pub struct Acquire {
     /// The transaction.
     txn: TxnId,
-    /// Distinct keys and whether each is exclusive.
-    locks: Vec<(Vec<u8>, bool)>,
+    /// Distinct (database, key) and whether each is exclusive.
+    locks: Vec<(u16, Vec<u8>, bool)>,
     /// An intent on the whole shard (a node-wide barrier such as FLUSHALL)
     /// instead of `locks`.
     barrier: bool,
     /// Keys to read, in order.
-    wants: Vec<(Vec<u8>, Want)>,
+    wants: Vec<(u16, Vec<u8>, Want)>,
     /// Value bytes the reads may return.
     max_values: usize,
     /// Apply these ops at the grant and keep no intent: the last shard of a
@@ -210,6 +213,9 @@ pub enum TxnMsg {
     },
 }
 
+/// One database's intents: key → intent.
+type KeyIntents = HashMap<Box<[u8]>, Hold>;
+
 /// An intent on one key of this shard.
 #[derive(Debug, Clone, Copy, Default)]
 struct Hold {
@@ -220,8 +226,8 @@ struct Hold {
 /// A shard's intent table (one per shard, `!Send` like the rest of it).
 #[derive(Default)]
 pub struct Intents {
-    /// Key → intent.
-    locks: RefCell<HashMap<Box<[u8]>, Hold>>,
+    /// Database → key → intent.
+    locks: RefCell<HashMap<u16, KeyIntents>>,
     /// Keys with an intent (plus one while a barrier is held): the one
     /// counter ordinary batches check.
     held_keys: Cell<usize>,
@@ -256,6 +262,7 @@ impl Intents {
     /// a key under an exclusive intent, a write on one under a shared one?
     pub fn batch_conflicts<S: OpSource + ?Sized>(
         &self,
+        db: u16,
         batch: &S,
         range: std::ops::Range<usize>,
     ) -> bool {
@@ -263,6 +270,9 @@ impl Intents {
             return !range.is_empty();
         }
         let locks = self.locks.borrow();
+        let Some(locks) = locks.get(&db) else {
+            return false;
+        };
         range.into_iter().any(|i| {
             let (kind, key, _) = batch.op(i);
             locks
@@ -272,12 +282,13 @@ impl Intents {
     }
 
     /// Would an intent on `key` (exclusive or not) conflict with one held?
-    fn lock_conflicts(&self, key: &[u8], exclusive: bool) -> bool {
+    fn lock_conflicts(&self, db: u16, key: &[u8], exclusive: bool) -> bool {
         self.barrier.get().is_some()
             || self
                 .locks
                 .borrow()
-                .get(key)
+                .get(&db)
+                .and_then(|m| m.get(key))
                 .is_some_and(|h| h.exclusive || (exclusive && h.shared > 0))
     }
 
@@ -286,7 +297,9 @@ impl Intents {
         if p.barrier {
             return self.held_keys.get() == 0;
         }
-        !p.locks.iter().any(|(k, x)| self.lock_conflicts(k, *x))
+        !p.locks
+            .iter()
+            .any(|(db, k, x)| self.lock_conflicts(*db, k, *x))
     }
 
     /// Takes the whole shard for `txn`.
@@ -296,11 +309,13 @@ impl Intents {
     }
 
     /// Takes the intents of `txn`.
-    fn take(&self, txn: TxnId, locks: &[(Vec<u8>, bool)]) {
+    fn take(&self, txn: TxnId, locks: &[(u16, Vec<u8>, bool)]) {
         let mut table = self.locks.borrow_mut();
         let mut mine = Vec::with_capacity(locks.len());
-        for (key, exclusive) in locks {
+        for (db, key, exclusive) in locks {
             let h = table
+                .entry(*db)
+                .or_default()
                 .entry(key.clone().into_boxed_slice())
                 .or_insert_with(|| {
                     self.held_keys.set(self.held_keys.get() + 1);
@@ -311,7 +326,7 @@ impl Intents {
             } else {
                 h.shared += 1;
             }
-            mine.push((key.clone().into_boxed_slice(), *exclusive));
+            mine.push((*db, key.clone().into_boxed_slice(), *exclusive));
         }
         self.held.borrow_mut().insert(txn, mine);
     }
@@ -327,17 +342,23 @@ impl Intents {
         }
         if let Some(mine) = self.held.borrow_mut().remove(&txn) {
             let mut table = self.locks.borrow_mut();
-            for (key, exclusive) in mine {
-                if let Some(h) = table.get_mut(&key) {
+            for (db, key, exclusive) in mine {
+                let Some(map) = table.get_mut(&db) else {
+                    continue;
+                };
+                if let Some(h) = map.get_mut(&key) {
                     if exclusive {
                         h.exclusive = false;
                     } else {
                         h.shared = h.shared.saturating_sub(1);
                     }
                     if !h.exclusive && h.shared == 0 {
-                        table.remove(&key);
+                        map.remove(&key);
                         self.held_keys.set(self.held_keys.get() - 1);
                     }
+                }
+                if map.is_empty() {
+                    table.remove(&db);
                 }
             }
             any = true;
@@ -421,7 +442,8 @@ impl ReplySink for One<'_> {
 
 /// Reads `key` for `want` from the store (counting hits and misses as the
 /// plain commands do); `budget` is what values may still take.
-fn read_key(store: &mut Store, key: &[u8], want: Want, budget: &mut usize) -> Read {
+fn read_key(store: &mut Store, db: u16, key: &[u8], want: Want, budget: &mut usize) -> Read {
+    store.select(db as usize);
     let hash = key_hash(key);
     let kind = match want {
         Want::Nothing => return Read::Nothing,
@@ -471,10 +493,11 @@ impl Shard {
     /// this shard (call only when [`Intents::active`]).
     pub(super) async fn wait_unblocked<S: OpSource + ?Sized>(
         &self,
+        db: u16,
         batch: &S,
         range: std::ops::Range<usize>,
     ) {
-        while self.intents.batch_conflicts(batch, range.clone()) {
+        while self.intents.batch_conflicts(db, batch, range.clone()) {
             self.intents.released().await;
         }
     }
@@ -524,7 +547,7 @@ impl Shard {
                 let Some(k) = keys.get(w.key) else { continue };
                 let at = shards.iter().position(|&s| s == owners[w.key]).unwrap_or(0);
                 order.push((at, per_shard[at].len()));
-                per_shard[at].push((w.kind, k.key.clone(), w.value));
+                per_shard[at].push((k.db, w.kind, k.key.clone(), w.value));
             }
             (per_shard, order)
         };
@@ -545,20 +568,20 @@ impl Shard {
         let mut budget = max_values;
         let last = shards.len() - 1;
         for (at, &s) in shards.iter().enumerate() {
-            let mut locks: Vec<(Vec<u8>, bool)> = Vec::new();
-            let mut seen: HashMap<&[u8], usize> = HashMap::new();
+            let mut locks: Vec<(u16, Vec<u8>, bool)> = Vec::new();
+            let mut seen: HashMap<(u16, &[u8]), usize> = HashMap::new();
             let mut wants = Vec::new();
             let mut wanted = Vec::new();
             for (i, k) in keys.iter().enumerate().filter(|(i, _)| owners[*i] == s) {
-                match seen.get(k.key.as_slice()) {
-                    Some(&j) => locks[j].1 |= k.exclusive,
+                match seen.get(&(k.db, k.key.as_slice())) {
+                    Some(&j) => locks[j].2 |= k.exclusive,
                     None => {
-                        seen.insert(&k.key, locks.len());
-                        locks.push((k.key.clone(), k.exclusive));
+                        seen.insert((k.db, &k.key), locks.len());
+                        locks.push((k.db, k.key.clone(), k.exclusive));
                     }
                 }
                 if k.want != Want::Nothing {
-                    wants.push((k.key.clone(), k.want));
+                    wants.push((k.db, k.key.clone(), k.want));
                     wanted.push(i);
                 }
             }
@@ -723,7 +746,7 @@ impl Shard {
     ) -> Result<Outcome, OpError> {
         while keys
             .iter()
-            .any(|k| self.intents.lock_conflicts(&k.key, k.exclusive))
+            .any(|k| self.intents.lock_conflicts(k.db, &k.key, k.exclusive))
         {
             self.intents.released().await;
         }
@@ -732,7 +755,7 @@ impl Shard {
         let mut budget = max_values;
         let reads: Vec<Read> = keys
             .iter()
-            .map(|k| read_key(&mut store, &k.key, k.want, &mut budget))
+            .map(|k| read_key(&mut store, k.db, &k.key, k.want, &mut budget))
             .collect();
         let writes = decide(&reads);
         if !writes.is_empty() && self.log.as_ref().is_some_and(|l| l.failed().is_some()) {
@@ -742,6 +765,7 @@ impl Shard {
         let mut sink = Collect(&mut results);
         for w in &writes {
             let Some(k) = keys.get(w.key) else { continue };
+            store.select(k.db as usize);
             let op = (Some(w.kind), k.key.as_slice(), w.value.as_slice());
             let hash = key_hash(&k.key);
             match &self.log {
@@ -831,7 +855,8 @@ impl Shard {
         let mut store = self.store.borrow_mut();
         store.set_now(unix_now_ms());
         let mut sink = Collect(&mut results);
-        for (kind, key, value) in ops {
+        for (db, kind, key, value) in ops {
+            store.select(*db as usize);
             let op = (Some(*kind), key.as_slice(), value.as_slice());
             let hash = key_hash(key);
             match &self.log {
@@ -883,7 +908,7 @@ impl Shard {
             let mut budget = p.max_values;
             p.wants
                 .iter()
-                .map(|(k, w)| read_key(&mut store, k, *w, &mut budget))
+                .map(|(db, k, w)| read_key(&mut store, *db, k, *w, &mut budget))
                 .collect()
         };
         let refuse_writes = self.log.as_ref().is_some_and(|l| l.failed().is_some());
@@ -931,7 +956,7 @@ fn overlaps(a: &Acquire, b: &Acquire) -> bool {
         || b.barrier
         || a.locks
             .iter()
-            .any(|(k, _)| b.locks.iter().any(|(l, _)| k == l))
+            .any(|(adb, k, _)| b.locks.iter().any(|(bdb, l, _)| adb == bdb && k == l))
 }
 
 #[cfg(test)]
@@ -944,39 +969,41 @@ mod tests {
     fn intents_conflict_by_mode() {
         let i = Intents::default();
         assert!(!i.active());
-        i.take(1, &[(b"a".to_vec(), true), (b"b".to_vec(), false)]);
+        i.take(1, &[(0, b"a".to_vec(), true), (0, b"b".to_vec(), false)]);
         assert!(i.active());
         assert_eq!(i.held_keys(), 2);
         let mut get_b = Batch::default();
         get_b.get(b"b");
         assert!(
-            !i.batch_conflicts(&get_b, 0..1),
+            !i.batch_conflicts(0, &get_b, 0..1),
             "reads pass a shared intent"
         );
         let mut put_b = Batch::default();
         put_b.put(b"b", b"v");
         assert!(
-            i.batch_conflicts(&put_b, 0..1),
+            i.batch_conflicts(0, &put_b, 0..1),
             "writes wait for a shared one"
         );
         let mut get_a = Batch::default();
         get_a.get(b"a");
         assert!(
-            i.batch_conflicts(&get_a, 0..1),
+            i.batch_conflicts(0, &get_a, 0..1),
             "nothing passes an exclusive one"
         );
-        assert!(i.lock_conflicts(b"b", true));
-        assert!(!i.lock_conflicts(b"b", false));
-        assert!(!i.lock_conflicts(b"c", true));
+        assert!(i.lock_conflicts(0, b"b", true));
+        assert!(!i.lock_conflicts(0, b"b", false));
+        assert!(!i.lock_conflicts(0, b"c", true));
+        assert!(!i.lock_conflicts(1, b"a", true), "intents are per database");
+        assert!(!i.batch_conflicts(1, &get_a, 0..1));
         assert!(i.release(1));
         assert!(!i.active());
-        assert!(!i.batch_conflicts(&get_a, 0..1));
+        assert!(!i.batch_conflicts(0, &get_a, 0..1));
         assert!(!i.release(1));
         // A barrier holds the whole shard.
         i.take_barrier(2);
         assert!(i.active());
-        assert!(i.batch_conflicts(&get_a, 0..1));
-        assert!(i.lock_conflicts(b"anything", false));
+        assert!(i.batch_conflicts(0, &get_a, 0..1));
+        assert!(i.lock_conflicts(0, b"anything", false));
         assert!(i.release(2));
         assert!(!i.active());
     }
@@ -1018,11 +1045,13 @@ mod tests {
             let (a, b) = (on(0), on(1));
             let keys = vec![
                 TxnKey {
+                    db: 0,
                     key: a.clone(),
                     exclusive: true,
                     want: Want::Exists,
                 },
                 TxnKey {
+                    db: 0,
                     key: b.clone(),
                     exclusive: true,
                     want: Want::Exists,
@@ -1080,7 +1109,7 @@ mod tests {
             }
             assert!(!s0.intents().active() && !s1.intents().active());
             // Hold an intent on `b` by hand; a write of `b` from shard 0 parks.
-            s1.intents.take(99, &[(b.clone(), true)]);
+            s1.intents.take(99, &[(0, b.clone(), true)]);
             let mut put = Batch::default();
             put.put(&b, b"w");
             let done = Rc::new(Cell::new(false));

@@ -106,7 +106,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "select",
         2,
         LOADING_STALE_FAST,
-        "Changes the selected database (corekv has only database 0).",
+        "Changes the selected database (0 to --databases - 1; 0 only with --cluster).",
         &[arg("index", "integer")],
         select,
     ),
@@ -156,13 +156,14 @@ fn echo(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     Ok(Effect::Continue)
 }
 
-/// SELECT index: only database 0 exists.
+/// SELECT index: databases 0..`--databases` (see
+/// `keyspace::select_index`). SELECT is not batched, so the run queued
+/// before it executes in the database selected before.
 fn select(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    let index = p.next_int()?;
+    let index = p.next_bytes()?;
     p.finish()?;
-    if index != 0 {
-        return Err(CmdError::msg("ERR DB index is out of range"));
-    }
+    conn.db = super::keyspace::select_index(conn, index)?;
+    conn.client.shared.db.store(conn.db as u32, Relaxed);
     conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Continue)
 }
@@ -381,7 +382,7 @@ fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> Strin
     let qbuf = c.qbuf.load(Relaxed);
     let obuf = c.out_buf.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db=0 sub=0 psub=0 \
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db={} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem=0 rbs={rbs} rbp={rbs} \
          obl=0 oll=0 omem=0 tot-mem={} events=r cmd={cmd} user=default redir=-1 resp=2\n",
         c.id,
@@ -390,6 +391,7 @@ fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> Strin
         c.fd,
         String::from_utf8_lossy(&name),
         idle_ms / 1000,
+        c.db.load(Relaxed),
         rbs.saturating_sub(qbuf),
         rbs + obuf,
     )

@@ -15,6 +15,7 @@
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
 //! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
+//! | `keyspace` | SWAPDB MOVE KEYS SCAN RANDOMKEY TYPE TOUCH UNLINK OBJECT DEBUG |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
@@ -81,6 +82,7 @@ pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
 pub(crate) mod keys;
+pub(crate) mod keyspace;
 pub(crate) mod multikey;
 pub(crate) mod run;
 pub(crate) mod server;
@@ -162,6 +164,12 @@ pub(crate) struct Connection<'s> {
     pub(crate) authed: bool,
     /// Worst-case reply bytes of the queued run.
     run_worst: usize,
+    /// The selected database (SELECT): every command of a queued run runs
+    /// in it, and SELECT, not being batched, ends the run.
+    pub(crate) db: u16,
+    /// A keyspace command checked by its handler, answered by
+    /// [`keyspace::finish`] ([`Effect::Keyspace`]).
+    pub(crate) pending: Option<keyspace::Pending>,
     /// A multi-key command a handler left to run as a transaction.
     pub(crate) atomic: Option<multikey::Atomic>,
 }
@@ -189,6 +197,8 @@ impl<'s> Connection<'s> {
             security: &OPEN,
             authed: true,
             run_worst: 0,
+            db: 0,
+            pending: None,
             atomic: None,
         }
     }
@@ -240,7 +250,7 @@ impl<'s> Connection<'s> {
             limit,
             end,
         );
-        self.shard.execute(&view, &mut sink).await;
+        self.shard.execute_in(self.db, &view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
         if let Err(e) = self.shard.before_reply(log_mark).await {
@@ -392,6 +402,22 @@ impl<'s> Connection<'s> {
                         self.stats.count_error(e.0.as_bytes());
                         resp::error(&mut self.out, &e.0);
                         self.stats.cmds[slot].failed.add(1);
+                    }
+                }
+                Flow::Continue
+            }
+            Ok(Effect::Keyspace) => {
+                keyspace::finish(self).await;
+                Flow::Continue
+            }
+            Ok(Effect::FlushDb) => {
+                // Under the node-wide barrier, as FLUSHALL.
+                let shard = self.shard;
+                match shard.with_barrier(shard.flush_db(self.db)).await {
+                    Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
+                    Err(e) => {
+                        self.shard.count_protocol_error();
+                        run::push_op_error(&mut self.out, e);
                     }
                 }
                 Flow::Continue
@@ -761,7 +787,8 @@ mod tests {
         );
         assert!(reject("set a b EX 10").is_none());
         assert!(reject("set a b nx get").is_none());
-        assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
+        assert_eq!(reject("select 16").unwrap(), "ERR DB index is out of range");
+        assert!(reject("select 15").is_none());
         assert!(reject("select 0").is_none());
         assert_eq!(
             reject("hello 3").unwrap(),

@@ -24,7 +24,9 @@ use crate::routing::key_slot;
 use crate::shard::txn::{Read, TxnKey, TxnWrite, Want, WriteResult};
 
 use super::run::{push_op_error, REPLY_TOO_LARGE};
-use super::table::{is_word, opt, token, CmdError, Effect, Parse, Spec, ERR_SYNTAX, KEY};
+use super::table::{
+    is_word, opt, token, CmdError, Effect, Parse, Spec, ERR_NOT_INTEGER, ERR_SYNTAX, KEY,
+};
 use super::Connection;
 
 /// Which command an [`Atomic`] is.
@@ -179,6 +181,7 @@ pub(crate) fn queue(
     let mut values = Vec::new();
     for chunk in ranges.chunks(step) {
         keys.push(TxnKey {
+            db: conn.db,
             key: p.bytes_of(&chunk[0]).to_vec(),
             exclusive,
             want,
@@ -200,17 +203,20 @@ fn msetnx(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     queue(conn, p, Kind::Msetnx, pairs, 2)
 }
 
-/// RENAME / RENAMENX / COPY over `src` and `dst`: the source (its state
-/// read; exclusive unless COPY only reads it) and, unless it is the same
-/// key, the destination (exclusive, its existence read).
-fn two_keys(conn: &mut Connection<'_>, kind: Kind, src: &[u8], dst: &[u8]) -> Effect {
+/// RENAME / RENAMENX / COPY over `src` (in the connection's database) and
+/// `dst` (in `dst_db`): the source (its state read; exclusive unless COPY
+/// only reads it) and, unless it is the same key, the destination
+/// (exclusive, its existence read).
+fn two_keys(conn: &mut Connection<'_>, kind: Kind, src: &[u8], dst: &[u8], dst_db: u16) -> Effect {
     let mut keys = vec![TxnKey {
+        db: conn.db,
         key: src.to_vec(),
         exclusive: !matches!(kind, Kind::Copy { .. }),
         want: Want::State,
     }];
-    if src != dst {
+    if src != dst || conn.db != dst_db {
         keys.push(TxnKey {
+            db: dst_db,
             key: dst.to_vec(),
             exclusive: true,
             want: Want::Exists,
@@ -233,7 +239,8 @@ fn rename_like(
     let src = p.next_bytes()?;
     let dst = p.next_bytes()?;
     p.finish()?;
-    Ok(two_keys(conn, kind, src, dst))
+    let db = conn.db;
+    Ok(two_keys(conn, kind, src, dst, db))
 }
 
 /// RENAME key newkey
@@ -252,24 +259,36 @@ fn copy(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     let src = p.next_bytes()?;
     let dst = p.next_bytes()?;
     let mut replace = false;
+    let mut dst_db = conn.db;
     while let Some(option) = p.try_next_bytes() {
         if is_word(option, "replace") {
             replace = true;
         } else if is_word(option, "db") && p.remaining() >= 1 {
-            // Only database 0 exists.
-            if p.next_int()? != 0 {
+            // Redis reads the index as a C int.
+            let db = p
+                .next_int()
+                .ok()
+                .filter(|&n| i32::try_from(n).is_ok())
+                .ok_or(CmdError::msg(ERR_NOT_INTEGER))?;
+            if db < 0 || db >= conn.shard.node.databases() as i64 {
                 return Err(CmdError::msg("ERR DB index is out of range"));
             }
+            dst_db = db as u16;
         } else {
             return Err(CmdError::msg(ERR_SYNTAX));
         }
     }
-    if src == dst {
+    if conn.shard.cluster_mode() && (conn.db != 0 || dst_db != 0) {
+        return Err(CmdError::msg(
+            "ERR Copying to another database is not allowed in cluster mode",
+        ));
+    }
+    if src == dst && conn.db == dst_db {
         return Err(CmdError::msg(
             "ERR source and destination objects are the same",
         ));
     }
-    Ok(two_keys(conn, Kind::Copy { replace }, src, dst))
+    Ok(two_keys(conn, Kind::Copy { replace }, src, dst, dst_db))
 }
 
 /// Runs the connection's pending [`Atomic`] (one transaction) and writes

@@ -40,6 +40,9 @@ pub(crate) enum Style {
     Array,
     /// MSET: `+OK` once every pair is written.
     AllOk,
+    /// TYPE (an EXISTS op): `+string` when present, `+none` when not
+    /// (every value corekv holds is a string).
+    Type,
 }
 
 /// One queued command: its reply style and how many ops it queued.
@@ -361,6 +364,8 @@ impl ReplySink for RespSink<'_> {
             (Style::Bulk | Style::Array, OpResult::Value(v)) => resp::bulk(out, v),
             (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => resp::null_bulk(out),
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
+            (Style::Type, OpResult::Int(1)) => out.extend_from_slice(b"+string\r\n"),
+            (Style::Type, OpResult::Int(_)) => out.extend_from_slice(b"+none\r\n"),
             (Style::Flag, OpResult::Ok) => out.extend_from_slice(b":1\r\n"),
             (Style::Flag, OpResult::NotFound) => out.extend_from_slice(b":0\r\n"),
             (Style::Count, OpResult::Ok) => self.count += 1,

@@ -198,20 +198,30 @@ fn lastsave(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
     Ok(Effect::Continue)
 }
 
-/// DBSIZE: keys of the whole node.
+/// DBSIZE: keys of the connection's database over the whole node (as
+/// every shard last published them, which each does before replying).
 fn dbsize(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     p.finish()?;
-    resp::integer(&mut conn.out, conn.shard.node_keys() as i64);
+    conn.shard.publish();
+    let keys = conn.shard.node.db_stats(conn.db as usize).keys;
+    resp::integer(&mut conn.out, keys as i64);
     Ok(Effect::Continue)
 }
 
-/// FLUSHDB / FLUSHALL [ASYNC|SYNC]: the connection empties every shard and
-/// answers `+OK` ([`Effect::FlushAll`]).
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC]: the connection empties its database
+/// ([`Effect::FlushDb`]) or every database ([`Effect::FlushAll`]) on every
+/// shard and answers `+OK`. Both are synchronous (ASYNC is accepted).
 fn flush(_conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let all = p.name() == "flushall";
+    let effect = if all {
+        Effect::FlushAll
+    } else {
+        Effect::FlushDb
+    };
     match p.try_next_bytes() {
-        None => Ok(Effect::FlushAll),
+        None => Ok(effect),
         Some(mode) if p.remaining() == 0 && (is_word(mode, "async") || is_word(mode, "sync")) => {
-            Ok(Effect::FlushAll)
+            Ok(effect)
         }
         Some(_) => Err(CmdError::msg(ERR_SYNTAX)),
     }
@@ -452,7 +462,7 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
         ("maxmemory-policy", figures.policy.name().into()),
         ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
-        ("databases", "1".into()),
+        ("databases", shard.node.databases().to_string()),
         ("port", figures.port.to_string()),
         (
             "timeout",
@@ -855,12 +865,15 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");
-        if t.keys > 0 {
-            let _ = write!(
-                s,
-                "db0:keys={},expires={},avg_ttl={}\r\n",
-                t.keys, cache.expires, cache.avg_ttl_ms
-            );
+        for db in 0..node.databases() {
+            let d = node.db_stats(db);
+            if d.keys > 0 {
+                let _ = write!(
+                    s,
+                    "db{db}:keys={},expires={},avg_ttl={}\r\n",
+                    d.keys, d.expires, d.avg_ttl_ms
+                );
+            }
         }
     }
     s
