@@ -48,12 +48,22 @@
 //! # Cost
 //!
 //! Nothing while no intent is held: [`Intents::active`] is one `Cell` read
-//! per batch (local or forwarded). A cross-shard command costs two messages
-//! per shard involved (acquire, apply) and copies its keys and values into
-//! them. When every key is owned by the coordinating shard (RENAME and the
-//! other commands that always come here), there are no messages and no
-//! intents: the shard waits until no other transaction holds its keys, then
-//! reads, decides and writes in one synchronous step.
+//! per batch (local or forwarded). A cross-shard command costs at most two
+//! messages per other shard involved (acquire, apply) and copies its keys
+//! and values into them; the coordinator's own shard is served in place,
+//! and when the writes do not depend on the reads (MSET, DEL, MGET, EXISTS:
+//! `blind`), the last shard is acquired, read, written and released in one
+//! message — a two-shard MSET is one round trip. When every key is owned by
+//! the coordinating shard (RENAME and the other commands that always come
+//! here), there are no messages and no intents: the shard waits until no
+//! other transaction holds its keys, then reads, decides and writes in one
+//! synchronous step.
+//!
+//! Intents are per database (a key is `(db, key)`). [`Shard::with_barrier`]
+//! holds every shard of the node the same way (one whole-shard intent per
+//! shard, taken in ascending order) around a node-wide operation: FLUSHALL,
+//! FLUSHDB and SWAPDB run under it, so none of them sees a transaction
+//! half-applied.
 //!
 //! # Bounds and failure
 //!

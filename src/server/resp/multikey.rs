@@ -1,6 +1,7 @@
 //! Multi-key commands that stay atomic across shards: MSETNX, RENAME,
-//! RENAMENX and COPY (rows here), and the cross-shard form of MSET, MGET,
-//! DEL and EXISTS (rows in `strings` and `keys`, which call
+//! RENAMENX and COPY (rows here), MOVE (its row in `keyspace`, which hands
+//! it over through [`move_key`]), and the cross-shard form of MSET, MGET,
+//! DEL/UNLINK and EXISTS/TOUCH (rows in `strings` and `keys`, which call
 //! [`spans_shards`] and hand over to [`queue`] when their keys live on more
 //! than one shard).
 //!
@@ -47,6 +48,9 @@ pub(crate) enum Kind {
         /// RENAMENX.
         nx: bool,
     },
+    /// MOVE key db: RENAMENX into another database, `:0` when the key is
+    /// absent.
+    Move,
     /// COPY src dst [REPLACE].
     Copy {
         /// REPLACE.
@@ -175,7 +179,9 @@ pub(crate) fn queue(
         Kind::Mset | Kind::Del => (true, Want::Nothing),
         Kind::Msetnx => (true, Want::Exists),
         Kind::Mget => (false, Want::Value),
-        Kind::Exists | Kind::Rename { .. } | Kind::Copy { .. } => (false, Want::Exists),
+        Kind::Exists | Kind::Rename { .. } | Kind::Copy { .. } | Kind::Move => {
+            (false, Want::Exists)
+        }
     };
     let mut keys = Vec::with_capacity(ranges.len() / step);
     let mut values = Vec::new();
@@ -228,6 +234,13 @@ fn two_keys(conn: &mut Connection<'_>, kind: Kind, src: &[u8], dst: &[u8], dst_d
         values: Vec::new(),
     });
     Effect::Atomic
+}
+
+/// MOVE key db (checked by `keyspace`): `key` of the connection's
+/// database moved to database `to` with its TTL, unless it is absent or
+/// `to` has it.
+pub(crate) fn move_key(conn: &mut Connection<'_>, key: &[u8], to: u16) -> Effect {
+    two_keys(conn, Kind::Move, key, key, to)
 }
 
 /// RENAME / RENAMENX key newkey
@@ -365,7 +378,7 @@ pub(crate) async fn execute(conn: &mut Connection<'_>) -> Result<(), CmdError> {
                 (true, wrote_none) => resp::integer(out, !wrote_none as i64),
             }
         }
-        Kind::Copy { .. } => resp::integer(out, !outcome.writes.is_empty() as i64),
+        Kind::Copy { .. } | Kind::Move => resp::integer(out, !outcome.writes.is_empty() as i64),
     }
     Ok(())
 }
@@ -390,6 +403,18 @@ fn decide(kind: Kind, reads: &[Read], values: &[Vec<u8>], nkeys: usize) -> Vec<T
         Kind::Del => (0..nkeys)
             .map(|i| write(i, OpKind::Del, Vec::new()))
             .collect(),
+        Kind::Move => {
+            let Some(Read::State(Some((value, at)))) = reads.first() else {
+                return Vec::new();
+            };
+            if reads.get(1) != Some(&Read::Exists(false)) {
+                return Vec::new();
+            }
+            vec![
+                write(1, OpKind::Set, with_expiry(value, *at)),
+                write(0, OpKind::Del, Vec::new()),
+            ]
+        }
         Kind::Rename { nx } => {
             let Some(Read::State(Some((value, at)))) = reads.first() else {
                 return Vec::new(); // no such key
