@@ -141,14 +141,17 @@ fn open_loop_offers_the_requested_rate() {
             rate_ops_per_sec: 50_000.0
         }
     );
-    // 50k op/s for 1.5 s = 75,000 ops = 750 batches. The schedule is a
-    // ceiling the pacer never exceeds, whatever the machine's load; how close
-    // a run comes to it depends on a shared, noisy machine, so that is left
-    // to the benchmarks (no timed assertions here).
+    // 50k op/s for 0.5 s of warm-up and 1.5 s measured = 100,000 ops = 1,000
+    // batches. The schedule is a ceiling the pacer never exceeds, whatever
+    // the machine's load. The measured window counts batches *completed* in
+    // it, so a stall at the warm-up's end can move up to the warm-up's
+    // batches into it: the ceiling is the whole schedule, not the window's
+    // 75,000. How close a run comes to it depends on a shared, noisy
+    // machine, so that is left to the benchmarks (no timed assertions here).
     let ops = r.totals.ops;
     assert!(ops > 0, "an open-loop run completed nothing");
     assert_eq!(ops % 100, 0, "only whole batches are sent");
-    assert!(ops <= 75_000 + 200, "offered 75,000 ops, completed {ops}");
+    assert!(ops <= 100_000, "offered 100,000 ops in all, completed {ops}");
     assert_eq!(r.totals.errors, 0);
     assert!(r.batch_latency.count() > 0);
     server.shutdown();

@@ -631,3 +631,86 @@ fn scan_returns_every_stable_key_under_concurrent_writes() {
     assert_eq!(stable_seen, stable.len());
     node.shutdown();
 }
+
+#[test]
+fn info_stats_keyspace_counters_match_redis() {
+    let Some(redis) = redis_server() else { return };
+    let node = corekv();
+    let mut ours = Conn::connect(node.resp_addr.unwrap());
+    let mut theirs = Conn::connect(redis.addr);
+    let field = |info: &[u8], name: &str| -> String {
+        String::from_utf8_lossy(info)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+            .unwrap_or_else(|| panic!("INFO stats has no {name}"))
+    };
+    for c in [&mut ours, &mut theirs] {
+        c.line("FLUSHALL");
+        c.line("CONFIG RESETSTAT");
+        c.line("SET a 1");
+        c.line("SET b 2");
+        c.line("GET a");
+        c.line("GET nope");
+        c.line("MGET a b nope1 nope2");
+        c.line("SELECT 4");
+        c.line("GET a");
+        c.line("SET t v PX 1");
+        c.line("SELECT 0");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for c in [&mut ours, &mut theirs] {
+        c.line("SELECT 4");
+        c.line("GET t"); // expired: a miss, and an expired key
+        c.line("SELECT 0");
+    }
+    let a = ours.line("INFO stats");
+    let b = theirs.line("INFO stats");
+    for name in [
+        "keyspace_hits",
+        "keyspace_misses",
+        "expired_keys",
+        "evicted_keys",
+    ] {
+        assert_eq!(field(&a, name), field(&b, name), "{name}");
+    }
+    node.shutdown();
+}
+
+/// `redis://:pass@host/3`: clients send AUTH (or HELLO with AUTH), then
+/// SELECT, and every later command runs in that database.
+#[test]
+fn select_right_after_auth_and_hello() {
+    let node = corekv_with(|c| c.security.requirepass = Some("sesame".into()));
+    let mut c = Conn::connect(node.resp_addr.unwrap());
+    assert!(c.line("SELECT 3").starts_with(b"-NOAUTH"));
+    assert_eq!(c.line("AUTH sesame"), b"+OK\r\n");
+    assert_eq!(c.line("SELECT 3"), b"+OK\r\n");
+    assert_eq!(c.line("SET k three"), b"+OK\r\n");
+    let mut h = Conn::connect(node.resp_addr.unwrap());
+    assert!(h.line("HELLO 2 AUTH default sesame").starts_with(b"*"));
+    assert_eq!(h.line("SELECT 3"), b"+OK\r\n");
+    assert_eq!(h.line("GET k"), b"$5\r\nthree\r\n");
+    assert_eq!(h.line("SELECT 0"), b"+OK\r\n");
+    assert_eq!(h.line("GET k"), b"$-1\r\n");
+    // One pipelined write: SELECT ends each queued run, so every command
+    // runs in the database selected just before it.
+    let mut script: Vec<Vec<&[u8]>> = Vec::new();
+    for db in [b"5", b"6", b"5"] {
+        script.push(vec![b"SELECT", db]);
+        script.push(vec![b"INCR", b"n"]);
+        script.push(vec![b"MSET", b"x", db, b"y", db]);
+    }
+    script.push(vec![b"MGET", b"n", b"x"]);
+    script.push(vec![b"SELECT", b"6"]);
+    script.push(vec![b"MGET", b"n", b"x"]);
+    for cmd in &script {
+        h.send(cmd);
+    }
+    let replies: Vec<Vec<u8>> = script.iter().map(|_| h.reply()).collect();
+    assert_eq!(replies[7], b":2\r\n", "second INCR in db 5");
+    assert_eq!(replies[9], b"*2\r\n$1\r\n2\r\n$1\r\n5\r\n");
+    assert_eq!(replies[11], b"*2\r\n$1\r\n1\r\n$1\r\n6\r\n");
+    let list = String::from_utf8(c.line("CLIENT LIST")).unwrap();
+    assert!(list.contains(" db=3 ") && list.contains(" db=6 "), "{list}");
+    node.shutdown();
+}

@@ -726,6 +726,64 @@ mod tests {
     }
 
     #[test]
+    fn version_1_logs_load_into_database_0_and_are_continued_in_a_new_generation() {
+        let dir = tmpdir("v1");
+        // A version 1 log: its header says 1, its bodies have no database.
+        let p = log_path(&dir, 0, 0);
+        let mut v = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut v);
+        v[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = xxhash_rust::xxh3::xxh3_64(&v[..40]);
+        v[40..48].copy_from_slice(&sum.to_le_bytes());
+        for (op, k, val) in [(1u8, &b"a"[..], &b"1"[..]), (1, b"b", b"2"), (2, b"a", b"")] {
+            let mut body = vec![op];
+            body.extend_from_slice(&0u64.to_le_bytes());
+            body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            body.extend_from_slice(k);
+            body.extend_from_slice(val);
+            v.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            v.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+            v.extend_from_slice(&body);
+        }
+        std::fs::write(&p, &v).unwrap();
+        let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();
+        assert_eq!(r.store.db(), 0);
+        assert_eq!(r.store.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(r.store.get(b"a"), None);
+        assert_eq!((r.generation, r.log_end), (1, 0), "new records: a new file");
+        assert!(r.notes.iter().any(|n| n.contains("format version 1")));
+        // A database this node does not have is refused, naming the flag.
+        let mut w = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 1,
+        }
+        .encode(&mut w);
+        record::encode_in(&mut w, 20, RecordOp::Set, 0, b"c", b"3");
+        std::fs::write(log_path(&dir, 0, 1), &w).unwrap();
+        let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("database 20") && e.contains("--databases 21"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn recovers_skips_expired_and_refuses_layouts() {
         let dir = tmpdir("recover");
         let far = now_ms() + 3_600_000;

@@ -6,6 +6,16 @@
 //!
 //! Writes here are logged like batches' writes (FLUSH of one database,
 //! SWAP, MOVE as a DEL and a SET), so recovery replays them.
+//!
+//! SCAN walks a shard's table in *hash order*: a key's position is the
+//! 64-bit product whose top bits are its home slot, so it does not depend
+//! on the table's size and never changes; each step returns every key whose
+//! position lies in `[from, next)` (`Table::for_each_in`, which starts at
+//! the range's home slot and follows its probe cluster). Walking slot
+//! indices instead could miss keys: linear probing's backward-shift
+//! deletion moves entries to lower slots, across a cursor. With positions,
+//! a key present for the whole scan is returned at least once whatever
+//! resizes, inserts and deletes happen between steps (Redis's guarantee).
 
 use crate::op::OpError;
 use crate::persist::record::RecordOp;

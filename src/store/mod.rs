@@ -1162,12 +1162,26 @@ impl Store {
         let home = self.active;
         let n = self.parked.len();
         let mut db = self.expire_db % n;
-        // The next database that exists, from `expire_db` on.
+        // The next database with work, from `expire_db` on: keys with a TTL,
+        // or a slot array to give back. Databases without any are skipped,
+        // so unused ones cost expiry nothing.
+        let needs_work = |table: &Table, ttl_keys: usize| {
+            ttl_keys > 0 || (table.capacity() > 1024 && table.len() * 6 < table.capacity())
+        };
+        let mut found = false;
         for _ in 0..n {
-            if db == home || self.parked[db].is_some() {
+            found = match &self.parked[db] {
+                _ if db == home => needs_work(&self.table, self.ttl_keys),
+                Some(d) => needs_work(&d.table, d.ttl_keys),
+                None => false,
+            };
+            if found {
                 break;
             }
             db = (db + 1) % n;
+        }
+        if !found {
+            return ExpireSlice::default();
         }
         self.select(db);
         let (r, wrapped) = self.expire_slice_here(max_slots, max_checks);
