@@ -14,8 +14,8 @@
 #   mget-cross   MGET {a}:r {b}:r {a}:r {b}:r
 # and reports requests/s and the server's CPU time per request (from
 # /proc, over the whole test). A median line per arm and test and the
-# new/old ratio close the run. Run it under `flock /work/bench.lock` on a
-# shared machine.
+# new/old ratio close the run. On a shared machine, hold a lock (flock) so no
+# other benchmark overlaps it.
 #
 # Environment: SERVER_CPUS [0,1] CLIENT_CPU [1] CLIENTS [50] PIPELINE [16]
 #              REQUESTS [300000]

@@ -151,7 +151,10 @@ fn open_loop_offers_the_requested_rate() {
     let ops = r.totals.ops;
     assert!(ops > 0, "an open-loop run completed nothing");
     assert_eq!(ops % 100, 0, "only whole batches are sent");
-    assert!(ops <= 100_000, "offered 100,000 ops in all, completed {ops}");
+    assert!(
+        ops <= 100_000,
+        "offered 100,000 ops in all, completed {ops}"
+    );
     assert_eq!(r.totals.errors, 0);
     assert!(r.batch_latency.count() > 0);
     server.shutdown();

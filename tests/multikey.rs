@@ -399,3 +399,28 @@ fn transactions_survive_a_restart() {
     node.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An MGET across shards is bounded by the connection's reply limit like a
+/// co-located one: past `--max-reply-bytes` both get the same error, and
+/// nothing else changes.
+#[test]
+fn cross_shard_mget_is_bounded_like_a_local_one() {
+    let cpus: Vec<usize> = allowed_cpus().into_iter().take(2).collect();
+    let mut cfg = ServerConfig::ephemeral(cpus);
+    cfg.limits.max_reply_bytes = 1000;
+    let node = run(&cfg).expect("server starts");
+    let mut c = Conn::connect(node.resp_addr.unwrap());
+    let s0 = keys_on(0, "big", 2);
+    let s1 = keys_on(1, "big", 1);
+    let v = vec![b'v'; 600];
+    for k in [&s0[0], &s0[1], &s1[0]] {
+        assert_eq!(c.call(&[b"SET", k.as_bytes(), &v]), b"+OK\r\n");
+    }
+    let local = c.call(&[b"MGET", s0[0].as_bytes(), s0[1].as_bytes()]);
+    let cross = c.call(&[b"MGET", s0[0].as_bytes(), s1[0].as_bytes()]);
+    assert!(local.starts_with(b"-ERR reply too large"), "{local:?}");
+    assert_eq!(cross, local);
+    // One value fits.
+    let one = c.call(&[b"MGET", s1[0].as_bytes(), b"nokey"]);
+    assert!(one.starts_with(b"*2\r\n$600\r\n"));
+}
