@@ -143,7 +143,7 @@ fn script(k: &[String]) -> Vec<(String, Cmp)> {
         l(format!("MOVE {e} 0"), ex),
         l(format!("MOVE {d} 0"), ex),
         l(format!("MOVE {c} 0"), ex),
-        l(format!("MOVE nokey 0"), ex),
+        l("MOVE nokey 0".into(), ex),
         l(format!("MOVE {c} 1"), ex),
         l(format!("MOVE {c} 99"), ex),
         l(format!("MOVE {c} x"), ex),
