@@ -424,3 +424,46 @@ fn cross_shard_mget_is_bounded_like_a_local_one() {
     let one = c.call(&[b"MGET", s1[0].as_bytes(), b"nokey"]);
     assert!(one.starts_with(b"*2\r\n$600\r\n"));
 }
+
+/// In a cluster of two nodes × two shards: a multi-key command whose keys
+/// are all on the receiving node is served (across its shards, atomically);
+/// one spanning nodes gets `-CROSSSLOT`, one whose keys are all in one slot
+/// of another node `-MOVED`, as for every key command; COPY into another
+/// database is refused as Redis Cluster refuses it.
+#[test]
+fn cluster_mode_keeps_the_crossslot_rule() {
+    let nodes = common::start_cluster(2, 2);
+    let mut c = Conn::connect(nodes[0].resp_addr.unwrap());
+    // Node 0 owns slots 0..8192 (shard 0 below 4096), node 1 the rest.
+    let key = |lo: u16, hi: u16, prefix: &str| {
+        (0..100_000)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| (lo..hi).contains(&key_slot(k.as_bytes())))
+            .unwrap()
+    };
+    let (a, b, far) = (
+        key(0, 4096, "a"),
+        key(4096, 8192, "b"),
+        key(8192, 16384, "f"),
+    );
+    let far2 = key(8192, 16384, "g");
+    let mut cmd = |line: String| String::from_utf8(c.line(&line)).unwrap();
+    assert_eq!(cmd(format!("MSET {a} 1 {b} 2")), "+OK\r\n");
+    assert_eq!(cmd(format!("MSETNX {a} 1 {b} 2")), ":0\r\n");
+    assert_eq!(cmd(format!("RENAME {a} {b}")), "+OK\r\n");
+    assert_eq!(cmd(format!("MGET {a} {b}")), "*2\r\n$-1\r\n$1\r\n1\r\n");
+    let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(cmd(format!("RENAME {b} {far}")), crossslot);
+    assert_eq!(cmd(format!("MSETNX {a} 1 {far} 2")), crossslot);
+    assert_eq!(cmd(format!("COPY {b} {far}")), crossslot);
+    if key_slot(far.as_bytes()) != key_slot(far2.as_bytes()) {
+        assert_eq!(cmd(format!("RENAME {far} {far2}")), crossslot);
+    }
+    let tagged = format!("{{{far}}}x");
+    assert!(cmd(format!("RENAME {far} {tagged}")).starts_with("-MOVED "));
+    assert_eq!(
+        cmd(format!("COPY {b} {a} DB 1")),
+        "-ERR Copying to another database is not allowed in cluster mode\r\n"
+    );
+    assert_eq!(cmd(format!("COPY {b} {a}")), ":1\r\n");
+}

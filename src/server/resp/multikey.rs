@@ -283,7 +283,14 @@ fn copy(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
                 .ok()
                 .filter(|&n| i32::try_from(n).is_ok())
                 .ok_or(CmdError::msg(ERR_NOT_INTEGER))?;
-            if db < 0 || db >= conn.shard.node.databases() as i64 {
+            // A cluster node has database 0 only, but Redis Cluster still
+            // counts 16 before refusing another one (below).
+            let databases = if conn.shard.cluster_mode() {
+                crate::store::DEFAULT_DATABASES
+            } else {
+                conn.shard.node.databases()
+            };
+            if db < 0 || db >= databases as i64 {
                 return Err(CmdError::msg("ERR DB index is out of range"));
             }
             dst_db = db as u16;
