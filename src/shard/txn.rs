@@ -1146,6 +1146,18 @@ mod tests {
                 s1.with_store_ref(|st| st.get(&b).map(|v| v.to_vec())),
                 Some(b"w".to_vec())
             );
+            // A coordinator dropped half-way (its first acquire sent, the
+            // answer not read) leaves no intent behind: the grant finds it
+            // gone and releases, and its guard's release follows.
+            let never = |_: &[Read]| -> Vec<TxnWrite> { Vec::new() };
+            let mut fut = Box::pin(s1.transact(&keys, usize::MAX, false, never));
+            assert!(futures_lite::future::poll_once(&mut fut).await.is_none());
+            drop(fut);
+            for _ in 0..200 {
+                glommio::executor().yield_now().await;
+            }
+            assert!(!s0.intents().active() && !s1.intents().active());
+            assert!(s0.intents.queue.borrow().is_empty());
         });
     }
 
