@@ -921,6 +921,10 @@ impl Shard {
                 .map(|(db, k, w)| read_key(&mut store, *db, k, *w, &mut budget))
                 .collect()
         };
+        if !p.wants.is_empty() {
+            // The reads counted keyspace hits and misses: publish them.
+            self.publish();
+        }
         let refuse_writes = self.log.as_ref().is_some_and(|l| l.failed().is_some());
         let results = match &p.apply {
             Some(ops) if !refuse_writes => self.exec_owned(ops),
