@@ -31,7 +31,7 @@
 //! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
 //! | [`routing`] | key → slot → (node, shard), the slot table; the store's key hash | everything else |
 //! | [`cluster`] | the cluster map: membership (`--cluster`), peers' layouts, node ids, what HELLO / MOVED / CLUSTER report | sockets, store |
-//! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
+//! | [`protocol`] | wire formats: native rkyv frames, RESP2 and RESP3 | sockets, store |
 //! | [`store`] | one partition: its databases' tables, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding (a batch's database travels with it), keyspace requests (FLUSHDB, SWAPDB, MOVE, SCAN, KEYS, …) and their fan-outs, cross-shard transactions (ordered intents, `shard::txn`), active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |

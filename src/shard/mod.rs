@@ -740,6 +740,7 @@ impl Logger for Aof {
             (OpKind::Del | OpKind::PutIfAbsent | OpKind::PutIfPresent, s) => {
                 matches!(s, Seen::Ok)
             }
+            (OpKind::GetDel, s) => matches!(s, Seen::Value),
             _ => true,
         };
         if !changed {
@@ -792,7 +793,7 @@ fn mutates(kind: OpKind) -> bool {
     kind.writes_value()
         || matches!(
             kind,
-            OpKind::Del | OpKind::Expire | OpKind::Persist | OpKind::GetEx
+            OpKind::Del | OpKind::Expire | OpKind::Persist | OpKind::GetEx | OpKind::GetDel
         )
 }
 

@@ -34,6 +34,11 @@
 //!   the store keep working. Once at the limit, an insert evicts at least
 //!   one key before it inserts, so the slot array stops doubling.
 //!
+//! * **Read-modify-write strings** (APPEND, SETRANGE, INCRBYFLOAT) build the
+//!   new value in a scratch buffer the store keeps (released when it grew
+//!   past 64 KiB) and store it like any write, keeping the key's TTL; their
+//!   result is bounded by `max_value_len` (Redis's proto-max-bulk-len
+//!   error). INCRBYFLOAT's arithmetic is C `long double` (`float`).
 //! * **Databases** (RESP's SELECT; `--databases`, 16 by default). Each
 //!   database is its own table, created the first time it is selected. The
 //!   selected one lives in the store's own fields, so every operation works
@@ -51,6 +56,7 @@
 //! buffer), and `GETSET` can return the old value before it is overwritten.
 
 pub mod evict;
+mod float;
 mod table;
 
 pub use evict::Policy;
@@ -164,6 +170,9 @@ pub struct Store {
     /// selected database, ms.
     avg_ttl_ms: u64,
     sieve: Option<Sieve>,
+    /// Where APPEND, SETRANGE and INCRBYFLOAT build a new value (kept
+    /// between ops unless it grew past [`SCRATCH_KEEP`]).
+    scratch: Vec<u8>,
     /// The selected database (logical index) and its physical id.
     active: usize,
     active_id: u32,
@@ -255,6 +264,9 @@ pub fn object_encoding(v: &[u8]) -> &'static str {
     }
 }
 
+/// Largest scratch buffer a store keeps between read-modify-write ops.
+const SCRATCH_KEEP: usize = 64 << 10;
+
 impl Store {
     /// An empty store with the given limits, no eviction, clock at 0.
     pub fn new(limits: StoreLimits) -> Store {
@@ -271,6 +283,7 @@ impl Store {
             ttl_keys: 0,
             avg_ttl_ms: 0,
             sieve: None,
+            scratch: Vec::new(),
             active: 0,
             active_id: 1,
             parked: (0..DEFAULT_DATABASES).map(|_| None).collect(),
@@ -831,7 +844,7 @@ impl Store {
             self.counters.errors += 1;
             return sink.push(OpResult::Err(OpError::KeyTooLarge));
         }
-        if kind.writes_value() {
+        if kind.writes_value() && !kind.computes_value() {
             let len = if kind == OpKind::Set {
                 value.len().saturating_sub(ExpiryArg::LEN)
             } else {
@@ -899,6 +912,45 @@ impl Store {
                 self.counters.puts += 1;
                 if self.getex(key, value, hash, sink).is_err() {
                     self.counters.errors += 1;
+                }
+            }
+            OpKind::GetDel => {
+                self.counters.dels += 1;
+                match self.find_live(hash, key) {
+                    Some(slot) => {
+                        sink.push(OpResult::Value(self.table.value(slot)));
+                        self.remove_slot(slot);
+                    }
+                    None => sink.push(OpResult::NotFound),
+                }
+            }
+            OpKind::GetRange => {
+                self.counters.gets += 1;
+                let Some((start, end)) = decode_range(value) else {
+                    self.counters.errors += 1;
+                    return sink.push(OpResult::Err(OpError::BadArgument));
+                };
+                match self.find_live(hash, key) {
+                    Some(slot) => {
+                        self.counters.hits += 1;
+                        self.touch(slot);
+                        let v = self.table.value(slot);
+                        sink.push(OpResult::Value(byte_range(v, start, end)))
+                    }
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::Value(b""))
+                    }
+                }
+            }
+            OpKind::SetRange | OpKind::Append | OpKind::IncrByFloat => {
+                self.counters.puts += 1;
+                let mut buf = std::mem::take(&mut self.scratch);
+                if self.modify(kind, key, value, hash, &mut buf, sink).is_err() {
+                    self.counters.errors += 1;
+                }
+                if buf.capacity() <= SCRATCH_KEEP {
+                    self.scratch = buf;
                 }
             }
             OpKind::Put
@@ -1022,6 +1074,129 @@ impl Store {
                 self.remove_slot(slot);
             } else {
                 self.set_expire(slot, Some(when as u64));
+            }
+        }
+        Ok(())
+    }
+
+    /// APPEND, SETRANGE, INCRBYFLOAT: the new value is built in `buf` from
+    /// the old one (absent: empty, or 0 for INCRBYFLOAT) and stored, keeping
+    /// the key's TTL. Pushes exactly one result; `Err` when it was an error.
+    fn modify(
+        &mut self,
+        kind: OpKind,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut impl ReplySink,
+    ) -> Result<(), OpError> {
+        let fail = |sink: &mut dyn FnMut(OpResult<'_>), e: OpError| {
+            sink(OpResult::Err(e));
+            Err(e)
+        };
+        let max = self.limits.max_value_len;
+        let found = self.find_live(hash, key);
+        let old: &[u8] = match found {
+            Some(slot) => self.table.value(slot),
+            None => b"",
+        };
+        buf.clear();
+        match kind {
+            OpKind::SetRange => {
+                let Some((offset, bytes)) = decode_offset(value) else {
+                    return fail(&mut |r| sink.push(r), OpError::BadArgument);
+                };
+                // Writing nothing changes nothing, and creates no key.
+                if bytes.is_empty() {
+                    sink.push(OpResult::Int(old.len() as i64));
+                    return Ok(());
+                }
+                if offset.saturating_add(bytes.len() as u64) > max as u64 {
+                    return fail(&mut |r| sink.push(r), OpError::StringTooLong);
+                }
+                let offset = offset as usize;
+                buf.extend_from_slice(old);
+                if buf.len() < offset + bytes.len() {
+                    buf.resize(offset + bytes.len(), 0);
+                }
+                buf[offset..offset + bytes.len()].copy_from_slice(bytes);
+            }
+            OpKind::Append => {
+                if old.len().saturating_add(value.len()) > max {
+                    return fail(&mut |r| sink.push(r), OpError::StringTooLong);
+                }
+                buf.extend_from_slice(old);
+                buf.extend_from_slice(value);
+            }
+            _ => {
+                let mut out = [0u8; float::OUT_LEN];
+                let current: &[u8] = if found.is_some() { old } else { b"0" };
+                match float::incr_by_float(current, value, &mut out) {
+                    Ok(v) if v.len() > max => {
+                        return fail(&mut |r| sink.push(r), OpError::ValueTooLarge)
+                    }
+                    Ok(v) => buf.extend_from_slice(v),
+                    Err(e) => return fail(&mut |r| sink.push(r), e),
+                }
+            }
+        }
+        if let Err(e) = self.store_computed(found, key, hash, buf) {
+            return fail(&mut |r| sink.push(r), e);
+        }
+        match kind {
+            OpKind::IncrByFloat => sink.push(OpResult::Value(buf)),
+            _ => sink.push(OpResult::Int(buf.len() as i64)),
+        }
+        Ok(())
+    }
+
+    /// Stores a value the store computed for `key` (live in `found`, or
+    /// absent): its TTL is kept; the memory limit and eviction apply as to
+    /// any write.
+    fn store_computed(
+        &mut self,
+        found: Option<usize>,
+        key: &[u8],
+        hash: u64,
+        new_value: &[u8],
+    ) -> Result<(), OpError> {
+        match found {
+            Some(mut slot) => {
+                let old_charge = entry_charge(key.len(), self.table.value(slot).len());
+                let new_charge = entry_charge(key.len(), new_value.len());
+                if new_charge > old_charge {
+                    let grow = new_charge - old_charge;
+                    if self.used_bytes().saturating_add(grow) > self.limits.max_memory {
+                        if !self.make_room(grow, 0, hash & HASH_MASK) {
+                            return Err(OpError::OutOfMemory);
+                        }
+                        // Evictions move slots; the key was protected.
+                        slot = self.table.find(hash, key).ok_or(OpError::OutOfMemory)?;
+                    }
+                }
+                self.table.set_value(slot, new_value);
+                self.entry_bytes = self.entry_bytes - old_charge + new_charge;
+                self.touch(slot);
+            }
+            None => {
+                let charge = entry_charge(key.len(), new_value.len());
+                let growth = self.table.growth_bytes();
+                if self
+                    .used_bytes()
+                    .saturating_add(charge)
+                    .saturating_add(growth)
+                    > self.limits.max_memory
+                    && !self.make_room(charge, (growth > 0) as usize, u64::MAX)
+                {
+                    return Err(OpError::OutOfMemory);
+                }
+                let meta = self.policy.initial(self.now_ms);
+                self.table.insert(hash, key, new_value, meta, None);
+                if let Some(s) = &mut self.sieve {
+                    s.push(hash & HASH_MASK, &mut self.table);
+                }
+                self.entry_bytes += charge;
             }
         }
         Ok(())
@@ -1368,6 +1543,34 @@ impl Store {
             }
         }
     }
+}
+
+/// GETRANGE's argument: `[start i64 LE][end i64 LE]`.
+fn decode_range(value: &[u8]) -> Option<(i64, i64)> {
+    let start = i64::from_le_bytes(value.get(0..8)?.try_into().ok()?);
+    let end = i64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
+    Some((start, end))
+}
+
+/// SETRANGE's argument: `[offset u64 LE]` then the bytes.
+fn decode_offset(value: &[u8]) -> Option<(u64, &[u8])> {
+    let offset = u64::from_le_bytes(value.get(0..8)?.try_into().ok()?);
+    Some((offset, &value[8..]))
+}
+
+/// The bytes GETRANGE returns: `start..=end` of `v`, negative indexes
+/// counted from the end, clamped as Redis clamps them.
+pub fn byte_range(v: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = v.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return b"";
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+    if start > end || len == 0 {
+        return b"";
+    }
+    &v[start as usize..=end as usize]
 }
 
 /// `current + delta` as decimal text in `buf`; `None` when either is not an
@@ -1747,6 +1950,124 @@ mod tests {
         assert_eq!(s.entry_bytes(), entry_charge(3, 1));
         assert_eq!(run(&mut s, OpKind::Put, b"p", b"v"), Owned::Ok);
         assert_eq!(ttl(&mut s, b"p", TtlMode::Secs), Owned::Int(-1));
+    }
+
+    fn offset_arg(offset: u64, v: &[u8]) -> Vec<u8> {
+        let mut a = offset.to_le_bytes().to_vec();
+        a.extend_from_slice(v);
+        a
+    }
+
+    #[test]
+    fn read_modify_write_string_ops() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        let at = (T0 + 60_000) as i64;
+        // GETDEL
+        assert_eq!(run(&mut s, OpKind::GetDel, b"k", b""), Owned::NotFound);
+        run(&mut s, OpKind::Put, b"k", b"v");
+        assert_eq!(
+            run(&mut s, OpKind::GetDel, b"k", b""),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(s.len(), 0);
+        // GETRANGE
+        let range = |a: i64, b: i64| {
+            let mut v = a.to_le_bytes().to_vec();
+            v.extend_from_slice(&b.to_le_bytes());
+            v
+        };
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", &range(0, -1)),
+            Owned::Value(vec![])
+        );
+        run(&mut s, OpKind::Set, b"k", &xarg(0, at, b"Hello"));
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", &range(-3, 100)),
+            Owned::Value(b"llo".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", b"short"),
+            Owned::Err(OpError::BadArgument)
+        );
+        // SETRANGE and APPEND keep the TTL; past the end pads with zeros.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"k", &offset_arg(7, b"!")),
+            Owned::Int(8)
+        );
+        assert_eq!(s.get(b"k").unwrap(), b"Hello\0\0!");
+        assert_eq!(run(&mut s, OpKind::Append, b"k", b"??"), Owned::Int(10));
+        assert_eq!(ttl(&mut s, b"k", TtlMode::AtMillis), Owned::Int(at));
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"k", b"1"),
+            Owned::Err(OpError::NotFloat)
+        );
+        // Writing nothing creates nothing.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(9, b"")),
+            Owned::Int(0)
+        );
+        assert_eq!(run(&mut s, OpKind::Exists, b"new", b""), Owned::Int(0));
+        // The value-size limit (64 in `store`) bounds the result.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(64, b"x")),
+            Owned::Err(OpError::StringTooLong)
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::SetRange,
+                b"new",
+                &offset_arg(u64::MAX, b"x")
+            ),
+            Owned::Err(OpError::StringTooLong)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(63, b"x")),
+            Owned::Int(64)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"new", b"y"),
+            Owned::Err(OpError::StringTooLong)
+        );
+        // INCRBYFLOAT, created without a TTL, kept with one.
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"0.1"),
+            Owned::Value(b"0.1".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"5.0e3"),
+            Owned::Value(b"5000.10000000000000009".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"inf"),
+            Owned::Err(OpError::NanOrInfinity)
+        );
+        assert_eq!(ttl(&mut s, b"f", TtlMode::Secs), Owned::Int(-1));
+        let used = s.used_bytes();
+        assert_eq!(
+            s.entry_bytes(),
+            entry_charge(1, 10) + entry_charge(3, 64) + entry_charge(1, 22)
+        );
+        assert!(used >= s.entry_bytes());
+    }
+
+    #[test]
+    fn read_modify_write_ops_respect_the_memory_limit() {
+        let mut s = store(empty_bytes() + entry_charge(1, 8));
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"a", b"12345678"),
+            Owned::Int(8)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"a", &[b'x'; 24]),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"b", b"1"),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        assert_eq!(s.get(b"a").unwrap(), b"12345678");
     }
 
     #[test]

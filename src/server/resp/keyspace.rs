@@ -490,7 +490,7 @@ pub(crate) async fn finish(conn: &mut Connection<'_>) {
             let key = random_key(conn, db).await;
             match key {
                 Ok(Some(k)) => resp::bulk(&mut conn.out, &k),
-                Ok(None) => resp::null_bulk(&mut conn.out),
+                Ok(None) => resp::null(&mut conn.out, conn.proto),
                 Err(e) => fail(conn, e),
             }
         }
@@ -592,7 +592,7 @@ fn object_reply(conn: &mut Connection<'_>, which: ObjectSub, info: Option<Object
             conn.shard.count_protocol_error();
             resp::error(&mut conn.out, "ERR no such key");
         } else {
-            resp::null_bulk(&mut conn.out);
+            resp::null(&mut conn.out, conn.proto);
         }
         return;
     };

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `table` | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
-//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
+//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
 //! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
 //! | `keyspace` | SWAPDB MOVE KEYS SCAN RANDOMKEY TYPE TOUCH UNLINK OBJECT DEBUG |
@@ -100,7 +100,7 @@ use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
 use crate::op::OpError;
-use crate::protocol::resp::{self, parse_command};
+use crate::protocol::resp::{self, parse_command, Proto};
 use crate::shard::Shard;
 
 use super::observe::{self, ClientShared, Observe, ShardObserve};
@@ -164,6 +164,8 @@ pub(crate) struct Connection<'s> {
     pub(crate) authed: bool,
     /// Worst-case reply bytes of the queued run.
     run_worst: usize,
+    /// The protocol this connection speaks (HELLO 3 switches to RESP3).
+    pub(crate) proto: Proto,
     /// The selected database (SELECT): every command of a queued run runs
     /// in it, and SELECT, not being batched, ends the run.
     pub(crate) db: u16,
@@ -197,6 +199,7 @@ impl<'s> Connection<'s> {
             security: &OPEN,
             authed: true,
             run_worst: 0,
+            proto: Proto::Resp2,
             db: 0,
             pending: None,
             atomic: None,
@@ -249,7 +252,9 @@ impl<'s> Connection<'s> {
             &mut self.failed,
             limit,
             end,
-        );
+        )
+        .proto(self.proto)
+        .lcs_limit(self.limits.max_value_len);
         self.shard.execute_in(self.db, &view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
@@ -791,10 +796,11 @@ mod tests {
         assert!(reject("select 15").is_none());
         assert!(reject("select 0").is_none());
         assert_eq!(
-            reject("hello 3").unwrap(),
+            reject("hello 4").unwrap(),
             "NOPROTO unsupported protocol version"
         );
         assert!(reject("hello 2").is_none());
+        assert!(reject("hello 3").is_none());
         assert_eq!(reject("incrby k x").unwrap(), table::ERR_NOT_INTEGER);
         assert_eq!(
             reject("decrby k -9223372036854775808").unwrap(),

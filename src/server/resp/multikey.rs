@@ -345,6 +345,7 @@ pub(crate) async fn execute(conn: &mut Connection<'_>) -> Result<(), CmdError> {
     }) {
         return Err(op_error(e));
     }
+    let proto = conn.proto;
     let out = &mut conn.out;
     let reads = &outcome.reads;
     match kind {
@@ -360,7 +361,7 @@ pub(crate) async fn execute(conn: &mut Connection<'_>) -> Result<(), CmdError> {
             for r in reads {
                 match r {
                     Read::Value(Some(v)) => resp::bulk(out, v),
-                    _ => resp::null_bulk(out),
+                    _ => resp::null(out, proto),
                 }
             }
         }
