@@ -195,6 +195,10 @@ struct ServerArgs {
     /// CONFIG SET maxmemory-policy.
     #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
     maxmemory_policy: corekv::store::Policy,
+    /// Number of databases (RESP SELECT 0..N-1), as Redis's `databases`.
+    /// A node of a multi-node cluster (--cluster) has database 0 only.
+    #[arg(long, default_value_t = corekv::store::DEFAULT_DATABASES)]
+    databases: usize,
     /// Longest key (e.g. 4096, 4kb).
     #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN, value_parser = config::parse_size_usize)]
     max_key_len: usize,
@@ -507,6 +511,7 @@ fn server(a: ServerArgs) -> Result<()> {
         cluster,
         max_memory,
         maxmemory_policy: a.maxmemory_policy,
+        databases: a.databases,
         limits: Limits {
             max_key_len: a.max_key_len,
             max_value_len: a.max_value_len,

@@ -191,12 +191,16 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
     config.validate()?;
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
-    let node = Arc::new(NodeState::new(
-        config.node_id,
-        nr,
-        config.shard_memory(),
-        config.shard_conn_memory(),
-    ));
+    let node = Arc::new(
+        NodeState::new(
+            config.node_id,
+            nr,
+            config.shard_memory(),
+            config.shard_conn_memory(),
+        )
+        .with_databases(config.effective_databases())
+        .with_cluster_mode(!config.cluster.is_empty()),
+    );
     node.set_persistence(config.persist.appendonly, config.persist.fsync.name());
     let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
@@ -623,7 +627,7 @@ async fn open_store(
     // it and its size, and every key must belong to this (node, shard).
     let cluster = node.cluster();
     let node_id = cluster.node_id as u32;
-    let mut empty = Store::new(limits);
+    let mut empty = Store::with_databases(limits, c.effective_databases());
     // Loading obeys the eviction policy, and expiry against the real clock.
     empty.set_now(crate::store::unix_now_ms());
     empty.set_policy(c.maxmemory_policy);

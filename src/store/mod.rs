@@ -34,11 +34,29 @@
 //!   the store keep working. Once at the limit, an insert evicts at least
 //!   one key before it inserts, so the slot array stops doubling.
 //!
+//! * **Read-modify-write strings** (APPEND, SETRANGE, INCRBYFLOAT) build the
+//!   new value in a scratch buffer the store keeps (released when it grew
+//!   past 64 KiB) and store it like any write, keeping the key's TTL; their
+//!   result is bounded by `max_value_len` (Redis's proto-max-bulk-len
+//!   error). INCRBYFLOAT's arithmetic is C `long double` (`float`).
+//! * **Databases** (RESP's SELECT; `--databases`, 16 by default). Each
+//!   database is its own table, created the first time it is selected. The
+//!   selected one lives in the store's own fields, so every operation works
+//!   on `self.table` exactly as with one database; [`Store::select`] is one
+//!   compare when the database is already selected (the shard calls it once
+//!   per batch: the native protocol and DB-0 clients never switch), else a
+//!   swap of a few words with the parked database. SWAPDB swaps two parked
+//!   slots (O(1)); a physical id follows each table so a snapshot walking
+//!   in slices is not confused by a SWAPDB between slices. The memory
+//!   limit, eviction (the selected database first, then the others) and
+//!   active expiry (one database per slice, in turn) span every database.
+//!
 //! Results are pushed into a [`ReplySink`] *while* the operation runs, so a
 //! value is copied straight from the table into the reply (no intermediate
 //! buffer), and `GETSET` can return the old value before it is overwritten.
 
 pub mod evict;
+mod float;
 mod table;
 
 pub use evict::Policy;
@@ -132,8 +150,9 @@ pub fn unix_now_ms() -> u64 {
 /// One shard's partition. `!Send` is not required here (it holds no `Rc`),
 /// but by contract a `Store` is owned by exactly one shard.
 pub struct Store {
+    /// The selected database's table (see "Databases" in the module docs).
     table: Table,
-    /// Sum of [`entry_charge`] over the entries.
+    /// Sum of [`entry_charge`] over the selected database's entries.
     entry_bytes: usize,
     limits: StoreLimits,
     counters: StoreCounters,
@@ -143,14 +162,110 @@ pub struct Store {
     /// `policy.tracks_access()`, kept at hand for the read path.
     track: bool,
     rng: u64,
-    /// Active expiry's position in the slot array.
+    /// Active expiry's position in the selected database's slot array.
     expire_cursor: usize,
-    /// Keys with a TTL.
+    /// Keys with a TTL in the selected database.
     ttl_keys: usize,
-    /// Running average of the TTL left on keys active expiry saw, ms.
+    /// Running average of the TTL left on keys active expiry saw in the
+    /// selected database, ms.
     avg_ttl_ms: u64,
     sieve: Option<Sieve>,
+    /// Where APPEND, SETRANGE and INCRBYFLOAT build a new value (kept
+    /// between ops unless it grew past [`SCRATCH_KEEP`]).
+    scratch: Vec<u8>,
+    /// The selected database (logical index) and its physical id.
+    active: usize,
+    active_id: u32,
+    /// Every other database, by logical index: `None` at `active` and for
+    /// databases never written to (created on first selection).
+    parked: Vec<Option<Db>>,
+    /// Sums over `parked`: keys, keys with a TTL, bytes charged, entry bytes.
+    parked_len: usize,
+    parked_ttl: usize,
+    parked_bytes: usize,
+    parked_entry: usize,
+    /// The next physical id a created database gets.
+    next_id: u32,
+    /// The database active expiry works on next (logical index).
+    expire_db: usize,
+    /// Counts changes to the parked databases (a switch, a swap, a flush),
+    /// so the shard knows when to republish every database's figures.
+    tables_changed: u64,
 }
+
+/// A database that is not selected: its table and the state that follows
+/// the table (swapped in and out of [`Store`]'s fields by `select`).
+struct Db {
+    table: Table,
+    entry_bytes: usize,
+    expire_cursor: usize,
+    ttl_keys: usize,
+    avg_ttl_ms: u64,
+    sieve: Option<Sieve>,
+    /// Physical id: stays with the table through SWAPDB (a snapshot follows
+    /// a database by it), never reused.
+    id: u32,
+}
+
+impl Db {
+    /// `(keys, keys with TTL, bytes charged, entry bytes)`.
+    fn sums(&self) -> (usize, usize, usize, usize) {
+        (
+            self.table.len(),
+            self.ttl_keys,
+            self.entry_bytes + self.table.bytes() + self.sieve.as_ref().map_or(0, Sieve::bytes),
+            self.entry_bytes,
+        )
+    }
+}
+
+/// Default number of databases (Redis's `databases 16`).
+pub const DEFAULT_DATABASES: usize = 16;
+/// Most databases a store accepts (`--databases`; the persistence format
+/// keeps a database index in 16 bits).
+pub const MAX_DATABASES: usize = 1024;
+
+/// What OBJECT reports about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Redis's encoding of the value: `int`, `embstr` or `raw`.
+    pub encoding: &'static str,
+    /// Seconds since the last access (LRU policies; 0 where not tracked).
+    pub idle_secs: u64,
+    /// The LFU counter, decayed (LFU policies; 0 otherwise).
+    pub freq: u8,
+    /// The key's value length.
+    pub value_len: usize,
+    /// The value as an integer, when its encoding is `int`.
+    pub int_value: Option<i64>,
+    /// An integer Redis would share (0..10000): its refcount is INT_MAX.
+    pub small_int: bool,
+    /// Where the value is (DEBUG OBJECT's `Value at:`).
+    pub address: usize,
+    /// Absolute expiry, Unix ms (0: none).
+    pub expire_at: u64,
+}
+
+/// Redis's encoding of a string value as SET stores it: `int` when it is
+/// the canonical decimal form of an `i64` (at most 20 bytes, no sign on 0,
+/// no leading zeros), else `embstr` up to 44 bytes, else `raw`.
+pub fn object_encoding(v: &[u8]) -> &'static str {
+    let canonical_int = v.len() <= 20
+        && parse_i64(v).is_some_and(|n| {
+            let mut buf = [0u8; 20];
+            format_i64(n, &mut buf) == v
+        });
+    if canonical_int {
+        "int"
+    } else if v.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// Largest scratch buffer a store keeps between read-modify-write ops.
+const SCRATCH_KEEP: usize = 64 << 10;
 
 impl Store {
     /// An empty store with the given limits, no eviction, clock at 0.
@@ -168,7 +283,291 @@ impl Store {
             ttl_keys: 0,
             avg_ttl_ms: 0,
             sieve: None,
+            scratch: Vec::new(),
+            active: 0,
+            active_id: 1,
+            parked: (0..DEFAULT_DATABASES).map(|_| None).collect(),
+            parked_len: 0,
+            parked_ttl: 0,
+            parked_bytes: 0,
+            parked_entry: 0,
+            next_id: 2,
+            expire_db: 0,
+            tables_changed: 0,
         }
+    }
+
+    /// An empty store with `databases` databases (1..=[`MAX_DATABASES`]).
+    pub fn with_databases(limits: StoreLimits, databases: usize) -> Store {
+        let mut s = Store::new(limits);
+        s.parked = (0..databases.clamp(1, MAX_DATABASES))
+            .map(|_| None)
+            .collect();
+        s
+    }
+
+    /// Number of databases.
+    pub fn databases(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// The selected database.
+    #[inline]
+    pub fn db(&self) -> usize {
+        self.active
+    }
+
+    /// Selects database `db` for the operations that follow (the shard calls
+    /// it once per batch: the database is a property of a batch). Selecting
+    /// the database already selected is one compare; another one swaps
+    /// tables (no allocation, except the first time a database is used).
+    /// An index out of range is ignored (callers check it).
+    #[inline]
+    pub fn select(&mut self, db: usize) {
+        if db != self.active {
+            self.switch(db);
+        }
+    }
+
+    #[cold]
+    fn switch(&mut self, db: usize) {
+        if db >= self.parked.len() {
+            return;
+        }
+        self.tables_changed += 1;
+        let mut other = match self.parked[db].take() {
+            Some(d) => {
+                let (len, ttl, bytes, entry) = d.sums();
+                self.parked_len -= len;
+                self.parked_ttl -= ttl;
+                self.parked_bytes -= bytes;
+                self.parked_entry -= entry;
+                d
+            }
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                Db {
+                    table: Table::new(),
+                    entry_bytes: 0,
+                    expire_cursor: 0,
+                    ttl_keys: 0,
+                    avg_ttl_ms: 0,
+                    sieve: (self.policy == Policy::Sieve).then(Sieve::default),
+                    id,
+                }
+            }
+        };
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.entry_bytes, &mut other.entry_bytes);
+        std::mem::swap(&mut self.expire_cursor, &mut other.expire_cursor);
+        std::mem::swap(&mut self.ttl_keys, &mut other.ttl_keys);
+        std::mem::swap(&mut self.avg_ttl_ms, &mut other.avg_ttl_ms);
+        std::mem::swap(&mut self.sieve, &mut other.sieve);
+        std::mem::swap(&mut self.active_id, &mut other.id);
+        let (len, ttl, bytes, entry) = other.sums();
+        self.parked_len += len;
+        self.parked_ttl += ttl;
+        self.parked_bytes += bytes;
+        self.parked_entry += entry;
+        self.parked[self.active] = Some(other);
+        self.active = db;
+    }
+
+    /// Keys in the selected database (DBSIZE).
+    pub fn db_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// How many times the set of parked databases changed (see the field).
+    pub fn tables_changed(&self) -> u64 {
+        self.tables_changed
+    }
+
+    /// `(db, keys, keys with a TTL, avg TTL ms)` of database `db` (zeros
+    /// for one never used).
+    pub fn db_figures(&self, db: usize) -> (usize, usize, usize, u64) {
+        if db == self.active {
+            (db, self.table.len(), self.ttl_keys, self.avg_ttl_ms)
+        } else {
+            match self.parked.get(db) {
+                Some(Some(d)) => (db, d.table.len(), d.ttl_keys, d.avg_ttl_ms),
+                _ => (db, 0, 0, 0),
+            }
+        }
+    }
+
+    /// `(db, keys, keys with a TTL, avg TTL ms)` of every non-empty
+    /// database, in index order (INFO keyspace).
+    pub fn keyspace(&self) -> Vec<(usize, usize, usize, u64)> {
+        let mut v = Vec::new();
+        for (i, d) in self.parked.iter().enumerate() {
+            if i == self.active {
+                if !self.table.is_empty() {
+                    v.push((i, self.table.len(), self.ttl_keys, self.avg_ttl_ms));
+                }
+            } else if let Some(d) = d {
+                if !d.table.is_empty() {
+                    v.push((i, d.table.len(), d.ttl_keys, d.avg_ttl_ms));
+                }
+            }
+        }
+        v
+    }
+
+    /// The physical id of database `db` (0: never created). It follows the
+    /// table through [`Store::swap_db`].
+    pub fn db_id(&self, db: usize) -> u32 {
+        if db == self.active {
+            self.active_id
+        } else {
+            self.parked
+                .get(db)
+                .and_then(|d| d.as_ref())
+                .map_or(0, |d| d.id)
+        }
+    }
+
+    /// The logical index now holding the database with physical id `id`.
+    pub fn find_db_id(&self, id: u32) -> Option<usize> {
+        if id == 0 {
+            return None;
+        }
+        (0..self.parked.len()).find(|&db| self.db_id(db) == id)
+    }
+
+    /// Removes every key of database `db` (FLUSHDB).
+    pub fn flush_db(&mut self, db: usize) {
+        self.tables_changed += 1;
+        if db == self.active {
+            self.clear_active();
+        } else if let Some(d) = self.parked.get_mut(db).and_then(Option::take) {
+            let (len, ttl, bytes, entry) = d.sums();
+            self.parked_len -= len;
+            self.parked_ttl -= ttl;
+            self.parked_bytes -= bytes;
+            self.parked_entry -= entry;
+        }
+    }
+
+    /// Swaps databases `a` and `b` (SWAPDB): O(1), whatever they hold.
+    /// The selected index stays selected (it now names the other table).
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        let n = self.parked.len();
+        if a == b || a >= n || b >= n {
+            return;
+        }
+        let home = self.active;
+        self.tables_changed += 1;
+        self.parked.swap(a, b);
+        if self.active == a {
+            self.active = b;
+        } else if self.active == b {
+            self.active = a;
+        }
+        self.select(home);
+    }
+
+    /// MOVE: moves the key with placement hash `hash` from the selected
+    /// database to `to`, with its expiry. False when it is absent here or
+    /// present there.
+    pub fn move_key(&mut self, hash: u64, key: &[u8], to: usize) -> bool {
+        let home = self.active;
+        if to == home || to >= self.parked.len() {
+            return false;
+        }
+        let Some(slot) = self.find_live(hash, key) else {
+            return false;
+        };
+        let value = self.table.value(slot).to_vec();
+        let expire = (self.table.meta(slot) & META_TTL != 0).then(|| self.table.expire_at(slot));
+        self.switch(to);
+        let moved = if self.find_live(hash, key).is_some() {
+            false
+        } else {
+            self.insert_new(hash, key, &value, expire);
+            true
+        };
+        self.switch(home);
+        if moved {
+            if let Some(slot) = self.table.find(hash, key) {
+                self.remove_slot(slot);
+            }
+        }
+        moved
+    }
+
+    /// Inserts a key known to be absent from the selected database, with the
+    /// accounting (no memory check: MOVE and recovery).
+    fn insert_new(&mut self, hash: u64, key: &[u8], value: &[u8], expire: Option<u64>) {
+        let meta = self.policy.initial(self.now_ms);
+        self.table.insert(hash, key, value, meta, expire);
+        if expire.is_some() {
+            self.ttl_keys += 1;
+        }
+        if let Some(s) = &mut self.sieve {
+            s.push(hash & HASH_MASK, &mut self.table);
+        }
+        self.entry_bytes += entry_charge(key.len(), value.len());
+    }
+
+    /// OBJECT: what Redis reports about a key of the selected database,
+    /// without counting an access.
+    pub fn object(&mut self, hash: u64, key: &[u8]) -> Option<ObjectInfo> {
+        let slot = self.find_live(hash, key)?;
+        let meta = self.table.meta(slot);
+        let score = self.policy.score(meta & META_POLICY, self.now_ms, || {
+            self.table.expire_at(slot)
+        });
+        let (idle_secs, freq) = match self.policy {
+            Policy::AllKeysLru | Policy::VolatileLru => (score, 0),
+            Policy::AllKeysLfu | Policy::VolatileLfu => (0, 255u64.saturating_sub(score) as u8),
+            _ => (0, 0),
+        };
+        let v = self.table.value(slot);
+        let encoding = object_encoding(v);
+        let int_value = (encoding == "int").then(|| parse_i64(v)).flatten();
+        Some(ObjectInfo {
+            encoding,
+            idle_secs,
+            freq,
+            value_len: v.len(),
+            int_value,
+            small_int: int_value.is_some_and(|n| (0..10_000).contains(&n)),
+            address: v.as_ptr() as usize,
+            expire_at: if meta & META_TTL != 0 {
+                self.table.expire_at(slot)
+            } else {
+                0
+            },
+        })
+    }
+
+    /// A random live key of the selected database (RANDOMKEY): a random
+    /// slot, then the next full one; expired keys met on the way are
+    /// reclaimed. Bounded: at most 64 tries of the whole probe.
+    pub fn random_key(&mut self) -> Option<Vec<u8>> {
+        for _ in 0..64 {
+            if self.table.is_empty() {
+                return None;
+            }
+            let mask = self.table.capacity() - 1;
+            let start = evict::next_random(&mut self.rng) as usize & mask;
+            let mut i = start;
+            let slot = loop {
+                if self.table.meta_at(i).is_some() {
+                    break i;
+                }
+                i = (i + 1) & mask;
+            };
+            if self.table.meta(slot) & META_TTL != 0 && self.table.expire_at(slot) <= self.now_ms {
+                self.remove_slot(slot);
+                self.counters.expired_keys += 1;
+                continue;
+            }
+            return Some(self.table.key(slot).to_vec());
+        }
+        None
     }
 
     /// Sets the clock (Unix ms). The shard calls it once per batch and per
@@ -183,19 +582,20 @@ impl Store {
         self.now_ms
     }
 
-    /// Number of keys (including expired keys not yet reclaimed).
+    /// Number of keys in every database (including expired keys not yet
+    /// reclaimed).
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() + self.parked_len
     }
 
     /// True when the store holds no key.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len() == 0
     }
 
-    /// Keys with a TTL.
+    /// Keys with a TTL, in every database.
     pub fn ttl_keys(&self) -> usize {
-        self.ttl_keys
+        self.ttl_keys + self.parked_ttl
     }
 
     /// Average TTL left on keys with one, as last sampled by active expiry (ms).
@@ -207,12 +607,12 @@ impl Store {
     /// entries' allocator chunks, the slot array and the SIEVE queue.
     #[inline]
     pub fn used_bytes(&self) -> usize {
-        self.entry_bytes + self.table.bytes() + self.policy_bytes()
+        self.entry_bytes + self.table.bytes() + self.policy_bytes() + self.parked_bytes
     }
 
     /// The entries' share of [`Store::used_bytes`]: their allocator chunks.
     pub fn entry_bytes(&self) -> usize {
-        self.entry_bytes
+        self.entry_bytes + self.parked_entry
     }
 
     /// The limits this store enforces.
@@ -240,6 +640,27 @@ impl Store {
         }
         self.policy = policy;
         self.track = policy.tracks_access();
+        let home = self.active;
+        for db in 0..self.parked.len() {
+            if db != home && self.parked[db].is_some() {
+                self.switch(db);
+                self.reset_policy_bits();
+            }
+        }
+        self.switch_back(home);
+        self.reset_policy_bits();
+    }
+
+    /// Selects `home` again after a walk over databases.
+    fn switch_back(&mut self, home: usize) {
+        if self.active != home {
+            self.switch(home);
+        }
+    }
+
+    /// The selected database's policy bits and SIEVE queue, for the policy.
+    fn reset_policy_bits(&mut self) {
+        let policy = self.policy;
         self.sieve = None;
         if policy == Policy::Sieve {
             self.sieve = Some(Sieve::from_table(&mut self.table));
@@ -263,12 +684,26 @@ impl Store {
         self.counters
     }
 
-    /// Removes every key.
+    /// Removes every key of every database (FLUSHALL).
     pub fn clear(&mut self) {
+        self.tables_changed += 1;
+        for d in self.parked.iter_mut() {
+            *d = None;
+        }
+        self.parked_len = 0;
+        self.parked_ttl = 0;
+        self.parked_bytes = 0;
+        self.parked_entry = 0;
+        self.clear_active();
+    }
+
+    /// Removes every key of the selected database.
+    fn clear_active(&mut self) {
         self.table.clear();
         self.entry_bytes = 0;
         self.ttl_keys = 0;
         self.expire_cursor = 0;
+        self.avg_ttl_ms = 0;
         if self.sieve.is_some() {
             self.sieve = Some(Sieve::default());
         }
@@ -409,7 +844,7 @@ impl Store {
             self.counters.errors += 1;
             return sink.push(OpResult::Err(OpError::KeyTooLarge));
         }
-        if kind.writes_value() {
+        if kind.writes_value() && !kind.computes_value() {
             let len = if kind == OpKind::Set {
                 value.len().saturating_sub(ExpiryArg::LEN)
             } else {
@@ -477,6 +912,45 @@ impl Store {
                 self.counters.puts += 1;
                 if self.getex(key, value, hash, sink).is_err() {
                     self.counters.errors += 1;
+                }
+            }
+            OpKind::GetDel => {
+                self.counters.dels += 1;
+                match self.find_live(hash, key) {
+                    Some(slot) => {
+                        sink.push(OpResult::Value(self.table.value(slot)));
+                        self.remove_slot(slot);
+                    }
+                    None => sink.push(OpResult::NotFound),
+                }
+            }
+            OpKind::GetRange => {
+                self.counters.gets += 1;
+                let Some((start, end)) = decode_range(value) else {
+                    self.counters.errors += 1;
+                    return sink.push(OpResult::Err(OpError::BadArgument));
+                };
+                match self.find_live(hash, key) {
+                    Some(slot) => {
+                        self.counters.hits += 1;
+                        self.touch(slot);
+                        let v = self.table.value(slot);
+                        sink.push(OpResult::Value(byte_range(v, start, end)))
+                    }
+                    None => {
+                        self.counters.misses += 1;
+                        sink.push(OpResult::Value(b""))
+                    }
+                }
+            }
+            OpKind::SetRange | OpKind::Append | OpKind::IncrByFloat => {
+                self.counters.puts += 1;
+                let mut buf = std::mem::take(&mut self.scratch);
+                if self.modify(kind, key, value, hash, &mut buf, sink).is_err() {
+                    self.counters.errors += 1;
+                }
+                if buf.capacity() <= SCRATCH_KEEP {
+                    self.scratch = buf;
                 }
             }
             OpKind::Put
@@ -605,6 +1079,129 @@ impl Store {
         Ok(())
     }
 
+    /// APPEND, SETRANGE, INCRBYFLOAT: the new value is built in `buf` from
+    /// the old one (absent: empty, or 0 for INCRBYFLOAT) and stored, keeping
+    /// the key's TTL. Pushes exactly one result; `Err` when it was an error.
+    fn modify(
+        &mut self,
+        kind: OpKind,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut impl ReplySink,
+    ) -> Result<(), OpError> {
+        let fail = |sink: &mut dyn FnMut(OpResult<'_>), e: OpError| {
+            sink(OpResult::Err(e));
+            Err(e)
+        };
+        let max = self.limits.max_value_len;
+        let found = self.find_live(hash, key);
+        let old: &[u8] = match found {
+            Some(slot) => self.table.value(slot),
+            None => b"",
+        };
+        buf.clear();
+        match kind {
+            OpKind::SetRange => {
+                let Some((offset, bytes)) = decode_offset(value) else {
+                    return fail(&mut |r| sink.push(r), OpError::BadArgument);
+                };
+                // Writing nothing changes nothing, and creates no key.
+                if bytes.is_empty() {
+                    sink.push(OpResult::Int(old.len() as i64));
+                    return Ok(());
+                }
+                if offset.saturating_add(bytes.len() as u64) > max as u64 {
+                    return fail(&mut |r| sink.push(r), OpError::StringTooLong);
+                }
+                let offset = offset as usize;
+                buf.extend_from_slice(old);
+                if buf.len() < offset + bytes.len() {
+                    buf.resize(offset + bytes.len(), 0);
+                }
+                buf[offset..offset + bytes.len()].copy_from_slice(bytes);
+            }
+            OpKind::Append => {
+                if old.len().saturating_add(value.len()) > max {
+                    return fail(&mut |r| sink.push(r), OpError::StringTooLong);
+                }
+                buf.extend_from_slice(old);
+                buf.extend_from_slice(value);
+            }
+            _ => {
+                let mut out = [0u8; float::OUT_LEN];
+                let current: &[u8] = if found.is_some() { old } else { b"0" };
+                match float::incr_by_float(current, value, &mut out) {
+                    Ok(v) if v.len() > max => {
+                        return fail(&mut |r| sink.push(r), OpError::ValueTooLarge)
+                    }
+                    Ok(v) => buf.extend_from_slice(v),
+                    Err(e) => return fail(&mut |r| sink.push(r), e),
+                }
+            }
+        }
+        if let Err(e) = self.store_computed(found, key, hash, buf) {
+            return fail(&mut |r| sink.push(r), e);
+        }
+        match kind {
+            OpKind::IncrByFloat => sink.push(OpResult::Value(buf)),
+            _ => sink.push(OpResult::Int(buf.len() as i64)),
+        }
+        Ok(())
+    }
+
+    /// Stores a value the store computed for `key` (live in `found`, or
+    /// absent): its TTL is kept; the memory limit and eviction apply as to
+    /// any write.
+    fn store_computed(
+        &mut self,
+        found: Option<usize>,
+        key: &[u8],
+        hash: u64,
+        new_value: &[u8],
+    ) -> Result<(), OpError> {
+        match found {
+            Some(mut slot) => {
+                let old_charge = entry_charge(key.len(), self.table.value(slot).len());
+                let new_charge = entry_charge(key.len(), new_value.len());
+                if new_charge > old_charge {
+                    let grow = new_charge - old_charge;
+                    if self.used_bytes().saturating_add(grow) > self.limits.max_memory {
+                        if !self.make_room(grow, 0, hash & HASH_MASK) {
+                            return Err(OpError::OutOfMemory);
+                        }
+                        // Evictions move slots; the key was protected.
+                        slot = self.table.find(hash, key).ok_or(OpError::OutOfMemory)?;
+                    }
+                }
+                self.table.set_value(slot, new_value);
+                self.entry_bytes = self.entry_bytes - old_charge + new_charge;
+                self.touch(slot);
+            }
+            None => {
+                let charge = entry_charge(key.len(), new_value.len());
+                let growth = self.table.growth_bytes();
+                if self
+                    .used_bytes()
+                    .saturating_add(charge)
+                    .saturating_add(growth)
+                    > self.limits.max_memory
+                    && !self.make_room(charge, (growth > 0) as usize, u64::MAX)
+                {
+                    return Err(OpError::OutOfMemory);
+                }
+                let meta = self.policy.initial(self.now_ms);
+                self.table.insert(hash, key, new_value, meta, None);
+                if let Some(s) = &mut self.sieve {
+                    s.push(hash & HASH_MASK, &mut self.table);
+                }
+                self.entry_bytes += charge;
+            }
+        }
+        Ok(())
+    }
+
     /// Evicts keys by the policy until `need` more bytes fit, and at least
     /// `min` keys; never the key whose 48-bit hash is `protect`. False when
     /// the policy has no victim. After [`EVICTIONS_PER_WRITE`] evictions it
@@ -636,9 +1233,38 @@ impl Store {
         n
     }
 
-    /// Evicts one key chosen by the policy. False when there is none to
-    /// evict (noeviction, or volatile-* without keys with a TTL).
+    /// Evicts one key chosen by the policy: from the selected database
+    /// when it has a candidate, else from the other databases in index
+    /// order. False when there is none to evict (noeviction, or volatile-*
+    /// without keys with a TTL).
     fn evict_one(&mut self, protect: u64) -> bool {
+        if self.evict_here(protect) {
+            return true;
+        }
+        if self.parked_len == 0 || self.policy == Policy::NoEviction {
+            return false;
+        }
+        let home = self.active;
+        let volatile = self.policy.volatile();
+        for db in 0..self.parked.len() {
+            let candidate = match &self.parked[db] {
+                Some(d) if db != home => !d.table.is_empty() && (!volatile || d.ttl_keys > 0),
+                _ => false,
+            };
+            if candidate {
+                self.switch(db);
+                let done = self.evict_here(u64::MAX);
+                self.switch(home);
+                if done {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Evicts one key of the selected database chosen by the policy.
+    fn evict_here(&mut self, protect: u64) -> bool {
         let victim = match self.policy {
             Policy::NoEviction => None,
             Policy::Sieve => match &mut self.sieve {
@@ -700,15 +1326,61 @@ impl Store {
     /// have fallen below 1/6 of the slots, it shrinks the slot array (one
     /// pass, as a doubling is, and rare: it needs the key count to drop by
     /// two thirds since the last resize).
+    ///
+    /// With several databases in use, each call works on one of them, in
+    /// turn: the next one once a pass over this one is complete.
     pub fn expire_slice(&mut self, max_slots: usize, max_checks: usize) -> ExpireSlice {
+        if self.parked_len == 0 && self.parked_ttl == 0 && self.expire_db == self.active {
+            let (r, _) = self.expire_slice_here(max_slots, max_checks);
+            return r;
+        }
+        let home = self.active;
+        let n = self.parked.len();
+        let mut db = self.expire_db % n;
+        // The next database with work, from `expire_db` on: keys with a TTL,
+        // or a slot array to give back. Databases without any are skipped,
+        // so unused ones cost expiry nothing.
+        let needs_work = |table: &Table, ttl_keys: usize| {
+            ttl_keys > 0 || (table.capacity() > 1024 && table.len() * 6 < table.capacity())
+        };
+        let mut found = false;
+        for _ in 0..n {
+            found = match &self.parked[db] {
+                _ if db == home => needs_work(&self.table, self.ttl_keys),
+                Some(d) => needs_work(&d.table, d.ttl_keys),
+                None => false,
+            };
+            if found {
+                break;
+            }
+            db = (db + 1) % n;
+        }
+        if !found {
+            return ExpireSlice::default();
+        }
+        self.select(db);
+        let (r, wrapped) = self.expire_slice_here(max_slots, max_checks);
+        if wrapped || self.ttl_keys == 0 {
+            self.expire_db = (db + 1) % n;
+        } else {
+            self.expire_db = db;
+        }
+        self.switch_back(home);
+        r
+    }
+
+    /// [`Store::expire_slice`] on the selected database; true when its
+    /// cursor went past the end of the slot array (a pass is complete).
+    fn expire_slice_here(&mut self, max_slots: usize, max_checks: usize) -> (ExpireSlice, bool) {
         // After mass expiry or deletion, give the slot array back.
         let mut r = ExpireSlice {
             shrunk: self.table.shrink(),
             ..ExpireSlice::default()
         };
         if self.ttl_keys == 0 {
-            return r;
+            return (r, true);
         }
+        let mut wrapped = false;
         let mask = self.table.capacity() - 1;
         let mut i = self.expire_cursor & mask;
         let now = self.now_ms;
@@ -732,6 +1404,7 @@ impl Store {
                 }
             }
             i = (i + 1) & mask;
+            wrapped |= i == 0;
         }
         self.expire_cursor = i;
         if let Some(avg) = ttl_sum.checked_div(ttl_n) {
@@ -745,7 +1418,7 @@ impl Store {
         if self.ttl_keys == 0 {
             self.avg_ttl_ms = 0;
         }
-        r
+        (r, wrapped)
     }
 
     /// The write kinds. Pushes exactly one result; returns `Err` when that
@@ -865,19 +1538,39 @@ impl Store {
                     _ if get => sink.push(OpResult::NotFound),
                     _ => sink.push(OpResult::Ok),
                 }
-                let meta = self.policy.initial(self.now_ms);
-                self.table.insert(hash, key, new_value, meta, expire);
-                if expire.is_some() {
-                    self.ttl_keys += 1;
-                }
-                if let Some(s) = &mut self.sieve {
-                    s.push(hash & HASH_MASK, &mut self.table);
-                }
-                self.entry_bytes += charge;
+                self.insert_new(hash, key, new_value, expire);
                 Ok(())
             }
         }
     }
+}
+
+/// GETRANGE's argument: `[start i64 LE][end i64 LE]`.
+fn decode_range(value: &[u8]) -> Option<(i64, i64)> {
+    let start = i64::from_le_bytes(value.get(0..8)?.try_into().ok()?);
+    let end = i64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
+    Some((start, end))
+}
+
+/// SETRANGE's argument: `[offset u64 LE]` then the bytes.
+fn decode_offset(value: &[u8]) -> Option<(u64, &[u8])> {
+    let offset = u64::from_le_bytes(value.get(0..8)?.try_into().ok()?);
+    Some((offset, &value[8..]))
+}
+
+/// The bytes GETRANGE returns: `start..=end` of `v`, negative indexes
+/// counted from the end, clamped as Redis clamps them.
+pub fn byte_range(v: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = v.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return b"";
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+    if start > end || len == 0 {
+        return b"";
+    }
+    &v[start as usize..=end as usize]
 }
 
 /// `current + delta` as decimal text in `buf`; `None` when either is not an
@@ -934,6 +1627,106 @@ mod tests {
         s.execute(kind, key, value, key_hash(key), &mut c);
         assert_eq!(c.0.len(), 1, "exactly one result per op");
         c.0.pop().unwrap()
+    }
+
+    #[test]
+    fn databases_are_separate_and_swap_move_flush_keep_the_accounting() {
+        let mut s = store(usize::MAX);
+        let empty = empty_bytes();
+        run(&mut s, OpKind::Put, b"k", b"zero");
+        s.select(3);
+        assert_eq!(s.db(), 3);
+        assert_eq!(run(&mut s, OpKind::Get, b"k", b""), Owned::NotFound);
+        run(&mut s, OpKind::Put, b"k", b"three");
+        run(&mut s, OpKind::Set, b"t", &xarg(arg::REL, 10_000, b"v"));
+        assert_eq!((s.len(), s.db_len(), s.ttl_keys()), (3, 2, 1));
+        s.select(0);
+        assert_eq!(s.get(b"k"), Some(&b"zero"[..]));
+        assert_eq!(s.db_len(), 1);
+        assert_eq!(
+            s.keyspace(),
+            vec![(0, 1, 0, 0), (3, 2, 1, 0)],
+            "only non-empty databases"
+        );
+        let id3 = s.db_id(3);
+        assert_ne!(id3, 0);
+        s.swap_db(0, 3);
+        assert_eq!(s.db(), 0, "the selected index stays selected");
+        assert_eq!(s.get(b"k"), Some(&b"three"[..]));
+        assert_eq!(s.find_db_id(id3), Some(0), "the id follows the table");
+        // MOVE: absent here, present there, and a real move with its TTL.
+        assert!(!s.move_key(key_hash(b"nope"), b"nope", 5));
+        assert!(!s.move_key(key_hash(b"k"), b"k", 3), "k exists in db 3");
+        assert!(s.move_key(key_hash(b"t"), b"t", 5));
+        assert_eq!(s.db_len(), 1);
+        s.select(5);
+        assert_eq!(ttl(&mut s, b"t", TtlMode::Millis), Owned::Int(10_000));
+        assert_eq!(s.ttl_keys(), 1);
+        let total = s.entry_bytes();
+        assert_eq!(
+            total,
+            entry_charge(1, 4) + entry_charge(1, 5) + entry_charge(1, 1)
+        );
+        s.flush_db(0);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.entry_bytes(), entry_charge(1, 4) + entry_charge(1, 1));
+        s.clear();
+        assert_eq!((s.len(), s.entry_bytes(), s.ttl_keys()), (0, 0, 0));
+        assert!(s.used_bytes() >= empty);
+        // Out of range selects are ignored.
+        s.select(99);
+        assert_eq!(s.db(), 5);
+    }
+
+    #[test]
+    fn expiry_and_eviction_span_every_database() {
+        let per = entry_charge(5, 32);
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        for db in [0usize, 7] {
+            s.select(db);
+            for i in 0..100u32 {
+                let k = format!("k{i}");
+                run(
+                    &mut s,
+                    OpKind::Set,
+                    k.as_bytes(),
+                    &xarg(arg::REL, 1000, b"v"),
+                );
+            }
+        }
+        s.select(0);
+        s.set_now(T0 + 1000);
+        let mut expired = 0;
+        for _ in 0..100 {
+            expired += s.expire_slice(4096, 4096).expired;
+        }
+        assert_eq!(expired, 200, "active expiry reaches database 7 too");
+        assert_eq!(s.db(), 0);
+        // Eviction: database 2 full of keys, writes in database 0 evict them.
+        let mut s = store(2 * empty_bytes() + 100 * per);
+        s.set_policy(Policy::AllKeysLru);
+        s.select(2);
+        fill(&mut s, 90, 0);
+        s.select(0);
+        let (ok, oom) = fill(&mut s, 200, 0);
+        assert_eq!((ok, oom), (200, 0));
+        assert!(s.counters().evicted_keys > 0);
+        assert!(s.used_bytes() <= 2 * empty_bytes() + 100 * per);
+    }
+
+    #[test]
+    fn object_encoding_follows_redis() {
+        assert_eq!(object_encoding(b"123"), "int");
+        assert_eq!(object_encoding(b"-9223372036854775808"), "int");
+        assert_eq!(object_encoding(b"0"), "int");
+        assert_eq!(object_encoding(b"-0"), "embstr");
+        assert_eq!(object_encoding(b"007"), "embstr");
+        assert_eq!(object_encoding(b"+1"), "embstr");
+        assert_eq!(object_encoding(b"1 "), "embstr");
+        assert_eq!(object_encoding(b""), "embstr");
+        assert_eq!(object_encoding(&[b'x'; 44]), "embstr");
+        assert_eq!(object_encoding(&[b'x'; 45]), "raw");
     }
 
     #[test]
@@ -1157,6 +1950,124 @@ mod tests {
         assert_eq!(s.entry_bytes(), entry_charge(3, 1));
         assert_eq!(run(&mut s, OpKind::Put, b"p", b"v"), Owned::Ok);
         assert_eq!(ttl(&mut s, b"p", TtlMode::Secs), Owned::Int(-1));
+    }
+
+    fn offset_arg(offset: u64, v: &[u8]) -> Vec<u8> {
+        let mut a = offset.to_le_bytes().to_vec();
+        a.extend_from_slice(v);
+        a
+    }
+
+    #[test]
+    fn read_modify_write_string_ops() {
+        let mut s = store(usize::MAX);
+        s.set_now(T0);
+        let at = (T0 + 60_000) as i64;
+        // GETDEL
+        assert_eq!(run(&mut s, OpKind::GetDel, b"k", b""), Owned::NotFound);
+        run(&mut s, OpKind::Put, b"k", b"v");
+        assert_eq!(
+            run(&mut s, OpKind::GetDel, b"k", b""),
+            Owned::Value(b"v".to_vec())
+        );
+        assert_eq!(s.len(), 0);
+        // GETRANGE
+        let range = |a: i64, b: i64| {
+            let mut v = a.to_le_bytes().to_vec();
+            v.extend_from_slice(&b.to_le_bytes());
+            v
+        };
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", &range(0, -1)),
+            Owned::Value(vec![])
+        );
+        run(&mut s, OpKind::Set, b"k", &xarg(0, at, b"Hello"));
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", &range(-3, 100)),
+            Owned::Value(b"llo".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::GetRange, b"k", b"short"),
+            Owned::Err(OpError::BadArgument)
+        );
+        // SETRANGE and APPEND keep the TTL; past the end pads with zeros.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"k", &offset_arg(7, b"!")),
+            Owned::Int(8)
+        );
+        assert_eq!(s.get(b"k").unwrap(), b"Hello\0\0!");
+        assert_eq!(run(&mut s, OpKind::Append, b"k", b"??"), Owned::Int(10));
+        assert_eq!(ttl(&mut s, b"k", TtlMode::AtMillis), Owned::Int(at));
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"k", b"1"),
+            Owned::Err(OpError::NotFloat)
+        );
+        // Writing nothing creates nothing.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(9, b"")),
+            Owned::Int(0)
+        );
+        assert_eq!(run(&mut s, OpKind::Exists, b"new", b""), Owned::Int(0));
+        // The value-size limit (64 in `store`) bounds the result.
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(64, b"x")),
+            Owned::Err(OpError::StringTooLong)
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                OpKind::SetRange,
+                b"new",
+                &offset_arg(u64::MAX, b"x")
+            ),
+            Owned::Err(OpError::StringTooLong)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::SetRange, b"new", &offset_arg(63, b"x")),
+            Owned::Int(64)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"new", b"y"),
+            Owned::Err(OpError::StringTooLong)
+        );
+        // INCRBYFLOAT, created without a TTL, kept with one.
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"0.1"),
+            Owned::Value(b"0.1".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"5.0e3"),
+            Owned::Value(b"5000.10000000000000009".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"f", b"inf"),
+            Owned::Err(OpError::NanOrInfinity)
+        );
+        assert_eq!(ttl(&mut s, b"f", TtlMode::Secs), Owned::Int(-1));
+        let used = s.used_bytes();
+        assert_eq!(
+            s.entry_bytes(),
+            entry_charge(1, 10) + entry_charge(3, 64) + entry_charge(1, 22)
+        );
+        assert!(used >= s.entry_bytes());
+    }
+
+    #[test]
+    fn read_modify_write_ops_respect_the_memory_limit() {
+        let mut s = store(empty_bytes() + entry_charge(1, 8));
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"a", b"12345678"),
+            Owned::Int(8)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::Append, b"a", &[b'x'; 24]),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        assert_eq!(
+            run(&mut s, OpKind::IncrByFloat, b"b", b"1"),
+            Owned::Err(OpError::OutOfMemory)
+        );
+        assert_eq!(s.get(b"a").unwrap(), b"12345678");
     }
 
     #[test]
