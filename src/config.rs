@@ -124,6 +124,10 @@ pub struct ServerConfig {
     /// where the kernel has them, so socket completions do not interrupt
     /// the shard's thread (`--no-coop-taskrun` turns it off).
     pub coop_taskrun: bool,
+    /// Wait for a connection's requests on a multishot poll armed once per
+    /// connection (`IORING_POLL_ADD_MULTI`, Linux 5.13+) instead of a poll
+    /// armed for every read that waits (`--no-multishot-poll` turns it off).
+    pub multishot_poll: bool,
     /// How long an idle shard polls its rings before it parks.
     pub spin_before_park: Duration,
     /// Persistence (append-only logs, snapshots); off by default.
@@ -158,6 +162,7 @@ impl ServerConfig {
             security: Security::default(),
             io_memory: DEFAULT_IO_MEMORY,
             coop_taskrun: true,
+            multishot_poll: true,
             spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
             persist: crate::persist::PersistConfig::default(),
         }

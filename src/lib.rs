@@ -33,7 +33,7 @@
 //! | [`cluster`] | the cluster map: membership (`--cluster`), peers' layouts, node ids, what HELLO / MOVED / CLUSTER report | sockets, store |
 //! | [`protocol`] | wire formats: native rkyv frames, RESP2 and RESP3 | sockets, store |
 //! | [`store`] | one partition: its databases' tables (ordered hash tables over slab arenas), expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding (a batch's database travels with it), keyspace requests (FLUSHDB, SWAPDB, MOVE, SCAN, KEYS, …) and their fan-outs, active-expiry timer, CONFIG SET fan-out, counters | sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding (a batch's database travels with it), keyspace requests (FLUSHDB, SWAPDB, MOVE, SCAN, KEYS, …) and their fan-outs, cross-shard transactions (ordered intents, `shard::txn`), active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
 //! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), greeting peers, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |

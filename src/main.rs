@@ -241,6 +241,10 @@ struct ServerArgs {
     /// interrupts the shard's thread); for comparison and old-kernel testing.
     #[arg(long)]
     no_coop_taskrun: bool,
+    /// Arm a one-shot io_uring poll for every read that waits instead of one
+    /// multishot poll per connection; for comparison and old-kernel testing.
+    #[arg(long)]
+    no_multishot_poll: bool,
     /// How long an idle shard keeps polling its rings before it sleeps in the
     /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
     #[arg(long, default_value = "0", value_parser = config::parse_duration)]
@@ -532,6 +536,7 @@ fn server(a: ServerArgs) -> Result<()> {
             rewrite_min_size: a.auto_aof_rewrite_min_size,
         },
         coop_taskrun: !a.no_coop_taskrun,
+        multishot_poll: !a.no_multishot_poll,
         spin_before_park: a.spin_before_park,
     };
     corekv::log::set_level(if a.quiet {
@@ -643,6 +648,21 @@ fn server(a: ServerArgs) -> Result<()> {
         why,
         cfg.spin_before_park.as_micros(),
     );
+    let (level, poll) = match (cfg.multishot_poll, handle.multishot_poll) {
+        (_, true) => (
+            corekv::log::Level::Info,
+            "multishot (armed once per connection)",
+        ),
+        (false, _) => (
+            corekv::log::Level::Info,
+            "one-shot per read (--no-multishot-poll)",
+        ),
+        (true, false) => (
+            corekv::log::Level::Warn,
+            "one-shot per read (the kernel has no multishot poll: Linux 5.13+ needed)",
+        ),
+    };
+    corekv::log!(level, "corekv io_uring: read readiness {poll}");
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,

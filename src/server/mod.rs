@@ -22,6 +22,8 @@
 //! kernel has it (the patched glommio in `vendor/glommio`, see its
 //! PATCHES.md), so a socket completion does not interrupt the shard's
 //! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
+//! A connection waits for its next request on a multishot poll armed once
+//! (Linux 5.13+; [`ServerHandle::multishot_poll`]), not a poll per read.
 //!
 //! Submodules: [`conn`] is what every connection shares (its memory charge,
 //! read deadlines, protected mode), [`native`] serves native-protocol
@@ -76,6 +78,9 @@ pub struct ServerHandle {
     /// How the shards' io_uring rings run completion task work (cooperative
     /// unless turned off or refused by the kernel; the weakest shard's mode).
     pub taskrun_mode: TaskRunMode,
+    /// Whether every shard waits on multishot polls (asked for and granted
+    /// by the kernel).
+    pub multishot_poll: bool,
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
@@ -167,6 +172,7 @@ struct Bound {
     resp_node: u16,
     resp_shard: u16,
     taskrun_mode: TaskRunMode,
+    multishot_poll: bool,
 }
 
 /// Starts a node. Returns once every shard is accepting connections.
@@ -372,6 +378,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         } else {
             TaskRunMode::Interrupt
         },
+        multishot_poll: bound.iter().all(|b| b.multishot_poll),
         node,
         cluster,
         greeting_stop,
@@ -496,6 +503,8 @@ impl ShardStart {
     async fn run(self) {
         let c = &self.config;
         let id = self.shard_id;
+        // Before any socket exists: streams arm their read poll at creation.
+        let multishot_poll = glommio::executor().set_multishot_poll(c.multishot_poll);
         let port = |base: u16, offset: usize| if base == 0 { 0 } else { base + offset as u16 };
         let listeners = (|| {
             let native = bind(id, SocketAddr::new(c.bind, port(c.port, id)), false)?;
@@ -525,6 +534,7 @@ impl ShardStart {
             resp_node: resp.as_ref().map_or(0, |(n, _)| local_port(n)),
             resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
             taskrun_mode: glommio::executor().taskrun_mode(),
+            multishot_poll,
         };
         let _ = self.ready.send(Ok(b));
         if self.go.recv_async().await.is_err() {

@@ -306,8 +306,8 @@ impl Shard {
     /// SWAPDB: swaps databases `a` and `b` on every shard of this node (O(1)
     /// per shard) and returns once all have. Each shard swaps between two
     /// of its batches; a client of another shard may see one shard swapped
-    /// before another for the moment the fan-out takes (a barrier across
-    /// shards would wrap this function).
+    /// before another for the moment the fan-out takes, unless the caller
+    /// wraps it in [`Shard::with_barrier`] (RESP's SWAPDB does).
     pub async fn swap_db(&self, a: u16, b: u16) -> Result<(), OpError> {
         let r = self.keyspace_all(KeyspaceReq::SwapDb { a, b }).await;
         Self::first_error(&r)

@@ -2,13 +2,14 @@
 //! corekv frees a value at once either way), EXISTS, TOUCH (EXISTS: it
 //! does not refresh the eviction policy's access data), and TYPE. Their
 //! handlers queue one op per key into the connection's run and answer with
-//! one count ([`Style::Count`]) or the type ([`Style::Type`]). Touches no
-//! socket and no store.
+//! one count ([`Style::Count`]) or the type ([`Style::Type`]); keys of
+//! several shards are handed to `multikey` (one transaction) instead.
+//! Touches no socket and no store.
 
 use crate::op::OpKind;
 
 use super::table::{many, CmdError, Effect, Parse, Spec, KEY};
-use super::{Connection, Style};
+use super::{multikey, Connection, Style};
 
 /// The key family's rows.
 pub(crate) static COMMANDS: &[Spec] = &[
@@ -97,6 +98,14 @@ fn count_keys(
     let keys = p.rest();
     if keys.is_empty() {
         return Err(p.wrong_arity());
+    }
+    if multikey::spans_shards(conn, p, keys, 1) {
+        let kind = if op == OpKind::Del {
+            multikey::Kind::Del
+        } else {
+            multikey::Kind::Exists
+        };
+        return multikey::queue(conn, p, kind, keys, 1);
     }
     for k in keys {
         conn.run.op(op, k.clone(), 0..0);

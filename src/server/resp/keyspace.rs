@@ -60,13 +60,6 @@ const DEBUG_HELP: &[&str] = &[
 pub(crate) enum Pending {
     /// SWAPDB a b.
     SwapDb(u16, u16),
-    /// MOVE key db.
-    Move {
-        /// The key.
-        key: Vec<u8>,
-        /// The target database.
-        to: u16,
-    },
     /// SCAN from a node cursor.
     Scan {
         /// The cursor.
@@ -394,11 +387,9 @@ fn move_cmd(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
             "ERR source and destination objects are the same",
         ));
     }
-    conn.pending = Some(Pending::Move {
-        key: key.to_vec(),
-        to,
-    });
-    Ok(Effect::Keyspace)
+    // A transaction over (db, key) and (to, key) (`multikey`): atomic with
+    // the cross-shard commands' intents on either.
+    Ok(super::multikey::move_key(conn, key, to))
 }
 
 /// Answers the pending keyspace command (after asking its shard or shards).
@@ -409,23 +400,12 @@ pub(crate) async fn finish(conn: &mut Connection<'_>) {
     let db = conn.db;
     let shard = conn.shard;
     match pending {
-        Pending::SwapDb(a, b) => match shard.swap_db(a, b).await {
+        // Under the node-wide barrier (`shard::txn`): no cross-shard
+        // transaction sees one shard swapped and another not.
+        Pending::SwapDb(a, b) => match shard.with_barrier(shard.swap_db(a, b)).await {
             Ok(()) => conn.out.extend_from_slice(b"+OK\r\n"),
             Err(e) => fail(conn, e),
         },
-        Pending::Move { key, to } => {
-            let Some(owner) = shard.owner_shard(&key) else {
-                return fail(conn, OpError::Unavailable);
-            };
-            match shard
-                .keyspace_on(owner, KeyspaceReq::Move { db, key, to })
-                .await
-            {
-                KeyspaceReply::Moved(m) => resp::integer(&mut conn.out, m as i64),
-                KeyspaceReply::Err(e) => fail(conn, e),
-                _ => fail(conn, OpError::Unavailable),
-            }
-        }
         Pending::Scan {
             cursor,
             count,

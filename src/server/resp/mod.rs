@@ -14,6 +14,7 @@
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
 //! | `keyspace` | SWAPDB MOVE KEYS SCAN RANDOMKEY TYPE TOUCH UNLINK OBJECT DEBUG |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
@@ -82,6 +83,7 @@ pub(crate) mod diagnostics;
 pub(crate) mod expiry;
 pub(crate) mod keys;
 pub(crate) mod keyspace;
+pub(crate) mod multikey;
 pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod strings;
@@ -170,6 +172,8 @@ pub(crate) struct Connection<'s> {
     /// A keyspace command checked by its handler, answered by
     /// [`keyspace::finish`] ([`Effect::Keyspace`]).
     pub(crate) pending: Option<keyspace::Pending>,
+    /// A multi-key command a handler left to run as a transaction.
+    pub(crate) atomic: Option<multikey::Atomic>,
 }
 
 impl<'s> Connection<'s> {
@@ -198,6 +202,7 @@ impl<'s> Connection<'s> {
             proto: Proto::Resp2,
             db: 0,
             pending: None,
+            atomic: None,
         }
     }
 
@@ -393,12 +398,27 @@ impl<'s> Connection<'s> {
                 }
                 Flow::Continue
             }
+            Ok(Effect::Atomic) => {
+                // The commands queued before it run first.
+                self.flush(buf).await;
+                match multikey::execute(self).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.stats.count_error(e.0.as_bytes());
+                        resp::error(&mut self.out, &e.0);
+                        self.stats.cmds[slot].failed.add(1);
+                    }
+                }
+                Flow::Continue
+            }
             Ok(Effect::Keyspace) => {
                 keyspace::finish(self).await;
                 Flow::Continue
             }
             Ok(Effect::FlushDb) => {
-                match self.shard.flush_db(self.db).await {
+                // Under the node-wide barrier, as FLUSHALL.
+                let shard = self.shard;
+                match shard.with_barrier(shard.flush_db(self.db)).await {
                     Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
                     Err(e) => {
                         self.shard.count_protocol_error();
@@ -413,7 +433,10 @@ impl<'s> Connection<'s> {
                     self.shard.count_protocol_error();
                     run::push_op_error(&mut self.out, crate::op::OpError::PersistFailed);
                 } else {
-                    self.shard.flush_all().await;
+                    // A node-wide barrier: no cross-shard transaction is
+                    // half-applied when the shards are emptied.
+                    let shard = self.shard;
+                    shard.with_barrier(shard.flush_all()).await;
                     self.out.extend_from_slice(b"+OK\r\n");
                 }
                 Flow::Continue

@@ -12,10 +12,11 @@
 //! DEL's count, MSET's `+OK`) into one reply. Nothing here allocates once the
 //! connection's buffers have grown to the pipeline depth in use.
 //!
-//! Atomicity: a multi-key command whose keys live on several shards (MSET,
-//! DEL k1 k2) is split per shard and reassembled in order; each key's op is
-//! atomic and per-key order holds, but the command as a whole is not atomic
-//! across shards. This module knows RESP replies, not sockets or the store.
+//! Atomicity: a multi-key command queued here has all its keys on one shard
+//! (the owner executes its ops as one batch, without yielding, so it is
+//! atomic); one whose keys live on several shards is not queued but run as a
+//! transaction (`multikey`, `shard::txn`). This module knows RESP replies,
+//! not sockets or the store.
 
 use std::ops::Range;
 

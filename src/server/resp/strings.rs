@@ -3,14 +3,15 @@
 //! GETRANGE/SUBSTR, SETRANGE, APPEND, LCS. Each is a table row and a handler
 //! that reads its arguments and queues store ops into the connection's run
 //! (the batched path in [`super`]); none writes a reply itself: the run's
-//! sink does, in the [`Style`] queued here.
+//! sink does, in the [`Style`] queued here. MSET and MGET whose keys live on
+//! several shards are handed to `multikey` (one transaction) instead.
 //!
 //! The read-modify-write commands (GETDEL, SETRANGE, APPEND, INCRBYFLOAT)
 //! are store ops ([`OpKind`]) executed on the key's owner shard, so each is
 //! atomic like INCR. LCS reads its two keys with two GETs in one run (its
-//! keys may live on two shards: like MGET, each read is atomic, the pair is
-//! not a snapshot across shards) and [`lcs_reply`] computes the answer with
-//! Redis's dynamic programme, bounded as Redis 7.0.15 bounds it: a table
+//! keys may live on two shards: each read is atomic, the pair is not a
+//! snapshot across shards, unlike a cross-shard MGET's) and [`lcs_reply`]
+//! computes the answer with Redis's dynamic programme, bounded as Redis 7.0.15 bounds it: a table
 //! (4 bytes per cell) over `--max-value-len` bytes is refused with Redis's
 //! proto-max-bulk-len error. Touches no socket and no store.
 
@@ -22,7 +23,7 @@ use super::table::{
     arg, is_word, many, oneof, opt, token, CmdError, Effect, Parse, Spec, ERR_NOT_INTEGER,
     ERR_SYNTAX, KEY, VALUE,
 };
-use super::{Connection, Style};
+use super::{multikey, Connection, Style};
 
 /// A row of this family: a batched key command with one key at position 1.
 const fn key_cmd(
@@ -92,7 +93,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
             "mset",
             -3,
             &["write", "denyoom"],
-            "Sets the string values of one or more keys (atomic per key, not across shards).",
+            "Atomically creates or modifies the string values of one or more keys.",
             &[many(oneof("data", &[KEY, VALUE]))],
             mset,
         )
@@ -236,6 +237,9 @@ fn mget(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     if keys.is_empty() {
         return Err(p.wrong_arity());
     }
+    if multikey::spans_shards(conn, p, keys, 1) {
+        return multikey::queue(conn, p, multikey::Kind::Mget, keys, 1);
+    }
     for k in keys {
         conn.run.op(OpKind::Get, k.clone(), 0..0);
     }
@@ -248,6 +252,9 @@ fn mset(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     let pairs = p.rest();
     if pairs.is_empty() || pairs.len() % 2 != 0 {
         return Err(p.wrong_arity());
+    }
+    if multikey::spans_shards(conn, p, pairs, 2) {
+        return multikey::queue(conn, p, multikey::Kind::Mset, pairs, 2);
     }
     for kv in pairs.chunks_exact(2) {
         conn.run.op(OpKind::Put, kv[0].clone(), kv[1].clone());

@@ -19,7 +19,7 @@ use std::ops::Range;
 use crate::op::parse_i64;
 
 use super::{
-    cluster, connection, diagnostics, expiry, keys, keyspace, server, strings, Connection,
+    cluster, connection, diagnostics, expiry, keys, keyspace, multikey, server, strings, Connection,
 };
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
@@ -27,6 +27,7 @@ use super::{
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    multikey::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
     server::COMMANDS,
@@ -61,6 +62,9 @@ pub(crate) enum Effect {
     Keyspace,
     /// Snapshot every shard and wait, then answer `+OK` (SAVE).
     Save,
+    /// Run the multi-key command the handler left in the connection as one
+    /// transaction (`multikey`), after the queued run.
+    Atomic,
     /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
     /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
     SlotKeys {
