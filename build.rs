@@ -3,6 +3,9 @@
 //! benchmark reports. Builds without git or outside a checkout (a source
 //! tarball, `cargo install` from a registry) say `unknown`; the environment
 //! variable `COREKV_GIT_COMMIT`, when set, wins (for packagers).
+//!
+//! It also compiles `src/store/float.c`, INCRBYFLOAT's `long double`
+//! arithmetic (Redis's digits depend on the C type, which Rust lacks).
 
 use std::process::Command;
 
@@ -38,4 +41,9 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-env=COREKV_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-changed=src/store/float.c");
+    cc::Build::new()
+        .file("src/store/float.c")
+        .warnings(true)
+        .compile("corekv_float");
 }

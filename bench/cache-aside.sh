@@ -23,8 +23,9 @@
 #
 # Environment (defaults in brackets):
 #   RECORDS [10000000]  THETA [0.99]  VALUE_SIZE [128]
-#   MEMORY [RECORDS/10 × 200 B: the data of a tenth of the keys at corekv's
-#           ~200 B/key for 128-byte values]  SPARE [1]  SPARE_MB [RECORDS × 400 B]
+#   MEMORY [RECORDS/10 × 200 B: a tenth of the keys at ~200 B/key for 128-byte
+#           values (redis-server ~225, corekv ~150: it holds ~1.3 tenths)]
+#   SPARE [1]  SPARE_MB [RECORDS × 400 B]
 #   POLICIES ["allkeys-lru allkeys-lfu allkeys-random sieve"]
 #   SECS [30]  WARMUP [30]  BATCH [1024]  SESSIONS [8]  SEED [12345]
 #   SERVER_CPU [0]  BENCH_CPU [1]  RESULTS [results]

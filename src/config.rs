@@ -109,6 +109,9 @@ pub struct ServerConfig {
     pub max_memory: Option<u64>,
     /// What a shard does at its memory limit (`noeviction`: refuse writes).
     pub maxmemory_policy: crate::store::Policy,
+    /// Number of databases RESP's SELECT can choose (Redis's `databases`);
+    /// a node of a multi-node cluster (`--cluster`) has database 0 only.
+    pub databases: usize,
     /// Data-path limits.
     pub limits: Limits,
     /// Budget for all connection buffers of the node, bytes.
@@ -121,6 +124,10 @@ pub struct ServerConfig {
     /// where the kernel has them, so socket completions do not interrupt
     /// the shard's thread (`--no-coop-taskrun` turns it off).
     pub coop_taskrun: bool,
+    /// Wait for a connection's requests on a multishot poll armed once per
+    /// connection (`IORING_POLL_ADD_MULTI`, Linux 5.13+) instead of a poll
+    /// armed for every read that waits (`--no-multishot-poll` turns it off).
+    pub multishot_poll: bool,
     /// How long an idle shard polls its rings before it parks.
     pub spin_before_park: Duration,
     /// Persistence (append-only logs, snapshots); off by default.
@@ -128,6 +135,16 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The databases each shard keeps: `--databases`, or 1 in cluster mode
+    /// (`--cluster`: Redis Cluster has database 0 only).
+    pub fn effective_databases(&self) -> usize {
+        if !self.cluster.is_empty() {
+            1
+        } else {
+            self.databases
+        }
+    }
+
     /// Defaults for a node on the given CPUs.
     pub fn new(cpus: Vec<usize>) -> ServerConfig {
         ServerConfig {
@@ -139,11 +156,13 @@ impl ServerConfig {
             cluster: Vec::new(),
             max_memory: None,
             maxmemory_policy: crate::store::Policy::NoEviction,
+            databases: crate::store::DEFAULT_DATABASES,
             limits: Limits::default(),
             max_conn_memory: DEFAULT_MAX_CONN_MEMORY,
             security: Security::default(),
             io_memory: DEFAULT_IO_MEMORY,
             coop_taskrun: true,
+            multishot_poll: true,
             spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
             persist: crate::persist::PersistConfig::default(),
         }
@@ -236,6 +255,11 @@ impl ServerConfig {
                 self.node_id,
                 self.cluster.len()
             )));
+        }
+        if !(1..=crate::store::MAX_DATABASES).contains(&self.databases) {
+            return Err(ConfigError::BadLimit(
+                "--databases must be between 1 and 1024",
+            ));
         }
         let l = &self.limits;
         if l.max_key_len == 0

@@ -31,9 +31,9 @@
 //! | [`op`] | the operation vocabulary: kinds, errors, results, `OpSource`, `ReplySink` | everything else |
 //! | [`routing`] | key → slot → (node, shard), the slot table; the store's key hash | everything else |
 //! | [`cluster`] | the cluster map: membership (`--cluster`), peers' layouts, node ids, what HELLO / MOVED / CLUSTER report | sockets, store |
-//! | [`protocol`] | wire formats: native rkyv frames, RESP2 | sockets, store |
-//! | [`store`] | one partition: map, expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
-//! | [`shard`] | a core's shard, the flume mesh, forwarding, active-expiry timer, CONFIG SET fan-out, counters | sockets |
+//! | [`protocol`] | wire formats: native rkyv frames, RESP2 and RESP3 | sockets, store |
+//! | [`store`] | one partition: its databases' tables (ordered hash tables over slab arenas), expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
+//! | [`shard`] | a core's shard, the flume mesh, forwarding (a batch's database travels with it), keyspace requests (FLUSHDB, SWAPDB, MOVE, SCAN, KEYS, …) and their fan-outs, cross-shard transactions (ordered intents, `shard::txn`), active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
 //! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), greeting peers, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
@@ -41,6 +41,7 @@
 //! | [`log`](mod@log) | the process's log level for stderr messages | everything else |
 //! | [`memlock`] | raising RLIMIT_MEMLOCK for io_uring (server, client, bench) | everything else |
 //! | [`units`] | human-readable byte sizes and rates | everything else |
+//! | [`glob`](mod@glob) | Redis's glob matching (KEYS, SCAN MATCH) | everything else |
 //! | [`config`] | validated configuration, `DEFAULT_*` constants | I/O |
 //! | [`error`] | error enums per layer | — |
 
@@ -50,6 +51,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod log;
 pub mod memlock;
 pub mod op;

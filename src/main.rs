@@ -195,6 +195,10 @@ struct ServerArgs {
     /// CONFIG SET maxmemory-policy.
     #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
     maxmemory_policy: corekv::store::Policy,
+    /// Number of databases (RESP SELECT 0..N-1), as Redis's `databases`.
+    /// A node of a multi-node cluster (--cluster) has database 0 only.
+    #[arg(long, default_value_t = corekv::store::DEFAULT_DATABASES)]
+    databases: usize,
     /// Longest key (e.g. 4096, 4kb).
     #[arg(long, default_value_t = config::DEFAULT_MAX_KEY_LEN, value_parser = config::parse_size_usize)]
     max_key_len: usize,
@@ -237,6 +241,10 @@ struct ServerArgs {
     /// interrupts the shard's thread); for comparison and old-kernel testing.
     #[arg(long)]
     no_coop_taskrun: bool,
+    /// Arm a one-shot io_uring poll for every read that waits instead of one
+    /// multishot poll per connection; for comparison and old-kernel testing.
+    #[arg(long)]
+    no_multishot_poll: bool,
     /// How long an idle shard keeps polling its rings before it sleeps in the
     /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
     #[arg(long, default_value = "0", value_parser = config::parse_duration)]
@@ -503,6 +511,7 @@ fn server(a: ServerArgs) -> Result<()> {
         cluster,
         max_memory,
         maxmemory_policy: a.maxmemory_policy,
+        databases: a.databases,
         limits: Limits {
             max_key_len: a.max_key_len,
             max_value_len: a.max_value_len,
@@ -527,6 +536,7 @@ fn server(a: ServerArgs) -> Result<()> {
             rewrite_min_size: a.auto_aof_rewrite_min_size,
         },
         coop_taskrun: !a.no_coop_taskrun,
+        multishot_poll: !a.no_multishot_poll,
         spin_before_park: a.spin_before_park,
     };
     corekv::log::set_level(if a.quiet {
@@ -638,6 +648,21 @@ fn server(a: ServerArgs) -> Result<()> {
         why,
         cfg.spin_before_park.as_micros(),
     );
+    let (level, poll) = match (cfg.multishot_poll, handle.multishot_poll) {
+        (_, true) => (
+            corekv::log::Level::Info,
+            "multishot (armed once per connection)",
+        ),
+        (false, _) => (
+            corekv::log::Level::Info,
+            "one-shot per read (--no-multishot-poll)",
+        ),
+        (true, false) => (
+            corekv::log::Level::Warn,
+            "one-shot per read (the kernel has no multishot poll: Linux 5.13+ needed)",
+        ),
+    };
+    corekv::log!(level, "corekv io_uring: read readiness {poll}");
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,

@@ -56,6 +56,25 @@ pub enum OpKind {
     /// GETEX: value = [`ExpiryArg`] (flags PERSIST, REL; `when` 0: keep the
     /// TTL). `Value` or `NotFound`.
     GetEx,
+    /// GETDEL: the value, and the key removed: `Value` or `NotFound`.
+    GetDel,
+    /// GETRANGE: value = `[start i64 LE][end i64 LE]` (inclusive, negative
+    /// from the end, Redis's clamping): `Value` (empty when absent or the
+    /// range is empty).
+    GetRange,
+    /// SETRANGE: value = `[offset u64 LE]` then the bytes to write there,
+    /// padding with zero bytes past the end, keeping the TTL: `Int(new
+    /// length)`, or [`OpError::StringTooLong`]. Writing nothing creates
+    /// nothing (`Int` of the current length).
+    SetRange,
+    /// APPEND the value, keeping the TTL: `Int(new length)`, or
+    /// [`OpError::StringTooLong`].
+    Append,
+    /// INCRBYFLOAT: add the decimal (floating point) text in the value to
+    /// the key's (absent counts as 0), in C `long double` as Redis does,
+    /// keeping the TTL: `Value(new text)`, [`OpError::NotFloat`] or
+    /// [`OpError::NanOrInfinity`].
+    IncrByFloat,
 }
 
 impl OpKind {
@@ -81,6 +100,11 @@ impl OpKind {
             OpKind::Persist => 11,
             OpKind::Ttl => 12,
             OpKind::GetEx => 13,
+            OpKind::GetDel => 14,
+            OpKind::GetRange => 15,
+            OpKind::SetRange => 16,
+            OpKind::Append => 17,
+            OpKind::IncrByFloat => 18,
         }
     }
 
@@ -102,6 +126,11 @@ impl OpKind {
             11 => OpKind::Persist,
             12 => OpKind::Ttl,
             13 => OpKind::GetEx,
+            14 => OpKind::GetDel,
+            15 => OpKind::GetRange,
+            16 => OpKind::SetRange,
+            17 => OpKind::Append,
+            18 => OpKind::IncrByFloat,
             _ => return None,
         })
     }
@@ -117,6 +146,20 @@ impl OpKind {
                 | OpKind::GetSet
                 | OpKind::IncrBy
                 | OpKind::Set
+                | OpKind::SetRange
+                | OpKind::Append
+                | OpKind::IncrByFloat
+        )
+    }
+
+    /// True for the read-modify-write kinds whose new value the store
+    /// computes from the old one (its length is checked on the result, not
+    /// on the argument).
+    #[inline]
+    pub fn computes_value(self) -> bool {
+        matches!(
+            self,
+            OpKind::SetRange | OpKind::Append | OpKind::IncrByFloat
         )
     }
 }
@@ -221,6 +264,17 @@ pub enum OpError {
     /// A write refused, or not made durable, because the shard's
     /// append-only log could not be written (disk full): Redis's MISCONF.
     PersistFailed,
+    /// SETRANGE / APPEND would make the value longer than the maximum value
+    /// size (Redis's proto-max-bulk-len error).
+    StringTooLong,
+    /// INCRBYFLOAT on a value (or with an argument) that is not a float.
+    NotFloat,
+    /// INCRBYFLOAT whose result would be NaN or infinite.
+    NanOrInfinity,
+    /// LCS's table would take more than the maximum value size (Redis's
+    /// proto-max-bulk-len rule). Never a store result: the RESP front end
+    /// computes LCS.
+    LcsTooLarge,
 }
 
 impl OpError {
@@ -238,6 +292,10 @@ impl OpError {
             OpError::BadArgument => 22,
             OpError::ReplyTooLarge => 23,
             OpError::PersistFailed => 24,
+            OpError::StringTooLong => 25,
+            OpError::NotFloat => 26,
+            OpError::NanOrInfinity => 27,
+            OpError::LcsTooLarge => 28,
         }
     }
 
@@ -254,6 +312,10 @@ impl OpError {
             22 => OpError::BadArgument,
             23 => OpError::ReplyTooLarge,
             24 => OpError::PersistFailed,
+            25 => OpError::StringTooLong,
+            26 => OpError::NotFloat,
+            27 => OpError::NanOrInfinity,
+            28 => OpError::LcsTooLarge,
             _ => return None,
         })
     }
@@ -273,6 +335,12 @@ impl OpError {
             }
             OpError::PersistFailed => {
                 "the append-only log cannot be written (disk full?): writes are refused"
+            }
+            OpError::StringTooLong => "string exceeds maximum allowed size (proto-max-bulk-len)",
+            OpError::NotFloat => "value is not a valid float",
+            OpError::NanOrInfinity => "increment would produce NaN or Infinity",
+            OpError::LcsTooLarge => {
+                "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
             }
         }
     }
@@ -402,6 +470,11 @@ mod tests {
             OpKind::Persist,
             OpKind::Ttl,
             OpKind::GetEx,
+            OpKind::GetDel,
+            OpKind::GetRange,
+            OpKind::SetRange,
+            OpKind::Append,
+            OpKind::IncrByFloat,
         ];
         for (code, k) in kinds.iter().enumerate() {
             assert_eq!(k.wire_code(), code as u8);
@@ -418,6 +491,10 @@ mod tests {
             OpError::BadArgument,
             OpError::ReplyTooLarge,
             OpError::PersistFailed,
+            OpError::StringTooLong,
+            OpError::NotFloat,
+            OpError::NanOrInfinity,
+            OpError::LcsTooLarge,
         ];
         for (i, e) in errors.iter().enumerate() {
             assert_eq!(e.wire_code(), 16 + i as u8);

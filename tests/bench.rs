@@ -4,6 +4,8 @@
 //! a server that is not there, and (when `redis-server` is installed) the
 //! Redis driver.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -141,14 +143,20 @@ fn open_loop_offers_the_requested_rate() {
             rate_ops_per_sec: 50_000.0
         }
     );
-    // 50k op/s for 1.5 s = 75,000 ops = 750 batches. The schedule is a
-    // ceiling the pacer never exceeds, whatever the machine's load; how close
-    // a run comes to it depends on a shared, noisy machine, so that is left
-    // to the benchmarks (no timed assertions here).
+    // 50k op/s for 0.5 s of warm-up and 1.5 s measured = 100,000 ops = 1,000
+    // batches. The schedule is a ceiling the pacer never exceeds, whatever
+    // the machine's load. The measured window counts batches *completed* in
+    // it, so a stall at the warm-up's end can move up to the warm-up's
+    // batches into it: the ceiling is the whole schedule, not the window's
+    // 75,000. How close a run comes to it depends on a shared, noisy
+    // machine, so that is left to the benchmarks (no timed assertions here).
     let ops = r.totals.ops;
     assert!(ops > 0, "an open-loop run completed nothing");
     assert_eq!(ops % 100, 0, "only whole batches are sent");
-    assert!(ops <= 75_000 + 200, "offered 75,000 ops, completed {ops}");
+    assert!(
+        ops <= 100_000,
+        "offered 100,000 ops in all, completed {ops}"
+    );
     assert_eq!(r.totals.errors, 0);
     assert!(r.batch_latency.count() > 0);
     server.shutdown();
@@ -159,17 +167,28 @@ fn a_server_that_dies_mid_run_is_an_error() {
     let (server_cpu, bench_cpu) = cpus();
     let server = corekv::server::run(&ServerConfig::ephemeral(vec![server_cpu])).unwrap();
     let mut cfg = small_config(server.addr().to_string(), bench_cpu);
-    cfg.secs = 30.0;
-    let started = Instant::now();
+    cfg.secs = 300.0;
     let bench = std::thread::spawn(move || driver::run(&cfg));
-    std::thread::sleep(Duration::from_millis(1200));
+    // Kill the server mid-run: once the load generator's operations reach it
+    // (a loaded machine can take seconds to get there; bounded by 30 s).
+    let wait = Instant::now() + Duration::from_secs(30);
+    while server.stats().total().ops == 0 && Instant::now() < wait {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server.stats().total().ops > 0,
+        "the run never reached the server"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Instant::now();
     server.shutdown();
     let r = bench.join().unwrap();
     let e = r.expect_err("the run must fail when its server goes away");
+    // Not a speed check: the run must abort, not go on to its 300 s end.
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        killed.elapsed() < Duration::from_secs(120),
         "took {:?}",
-        started.elapsed()
+        killed.elapsed()
     );
     let msg = format!("{e:#}");
     assert!(msg.contains("aborted"), "{msg}");
@@ -187,9 +206,10 @@ fn no_server_is_an_error() {
     assert!(format!("{e:#}").contains("connect"), "{e:#}");
 }
 
-struct Redis(Child);
+/// A server process (memcached), killed on drop.
+struct Server(Child);
 
-impl Drop for Redis {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -198,33 +218,9 @@ impl Drop for Redis {
 
 #[test]
 fn redis_driver_runs_against_redis_server() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("redis-server not installed: skipping");
+    let Some((_redis, addr)) = start_redis() else {
         return;
-    }
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
     };
-    let _redis = Redis(
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let (_, bench_cpu) = cpus();
     let mut cfg = small_config(addr, bench_cpu);
     cfg.target = Target::Redis;
@@ -246,7 +242,7 @@ fn redis_driver_runs_against_redis_server() {
 
 /// Starts `memcached -t 1` on a free loopback port (`None` when memcached is
 /// not installed and CI is unset; with CI set its absence fails the test).
-fn start_memcached() -> Option<(Redis, String)> {
+fn start_memcached() -> Option<(Server, String)> {
     if Command::new("memcached")
         .arg("-V")
         .stdout(Stdio::null())
@@ -281,7 +277,7 @@ fn start_memcached() -> Option<(Redis, String)> {
     if unsafe { libc::geteuid() } == 0 {
         cmd.args(["-u", "root"]); // memcached refuses root without it
     }
-    let child = Redis(cmd.stdout(Stdio::null()).spawn().unwrap());
+    let child = Server(cmd.stdout(Stdio::null()).spawn().unwrap());
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(&addr).is_err() {
@@ -348,41 +344,13 @@ fn memcached_driver_runs_against_memcached() {
     assert!(found > 0, "no hot key was written");
 }
 
-/// Starts `redis-server` on a free loopback port (`None` when it is not
-/// installed and CI is unset; with CI set its absence fails the test).
-fn start_redis() -> Option<(Redis, String)> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is not installed (CI must install it)"
-        );
-        eprintln!("redis-server not installed: skipping");
-        return None;
-    }
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Redis(
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((child, addr))
+/// Starts `redis-server` on a free loopback port (the shared launcher:
+/// `None` when it is not installed and CI is unset; with CI set its absence
+/// fails the test).
+fn start_redis() -> Option<(common::redis::Redis, String)> {
+    let redis = common::redis::redis_server()?;
+    let addr = redis.addr.to_string();
+    Some((redis, addr))
 }
 
 /// Cache-aside against one target: over keys drawn from 2^62 (never twice)

@@ -9,16 +9,20 @@
 //! port, so about half of the keys are forwarded to the other shard: a TTL
 //! travels in the forwarded batch.
 //!
+//! The script runs in RESP2 and again in RESP3 (after HELLO 3). The
+//! redis-server launcher and raw connection are the shared harness
+//! (`tests/common/redis.rs`).
+//!
 //! Without `redis-server` the differential test is skipped with a loud
 //! message, unless `CI` is set, in which case it fails.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::redis::{diff_calls, redis_server, show, Cmp, Conn};
 use corekv::config::{allowed_cpus, ServerConfig};
-use corekv::protocol::resp::{encode_command, parse_reply, Reply};
 use corekv::server::{run, ServerHandle};
 use corekv::store::Policy;
 
@@ -31,118 +35,11 @@ fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     run(&cfg).expect("server starts")
 }
 
-/// A RESP connection that returns each reply's raw bytes.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Sends one command and returns its reply's bytes.
-    fn raw(&mut self, args: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        encode_command(&mut out, &a);
-        self.stream.write_all(&out).expect("send");
-        loop {
-            if let Some((_, used)) = parse_reply(&self.buf).expect("valid reply") {
-                return self.buf.drain(..used).collect();
-            }
-            let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).expect("read within timeout");
-            assert!(n > 0, "EOF after {args:?}");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn int(&mut self, args: &[&str]) -> i64 {
-        let r = self.raw(args);
-        match parse_reply(&r).unwrap().unwrap().0 {
-            Reply::Integer(i) => i,
-            other => panic!("{args:?}: expected an integer, got {other:?}"),
-        }
-    }
-
-    fn text(&mut self, args: &[&str]) -> String {
-        let r = self.raw(args);
-        match parse_reply(&r).unwrap().unwrap().0 {
-            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-            other => panic!("{args:?}: expected a bulk string, got {other:?}"),
-        }
-    }
-}
-
 /// `field:value` of an INFO reply.
 fn info_field(info: &str, field: &str) -> Option<u64> {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
-}
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A redis-server on a free loopback port, or `None` (skip) when it is not
-/// installed and CI is unset.
-fn redis_server() -> Option<(Redis, SocketAddr)> {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !installed {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed but CI is set: install redis-server");
-        }
-        eprintln!("\n\n*** SKIPPING: redis-server not found (apt-get install redis-server) ***\n");
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let redis = Redis(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((redis, addr))
-}
-
-/// How a scripted reply is compared.
-#[derive(Clone, Copy)]
-enum Cmp {
-    /// Byte for byte.
-    Exact,
-    /// Both integers, at most this far apart (clock-dependent TTLs).
-    Near(i64),
 }
 
 use Cmp::{Exact, Near};
@@ -354,47 +251,27 @@ fn config_script() -> Vec<(Vec<String>, Cmp)> {
         .collect()
 }
 
-fn show(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace("\r\n", "\\r\\n")
+/// The script's steps as the harness takes them.
+fn steps(script: &[(Vec<String>, Cmp)]) -> Vec<(Vec<Vec<u8>>, Cmp)> {
+    script
+        .iter()
+        .map(|(args, cmp)| (args.iter().map(|a| a.as_bytes().to_vec()).collect(), *cmp))
+        .collect()
 }
 
-fn compare(corekv: &mut Conn, redis: &mut Conn, script: &[(Vec<String>, Cmp)]) -> Vec<String> {
-    let mut diffs = Vec::new();
-    for (args, cmp) in script {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let ours = corekv.raw(&a);
-        let theirs = redis.raw(&a);
-        let same = match cmp {
-            Exact => ours == theirs,
-            Near(tol) => {
-                let int = |r: &[u8]| match parse_reply(r).ok().flatten() {
-                    Some((Reply::Integer(i), _)) => Some(i),
-                    _ => None,
-                };
-                matches!((int(&ours), int(&theirs)), (Some(x), Some(y)) if (x - y).abs() <= *tol && x >= 0 && y >= 0)
-            }
-        };
-        if !same {
-            diffs.push(format!(
-                "{}: corekv {} / redis {}",
-                args.join(" "),
-                show(&ours),
-                show(&theirs)
-            ));
-        }
-    }
-    diffs
-}
-
-#[test]
-fn expiry_commands_match_redis_byte_for_byte() {
-    let Some((_redis, redis_addr)) = redis_server() else {
+/// The script against both servers, after HELLO `proto` when given.
+fn differential(proto: Option<u8>) {
+    let Some(redis) = redis_server() else {
         return;
     };
     let node = start_with(|_| {});
     let mut ours = Conn::connect(node.resp_addr.unwrap());
-    let mut theirs = Conn::connect(redis_addr);
+    let mut theirs = Conn::connect(redis.addr);
     let mut diffs = Vec::new();
+    if let Some(v) = proto {
+        let hello = format!("HELLO {v}");
+        assert_eq!(ours.line(&hello)[..4], theirs.line(&hello)[..4]);
+    }
     // Several key pairs, so some live on the connection's shard and some
     // are forwarded to the other one.
     for (k, n) in [
@@ -403,9 +280,9 @@ fn expiry_commands_match_redis_byte_for_byte() {
         ("key:1", "key:2"),
         ("x", "y"),
     ] {
-        diffs.extend(compare(&mut ours, &mut theirs, &script(k, n)));
+        diffs.extend(diff_calls(&mut ours, &mut theirs, &steps(&script(k, n))));
     }
-    diffs.extend(compare(&mut ours, &mut theirs, &config_script()));
+    diffs.extend(diff_calls(&mut ours, &mut theirs, &steps(&config_script())));
     assert!(
         diffs.is_empty(),
         "{} replies differ:\n{}",
@@ -415,20 +292,31 @@ fn expiry_commands_match_redis_byte_for_byte() {
 }
 
 #[test]
+fn expiry_commands_match_redis_byte_for_byte() {
+    differential(None);
+}
+
+/// The same script in RESP3 (nulls are `_`, CONFIG GET a map).
+#[test]
+fn expiry_commands_match_redis_in_resp3() {
+    differential(Some(3));
+}
+
+#[test]
 fn sieve_is_an_extra_policy_name() {
     let node = start_with(|_| {});
     let mut c = Conn::connect(node.resp_addr.unwrap());
     assert_eq!(
-        c.raw(&["CONFIG", "SET", "maxmemory-policy", "sieve"]),
+        c.strs(&["CONFIG", "SET", "maxmemory-policy", "sieve"]),
         b"+OK\r\n"
     );
     assert_eq!(
-        c.raw(&["CONFIG", "GET", "maxmemory-policy"]),
+        c.strs(&["CONFIG", "GET", "maxmemory-policy"]),
         b"*2\r\n$16\r\nmaxmemory-policy\r\n$5\r\nsieve\r\n"
     );
-    let err = c.raw(&["CONFIG", "SET", "maxmemory-policy", "lru"]);
+    let err = c.strs(&["CONFIG", "SET", "maxmemory-policy", "lru"]);
     assert!(
-        show(&err).starts_with("-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru,"),
+        String::from_utf8_lossy(&err).starts_with("-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru,"),
         "{}",
         show(&err)
     );
@@ -443,10 +331,10 @@ fn active_expiry_reclaims_untouched_keys() {
     let mut c = Conn::connect(node.resp_addr.unwrap());
     for i in 0..2000 {
         let k = format!("t{i}");
-        assert_eq!(c.raw(&["SET", &k, "v", "PX", "100"]), b"+OK\r\n");
+        assert_eq!(c.strs(&["SET", &k, "v", "PX", "100"]), b"+OK\r\n");
     }
     for i in 0..100 {
-        assert_eq!(c.raw(&["SET", &format!("p{i}"), "v"]), b"+OK\r\n");
+        assert_eq!(c.strs(&["SET", &format!("p{i}"), "v"]), b"+OK\r\n");
     }
     // Bounded wait: the keys expire after 100 ms and active expiry runs
     // every 10 ms per shard; allow up to 20 s on a loaded machine.
@@ -469,16 +357,21 @@ fn active_expiry_reclaims_untouched_keys() {
         "{info}"
     );
     let stats = node.stats().total();
-    // The entries left are the 100 without TTL; the rest of used_memory is
-    // the two shards' slot arrays (16 B a slot, 1024 to 4096 slots each for
-    // 2000 keys; active expiry shrinks them once they are mostly empty).
-    let want: usize = (0..100)
-        .map(|i| corekv::store::entry_charge(format!("p{i}").len(), 1))
-        .sum();
-    let tables = stats.memory_used - want as u64;
+    // What is left is the 100 keys without TTL: per shard (two), the two
+    // arena pages holding its share of them ("p0".."p9" and "p10".."p99"
+    // are 8 and 12-byte entries: two size classes) and a slot array at its
+    // minimum (active expiry shrinks it once it is mostly empty) — the
+    // pages of the 2000 expired keys (16 and 20-byte entries) are back.
+    let empty = corekv::store::Store::new(corekv::store::StoreLimits {
+        max_key_len: 1,
+        max_value_len: 1,
+        max_memory: usize::MAX,
+    })
+    .used_bytes() as u64;
+    let page = corekv::store::PAGE_BYTES as u64;
     assert!(
-        tables % (16 * 1024) == 0 && (2 * 16 * 1024..=2 * 16 * 4096).contains(&tables),
-        "memory of expired keys is back: used_memory {} = entries {want} + slot arrays {tables}",
+        stats.memory_used == 2 * (empty + 2 * page),
+        "memory of expired keys is back: used_memory {} (an empty shard {empty}, a page {page})",
         stats.memory_used
     );
 }
@@ -495,7 +388,7 @@ fn eviction_under_max_memory_and_config_set() {
     let mut c = Conn::connect(node.resp_addr.unwrap());
     let value = "x".repeat(200);
     for i in 0..5000 {
-        let r = c.raw(&["SET", &format!("key:{i}"), &value]);
+        let r = c.strs(&["SET", &format!("key:{i}"), &value]);
         assert_eq!(r, b"+OK\r\n", "write {i}: {}", show(&r));
     }
     let info = c.text(&["INFO", "all"]);
@@ -514,20 +407,23 @@ fn eviction_under_max_memory_and_config_set() {
         "volatile-random",
         "volatile-ttl",
     ] {
-        assert_eq!(c.raw(&["CONFIG", "SET", "maxmemory-policy", p]), b"+OK\r\n");
+        assert_eq!(
+            c.strs(&["CONFIG", "SET", "maxmemory-policy", p]),
+            b"+OK\r\n"
+        );
         for i in 0..2000 {
-            let r = c.raw(&["SET", &format!("{p}:{i}"), &value, "EX", "1000"]);
+            let r = c.strs(&["SET", &format!("{p}:{i}"), &value, "EX", "1000"]);
             assert_eq!(r, b"+OK\r\n", "{p} write {i}: {}", show(&r));
         }
     }
     // Back to noeviction: a full node refuses writes with Redis's OOM error.
     assert_eq!(
-        c.raw(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        c.strs(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
         b"+OK\r\n"
     );
     let mut oom = false;
     for i in 0..100 {
-        let r = c.raw(&["SET", &format!("new:{i}"), &value]);
+        let r = c.strs(&["SET", &format!("new:{i}"), &value]);
         if r.starts_with(b"-OOM") {
             oom = true;
             break;
@@ -536,7 +432,7 @@ fn eviction_under_max_memory_and_config_set() {
     assert!(oom, "noeviction refuses writes at the limit");
     // Lowering the limit evicts in the background down to it.
     assert_eq!(
-        c.raw(&[
+        c.strs(&[
             "CONFIG",
             "SET",
             "maxmemory",

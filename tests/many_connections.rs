@@ -10,9 +10,11 @@
 //!
 //! Bounded: a fixed number of rounds, sockets with read timeouts (a lost
 //! reply fails the test instead of hanging it); no timing assertions. Runs
-//! once with cooperative task work (the default) and once with
-//! `coop_taskrun` off, so both ring modes carry the load, and checks the
-//! mode the server reports (cooperative on Linux 5.19+ unless turned off).
+//! once with cooperative task work and multishot read polls (the defaults),
+//! once with `coop_taskrun` off and once with `multishot_poll` off, so every
+//! ring mode and both ways of waiting for a request carry the load, and
+//! checks the modes the server reports (cooperative on Linux 5.19+,
+//! multishot on 5.13+, unless turned off).
 
 mod common;
 
@@ -205,9 +207,12 @@ fn run_all(addr: SocketAddr, worker: fn(SocketAddr, usize, usize)) {
     });
 }
 
-fn thousand_connections(coop_taskrun: bool) {
+fn thousand_connections(coop_taskrun: bool, multishot_poll: bool) {
     raise_nofile(4 * CONNECTIONS as u64 + 256);
-    let server = start_with(0, 1, |c| c.coop_taskrun = coop_taskrun);
+    let server = start_with(0, 1, |c| {
+        c.coop_taskrun = coop_taskrun;
+        c.multishot_poll = multishot_poll;
+    });
     // Cooperative task work needs Linux 5.19; on an older kernel the server
     // falls back to interrupt-mode rings, and says so.
     let expected = if coop_taskrun && kernel_at_least(5, 19) {
@@ -216,6 +221,11 @@ fn thousand_connections(coop_taskrun: bool) {
         glommio::TaskRunMode::Interrupt
     };
     assert_eq!(server.taskrun_mode, expected);
+    // Multishot polls need Linux 5.13; older kernels get one-shot polls.
+    assert_eq!(
+        server.multishot_poll,
+        multishot_poll && kernel_at_least(5, 13)
+    );
     let resp = server.resp_addr.expect("RESP is on");
     run_all(resp, resp_worker);
     run_all(server.addr(), native_worker);
@@ -229,10 +239,15 @@ fn thousand_connections(coop_taskrun: bool) {
 
 #[test]
 fn thousand_unpipelined_connections_cooperative_rings() {
-    thousand_connections(true);
+    thousand_connections(true, true);
 }
 
 #[test]
 fn thousand_unpipelined_connections_interrupt_rings() {
-    thousand_connections(false);
+    thousand_connections(false, true);
+}
+
+#[test]
+fn thousand_unpipelined_connections_one_shot_polls() {
+    thousand_connections(true, false);
 }

@@ -141,6 +141,55 @@ fn forwarding_answers_keys_owned_by_other_shards() {
     }
 }
 
+/// The string read-modify-write ops by their native op codes (14-18), from
+/// a client pinned to shard 0 (so half the keys are forwarded).
+#[test]
+fn string_ops_by_op_code() {
+    use corekv::op::OpKind;
+    let s = start(0, 2);
+    let c = client_with(&[&s], Some(0));
+    let range = |a: i64, b: i64| [a.to_le_bytes(), b.to_le_bytes()].concat();
+    for i in 0..20 {
+        let k = key(i);
+        let mut b = Batch::default();
+        b.push(OpKind::Append, &k, b"Hello");
+        b.push(OpKind::Append, &k, b" World");
+        b.push(
+            OpKind::SetRange,
+            &k,
+            &[&6u64.to_le_bytes()[..], b"Redis"].concat(),
+        );
+        b.push(OpKind::GetRange, &k, &range(-5, -1));
+        b.push(OpKind::GetDel, &k, b"");
+        b.push(OpKind::IncrByFloat, &k, b"0.1");
+        b.push(OpKind::IncrByFloat, &k, b"5.0e3");
+        b.push(OpKind::IncrByFloat, &k, b"inf");
+        b.push(
+            OpKind::SetRange,
+            &k,
+            &[&(1u64 << 40).to_le_bytes()[..], b"x"].concat(),
+        );
+        let r = c.execute(&b).unwrap();
+        assert_eq!(
+            r,
+            [
+                OwnedResult::Int(5),
+                OwnedResult::Int(11),
+                OwnedResult::Int(11),
+                OwnedResult::Value(b"Redis".to_vec()),
+                OwnedResult::Value(b"Hello Redis".to_vec()),
+                OwnedResult::Value(b"0.1".to_vec()),
+                OwnedResult::Value(b"5000.10000000000000009".to_vec()),
+                OwnedResult::Err(OpError::NanOrInfinity),
+                OwnedResult::Err(OpError::StringTooLong),
+            ],
+            "key {i}"
+        );
+    }
+    let t = c.stats().unwrap()[0].total();
+    assert!(t.forwarded_out > 0, "{t:?}");
+}
+
 #[test]
 fn hello_reports_layout_from_any_shard() {
     let nodes = common::start_cluster(2, 2);

@@ -13,9 +13,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use corekv::protocol::resp::{encode_command, parse_reply, Reply};
 use corekv::server::metrics::MetricsServer;
@@ -64,51 +64,21 @@ impl R {
     }
 }
 
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// A RESP connection (the shared harness's), its replies parsed.
+struct Conn(common::redis::Conn);
 
 impl Conn {
     fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = Vec::new();
-        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        encode_command(&mut out, &a);
-        self.stream.write_all(&out).unwrap();
+        Conn(common::redis::Conn::connect(addr))
     }
 
     fn cmd(&mut self, args: &[&str]) -> R {
-        self.send(args);
-        self.reply().expect("a reply")
+        parsed(&self.0.strs(args))
     }
 
+    /// The next reply, or `None` when the server closed the connection.
     fn reply(&mut self) -> Option<R> {
-        loop {
-            if let Some((r, used)) = parse_reply(&self.buf).expect("valid reply") {
-                let r = own(&r);
-                self.buf.drain(..used);
-                return Some(r);
-            }
-            let mut chunk = [0u8; 65536];
-            let n = match self.stream.read(&mut chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-                Err(e) => panic!("read: {e}"),
-            };
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.0.try_reply().map(|b| parsed(&b))
     }
 
     /// `INFO section` as `field → value`.
@@ -125,50 +95,18 @@ impl Conn {
     }
 }
 
-/// A redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
+/// One whole reply's bytes, parsed.
+fn parsed(bytes: &[u8]) -> R {
+    let (r, used) = parse_reply(bytes)
+        .expect("valid reply")
+        .expect("a whole reply");
+    assert_eq!(used, bytes.len());
+    own(&r)
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis() -> Option<Redis> {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
-    if !installed {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed but CI is set: install redis-server");
-        }
-        eprintln!("redis-server not installed: SKIPPING the differential test");
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Redis { child, addr })
+/// A redis-server on a free loopback port (the shared launcher).
+fn redis() -> Option<common::redis::Redis> {
+    common::redis::redis_server()
 }
 
 /// A corekv node of up to two shards.
@@ -279,7 +217,7 @@ fn reads_and_writes_processed_are_io_events() {
         for _ in 0..100 {
             encode_command(&mut pipeline, &[b"GET", b"k"]);
         }
-        c.stream.write_all(&pipeline).unwrap();
+        c.0.write_raw(&pipeline);
         for _ in 0..100 {
             assert_eq!(c.reply(), Some(R::Bulk(None)));
         }
@@ -525,12 +463,12 @@ fn client_list_info_kill_help_match_redis() {
         // (A PING first: the server has accepted and registered the client.)
         let mut v2 = Conn::connect(addr);
         v2.cmd(&["PING"]);
-        let v2_addr = v2.stream.local_addr().unwrap().to_string();
+        let v2_addr = v2.0.local_addr().to_string();
         out.push(format!("{:?}", me.cmd(&["CLIENT", "KILL", &v2_addr])));
         assert_eq!(v2.reply(), None);
         let mut v3 = Conn::connect(addr);
         v3.cmd(&["PING"]);
-        let v3_addr = v3.stream.local_addr().unwrap().to_string();
+        let v3_addr = v3.0.local_addr().to_string();
         out.push(format!(
             "{:?}",
             me.cmd(&["CLIENT", "KILL", "ADDR", &v3_addr])
@@ -539,7 +477,7 @@ fn client_list_info_kill_help_match_redis() {
         // LADDR: everyone on that local address but me (SKIPME yes).
         let mut v4 = Conn::connect(addr);
         v4.cmd(&["PING"]);
-        let laddr = me.stream.peer_addr().unwrap().to_string();
+        let laddr = me.0.peer_addr().to_string();
         let n = me.cmd(&["CLIENT", "KILL", "LADDR", &laddr]).int();
         assert!(n >= 1, "{addr}: {n}");
         assert_eq!(

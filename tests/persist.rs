@@ -858,6 +858,64 @@ fn ttls_survive_a_restart_and_keys_that_expired_while_down_stay_gone() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The string read-modify-write commands are logged as the state they
+/// leave (INCRBYFLOAT's digits, SETRANGE's zero padding, APPEND's TTL,
+/// GETDEL's delete) and come back after `kill -9`.
+#[test]
+fn string_read_modify_writes_survive_kill_9() {
+    let dir = tmpdir("rmw");
+    let server = spawn(&dir, 2, "always").expect("server starts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    let r = c
+        .send(&[
+            vec![b"SET", b"f", b"0.1"],
+            vec![b"INCRBYFLOAT", b"f", b"5.0e3"],
+            vec![b"SETRANGE", b"pad", b"3", b"x"],
+            vec![b"SET", b"log", b"a", b"EX", b"1000"],
+            vec![b"APPEND", b"log", b"bc"],
+            vec![b"SET", b"gone", b"v"],
+            vec![b"GETDEL", b"gone"],
+            vec![b"SETRANGE", b"never", b"5", b""],
+            vec![b"INCRBYFLOAT", b"f", b"nan"],
+        ])
+        .unwrap();
+    assert_eq!(
+        r,
+        [
+            "+OK",
+            "5000.10000000000000009",
+            ":4",
+            "+OK",
+            ":3",
+            "+OK",
+            "v",
+            ":0",
+            "-ERR value is not a valid float"
+        ]
+    );
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    drop(server);
+    let server = spawn(&dir, 2, "always").expect("restarts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    let r = c
+        .send(&[
+            vec![b"GET", b"f"],
+            vec![b"GET", b"pad"],
+            vec![b"GET", b"log"],
+            vec![b"EXISTS", b"gone", b"never"],
+            vec![b"TTL", b"log"],
+        ])
+        .unwrap();
+    assert_eq!(r[..4], ["5000.10000000000000009", "\0\0\0x", "abc", ":0"]);
+    let ttl: i64 = r[4].trim_start_matches(':').parse().unwrap();
+    assert!((900..=1000).contains(&ttl), "APPEND kept the TTL: {ttl}");
+    drop(c);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `corekv_aof_writes` and `corekv_aof_fsyncs` from INFO persistence.
 fn io_counts(c: &mut Resp) -> (u64, u64) {
     (

@@ -11,11 +11,12 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Conn;
 use corekv::config::{allowed_cpus, ServerConfig};
 use corekv::protocol::resp::{encode_command, parse_reply, Reply};
 use corekv::server::{run, ServerHandle};
@@ -72,32 +73,20 @@ fn bulk(s: &str) -> R {
     R::Bulk(Some(s.as_bytes().to_vec()))
 }
 
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// A raw RESP connection (the shared harness's), its replies parsed.
+struct Raw(Conn);
 
 impl Raw {
     fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
+        Raw(Conn::connect(addr))
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
+        self.0.write_raw(bytes);
     }
 
     fn cmd(&mut self, args: &[&str]) -> R {
-        let mut out = Vec::new();
-        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        encode_command(&mut out, &a);
-        self.send(&out);
-        self.reply()
+        parsed(&self.0.strs(args))
     }
 
     /// The next reply; panics on timeout or EOF.
@@ -107,35 +96,23 @@ impl Raw {
 
     /// The next reply, or `None` at EOF.
     fn try_reply(&mut self) -> Option<R> {
-        loop {
-            if let Some((r, used)) = parse_reply(&self.buf).expect("valid reply") {
-                let r = own(&r);
-                self.buf.drain(..used);
-                return Some(r);
-            }
-            let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).expect("read within timeout");
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.0.try_reply().map(|b| parsed(&b))
     }
 
     /// Expects the server to close the connection after at most the
     /// replies already buffered.
     fn expect_eof(&mut self) {
-        let mut chunk = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(_) => continue,
-                // A reset after close is fine too.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-                Err(e) => panic!("expected EOF, got {e}"),
-            }
-        }
+        self.0.expect_eof();
     }
+}
+
+/// One whole reply's bytes, parsed.
+fn parsed(bytes: &[u8]) -> R {
+    let (r, used) = parse_reply(bytes)
+        .expect("valid reply")
+        .expect("a whole reply");
+    assert_eq!(used, bytes.len());
+    own(&r)
 }
 
 // ---------------------------------------------------------------------------
@@ -144,20 +121,7 @@ impl Raw {
 
 /// Whether a redis-tools binary is installed; missing is fatal under CI.
 fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is not installed but CI is set: install redis-tools");
-        }
-        eprintln!("\n\n*** SKIPPING: {tool} not found; install redis-tools (apt-get install redis-tools) ***\n");
-    }
-    found
+    common::redis::need(tool, "redis-tools")
 }
 
 /// Runs a command with a deadline; returns (success, stdout + stderr).
@@ -638,8 +602,9 @@ fn connection_limit_is_reported() {
 fn handshake_and_server_commands() {
     let h = start();
     let mut c = Raw::connect(resp_addr(&h));
+    // HELLO 3 is accepted (tests/resp3.rs); 4 is not a protocol.
     assert_eq!(
-        c.cmd(&["HELLO", "3"]),
+        c.cmd(&["HELLO", "4"]),
         R::Err("NOPROTO unsupported protocol version".into())
     );
     let R::Arr(Some(hello)) = c.cmd(&["HELLO", "2", "SETNAME", "me"]) else {
@@ -655,8 +620,9 @@ fn handshake_and_server_commands() {
     assert!(matches!(c.cmd(&["CLIENT", "ID"]), R::Int(i) if i > 0));
     assert_eq!(c.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "test"]), ok());
     assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    // Sixteen databases, as Redis (issue 12): 16 is out of range.
     assert_eq!(
-        c.cmd(&["SELECT", "1"]),
+        c.cmd(&["SELECT", "16"]),
         R::Err("ERR DB index is out of range".into())
     );
     assert!(matches!(c.cmd(&["COMMAND", "COUNT"]), R::Int(n) if n > 20));

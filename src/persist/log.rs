@@ -268,6 +268,15 @@ impl Aof {
             .set(self.appended.get() + (p.len() - before) as u64);
     }
 
+    /// Appends one record of database `db` (see [`Aof::append`]).
+    pub fn append_in(&self, db: u16, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
+        let mut p = self.pending.borrow_mut();
+        let before = p.len();
+        record::encode_in(&mut p, db, op, expire_at_ms, key, value);
+        self.appended
+            .set(self.appended.get() + (p.len() - before) as u64);
+    }
+
     /// Appends raw bytes (a header).
     pub fn append_raw(&self, bytes: &[u8]) {
         self.pending.borrow_mut().extend_from_slice(bytes);

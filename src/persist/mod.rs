@@ -298,8 +298,12 @@ pub fn now_ms() -> u64 {
 
 /// Applies one record to the store. `buf` is scratch space for the SET
 /// argument of a key with an expiry.
+///
+/// The record's database is selected first (the store has checked, through
+/// [`recover`], that it exists).
 fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>, refused: &mut Refused) {
     let h = key_hash(r.key);
+    store.select(r.db as usize);
     match r.op {
         RecordOp::Set if r.expire_at_ms == 0 => {
             store.execute(OpKind::Put, r.key, r.value, h, refused)
@@ -320,9 +324,32 @@ fn apply(store: &mut Store, r: &Record<'_>, now: u64, buf: &mut Vec<u8>, refused
             store.execute(OpKind::Set, r.key, buf, h, refused);
         }
         RecordOp::Del => store.execute(OpKind::Del, r.key, b"", h, refused),
-        RecordOp::Flush => store.clear(),
+        RecordOp::Flush => store.flush_db(r.db as usize),
+        RecordOp::FlushAll => store.clear(),
+        RecordOp::Swap => {
+            let other = r.value.try_into().map_or(0, u16::from_le_bytes);
+            store.swap_db(r.db as usize, other as usize);
+        }
         RecordOp::End => {}
     }
+}
+
+/// The error for a record of a database this store does not have.
+fn check_db(path: &Path, off: usize, r: &Record<'_>, databases: usize) -> Result<(), String> {
+    let other = match r.op {
+        RecordOp::Swap => r.value.try_into().map_or(0, u16::from_le_bytes),
+        _ => 0,
+    };
+    if (r.db as usize) < databases && (other as usize) < databases {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: record at offset {off} is in database {}, but this node has {databases} \
+         databases: start it with --databases {} or more",
+        path.display(),
+        r.db.max(other),
+        r.db.max(other) as usize + 1
+    ))
 }
 
 /// Checks a file's header against the shard reading it.
@@ -431,7 +458,9 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
                 ended = true;
                 return;
             }
-            if let Err(e) = check_owner(&path, off, r.key) {
+            if let Err(e) = check_owner(&path, off, r.key)
+                .and_then(|_| check_db(&path, off, &r, store.databases()))
+            {
                 bad = Some(e);
                 return;
             }
@@ -518,6 +547,10 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
                     return;
                 }
             }
+            if let Err(e) = check_db(path, off, &r, store.databases()) {
+                bad = Some(e);
+                return;
+            }
             records += 1;
             apply(&mut store, &r, now, &mut scratch, &mut refused);
         });
@@ -548,6 +581,22 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
         log_end = end as u64;
         log_tail_from = log_end - log_end % TAIL_KEEP;
         log_tail = data[log_tail_from as usize..end].to_vec();
+        let version = record::file_version(data);
+        if i + 1 == logs.len() && version < record::VERSION {
+            // Records of the current format do not go into an older file:
+            // the next generation's log takes them (this one is replayed
+            // before it, and retired by the next rewrite).
+            notes.push(format!(
+                "{}: format version {version}, read as database 0; new records go to \
+                 generation {}",
+                path.display(),
+                generation + 1
+            ));
+            generation += 1;
+            log_end = 0;
+            log_tail.clear();
+            log_tail_from = 0;
+        }
     }
     if refused.0 > 0 {
         notes.push(format!(
@@ -556,6 +605,7 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
             refused.0
         ));
     }
+    store.select(0);
     Ok(Recovered {
         store,
         records,
@@ -676,6 +726,64 @@ mod tests {
     }
 
     #[test]
+    fn version_1_logs_load_into_database_0_and_are_continued_in_a_new_generation() {
+        let dir = tmpdir("v1");
+        // A version 1 log: its header says 1, its bodies have no database.
+        let p = log_path(&dir, 0, 0);
+        let mut v = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut v);
+        v[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = xxhash_rust::xxh3::xxh3_64(&v[..40]);
+        v[40..48].copy_from_slice(&sum.to_le_bytes());
+        for (op, k, val) in [(1u8, &b"a"[..], &b"1"[..]), (1, b"b", b"2"), (2, b"a", b"")] {
+            let mut body = vec![op];
+            body.extend_from_slice(&0u64.to_le_bytes());
+            body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            body.extend_from_slice(k);
+            body.extend_from_slice(val);
+            v.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            v.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+            v.extend_from_slice(&body);
+        }
+        std::fs::write(&p, &v).unwrap();
+        let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();
+        assert_eq!(r.store.db(), 0);
+        assert_eq!(r.store.get(b"b"), Some(&b"2"[..]));
+        assert_eq!(r.store.get(b"a"), None);
+        assert_eq!((r.generation, r.log_end), (1, 0), "new records: a new file");
+        assert!(r.notes.iter().any(|n| n.contains("format version 1")));
+        // A database this node does not have is refused, naming the flag.
+        let mut w = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 1,
+        }
+        .encode(&mut w);
+        record::encode_in(&mut w, 20, RecordOp::Set, 0, b"c", b"3");
+        std::fs::write(log_path(&dir, 0, 1), &w).unwrap();
+        let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("database 20") && e.contains("--databases 21"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn recovers_skips_expired_and_refuses_layouts() {
         let dir = tmpdir("recover");
         let far = now_ms() + 3_600_000;
@@ -734,7 +842,7 @@ mod tests {
             &[(b"a", b"1", 0), (b"b", b"2", 0), (b"c", b"3", 0)],
         );
         let mut data = std::fs::read(&p).unwrap();
-        let second = HEADER_LEN + record::RECORD_HEADER + 13 + 2;
+        let second = HEADER_LEN + record::RECORD_HEADER + 15 + 2;
         data[second + record::RECORD_HEADER + 1] ^= 0x40;
         std::fs::write(&p, &data).unwrap();
         let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())

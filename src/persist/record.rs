@@ -5,8 +5,13 @@
 //! header  := magic "COREKVLG" | version u32 | nr_shards u32 | shard_id u32
 //!            | node_id u32 | kind u32 | nr_nodes u32 | generation u64 | xxh3 u64   (48 bytes)
 //! record  := body_len u32 | xxh3_64(body) u64 | body
-//! body    := op u8 | expire_at_ms u64 (0: none) | key_len u32 | key | value
+//! body    := op u8 | db u16 | expire_at_ms u64 (0: none) | key_len u32 | key | value
 //! ```
+//!
+//! Version 2 added `db`, the logical database the record applies to (SET,
+//! DEL, FLUSH of one database; SWAP names the other database in its value
+//! as u16 LE). Version 1 files (no `db`) are still read, every record as
+//! database 0, which is all a version 1 writer had; new files are version 2.
 //!
 //! All integers little-endian. A record is a full state change of one key
 //! (`SET` key to value, `DEL` key) or of the shard (`FLUSH`), so replay is
@@ -24,16 +29,20 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// First bytes of every file.
 pub const MAGIC: &[u8; 8] = b"COREKVLG";
-/// Format version written and accepted.
-pub const VERSION: u32 = 1;
+/// Format version written.
+pub const VERSION: u32 = 2;
+/// Oldest format version read (its records are all in database 0).
+pub const OLDEST_VERSION: u32 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 48;
 /// Record header length (body length + checksum).
 pub const RECORD_HEADER: usize = 12;
 /// Largest body accepted; anything longer is corruption.
 pub const MAX_BODY: usize = 1 << 30;
-/// Fixed part of a body: op, expiry, key length.
-const BODY_FIXED: usize = 1 + 8 + 4;
+/// Fixed part of a body: op, database, expiry, key length.
+const BODY_FIXED: usize = 1 + 2 + 8 + 4;
+/// Fixed part of a version 1 body (no database).
+const BODY_FIXED_V1: usize = 1 + 8 + 4;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +110,9 @@ impl Header {
             return Err("header checksum mismatch".into());
         }
         let version = u32_at(8);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(format!(
-                "format version {version}, this corekv reads version {VERSION}"
+                "format version {version}, this corekv reads versions {OLDEST_VERSION} to {VERSION}"
             ));
         }
         let kind = match u32_at(24) {
@@ -133,6 +142,10 @@ pub enum RecordOp {
     Flush,
     /// End of a snapshot (value: the number of keys, u64 LE).
     End,
+    /// Remove every key of every database (FLUSHALL).
+    FlushAll,
+    /// Swap the record's database with the one in its value (SWAPDB).
+    Swap,
 }
 
 impl RecordOp {
@@ -142,6 +155,8 @@ impl RecordOp {
             RecordOp::Del => 2,
             RecordOp::Flush => 3,
             RecordOp::End => 4,
+            RecordOp::FlushAll => 5,
+            RecordOp::Swap => 6,
         }
     }
     fn from_code(c: u8) -> Option<RecordOp> {
@@ -150,6 +165,8 @@ impl RecordOp {
             2 => RecordOp::Del,
             3 => RecordOp::Flush,
             4 => RecordOp::End,
+            5 => RecordOp::FlushAll,
+            6 => RecordOp::Swap,
             _ => return None,
         })
     }
@@ -160,6 +177,8 @@ impl RecordOp {
 pub struct Record<'a> {
     /// What it does.
     pub op: RecordOp,
+    /// The database it applies to (0 in version 1 files).
+    pub db: u16,
     /// Absolute expiry, Unix ms (0: none).
     pub expire_at_ms: u64,
     /// Key (empty for FLUSH and END).
@@ -168,15 +187,30 @@ pub struct Record<'a> {
     pub value: &'a [u8],
 }
 
-/// Appends one record to `out`. No allocation beyond `out`'s growth.
+/// Appends one record of database 0 to `out`.
 #[inline]
 pub fn encode(out: &mut Vec<u8>, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
+    encode_in(out, 0, op, expire_at_ms, key, value)
+}
+
+/// Appends one record of database `db` to `out`. No allocation beyond
+/// `out`'s growth.
+#[inline]
+pub fn encode_in(
+    out: &mut Vec<u8>,
+    db: u16,
+    op: RecordOp,
+    expire_at_ms: u64,
+    key: &[u8],
+    value: &[u8],
+) {
     let body_len = BODY_FIXED + key.len() + value.len();
     let start = out.len();
     out.reserve(RECORD_HEADER + body_len);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&[0u8; 8]);
     out.push(op.code());
+    out.extend_from_slice(&db.to_le_bytes());
     out.extend_from_slice(&expire_at_ms.to_le_bytes());
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(key);
@@ -185,20 +219,33 @@ pub fn encode(out: &mut Vec<u8>, op: RecordOp, expire_at_ms: u64, key: &[u8], va
     out[start + 4..start + 12].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// Decodes the body of a record whose checksum matched.
-fn decode_body(body: &[u8]) -> Option<Record<'_>> {
-    if body.len() < BODY_FIXED {
-        return None;
-    }
-    let op = RecordOp::from_code(body[0])?;
-    let expire_at_ms = u64::from_le_bytes(body[1..9].try_into().ok()?);
-    let key_len = u32::from_le_bytes(body[9..13].try_into().ok()?) as usize;
-    let rest = &body[BODY_FIXED..];
+/// Decodes the body of a record whose checksum matched, in a file of
+/// format `version`.
+fn decode_body(body: &[u8], version: u32) -> Option<Record<'_>> {
+    let (db, body) = if version >= 2 {
+        if body.len() < BODY_FIXED {
+            return None;
+        }
+        let db = u16::from_le_bytes(body[1..3].try_into().ok()?);
+        // Drop the database bytes: what follows is version 1's layout.
+        (db, (body[0], &body[3..]))
+    } else {
+        if body.len() < BODY_FIXED_V1 {
+            return None;
+        }
+        (0, (body[0], &body[1..]))
+    };
+    let (code, body) = body;
+    let op = RecordOp::from_code(code)?;
+    let expire_at_ms = u64::from_le_bytes(body[..8].try_into().ok()?);
+    let key_len = u32::from_le_bytes(body[8..12].try_into().ok()?) as usize;
+    let rest = &body[12..];
     if key_len > rest.len() {
         return None;
     }
     Some(Record {
         op,
+        db,
         expire_at_ms,
         key: &rest[..key_len],
         value: &rest[key_len..],
@@ -234,9 +281,24 @@ fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
+/// The format version in a file's header (call after [`Header::decode`]
+/// accepted it; [`VERSION`] when the file is too short to say).
+pub fn file_version(data: &[u8]) -> u32 {
+    data.get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map_or(VERSION, u32::from_le_bytes)
+}
+
 /// Walks the records of `data` from `from` (just after the header), calling
-/// `f` for each good one with its offset, and says how the walk ended.
+/// `f` for each good one with its offset, and says how the walk ended. The
+/// records are decoded in the format version of `data`'s header.
 pub fn scan<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>)) -> ScanEnd {
+    let version = file_version(data);
+    let min_body = if version >= 2 {
+        BODY_FIXED
+    } else {
+        BODY_FIXED_V1
+    };
     let mut off = from;
     loop {
         let rest = &data[off.min(data.len())..];
@@ -247,7 +309,7 @@ pub fn scan<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>
             return ScanEnd::Torn { end: off };
         }
         let body_len = u32::from_le_bytes(rest[..4].try_into().unwrap_or([0; 4])) as usize;
-        if !(BODY_FIXED..=MAX_BODY).contains(&body_len) {
+        if !(min_body..=MAX_BODY).contains(&body_len) {
             return ScanEnd::Corrupt {
                 offset: off,
                 reason: "impossible record length",
@@ -261,7 +323,7 @@ pub fn scan<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>
         let body = &rest[RECORD_HEADER..extent];
         let bad = if xxh3_64(body) != sum {
             Some("checksum mismatch")
-        } else if decode_body(body).is_none() {
+        } else if decode_body(body, version).is_none() {
             Some("malformed record body")
         } else {
             None
@@ -276,7 +338,7 @@ pub fn scan<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>
                 }
             };
         }
-        if let Some(r) = decode_body(body) {
+        if let Some(r) = decode_body(body, version) {
             f(off, r);
         }
         off += extent;
@@ -331,6 +393,75 @@ mod tests {
             (RecordOp::Set, b"k2".to_vec(), b"value two".to_vec(), 1234)
         );
         assert_eq!(recs[3].0, RecordOp::Flush);
+    }
+
+    #[test]
+    fn databases_round_trip_and_version_1_reads_as_database_0() {
+        let mut v = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut v);
+        encode_in(&mut v, 7, RecordOp::Set, 5, b"k", b"v");
+        encode_in(&mut v, 3, RecordOp::Swap, 0, b"", &9u16.to_le_bytes());
+        let mut got = Vec::new();
+        assert_eq!(
+            scan(&v, HEADER_LEN, |_, r| got.push((
+                r.op,
+                r.db,
+                r.key.to_vec()
+            ))),
+            ScanEnd::Clean { end: v.len() }
+        );
+        assert_eq!(
+            got,
+            vec![
+                (RecordOp::Set, 7, b"k".to_vec()),
+                (RecordOp::Swap, 3, vec![])
+            ]
+        );
+        // A version 1 file: the header says 1, bodies have no database.
+        let mut old = Vec::new();
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation: 0,
+        }
+        .encode(&mut old);
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = xxh3_64(&old[..40]);
+        old[40..48].copy_from_slice(&sum.to_le_bytes());
+        let mut body = vec![1u8];
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&2u32.to_le_bytes());
+        body.extend_from_slice(b"k1v1");
+        old.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        old.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+        old.extend_from_slice(&body);
+        assert!(Header::decode(&old).is_ok());
+        let mut got = Vec::new();
+        assert_eq!(
+            scan(&old, HEADER_LEN, |_, r| got.push((
+                r.db,
+                r.key.to_vec(),
+                r.value.to_vec()
+            ))),
+            ScanEnd::Clean { end: old.len() }
+        );
+        assert_eq!(got, vec![(0, b"k1".to_vec(), b"v1".to_vec())]);
+        // Versions past this one are refused.
+        old[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let sum = xxh3_64(&old[..40]);
+        old[40..48].copy_from_slice(&sum.to_le_bytes());
+        assert!(Header::decode(&old).unwrap_err().contains("version 3"));
     }
 
     #[test]

@@ -59,10 +59,10 @@ impl SnapshotWriter {
         })
     }
 
-    /// Appends one key's record (no I/O).
+    /// Appends one key's record, a key of database `db` (no I/O).
     #[inline]
-    pub fn add(&mut self, key: &[u8], value: &[u8], expire_at_ms: u64) {
-        record::encode(&mut self.buf, RecordOp::Set, expire_at_ms, key, value);
+    pub fn add(&mut self, db: u16, key: &[u8], value: &[u8], expire_at_ms: u64) {
+        record::encode_in(&mut self.buf, db, RecordOp::Set, expire_at_ms, key, value);
         self.keys += 1;
     }
 

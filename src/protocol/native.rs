@@ -33,7 +33,9 @@
 //!
 //! A batch is a struct of arrays: op codes ([`OpKind::wire_code`]:
 //! 0 GET, 1 PUT, 2 DEL, …, 9 SET with options, 10 EXPIRE, 11 PERSIST,
-//! 12 TTL, 13 GETEX — the expiry ops carry a 9-byte
+//! 12 TTL, 13 GETEX, 14 GETDEL, 15 GETRANGE, 16 SETRANGE, 17 APPEND,
+//! 18 INCRBYFLOAT (their arguments in the value, see [`OpKind`]; errors 25–27
+//! are theirs) — the expiry ops carry a 9-byte
 //! [`ExpiryArg`](crate::op::ExpiryArg) at the start of their value, so
 //! the frame layout did not change and the protocol version did not move; a
 //! server older than these ops answers them with the `BadOp` status),

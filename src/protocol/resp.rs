@@ -1,13 +1,16 @@
-//! RESP2 wire format: parsing requests, encoding replies (server side), and
+//! RESP2 and RESP3 wire format: parsing requests, encoding replies (server side), and
 //! encoding requests / parsing replies (client side, for corekv's own bench and
 //! tests).
 //!
 //! This module owns *only* the byte-level framing of the Redis protocol
-//! (RESP2). It performs no I/O and knows nothing about what commands mean:
+//! (RESP2, and the reply types RESP3 adds). It performs no I/O and knows nothing about what commands mean:
 //! the server's connection loop reads bytes into a buffer, asks
 //! [`parse_command`] for the next complete command, dispatches the arguments,
 //! and writes replies built with the encoder functions ([`simple`], [`error`],
-//! [`integer`], [`bulk`], [`null_bulk`], [`array_header`], [`null_array`]).
+//! [`integer`], [`bulk`], [`null_bulk`], [`array_header`], [`null_array`]),
+//! and, for the reply types RESP3 refines, in the connection's [`Proto`]
+//! ([`null`], [`map_header`], [`set_header`], [`verbatim`]: RESP2's shapes
+//! when it speaks RESP2). Requests are the same in both protocols.
 //!
 //! Why it is shaped this way: the parser is incremental, stateless and
 //! zero-copy (arguments are ranges into the read buffer), so pipelined
@@ -564,6 +567,70 @@ pub fn null_array(out: &mut Vec<u8>) {
     out.extend_from_slice(b"*-1\r\n");
 }
 
+/// The protocol a connection speaks (HELLO 2 / HELLO 3): the replies whose
+/// type RESP3 refines (null, map, set, verbatim string) are written by the
+/// encoders below in the connection's protocol; every other reply is the
+/// same in both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Proto {
+    /// RESP2, every connection's protocol until HELLO 3.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+impl Proto {
+    /// The protocol version HELLO and CLIENT LIST report (2 or 3).
+    pub fn version(self) -> i64 {
+        match self {
+            Proto::Resp2 => 2,
+            Proto::Resp3 => 3,
+        }
+    }
+}
+
+/// Appends a null: RESP3's `_`, RESP2's null bulk string `$-1`.
+#[inline]
+pub fn null(out: &mut Vec<u8>, proto: Proto) {
+    match proto {
+        Proto::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+        Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+    }
+}
+
+/// Appends a map header of `len` pairs: RESP3's `%len`, RESP2's flat
+/// array `*2len`; the caller then appends key, value, key, value, ...
+pub fn map_header(out: &mut Vec<u8>, len: usize, proto: Proto) {
+    match proto {
+        Proto::Resp2 => write_header(out, b'*', 2 * len as u64),
+        Proto::Resp3 => write_header(out, b'%', len as u64),
+    }
+}
+
+/// Appends a set header: RESP3's `~len`, RESP2's array `*len`.
+pub fn set_header(out: &mut Vec<u8>, len: usize, proto: Proto) {
+    match proto {
+        Proto::Resp2 => write_header(out, b'*', len as u64),
+        Proto::Resp3 => write_header(out, b'~', len as u64),
+    }
+}
+
+/// Appends text a human reads (INFO, CLIENT LIST): RESP3's verbatim string
+/// `=len\r\ntxt:...`, RESP2's bulk string.
+pub fn verbatim(out: &mut Vec<u8>, text: &[u8], proto: Proto) {
+    match proto {
+        Proto::Resp2 => bulk(out, text),
+        Proto::Resp3 => {
+            out.reserve(text.len() + 29);
+            write_header(out, b'=', text.len() as u64 + 4);
+            out.extend_from_slice(b"txt:");
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// Appends a request as a multibulk: `*<n>\r\n` then one bulk per argument.
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     let payload: usize = args.iter().map(|a| a.len() + 25).sum();
@@ -787,6 +854,29 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, RespError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resp3_types_and_their_resp2_shapes() {
+        let enc = |f: &dyn Fn(&mut Vec<u8>, Proto)| {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            f(&mut a, Proto::Resp2);
+            f(&mut b, Proto::Resp3);
+            (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap())
+        };
+        assert_eq!(enc(&|o, p| null(o, p)), ("$-1\r\n".into(), "_\r\n".into()));
+        assert_eq!(
+            enc(&|o, p| map_header(o, 2, p)),
+            ("*4\r\n".into(), "%2\r\n".into())
+        );
+        assert_eq!(
+            enc(&|o, p| set_header(o, 3, p)),
+            ("*3\r\n".into(), "~3\r\n".into())
+        );
+        assert_eq!(
+            enc(&|o, p| verbatim(o, b"a:1\r\n", p)),
+            ("$5\r\na:1\r\n\r\n".into(), "=9\r\ntxt:a:1\r\n\r\n".into())
+        );
+    }
 
     fn lim() -> Limits {
         Limits::default()

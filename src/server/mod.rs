@@ -22,6 +22,8 @@
 //! kernel has it (the patched glommio in `vendor/glommio`, see its
 //! PATCHES.md), so a socket completion does not interrupt the shard's
 //! thread; the handle says which mode runs ([`ServerHandle::taskrun_mode`]).
+//! A connection waits for its next request on a multishot poll armed once
+//! (Linux 5.13+; [`ServerHandle::multishot_poll`]), not a poll per read.
 //!
 //! Submodules: [`conn`] is what every connection shares (its memory charge,
 //! read deadlines, protected mode), [`native`] serves native-protocol
@@ -76,6 +78,9 @@ pub struct ServerHandle {
     /// How the shards' io_uring rings run completion task work (cooperative
     /// unless turned off or refused by the kernel; the weakest shard's mode).
     pub taskrun_mode: TaskRunMode,
+    /// Whether every shard waits on multishot polls (asked for and granted
+    /// by the kernel).
+    pub multishot_poll: bool,
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
@@ -167,6 +172,7 @@ struct Bound {
     resp_node: u16,
     resp_shard: u16,
     taskrun_mode: TaskRunMode,
+    multishot_poll: bool,
 }
 
 /// Starts a node. Returns once every shard is accepting connections.
@@ -185,12 +191,16 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
     config.validate()?;
     let nr = config.nr_shards();
     let memlock = crate::memlock::raise_memlock(config.io_memory as u64 * 2);
-    let node = Arc::new(NodeState::new(
-        config.node_id,
-        nr,
-        config.shard_memory(),
-        config.shard_conn_memory(),
-    ));
+    let node = Arc::new(
+        NodeState::new(
+            config.node_id,
+            nr,
+            config.shard_memory(),
+            config.shard_conn_memory(),
+        )
+        .with_databases(config.effective_databases())
+        .with_cluster_mode(!config.cluster.is_empty()),
+    );
     node.set_persistence(config.persist.appendonly, config.persist.fsync.name());
     let obs = Arc::new(Observe::new(nr));
     node.record_memory(node.max_memory(), config.maxmemory_policy);
@@ -368,6 +378,7 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
         } else {
             TaskRunMode::Interrupt
         },
+        multishot_poll: bound.iter().all(|b| b.multishot_poll),
         node,
         cluster,
         greeting_stop,
@@ -492,6 +503,8 @@ impl ShardStart {
     async fn run(self) {
         let c = &self.config;
         let id = self.shard_id;
+        // Before any socket exists: streams arm their read poll at creation.
+        let multishot_poll = glommio::executor().set_multishot_poll(c.multishot_poll);
         let port = |base: u16, offset: usize| if base == 0 { 0 } else { base + offset as u16 };
         let listeners = (|| {
             let native = bind(id, SocketAddr::new(c.bind, port(c.port, id)), false)?;
@@ -521,6 +534,7 @@ impl ShardStart {
             resp_node: resp.as_ref().map_or(0, |(n, _)| local_port(n)),
             resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
             taskrun_mode: glommio::executor().taskrun_mode(),
+            multishot_poll,
         };
         let _ = self.ready.send(Ok(b));
         if self.go.recv_async().await.is_err() {
@@ -613,7 +627,7 @@ async fn open_store(
     // it and its size, and every key must belong to this (node, shard).
     let cluster = node.cluster();
     let node_id = cluster.node_id as u32;
-    let mut empty = Store::new(limits);
+    let mut empty = Store::with_databases(limits, c.effective_databases());
     // Loading obeys the eviction policy, and expiry against the real clock.
     empty.set_now(crate::store::unix_now_ms());
     empty.set_policy(c.maxmemory_policy);

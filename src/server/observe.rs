@@ -31,7 +31,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -353,6 +353,10 @@ pub struct ClientShared {
     pub out_buf: AtomicU64,
     /// Set by CLIENT KILL: the connection closes.
     pub killed: AtomicBool,
+    /// The protocol version it speaks (2, or 3 after HELLO 3).
+    pub resp: AtomicU8,
+    /// The database the client has selected (CLIENT LIST's `db=`).
+    pub db: AtomicU32,
 }
 
 impl ClientShared {
@@ -367,11 +371,13 @@ impl ClientShared {
             created: Instant::now(),
             name: Mutex::new(Vec::new()),
             last_cmd: AtomicU32::new(u32::MAX),
+            db: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(0),
             read_buf: AtomicU64::new(0),
             qbuf: AtomicU64::new(0),
             out_buf: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            resp: AtomicU8::new(2),
         }
     }
 }

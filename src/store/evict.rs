@@ -1,5 +1,5 @@
 //! Eviction policies: their names, the per-key metadata each keeps in the
-//! table slot's 15 policy bits, and the SIEVE queue. Pure data and
+//! entry's 15 policy bits, and the SIEVE queue. Pure data and
 //! arithmetic; the store ([`super::Store`]) decides when to evict and does
 //! the removing. It knows nothing of sockets, shards or configuration.
 //!
@@ -10,10 +10,11 @@
 //! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
-//! | `sieve` | 1 visited bit in the slot + 8 bytes in the queue (its 48-bit hash) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 31 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
 //!
-//! The policy bits live in the slot beside the hash, so every policy costs
-//! no memory beyond the 16-byte slot, except SIEVE's queue. `volatile-*`
+//! The policy bits live in the entry's 16-bit metadata field beside the
+//! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
+//! queue. `volatile-*`
 //! consider only keys with a TTL; with none, a write past the limit fails
 //! with OOM, as in Redis.
 //!
@@ -238,12 +239,16 @@ pub fn next_random(state: &mut u64) -> u64 {
 }
 
 /// A queue entry that was evicted or found stale.
-const TOMB: u64 = u64::MAX;
+const TOMB: u32 = u32::MAX;
+/// How far ahead of the hand SIEVE prefetches slots, and entries.
+const PREFETCH_SLOTS_AHEAD: usize = 8;
+const PREFETCH_ENTRIES_AHEAD: usize = 4;
 
-/// The SIEVE queue: 48-bit hashes in insertion order, oldest first.
+/// The SIEVE queue: the keys' 31 stored hash bits
+/// ([`super::table::slot_hash`]) in insertion order, oldest first.
 #[derive(Default)]
 pub struct Sieve {
-    queue: Vec<u64>,
+    queue: Vec<u32>,
     hand: usize,
     tombs: usize,
 }
@@ -255,7 +260,7 @@ impl Sieve {
         let mut queue = Vec::with_capacity(table.len());
         for i in 0..table.capacity() {
             if let Some(m) = table.meta_at(i) {
-                queue.push(table.hash_at(i));
+                queue.push(table.hash_at(i) as u32);
                 table.set_meta(i, m & META_TTL);
             }
         }
@@ -278,20 +283,20 @@ impl Sieve {
 
     /// Bytes the queue holds (its capacity).
     pub fn bytes(&self) -> usize {
-        self.queue.capacity() * 8
+        self.queue.capacity() * 4
     }
 
     /// Appends a newly inserted key (the newest end).
     #[inline]
-    pub fn push(&mut self, hash48: u64, table: &mut Table) {
-        self.queue.push(hash48);
+    pub fn push(&mut self, hash: u64, table: &mut Table) {
+        self.queue.push(hash as u32);
         if self.queue.len() > 2 * table.len() + 1024 {
             self.dedup(table);
         }
     }
 
     /// Picks the next victim, clearing visited bits on the way; `protect`
-    /// (a 48-bit hash) is never chosen. Returns its slot.
+    /// (a [`super::table::slot_hash`]) is never chosen. Returns its slot.
     pub fn victim(&mut self, table: &mut Table, protect: u64) -> Option<usize> {
         let mut steps = 2 * self.queue.len() + 2;
         while steps > 0 {
@@ -302,14 +307,27 @@ impl Sieve {
                     return None;
                 }
             }
+            // The hand walks the queue in order: load the slots of the keys
+            // it will reach a few steps on, and the entries of nearer ones
+            // (whose slots should be in by now), so its cache misses overlap.
+            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_SLOTS_AHEAD) {
+                if ahead != TOMB {
+                    table.prefetch_slot_of(ahead as u64);
+                }
+            }
+            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_ENTRIES_AHEAD) {
+                if ahead != TOMB {
+                    table.prefetch_entry_of(ahead as u64);
+                }
+            }
             let h = self.queue[self.hand];
             if h == TOMB {
                 self.hand += 1;
                 continue;
             }
-            match table.find_hash(h) {
+            match table.find_hash(h as u64) {
                 None => self.bury(),
-                Some(_) if h == protect => self.hand += 1,
+                Some(_) if h as u64 == protect => self.hand += 1,
                 Some(slot) => {
                     let m = table.meta(slot);
                     if m & SIEVE_VISITED != 0 {
@@ -362,7 +380,7 @@ impl Sieve {
             if h == TOMB {
                 continue;
             }
-            let Some(slot) = table.find_hash(h) else {
+            let Some(slot) = table.find_hash(h as u64) else {
                 continue;
             };
             let m = table.meta(slot);
@@ -378,7 +396,7 @@ impl Sieve {
         }
         self.queue.truncate(w);
         for &h in &self.queue {
-            if let Some(slot) = table.find_hash(h) {
+            if let Some(slot) = table.find_hash(h as u64) {
                 let m = table.meta(slot);
                 table.set_meta(slot, m & !SIEVE_MARK);
             }
@@ -436,8 +454,8 @@ mod tests {
         let mut s = Sieve::default();
         let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
         for i in 0..10u32 {
-            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None);
-            s.push(h(i) & super::super::table::HASH_MASK, &mut t);
+            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None).unwrap();
+            s.push(super::super::table::slot_hash(h(i)), &mut t);
         }
         // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
         // hand wraps and finds 0, 1, 3 cleared) 0.
@@ -474,8 +492,8 @@ mod tests {
                 if let Some(slot) = t.find(h, &k) {
                     t.remove(slot);
                 }
-                t.insert(h, &k, &round.to_le_bytes(), 0, None);
-                s.push(h & super::super::table::HASH_MASK, &mut t);
+                t.insert(h, &k, &round.to_le_bytes(), 0, None).unwrap();
+                s.push(super::super::table::slot_hash(h), &mut t);
             }
         }
         assert!(s.len() <= 2 * t.len() + 1024 + 1, "{}", s.len());

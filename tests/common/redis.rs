@@ -9,7 +9,8 @@
 //!   is delimited by [`frame_len`], a self-contained RESP2 + RESP3 reader (it
 //!   does not use corekv's parser, so it cannot share its bugs).
 //! * [`run_diff`] runs a script of command lines against both servers and
-//!   returns every mismatch, with [`Cmp`] saying how a reply is compared.
+//!   returns every mismatch, with [`Cmp`] saying how a reply is compared;
+//!   [`diff_calls`] does the same with binary-safe arguments.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,14 +45,24 @@ pub fn installed(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Is `tool` installed? When it is not: `false` (the caller skips, with a
+/// loud message naming the `package` to install), or a panic when `CI` is
+/// set — CI installs it.
+pub fn need(tool: &str, package: &str) -> bool {
+    if installed(tool) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed but CI is set: install {package}");
+    }
+    eprintln!("\n\n*** SKIPPING: {tool} not found (apt-get install {package}) ***\n");
+    false
+}
+
 /// A redis-server on a free loopback port, with `extra` arguments; `None`
 /// (skip) when it is not installed and `CI` is unset.
 pub fn redis_server_with(extra: &[&str]) -> Option<Redis> {
-    if !installed("redis-server") {
-        if std::env::var_os("CI").is_some() {
-            panic!("redis-server is not installed but CI is set: install redis-server");
-        }
-        eprintln!("\n\n*** SKIPPING: redis-server not found (apt-get install redis-server) ***\n");
+    if !need("redis-server", "redis-server") {
         return None;
     }
     let port = TcpListener::bind("127.0.0.1:0")
@@ -170,6 +181,25 @@ impl Conn {
         self.call(&args)
     }
 
+    /// Sends a command given as text arguments (they may hold spaces).
+    pub fn strs(&mut self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.call(&args)
+    }
+
+    /// Sends a command whose reply must be an integer, and returns it.
+    pub fn int(&mut self, args: &[&str]) -> i64 {
+        let r = self.strs(args);
+        int_of(&r).unwrap_or_else(|| panic!("{args:?}: not an integer: {}", show(&r)))
+    }
+
+    /// Sends a command whose reply must be text (a bulk string, or RESP3's
+    /// verbatim string without its `txt:` format), and returns it.
+    pub fn text(&mut self, args: &[&str]) -> String {
+        let r = self.strs(args);
+        text_of(&r).unwrap_or_else(|| panic!("{args:?}: not text: {}", show(&r)))
+    }
+
     /// Sends one command without reading its reply (pipelining).
     pub fn send(&mut self, args: &[&[u8]]) {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -183,15 +213,57 @@ impl Conn {
 
     /// Reads the next reply's bytes.
     pub fn reply(&mut self) -> Vec<u8> {
+        self.try_reply().expect("connection closed before a reply")
+    }
+
+    /// Reads the next reply's bytes, or `None` when the server closed the
+    /// connection (EOF or reset) first.
+    pub fn try_reply(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(n) = frame_len(&self.buf) {
-                return self.buf.drain(..n).collect();
+                return Some(self.buf.drain(..n).collect());
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).expect("reply within timeout");
-            assert!(n > 0, "connection closed before a reply");
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                Err(e) => panic!("reply within timeout: {e}"),
+            };
+            if n == 0 {
+                return None;
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Writes raw bytes (pipelines, malformed input).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Expects the server to close the connection after at most the
+    /// replies already sent (they are discarded).
+    pub fn expect_eof(&mut self) {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                // A reset after close is fine too.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("expected EOF, got {e}"),
+            }
+        }
+    }
+
+    /// This end's address (what CLIENT LIST shows as `addr`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    /// The server's address (what CLIENT LIST shows as `laddr`).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.stream.peer_addr().expect("peer address")
     }
 }
 
@@ -200,7 +272,8 @@ impl Conn {
 pub enum Cmp {
     /// Byte for byte.
     Exact,
-    /// Both `:integer` replies at most this far apart (clock-dependent).
+    /// The same bytes, or both `:integer` replies not negative and at most
+    /// this far apart (clock-dependent TTLs: -1 and -2 must match exactly).
     Near(i64),
     /// Both arrays (or sets) holding the same elements in any order (KEYS,
     /// SMEMBERS-like replies whose order is the table's).
@@ -211,7 +284,35 @@ pub enum Cmp {
 
 fn int_of(r: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(r.strip_prefix(b":")?).ok()?;
-    s.trim_end().parse().ok()
+    s.strip_suffix("\r\n")?.parse().ok()
+}
+
+/// The text of a bulk string or verbatim string reply.
+fn text_of(r: &[u8]) -> Option<String> {
+    let (kind, rest) = r.split_first()?;
+    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+    let len: usize = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
+    let body = rest.get(nl + 2..nl + 2 + len)?;
+    let body = match kind {
+        b'$' => body,
+        b'=' => body.get(4..)?,
+        _ => return None,
+    };
+    Some(String::from_utf8_lossy(body).into_owned())
+}
+
+/// A reply for a failure message: lossy text, long ones cut.
+pub fn show(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{:?}… ({} bytes)", &s[..end], b.len())
+    } else {
+        format!("{s:?}")
+    }
 }
 
 /// The top-level elements of an array/set reply, as raw frames, sorted.
@@ -237,8 +338,9 @@ pub fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
     match cmp {
         Cmp::Exact => ours == theirs,
         Cmp::Near(tol) => match (int_of(ours), int_of(theirs)) {
-            (Some(a), Some(b)) => (a - b).abs() <= tol,
-            _ => ours == theirs,
+            _ if ours == theirs => true,
+            (Some(a), Some(b)) => a >= 0 && b >= 0 && (a - b).abs() <= tol,
+            _ => false,
         },
         Cmp::Unordered => {
             ours[..1] == theirs[..1]
@@ -251,18 +353,47 @@ pub fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
 
 /// Runs each `(command line, comparison)` against both connections, in
 /// order, and returns a description of every reply that differs (empty:
-/// they agree). Lines are split on single spaces; use [`Conn::call`]
-/// directly for arguments with spaces or binary bytes.
+/// they agree). Lines are split on single spaces; use [`diff_calls`] for
+/// arguments with spaces or binary bytes.
 pub fn run_diff(ours: &mut Conn, theirs: &mut Conn, script: &[(String, Cmp)]) -> Vec<String> {
+    let steps: Vec<(Vec<Vec<u8>>, Cmp)> = script
+        .iter()
+        .map(|(line, cmp)| {
+            (
+                line.split(' ').map(|w| w.as_bytes().to_vec()).collect(),
+                *cmp,
+            )
+        })
+        .collect();
+    diff_calls(ours, theirs, &steps)
+}
+
+/// Runs each `(arguments, comparison)` against both connections, in order,
+/// and returns a description of every reply that differs (empty: they
+/// agree). Arguments are binary-safe.
+pub fn diff_calls(
+    ours: &mut Conn,
+    theirs: &mut Conn,
+    steps: &[(Vec<Vec<u8>>, Cmp)],
+) -> Vec<String> {
     let mut bad = Vec::new();
-    for (line, cmp) in script {
-        let a = ours.line(line);
-        let b = theirs.line(line);
+    for (args, cmp) in steps {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let a = ours.call(&args);
+        let b = theirs.call(&args);
         if !agree(*cmp, &a, &b) {
+            let line: Vec<String> = args
+                .iter()
+                .map(|a| match std::str::from_utf8(a) {
+                    Ok(s) if s.len() <= 40 => s.to_string(),
+                    _ => format!("<{} bytes>", a.len()),
+                })
+                .collect();
             bad.push(format!(
-                "{line}\n  corekv: {:?}\n  redis:  {:?}",
-                String::from_utf8_lossy(&a),
-                String::from_utf8_lossy(&b)
+                "{}\n  corekv: {}\n  redis:  {}",
+                line.join(" "),
+                show(&a),
+                show(&b)
             ));
         }
     }
@@ -288,5 +419,17 @@ mod tests {
         assert_eq!(frame_len(b"%1\r\n+a\r\n,1.5\r\n"), Some(14));
         assert_eq!(frame_len(b"_\r\n"), Some(3));
         assert_eq!(frame_len(b"*1\r\n"), None);
+    }
+
+    #[test]
+    fn comparisons() {
+        assert!(agree(Cmp::Near(1), b":10\r\n", b":9\r\n"));
+        assert!(agree(Cmp::Near(1), b":-2\r\n", b":-2\r\n"));
+        assert!(!agree(Cmp::Near(1), b":-1\r\n", b":-2\r\n"));
+        assert!(!agree(Cmp::Near(1), b":-1\r\n", b":0\r\n"));
+        assert!(!agree(Cmp::Near(1), b":10\r\n", b":12\r\n"));
+        assert_eq!(text_of(b"=9\r\ntxt:a:1\r\n\r\n").unwrap(), "a:1\r\n");
+        assert_eq!(text_of(b"$2\r\nab\r\n").unwrap(), "ab");
+        assert_eq!(text_of(b":1\r\n"), None);
     }
 }

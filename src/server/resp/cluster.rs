@@ -158,6 +158,7 @@ fn cluster(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
     let me = conn.shard.me();
     let myself =
         |m: &Master| m.node_id == me.node_id as usize && m.shard_id == me.shard_id as usize;
+    let proto = conn.proto;
     let out = &mut conn.out;
     if is("keyslot") {
         sub_arity(p, 1, "keyslot")?;
@@ -178,21 +179,22 @@ fn cluster(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
             resp::bulk(out, m.host.as_bytes());
             resp::integer(out, m.resp_port.unwrap_or(0) as i64);
             resp::bulk(out, m.id.as_bytes());
-            resp::array_header(out, 0);
+            // Networking metadata: a map, empty.
+            resp::map_header(out, 0, proto);
         }
     } else if is("shards") {
         sub_arity(p, 0, "shards")?;
         let served: Vec<&Master> = masters.iter().filter(|m| m.resp_port.is_some()).collect();
         resp::array_header(out, served.len());
         for m in served {
-            resp::array_header(out, 4);
+            resp::map_header(out, 2, proto);
             resp::bulk(out, b"slots");
             resp::array_header(out, 2);
             resp::integer(out, m.slots.start as i64);
             resp::integer(out, m.slots.end as i64 - 1);
             resp::bulk(out, b"nodes");
             resp::array_header(out, 1);
-            resp::array_header(out, 14);
+            resp::map_header(out, 7, proto);
             resp::bulk(out, b"id");
             resp::bulk(out, m.id.as_bytes());
             resp::bulk(out, b"port");
@@ -233,7 +235,7 @@ fn cluster(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
                 m.slots.end - 1
             );
         }
-        resp::bulk(out, text.as_bytes());
+        resp::verbatim(out, text.as_bytes(), proto);
     } else if is("info") {
         sub_arity(p, 0, "info")?;
         let ok: usize = masters
@@ -254,7 +256,7 @@ fn cluster(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
             masters.len(),
             masters.len(),
         );
-        resp::bulk(out, text.as_bytes());
+        resp::verbatim(out, text.as_bytes(), proto);
     } else if is("countkeysinslot") {
         sub_arity(p, 1, "countkeysinslot")?;
         let slot = p.next_int()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::protocol::resp;
+use crate::protocol::resp::{self, Proto};
 use crate::server::observe::{self, ClientShared, Observe};
 
 use super::table::{arg, is_word, opt, CmdError, Effect, Parse, Spec};
@@ -106,7 +106,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "select",
         2,
         LOADING_STALE_FAST,
-        "Changes the selected database (corekv has only database 0).",
+        "Changes the selected database (0 to --databases - 1; 0 only with --cluster).",
         &[arg("index", "integer")],
         select,
     ),
@@ -122,7 +122,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
         "hello",
         -1,
         NO_AUTH,
-        "Handshakes with the server (RESP2 only).",
+        "Handshakes with the server: RESP2 or RESP3, AUTH, SETNAME.",
         &[opt(arg("protover", "integer"))],
         hello,
     ),
@@ -156,13 +156,14 @@ fn echo(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError
     Ok(Effect::Continue)
 }
 
-/// SELECT index: only database 0 exists.
+/// SELECT index: databases 0..`--databases` (see
+/// `keyspace::select_index`). SELECT is not batched, so the run queued
+/// before it executes in the database selected before.
 fn select(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    let index = p.next_int()?;
+    let index = p.next_bytes()?;
     p.finish()?;
-    if index != 0 {
-        return Err(CmdError::msg("ERR DB index is out of range"));
-    }
+    conn.db = super::keyspace::select_index(conn, index)?;
+    conn.client.shared.db.store(conn.db as u32, Relaxed);
     conn.out.extend_from_slice(b"+OK\r\n");
     Ok(Effect::Continue)
 }
@@ -178,15 +179,11 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     } else if is_word(sub, "getname") && rest == 0 {
         match &conn.client.name {
             Some(n) => resp::bulk(out, n),
-            None => resp::null_bulk(out),
+            None => resp::null(out, conn.proto),
         }
     } else if is_word(sub, "setname") && rest == 1 {
         let name = p.next_bytes()?;
-        if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-            return Err(CmdError::msg(
-                "ERR Client names cannot contain spaces, newlines or special characters.",
-            ));
-        }
+        check_name(name)?;
         conn.client.set_name(name);
         out.extend_from_slice(b"+OK\r\n");
     } else if is_word(sub, "setinfo") && rest == 2 {
@@ -195,7 +192,7 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         client_list(conn, p)?;
     } else if is_word(sub, "info") && rest == 0 {
         let line = client_line(conn.obs, &conn.client.shared, conn.client.id, "client|info");
-        resp::bulk(&mut conn.out, line.as_bytes());
+        resp::verbatim(&mut conn.out, line.as_bytes(), conn.proto);
     } else if is_word(sub, "kill") && rest >= 1 {
         client_kill(conn, p)?;
     } else if is_word(sub, "help") && rest == 0 {
@@ -214,13 +211,17 @@ fn client(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
     Ok(Effect::Continue)
 }
 
-/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only. As in
-/// Redis, every option is read before the credentials are checked, and a
-/// client that is still not authenticated gets NOAUTH.
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the
+/// connection to RESP2 or RESP3. As in Redis, every option is read before
+/// the credentials are checked, a client that is still not authenticated
+/// gets NOAUTH, then the name is checked and set, and the protocol changes
+/// only once all of that passed.
 fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let mut proto = None;
     if let Some(version) = p.try_next_bytes() {
         match crate::op::parse_i64(version) {
-            Some(2) => {}
+            Some(2) => proto = Some(Proto::Resp2),
+            Some(3) => proto = Some(Proto::Resp3),
             Some(_) => return Err(CmdError::msg("NOPROTO unsupported protocol version")),
             None => {
                 return Err(CmdError::msg(
@@ -255,11 +256,31 @@ fn hello(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErro
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
+    // As Redis 7.0: a bad name is refused after AUTH took effect, and
+    // before the protocol changes.
     if let Some(name) = setname {
+        check_name(name)?;
         conn.client.set_name(name);
     }
-    hello_reply(&mut conn.out, conn.client.id);
+    if let Some(proto) = proto {
+        conn.proto = proto;
+        conn.client
+            .shared
+            .resp
+            .store(proto.version() as u8, Relaxed);
+    }
+    hello_reply(&mut conn.out, conn.client.id, conn.proto);
     Ok(Effect::Continue)
+}
+
+/// Redis's rule for client names: printable ASCII without spaces.
+fn check_name(name: &[u8]) -> Result<(), CmdError> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(CmdError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
 }
 
 /// Redis's answer to wrong credentials.
@@ -278,15 +299,15 @@ fn credentials_ok(conn: &Connection<'_>, user: &[u8], pass: &[u8]) -> bool {
     }
 }
 
-/// HELLO's RESP2 answer: a map as a flat array.
-fn hello_reply(out: &mut Vec<u8>, client_id: u64) {
-    resp::array_header(out, 14);
+/// HELLO's answer: a map (a flat array in RESP2).
+fn hello_reply(out: &mut Vec<u8>, client_id: u64, proto: Proto) {
+    resp::map_header(out, 7, proto);
     for (k, v) in [("server", "redis"), ("version", REDIS_COMPAT_VERSION)] {
         resp::bulk(out, k.as_bytes());
         resp::bulk(out, v.as_bytes());
     }
     resp::bulk(out, b"proto");
-    resp::integer(out, 2);
+    resp::integer(out, proto.version());
     resp::bulk(out, b"id");
     resp::integer(out, client_id as i64);
     resp::bulk(out, b"mode");
@@ -381,17 +402,19 @@ fn client_line(obs: &Observe, c: &ClientShared, me: u64, current: &str) -> Strin
     let qbuf = c.qbuf.load(Relaxed);
     let obuf = c.out_buf.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db=0 sub=0 psub=0 \
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={} flags=N db={} sub=0 psub=0 \
          ssub=0 multi=-1 qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem=0 rbs={rbs} rbp={rbs} \
-         obl=0 oll=0 omem=0 tot-mem={} events=r cmd={cmd} user=default redir=-1 resp=2\n",
+         obl=0 oll=0 omem=0 tot-mem={} events=r cmd={cmd} user=default redir=-1 resp={}\n",
         c.id,
         c.addr,
         c.laddr,
         c.fd,
         String::from_utf8_lossy(&name),
         idle_ms / 1000,
+        c.db.load(Relaxed),
         rbs.saturating_sub(qbuf),
         rbs + obuf,
+        c.resp.load(Relaxed),
     )
 }
 
@@ -444,7 +467,7 @@ fn client_list(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<(), CmdEr
             text.push_str(&client_line(conn.obs, &c, me, "client|list"));
         }
     }
-    resp::bulk(&mut conn.out, text.as_bytes());
+    resp::verbatim(&mut conn.out, text.as_bytes(), conn.proto);
     Ok(())
 }
 

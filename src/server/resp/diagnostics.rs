@@ -170,20 +170,21 @@ fn latency(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdEr
     Ok(Effect::Continue)
 }
 
-/// LATENCY HISTOGRAM's map (as a flat array in RESP2): per command, its
+/// LATENCY HISTOGRAM's map of maps (flat arrays in RESP2): per command, its
 /// calls and a cumulative histogram at Redis's power-of-two boundaries: at
 /// 1024 ns · 2^k, the calls faster than that, labelled in µs as Redis's
 /// HdrHistogram iterator labels it (the boundary's highest equivalent value
 /// at 2 significant digits: 1, 2, 4, 8, 16, 33, 66, …); only points where
 /// the count grows, as Redis does.
 fn histogram_reply(conn: &mut Connection<'_>, slots: &[usize]) {
+    let proto = conn.proto;
     let out = &mut conn.out;
-    resp::array_header(out, slots.len() * 2);
+    resp::map_header(out, slots.len(), proto);
     for &slot in slots {
         let counts = conn.obs.cmd_hist(slot);
         let calls: u64 = counts.iter().sum();
         resp::bulk(out, observe::slot_name(slot).as_bytes());
-        resp::array_header(out, 4);
+        resp::map_header(out, 2, proto);
         resp::bulk(out, b"calls");
         resp::integer(out, calls as i64);
         resp::bulk(out, b"histogram_usec");
@@ -200,7 +201,7 @@ fn histogram_reply(conn: &mut Connection<'_>, slots: &[usize]) {
                 break;
             }
         }
-        resp::array_header(out, points.len() * 2);
+        resp::map_header(out, points.len(), proto);
         for (usec, cumulative) in points {
             resp::integer(out, usec as i64);
             resp::integer(out, cumulative as i64);

@@ -12,8 +12,10 @@
 //! |---|---|
 //! | `table` | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
-//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY STRLEN SETNX GETSET |
+//! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
+//! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
+//! | `keyspace` | SWAPDB MOVE KEYS SCAN RANDOMKEY TYPE TOUCH UNLINK OBJECT DEBUG |
 //! | `expiry` | SET's expiry options, SETEX PSETEX GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME PEXPIRETIME PERSIST |
 //! | `server` | DBSIZE FLUSHDB FLUSHALL INFO COMMAND CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE |
 //! | `diagnostics` | SLOWLOG LATENCY (from `server::observe`) |
@@ -80,6 +82,8 @@ pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
 pub(crate) mod keys;
+pub(crate) mod keyspace;
+pub(crate) mod multikey;
 pub(crate) mod run;
 pub(crate) mod server;
 pub(crate) mod strings;
@@ -96,7 +100,7 @@ use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
 use crate::op::OpError;
-use crate::protocol::resp::{self, parse_command};
+use crate::protocol::resp::{self, parse_command, Proto};
 use crate::shard::Shard;
 
 use super::observe::{self, ClientShared, Observe, ShardObserve};
@@ -160,6 +164,16 @@ pub(crate) struct Connection<'s> {
     pub(crate) authed: bool,
     /// Worst-case reply bytes of the queued run.
     run_worst: usize,
+    /// The protocol this connection speaks (HELLO 3 switches to RESP3).
+    pub(crate) proto: Proto,
+    /// The selected database (SELECT): every command of a queued run runs
+    /// in it, and SELECT, not being batched, ends the run.
+    pub(crate) db: u16,
+    /// A keyspace command checked by its handler, answered by
+    /// [`keyspace::finish`] ([`Effect::Keyspace`]).
+    pub(crate) pending: Option<keyspace::Pending>,
+    /// A multi-key command a handler left to run as a transaction.
+    pub(crate) atomic: Option<multikey::Atomic>,
 }
 
 impl<'s> Connection<'s> {
@@ -185,6 +199,10 @@ impl<'s> Connection<'s> {
             security: &OPEN,
             authed: true,
             run_worst: 0,
+            proto: Proto::Resp2,
+            db: 0,
+            pending: None,
+            atomic: None,
         }
     }
 
@@ -234,8 +252,10 @@ impl<'s> Connection<'s> {
             &mut self.failed,
             limit,
             end,
-        );
-        self.shard.execute(&view, &mut sink).await;
+        )
+        .proto(self.proto)
+        .lcs_limit(self.limits.max_value_len);
+        self.shard.execute_in(self.db, &view, &mut sink).await;
         // With `appendfsync always`: the run's one group commit, before any
         // of its replies is released; if it fails, each command gets MISCONF.
         if let Err(e) = self.shard.before_reply(log_mark).await {
@@ -378,13 +398,45 @@ impl<'s> Connection<'s> {
                 }
                 Flow::Continue
             }
+            Ok(Effect::Atomic) => {
+                // The commands queued before it run first.
+                self.flush(buf).await;
+                match multikey::execute(self).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.stats.count_error(e.0.as_bytes());
+                        resp::error(&mut self.out, &e.0);
+                        self.stats.cmds[slot].failed.add(1);
+                    }
+                }
+                Flow::Continue
+            }
+            Ok(Effect::Keyspace) => {
+                keyspace::finish(self).await;
+                Flow::Continue
+            }
+            Ok(Effect::FlushDb) => {
+                // Under the node-wide barrier, as FLUSHALL.
+                let shard = self.shard;
+                match shard.with_barrier(shard.flush_db(self.db)).await {
+                    Ok(()) => self.out.extend_from_slice(b"+OK\r\n"),
+                    Err(e) => {
+                        self.shard.count_protocol_error();
+                        run::push_op_error(&mut self.out, e);
+                    }
+                }
+                Flow::Continue
+            }
             Ok(Effect::FlushAll) => {
                 if self.shard.log().is_some_and(|l| l.failed().is_some()) {
                     // A write while the log cannot be written: MISCONF.
                     self.shard.count_protocol_error();
                     run::push_op_error(&mut self.out, crate::op::OpError::PersistFailed);
                 } else {
-                    self.shard.flush_all().await;
+                    // A node-wide barrier: no cross-shard transaction is
+                    // half-applied when the shards are emptied.
+                    let shard = self.shard;
+                    shard.with_barrier(shard.flush_all()).await;
                     self.out.extend_from_slice(b"+OK\r\n");
                 }
                 Flow::Continue
@@ -740,13 +792,15 @@ mod tests {
         );
         assert!(reject("set a b EX 10").is_none());
         assert!(reject("set a b nx get").is_none());
-        assert_eq!(reject("select 1").unwrap(), "ERR DB index is out of range");
+        assert_eq!(reject("select 16").unwrap(), "ERR DB index is out of range");
+        assert!(reject("select 15").is_none());
         assert!(reject("select 0").is_none());
         assert_eq!(
-            reject("hello 3").unwrap(),
+            reject("hello 4").unwrap(),
             "NOPROTO unsupported protocol version"
         );
         assert!(reject("hello 2").is_none());
+        assert!(reject("hello 3").is_none());
         assert_eq!(reject("incrby k x").unwrap(), table::ERR_NOT_INTEGER);
         assert_eq!(
             reject("decrby k -9223372036854775808").unwrap(),

@@ -12,15 +12,16 @@
 //! DEL's count, MSET's `+OK`) into one reply. Nothing here allocates once the
 //! connection's buffers have grown to the pipeline depth in use.
 //!
-//! Atomicity: a multi-key command whose keys live on several shards (MSET,
-//! DEL k1 k2) is split per shard and reassembled in order; each key's op is
-//! atomic and per-key order holds, but the command as a whole is not atomic
-//! across shards. This module knows RESP replies, not sockets or the store.
+//! Atomicity: a multi-key command queued here has all its keys on one shard
+//! (the owner executes its ops as one batch, without yielding, so it is
+//! atomic); one whose keys live on several shards is not queued but run as a
+//! transaction (`multikey`, `shard::txn`). This module knows RESP replies,
+//! not sockets or the store.
 
 use std::ops::Range;
 
 use crate::op::{ExpiryArg, Op, OpError, OpKind, OpResult, OpSource, ReplySink};
-use crate::protocol::resp;
+use crate::protocol::resp::{self, Proto};
 
 /// How a queued command's results become its one RESP reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,25 @@ pub(crate) enum Style {
     Array,
     /// MSET: `+OK` once every pair is written.
     AllOk,
+    /// TYPE (an EXISTS op): `+string` when present, `+none` when not
+    /// (every value corekv holds is a string).
+    Type,
+    /// LCS: two GETs (absent reads as empty), then the longest common
+    /// subsequence of the two values in the reply its options ask for.
+    Lcs(LcsOpts),
+}
+
+/// LCS's options, carried in its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LcsOpts {
+    /// LEN: only the length.
+    pub(crate) len: bool,
+    /// IDX: the matching ranges and the length (a map).
+    pub(crate) idx: bool,
+    /// WITHMATCHLEN: each range with its length.
+    pub(crate) with_match_len: bool,
+    /// MINMATCHLEN: ranges shorter than this are left out.
+    pub(crate) min_match_len: u32,
 }
 
 /// One queued command: its reply style and how many ops it queued.
@@ -95,6 +115,26 @@ impl Run {
     pub(crate) fn op_bytes(&mut self, op: OpKind, key: Range<usize>, bytes: &[u8]) {
         let start = self.extra.len();
         self.extra.extend_from_slice(bytes);
+        self.ops.push(PendingOp {
+            op,
+            key,
+            value: start..self.extra.len(),
+            value_in_extra: true,
+        });
+    }
+
+    /// Queues an op whose value is `prefix` then `value`, copied into
+    /// `extra` (SETRANGE's offset).
+    pub(crate) fn op_prefixed(
+        &mut self,
+        op: OpKind,
+        key: Range<usize>,
+        prefix: &[u8],
+        value: &[u8],
+    ) {
+        let start = self.extra.len();
+        self.extra.extend_from_slice(prefix);
+        self.extra.extend_from_slice(value);
         self.ops.push(PendingOp {
             op,
             key,
@@ -198,6 +238,14 @@ pub(crate) fn op_error_line(e: OpError) -> &'static [u8] {
         OpError::BadArgument => b"-ERR malformed expiry argument\r\n",
         OpError::ReplyTooLarge => REPLY_TOO_LARGE,
         OpError::PersistFailed => b"-MISCONF Errors writing to the AOF file\r\n",
+        OpError::StringTooLong => {
+            b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"
+        }
+        OpError::NotFloat => b"-ERR value is not a valid float\r\n",
+        OpError::NanOrInfinity => b"-ERR increment would produce NaN or Infinity\r\n",
+        OpError::LcsTooLarge => {
+            b"-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n"
+        }
     }
 }
 
@@ -236,6 +284,7 @@ impl Run {
         match p.style {
             Style::Bulk => per_value,
             Style::Array => per_value.saturating_mul(p.nops as usize),
+            Style::Lcs(_) => super::strings::lcs_worst_reply(max_value),
             _ => 32,
         }
     }
@@ -269,8 +318,15 @@ pub(crate) struct RespSink<'a> {
     done: u32,
     /// DEL/EXISTS count so far.
     count: i64,
-    /// First error of an aggregated reply (DEL, EXISTS, MSET).
+    /// First error of an aggregated reply (DEL, EXISTS, MSET, LCS).
     err: Option<OpError>,
+    /// The connection's protocol (how nulls are written).
+    proto: Proto,
+    /// LCS's first value, kept until the second arrives.
+    lcs_first: Vec<u8>,
+    /// Most bytes an LCS table may take (`--max-value-len`, as Redis's
+    /// proto-max-bulk-len).
+    lcs_limit: usize,
 }
 
 impl<'a> RespSink<'a> {
@@ -296,7 +352,22 @@ impl<'a> RespSink<'a> {
             done: 0,
             count: 0,
             err: None,
+            proto: Proto::Resp2,
+            lcs_first: Vec::new(),
+            lcs_limit: crate::config::DEFAULT_MAX_VALUE_LEN,
         }
+    }
+
+    /// Writes replies in `proto` (RESP2 by default).
+    pub(crate) fn proto(mut self, proto: Proto) -> RespSink<'a> {
+        self.proto = proto;
+        self
+    }
+
+    /// Bounds LCS's table to `bytes` (default: the default value size).
+    pub(crate) fn lcs_limit(mut self, bytes: usize) -> RespSink<'a> {
+        self.lcs_limit = bytes;
+        self
     }
 }
 
@@ -334,6 +405,8 @@ impl ReplySink for RespSink<'_> {
             r => r,
         };
         match result {
+            // LCS keeps its values; its reply is bounded by its table.
+            OpResult::Value(_) if matches!(plan.style, Style::Lcs(_)) => {}
             OpResult::Value(v) => {
                 let after = out.len().saturating_add(v.len() + 32);
                 if self.overflow || after - self.plan_start > self.limit || after > self.end {
@@ -350,16 +423,45 @@ impl ReplySink for RespSink<'_> {
         }
         match (plan.style, result) {
             _ if self.overflow => {}
-            (_, OpResult::Err(e)) if matches!(plan.style, Style::Count | Style::AllOk) => {
+            (_, OpResult::Err(e))
+                if matches!(plan.style, Style::Count | Style::AllOk | Style::Lcs(_)) =>
+            {
                 self.err.get_or_insert(e);
+            }
+            (Style::Lcs(_), r) if self.done == 0 => {
+                self.lcs_first.clear();
+                if let OpResult::Value(v) = r {
+                    self.lcs_first.extend_from_slice(v);
+                }
+            }
+            (Style::Lcs(opts), r) => {
+                if self.err.is_none() {
+                    let second: &[u8] = match r {
+                        OpResult::Value(v) => v,
+                        _ => b"",
+                    };
+                    let (first, limit, proto) = (&self.lcs_first, self.lcs_limit, self.proto);
+                    if let Err(e) =
+                        super::strings::lcs_reply(out, first, second, opts, limit, proto)
+                    {
+                        self.err = Some(e);
+                    }
+                }
+                if self.lcs_first.capacity() > 64 << 10 {
+                    self.lcs_first = Vec::new();
+                }
             }
             (_, OpResult::Err(e)) => {
                 push_op_error(out, e);
                 self.failed.push((self.cur as u32, e));
             }
             (Style::Bulk | Style::Array, OpResult::Value(v)) => resp::bulk(out, v),
-            (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => resp::null_bulk(out),
+            (Style::Bulk | Style::Array | Style::SetOk, OpResult::NotFound) => {
+                resp::null(out, self.proto)
+            }
             (Style::SetOk, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
+            (Style::Type, OpResult::Int(1)) => out.extend_from_slice(b"+string\r\n"),
+            (Style::Type, OpResult::Int(_)) => out.extend_from_slice(b"+none\r\n"),
             (Style::Flag, OpResult::Ok) => out.extend_from_slice(b":1\r\n"),
             (Style::Flag, OpResult::NotFound) => out.extend_from_slice(b":0\r\n"),
             (Style::Count, OpResult::Ok) => self.count += 1,
@@ -368,7 +470,7 @@ impl ReplySink for RespSink<'_> {
             (_, OpResult::Int(n)) => resp::integer(out, n),
             (_, OpResult::Ok) => out.extend_from_slice(b"+OK\r\n"),
             (_, OpResult::Value(v)) => resp::bulk(out, v),
-            (_, OpResult::NotFound) => resp::null_bulk(out),
+            (_, OpResult::NotFound) => resp::null(out, self.proto),
             (_, OpResult::Moved { .. }) => {}
         }
         self.done += 1;
@@ -382,7 +484,7 @@ impl ReplySink for RespSink<'_> {
                 return;
             }
             match (plan.style, self.err) {
-                (Style::Count | Style::AllOk, Some(e)) => {
+                (Style::Count | Style::AllOk | Style::Lcs(_), Some(e)) => {
                     push_op_error(out, e);
                     self.failed.push((self.cur as u32, e));
                 }
@@ -412,10 +514,17 @@ mod tests {
     /// Runs `run`'s ops over `buf` through a fresh store into a
     /// [`RespSink`]: the reply bytes and the failed ops.
     fn execute(run: &Run, buf: &[u8]) -> (Vec<u8>, Vec<(u32, OpError)>) {
+        execute_in(run, buf, Proto::Resp2)
+    }
+
+    /// [`execute`] with replies in `proto`.
+    fn execute_in(run: &Run, buf: &[u8], proto: Proto) -> (Vec<u8>, Vec<(u32, OpError)>) {
         let view = run.view(buf);
         let mut out = Vec::new();
         let mut failed = Vec::new();
-        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX);
+        let mut sink = RespSink::new(&run.plans, &mut out, &mut failed, usize::MAX, usize::MAX)
+            .proto(proto)
+            .lcs_limit(1024);
         let mut s = store();
         for i in 0..view.len() {
             let (kind, key, value) = view.op(i);
@@ -475,6 +584,61 @@ mod tests {
                     :1\r\n:2\r\n:1\r\n:0\r\n$-1\r\n-ERR key too large (corekv --max-key-len)\r\n\
                     -ERR key too large (corekv --max-key-len)\r\n";
         assert_eq!(String::from_utf8_lossy(&out), want);
+    }
+
+    /// RESP3 nulls (GET, MGET, SET NX), and LCS: its two reads, the reply
+    /// its options ask for, its table bound, an error of either read.
+    #[test]
+    fn resp3_nulls_and_lcs() {
+        let buf = b"abohmytextmynewtext01234567890123456789";
+        let mut run = Run::default();
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.plan(Style::Bulk, 1);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Array, 2);
+        run.op(OpKind::Put, 0..1, 2..10);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::PutIfAbsent, 0..1, 2..10);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::Put, 1..2, 10..19);
+        run.plan(Style::SetOk, 1);
+        let opts = LcsOpts {
+            len: false,
+            idx: true,
+            with_match_len: false,
+            min_match_len: 4,
+        };
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Lcs(opts), 2);
+        // A key too large (16 in `store`) in either read is the error.
+        run.op(OpKind::Get, 19..39, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(Style::Lcs(opts), 2);
+        // The table bound (1024 bytes here): 10 × 10 cells of 4 bytes fit,
+        // 17 × 17 do not.
+        let plain = Style::Lcs(LcsOpts { idx: false, ..opts });
+        run.op(OpKind::Put, 0..1, 10..19);
+        run.plan(Style::SetOk, 1);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(plain, 2);
+        run.op(OpKind::Put, 0..1, 19..35);
+        run.op(OpKind::Put, 1..2, 19..35);
+        run.plan(Style::AllOk, 2);
+        run.op(OpKind::Get, 0..1, 0..0);
+        run.op(OpKind::Get, 1..2, 0..0);
+        run.plan(plain, 2);
+        let (out, failed) = execute_in(&run, buf, Proto::Resp3);
+        let want = "_\r\n*2\r\n_\r\n_\r\n+OK\r\n_\r\n+OK\r\n\
+                    %2\r\n$7\r\nmatches\r\n*1\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n\
+                    $3\r\nlen\r\n:6\r\n\
+                    -ERR key too large (corekv --max-key-len)\r\n+OK\r\n$9\r\nmynewtext\r\n\
+                    +OK\r\n\
+                    -ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), want);
+        assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), [6, 10]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::config::Limits;
-use crate::protocol::resp;
+use crate::protocol::resp::{self, Proto};
 use crate::server::observe::{self, NodeBase, Observe, ERROR_CODES};
 use crate::shard::Shard;
 use crate::store::Policy;
@@ -198,20 +198,30 @@ fn lastsave(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
     Ok(Effect::Continue)
 }
 
-/// DBSIZE: keys of the whole node.
+/// DBSIZE: keys of the connection's database over the whole node (as
+/// every shard last published them, which each does before replying).
 fn dbsize(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     p.finish()?;
-    resp::integer(&mut conn.out, conn.shard.node_keys() as i64);
+    conn.shard.publish();
+    let keys = conn.shard.node.db_stats(conn.db as usize).keys;
+    resp::integer(&mut conn.out, keys as i64);
     Ok(Effect::Continue)
 }
 
-/// FLUSHDB / FLUSHALL [ASYNC|SYNC]: the connection empties every shard and
-/// answers `+OK` ([`Effect::FlushAll`]).
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC]: the connection empties its database
+/// ([`Effect::FlushDb`]) or every database ([`Effect::FlushAll`]) on every
+/// shard and answers `+OK`. Both are synchronous (ASYNC is accepted).
 fn flush(_conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
+    let all = p.name() == "flushall";
+    let effect = if all {
+        Effect::FlushAll
+    } else {
+        Effect::FlushDb
+    };
     match p.try_next_bytes() {
-        None => Ok(Effect::FlushAll),
+        None => Ok(effect),
         Some(mode) if p.remaining() == 0 && (is_word(mode, "async") || is_word(mode, "sync")) => {
-            Ok(Effect::FlushAll)
+            Ok(effect)
         }
         Some(_) => Err(CmdError::msg(ERR_SYNTAX)),
     }
@@ -225,13 +235,13 @@ fn info_cmd(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdE
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
     let text = info(conn.shard, conn.limits, conn.obs, &sections);
-    resp::bulk(&mut conn.out, text.as_bytes());
+    resp::verbatim(&mut conn.out, text.as_bytes(), conn.proto);
     Ok(Effect::Continue)
 }
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]
 fn command(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
-    command_reply(&mut conn.out, &p.rest_bytes());
+    command_reply(&mut conn.out, &p.rest_bytes(), conn.proto);
     Ok(Effect::Continue)
 }
 
@@ -243,7 +253,7 @@ fn config(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdErr
         if patterns.is_empty() {
             return Err(CmdError::wrong_arity("config|get"));
         }
-        config_get(conn.shard, conn.limits, conn.obs, &mut conn.out, &patterns);
+        config_get(conn, &patterns);
     } else if is_word(sub, "resetstat") {
         p.finish()
             .map_err(|_| CmdError::wrong_arity("config|resetstat"))?;
@@ -409,14 +419,10 @@ impl NodeFigures {
     }
 }
 
-/// CONFIG GET: real values for what clients and redis-benchmark ask.
-fn config_get(
-    shard: &Shard,
-    limits: &Limits,
-    obs: &Observe,
-    out: &mut Vec<u8>,
-    patterns: &[&[u8]],
-) {
+/// CONFIG GET: real values for what clients and redis-benchmark ask (a
+/// map; a flat array in RESP2).
+fn config_get(conn: &mut Connection<'_>, patterns: &[&[u8]]) {
+    let (shard, limits, obs, out) = (conn.shard, conn.limits, conn.obs, &mut conn.out);
     let mut params = config_params(shard, limits);
     params.push((
         "slowlog-log-slower-than",
@@ -430,7 +436,7 @@ fn config_get(
         .iter()
         .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
         .collect();
-    resp::array_header(out, matched.len() * 2);
+    resp::map_header(out, matched.len(), conn.proto);
     for (name, value) in matched {
         resp::bulk(out, name.as_bytes());
         resp::bulk(out, value.as_bytes());
@@ -452,7 +458,7 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
         ("maxmemory-policy", figures.policy.name().into()),
         ("maxmemory-samples", "5".into()),
         ("maxclients", figures.maxclients.to_string()),
-        ("databases", "1".into()),
+        ("databases", shard.node.databases().to_string()),
         ("port", figures.port.to_string()),
         (
             "timeout",
@@ -473,12 +479,12 @@ fn config_params(shard: &Shard, limits: &Limits) -> Vec<(&'static str, String)> 
 }
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]
-pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]]) {
+pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]], proto: Proto) {
     let sub = args.first().map(|s| s.to_ascii_lowercase());
     match sub.as_deref() {
         None => {
             resp::array_header(out, table::count());
-            table::all().for_each(|s| command_info(out, s));
+            table::all().for_each(|s| command_info(out, s, proto));
         }
         Some(b"count") if args.len() == 1 => resp::integer(out, table::count() as i64),
         Some(b"list") if args.len() == 1 => {
@@ -489,8 +495,8 @@ pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]]) {
             resp::array_header(out, args.len() - 1);
             for name in &args[1..] {
                 match table::lookup(name) {
-                    Some(s) => command_info(out, s),
-                    None => resp::null_bulk(out),
+                    Some(s) => command_info(out, s, proto),
+                    None => resp::null(out, proto),
                 }
             }
         }
@@ -500,10 +506,10 @@ pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]]) {
             } else {
                 args[1..].iter().filter_map(|n| table::lookup(n)).collect()
             };
-            resp::array_header(out, specs.len() * 2);
+            resp::map_header(out, specs.len(), proto);
             for s in specs {
                 resp::bulk(out, s.name.as_bytes());
-                command_docs(out, s);
+                command_docs(out, s, proto);
             }
         }
         Some(b"count" | b"list") => resp::error(
@@ -524,12 +530,13 @@ pub(crate) fn command_reply(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-/// One COMMAND entry, Redis 7 layout (10 fields).
-fn command_info(out: &mut Vec<u8>, s: &Spec) {
+/// One COMMAND entry, Redis 7 layout (10 fields; flags, ACL categories,
+/// tips, key specs and subcommands are sets in RESP3).
+fn command_info(out: &mut Vec<u8>, s: &Spec, proto: Proto) {
     resp::array_header(out, 10);
     resp::bulk(out, s.name.as_bytes());
     resp::integer(out, s.arity as i64);
-    resp::array_header(out, s.flags.len());
+    resp::set_header(out, s.flags.len(), proto);
     for f in s.flags {
         resp::simple(out, f);
     }
@@ -538,14 +545,14 @@ fn command_info(out: &mut Vec<u8>, s: &Spec) {
     resp::integer(out, s.step as i64);
     // ACL categories, tips, key specs, subcommands.
     for _ in 0..4 {
-        resp::array_header(out, 0);
+        resp::set_header(out, 0, proto);
     }
 }
 
-/// One COMMAND DOCS entry (a map as a flat array).
-fn command_docs(out: &mut Vec<u8>, s: &Spec) {
+/// One COMMAND DOCS entry (a map; a flat array in RESP2).
+fn command_docs(out: &mut Vec<u8>, s: &Spec, proto: Proto) {
     let with_args = !s.args.is_empty();
-    resp::array_header(out, if with_args { 10 } else { 8 });
+    resp::map_header(out, if with_args { 5 } else { 4 }, proto);
     for (k, v) in [
         ("summary", s.summary),
         ("since", "1.0.0"),
@@ -557,11 +564,12 @@ fn command_docs(out: &mut Vec<u8>, s: &Spec) {
     }
     if with_args {
         resp::bulk(out, b"arguments");
-        doc_args(out, s.args);
+        doc_args(out, s.args, proto);
     }
 }
 
-fn doc_args(out: &mut Vec<u8>, args: &[Arg]) {
+/// COMMAND DOCS arguments: an array of maps, their flags a set.
+fn doc_args(out: &mut Vec<u8>, args: &[Arg], proto: Proto) {
     resp::array_header(out, args.len());
     for a in args {
         let flags: Vec<&str> = [(a.optional, "optional"), (a.multiple, "multiple")]
@@ -573,7 +581,7 @@ fn doc_args(out: &mut Vec<u8>, args: &[Arg]) {
             + a.token.is_some() as usize
             + !flags.is_empty() as usize
             + !a.sub.is_empty() as usize;
-        resp::array_header(out, fields * 2);
+        resp::map_header(out, fields, proto);
         resp::bulk(out, b"name");
         resp::bulk(out, a.name.as_bytes());
         resp::bulk(out, b"type");
@@ -584,12 +592,12 @@ fn doc_args(out: &mut Vec<u8>, args: &[Arg]) {
         }
         if !flags.is_empty() {
             resp::bulk(out, b"flags");
-            resp::array_header(out, flags.len());
+            resp::set_header(out, flags.len(), proto);
             flags.iter().for_each(|f| resp::simple(out, f));
         }
         if !a.sub.is_empty() {
             resp::bulk(out, b"arguments");
-            doc_args(out, a.sub);
+            doc_args(out, a.sub, proto);
         }
     }
 }
@@ -860,12 +868,15 @@ pub fn info(shard: &Shard, limits: &Limits, obs: &Observe, sections: &[String]) 
     }
     if want("keyspace") {
         section(&mut s, "Keyspace");
-        if t.keys > 0 {
-            let _ = write!(
-                s,
-                "db0:keys={},expires={},avg_ttl={}\r\n",
-                t.keys, cache.expires, cache.avg_ttl_ms
-            );
+        for db in 0..node.databases() {
+            let d = node.db_stats(db);
+            if d.keys > 0 {
+                let _ = write!(
+                    s,
+                    "db{db}:keys={},expires={},avg_ttl={}\r\n",
+                    d.keys, d.expires, d.avg_ttl_ms
+                );
+            }
         }
     }
     s
@@ -910,12 +921,12 @@ mod tests {
             ));
         }
         let mut out = Vec::new();
-        command_reply(&mut out, &[b"docs"]);
+        command_reply(&mut out, &[b"docs"], Proto::Resp2);
         let (reply, used) = resp::parse_reply(&out).unwrap().unwrap();
         assert_eq!(used, out.len());
         assert!(matches!(reply, resp::Reply::Array(Some(a)) if a.len() == table::count() * 2));
         out.clear();
-        command_reply(&mut out, &[]);
+        command_reply(&mut out, &[], Proto::Resp2);
         assert_eq!(resp::parse_reply(&out).unwrap().unwrap().1, out.len());
     }
 }

@@ -18,13 +18,17 @@ use std::ops::Range;
 
 use crate::op::parse_i64;
 
-use super::{cluster, connection, diagnostics, expiry, keys, server, strings, Connection};
+use super::{
+    cluster, connection, diagnostics, expiry, keys, keyspace, multikey, server, strings, Connection,
+};
 
 /// Every family's rows, in the order COMMAND lists them. A new family module
 /// adds its `COMMANDS` here (and nowhere else).
 pub(crate) static FAMILIES: &[&[Spec]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    multikey::COMMANDS,
+    keyspace::COMMANDS,
     expiry::COMMANDS,
     server::COMMANDS,
     diagnostics::COMMANDS,
@@ -47,11 +51,20 @@ pub(crate) enum Effect {
     Continue,
     /// Write what is pending and close (QUIT).
     Close,
-    /// Remove every key of the node, then answer `+OK` (FLUSHDB/FLUSHALL:
-    /// a command that must wait for other shards).
+    /// Remove every key of the node, then answer `+OK` (FLUSHALL: a
+    /// command that must wait for other shards).
     FlushAll,
+    /// Remove every key of the connection's database on every shard, then
+    /// answer `+OK` (FLUSHDB).
+    FlushDb,
+    /// Answer the connection's pending keyspace command (SWAPDB, MOVE,
+    /// SCAN, …: see `keyspace::finish`).
+    Keyspace,
     /// Snapshot every shard and wait, then answer `+OK` (SAVE).
     Save,
+    /// Run the multi-key command the handler left in the connection as one
+    /// transaction (`multikey`), after the queued run.
+    Atomic,
     /// Count (`limit` None) or list up to `limit` keys of a cluster slot:
     /// asked of the shard owning it (CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT).
     SlotKeys {
@@ -127,6 +140,11 @@ impl<'a> Parse<'a> {
             args,
             pos: 0,
         }
+    }
+
+    /// The command's name (lower case), for handlers shared by several.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The wrong-arity error of this command.

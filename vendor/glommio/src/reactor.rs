@@ -6,7 +6,7 @@
 //!
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::BTreeMap,
     ffi::CString,
     fmt,
@@ -173,6 +173,30 @@ pub(crate) struct Reactor {
     /// refcell) every time. Acquire during initialization
     preempt_ptr_head: *const u32,
     preempt_ptr_tail: *const AtomicU32,
+
+    /// Whether stream reads wait on a multishot poll armed once per stream
+    /// (`IORING_POLL_ADD_MULTI`) instead of a one-shot poll armed per read
+    /// (corekv patch). `multishot_supported` says whether the kernel has it
+    /// (5.13+ by its version; cleared if a multishot poll is refused).
+    multishot_poll: Cell<bool>,
+    multishot_supported: Cell<bool>,
+}
+
+/// Whether the running kernel is at least `major.minor` (by `uname`).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let mut uts: libc::utsname = unsafe { mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return false;
+    }
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    let mut parts = release
+        .to_bytes()
+        .split(|&b| b == b'.' || b == b'-')
+        .map(|p| std::str::from_utf8(p).ok().and_then(|p| p.parse::<u32>().ok()));
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
 }
 
 impl Reactor {
@@ -200,7 +224,29 @@ impl Reactor {
             record_io_latencies,
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
+            multishot_poll: Cell::new(kernel_at_least(5, 13)),
+            multishot_supported: Cell::new(kernel_at_least(5, 13)),
         })
+    }
+
+    /// Whether stream reads use a multishot poll (corekv patch).
+    pub(crate) fn multishot_poll(&self) -> bool {
+        self.multishot_poll.get()
+    }
+
+    /// Asks for multishot polls on stream reads (or not); granted only
+    /// where the kernel has them. Returns the mode now in effect.
+    pub(crate) fn set_multishot_poll(&self, enabled: bool) -> bool {
+        self.multishot_poll
+            .set(enabled && self.multishot_supported.get());
+        self.multishot_poll.get()
+    }
+
+    /// The kernel refused a multishot poll (`EINVAL`: older than 5.13 with a
+    /// version string that said otherwise): one-shot polls from now on.
+    pub(crate) fn multishot_poll_refused(&self) {
+        self.multishot_supported.set(false);
+        self.multishot_poll.set(false);
     }
 
     /// How the sleepable rings run completion task work (corekv patch).
@@ -442,6 +488,19 @@ impl Reactor {
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys.poll_ready(&source, common_flags() | read_flags());
+        source
+    }
+
+    /// A multishot read-readiness poll on `fd` (see
+    /// [`Reactor::multishot_poll`]).
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        // POLLRDHUP: a completion says when the peer has shut its side, after
+        // which the stream stays readable with no further completions.
+        self.sys.poll_ready_multi(
+            &source,
+            common_flags() | read_flags() | PollFlags::from_bits_retain(libc::POLLRDHUP),
+        );
         source
     }
 

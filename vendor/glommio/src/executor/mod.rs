@@ -2238,6 +2238,24 @@ impl ExecutorProxy {
         self.reactor().taskrun_mode()
     }
 
+    /// Whether this executor's TCP and Unix streams wait for readable data
+    /// on a multishot poll armed once per stream (`IORING_POLL_ADD_MULTI`,
+    /// Linux 5.13+) rather than on a one-shot poll armed for each read that
+    /// has to wait. On by default where the kernel has it. (corekv patch,
+    /// see PATCHES.md.)
+    pub fn multishot_poll(&self) -> bool {
+        self.reactor().multishot_poll()
+    }
+
+    /// Asks for multishot polls on stream reads (`true`, the default where
+    /// supported) or one-shot polls (`false`). Applies to streams created
+    /// from now on (a stream created before keeps its armed poll until it
+    /// fires). Returns the mode in effect: `false` if the kernel lacks
+    /// multishot polls, whatever was asked. (corekv patch.)
+    pub fn set_multishot_poll(&self, enabled: bool) -> bool {
+        self.reactor().set_multishot_poll(enabled)
+    }
+
     #[inline(always)]
     pub(crate) fn reactor(&self) -> Rc<reactor::Reactor> {
         #[cfg(not(feature = "native-tls"))]

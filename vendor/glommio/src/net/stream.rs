@@ -223,13 +223,90 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
+    /// Multishot mode (corekv patch): whether a `recv` may find data, i.e.
+    /// no `recv` has come back short or empty since the last readiness
+    /// completion of `source_rx`.
+    rx_ready: bool,
+    /// Multishot mode: a completion reported the peer's shutdown, a hang-up
+    /// or an error. The socket then stays readable (end of stream, or the
+    /// error) without further completions, so every read goes to `recv`.
+    rx_closed: bool,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(if reactor.multishot_poll() {
+            reactor.poll_read_ready_multi(stream_fd)
+        } else {
+            reactor.poll_read_ready(stream_fd)
+        });
+    }
+
+    /// `poll_read` with a multishot poll (corekv patch): the stream's
+    /// readiness poll is armed once and posts a completion each time data
+    /// arrives, so a read that drains the socket arms nothing. Edge-triggered
+    /// reasoning: `rx_ready` is cleared when a `recv` comes back short (the
+    /// socket was drained at that moment) and set by the next completion,
+    /// which any later arrival posts; a completion for data a `recv` already
+    /// took only costs one `recv` that finds nothing. The exception is the
+    /// peer's FIN (or a reset): it may have come with the data a short
+    /// `recv` took, and no completion follows it, so once a completion's
+    /// mask shows `POLLRDHUP`/`POLLHUP`/`POLLERR` (or an error), `rx_closed`
+    /// keeps every read going to `recv` until it returns 0 or the error.
+    fn poll_read_multishot(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [u8],
+        reactor: &Reactor,
+    ) -> Poll<io::Result<usize>> {
+        if let Some(src) = &self.source_rx {
+            if let Some(res) = src.take_result() {
+                self.rx_ready = true;
+                let closed = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as usize;
+                if res.as_ref().map_or(true, |&mask| mask & closed != 0) {
+                    self.rx_closed = true;
+                }
+                if !src.in_flight() {
+                    // The kernel ended the multishot poll; arm a new one
+                    // when we next wait.
+                    self.source_rx = None;
+                    if matches!(&res, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+                        reactor.multishot_poll_refused();
+                    }
+                }
+            }
+        }
+        if self.rx_ready || buf.is_empty() {
+            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
+                self.read_timeout.cancel_timer(reactor);
+                let result = poll_err!(result);
+                // Short: drained. Zero is end of stream, which stays
+                // readable without further completions: keep trying.
+                if result > 0 && result < buf.len() && !self.rx_closed {
+                    self.rx_ready = false;
+                }
+                return Poll::Ready(Ok(result));
+            }
+            // EAGAIN. Had the peer shut its side, recv would have said so.
+            self.rx_ready = false;
+        }
+
+        poll_err!(self.read_timeout.check(reactor));
+
+        if self.source_rx.is_none() {
+            let fd = self.stream.as_raw_fd();
+            self.source_rx = Some(if reactor.multishot_poll() {
+                reactor.poll_read_ready_multi(fd)
+            } else {
+                reactor.poll_read_ready(fd)
+            });
+        }
+        let source = self.source_rx.as_ref().unwrap();
+        source.add_waiter_single(cx.waker());
+        self.read_timeout.maybe_set_timer(reactor, cx.waker());
+        Poll::Pending
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -260,6 +337,10 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
+
+        if reactor.multishot_poll() {
+            return self.poll_read_multishot(cx, buf, reactor);
+        }
 
         let no_pending_poll = self
             .source_rx
@@ -368,6 +449,8 @@ where
             source_rx: None,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
+            rx_ready: true,
+            rx_closed: false,
         };
         stream.init();
         GlommioStream {

@@ -86,6 +86,10 @@ pub const IORING_OFF_SQES: libc::__u64 = 0x10000000;
 pub const IORING_SQ_NEED_WAKEUP: libc::c_uint = 1 << 0;
 pub const IORING_SQ_CQ_OVERFLOW: libc::c_uint = 1 << 1;
 pub const IORING_SQ_TASKRUN: libc::c_uint = 1 << 2; /* task work pending (corekv patch) */
+/// `sqe.len` of a POLL_ADD: multishot, stays armed after a completion (Linux 5.13; corekv patch).
+pub const IORING_POLL_ADD_MULTI: libc::c_uint = 1 << 0;
+/// CQE flag: the request stays armed and more completions follow (corekv patch).
+pub const IORING_CQE_F_MORE: libc::c_uint = 1 << 1;
 
 // cq_ring.kflags
 pub const IORING_CQ_EVENTFD_DISABLED: libc::c_uint = 1 << 0;

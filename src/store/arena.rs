@@ -1,0 +1,681 @@
+//! The table's slab arena: where entry blocks live. It owns one reserved
+//! range of address space per table, carved into 16 KiB pages, each page
+//! into equal chunks of one size class; it knows nothing of keys, hashes or
+//! slots (the table, [`super::table`], moves chunks when asked to compact).
+//!
+//! * **Addresses are 32-bit offsets** in 4-byte units from the range's base
+//!   (16 GiB addressable per table), so a table slot holds an offset instead
+//!   of a pointer. Page 0 is never handed out: offset 0 means "no chunk".
+//! * **Size classes**: every multiple of 4 bytes up to 256 B (no rounding
+//!   beyond 3 bytes, and no allocator header), then 32 classes per doubling
+//!   up to 16 KiB (at most 1/32 ≈ 3% rounding). Larger blocks take a run of
+//!   whole pages.
+//! * **Free chunks** go on their page's own free list; a class keeps the
+//!   pages with a free chunk. A page whose last chunk is freed goes back to
+//!   the range's free pages *and to the kernel* (`madvise(MADV_DONTNEED)`),
+//!   so [`Arena::held_bytes`] — the pages in use — is what the process
+//!   holds for entries (RSS), and what `used_memory` counts.
+//! * **Bounded fragmentation.** Random frees leave chunks free in many pages
+//!   of a class without emptying any. When a class's free chunks reach two
+//!   pages' worth, [`Arena::free`] names the emptiest of a few of its partial
+//!   pages and the table *evacuates* it: moves its live chunks into the
+//!   class's other free chunks (which are enough, by that count), so the
+//!   page empties and is returned. A class therefore holds at most about two
+//!   pages of free chunks beyond its live ones, and each evacuation, which
+//!   moves at most a page's chunks, needs a page's worth of frees first (at
+//!   most one move per free, amortised).
+//!
+//! The range is reserved `PROT_NONE` on the first allocation (an empty table
+//! costs no address space) and made writable in 2 MiB steps as the high-water
+//! mark passes them, so memory is committed only as it is used.
+//!
+//! The arena marks a free chunk by setting bit 7 of its first byte; a live
+//! chunk's first byte must keep that bit clear (the table's entry header
+//! does), which is how an evacuation tells live chunks from free ones.
+
+use std::collections::BTreeMap;
+use std::ptr;
+
+/// Bytes of a page (log2).
+pub const PAGE_SHIFT: u32 = 14;
+/// Bytes of a page.
+pub const PAGE: usize = 1 << PAGE_SHIFT;
+/// Offsets count 4-byte units.
+const UNIT_SHIFT: u32 = 2;
+/// Largest size served by a size class; bigger blocks take whole pages.
+pub const MAX_CLASS_SIZE: usize = PAGE;
+/// Number of size classes.
+const NR_CLASSES: usize = 64 + 6 * 32;
+/// The free-chunk mark in a chunk's first byte.
+pub const FREE_MARK: u8 = 0x80;
+/// Address space reserved per table, at most (2^32 offsets of 4 bytes).
+const MAX_RESERVE: usize = 1 << 34;
+/// The writable part of the range grows by this much at a time.
+const COMMIT_STEP: usize = 2 << 20;
+/// Partial pages looked at to pick the one to evacuate.
+const EVACUATION_CANDIDATES: usize = 8;
+
+/// `page.class` of a page that is free.
+const PAGE_FREE: u16 = u16::MAX;
+/// `page.class` of the first page of a run holding one large block.
+const PAGE_LARGE: u16 = u16::MAX - 1;
+/// `page.class` of the other pages of a large run.
+const PAGE_LARGE_TAIL: u16 = u16::MAX - 2;
+/// `page.partial` of a page that is in no partial list.
+const NOT_PARTIAL: u32 = u32::MAX;
+
+/// The size class serving a block of `size` bytes (`size <= MAX_CLASS_SIZE`).
+#[inline]
+pub fn class_of(size: usize) -> usize {
+    if size <= 256 {
+        return size.max(1).div_ceil(4) - 1;
+    }
+    let lg = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize; // size in (2^lg, 2^(lg+1)]
+    let step = 1usize << (lg - 5);
+    64 + (lg - 8) * 32 + (size - (1 << lg)).div_ceil(step) - 1
+}
+
+/// The chunk size of class `c`.
+#[inline]
+pub fn class_size(c: usize) -> usize {
+    if c < 64 {
+        return (c + 1) * 4;
+    }
+    let j = c - 64;
+    let lg = 8 + j / 32;
+    (1 << lg) + (j % 32 + 1) * (1 << (lg - 5))
+}
+
+/// Bytes a block of `size` takes in the arena: its class's chunk, or whole
+/// pages for a large block.
+#[inline]
+pub fn charge(size: usize) -> usize {
+    if size <= MAX_CLASS_SIZE {
+        class_size(class_of(size))
+    } else {
+        size.div_ceil(PAGE) * PAGE
+    }
+}
+
+#[derive(Clone, Copy)]
+struct PageMeta {
+    /// Size class, or `PAGE_FREE` / `PAGE_LARGE` / `PAGE_LARGE_TAIL`.
+    class: u16,
+    /// Live chunks.
+    live: u16,
+    /// Chunks carved so far (the rest of the page was never used).
+    bump: u16,
+    /// First free chunk + 1 (0: none); each free chunk holds the next.
+    free_head: u16,
+    /// Index in the class's partial list, or `NOT_PARTIAL`. For a large
+    /// run's first page: the run's length in pages.
+    partial: u32,
+}
+
+const FREE_PAGE: PageMeta = PageMeta {
+    class: PAGE_FREE,
+    live: 0,
+    bump: 0,
+    free_head: 0,
+    partial: NOT_PARTIAL,
+};
+
+struct Class {
+    size: u32,
+    /// Chunks per page.
+    per_page: u16,
+    /// Pages of this class with at least one free chunk.
+    partial: Vec<u32>,
+    /// Free chunks over the class's pages (carved or not).
+    free_chunks: usize,
+}
+
+/// The arena (see the module docs). Not `Send`: it belongs to one table.
+pub struct Arena {
+    /// The mapping as `mmap` returned it, and its length (for `munmap`).
+    mapping: (*mut u8, usize),
+    /// The first page: the mapping's first 2 MiB boundary.
+    base: *mut u8,
+    /// Pages in the reserved range.
+    reserved_pages: usize,
+    /// Bytes of the range made writable.
+    committed: usize,
+    /// One past the highest page ever handed out.
+    hwm: usize,
+    pages: Vec<PageMeta>,
+    /// Free page runs below `hwm`: start → length.
+    free_runs: BTreeMap<u32, u32>,
+    classes: Vec<Class>,
+    /// Pages owned by classes or large runs.
+    pages_in_use: usize,
+    /// An evacuation is running (frees do not start another).
+    evacuating: bool,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+impl Arena {
+    /// An empty arena (no address space reserved yet).
+    pub fn new() -> Arena {
+        let classes = (0..NR_CLASSES)
+            .map(|c| {
+                let size = class_size(c);
+                Class {
+                    size: size as u32,
+                    per_page: (PAGE / size) as u16,
+                    partial: Vec::new(),
+                    free_chunks: 0,
+                }
+            })
+            .collect();
+        Arena {
+            mapping: (ptr::null_mut(), 0),
+            base: ptr::null_mut(),
+            reserved_pages: 0,
+            committed: 0,
+            hwm: 1,
+            pages: vec![FREE_PAGE],
+            free_runs: BTreeMap::new(),
+            classes,
+            pages_in_use: 0,
+            evacuating: false,
+        }
+    }
+
+    /// Bytes of the pages in use: what the arena holds from the kernel.
+    #[inline]
+    pub fn held_bytes(&self) -> usize {
+        self.pages_in_use * PAGE
+    }
+
+    /// The address of the chunk at `off`.
+    #[inline(always)]
+    pub fn ptr(&self, off: u32) -> *mut u8 {
+        self.base.wrapping_add((off as usize) << UNIT_SHIFT)
+    }
+
+    /// Bytes the arena would grow by to allocate a block of `size` now.
+    #[inline]
+    pub fn growth(&self, size: usize) -> usize {
+        if size > MAX_CLASS_SIZE {
+            return charge(size);
+        }
+        if self.classes[class_of(size)].partial.is_empty() {
+            PAGE
+        } else {
+            0
+        }
+    }
+
+    /// The bytes the chunk at `off` spans (its class size, or its run).
+    #[inline]
+    pub fn chunk_bytes(&self, off: u32) -> usize {
+        let m = self.pages[(off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize];
+        match m.class {
+            PAGE_LARGE => m.partial as usize * PAGE,
+            c => self.classes[c as usize].size as usize,
+        }
+    }
+
+    /// Makes sure a block of `size` bytes (a class's, not a large one) can
+    /// be allocated: a class without a free chunk gets a page now. `None`
+    /// when the range is exhausted.
+    pub fn reserve(&mut self, size: usize) -> Option<()> {
+        if size > MAX_CLASS_SIZE {
+            // A run: there is one free, or room at the high-water mark.
+            let n = size.div_ceil(PAGE);
+            if self.base.is_null() {
+                self.reserve_range()?;
+            }
+            let fits = self.hwm + n <= self.reserved_pages
+                || self.free_runs.values().any(|&len| len as usize >= n);
+            return fits.then_some(());
+        }
+        let c = class_of(size);
+        if self.classes[c].partial.is_empty() {
+            self.new_class_page(c)?;
+        }
+        Some(())
+    }
+
+    /// Gives class `c` a fresh page; it joins the partial list.
+    fn new_class_page(&mut self, c: usize) -> Option<usize> {
+        let p = self.take_pages(1)?;
+        self.pages[p] = PageMeta {
+            class: c as u16,
+            ..FREE_PAGE
+        };
+        let per_page = self.classes[c].per_page as usize;
+        self.classes[c].free_chunks += per_page;
+        self.push_partial(c, p);
+        Some(p)
+    }
+
+    /// Allocates a block of `size` bytes; `None` when the reserved range is
+    /// exhausted (or cannot be reserved).
+    pub fn alloc(&mut self, size: usize) -> Option<u32> {
+        if size > MAX_CLASS_SIZE {
+            return self.alloc_large(size.div_ceil(PAGE));
+        }
+        let c = class_of(size);
+        let page = match self.classes[c].partial.last() {
+            Some(&p) => p as usize,
+            None => self.new_class_page(c)?,
+        };
+        let cls = &mut self.classes[c];
+        let (size, per_page) = (cls.size as usize, cls.per_page);
+        cls.free_chunks -= 1;
+        let page_ptr = self.page_ptr(page);
+        let m = &mut self.pages[page];
+        let idx = if m.free_head != 0 {
+            let idx = (m.free_head - 1) as usize;
+            // SAFETY: a free chunk of this page holds its successor in
+            // bytes 1..3 (written by `free`); the page is committed.
+            m.free_head =
+                unsafe { ptr::read_unaligned(page_ptr.add(idx * size + 1) as *const u16) };
+            idx
+        } else {
+            m.bump += 1;
+            (m.bump - 1) as usize
+        };
+        m.live += 1;
+        let m = *m;
+        if m.free_head == 0 && m.bump == per_page {
+            self.remove_partial(c, page);
+        }
+        Some(((page << PAGE_SHIFT) + idx * size) as u32 >> UNIT_SHIFT)
+    }
+
+    /// Frees the chunk at `off`. Returns a page the caller should evacuate
+    /// (move its live chunks with [`Arena::alloc`] + [`Arena::free`] inside
+    /// [`Arena::begin_evacuation`] / [`Arena::end_evacuation`]) when its
+    /// class has two pages' worth of free chunks.
+    pub fn free(&mut self, off: u32) -> Option<usize> {
+        let page = (off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize;
+        let m = self.pages[page];
+        if m.class == PAGE_LARGE {
+            self.pages_in_use -= m.partial as usize;
+            self.give_pages(page, m.partial as usize);
+            return None;
+        }
+        let c = m.class as usize;
+        let (size, per_page) = {
+            let cls = &self.classes[c];
+            (cls.size as usize, cls.per_page)
+        };
+        let idx = ((off as usize) << UNIT_SHIFT) - (page << PAGE_SHIFT);
+        let idx = idx / size;
+        let was_full = m.free_head == 0 && m.bump == per_page;
+        // SAFETY: the chunk is inside a committed page; its first three
+        // bytes become the free mark and the next free chunk's index.
+        unsafe {
+            let p = self.page_ptr(page).add(idx * size);
+            *p = FREE_MARK;
+            ptr::write_unaligned(p.add(1) as *mut u16, m.free_head);
+        }
+        let pm = &mut self.pages[page];
+        pm.free_head = idx as u16 + 1;
+        pm.live -= 1;
+        self.classes[c].free_chunks += 1;
+        if pm.live == 0 {
+            // The page is empty: back to the range and the kernel.
+            self.remove_partial(c, page);
+            self.classes[c].free_chunks -= per_page as usize;
+            self.pages_in_use -= 1;
+            self.give_pages(page, 1);
+            return None;
+        }
+        if was_full && !self.evacuating {
+            self.push_partial(c, page);
+        }
+        let cls = &self.classes[c];
+        if self.evacuating || per_page < 2 || cls.free_chunks < 2 * per_page as usize {
+            return None;
+        }
+        // The emptiest of the few most recently partial pages.
+        cls.partial
+            .iter()
+            .rev()
+            .take(EVACUATION_CANDIDATES)
+            .map(|&p| p as usize)
+            .min_by_key(|&p| self.pages[p].live)
+    }
+
+    /// Starts evacuating `page`: it leaves its class's partial list, so
+    /// allocations go to the class's other pages. Returns the offsets of
+    /// its chunks (live and free: a free one has [`FREE_MARK`] in its first
+    /// byte).
+    pub fn begin_evacuation(&mut self, page: usize) -> impl Iterator<Item = u32> {
+        self.evacuating = true;
+        let m = self.pages[page];
+        let c = m.class as usize;
+        self.remove_partial(c, page);
+        // Its free chunks still count in the class's total (the release
+        // subtracts the whole page), but nothing is allocated there: the
+        // class's other pages hold at least `2·per_page − (per_page − live)`
+        // free chunks, more than the page's `live`.
+        let size = self.classes[c].size as usize;
+        let first = (page << PAGE_SHIFT) >> UNIT_SHIFT;
+        (0..m.bump as usize).map(move |i| (first + ((i * size) >> UNIT_SHIFT)) as u32)
+    }
+
+    /// True when `page` is free (an evacuation moved its last chunk).
+    pub fn page_is_free(&self, page: usize) -> bool {
+        self.pages[page].class == PAGE_FREE
+    }
+
+    /// Ends an evacuation (its page has been freed chunk by chunk).
+    pub fn end_evacuation(&mut self, page: usize) {
+        self.evacuating = false;
+        debug_assert_eq!(self.pages[page].class, PAGE_FREE, "the page emptied");
+    }
+
+    fn push_partial(&mut self, c: usize, page: usize) {
+        let list = &mut self.classes[c].partial;
+        self.pages[page].partial = list.len() as u32;
+        list.push(page as u32);
+    }
+
+    fn remove_partial(&mut self, c: usize, page: usize) {
+        let pos = self.pages[page].partial;
+        if pos == NOT_PARTIAL {
+            return;
+        }
+        let list = &mut self.classes[c].partial;
+        list.swap_remove(pos as usize);
+        if let Some(&moved) = list.get(pos as usize) {
+            self.pages[moved as usize].partial = pos;
+        }
+        self.pages[page].partial = NOT_PARTIAL;
+    }
+
+    fn alloc_large(&mut self, n: usize) -> Option<u32> {
+        let p = self.take_pages(n)?;
+        self.pages[p] = PageMeta {
+            class: PAGE_LARGE,
+            live: 1,
+            partial: n as u32,
+            ..FREE_PAGE
+        };
+        for q in p + 1..p + n {
+            self.pages[q] = PageMeta {
+                class: PAGE_LARGE_TAIL,
+                ..FREE_PAGE
+            };
+        }
+        self.pages_in_use += n - 1; // take_pages counted one
+        Some((p << (PAGE_SHIFT - UNIT_SHIFT)) as u32)
+    }
+
+    /// `n` contiguous free pages (the lowest run that fits, else new pages
+    /// at the high-water mark), counted in use (one of them: the caller
+    /// counts the rest of a run).
+    fn take_pages(&mut self, n: usize) -> Option<usize> {
+        let found = self
+            .free_runs
+            .iter()
+            .find(|(_, &len)| len as usize >= n)
+            .map(|(&s, &len)| (s as usize, len as usize));
+        let p = match found {
+            Some((s, len)) => {
+                self.free_runs.remove(&(s as u32));
+                if len > n {
+                    self.free_runs.insert((s + n) as u32, (len - n) as u32);
+                }
+                s
+            }
+            None => {
+                if self.base.is_null() {
+                    self.reserve_range()?;
+                }
+                if self.hwm + n > self.reserved_pages {
+                    return None;
+                }
+                let p = self.hwm;
+                self.hwm += n;
+                let need = self.hwm << PAGE_SHIFT;
+                if need > self.committed {
+                    let to = need.div_ceil(COMMIT_STEP) * COMMIT_STEP;
+                    let to = to.min(self.reserved_pages << PAGE_SHIFT);
+                    // SAFETY: [committed, to) lies inside the reserved range.
+                    let r = unsafe {
+                        libc::mprotect(
+                            self.base.add(self.committed).cast(),
+                            to - self.committed,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                        )
+                    };
+                    if r != 0 {
+                        self.hwm -= n;
+                        return None;
+                    }
+                    // Huge pages where the kernel offers them on request
+                    // (THP `madvise`): random reads over the entries then
+                    // miss the TLB far less. A hint; failure is harmless.
+                    // SAFETY: the same committed range.
+                    unsafe {
+                        libc::madvise(
+                            self.base.add(self.committed).cast(),
+                            to - self.committed,
+                            libc::MADV_HUGEPAGE,
+                        )
+                    };
+                    self.committed = to;
+                }
+                if self.pages.len() < self.hwm {
+                    self.pages.resize(self.hwm, FREE_PAGE);
+                }
+                p
+            }
+        };
+        self.pages_in_use += 1;
+        Some(p)
+    }
+
+    /// Returns pages `p..p + n` to the free runs (coalescing) and their
+    /// memory to the kernel.
+    fn give_pages(&mut self, p: usize, n: usize) {
+        for q in p..p + n {
+            self.pages[q] = FREE_PAGE;
+        }
+        // SAFETY: the pages are inside the committed range and hold nothing
+        // anyone refers to any more.
+        unsafe {
+            libc::madvise(self.page_ptr(p).cast(), n * PAGE, libc::MADV_DONTNEED);
+        }
+        let (mut start, mut len) = (p as u32, n as u32);
+        if let Some((&s, &l)) = self.free_runs.range(..start).next_back() {
+            if s + l == start {
+                self.free_runs.remove(&s);
+                start = s;
+                len += l;
+            }
+        }
+        if let Some(&l) = self.free_runs.get(&(start + len)) {
+            self.free_runs.remove(&(start + len));
+            len += l;
+        }
+        self.free_runs.insert(start, len);
+    }
+
+    #[inline]
+    fn page_ptr(&self, page: usize) -> *mut u8 {
+        self.base.wrapping_add(page << PAGE_SHIFT)
+    }
+
+    /// Reserves the address range (`PROT_NONE`: no memory is committed),
+    /// as large as the system allows up to 16 GiB, starting at a 2 MiB
+    /// boundary (so the commit steps can be huge pages).
+    fn reserve_range(&mut self) -> Option<()> {
+        let mut size = MAX_RESERVE;
+        while size >= 64 << 20 {
+            let len = size + COMMIT_STEP;
+            // SAFETY: an anonymous private mapping at an address of the
+            // kernel's choice; nothing else is touched.
+            let p = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    len,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                self.mapping = (p.cast(), len);
+                let skip = (p as usize).next_multiple_of(COMMIT_STEP) - p as usize;
+                self.base = self.mapping.0.wrapping_add(skip);
+                // The last page stays out: offset u32::MAX is never a chunk
+                // (the table's empty slot has it).
+                self.reserved_pages = (size >> PAGE_SHIFT) - 1;
+                return Some(());
+            }
+            size /= 2;
+        }
+        None
+    }
+
+    /// Frees every block and the address range.
+    pub fn clear(&mut self) {
+        *self = Arena::new();
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if !self.mapping.0.is_null() {
+            // SAFETY: the range was mapped by `reserve_range` with this size
+            // and nothing refers into it once the arena goes.
+            unsafe { libc::munmap(self.mapping.0.cast(), self.mapping.1) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_every_size_with_little_rounding() {
+        let mut prev = 0;
+        for c in 0..NR_CLASSES {
+            let s = class_size(c);
+            assert!(s > prev && s % 4 == 0, "class {c}: {s}");
+            assert_eq!(class_of(s), c);
+            assert_eq!(class_of(prev + 1), c);
+            prev = s;
+        }
+        assert_eq!(prev, MAX_CLASS_SIZE);
+        for size in 1..=MAX_CLASS_SIZE {
+            let got = class_size(class_of(size));
+            assert!(
+                got >= size && got - size <= (size / 32).max(3),
+                "{size} -> {got}"
+            );
+        }
+        // The seed's entry: 5 header bytes, a 6-byte key, a 128-byte value.
+        assert_eq!(charge(139), 140);
+        assert_eq!(charge(MAX_CLASS_SIZE + 1), 2 * PAGE);
+    }
+
+    fn fill(a: &Arena, off: u32, size: usize, byte: u8) {
+        // SAFETY: a live chunk of at least `size` bytes.
+        unsafe { ptr::write_bytes(a.ptr(off), byte, size) };
+    }
+
+    fn check(a: &Arena, off: u32, size: usize, byte: u8) {
+        // SAFETY: as in `fill`.
+        let s = unsafe { std::slice::from_raw_parts(a.ptr(off), size) };
+        assert!(s.iter().all(|&b| b == byte), "chunk {off} of {size} B");
+    }
+
+    #[test]
+    fn alloc_free_reuse_and_pages_go_back() {
+        let mut a = Arena::new();
+        assert_eq!(a.held_bytes(), 0);
+        let mut live = Vec::new();
+        for i in 0..10_000usize {
+            let size = 20 + i % 300;
+            let off = a.alloc(size).unwrap();
+            fill(&a, off, size, (i % 100) as u8 + 1);
+            live.push((off, size, (i % 100) as u8 + 1));
+        }
+        let held = a.held_bytes();
+        let payload: usize = live.iter().map(|&(_, s, _)| charge(s)).sum();
+        assert!(
+            held >= payload && held < payload + 80 * PAGE,
+            "{held} vs {payload}"
+        );
+        for &(off, size, b) in &live {
+            check(&a, off, size, b);
+        }
+        // Free everything: every page goes back.
+        for &(off, ..) in &live {
+            a.free(off); // a named candidate may be ignored
+        }
+        assert_eq!(a.held_bytes(), 0);
+        // Pages are reused from the free runs, not from new address space.
+        let hwm = a.hwm;
+        for _ in 0..1000 {
+            a.alloc(100).unwrap();
+        }
+        assert_eq!(a.hwm, hwm);
+    }
+
+    #[test]
+    fn large_blocks_take_runs_that_coalesce() {
+        let mut a = Arena::new();
+        let x = a.alloc(3 * PAGE).unwrap();
+        let y = a.alloc(PAGE + 1).unwrap();
+        assert_eq!(a.held_bytes(), 5 * PAGE);
+        assert_eq!(a.chunk_bytes(x), 3 * PAGE);
+        fill(&a, x, 3 * PAGE, 7);
+        fill(&a, y, PAGE + 1, 9);
+        check(&a, x, 3 * PAGE, 7);
+        a.free(x);
+        a.free(y);
+        assert_eq!(a.held_bytes(), 0);
+        assert_eq!(a.free_runs.len(), 1, "freed runs coalesce");
+        let hwm = a.hwm;
+        a.alloc(5 * PAGE).unwrap();
+        assert_eq!(a.hwm, hwm, "a run of five fits the coalesced space");
+    }
+
+    #[test]
+    fn evacuation_candidates_appear_at_two_pages_of_free_chunks() {
+        let mut a = Arena::new();
+        let offs: Vec<u32> = (0..10 * 128).map(|_| a.alloc(128).unwrap()).collect();
+        assert_eq!(a.held_bytes(), 10 * PAGE);
+        // Free every other chunk: pages stay in use, a candidate appears
+        // once 256 chunks (two pages' worth) are free.
+        let mut candidate = None;
+        for (i, &off) in offs.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            if let Some(p) = a.free(off) {
+                candidate = Some((i, p));
+                break;
+            }
+        }
+        let (i, page) = candidate.expect("a candidate");
+        assert_eq!(i / 2 + 1, 256);
+        // Evacuate it by hand: move its live chunks.
+        let chunks: Vec<u32> = a.begin_evacuation(page).collect();
+        for off in chunks {
+            if a.page_is_free(page) {
+                break;
+            }
+            // SAFETY: a chunk of the page being evacuated.
+            if unsafe { *a.ptr(off) } & FREE_MARK == 0 {
+                let to = a.alloc(128).unwrap();
+                assert_ne!(to >> (PAGE_SHIFT - UNIT_SHIFT), page as u32);
+                a.free(off);
+            }
+        }
+        a.end_evacuation(page);
+        assert_eq!(a.held_bytes(), 9 * PAGE);
+    }
+}
