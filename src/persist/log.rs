@@ -2,10 +2,14 @@
 //! buffer while a batch executes (no I/O, no await), and written by *group
 //! commit*: one `write` of everything buffered, padded to the device block,
 //! through glommio's [`DmaFile`] (O_DIRECT, io_uring) on the shard's own
-//! executor, then one `fdatasync` when the policy asks for it. Whoever needs
-//! its records durable calls [`Aof::commit`]; while one commit is in flight
-//! the others wait for the flush lock and usually find their records already
-//! written by it, so N concurrent batches cost far fewer than N syncs.
+//! executor; under `always` the file is `O_DSYNC`, so that write is also the
+//! sync, otherwise an `fdatasync` follows when the policy asks for it. One
+//! committer task ([`Aof::start_commit`]) keeps at most one commit in
+//! flight and starts the next with everything appended meanwhile; whoever
+//! needs its records durable waits with [`Aof::durable_to`] (cancel-safe),
+//! so the shard goes on executing batches while a commit is in flight.
+//! The writer keeps zeros written ahead of its records
+//! (`Aof::zero_ahead`), so commits overwrite allocated blocks.
 //!
 //! The writer keeps the file's last partial block in memory (`tail`) and
 //! rewrites that block with the new records appended, so the file is always
