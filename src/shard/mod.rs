@@ -1590,7 +1590,13 @@ impl Shard {
             log.tick().await;
             self.publish();
             if log.wants_rewrite(percentage, min_size) {
-                let _ = self.rewrite().await;
+                // In its own task: the once-a-second write (everysec's
+                // promise) goes on while the snapshot is taken.
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    let _ = me.rewrite().await;
+                })
+                .detach();
             }
         }
     }
