@@ -17,52 +17,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use corekv::protocol::resp::{encode_command, parse_reply, Reply};
+use common::reply::{parsed, R};
+use corekv::protocol::resp::encode_command;
 use corekv::server::metrics::MetricsServer;
 use corekv::server::ServerHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum R {
-    Simple(String),
-    Err(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Arr(Option<Vec<R>>),
-}
-
-fn own(r: &Reply<'_>) -> R {
-    match r {
-        Reply::Simple(s) => R::Simple(String::from_utf8_lossy(s).into()),
-        Reply::Error(s) => R::Err(String::from_utf8_lossy(s).into()),
-        Reply::Integer(i) => R::Int(*i),
-        Reply::Bulk(b) => R::Bulk(b.map(|b| b.to_vec())),
-        Reply::Array(a) => R::Arr(a.as_ref().map(|v| v.iter().map(own).collect())),
-    }
-}
-
-impl R {
-    fn text(&self) -> String {
-        match self {
-            R::Bulk(Some(b)) => String::from_utf8_lossy(b).into(),
-            R::Simple(s) | R::Err(s) => s.clone(),
-            other => panic!("not text: {other:?}"),
-        }
-    }
-    fn arr(&self) -> &[R] {
-        match self {
-            R::Arr(Some(a)) => a,
-            other => panic!("not an array: {other:?}"),
-        }
-    }
-    fn int(&self) -> i64 {
-        match self {
-            R::Int(i) => *i,
-            other => panic!("not an integer: {other:?}"),
-        }
-    }
-}
 
 /// A RESP connection (the shared harness's), its replies parsed.
 struct Conn(common::redis::Conn);
@@ -93,15 +53,6 @@ impl Conn {
             })
             .collect()
     }
-}
-
-/// One whole reply's bytes, parsed.
-fn parsed(bytes: &[u8]) -> R {
-    let (r, used) = parse_reply(bytes)
-        .expect("valid reply")
-        .expect("a whole reply");
-    assert_eq!(used, bytes.len());
-    own(&r)
 }
 
 /// A redis-server on a free loopback port (the shared launcher).

@@ -17,8 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::Conn;
+use common::reply::{parsed, R};
 use corekv::config::{allowed_cpus, ServerConfig};
-use corekv::protocol::resp::{encode_command, parse_reply, Reply};
+use corekv::protocol::resp::encode_command;
 use corekv::server::{run, ServerHandle};
 use support::history::{record_history, Pick};
 use support::linearizability::{check, Input, Output};
@@ -44,26 +45,6 @@ fn resp_addr(h: &ServerHandle) -> SocketAddr {
 // ---------------------------------------------------------------------------
 // A raw RESP connection
 // ---------------------------------------------------------------------------
-
-/// An owned reply, for assertions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum R {
-    Simple(String),
-    Err(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Arr(Option<Vec<R>>),
-}
-
-fn own(r: &Reply<'_>) -> R {
-    match r {
-        Reply::Simple(s) => R::Simple(String::from_utf8_lossy(s).into()),
-        Reply::Error(s) => R::Err(String::from_utf8_lossy(s).into()),
-        Reply::Integer(i) => R::Int(*i),
-        Reply::Bulk(b) => R::Bulk(b.map(|b| b.to_vec())),
-        Reply::Array(a) => R::Arr(a.as_ref().map(|v| v.iter().map(own).collect())),
-    }
-}
 
 fn ok() -> R {
     R::Simple("OK".into())
@@ -104,15 +85,6 @@ impl Raw {
     fn expect_eof(&mut self) {
         self.0.expect_eof();
     }
-}
-
-/// One whole reply's bytes, parsed.
-fn parsed(bytes: &[u8]) -> R {
-    let (r, used) = parse_reply(bytes)
-        .expect("valid reply")
-        .expect("a whole reply");
-    assert_eq!(used, bytes.len());
-    own(&r)
 }
 
 // ---------------------------------------------------------------------------
