@@ -740,18 +740,9 @@ mod tests {
             generation: 0,
         }
         .encode(&mut v);
-        v[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let sum = xxhash_rust::xxh3::xxh3_64(&v[..40]);
-        v[40..48].copy_from_slice(&sum.to_le_bytes());
+        record::set_version(&mut v, 1);
         for (op, k, val) in [(1u8, &b"a"[..], &b"1"[..]), (1, b"b", b"2"), (2, b"a", b"")] {
-            let mut body = vec![op];
-            body.extend_from_slice(&0u64.to_le_bytes());
-            body.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            body.extend_from_slice(k);
-            body.extend_from_slice(val);
-            v.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            v.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
-            v.extend_from_slice(&body);
+            record::push_v1_record(&mut v, op, k, val);
         }
         std::fs::write(&p, &v).unwrap();
         let r = recover(&dir, &reader(0, 1, &owner_in(1)), store()).unwrap();

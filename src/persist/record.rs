@@ -345,6 +345,28 @@ pub fn scan<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>
     }
 }
 
+/// Test helper: rewrites an encoded file header's format version (and the
+/// header's checksum), to make files of other versions.
+#[cfg(test)]
+pub(crate) fn set_version(file: &mut [u8], version: u32) {
+    file[8..12].copy_from_slice(&version.to_le_bytes());
+    let sum = xxh3_64(&file[..40]);
+    file[40..48].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Test helper: appends a version-1 record (`op`, no expiry, no database).
+#[cfg(test)]
+pub(crate) fn push_v1_record(file: &mut Vec<u8>, op: u8, key: &[u8], value: &[u8]) {
+    let mut body = vec![op];
+    body.extend_from_slice(&0u64.to_le_bytes());
+    body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    body.extend_from_slice(key);
+    body.extend_from_slice(value);
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+    file.extend_from_slice(&body);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,16 +458,8 @@ mod tests {
             generation: 0,
         }
         .encode(&mut old);
-        old[8..12].copy_from_slice(&1u32.to_le_bytes());
-        let sum = xxh3_64(&old[..40]);
-        old[40..48].copy_from_slice(&sum.to_le_bytes());
-        let mut body = vec![1u8];
-        body.extend_from_slice(&0u64.to_le_bytes());
-        body.extend_from_slice(&2u32.to_le_bytes());
-        body.extend_from_slice(b"k1v1");
-        old.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        old.extend_from_slice(&xxh3_64(&body).to_le_bytes());
-        old.extend_from_slice(&body);
+        set_version(&mut old, 1);
+        push_v1_record(&mut old, 1, b"k1", b"v1");
         assert!(Header::decode(&old).is_ok());
         let mut got = Vec::new();
         assert_eq!(
@@ -458,9 +472,7 @@ mod tests {
         );
         assert_eq!(got, vec![(0, b"k1".to_vec(), b"v1".to_vec())]);
         // Versions past this one are refused.
-        old[8..12].copy_from_slice(&3u32.to_le_bytes());
-        let sum = xxh3_64(&old[..40]);
-        old[40..48].copy_from_slice(&sum.to_le_bytes());
+        set_version(&mut old, 3);
         assert!(Header::decode(&old).unwrap_err().contains("version 3"));
     }
 
