@@ -252,54 +252,33 @@ fn taken_port_of_a_later_shard_stops_the_node() {
         return;
     }
     let cpu_list = format!("{},{}", cpus[0], cpus[1]);
-    // Shard 1's native port taken.
-    let p = free_ports(2);
-    let r = free_ports(3);
-    let _hold = TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
-    let (code, err) = run_to_exit(
-        &[
-            "server",
-            "--cpus",
-            &cpu_list,
-            "--port",
-            &p.to_string(),
-            "--resp-port",
-            &r.to_string(),
-            "--stats-interval",
-            "0",
-        ],
-        Duration::from_secs(10),
-    );
-    assert_ne!(code, 0, "{err}");
-    assert!(
-        err.contains("shard 1") && err.contains(&format!("127.0.0.1:{}", p + 1)),
-        "error names the shard and port: {err}"
-    );
-    drop(_hold);
-
-    // Shard 1's own RESP port (resp-port + 2) taken.
-    let p = free_ports(2);
-    let r = free_ports(3);
-    let _hold = TcpListener::bind(("127.0.0.1", r + 2)).unwrap();
-    let (code, err) = run_to_exit(
-        &[
-            "server",
-            "--cpus",
-            &cpu_list,
-            "--port",
-            &p.to_string(),
-            "--resp-port",
-            &r.to_string(),
-            "--stats-interval",
-            "0",
-        ],
-        Duration::from_secs(10),
-    );
-    assert_ne!(code, 0, "{err}");
-    assert!(
-        err.contains("shard 1") && err.contains(&format!("127.0.0.1:{}", r + 2)),
-        "error names the shard and port: {err}"
-    );
+    // Shard 1's native port (port + 1) taken, then shard 1's own RESP port
+    // (resp-port + 2): either way start-up fails naming the shard and port.
+    for resp_side in [false, true] {
+        let p = free_ports(2);
+        let r = free_ports(3);
+        let taken = if resp_side { r + 2 } else { p + 1 };
+        let _hold = TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        let (code, err) = run_to_exit(
+            &[
+                "server",
+                "--cpus",
+                &cpu_list,
+                "--port",
+                &p.to_string(),
+                "--resp-port",
+                &r.to_string(),
+                "--stats-interval",
+                "0",
+            ],
+            Duration::from_secs(10),
+        );
+        assert_ne!(code, 0, "{err}");
+        assert!(
+            err.contains("shard 1") && err.contains(&format!("127.0.0.1:{taken}")),
+            "error names the shard and port: {err}"
+        );
+    }
 }
 
 #[test]
