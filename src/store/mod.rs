@@ -10,13 +10,15 @@
 //!   addressing keyed by that hash, so a batch can prefetch slots and
 //!   entries ahead of execution.
 //! * An entry is one chunk of the table's slab arena ([`arena`]) holding a
-//!   3-byte header (lengths), 16 bits of metadata, the absolute expiry when
-//!   the key has (had) one, key and value back to back: 140 bytes for a
-//!   seed entry, 149 B/key with its 8-byte slot. An insert takes a chunk
+//!   3-byte header (lengths), 16 bits of metadata, the expiry when the key
+//!   has (had) one (5 bytes for times from 2020 to 2054, else 8), key and
+//!   value back to back: 140 bytes for a seed entry, 149 B/key with its
+//!   8-byte slot; 144 bytes with a TTL. An insert takes a chunk
 //!   from its size class; an overwrite within the class (the seed
 //!   workload's same-length case) is in place.
-//! * **Expiry.** A key's expiry is an absolute time in Unix milliseconds in
-//!   its entry, flagged by a has-TTL bit in its metadata. Every access
+//! * **Expiry.** A key's expiry is an absolute time in Unix milliseconds,
+//!   exact, in its entry (narrow or wide, see [`table`]), flagged by a
+//!   has-TTL bit in its metadata. Every access
 //!   checks it (lazy expiry: for a key without TTL that is one bit test on
 //!   the entry the lookup's key compare already loaded). [`Store::expire_slice`] is active
 //!   expiry: it walks a cursor over the slots, a bounded number per call,
@@ -71,7 +73,7 @@ mod table;
 pub use arena::PAGE as PAGE_BYTES;
 pub use evict::Policy;
 use evict::Sieve;
-use table::{slot_hash, Table, META_POLICY, META_TTL};
+use table::{slot_hash, Field, Table, META_POLICY, META_TTL};
 
 use crate::op::{
     arg, format_i64, parse_i64, ExpiryArg, OpError, OpKind, OpResult, ReplySink, TtlMode,
@@ -80,11 +82,11 @@ use crate::op::{
 /// The bytes an entry of `key_len` + `value_len` without an expiry takes
 /// in the arena: its size class's chunk (5 bytes of header and metadata,
 /// key, value, rounded to 4 bytes up to 256 B and to at most 1/32 above),
-/// or whole pages past 16 KiB; 8 bytes more with an expiry. The arena
+/// or whole pages past 16 KiB; 5 bytes more with an expiry (2020–2054). The arena
 /// holds whole pages ([`Store::used_bytes`]), so this is the chunk's share.
 #[inline]
 pub fn entry_charge(key_len: usize, value_len: usize) -> usize {
-    table::entry_charge(key_len, value_len, false)
+    table::entry_charge(key_len, value_len, Field::None)
 }
 
 /// Most keys one write evicts to make room; past that it proceeds and the
@@ -809,8 +811,8 @@ impl Store {
     }
 
     /// Sets or clears a full slot's expiry, keeping the TTL count in step.
-    /// Setting one on an entry without an expiry field moves the entry
-    /// (its chunk grows by 8 bytes; not checked against the limit, like
+    /// Setting one on an entry whose expiry field cannot hold it moves the
+    /// entry (its chunk grows by 5 or 8 bytes; not checked against the limit, like
     /// Redis's own expires dict), which fails only when the table's arena
     /// is exhausted.
     #[inline]
@@ -1168,7 +1170,7 @@ impl Store {
     ) -> Result<(), OpError> {
         match found {
             Some(mut slot) => {
-                let (size, in_place) = self.table.resized(slot, new_value.len(), false);
+                let (size, in_place) = self.table.resized(slot, new_value.len(), Field::None);
                 if !in_place {
                     let grow = self.table.arena_growth(size);
                     if self.used_bytes().saturating_add(grow) > self.limits.max_memory {
@@ -1179,14 +1181,16 @@ impl Store {
                         slot = self.table.find(hash, key).ok_or(OpError::OutOfMemory)?;
                     }
                 }
-                if self.table.set_value(slot, new_value, false).is_err() {
+                if self.table.set_value(slot, new_value, Field::None).is_err() {
                     return Err(OpError::OutOfMemory);
                 }
                 self.touch(slot);
             }
             None => {
-                let size = table::entry_size(key.len(), new_value.len(), false);
-                let growth = self.table.insert_growth(key.len(), new_value.len(), false);
+                let size = table::entry_size(key.len(), new_value.len(), Field::None);
+                let growth = self
+                    .table
+                    .insert_growth(key.len(), new_value.len(), Field::None);
                 if self.used_bytes().saturating_add(growth) > self.limits.max_memory
                     && !self.make_room(size, true, u64::MAX)
                 {
@@ -1544,9 +1548,14 @@ impl Store {
                     payload
                 };
                 let old_len = self.table.value(slot).len();
-                // A TTL set by this write needs an expiry field in the entry.
-                let want_field = !keep_ttl && expire.is_some();
-                if new_value.len() != old_len || want_field {
+                // A TTL set by this write needs an expiry field in the entry
+                // that holds it.
+                let want_field = if keep_ttl {
+                    Field::None
+                } else {
+                    Field::of(expire)
+                };
+                if new_value.len() != old_len || want_field != Field::None {
                     let (size, in_place) = self.table.resized(slot, new_value.len(), want_field);
                     if !in_place {
                         let grow = self.table.arena_growth(size);
@@ -1600,10 +1609,10 @@ impl Store {
                 // slot array about to grow are charged; if they do not fit,
                 // evictions free chunks (or pages) and keep the array from
                 // growing.
-                let size = table::entry_size(key.len(), new_value.len(), expire.is_some());
-                let growth = self
-                    .table
-                    .insert_growth(key.len(), new_value.len(), expire.is_some());
+                let size = table::entry_size(key.len(), new_value.len(), Field::of(expire));
+                let growth =
+                    self.table
+                        .insert_growth(key.len(), new_value.len(), Field::of(expire));
                 if self.used_bytes().saturating_add(growth) > self.limits.max_memory
                     && !self.make_room(size, true, u64::MAX)
                 {
@@ -2359,7 +2368,7 @@ mod tests {
         // here), at most about two pages of free ones (compaction).
         let live = (1..20_000)
             .step_by(2)
-            .map(|i: u32| table::entry_charge(i.to_string().len(), 1, true))
+            .map(|i: u32| table::entry_charge(i.to_string().len(), 1, Field::Narrow))
             .sum::<usize>()
             + (0..1000)
                 .map(|i: u32| entry_charge(format!("p{i}").len(), 1))
@@ -2426,8 +2435,8 @@ mod tests {
 
     #[test]
     fn every_policy_keeps_the_store_within_its_limit() {
-        // Two pages (about 680 keys of 44 or 52-byte entries, which are
-        // two size classes).
+        // Two pages (about 710 keys of 44-byte entries and, with the 5-byte
+        // expiry, 48 or 52-byte ones: a page per class in use).
         let limit = empty_bytes() + 2 * PAGE_BYTES;
         for p in evict::POLICIES {
             let mut s = store(limit);
@@ -2437,7 +2446,7 @@ mod tests {
             assert!(s.used_bytes() <= limit, "{p}");
             match p {
                 Policy::NoEviction => {
-                    assert!(ok < 700 && oom > 0, "{p}: {ok}");
+                    assert!(ok < 750 && oom > 0, "{p}: {ok}");
                     assert_eq!(s.counters().evicted_keys, 0);
                 }
                 _ if p.volatile() => {
@@ -2539,7 +2548,7 @@ mod tests {
     fn volatile_ttl_evicts_the_soonest_and_limits_can_shrink() {
         // One page holds 16 entries of 1 KiB (2-byte keys, 1000-byte
         // values, header, metadata and expiry: 1014 B in 1024-byte chunks).
-        assert_eq!(table::entry_charge(2, 1000, true), 1024);
+        assert_eq!(table::entry_charge(2, 1000, Field::Narrow), 1024);
         let mut s = Store::new(StoreLimits {
             max_key_len: 16,
             max_value_len: 1000,

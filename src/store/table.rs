@@ -7,13 +7,14 @@
 //! | part | bytes | what |
 //! |---|---:|---|
 //! | slot | 8 / load = 8.7–9.8 | 31 bits of the key's hash, a has-TTL bit and a 32-bit arena offset, load 0.82–0.92 |
-//! | entry header | 3 | flags, key length (5 bits), value length (16 bits); 9 for longer keys or values |
+//! | entry header | 3 | flags, key length (5 bits), value length (16 bits); 9 for longer keys or values, or a wide expiry |
 //! | metadata | 2 | has-TTL bit + the eviction policy's 15 bits ([`Meta`]) |
-//! | expiry | 0 or 8 | absolute Unix ms, only in entries that have (had) a TTL |
+//! | expiry | 0, 5 or 8 | only in entries that have (had) a TTL: 5 bytes (40 bits of ms since 2020-01-01, [`NARROW_EPOCH_MS`]: up to late 2054), else 8 (absolute Unix ms, with the 9-byte header) |
 //! | key, value | 134 | |
 //! | rounding | 0–3 | size classes every 4 bytes up to 256 B, no allocator header |
 //!
-//! so a seed entry without TTL is a 140-byte chunk, 149–150 B/key in all.
+//! so a seed entry without TTL is a 140-byte chunk, 149–150 B/key in all;
+//! with a TTL, 144 bytes (153–154 B/key).
 //!
 //! * **Slots.** A slot is `hash31 << 33 | ttl << 32 | offset` (all ones:
 //!   empty): the top 31 bits of the key's placement hash, a has-TTL bit
@@ -39,11 +40,16 @@
 //! * Probing compares the stored hash bits first; keys are compared only on
 //!   a match (a false match costs one key compare, never a wrong answer).
 //! * Deletion shifts the following displaced slots back (no tombstones).
-//! * **Entries**: `[header][meta u16][expire_at u64, if present][key]
-//!   [value]`. A value rewritten into the same size class (the seed's
-//!   same-length overwrites, and most small changes) is rewritten in place;
-//!   otherwise the entry moves to a chunk of its new class. Setting a TTL on
-//!   an entry without an expiry field moves it once (PERSIST keeps the field).
+//! * **Entries**: `[header][meta u16][expiry, if present][key][value]`.
+//!   The expiry is exact to the millisecond in both forms: narrow (5 bytes,
+//!   ms since [`NARROW_EPOCH_MS`]) when it falls between 2020 and 2054, wide
+//!   (8 bytes of Unix ms, flagged in the long header) otherwise ([`Field`]).
+//!   A value rewritten into the same size class (the seed's same-length
+//!   overwrites, and most small changes) is rewritten in place; otherwise
+//!   the entry moves to a chunk of its new class. Setting a TTL on an entry
+//!   whose field cannot hold it (none, or narrow for a time outside its
+//!   range) moves it once; a field is never narrowed again, and PERSIST
+//!   keeps it.
 //! * **Compaction.** When the arena names a page to evacuate (a class with
 //!   two pages' worth of free chunks), the table moves that page's live
 //!   entries, finding each one's slot from its key's hash (the `hasher`,
@@ -88,32 +94,80 @@ pub struct ArenaFull;
 
 /// Header flag: the long form (u32 key and value lengths).
 const F_LONG: u8 = 0x40;
-/// Header flag: the entry has an `expire_at` field.
+/// Header flag: the entry has an expiry field (narrow, or wide with
+/// [`F_WIDE`]).
 const F_EXPIRE: u8 = 0x20;
+/// Header flag, long form only: the expiry field is wide (8 bytes). A short
+/// header has no room for it, so an entry with a wide field is long.
+const F_WIDE: u8 = 0x10;
 /// Longest key of the short header form + 1.
 const SHORT_KEY: usize = 32;
 /// Longest value of the short header form + 1.
 const SHORT_VALUE: usize = 1 << 16;
 
+/// The origin of a narrow expiry: 2020-01-01T00:00:00Z in Unix ms. A
+/// narrow field holds `expire_at - NARROW_EPOCH_MS` in 40 bits, exact to
+/// the millisecond, so expiries from 2020 to late 2054 take 5 bytes.
+pub const NARROW_EPOCH_MS: u64 = 1_577_836_800_000;
+/// Bytes of a narrow expiry field.
+const NARROW: usize = 5;
+/// Bytes of a wide expiry field (absolute Unix ms).
+const WIDE: usize = 8;
+
+/// The expiry field an entry has: none, narrow (5 bytes, ms since
+/// [`NARROW_EPOCH_MS`]) or wide (8 bytes, Unix ms). Ordered: a field can
+/// hold every expiry a smaller one can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Field {
+    /// No expiry field.
+    None,
+    /// 40 bits of ms from [`NARROW_EPOCH_MS`].
+    Narrow,
+    /// 64 bits of Unix ms.
+    Wide,
+}
+
+impl Field {
+    /// The smallest field that holds `expire` (`None`: no expiry).
+    #[inline]
+    pub fn of(expire: Option<u64>) -> Field {
+        match expire {
+            None => Field::None,
+            Some(at) if at.wrapping_sub(NARROW_EPOCH_MS) < 1 << 40 => Field::Narrow,
+            Some(_) => Field::Wide,
+        }
+    }
+
+    /// Bytes of the field.
+    #[inline(always)]
+    fn len(self) -> usize {
+        match self {
+            Field::None => 0,
+            Field::Narrow => NARROW,
+            Field::Wide => WIDE,
+        }
+    }
+}
+
 #[inline]
-fn header_len(key_len: usize, value_len: usize) -> usize {
-    if key_len < SHORT_KEY && value_len < SHORT_VALUE {
+fn header_len(key_len: usize, value_len: usize, field: Field) -> usize {
+    if key_len < SHORT_KEY && value_len < SHORT_VALUE && field != Field::Wide {
         3
     } else {
         9
     }
 }
 
-/// Bytes of an entry: header, meta, expiry field if any, key and value.
+/// Bytes of an entry: header, meta, expiry field, key and value.
 #[inline]
-pub fn entry_size(key_len: usize, value_len: usize, expire_field: bool) -> usize {
-    header_len(key_len, value_len) + 2 + 8 * expire_field as usize + key_len + value_len
+pub fn entry_size(key_len: usize, value_len: usize, field: Field) -> usize {
+    header_len(key_len, value_len, field) + 2 + field.len() + key_len + value_len
 }
 
 /// The bytes an entry takes in the arena (its size class's chunk).
 #[inline]
-pub fn entry_charge(key_len: usize, value_len: usize, expire_field: bool) -> usize {
-    arena::charge(entry_size(key_len, value_len, expire_field))
+pub fn entry_charge(key_len: usize, value_len: usize, field: Field) -> usize {
+    arena::charge(entry_size(key_len, value_len, field))
 }
 
 /// A parsed entry header.
@@ -124,7 +178,7 @@ struct Entry {
     value_len: usize,
     /// Offset of the meta field.
     meta_at: usize,
-    expire: bool,
+    field: Field,
 }
 
 impl Entry {
@@ -150,18 +204,25 @@ impl Entry {
                     9,
                 )
             };
+            let field = if b0 & F_EXPIRE == 0 {
+                Field::None
+            } else if b0 & (F_LONG | F_WIDE) == F_LONG | F_WIDE {
+                Field::Wide
+            } else {
+                Field::Narrow
+            };
             Entry {
                 p,
                 key_len,
                 value_len,
                 meta_at,
-                expire: b0 & F_EXPIRE != 0,
+                field,
             }
         }
     }
     #[inline(always)]
     fn key_at(&self) -> usize {
-        self.meta_at + 2 + 8 * self.expire as usize
+        self.meta_at + 2 + self.field.len()
     }
     #[inline(always)]
     fn size(&self) -> usize {
@@ -192,30 +253,82 @@ impl Entry {
     }
     #[inline(always)]
     fn expire_at(&self) -> u64 {
-        if !self.expire {
-            return 0;
-        }
-        // SAFETY: an entry with F_EXPIRE has the field after its meta.
-        unsafe { ptr::read_unaligned(self.p.add(self.meta_at + 2) as *const u64) }
+        // SAFETY: an entry with an expiry field has it after its meta.
+        unsafe { read_expire(self.p.add(self.meta_at + 2), self.field) }
+    }
+    /// Writes `at` into the entry's expiry field, which must hold it
+    /// (`Field::of(Some(at)) <= self.field`).
+    #[inline]
+    fn write_expire(&self, at: u64) {
+        debug_assert!(Field::of(Some(at)) <= self.field);
+        // SAFETY: the entry has a field of `self.field` after its meta.
+        unsafe { write_expire(self.p.add(self.meta_at + 2), self.field, at) }
     }
 }
 
-/// Writes an entry at `p` (a chunk of at least `entry_size` bytes).
+/// Reads an expiry field of kind `field` at `p` (0 for `Field::None`).
+///
+/// # Safety
+/// `p` holds such a field.
+#[inline(always)]
+unsafe fn read_expire(p: *const u8, field: Field) -> u64 {
+    // SAFETY: the caller guarantees the field's bytes are there.
+    unsafe {
+        match field {
+            Field::None => 0,
+            Field::Narrow => {
+                let lo = ptr::read_unaligned(p as *const u32) as u64;
+                let hi = *p.add(4) as u64;
+                NARROW_EPOCH_MS + (hi << 32 | lo)
+            }
+            Field::Wide => ptr::read_unaligned(p as *const u64),
+        }
+    }
+}
+
+/// Writes `at` as an expiry field of kind `field` at `p` (which must be
+/// able to hold it).
+///
+/// # Safety
+/// `p` has room for the field.
+#[inline(always)]
+unsafe fn write_expire(p: *mut u8, field: Field, at: u64) {
+    // SAFETY: the caller guarantees room for the field.
+    unsafe {
+        match field {
+            Field::None => {}
+            Field::Narrow => {
+                let d = at - NARROW_EPOCH_MS;
+                ptr::write_unaligned(p as *mut u32, d as u32);
+                *p.add(4) = (d >> 32) as u8;
+            }
+            Field::Wide => ptr::write_unaligned(p as *mut u64, at),
+        }
+    }
+}
+
+/// Writes an entry at `p` (a chunk of at least `entry_size` bytes) with an
+/// expiry field of kind `field` holding `expire` (which it must hold; a
+/// field without an expiry is written as the field's smallest value).
 ///
 /// # Safety
 /// `p` points to such a chunk, which neither `key` nor `value` overlaps.
-unsafe fn write_entry(p: *mut u8, key: &[u8], value: &[u8], meta: Meta, expire: Option<u64>) {
-    let flags = if expire.is_some() { F_EXPIRE } else { 0 };
+unsafe fn write_entry(
+    p: *mut u8,
+    key: &[u8],
+    value: &[u8],
+    meta: Meta,
+    field: Field,
+    expire: Option<u64>,
+) {
     // SAFETY: the caller guarantees the chunk is large enough and disjoint
     // from the sources.
     unsafe {
-        let meta_at = write_header(p, flags, key.len(), value.len());
+        let meta_at = write_header(p, field, key.len(), value.len());
         ptr::write_unaligned(p.add(meta_at) as *mut u16, meta);
-        let mut at = meta_at + 2;
-        if let Some(e) = expire {
-            ptr::write_unaligned(p.add(at) as *mut u64, e);
-            at += 8;
-        }
+        let at = meta_at + 2;
+        write_expire(p.add(at), field, expire.unwrap_or(NARROW_EPOCH_MS));
+        let at = at + field.len();
         ptr::copy_nonoverlapping(key.as_ptr(), p.add(at), key.len());
         ptr::copy_nonoverlapping(value.as_ptr(), p.add(at + key.len()), value.len());
     }
@@ -225,10 +338,15 @@ unsafe fn write_entry(p: *mut u8, key: &[u8], value: &[u8], meta: Meta, expire: 
 ///
 /// # Safety
 /// `p` has room for the header.
-unsafe fn write_header(p: *mut u8, flags: u8, key_len: usize, value_len: usize) -> usize {
+unsafe fn write_header(p: *mut u8, field: Field, key_len: usize, value_len: usize) -> usize {
+    let flags = match field {
+        Field::None => 0,
+        Field::Narrow => F_EXPIRE,
+        Field::Wide => F_EXPIRE | F_WIDE,
+    };
     // SAFETY: the caller guarantees room for the header.
     unsafe {
-        if header_len(key_len, value_len) == 3 {
+        if header_len(key_len, value_len, field) == 3 {
             *p = flags | key_len as u8;
             ptr::write_unaligned(p.add(1) as *mut u16, value_len as u16);
             3
@@ -599,19 +717,21 @@ impl Table {
         self.entry(slot).expire_at()
     }
 
-    /// Bytes the arena would grow by to give `slot` an expiry field now.
-    pub fn expire_growth(&self, slot: usize) -> usize {
+    /// Bytes the arena would grow by to give `slot` a field holding `at` now.
+    pub fn expire_growth(&self, slot: usize, at: u64) -> usize {
         let e = self.entry(slot);
-        if e.expire {
+        let want = Field::of(Some(at));
+        if e.field >= want {
             0
         } else {
-            self.arena.growth(entry_size(e.key_len, e.value_len, true))
+            self.arena.growth(entry_size(e.key_len, e.value_len, want))
         }
     }
 
     /// Sets (`Some`) or clears (`None`) the expiry of a full slot, keeping
-    /// the has-TTL meta bit in step. An entry without an expiry field moves
-    /// to a chunk with one (which can fail only when the arena is full).
+    /// the has-TTL meta bit in step. An entry whose field cannot hold the
+    /// expiry (none, or narrow for a time outside its range) moves to a
+    /// chunk with one that can (which can fail only when the arena is full).
     pub fn set_expire(&mut self, slot: usize, expire_at: Option<u64>) -> Result<(), ArenaFull> {
         let e = self.entry(slot);
         let Some(at) = expire_at else {
@@ -619,14 +739,14 @@ impl Table {
             self.slots[slot] &= !SLOT_TTL;
             return Ok(());
         };
-        if e.expire {
-            // SAFETY: the entry has its expiry field after the meta.
-            unsafe { ptr::write_unaligned(e.p.add(e.meta_at + 2) as *mut u64, at) };
+        let want = Field::of(Some(at));
+        if e.field >= want {
+            e.write_expire(at);
             e.set_meta(e.meta() | META_TTL);
             self.slots[slot] |= SLOT_TTL;
             return Ok(());
         }
-        let size = entry_size(e.key_len, e.value_len, true);
+        let size = entry_size(e.key_len, e.value_len, want);
         let off = self.arena.alloc(size).ok_or(ArenaFull)?;
         // SAFETY: a fresh chunk of `size` bytes, disjoint from the old entry.
         unsafe {
@@ -635,6 +755,7 @@ impl Table {
                 e.key(),
                 e.value(),
                 e.meta() | META_TTL,
+                want,
                 Some(at),
             )
         };
@@ -719,12 +840,12 @@ impl Table {
         }
     }
 
-    /// Bytes held memory would grow by if a key of these lengths were
-    /// inserted now: its chunk (if its class has no free one) and the slot
-    /// array's growth.
+    /// Bytes held memory would grow by if a key of these lengths (and an
+    /// expiry field of kind `field`) were inserted now: its chunk (if its
+    /// class has no free one) and the slot array's growth.
     #[inline]
-    pub fn insert_growth(&self, key_len: usize, value_len: usize, expire: bool) -> usize {
-        self.arena.growth(entry_size(key_len, value_len, expire)) + self.growth_bytes()
+    pub fn insert_growth(&self, key_len: usize, value_len: usize, field: Field) -> usize {
+        self.arena.growth(entry_size(key_len, value_len, field)) + self.growth_bytes()
     }
 
     /// Bytes the arena would grow by to allocate an entry of `size` bytes
@@ -735,12 +856,12 @@ impl Table {
     }
 
     /// The entry size `slot` would have with a value of `value_len` bytes
-    /// (and an expiry field if it has one or `expire_field`), and whether
-    /// that entry would be rewritten in place (same chunk).
+    /// (and an expiry field that holds what its own and `want` hold), and
+    /// whether that entry would be rewritten in place (same chunk).
     #[inline]
-    pub fn resized(&self, slot: usize, value_len: usize, expire_field: bool) -> (usize, bool) {
+    pub fn resized(&self, slot: usize, value_len: usize, want: Field) -> (usize, bool) {
         let e = self.entry(slot);
-        let field = e.expire || expire_field;
+        let field = e.field.max(want);
         let size = entry_size(e.key_len, value_len, field);
         let chunk = self.arena.chunk_bytes(offset(self.slots[slot]));
         // Its own class's chunk; or, shrinking within the small classes, the
@@ -758,21 +879,16 @@ impl Table {
         self.arena.reserve(size).ok_or(ArenaFull)
     }
 
-    /// Replaces a slot's value, giving the entry an expiry field if
-    /// `expire_field` (for a TTL set right after): in place when the entry
-    /// stays in its chunk, else in a new chunk (which can fail only when
-    /// the arena is full: see [`Table::reserve`]). Keeps the key, meta and
-    /// expiry.
+    /// Replaces a slot's value, giving the entry an expiry field that holds
+    /// what `want` holds (for a TTL set right after) if its own does not: in
+    /// place when the entry stays in its chunk, else in a new chunk (which
+    /// can fail only when the arena is full: see [`Table::reserve`]). Keeps
+    /// the key, meta and expiry.
     #[inline]
-    pub fn set_value(
-        &mut self,
-        slot: usize,
-        value: &[u8],
-        expire_field: bool,
-    ) -> Result<(), ArenaFull> {
+    pub fn set_value(&mut self, slot: usize, value: &[u8], want: Field) -> Result<(), ArenaFull> {
         let e = self.entry(slot);
-        let field = e.expire || expire_field;
-        if e.value_len == value.len() && field == e.expire {
+        let field = e.field.max(want);
+        if e.value_len == value.len() && field == e.field {
             // SAFETY: the entry has exactly that many value bytes, and
             // `value` cannot alias it (we hold `&mut self`).
             unsafe {
@@ -781,24 +897,26 @@ impl Table {
             }
             return Ok(());
         }
-        let (size, same) = self.resized(slot, value.len(), expire_field);
+        let (size, same) = self.resized(slot, value.len(), want);
         let meta = e.meta();
-        let expire = field.then(|| e.expire_at());
+        // A field that widens keeps the time it held (it fits the wider one).
+        let expire = (e.field != Field::None).then(|| e.expire_at());
         if same {
             // Same chunk: the header may change length (and the expiry
-            // field appear), so the key moves first (memmove), then the
-            // fixed fields and the value.
-            let flags = if field { F_EXPIRE } else { 0 };
+            // field appear or widen), so the key moves first (memmove),
+            // then the fixed fields and the value.
             // SAFETY: the chunk holds `size` bytes; `value` does not alias
             // it; the key is moved with an overlapping copy.
             unsafe {
-                let new_key_at = header_len(e.key_len, value.len()) + 2 + 8 * field as usize;
+                let new_key_at = header_len(e.key_len, value.len(), field) + 2 + field.len();
                 ptr::copy(e.p.add(e.key_at()), e.p.add(new_key_at), e.key_len);
-                let meta_at = write_header(e.p, flags, e.key_len, value.len());
+                let meta_at = write_header(e.p, field, e.key_len, value.len());
                 ptr::write_unaligned(e.p.add(meta_at) as *mut u16, meta);
-                if let Some(x) = expire {
-                    ptr::write_unaligned(e.p.add(meta_at + 2) as *mut u64, x);
-                }
+                write_expire(
+                    e.p.add(meta_at + 2),
+                    field,
+                    expire.unwrap_or(NARROW_EPOCH_MS),
+                );
                 let at = e.p.add(new_key_at + e.key_len);
                 ptr::copy_nonoverlapping(value.as_ptr(), at, value.len());
             }
@@ -806,7 +924,7 @@ impl Table {
         }
         let off = self.arena.alloc(size).ok_or(ArenaFull)?;
         // SAFETY: a fresh chunk, disjoint from the old entry and `value`.
-        unsafe { write_entry(self.arena.ptr(off), e.key(), value, meta, expire) };
+        unsafe { write_entry(self.arena.ptr(off), e.key(), value, meta, field, expire) };
         self.relink(slot, off);
         Ok(())
     }
@@ -825,14 +943,15 @@ impl Table {
         if self.len + 1 > max_len(self.cap) {
             self.resize(grown(self.cap));
         }
-        let size = entry_size(key.len(), value.len(), expire_at.is_some());
+        let field = Field::of(expire_at);
+        let size = entry_size(key.len(), value.len(), field);
         let off = self.arena.alloc(size).ok_or(ArenaFull)?;
         let meta = match expire_at {
             Some(_) => meta | META_TTL,
             None => meta & !META_TTL,
         };
         // SAFETY: a fresh chunk of `size` bytes, disjoint from the inputs.
-        unsafe { write_entry(self.arena.ptr(off), key, value, meta, expire_at) };
+        unsafe { write_entry(self.arena.ptr(off), key, value, meta, field, expire_at) };
         let ttl = if expire_at.is_some() { SLOT_TTL } else { 0 };
         let slot = slot_hash(hash) << HASH_SHIFT | ttl | off as u64;
         let i = loop {
@@ -1109,7 +1228,7 @@ mod tests {
                     let v =
                         format!("v{step}-{}", "x".repeat((x >> 40) as usize % 300)).into_bytes();
                     match t.find(hash, &k) {
-                        Some(s) => t.set_value(s, &v, false).unwrap(),
+                        Some(s) => t.set_value(s, &v, Field::None).unwrap(),
                         None => {
                             t.insert(hash, &k, &v, 0, None).unwrap();
                         }
@@ -1143,7 +1262,7 @@ mod tests {
         // classes here) and the partly carved pages.
         let live: usize = model
             .iter()
-            .map(|(k, v)| entry_charge(k.len(), v.len(), false))
+            .map(|(k, v)| entry_charge(k.len(), v.len(), Field::None))
             .sum();
         let held = t.arena_bytes();
         assert!(
@@ -1232,7 +1351,7 @@ mod tests {
         // Resizing a value keeps the key; empty values and keys work.
         let k = 49_007u32.to_le_bytes();
         let s = t.find(h(&k), &k).unwrap();
-        t.set_value(s, b"a longer value than before", false)
+        t.set_value(s, b"a longer value than before", Field::None)
             .unwrap();
         let s = t.find(h(&k), &k).unwrap();
         assert_eq!(t.value(s), b"a longer value than before");
@@ -1254,7 +1373,7 @@ mod tests {
             let k = i.to_le_bytes();
             let s = t.find(h(&k), &k).unwrap();
             if i % 2 == 0 {
-                t.set_value(s, b"a much longer value than v", false)
+                t.set_value(s, b"a much longer value than v", Field::None)
                     .unwrap();
             } else {
                 t.remove(s);
@@ -1282,14 +1401,14 @@ mod tests {
         // the field, so setting one again is in place.
         let k = 1u32.to_le_bytes();
         let s = t.find(h(&k), &k).unwrap();
-        assert!(t.expire_growth(s) <= arena::PAGE);
+        assert!(t.expire_growth(s, 77) <= arena::PAGE);
         t.set_expire(s, Some(77)).unwrap();
         let s = t.find(h(&k), &k).unwrap();
         assert_eq!((t.meta(s) & META_TTL, t.expire_at(s)), (META_TTL, 77));
         assert_eq!((t.key(s), t.value(s)), (&k[..], &b"v"[..]));
         t.set_expire(s, None).unwrap();
         assert_eq!(t.meta(s) & META_TTL, 0);
-        assert_eq!(t.expire_growth(s), 0);
+        assert_eq!(t.expire_growth(s, 77), 0);
         t.set_meta(s, 5);
         assert_eq!(t.meta_at(s), Some(5));
         assert_eq!(t.hash_at(s), slot_hash(h(&k)));
@@ -1310,16 +1429,19 @@ mod tests {
             assert_eq!((t.key(s), t.value(s)), (key, &v[..]));
             assert_eq!((t.meta(s), t.expire_at(s)), (3 | META_TTL, 99));
         }
-        assert_eq!(entry_size(6, 128, false), 139);
-        assert_eq!(entry_charge(6, 128, false), 140);
-        assert_eq!(entry_size(6, 128, true), 147);
+        assert_eq!(entry_size(6, 128, Field::None), 139);
+        assert_eq!(entry_charge(6, 128, Field::None), 140);
+        assert_eq!(entry_size(6, 128, Field::Narrow), 144);
+        assert_eq!(entry_charge(6, 128, Field::Narrow), 144);
+        // A wide field takes the long header (9 bytes) and 8 bytes.
+        assert_eq!(entry_size(6, 128, Field::Wide), 153);
         // 65 535 → 65 536 bytes changes the header form (3 → 9 bytes) in a
         // large run of the same length: in place, key moved.
         let k = b"hdr";
         let s = t.insert(h(k), k, &vec![1u8; 65_535], 9, None).unwrap();
         let off = offset(t.slots[s]);
-        assert!(t.resized(s, 65_536, false).1);
-        t.set_value(s, &vec![2u8; 65_536], false).unwrap();
+        assert!(t.resized(s, 65_536, Field::None).1);
+        t.set_value(s, &vec![2u8; 65_536], Field::None).unwrap();
         let s = t.find(h(k), k).unwrap();
         assert_eq!(offset(t.slots[s]), off, "rewritten in place");
         assert_eq!((t.key(s), t.value(s)), (&k[..], &vec![2u8; 65_536][..]));
@@ -1327,11 +1449,77 @@ mod tests {
         // One byte more in the same class: in place; far more: moved.
         let s = t.find(h(b"seed12"), b"seed12").unwrap();
         let off = offset(t.slots[s]);
-        t.set_value(s, &[5u8; 129], false).unwrap();
+        t.set_value(s, &[5u8; 129], Field::None).unwrap();
         assert_eq!(offset(t.slots[s]), off);
-        t.set_value(s, &[6u8; 300], false).unwrap();
+        t.set_value(s, &[6u8; 300], Field::None).unwrap();
         assert_ne!(offset(t.slots[s]), off);
         assert_eq!((t.value(s), t.expire_at(s)), (&[6u8; 300][..], 99));
+        check_invariants(&t);
+    }
+
+    /// Expiries in the narrow range take 5 bytes and read back exactly to
+    /// the millisecond at both ends; outside it they take the wide form. A
+    /// narrow entry given a time outside the range moves to a wide field
+    /// (in place when its chunk has room), and keeps key, value and meta.
+    #[test]
+    fn narrow_and_wide_expiry_fields() {
+        let lo = NARROW_EPOCH_MS;
+        let hi = NARROW_EPOCH_MS + (1 << 40) - 1;
+        assert_eq!(Field::of(None), Field::None);
+        for at in [lo, lo + 1, 1_764_115_200_123, hi] {
+            assert_eq!(Field::of(Some(at)), Field::Narrow, "{at}");
+        }
+        for at in [1, lo - 1, hi + 1, u64::MAX >> 1, i64::MAX as u64] {
+            assert_eq!(Field::of(Some(at)), Field::Wide, "{at}");
+        }
+        let mut t = Table::new();
+        let times = [
+            lo,
+            hi,
+            1_764_115_200_123,
+            1,
+            hi + 1,
+            lo - 1,
+            i64::MAX as u64,
+        ];
+        for (i, &at) in times.iter().enumerate() {
+            let k = format!("key{i}").into_bytes();
+            let s = t.insert(h(&k), &k, b"value", 7, Some(at)).unwrap();
+            assert_eq!(t.expire_at(s), at);
+            let want = entry_charge(k.len(), 5, Field::of(Some(at)));
+            assert_eq!(t.arena.chunk_bytes(offset(t.slots[s])), want, "{at}");
+        }
+        // Narrow → wide (moves: a 3-byte header becomes 9, 5 bytes become 8),
+        // then back to a narrow time (stays wide, in place).
+        let k = b"key0";
+        let s = t.find(h(k), k).unwrap();
+        assert_eq!(t.expire_growth(s, hi), 0);
+        t.set_expire(s, Some(5)).unwrap();
+        let s = t.find(h(k), k).unwrap();
+        let off = offset(t.slots[s]);
+        assert_eq!((t.expire_at(s), t.meta(s)), (5, 7 | META_TTL));
+        assert_eq!((t.key(s), t.value(s)), (&k[..], &b"value"[..]));
+        t.set_expire(s, Some(lo + 9)).unwrap();
+        assert_eq!((offset(t.slots[s]), t.expire_at(s)), (off, lo + 9));
+        // A value rewrite that widens the field keeps the expiry.
+        let k = b"key1";
+        let s = t.find(h(k), k).unwrap();
+        t.set_value(s, b"other", Field::Wide).unwrap();
+        let s = t.find(h(k), k).unwrap();
+        assert_eq!((t.value(s), t.expire_at(s)), (&b"other"[..], hi));
+        t.set_expire(s, Some(u64::MAX >> 2)).unwrap();
+        assert_eq!(t.expire_at(s), u64::MAX >> 2);
+        // A rewrite in place that widens the field (the chunk has room).
+        let k = b"wide-in-place";
+        let s = t.insert(h(k), k, &[1u8; 200], 0, Some(lo)).unwrap();
+        let off = offset(t.slots[s]);
+        assert!(t.resized(s, 192, Field::Wide).1);
+        t.set_value(s, &[2u8; 192], Field::Wide).unwrap();
+        let s = t.find(h(k), k).unwrap();
+        assert_eq!(offset(t.slots[s]), off);
+        assert_eq!((t.value(s), t.expire_at(s)), (&[2u8; 192][..], lo));
+        t.set_expire(s, Some(3)).unwrap();
+        assert_eq!((offset(t.slots[s]), t.expire_at(s)), (off, 3));
         check_invariants(&t);
     }
 
@@ -1353,7 +1541,7 @@ mod tests {
             for i in 0..n {
                 let k = format!("key:{i}").into_bytes();
                 let s = t.find(h(&k), &k).unwrap();
-                t.set_value(s, &vec![b'a' + r as u8; len_of(i, r)], false)
+                t.set_value(s, &vec![b'a' + r as u8; len_of(i, r)], Field::None)
                     .unwrap();
             }
         }
@@ -1369,7 +1557,7 @@ mod tests {
             let k = format!("key:{i}").into_bytes();
             let s = t.find(h(&k), &k).unwrap();
             assert_eq!(t.value(s), &vec![b'a' + 3; len_of(i, 3)][..]);
-            live += entry_charge(k.len(), len_of(i, 3), false);
+            live += entry_charge(k.len(), len_of(i, 3), Field::None);
         }
         let held = t.arena_bytes();
         // ~100 classes in use, at most ~2 pages of free chunks each.
