@@ -1,5 +1,5 @@
 //! Eviction policies: their names, the per-key metadata each keeps in the
-//! entry's 15 policy bits, and the SIEVE queue. Pure data and
+//! entry's 15 policy bits, and SIEVE's hand. Pure data and
 //! arithmetic; the store ([`super::Store`]) decides when to evict and does
 //! the removing. It knows nothing of sockets, shards or configuration.
 //!
@@ -10,22 +10,29 @@
 //! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
-//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 31 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//! | `sieve` | 1 visited bit in the entry's metadata (no queue) | the first unvisited key from the hand on, the hand walking the slots |
 //!
 //! The policy bits live in the entry's 16-bit metadata field beside the
-//! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
-//! queue. `volatile-*`
-//! consider only keys with a TTL; with none, a write past the limit fails
-//! with OOM, as in Redis.
+//! has-TTL bit, so no policy costs memory beyond it: 0 bytes of eviction
+//! metadata per key for every policy. `volatile-*` consider only keys with
+//! a TTL; with none, a write past the limit fails with OOM, as in Redis.
 //!
-//! SIEVE keeps keys in insertion order (a `Vec` of hashes, oldest first).
-//! The hand walks from the oldest towards the newest: a visited key is kept
-//! in place and its bit cleared, the first unvisited one is evicted; at the
-//! newest end the hand wraps to the oldest. Removal in the middle of the
-//! queue is a tombstone, swept out when tombstones are half the queue.
-//! Keys deleted or expired by other means leave stale entries that the hand
-//! drops when it reaches them; if stale entries make the queue more than
-//! twice the key count, it is compacted (and de-duplicated) in one pass.
+//! **`sieve`** is SIEVE (Zhang et al., NSDI '24) with the table's slot order
+//! (hash order) standing in for its insertion-ordered queue: a hit sets the
+//! key's visited bit; to evict, the hand walks from where it stopped, clears
+//! the visited bits it passes (keeping those keys in place, as SIEVE does)
+//! and evicts the first unvisited key, then stays there; at the last slot it
+//! wraps to the first. Strictly, that is not SIEVE: SIEVE inserts a new key
+//! at the head of its queue, so the hand reaches it only after every key
+//! between the hand and the head, while here a new key lands at a random place in the hand's cycle
+//! (like CLOCK with insertion at a random position): it may be examined soon
+//! after its insertion, or only after a whole cycle. What it keeps from
+//! SIEVE: retained keys are not moved, and one bit per key. What it gains:
+//! no 4-byte queue entry per key (a queue of 31-bit hashes before), no
+//! lookup per step (the hand reads slots in order and prefetches the
+//! entries ahead), and nothing to maintain on insert or delete. The
+//! miss-ratio cost, measured on the cache-aside benchmark, is in
+//! docs/performance.md §9.
 
 use super::table::{Meta, Table, META_POLICY, META_TTL};
 
@@ -180,8 +187,6 @@ impl std::fmt::Display for Policy {
 
 /// SIEVE's visited bit.
 pub const SIEVE_VISITED: Meta = 1;
-/// SIEVE's mark bit, used only while de-duplicating the queue.
-const SIEVE_MARK: Meta = 2;
 /// Redis's LFU_INIT_VAL: a new key's counter.
 const LFU_INIT_VAL: u8 = 5;
 /// Redis's default lfu-log-factor.
@@ -238,177 +243,80 @@ pub fn next_random(state: &mut u64) -> u64 {
     x.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
-/// A queue entry that was evicted or found stale.
-const TOMB: u32 = u32::MAX;
-/// How far ahead of the hand SIEVE prefetches slots, and entries.
-const PREFETCH_SLOTS_AHEAD: usize = 8;
-const PREFETCH_ENTRIES_AHEAD: usize = 4;
+/// How far ahead of the hand SIEVE starts loading entries (their metadata).
+const PREFETCH_AHEAD: usize = 8;
 
-/// The SIEVE queue: the keys' 31 stored hash bits
-/// ([`super::table::slot_hash`]) in insertion order, oldest first.
+/// SIEVE's hand over a table's slots. There is no queue: the order the hand
+/// walks is the table's slot order (hash order), the visited bit is in each
+/// entry's metadata, so the policy costs no memory per key (see the module
+/// docs for how this differs from SIEVE's insertion-ordered queue).
 #[derive(Default)]
 pub struct Sieve {
-    queue: Vec<u32>,
+    /// The slot the hand is at.
     hand: usize,
-    tombs: usize,
+    /// The table's slot count when the hand was last moved (a resize
+    /// scales the hand to the same place in hash order).
+    cap: usize,
 }
 
 impl Sieve {
-    /// A queue holding every key of `table`, in slot order (the insertion
-    /// order of keys written before SIEVE was chosen is not known).
+    /// A hand at the start of `table`, every visited bit cleared.
     pub fn from_table(table: &mut Table) -> Sieve {
-        let mut queue = Vec::with_capacity(table.len());
         for i in 0..table.capacity() {
             if let Some(m) = table.meta_at(i) {
-                queue.push(table.hash_at(i) as u32);
                 table.set_meta(i, m & META_TTL);
             }
         }
         Sieve {
-            queue,
             hand: 0,
-            tombs: 0,
-        }
-    }
-
-    /// Entries in the queue (live, stale and tombstones).
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// True when the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Bytes the queue holds (its capacity).
-    pub fn bytes(&self) -> usize {
-        self.queue.capacity() * 4
-    }
-
-    /// Appends a newly inserted key (the newest end).
-    #[inline]
-    pub fn push(&mut self, hash: u64, table: &mut Table) {
-        self.queue.push(hash as u32);
-        if self.queue.len() > 2 * table.len() + 1024 {
-            self.dedup(table);
+            cap: table.capacity(),
         }
     }
 
     /// Picks the next victim, clearing visited bits on the way; `protect`
-    /// (a [`super::table::slot_hash`]) is never chosen. Returns its slot.
+    /// (a [`super::table::slot_hash`]) is never chosen. Returns its slot,
+    /// where the hand stays: removing the victim shifts the next key into
+    /// it. At most two passes over the slots (the first clears every bit).
     pub fn victim(&mut self, table: &mut Table, protect: u64) -> Option<usize> {
-        let mut steps = 2 * self.queue.len() + 2;
-        while steps > 0 {
-            steps -= 1;
-            if self.hand >= self.queue.len() {
-                self.hand = 0;
-                if self.queue.is_empty() {
-                    return None;
-                }
-            }
-            // The hand walks the queue in order: load the slots of the keys
-            // it will reach a few steps on, and the entries of nearer ones
-            // (whose slots should be in by now), so its cache misses overlap.
-            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_SLOTS_AHEAD) {
-                if ahead != TOMB {
-                    table.prefetch_slot_of(ahead as u64);
-                }
-            }
-            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_ENTRIES_AHEAD) {
-                if ahead != TOMB {
-                    table.prefetch_entry_of(ahead as u64);
-                }
-            }
-            let h = self.queue[self.hand];
-            if h == TOMB {
-                self.hand += 1;
-                continue;
-            }
-            match table.find_hash(h as u64) {
-                None => self.bury(),
-                Some(_) if h as u64 == protect => self.hand += 1,
-                Some(slot) => {
-                    let m = table.meta(slot);
-                    if m & SIEVE_VISITED != 0 {
-                        table.set_meta(slot, m & !SIEVE_VISITED);
-                        self.hand += 1;
-                    } else {
-                        self.bury();
-                        return Some(slot);
-                    }
-                }
-            }
+        let n = table.capacity();
+        if table.is_empty() {
+            return None;
         }
+        if self.cap != n {
+            self.hand = (self.hand as u128 * n as u128 / self.cap.max(1) as u128) as usize;
+            self.cap = n;
+        }
+        let mut i = self.hand;
+        for _ in 0..2 * n + 1 {
+            if i >= n {
+                i = 0;
+            }
+            // The hand walks the slots in order: the slot lines stream in;
+            // the entries (random addresses) are loaded a few keys ahead so
+            // their cache misses overlap.
+            if i + PREFETCH_AHEAD < n {
+                table.prefetch_entry_at(i + PREFETCH_AHEAD);
+            }
+            if let Some(m) = table.meta_at(i) {
+                if table.hash_at(i) != protect {
+                    if m & SIEVE_VISITED == 0 {
+                        self.hand = i;
+                        return Some(i);
+                    }
+                    table.set_meta(i, m & !SIEVE_VISITED);
+                }
+            }
+            i += 1;
+        }
+        self.hand = i;
         None
-    }
-
-    /// Turns the entry under the hand into a tombstone and moves on;
-    /// sweeps tombstones out once they are half the queue.
-    fn bury(&mut self) {
-        self.queue[self.hand] = TOMB;
-        self.hand += 1;
-        self.tombs += 1;
-        if self.tombs * 2 > self.queue.len() {
-            let hand = self.hand;
-            let mut kept_before_hand = 0;
-            let mut w = 0;
-            for r in 0..self.queue.len() {
-                let h = self.queue[r];
-                if h != TOMB {
-                    self.queue[w] = h;
-                    w += 1;
-                    if r < hand {
-                        kept_before_hand += 1;
-                    }
-                }
-            }
-            self.queue.truncate(w);
-            self.hand = kept_before_hand;
-            self.tombs = 0;
-        }
-    }
-
-    /// Drops stale entries and duplicates (a key deleted and written again
-    /// is queued twice; its oldest entry is kept), in order.
-    fn dedup(&mut self, table: &mut Table) {
-        let hand = self.hand;
-        let mut kept_before_hand = 0;
-        let mut w = 0;
-        for r in 0..self.queue.len() {
-            let h = self.queue[r];
-            if h == TOMB {
-                continue;
-            }
-            let Some(slot) = table.find_hash(h as u64) else {
-                continue;
-            };
-            let m = table.meta(slot);
-            if m & SIEVE_MARK != 0 {
-                continue;
-            }
-            table.set_meta(slot, m | SIEVE_MARK);
-            self.queue[w] = h;
-            w += 1;
-            if r < hand {
-                kept_before_hand += 1;
-            }
-        }
-        self.queue.truncate(w);
-        for &h in &self.queue {
-            if let Some(slot) = table.find_hash(h as u64) {
-                let m = table.meta(slot);
-                table.set_meta(slot, m & !SIEVE_MARK);
-            }
-        }
-        self.hand = kept_before_hand;
-        self.tombs = 0;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::table::slot_hash;
 
     #[test]
     fn names_round_trip() {
@@ -448,59 +356,84 @@ mod tests {
         assert_eq!(lfu_decayed(hot, 600_000), hc - 10);
     }
 
-    #[test]
-    fn sieve_keeps_visited_and_evicts_in_insertion_order() {
-        let mut t = Table::new();
-        let mut s = Sieve::default();
-        let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
-        for i in 0..10u32 {
-            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None).unwrap();
-            s.push(super::super::table::slot_hash(h(i)), &mut t);
-        }
-        // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
-        // hand wraps and finds 0, 1, 3 cleared) 0.
-        for i in [0u32, 1, 3] {
-            let slot = t.find(h(i), &i.to_le_bytes()).unwrap();
-            let m = t.meta(slot);
-            t.set_meta(slot, Policy::Sieve.touched(m, 0, &mut 1));
-        }
-        let mut order = Vec::new();
-        for _ in 0..8 {
-            let slot = s.victim(&mut t, u64::MAX).unwrap();
-            let k = u32::from_le_bytes(t.key(slot).try_into().unwrap());
-            order.push(k);
-            t.remove(slot);
-        }
-        assert_eq!(order, vec![2, 4, 5, 6, 7, 8, 9, 0]);
-        // A stale entry (deleted behind the queue's back) is skipped.
-        let slot = t.find(h(1), &1u32.to_le_bytes()).unwrap();
-        t.remove(slot);
-        let slot = s.victim(&mut t, u64::MAX).unwrap();
-        assert_eq!(t.key(slot), &3u32.to_le_bytes());
-        t.remove(slot);
-        assert!(s.victim(&mut t, u64::MAX).is_none());
+    /// The keys of `t` in slot order.
+    fn slot_order(t: &Table) -> Vec<u32> {
+        (0..t.capacity())
+            .filter(|&i| t.is_full(i))
+            .map(|i| u32::from_le_bytes(t.key(i).try_into().unwrap()))
+            .collect()
     }
 
     #[test]
-    fn sieve_queue_stays_bounded_under_churn() {
+    fn sieve_keeps_visited_and_evicts_in_slot_order() {
         let mut t = Table::new();
-        let mut s = Sieve::default();
-        for round in 0..50u32 {
-            for i in 0..100u32 {
-                let k = i.to_le_bytes();
-                let h = crate::routing::key_hash(&k);
-                if let Some(slot) = t.find(h, &k) {
-                    t.remove(slot);
-                }
-                t.insert(h, &k, &round.to_le_bytes(), 0, None).unwrap();
-                s.push(super::super::table::slot_hash(h), &mut t);
+        let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
+        for i in 0..10u32 {
+            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None).unwrap();
+        }
+        let mut s = Sieve::from_table(&mut t);
+        let order = slot_order(&t);
+        // Visit the 1st, 2nd and 4th keys in slot order: the first victims
+        // are the others in order, then (after the hand wraps and finds the
+        // visited ones cleared) the 1st.
+        for &k in [order[0], order[1], order[3]].iter() {
+            let slot = t.find(h(k), &k.to_le_bytes()).unwrap();
+            let m = t.meta(slot);
+            t.set_meta(slot, Policy::Sieve.touched(m, 0, &mut 1));
+        }
+        let mut victims = Vec::new();
+        for _ in 0..8 {
+            let slot = s.victim(&mut t, u64::MAX).unwrap();
+            victims.push(u32::from_le_bytes(t.key(slot).try_into().unwrap()));
+            t.remove(slot);
+        }
+        let mut want: Vec<u32> = order
+            .iter()
+            .copied()
+            .skip(2)
+            .filter(|&k| k != order[3])
+            .collect();
+        want.push(order[0]);
+        assert_eq!(victims, want);
+        // The protected key is passed over; with only it left, no victim.
+        let (a, b) = (order[1], order[3]);
+        let slot = s.victim(&mut t, slot_hash(h(a))).unwrap();
+        assert_eq!(t.key(slot), &b.to_le_bytes());
+        t.remove(slot);
+        assert!(s.victim(&mut t, slot_hash(h(a))).is_none());
+        let slot = s.victim(&mut t, u64::MAX).unwrap();
+        t.remove(slot);
+        assert!(s.victim(&mut t, u64::MAX).is_none(), "empty");
+    }
+
+    /// Through inserts that grow the table, hits and evictions, the hand
+    /// keeps evicting unvisited keys and never loops: a hot set survives.
+    #[test]
+    fn sieve_hand_survives_resizes_and_keeps_a_hot_set() {
+        let mut t = Table::new();
+        let mut s = Sieve::from_table(&mut t);
+        let key = |i: u32| i.to_le_bytes();
+        let h = |i: u32| crate::routing::key_hash(&key(i));
+        let mut evicted = 0;
+        for i in 0..60_000u32 {
+            t.insert(h(i), &key(i), b"v", 0, None).unwrap();
+            // Keys 0..100 are read after every write.
+            let hot = i % 100;
+            if let Some(slot) = t.find(h(hot), &key(hot)) {
+                let m = t.meta(slot);
+                t.set_meta(slot, Policy::Sieve.touched(m, 0, &mut 1));
+            }
+            // Room for 5 000 keys; the table grows up to there.
+            if t.len() > 5_000 {
+                let slot = s.victim(&mut t, u64::MAX).unwrap();
+                t.remove(slot);
+                evicted += 1;
             }
         }
-        assert!(s.len() <= 2 * t.len() + 1024 + 1, "{}", s.len());
-        for i in 0..t.capacity() {
-            if let Some(m) = t.meta_at(i) {
-                assert_eq!(m & SIEVE_MARK, 0);
-            }
-        }
+        assert_eq!(evicted, 55_000);
+        let kept = (0..100u32)
+            .filter(|&k| t.find(h(k), &key(k)).is_some())
+            .count();
+        assert!(kept >= 95, "{kept} hot keys kept");
     }
 }

@@ -74,8 +74,8 @@ pub const META_POLICY: u16 = META_TTL - 1;
 /// 16 bits of per-key metadata kept in the entry.
 pub type Meta = u16;
 
-/// The bits of a placement hash the table keeps (and by which the SIEVE
-/// queue and eviction's `protect` name a key).
+/// The bits of a placement hash the table keeps (and by which eviction's
+/// `protect` names a key).
 #[inline]
 pub fn slot_hash(hash: u64) -> u64 {
     hash >> HASH_SHIFT
@@ -638,26 +638,6 @@ impl Table {
             let e = unsafe { Entry::at(self.arena.ptr(offset(s))) };
             if e.key() == key {
                 return Some((i, e.meta()));
-            }
-            i += 1;
-        }
-    }
-
-    /// The first slot whose stored hash bits are `h` (a [`slot_hash`]; the
-    /// SIEVE queue names entries by it: on a collision it finds one of the
-    /// colliding keys, which is as good a victim as the other).
-    pub fn find_hash(&self, h: u64) -> Option<usize> {
-        if h >> 31 != 0 {
-            return None;
-        }
-        let mut i = self.home(h);
-        loop {
-            let s = self.slots[i];
-            if s == EMPTY || stored(s) > h {
-                return None;
-            }
-            if stored(s) == h {
-                return Some(i);
             }
             i += 1;
         }
@@ -1387,7 +1367,6 @@ mod tests {
                 continue;
             }
             let s = found.unwrap();
-            assert_eq!(t.find_hash(slot_hash(h(&k))), Some(s));
             assert_eq!(t.meta(s) & META_POLICY, (i % 100) as Meta);
             assert_eq!(t.key(s), &k);
             if i % 3 == 0 {
