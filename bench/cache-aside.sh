@@ -17,6 +17,9 @@
 #
 # Miss ratio: `after warm-up` counts the measured window only (the cache is
 # full by then); `whole run` includes the warm-up from a cold cache.
+# `server ns/req` is the server's CPU time (utime + stime from /proc) over
+# the measured window per request (GETs and fill SETs: `fills/req` of them
+# are SETs), a figure that a noisy machine moves far less than throughput.
 #
 #   bench/cache-aside.sh                              # 10 M keys, ~1/10 in memory
 #   RECORDS=100000 SECS=2 WARMUP=1 bench/cache-aside.sh   # a quick check
@@ -145,13 +148,23 @@ start_memcached() { # LOG megabytes
     wait_up "$1" memcached
 }
 
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
 ROWS=() # "name|report.json|spare name"
 bench() { # NAME TARGET SPARE_NAME
     log "$1: corekv bench --target $2 --cache-aside on CPU $BENCH_CPU"
     taskset -c "$BENCH_CPU" "$BIN" bench --target "$2" --hosts "127.0.0.1:$PORT" \
         --cpus "$BENCH_CPU" --cache-aside --records "$RECORDS" --theta "$THETA" \
         --value-size "$VALUE_SIZE" --secs "$SECS" --warmup "$WARMUP" --batch "$BATCH" \
-        --sessions "$SESSIONS" --seed "$SEED" --quiet --json "$OUT/$1.json" >"$OUT/$1.txt"
+        --sessions "$SESSIONS" --seed "$SEED" --quiet --json "$OUT/$1.json" >"$OUT/$1.txt" &
+    local bp=$! c0 c1
+    # The server's CPU time over the measured window (from the end of the
+    # warm-up to the end of the run): its ns per request.
+    sleep "$WARMUP"
+    c0=$(cpu_ticks "$SERVER_PID")
+    wait "$bp"
+    c1=$(cpu_ticks "$SERVER_PID")
+    echo "$(((c1 - c0) * 1000000000 / $(getconf CLK_TCK)))" >"$OUT/$1.cpu_ns"
     ROWS+=("$1|$OUT/$1.json|$3")
 }
 
@@ -192,15 +205,24 @@ python3 - "$OUT/table.txt" "${ROWS[@]}" <<'PY'
 import json, sys
 out, rows = sys.argv[1], [r.split("|") for r in sys.argv[2:]]
 rep = {name: json.load(open(path)) for name, path, _ in rows}
-lines = ["%-22s %12s %12s %14s %9s" % ("run", "miss ratio", "whole run", "throughput", "vs spare"),
-         "%-22s %12s %12s %14s %9s" % ("", "after w-up", "(cold start)", "Mop/s", "")]
-for name, _, spare in rows:
+def ns_per_req(name, path):
+    # Server CPU ns per request (GET or fill SET) over the measured window.
+    try:
+        return int(open(path[:-len(".json")] + ".cpu_ns").read()) / max(rep[name]["totals"]["ops"], 1)
+    except (OSError, ValueError, KeyError):
+        return float("nan")
+lines = ["%-22s %12s %12s %14s %9s %10s %8s" % ("run", "miss ratio", "whole run", "throughput", "vs spare", "server", "fills"),
+         "%-22s %12s %12s %14s %9s %10s %8s" % ("", "after w-up", "(cold start)", "Mop/s", "", "ns/req", "/req")]
+for name, path, spare in rows:
     r = rep[name]
     vs = "-"
     if spare in rep and rep[spare]["ops_per_sec"] > 0:
         vs = "%.3f" % (r["ops_per_sec"] / rep[spare]["ops_per_sec"])
-    lines.append("%-22s %12.4f %12.4f %14.3f %9s" % (
-        name, r["miss_ratio"], r["miss_ratio_whole_run"], r["ops_per_sec"] / 1e6, vs))
+    t = r.get("totals", {})
+    fills = t.get("puts", 0) / max(t.get("ops", 0), 1)
+    lines.append("%-22s %12.4f %12.4f %14.3f %9s %10.1f %8.3f" % (
+        name, r["miss_ratio"], r["miss_ratio_whole_run"], r["ops_per_sec"] / 1e6, vs,
+        ns_per_req(name, path), fills))
 ours = [n for n, _, s in rows if n.startswith("corekv-") and s]
 theirs = [n for n, _, s in rows if n == "redis-allkeys-lru"]
 if ours:
