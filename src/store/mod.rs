@@ -32,8 +32,8 @@
 //! * Memory accounting: [`Store::used_bytes`] is what the partition holds
 //!   from the kernel: the arena's pages in use (16 KiB each, free chunks in
 //!   them included; empty pages go back to the kernel), the table's slot
-//!   array at its full capacity (no policy keeps anything outside the
-//!   entries) — so it tracks RSS. A write that would take it past the limit (a new page for
+//!   array at its full capacity, and SIEVE's queue at its capacity — so it
+//!   tracks RSS. A write that would take it past the limit (a new page for
 //!   its size class when the class has no free chunk, or a slot array that
 //!   would grow) and cannot evict fails with [`OpError::OutOfMemory`];
 //!   reads, deletes and writes that do not grow the store keep working.
@@ -213,7 +213,9 @@ impl Db {
         (
             self.table.len(),
             self.ttl_keys,
-            self.table.arena_bytes() + self.table.bytes(),
+            self.table.arena_bytes()
+                + self.table.bytes()
+                + self.sieve.as_ref().map_or(0, Sieve::bytes),
             self.table.arena_bytes(),
         )
     }
@@ -503,6 +505,9 @@ impl Store {
         if expire.is_some() {
             self.ttl_keys += 1;
         }
+        if let Some(s) = &mut self.sieve {
+            s.push(slot_hash(hash), &mut self.table);
+        }
         true
     }
 
@@ -598,10 +603,10 @@ impl Store {
     }
 
     /// Bytes charged against the memory limit (INFO's `used_memory`): the
-    /// arena pages holding the entries and the slot array.
+    /// arena pages holding the entries, the slot array and the SIEVE queue.
     #[inline]
     pub fn used_bytes(&self) -> usize {
-        self.table.arena_bytes() + self.table.bytes() + self.parked_bytes
+        self.table.arena_bytes() + self.table.bytes() + self.policy_bytes() + self.parked_bytes
     }
 
     /// The entries' share of [`Store::used_bytes`]: the arena's pages in use.
@@ -626,7 +631,7 @@ impl Store {
     }
 
     /// Changes the eviction policy (CONFIG SET maxmemory-policy): resets
-    /// every key's policy bits, and places or drops SIEVE's hand. O(keys),
+    /// every key's policy bits, and builds or drops the SIEVE queue. O(keys),
     /// once per change.
     pub fn set_policy(&mut self, policy: Policy) {
         if policy == self.policy {
@@ -652,7 +657,7 @@ impl Store {
         }
     }
 
-    /// The selected database's policy bits and SIEVE hand, for the policy.
+    /// The selected database's policy bits and SIEVE queue, for the policy.
     fn reset_policy_bits(&mut self) {
         let policy = self.policy;
         self.sieve = None;
@@ -666,6 +671,11 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Bytes of eviction metadata outside the table (the SIEVE queue).
+    pub fn policy_bytes(&self) -> usize {
+        self.sieve.as_ref().map_or(0, Sieve::bytes)
     }
 
     /// Operation counters since start.
@@ -1200,8 +1210,8 @@ impl Store {
     /// need not grow. Never evicts the key whose [`slot_hash`] is
     /// `protect`. False when the policy has no victim. After
     /// [`EVICTIONS_PER_WRITE`] evictions it lets the write proceed (Redis's
-    /// "eviction still running"): a large value (or one whose chunk class
-    /// holds no free chunk to be made) may need more, and the shard's timer
+    /// "eviction still running"): a jump in the metadata (SIEVE's queue
+    /// doubling) or a large value may need more, and the shard's timer
     /// evicts the rest ([`Store::evict_over_limit`]).
     fn make_room(&mut self, size: usize, insert: bool, protect: u64) -> bool {
         let limit = self.limits.max_memory;
@@ -2494,7 +2504,7 @@ mod tests {
                 max_key_len: 16,
                 max_value_len: 64,
                 // 16 pages: about 5 000 keys (44-byte entries, 8-byte
-                // slots).
+                // slots), fewer with SIEVE's queue.
                 max_memory: empty_bytes() + 16 * PAGE_BYTES,
             });
             s.set_policy(p);

@@ -74,8 +74,8 @@ pub const META_POLICY: u16 = META_TTL - 1;
 /// 16 bits of per-key metadata kept in the entry.
 pub type Meta = u16;
 
-/// The bits of a placement hash the table keeps (and by which eviction's
-/// `protect` names a key).
+/// The bits of a placement hash the table keeps (and by which the SIEVE
+/// queue and eviction's `protect` name a key).
 #[inline]
 pub fn slot_hash(hash: u64) -> u64 {
     hash >> HASH_SHIFT
@@ -643,6 +643,26 @@ impl Table {
         }
     }
 
+    /// The first slot whose stored hash bits are `h` (a [`slot_hash`]; the
+    /// SIEVE queue names entries by it: on a collision it finds one of the
+    /// colliding keys, which is as good a victim as the other).
+    pub fn find_hash(&self, h: u64) -> Option<usize> {
+        if h >> 31 != 0 {
+            return None;
+        }
+        let mut i = self.home(h);
+        loop {
+            let s = self.slots[i];
+            if s == EMPTY || stored(s) > h {
+                return None;
+            }
+            if stored(s) == h {
+                return Some(i);
+            }
+            i += 1;
+        }
+    }
+
     /// The slot holding the entry at arena offset `off`, whose hash bits are `h`.
     fn find_offset(&self, h: u64, off: u32) -> Option<usize> {
         let mut i = self.home(h);
@@ -1109,18 +1129,6 @@ impl Table {
         (((slots as u128) << 64) / self.cap as u128).max(1 << HASH_SHIFT)
     }
 
-    /// The longest run of consecutive full slots (tests: how far an insert
-    /// may shift).
-    #[cfg(test)]
-    pub fn longest_run(&self) -> usize {
-        let (mut longest, mut run) = (0, 0);
-        for &s in self.slots.iter() {
-            run = if s == EMPTY { 0 } else { run + 1 };
-            longest = longest.max(run);
-        }
-        longest
-    }
-
     /// Removes every entry and returns to the initial size.
     pub fn clear(&mut self) {
         self.slots = Slots::empty(MIN_CAPACITY + tail(MIN_CAPACITY));
@@ -1386,6 +1394,7 @@ mod tests {
                 continue;
             }
             let s = found.unwrap();
+            assert_eq!(t.find_hash(slot_hash(h(&k))), Some(s));
             assert_eq!(t.meta(s) & META_POLICY, (i % 100) as Meta);
             assert_eq!(t.key(s), &k);
             if i % 3 == 0 {
