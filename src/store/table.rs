@@ -109,6 +109,8 @@ const SHORT_VALUE: usize = 1 << 16;
 /// narrow field holds `expire_at - NARROW_EPOCH_MS` in 40 bits, exact to
 /// the millisecond, so expiries from 2020 to late 2054 take 5 bytes.
 pub const NARROW_EPOCH_MS: u64 = 1_577_836_800_000;
+/// [`Field`] by (has F_EXPIRE) | (long header with F_WIDE) << 1.
+const FIELDS: [Field; 4] = [Field::None, Field::Narrow, Field::None, Field::Wide];
 /// Bytes of a narrow expiry field.
 const NARROW: usize = 5;
 /// Bytes of a wide expiry field (absolute Unix ms).
@@ -117,14 +119,16 @@ const WIDE: usize = 8;
 /// The expiry field an entry has: none, narrow (5 bytes, ms since
 /// [`NARROW_EPOCH_MS`]) or wide (8 bytes, Unix ms). Ordered: a field can
 /// hold every expiry a smaller one can.
+/// The discriminant is the field's length (so [`Field::len`] is a move).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Field {
     /// No expiry field.
-    None,
+    None = 0,
     /// 40 bits of ms from [`NARROW_EPOCH_MS`].
-    Narrow,
+    Narrow = NARROW as u8,
     /// 64 bits of Unix ms.
-    Wide,
+    Wide = WIDE as u8,
 }
 
 impl Field {
@@ -141,11 +145,7 @@ impl Field {
     /// Bytes of the field.
     #[inline(always)]
     fn len(self) -> usize {
-        match self {
-            Field::None => 0,
-            Field::Narrow => NARROW,
-            Field::Wide => WIDE,
-        }
+        self as usize
     }
 }
 
@@ -204,13 +204,10 @@ impl Entry {
                     9,
                 )
             };
-            let field = if b0 & F_EXPIRE == 0 {
-                Field::None
-            } else if b0 & (F_LONG | F_WIDE) == F_LONG | F_WIDE {
-                Field::Wide
-            } else {
-                Field::Narrow
-            };
+            // F_EXPIRE, and F_WIDE where the header is long (in a short
+            // one that bit is the key length's): no branch on the read path.
+            let wide = (b0 & F_LONG) >> 6 & (b0 & F_WIDE) >> 4;
+            let field = FIELDS[((b0 & F_EXPIRE) >> 5 | wide << 1) as usize];
             Entry {
                 p,
                 key_len,
