@@ -109,12 +109,12 @@ const SHORT_VALUE: usize = 1 << 16;
 /// narrow field holds `expire_at - NARROW_EPOCH_MS` in 40 bits, exact to
 /// the millisecond, so expiries from 2020 to late 2054 take 5 bytes.
 pub const NARROW_EPOCH_MS: u64 = 1_577_836_800_000;
-/// [`Field`] by (has F_EXPIRE) | (long header with F_WIDE) << 1.
-const FIELDS: [Field; 4] = [Field::None, Field::Narrow, Field::None, Field::Wide];
 /// Bytes of a narrow expiry field.
 const NARROW: usize = 5;
 /// Bytes of a wide expiry field (absolute Unix ms).
 const WIDE: usize = 8;
+// The header parse computes a wide field's length as a narrow one's + 3.
+const _: () = assert!(NARROW + 3 == WIDE);
 
 /// The expiry field an entry has: none, narrow (5 bytes, ms since
 /// [`NARROW_EPOCH_MS`]) or wide (8 bytes, Unix ms). Ordered: a field can
@@ -191,23 +191,28 @@ impl Entry {
         // SAFETY: the caller guarantees a live entry: its header is there.
         unsafe {
             let b0 = *p;
-            let (key_len, value_len, meta_at) = if b0 & F_LONG == 0 {
+            // The field's length by arithmetic on the flags (no branch of
+            // its own on the read path): 5 × F_EXPIRE, 3 more with F_WIDE,
+            // which only a long header has (in a short one that bit is the
+            // key length's).
+            let e = (b0 & F_EXPIRE) >> 5;
+            let (key_len, value_len, meta_at, flen) = if b0 & F_LONG == 0 {
                 (
                     (b0 & 0x1F) as usize,
                     ptr::read_unaligned(p.add(1) as *const u16) as usize,
                     3,
+                    e * NARROW as u8,
                 )
             } else {
                 (
                     ptr::read_unaligned(p.add(1) as *const u32) as usize,
                     ptr::read_unaligned(p.add(5) as *const u32) as usize,
                     9,
+                    e * (NARROW as u8 + 3 * ((b0 & F_WIDE) >> 4)),
                 )
             };
-            // F_EXPIRE, and F_WIDE where the header is long (in a short
-            // one that bit is the key length's): no branch on the read path.
-            let wide = (b0 & F_LONG) >> 6 & (b0 & F_WIDE) >> 4;
-            let field = FIELDS[((b0 & F_EXPIRE) >> 5 | wide << 1) as usize];
+            // `flen` is 0, 5 or 8: a discriminant of the `repr(u8)` Field.
+            let field = std::mem::transmute::<u8, Field>(flen);
             Entry {
                 p,
                 key_len,
