@@ -118,6 +118,13 @@ use super::conn::{
 /// reply formats follow Redis 7.0.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.0";
 
+/// A read that fills the buffer doubles it for the next read, up to this
+/// size: a pipeline of this many bytes is then read, executed and answered
+/// in one read and one write, not in 4 KiB slices (a `-P 256` SET pipeline
+/// is ~45 KB). Equal to [`KEEP_BUFFER`], so a buffer grown this way is kept
+/// when the connection goes quiet.
+const READ_GROW_MAX: usize = KEEP_BUFFER;
+
 /// When the free space after a partial command drops below this, the partial
 /// command is moved to the front of the read buffer.
 const COMPACT_BELOW: usize = 16 * 1024;
@@ -597,6 +604,10 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
     let max_query = limits.max_frame_bytes.max(1024);
     let mut buf = vec![0u8; INITIAL_READ.min(max_query)];
     let (mut start, mut end) = (0usize, 0usize);
+    // The last read filled all the space it was given: more is probably
+    // waiting in the socket (a deep pipeline), so the buffer doubles, up to
+    // [`READ_GROW_MAX`], and the next read takes the rest in one go.
+    let mut filled = false;
     // Sends what is pending, then an error line (the caller closes).
     async fn fail(conn: &mut Connection<'_>, stream: &mut TcpStream, e: &str) {
         conn.shard.count_protocol_error();
@@ -609,6 +620,13 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
+        }
+        if filled && end < buf.len() && buf.len() < READ_GROW_MAX.min(max_query) {
+            let grown = (buf.len() * 2).min(READ_GROW_MAX).min(max_query);
+            if !charge.set(grown + conn.cost()) {
+                return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
+            }
+            buf.resize(grown, 0);
         }
         if end == buf.len() {
             if buf.len() >= max_query {
@@ -628,6 +646,7 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         match stream.read(&mut buf[end..]).await {
             Ok(0) => return,
             Ok(n) => {
+                filled = n == buf.len() - end;
                 end += n;
                 stats.reads.add(1);
                 stats.net_in.add(n as u64);
@@ -635,6 +654,7 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => match deadlines.expired() {
                 Expired::Shrink => {
                     buf = vec![0u8; INITIAL_READ.min(max_query)];
+                    filled = false;
                     (start, end) = (0, 0);
                     conn.shrink();
                     charge.set(buf.len() + conn.cost());
