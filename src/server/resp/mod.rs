@@ -515,7 +515,7 @@ impl<'s> Connection<'s> {
     /// flushed before returning.
     async fn process(&mut self, buf: &[u8], mut pos: usize) -> (usize, Flow) {
         let mut args = std::mem::take(&mut self.args);
-        let lane = self.fast_lane();
+        let mut lane = self.fast_lane();
         let max_bulk = self.parse_limits.max_bulk_len;
         let flow = loop {
             if lane {
@@ -555,6 +555,8 @@ impl<'s> Connection<'s> {
                     if let Flow::Close = self.dispatch(buf, &args, base..pos).await {
                         break Flow::Close;
                     }
+                    // AUTH / HELLO may have changed what the lane needs.
+                    lane = self.fast_lane();
                     if self.run.plans().len() > plans {
                         if let Some(flow) = self.queued_one(buf).await {
                             break flow;
