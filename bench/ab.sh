@@ -32,9 +32,9 @@
 #              SERVER_CPU [0] CLIENT_CPU [1] SEED [7] EXTRA_BENCH_ARGS [""]
 #              OLD_ARGS [""] NEW_ARGS [""] BENCH_BIN [arm's binary]
 #              PIPELINE [1] CLIENTS [50] REQUESTS [200000] TESTS [set,get]
-#              WIPE [""]
+#              WIPE [""] RB_TIMEOUT [900: seconds before a stuck redis-benchmark is killed]
 set -euo pipefail
-[[ $# -ge 2 ]] || { sed -n '2,34p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,35p' "$0"; exit 2; }
 OLD=$1 NEW=$2 ROUNDS=${3:-2}
 DRIVER=${DRIVER:-corekv}
 SECS=${SECS:-6} SESSIONS=${SESSIONS:-8} BATCH=${BATCH:-8192} RESP=${RESP:-0}
@@ -70,7 +70,7 @@ start_server_once() {
         taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
             --appendonly no --protected-mode no $args >"$tmp/server.log" 2>&1 &
         sp=$!
-        for _ in $(seq 50); do redis-cli -p "$rport" PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+        for _ in $(seq 300); do redis-cli -p "$rport" PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
     else
         local resp=(--no-resp)
         if [[ $DRIVER == redis-benchmark || $RESP == 1 ]]; then resp=(--resp-port "$rport"); fi
@@ -78,7 +78,9 @@ start_server_once() {
         taskset -c "$SERVER_CPU" "$bin" server --cpus "$SERVER_CPU" --port "$nport" "${resp[@]}" \
             --stats-interval 0 $args >"$tmp/server.log" 2>&1 &
         sp=$!
-        for _ in $(seq 50); do grep -q "corekv ready" "$tmp/server.log" && break; sleep 0.1; done
+        # Up to 30 s: a loaded machine starts slowly, and redis-benchmark
+        # started against a port not accepting yet spins for ever.
+        for _ in $(seq 300); do grep -q "corekv ready" "$tmp/server.log" && break; sleep 0.1; done
     fi
 }
 
@@ -123,7 +125,7 @@ one_rb() { # BIN ARGS LABEL
     local label=$3 a b
     start_server "$1" "$2"
     a=$(cpu_ticks "$sp")
-    taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$CLIENTS" -n "$REQUESTS" -P "$PIPELINE" \
+    timeout "${RB_TIMEOUT:-900}" taskset -c "$CLIENT_CPU" redis-benchmark -p "$rport" -c "$CLIENTS" -n "$REQUESTS" -P "$PIPELINE" \
         -t "$TESTS" -d 128 -r 1000000 --csv >"$tmp/rb.csv" 2>"$tmp/rb.err"
     b=$(cpu_ticks "$sp")
     stop_server

@@ -291,8 +291,10 @@ fn extended(opts: &[&[u8]], is_set: bool, now: i64, cmd: &str) -> Result<(u8, i6
 /// Queues a SET with `flags` and absolute expiry `when` (0: none). Plain
 /// forms take the fast ops (PUT, PUT-if-absent/present, GETSET: the value
 /// stays in the read buffer); the rest the extended SET op, whose value is
-/// its argument and a copy of `value`.
-fn queue_set(
+/// its argument and a copy of `value`. The fast lane (`fast`) queues a
+/// plain SET through here too.
+#[inline]
+pub(crate) fn queue_set(
     conn: &mut Connection<'_>,
     key: Range<usize>,
     value: Range<usize>,

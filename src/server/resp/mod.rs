@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `table` | `Spec` (a table row), the `Parse` argument cursor, `CmdError` |
 //! | `run` | the batched path: queued ops, one `Shard::execute`, the reply sink |
+//! | `fast` | the fast lane: plain GET / SET frames recognised from their bytes and queued without the general parse and dispatch |
 //! | `strings` | GET SET MGET MSET INCR DECR INCRBY DECRBY INCRBYFLOAT STRLEN SETNX GETSET GETDEL GETRANGE SUBSTR SETRANGE APPEND LCS |
 //! | `keys` | DEL EXISTS (and later the other generic key commands) |
 //! | `multikey` | MSETNX RENAME RENAMENX COPY, and MSET MGET DEL EXISTS over keys of several shards: one transaction each (`shard::txn`) |
@@ -81,6 +82,7 @@ pub(crate) mod cluster;
 pub(crate) mod connection;
 pub(crate) mod diagnostics;
 pub(crate) mod expiry;
+pub(crate) mod fast;
 pub(crate) mod keys;
 pub(crate) mod keyspace;
 pub(crate) mod multikey;
@@ -117,6 +119,13 @@ use super::conn::{
 /// The Redis version corekv reports (INFO, HELLO): the command set and
 /// reply formats follow Redis 7.0.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.0";
+
+/// A read that fills the buffer doubles it for the next read, up to this
+/// size: a pipeline of this many bytes is then read, executed and answered
+/// in one read and one write, not in 4 KiB slices (a `-P 256` SET pipeline
+/// is ~45 KB). Equal to [`KEEP_BUFFER`], so a buffer grown this way is kept
+/// when the connection goes quiet.
+const READ_GROW_MAX: usize = KEEP_BUFFER;
 
 /// When the free space after a partial command drops below this, the partial
 /// command is moved to the front of the read buffer.
@@ -479,12 +488,58 @@ impl<'s> Connection<'s> {
         Flow::Continue
     }
 
+    /// Whether plain GET and SET frames may take the fast lane (`fast`):
+    /// nothing but queueing applies to them — the client is authenticated,
+    /// the node is the whole cluster (no MOVED check), and the parser takes
+    /// commands of three arguments.
+    #[inline]
+    fn fast_lane(&self) -> bool {
+        self.authed && self.parse_limits.max_args >= 3 && self.shard.cluster.nr_nodes() <= 1
+    }
+
+    /// After a command queued into the run: bound what one run can reply
+    /// (execute it once its worst case passes the reply limit), and have
+    /// replies written out as they pile up (`Some(Flow::Drain)`).
+    #[inline]
+    async fn queued_one(&mut self, buf: &[u8]) -> Option<Flow> {
+        let worst = self.run.worst_of_last(self.limits.max_value_len);
+        self.run_worst = self.run_worst.saturating_add(worst);
+        if self.run_worst > self.limits.max_reply_bytes {
+            self.flush(buf).await;
+        }
+        (self.out.len() >= DRAIN_AT).then_some(Flow::Drain)
+    }
+
     /// Handles every complete command in `buf[pos..]`. Returns where the
     /// first incomplete command starts and what to do next. The run is
     /// flushed before returning.
     async fn process(&mut self, buf: &[u8], mut pos: usize) -> (usize, Flow) {
         let mut args = std::mem::take(&mut self.args);
+        let mut lane = self.fast_lane();
+        let max_bulk = self.parse_limits.max_bulk_len;
         let flow = loop {
+            if lane {
+                if let Some((cmd, n)) = fast::recognise(buf, pos, max_bulk) {
+                    let frame = pos..pos + n;
+                    pos += n;
+                    let row = match cmd {
+                        fast::Fast::Get { key } => {
+                            strings::queue_get(self, key);
+                            fast::GET_ROW
+                        }
+                        fast::Fast::Set { key, value } => {
+                            let value_bytes = &buf[value.clone()];
+                            expiry::queue_set(self, key, value, value_bytes, 0, 0);
+                            fast::SET_ROW
+                        }
+                    };
+                    self.queued.push((row, frame));
+                    if let Some(flow) = self.queued_one(buf).await {
+                        break flow;
+                    }
+                    continue;
+                }
+            }
             match parse_command(&buf[pos..], &self.parse_limits, &mut args) {
                 Ok(Some(n)) => {
                     let base = pos;
@@ -500,17 +555,13 @@ impl<'s> Connection<'s> {
                     if let Flow::Close = self.dispatch(buf, &args, base..pos).await {
                         break Flow::Close;
                     }
-                    // Bound what one run can reply: execute it once its
-                    // worst case passes the reply limit, and have replies
-                    // written out as they pile up.
+                    // AUTH / HELLO may have changed what the lane needs.
+                    lane = self.fast_lane();
                     if self.run.plans().len() > plans {
-                        let worst = self.run.worst_of_last(self.limits.max_value_len);
-                        self.run_worst = self.run_worst.saturating_add(worst);
-                        if self.run_worst > self.limits.max_reply_bytes {
-                            self.flush(buf).await;
+                        if let Some(flow) = self.queued_one(buf).await {
+                            break flow;
                         }
-                    }
-                    if self.out.len() >= DRAIN_AT {
+                    } else if self.out.len() >= DRAIN_AT {
                         break Flow::Drain;
                     }
                 }
@@ -597,6 +648,10 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
     let max_query = limits.max_frame_bytes.max(1024);
     let mut buf = vec![0u8; INITIAL_READ.min(max_query)];
     let (mut start, mut end) = (0usize, 0usize);
+    // The last read filled all the space it was given: more is probably
+    // waiting in the socket (a deep pipeline), so the buffer doubles, up to
+    // [`READ_GROW_MAX`], and the next read takes the rest in one go.
+    let mut filled = false;
     // Sends what is pending, then an error line (the caller closes).
     async fn fail(conn: &mut Connection<'_>, stream: &mut TcpStream, e: &str) {
         conn.shard.count_protocol_error();
@@ -609,6 +664,13 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
+        }
+        if filled && end < buf.len() && buf.len() < READ_GROW_MAX.min(max_query) {
+            let grown = (buf.len() * 2).min(READ_GROW_MAX).min(max_query);
+            if !charge.set(grown + conn.cost()) {
+                return fail(conn, stream, &format!("-ERR {BUDGET_EXCEEDED}\r\n")).await;
+            }
+            buf.resize(grown, 0);
         }
         if end == buf.len() {
             if buf.len() >= max_query {
@@ -628,6 +690,7 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
         match stream.read(&mut buf[end..]).await {
             Ok(0) => return,
             Ok(n) => {
+                filled = n == buf.len() - end;
                 end += n;
                 stats.reads.add(1);
                 stats.net_in.add(n as u64);
@@ -635,6 +698,7 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => match deadlines.expired() {
                 Expired::Shrink => {
                     buf = vec![0u8; INITIAL_READ.min(max_query)];
+                    filled = false;
                     (start, end) = (0, 0);
                     conn.shrink();
                     charge.set(buf.len() + conn.cost());

@@ -226,9 +226,16 @@ pub(crate) static COMMANDS: &[Spec] = &[
 fn get(conn: &mut Connection<'_>, p: &mut Parse<'_>) -> Result<Effect, CmdError> {
     let key = p.next_range()?;
     p.finish()?;
+    queue_get(conn, key);
+    Ok(Effect::Continue)
+}
+
+/// Queues GET of `key` (a range of the read buffer): the handler's and the
+/// fast lane's (`fast`) one way to do it.
+#[inline]
+pub(crate) fn queue_get(conn: &mut Connection<'_>, key: std::ops::Range<usize>) {
     conn.run.op(OpKind::Get, key, 0..0);
     conn.run.plan(Style::Bulk, 1);
-    Ok(Effect::Continue)
 }
 
 /// MGET key [key ...]
