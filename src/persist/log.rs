@@ -8,8 +8,12 @@
 //! flight and starts the next with everything appended meanwhile; whoever
 //! needs its records durable waits with [`Aof::durable_to`] (cancel-safe),
 //! so the shard goes on executing batches while a commit is in flight.
-//! The writer keeps zeros written ahead of its records
-//! (`Aof::zero_ahead`), so commits overwrite allocated blocks.
+//! Under `always` the writer keeps zeros written ahead of its records
+//! (`Aof::zero_ahead`), so commits overwrite allocated blocks. Under
+//! `everysec` and `no` the same committer streams the records without sync
+//! once [`STREAM_BYTES`] gather ([`Aof::after_batch`]), the once-a-second
+//! tick syncs, and replies wait only while more than [`BACKLOG_MAX`] bytes
+//! are buffered (backpressure instead of an unbounded buffer).
 //!
 //! The writer keeps the file's last partial block in memory (`tail`) and
 //! rewrites that block with the new records appended, so the file is always
@@ -39,9 +43,16 @@ use super::Fsync;
 /// error text (written only on the failure path).
 pub static LAST_WRITE_ERRNO: AtomicI32 = AtomicI32::new(0);
 
-/// Buffered bytes beyond which a non-`always` log is written without
-/// waiting for the timer, bounding the memory a burst of writes can hold.
-const EAGER_FLUSH_BYTES: usize = 8 << 20;
+/// Under `everysec` and `no`, buffered records are written (not synced) by
+/// the committer as soon as this many bytes gather, so the log streams to
+/// the disk in large writes instead of once a second in one huge one.
+pub const STREAM_BYTES: usize = 2 << 20;
+
+/// Under `everysec` and `no`, buffered bytes beyond which replies wait for
+/// the write in flight (backpressure: a client that writes faster than the
+/// disk takes is slowed to the disk's pace instead of growing the buffer
+/// without bound — before, a native load buffered 3.8 GB in 2 s).
+pub const BACKLOG_MAX: usize = 64 << 20;
 
 /// Zeros the log writer keeps written ahead of its records.
 const ZERO_AHEAD: u64 = 8 << 20;
@@ -67,7 +78,7 @@ pub struct Aof {
     /// a commit overwrites allocated blocks instead of extending the file
     /// (see [`Aof::write_pending`]).
     zeroed: Cell<u64>,
-    /// Whether to write zeros ahead at all (not on tmpfs).
+    /// Whether to write zeros ahead at all (only under `always`, not on tmpfs).
     zero_ahead: bool,
     /// Bytes ever appended (a sequence number across files).
     appended: Cell<u64>,
@@ -76,8 +87,8 @@ pub struct Aof {
     lock: Semaphore,
     /// Last write failed with this errno (0: fine).
     failed: Cell<i32>,
-    /// A background flush is scheduled (non-`always` policies).
-    flushing: Cell<bool>,
+    /// The highest sequence a [`Aof::durable_to`] waiter asked for.
+    wanted: Cell<u64>,
     /// The committer task is running (see [`Aof::start_commit`]).
     committing: Cell<bool>,
     /// Tasks waiting in [`Aof::durable_to`], woken after every write attempt.
@@ -188,7 +199,11 @@ impl Aof {
         ident: Header,
     ) -> Aof {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let zero_ahead = !on_tmpfs(&dir);
+        // Zeros ahead only pay under `always`, where each commit's latency
+        // counts; under `everysec` / `no` the records stream in large
+        // writes and the zeros would double the bytes written (measured:
+        // 220 against 156 ns of server CPU per YCSB-A op).
+        let zero_ahead = fsync == Fsync::Always && !on_tmpfs(&dir);
         Aof {
             ident,
             generation: Cell::new(ident.generation),
@@ -211,7 +226,7 @@ impl Aof {
             durable: Cell::new(0),
             lock: Semaphore::new(1),
             failed: Cell::new(0),
-            flushing: Cell::new(false),
+            wanted: Cell::new(0),
             committing: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
             failed_upto: Cell::new(0),
@@ -347,8 +362,9 @@ impl Aof {
 
     /// What a connection does before releasing replies of batches that
     /// started when the log's sequence was `mark` ([`Aof::appended`]): under
-    /// `always`, a commit; otherwise nothing (the timer writes), except
-    /// starting an early background write when much is buffered.
+    /// `always`, a commit; otherwise nothing (the committer streams the
+    /// records, the timer syncs), except waiting for the write in flight
+    /// while more than [`BACKLOG_MAX`] bytes are buffered.
     #[inline]
     pub async fn before_reply(self: &Rc<Self>, mark: u64) -> Result<(), i32> {
         if !self.has_pending() {
@@ -359,18 +375,10 @@ impl Aof {
             // writes were refused): their reads go on. The timer retries.
             return Ok(());
         }
-        if self.fsync == Fsync::Always {
+        if self.must_wait(mark) {
             return self.durable_to(self.appended.get()).await;
         }
-        if self.pending.borrow().len() > EAGER_FLUSH_BYTES && !self.flushing.get() {
-            self.flushing.set(true);
-            let me = self.clone();
-            glommio::spawn_local(async move {
-                let _ = me.commit_to(me.appended(), false).await;
-                me.flushing.set(false);
-            })
-            .detach();
-        }
+        self.after_batch();
         Ok(())
     }
 
@@ -379,11 +387,42 @@ impl Aof {
     /// they leave: under `always`, while anything appended is not yet
     /// durable — except when the log is failing and these batches logged
     /// nothing (their writes were refused: their reads go on).
+    /// Under `everysec` and `no`, replies wait only while more than
+    /// [`BACKLOG_MAX`] bytes are buffered and the log is healthy
+    /// (backpressure).
     #[inline]
     pub fn must_wait(&self, mark: u64) -> bool {
-        self.fsync == Fsync::Always
-            && self.has_pending()
-            && !(self.failed.get() != 0 && self.appended.get() == mark)
+        match self.fsync {
+            Fsync::Always => {
+                self.has_pending() && !(self.failed.get() != 0 && self.appended.get() == mark)
+            }
+            _ => self.failed.get() == 0 && self.pending_len() > BACKLOG_MAX,
+        }
+    }
+
+    /// Bytes appended and not yet handed to a write.
+    #[inline]
+    pub fn pending_len(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// Called after a batch has executed: under `everysec` and `no`, starts
+    /// the committer (writes without sync) once [`STREAM_BYTES`] are
+    /// buffered. Under `always` the connection asks for its commit itself.
+    #[inline]
+    pub fn after_batch(self: &Rc<Self>) {
+        if self.fsync != Fsync::Always && self.pending_len() >= STREAM_BYTES {
+            self.start_commit();
+        }
+    }
+
+    /// Whether the committer has more to do: under `always` everything
+    /// appended; otherwise what a waiter asked for, or a stream's worth.
+    fn committer_busy(&self) -> bool {
+        self.has_pending()
+            && (self.fsync == Fsync::Always
+                || self.durable.get() < self.wanted.get()
+                || self.pending_len() >= STREAM_BYTES)
     }
 
     /// Starts the committer unless it runs: a task that writes and syncs
@@ -394,13 +433,13 @@ impl Aof {
     /// batches while a commit is in flight. It stops at a failed write; the
     /// once-a-second [`Aof::tick`] retries.
     pub fn start_commit(self: &Rc<Self>) {
-        if self.committing.get() || !self.has_pending() || self.failed.get() != 0 {
+        if self.committing.get() || !self.committer_busy() || self.failed.get() != 0 {
             return;
         }
         self.committing.set(true);
         let me = self.clone();
         glommio::spawn_local(async move {
-            while me.has_pending() {
+            while me.committer_busy() {
                 if me
                     .commit_to(me.appended(), me.fsync == Fsync::Always)
                     .await
@@ -429,6 +468,7 @@ impl Aof {
                 w.push(cx.waker().clone());
             }
             drop(w);
+            self.wanted.set(self.wanted.get().max(target));
             self.start_commit();
             Poll::Pending
         })
@@ -707,4 +747,68 @@ fn block_aligned(
         b[total..].fill(0);
     }
     (buf, base, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under `everysec` nothing but the committer writes here (no tick
+    /// runs): records stream to the file once [`STREAM_BYTES`] gather, and
+    /// replies are held (`must_wait`) only past [`BACKLOG_MAX`].
+    #[test]
+    fn everysec_streams_records_and_bounds_the_buffer() {
+        let dir = std::env::temp_dir().join(format!("corekv-log-stream-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(crate::config::DEFAULT_IO_MEMORY)
+            .make()
+            .unwrap();
+        let d = dir.clone();
+        ex.run(async move {
+            let path = d.join("shard-0.0.aof");
+            let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
+            let ident = Header {
+                nr_shards: 1,
+                shard_id: 0,
+                node_id: 0,
+                nr_nodes: 1,
+                kind: FileKind::Log,
+                generation: 0,
+            };
+            let log = Rc::new(Aof::new(file, path, 0, Vec::new(), Fsync::Everysec, ident));
+            let value = [7u8; 1000];
+            // Below the stream threshold: nothing is written.
+            log.append(RecordOp::Set, 0, b"k", &value);
+            log.after_batch();
+            glommio::executor().yield_now().await;
+            assert_eq!(log.io_counts().0, 0);
+            assert!(!log.must_wait(0));
+            // Past it: the committer writes without being asked (and
+            // without a sync), until less than a stream's worth is left.
+            while log.pending_len() < STREAM_BYTES {
+                log.append(RecordOp::Set, 0, b"k", &value);
+            }
+            log.after_batch();
+            let mut spins = 0;
+            while log.durable() == 0 {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                spins += 1;
+                assert!(spins < 10_000, "the records were never streamed");
+            }
+            assert!(log.io_counts().0 >= 1);
+            assert_eq!(log.io_counts().1, 0, "streaming does not sync");
+            // Past the backlog bound, replies wait for the write.
+            while log.pending_len() <= BACKLOG_MAX {
+                log.append(RecordOp::Set, 0, b"k", &value);
+            }
+            assert!(log.must_wait(0));
+            let target = log.appended();
+            log.durable_to(target).await.unwrap();
+            assert!(!log.must_wait(0));
+            assert_eq!(log.pending_len(), 0);
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -973,7 +973,12 @@ impl Shard {
     ) {
         match &self.log {
             None => self.execute_with(db, batch, sink, &NoLog).await,
-            Some(log) => self.execute_with(db, batch, sink, &**log).await,
+            Some(log) => {
+                self.execute_with(db, batch, sink, &**log).await;
+                // everysec / no: stream the records to the disk in large
+                // writes as they gather (one comparison per batch).
+                log.after_batch();
+            }
         }
     }
 
