@@ -55,10 +55,10 @@ pub const STREAM_BYTES: usize = 2 << 20;
 pub const BACKLOG_MAX: usize = 32 << 20;
 
 /// Largest single write: a commit larger than this is cut into several
-/// block-aligned writes issued together. Buffers of this size are reused
-/// by the allocator instead of being mapped and faulted in afresh for
+/// block-aligned writes issued together. Buffers are kept and reused
+/// (`Aof::dma_pool`) instead of being mapped and faulted in afresh for
 /// every write (page faults were a fifth of the server's time under
-/// `everysec` with one buffer per commit).
+/// `everysec` with one new buffer per commit).
 const WRITE_CHUNK: usize = 4 << 20;
 
 /// Zeros the log writer keeps written ahead of its records.
@@ -103,6 +103,10 @@ pub struct Aof {
     /// Sequence end of the last failed write attempt (its records and all
     /// before them were not written); meaningful while `failed` is set.
     failed_upto: Cell<u64>,
+    /// DMA buffers kept for the next writes, by size class (see
+    /// [`class_len`]): a large aligned allocation is a fresh mapping every
+    /// time, faulted in page by page as it is filled.
+    dma_pool: RefCell<Vec<Vec<Rc<DmaBuffer>>>>,
     /// Spare buffer for `pending` (double buffering: records appended while
     /// a write is in flight go to a buffer that already has capacity).
     spare: RefCell<Vec<u8>>,
@@ -237,6 +241,7 @@ impl Aof {
             committing: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
             failed_upto: Cell::new(0),
+            dma_pool: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             writes: Cell::new(0),
             syncs: Cell::new(0),
@@ -495,6 +500,33 @@ impl Aof {
         None
     }
 
+    /// A DMA buffer of exactly `len` bytes (a [`class_len`]), from the pool
+    /// when one is there.
+    fn take_dma(&self, file: &DmaFile, len: usize) -> Rc<DmaBuffer> {
+        let class = class_index(len);
+        self.dma_pool
+            .borrow_mut()
+            .get_mut(class)
+            .and_then(Vec::pop)
+            .unwrap_or_else(|| Rc::new(file.alloc_dma_buffer(len)))
+    }
+
+    /// Returns a written buffer to the pool (a few per size class).
+    fn give_dma(&self, buf: Rc<DmaBuffer>) {
+        if Rc::strong_count(&buf) != 1 {
+            return;
+        }
+        let class = class_index(buf.len());
+        let keep = if buf.len() == WRITE_CHUNK { 8 } else { 2 };
+        let mut pool = self.dma_pool.borrow_mut();
+        if pool.len() <= class {
+            pool.resize_with(class + 1, Vec::new);
+        }
+        if pool[class].len() < keep {
+            pool[class].push(buf);
+        }
+    }
+
     fn wake_waiters(&self) {
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
@@ -529,7 +561,10 @@ impl Aof {
         let result = if data.is_empty() {
             Ok(())
         } else {
-            let (chunks, base, padded) = block_aligned(&file, &self.tail.borrow(), end, &data);
+            let (chunks, base, padded) =
+                block_aligned(&self.tail.borrow(), end, &data, file.alignment(), |len| {
+                    self.take_dma(&file, len)
+                });
             let started = Instant::now();
             self.zero_ahead(&file, base + padded).await;
             // Several chunks are written concurrently (waiting for each in
@@ -537,19 +572,22 @@ impl Aof {
             // the commit is done when all are.
             async fn write(
                 file: Rc<DmaFile>,
-                buf: DmaBuffer,
+                buf: Rc<DmaBuffer>,
                 at: u64,
                 need: usize,
-            ) -> Result<(), i32> {
-                match file.write_at(buf, at).await {
+            ) -> (Result<(), i32>, Rc<DmaBuffer>) {
+                let r = match file.write_rc_at(buf.clone(), at).await {
                     Ok(n) if n >= need => Ok(()),
                     Ok(_) => Err(libc::ENOSPC),
                     Err(e) => Err(errno_of(&e)),
-                }
+                };
+                (r, buf)
             }
             let r = if chunks.len() == 1 {
                 let (buf, at, need) = chunks.into_iter().next().expect("one chunk");
-                write(file.clone(), buf, at, need).await
+                let (r, buf) = write(file.clone(), buf, at, need).await;
+                self.give_dma(buf);
+                r
             } else {
                 let writes: Vec<_> = chunks
                     .into_iter()
@@ -557,7 +595,8 @@ impl Aof {
                     .collect();
                 let mut r = Ok(());
                 for w in writes {
-                    let one = w.await;
+                    let (one, buf) = w.await;
+                    self.give_dma(buf);
                     if r.is_ok() {
                         r = one;
                     }
@@ -757,29 +796,51 @@ impl Aof {
     }
 }
 
-/// The writes that append `data` at logical offset `end` of `file`, whose
-/// last partial block holds `tail`: that block rewritten with the data
-/// appended, padded with zeros to the file's alignment, cut into buffers of
-/// at most [`WRITE_CHUNK`] bytes. Returns each buffer with the file offset
-/// to write it at and the bytes that matter in it, the offset of the
-/// first, and the padded length of all.
+/// One write of a commit: the buffer, the file offset to write it at, and
+/// the bytes in it that matter (the rest is zeros).
+type Chunk = (Rc<DmaBuffer>, u64, usize);
+
+/// Smallest DMA buffer size class: writes are whole buffers of a size
+/// class, so buffers can be reused (the bytes past the records are zeros,
+/// which a scan reads as the end of the log).
+const MIN_CLASS: usize = 64 << 10;
+
+/// The buffer length for a write of `len` bytes: the next power of two
+/// from [`MIN_CLASS`] up to [`WRITE_CHUNK`].
+fn class_len(len: usize) -> usize {
+    len.next_power_of_two().clamp(MIN_CLASS, WRITE_CHUNK)
+}
+
+/// The pool index of a buffer of `len` bytes (a [`class_len`]).
+fn class_index(len: usize) -> usize {
+    (class_len(len) / MIN_CLASS).trailing_zeros() as usize
+}
+
+/// The writes that append `data` at logical offset `end` of a file with
+/// block size `align`, whose last partial block holds `tail`: that block
+/// rewritten with the data appended, then zeros, cut into buffers of
+/// [`WRITE_CHUNK`] bytes and a last one of its [`class_len`], each got from
+/// `buffer(len)`. Returns each buffer with the file offset to write it at
+/// and the bytes that matter in it, the offset of the first, and the
+/// length of all.
 fn block_aligned(
-    file: &DmaFile,
     tail: &[u8],
     end: u64,
     data: &[u8],
-) -> (Vec<(DmaBuffer, u64, usize)>, u64, u64) {
-    let align = file.alignment();
+    align: u64,
+    mut buffer: impl FnMut(usize) -> Rc<DmaBuffer>,
+) -> (Vec<Chunk>, u64, u64) {
     let base = end - end % align;
     debug_assert_eq!(tail.len() as u64, end - base);
     let total = tail.len() + data.len();
-    let padded = file.align_up(total as u64) as usize;
-    let mut out = Vec::with_capacity(padded.div_ceil(WRITE_CHUNK));
+    let mut out = Vec::with_capacity(total.div_ceil(WRITE_CHUNK));
     let mut off = 0;
-    while off < padded {
-        let len = (padded - off).min(WRITE_CHUNK);
-        let mut buf = file.alloc_dma_buffer(len);
-        let b = buf.as_bytes_mut();
+    while off < total {
+        let len = class_len(total - off);
+        let mut rc = buffer(len);
+        let b = Rc::get_mut(&mut rc)
+            .expect("a pooled buffer is not shared")
+            .as_bytes_mut();
         // Bytes [off, off + len) of tail ++ data ++ zeros.
         let mut i = 0;
         while i < len {
@@ -798,15 +859,55 @@ fn block_aligned(
                 i = len;
             }
         }
-        out.push((buf, base + off as u64, total.saturating_sub(off).min(len)));
+        out.push((rc, base + off as u64, (total - off).min(len)));
         off += len;
     }
-    (out, base, padded as u64)
+    (out, base, off as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_whole_buffers_of_a_size_class() {
+        assert_eq!(class_len(1), MIN_CLASS);
+        assert_eq!(class_len(MIN_CLASS + 1), 2 * MIN_CLASS);
+        assert_eq!(class_len(3 << 20), WRITE_CHUNK);
+        assert_eq!(class_len(9 << 20), WRITE_CHUNK);
+        assert_eq!(class_index(MIN_CLASS), 0);
+        assert_eq!(class_index(WRITE_CHUNK), 6);
+        // 9 MB after a 100-byte tail: two full chunks and a 1 MB buffer,
+        // every byte in place and zeros after.
+        let tail = vec![1u8; 100];
+        let data = vec![2u8; (9 << 20) - 100];
+        let (chunks, base, len) = block_aligned(&tail, 100, &data, 4096, |n| {
+            Rc::new(glommio::allocate_dma_buffer_global(n))
+        });
+        assert_eq!((base, len), (0, 9 << 20));
+        let sizes: Vec<_> = chunks.iter().map(|c| (c.0.len(), c.1, c.2)).collect();
+        assert_eq!(
+            sizes,
+            [
+                (WRITE_CHUNK, 0, WRITE_CHUNK),
+                (WRITE_CHUNK, 4 << 20, WRITE_CHUNK),
+                (1 << 20, 8 << 20, 1 << 20)
+            ]
+        );
+        let all: Vec<u8> = chunks
+            .iter()
+            .flat_map(|c| c.0.as_bytes().to_vec())
+            .collect();
+        assert!(all[..100].iter().all(|&b| b == 1));
+        assert!(all[100..].iter().all(|&b| b == 2));
+        // A short write: one 64 KB buffer, zeros after the records.
+        let (chunks, _, len) = block_aligned(&[], 0, &[3u8; 10], 4096, |n| {
+            Rc::new(glommio::allocate_dma_buffer_global(n))
+        });
+        assert_eq!(len, MIN_CLASS as u64);
+        assert_eq!(chunks[0].2, 10);
+        assert!(chunks[0].0.as_bytes()[10..].iter().all(|&b| b == 0));
+    }
 
     /// Under `everysec` nothing but the committer writes here (no tick
     /// runs): records stream to the file once [`STREAM_BYTES`] gather, and
