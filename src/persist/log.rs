@@ -191,7 +191,8 @@ pub async fn open_file(path: &Path, end: u64, fsync: Fsync) -> std::io::Result<D
     if end == 0 {
         // A new file: its directory entry must be durable before anything
         // written to it is acknowledged.
-        super::snapshot::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        super::snapshot::off_executor(move || super::snapshot::sync_dir(&dir)).await?;
     }
     Ok(file)
 }
