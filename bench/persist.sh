@@ -13,12 +13,19 @@
 #               redis-server --appendonly yes --appendfsync always|everysec,
 #               same disk, same driver (corekv bench --target redis).
 #   recovery    KEYS keys (uniform writes of the seed's 128-byte values until
-#               every key is written about five times), BGSAVE, a log tail of
-#               TAIL_PCT % more writes, kill -9, restart: each shard's
-#               "keys loaded ... in S s" line and the time to "ready".
-#   snapshot    p99 batch latency of an open-loop run (RATE ops/s, batch
-#               1024) over 1 M keys without and with BGSAVE every second,
-#               and the longest slice INFO reports.
+#               99 % of the keys exist), the log drained, BGSAVE and its
+#               completion checked (aof_rewrites, LASTSAVE), a log tail of
+#               TAIL_PCT % more writes, drained and synced, kill -9, restart:
+#               each shard's "keys loaded ... in S s" line and the time to
+#               "ready".
+#   snapshot    p50/p99/p99.9 batch latency of an open-loop run (RATE ops/s,
+#               batch 1024) over 1 M keys without and with BGSAVE every
+#               second, the snapshots that finished during the run and the
+#               longest slice INFO reports. Both start after the preload's
+#               log is drained and no rewrite runs.
+#
+# Every wait is bounded and fails loudly (the server's last lines) when the
+# log does not drain or a BGSAVE does not finish.
 #
 # Every run starts from an empty DIR, which must be on the disk to measure
 # (not a tmpfs). With LOCK=FILE each A/B or measurement holds `flock FILE`
@@ -104,48 +111,95 @@ load() { # RECORDS: writes until 99 % of the keys exist (5 s rounds, at most 60)
     done
 }
 info() { redis-cli -p "$rport" INFO "$1" | tr -d '\r' | grep "^$2:" | cut -d: -f2; }
+die() { echo "persist.sh: $*" >&2; tail -5 "$DIR/server.log" >&2; kill "$sp" 2>/dev/null; exit 1; }
+# quiet: waits (at most 300 s) until the server holds no buffered log
+# records and runs no rewrite, so a measurement does not queue behind the
+# preload's backlog; fails loudly otherwise.
+quiet() {
+    local i buf run
+    for i in $(seq 3000); do
+        buf=$(info persistence aof_buffer_length) run=$(info persistence aof_rewrite_in_progress)
+        [[ $buf == 0 && $run == 0 ]] && return 0
+        sleep 0.1
+    done
+    die "the log did not drain in 300 s (aof_buffer_length $buf, aof_rewrite_in_progress $run)"
+}
+# bgsave_done: BGSAVE on a quiet server, then waits (at most 600 s) until
+# every shard's snapshot is in place: aof_rewrites grew by the shard count,
+# no rewrite runs, rdb_last_bgsave_status ok, LASTSAVE not older than the
+# request. Fails loudly otherwise. Prints the seconds it took.
+bgsave_done() {
+    quiet
+    local before shards t0 r i
+    before=$(info persistence aof_rewrites) shards=$(info server corekv_shards)
+    t0=$(date +%s.%N)
+    r=$(redis-cli -p "$rport" BGSAVE)
+    [[ $r == "Background saving started" ]] || die "BGSAVE answered: $r"
+    for i in $(seq 6000); do
+        if (( $(info persistence aof_rewrites) >= before + ${shards:-1} )) \
+            && [[ $(info persistence aof_rewrite_in_progress) == 0 ]]; then
+            [[ $(info persistence rdb_last_bgsave_status) == ok ]] || die "BGSAVE failed"
+            (( $(redis-cli -p "$rport" LASTSAVE) >= ${t0%.*} )) || die "LASTSAVE did not move"
+            printf '%.2f' "$(echo "$(date +%s.%N) - $t0" | bc)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "BGSAVE did not finish in 600 s"
+}
 recovery_one() {
     local n=$1
+    trap '[[ -n ${sp:-} ]] && kill -9 "$sp" 2>/dev/null' EXIT # never leave a server holding the lock
     rm -rf "$d"; mkdir -p "$d"
-    start_server --appendonly yes --appendfsync everysec --dir "$d"
+    # A 4 GB automatic-rewrite floor: the log tail after the BGSAVE stays a
+    # log tail (an automatic rewrite would fold it into a new snapshot).
+    start_server --appendonly yes --appendfsync everysec --dir "$d" --auto-aof-rewrite-min-size 4G
     load "$n"
-    redis-cli -p "$rport" BGSAVE >/dev/null
-    for _ in $(seq 6000); do [[ $(info persistence aof_rewrite_in_progress) == 0 ]] && break; sleep 0.1; done
-    local keys
+    local keys save_secs
+    save_secs=$(bgsave_done)
     keys=$(redis-cli -p "$rport" DBSIZE)
-    # The log tail after the snapshot: TAIL_PCT % of n more writes, at
-    # the rate the last load round ran.
-    local rate secs
-    rate=$(python3 -c "import json;print(json.load(open('$DIR/load.json'))['ops_per_sec'])")
-    secs=$(python3 -c "import math;print(max(1, math.ceil($n * $TAIL_PCT / 100 / $rate)))")
-    write_for "$n" "$secs" 1000
-    sleep 1.5 # everysec: the tail reaches the disk
+    # The log tail after the snapshot: TAIL_PCT % of n more writes, an
+    # open loop at n * TAIL_PCT / 100 / 2 writes a second for 2 s.
+    local tail_ops
+    taskset -c "$CLIENT_CPU" "$BIN" bench --hosts "127.0.0.1:$port" --cpus "$CLIENT_CPU" \
+        --records "$n" --read-ratio 0 --distribution uniform --value-size 128 --batch 1024 \
+        --rate $((n * TAIL_PCT / 100 / 2)) --secs 2 --warmup 0 --seed 1000 -q \
+        --json "$DIR/load.json" >/dev/null
+    tail_ops=$(python3 -c "import json;r=json.load(open('$DIR/load.json'));print(int(r['ops_per_sec']*2))")
+    quiet
+    sleep 1.5 # everysec: the last written records are synced
     kill -9 "$sp"; wait "$sp" 2>/dev/null || true
-    echo "$n keys requested, $keys in the snapshot; files: $(du -sh "$d" | cut -f1)"
+    echo "$n keys requested, $keys in the snapshot (BGSAVE took $save_secs s on a quiet server), then $tail_ops writes in the log tail; files: $(du -sh "$d" | cut -f1)"
     ls -l "$d" | grep -E "aof|snap" | awk '{print "  " $5 " " $9}'
+    ls "$d" | grep -q '\.snap$' || die "no snapshot file before the kill"
     if [[ ${COLD:-0} == 1 ]] && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
         echo "  (page cache dropped: cold start)"
     else
         echo "  (files in the page cache: warm start)"
     fi
     start_server --appendonly yes --appendfsync everysec --dir "$d"
-    grep "keys loaded" "$DIR/server.log" | sed 's/^/  /'
-    printf '  start to ready: %.2f s\n' "$(echo "$t1 - $t0" | bc)"
+    grep -E "keys loaded|snapshot|torn" "$DIR/server.log" | sed 's/^/  /'
+    printf '  start to ready: %.2f s; keys after restart: %s\n' "$(echo "$t1 - $t0" | bc)" "$(redis-cli -p "$rport" DBSIZE)"
     kill "$sp"; wait "$sp" 2>/dev/null || true
+    rm -rf "$d"
 }
 if [[ $what == recovery || $what == all ]]; then
     for n in $KEYS; do
         say "recovery: $n keys (snapshot + ${TAIL_PCT}% log tail), kill -9, restart"
-        locked bash -c "$(declare -f start_server write_for load info recovery_one); $(declare -p BIN DIR d SERVER_CPU CLIENT_CPU TAIL_PCT); recovery_one $n"
+        locked bash -c "$(declare -f start_server write_for load info die quiet bgsave_done recovery_one); $(declare -p BIN DIR d SERVER_CPU CLIENT_CPU TAIL_PCT); recovery_one $n"
     done
 fi
 
 snapshot_run() { # LABEL BGSAVE(0|1)
+    trap '[[ -n ${sp:-} ]] && kill -9 "$sp" 2>/dev/null; [[ -n ${saver:-} ]] && kill "$saver" 2>/dev/null' EXIT
     rm -rf "$d"; mkdir -p "$d"
     start_server --appendonly yes --appendfsync everysec --dir "$d"
     load 1000000
-    local saver=
+    quiet
+    local saver= before
+    before=$(info persistence aof_rewrites)
     if [[ $2 == 1 ]]; then
+        # BGSAVE every second (refused while one runs: then the next second).
         (while true; do redis-cli -p "$rport" BGSAVE >/dev/null 2>&1; sleep 1; done) &
         saver=$!
     fi
@@ -155,7 +209,8 @@ snapshot_run() { # LABEL BGSAVE(0|1)
     [[ -n $saver ]] && { kill "$saver"; wait "$saver" 2>/dev/null || true; }
     local pause rewrites
     pause=$(info persistence corekv_snapshot_max_pause_us)
-    rewrites=$(info persistence aof_rewrites)
+    rewrites=$(( $(info persistence aof_rewrites) - before ))
+    if [[ $2 == 1 ]] && (( rewrites == 0 )); then die "no snapshot finished during the run"; fi
     python3 - "$DIR/lat.json" "$1" "$pause" "$rewrites" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); lat = r["batch_latency_us"]
@@ -166,6 +221,6 @@ PY
 if [[ $what == snapshot || $what == all ]]; then
     say "snapshot pause: open loop $RATE ops/s, batch 1024, 1 M keys, everysec; without vs with BGSAVE every second"
     for _ in $(seq "$ROUNDS"); do
-        locked bash -c "$(declare -f start_server write_for load info snapshot_run); $(declare -p BIN DIR d SERVER_CPU CLIENT_CPU RATE LAT_SECS); snapshot_run 'no snapshot' 0; snapshot_run 'BGSAVE every 1s' 1"
+        locked bash -c "$(declare -f start_server write_for load info die quiet snapshot_run); $(declare -p BIN DIR d SERVER_CPU CLIENT_CPU RATE LAT_SECS); snapshot_run 'no snapshot' 0; snapshot_run 'BGSAVE every 1s' 1"
     done
 fi

@@ -14,7 +14,9 @@
 //! * files of a different shard count are refused;
 //! * a full disk (a small tmpfs the test mounts and unmounts; needs root,
 //!   skipped otherwise unless `CI` is set) turns writes into MISCONF while
-//!   reads go on, and writes resume when space returns.
+//!   reads go on, and writes resume when space returns; under `always` a
+//!   native reply of 1 MB or more is not sent before its commit (the commit
+//!   fails on the full disk: the reply says so).
 //!
 //! Counts are bounded; nothing asserts on time.
 
@@ -502,19 +504,32 @@ fn is_root() -> bool {
     unsafe { libc::getuid() == 0 }
 }
 
-#[test]
-fn full_disk_refuses_writes_with_misconf_and_recovers() {
+/// A tmpfs of `size` mounted on a fresh directory, unmounted and removed
+/// when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Mounts a small tmpfs (a disk that fills up), or `None` when this
+/// process may not (not root, no privilege in the container): the caller
+/// skips, unless `CI` is set, where that is a failure.
+fn small_tmpfs(name: &str, size: &str) -> Option<Tmpfs> {
     if !is_root() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "the disk-full test needs root (to mount a tmpfs) and CI is set"
+            "the disk-full tests need root (to mount a tmpfs) and CI is set"
         );
         eprintln!("SKIP: not root, cannot mount a tmpfs");
-        return;
+        return None;
     }
-    let dir = tmpdir("full");
+    let dir = tmpdir(name);
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&dir)
         .status()
         .map(|s| s.success())
@@ -525,16 +540,18 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
             "cannot mount a tmpfs and CI is set"
         );
         eprintln!("SKIP: mount -t tmpfs failed (no privilege in this container?)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return None;
+    }
+    Some(Tmpfs(dir))
+}
+
+#[test]
+fn full_disk_refuses_writes_with_misconf_and_recovers() {
+    let Some(mnt) = small_tmpfs("full", "1m") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _unmount = Unmount(dir.clone());
+    };
+    let dir = mnt.0.clone();
     let s = spawn(&dir, 1, "always").expect("server starts");
     let mut c = Resp::connect(s.resp).unwrap();
     assert_eq!(c.send(&[vec![b"SET", b"first", b"1"]]).unwrap(), ["+OK"]);
@@ -587,6 +604,44 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
         ["1", "y"]
     );
     drop(c);
+    drop(s);
+}
+
+/// Under `always`, a native batch's reply leaves only after its group
+/// commit however large it is: a reply of 1 MB or more (the connection's
+/// drain threshold; the seed's 8192-op reply is 1.1 MB) used to be written
+/// to the socket before its commit. The disk is full when the batch runs,
+/// so its commit fails and its PUT must be answered with the persistence
+/// error, not `Ok` (with the bug it was `Ok`).
+#[test]
+fn a_reply_of_a_megabyte_waits_for_its_commit() {
+    let Some(mnt) = small_tmpfs("bigreply", "4m") else {
+        return;
+    };
+    let s = spawn(&mnt.0, 1, "always").expect("server starts");
+    let client = native(&s, None);
+    let big = vec![b'b'; 512 << 10];
+    assert_eq!(client.put(b"big", &big).unwrap(), OwnedResult::Ok);
+    // Fill the disk (the write stops at ENOSPC).
+    let _ = std::fs::write(mnt.0.join("ballast"), vec![7u8; 4 << 20]);
+    let mut b = Batch::default();
+    // Larger than the zeros the last write left after its records (writes
+    // are whole buffers of a size class), so its commit needs new space.
+    let victim = vec![b'v'; 900 << 10];
+    b.put(b"victim", &victim);
+    for _ in 0..3 {
+        b.get(b"big"); // 1.5 MB of reply
+    }
+    let res = client.execute(&b).unwrap();
+    assert_eq!(
+        res[0],
+        OwnedResult::Err(corekv::op::OpError::PersistFailed),
+        "the PUT was acknowledged although its commit failed"
+    );
+    for r in &res[1..] {
+        assert_eq!(*r, OwnedResult::Err(corekv::op::OpError::PersistFailed));
+    }
+    drop(client);
     drop(s);
 }
 

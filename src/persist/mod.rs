@@ -448,6 +448,20 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
             nr_nodes,
             FileKind::Snapshot,
         )?;
+        // Its keys come in hash order: each database's table is sized for
+        // them first (a table growing under sorted inserts is quadratic).
+        let mut per_db = vec![0usize; store.databases()];
+        record::scan(data, HEADER_LEN, |_, r| {
+            if let Some(n) = per_db.get_mut(r.db as usize) {
+                *n += (r.op == RecordOp::Set) as usize;
+            }
+        });
+        for (db, &n) in per_db.iter().enumerate() {
+            if n > 0 {
+                store.select(db);
+                store.reserve_keys(n);
+            }
+        }
         let mut ended = false;
         let mut bad = None;
         let end = record::scan(data, HEADER_LEN, |off, r| {

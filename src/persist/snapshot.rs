@@ -4,6 +4,9 @@
 //! `shard-<id>.<g>.snap` — so a `.snap` file is always complete, and a crash
 //! mid-snapshot leaves only a `.tmp` that recovery ignores and removes.
 //!
+//! Renames, unlinks and directory fsyncs run on glommio's blocking thread
+//! ([`off_executor`]), not the shard's.
+//!
 //! The caller (the shard) calls [`SnapshotWriter::add`] for one table slice
 //! at a time and calls [`SnapshotWriter::flush_buffer`] between slices;
 //! this module knows files, not the store.
@@ -88,8 +91,12 @@ impl SnapshotWriter {
         self.flush_buffer().await?;
         let size = self.stream.current_pos();
         self.stream.close().await?;
-        std::fs::rename(&self.tmp, &self.path)?;
-        sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        let (tmp, path) = (self.tmp.clone(), self.path.clone());
+        off_executor(move || {
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })
+        .await?;
         Ok((keys, size))
     }
 
@@ -102,9 +109,23 @@ impl SnapshotWriter {
     }
 }
 
+/// Runs a blocking file-system call (a directory fsync, a rename, an
+/// unlink) on glommio's blocking thread instead of the shard's: each can
+/// take milliseconds, and the shard serves its connections meanwhile.
+pub async fn off_executor<R: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<R> + Send + 'static,
+) -> std::io::Result<R> {
+    glommio::executor().spawn_blocking(f).await
+}
+
 /// fsync(2) of a directory, so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// [`retire`] off the shard's thread.
+pub async fn retire_async(dir: PathBuf, shard: usize, g: u64) -> std::io::Result<()> {
+    off_executor(move || retire(&dir, shard, g)).await
 }
 
 /// Removes shard `shard`'s files of generations before `g` (after a

@@ -973,7 +973,12 @@ impl Shard {
     ) {
         match &self.log {
             None => self.execute_with(db, batch, sink, &NoLog).await,
-            Some(log) => self.execute_with(db, batch, sink, &**log).await,
+            Some(log) => {
+                self.execute_with(db, batch, sink, &**log).await;
+                // everysec / no: stream the records to the disk in large
+                // writes as they gather (one comparison per batch).
+                log.after_batch();
+            }
         }
     }
 
@@ -1544,7 +1549,9 @@ impl Shard {
                 glommio::executor().yield_now().await;
             }
             w.finish().await.map_err(err)?;
-            snapshot::retire(&dir, id, g).map_err(|e| format!("{}: {e}", dir.display()))?;
+            snapshot::retire_async(dir.clone(), id, g)
+                .await
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
             log.set_base_size(log.size());
             st.max_pause_us.set(max_pause);
             Ok(())

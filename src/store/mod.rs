@@ -374,6 +374,13 @@ impl Store {
         self.active = db;
     }
 
+    /// Makes room for `keys` keys in the selected database at once (see
+    /// `Table::reserve_keys`): recovery calls it before loading a
+    /// snapshot, whose keys come in hash order.
+    pub fn reserve_keys(&mut self, keys: usize) {
+        self.table.reserve_keys(keys);
+    }
+
     /// Keys in the selected database (DBSIZE).
     pub fn db_len(&self) -> usize {
         self.table.len()
