@@ -99,6 +99,9 @@ pub const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
 pub const IORING_ENTER_SQ_WAKEUP: libc::c_uint = 1 << 1;
 /// `arg` points to an [`io_uring_getevents_arg`] (Linux 5.11; corekv patch 6a).
 pub const IORING_ENTER_EXT_ARG: libc::c_uint = 1 << 3;
+/// `IORING_OP_MSG_RING` (Linux 5.18): post a completion into another ring
+/// (corekv patch 6b; the opcode enum above stops at `TEE`).
+pub const IORING_OP_MSG_RING: u8 = 40;
 
 // io_uring_params.features flags
 pub const IORING_FEAT_SINGLE_MMAP: libc::__u32 = 1 << 0;
