@@ -167,7 +167,7 @@ pub struct BenchArgs {
     /// sleeps in the kernel (e.g. 100us; 0: sleep at once). Spinning saves
     /// the wake-up of an idle CPU per round trip at the cost of that CPU's
     /// idle time.
-    #[arg(long, default_value = "0", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "100us", value_parser = crate::config::parse_duration)]
     pub spin_before_park: Duration,
     /// Write report.json, batch_latency.hgrm, op_latency.hgrm, latency.png and
     /// throughput.png into this directory.

@@ -199,7 +199,7 @@ impl DriverConfig {
             progress: false,
             ttl: None,
             cache_aside: false,
-            spin_before_park: Duration::ZERO,
+            spin_before_park: crate::config::DEFAULT_SPIN_BEFORE_PARK,
         }
     }
 

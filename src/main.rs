@@ -247,7 +247,7 @@ struct ServerArgs {
     no_multishot_poll: bool,
     /// How long an idle shard keeps polling its rings before it sleeps in the
     /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
-    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "100us", value_parser = config::parse_duration)]
     spin_before_park: Duration,
     /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
     /// the --bind address; 0: an ephemeral port). Off by default.
