@@ -663,6 +663,26 @@ fn server(a: ServerArgs) -> Result<()> {
         ),
     };
     corekv::log!(level, "corekv io_uring: read readiness {poll}");
+    let (timeout_in_enter, msg_ring) = handle.sleep_features;
+    let level = if timeout_in_enter && msg_ring {
+        corekv::log::Level::Info
+    } else {
+        corekv::log::Level::Warn
+    };
+    corekv::log!(
+        level,
+        "corekv io_uring: sleep {}, preemption timer {}",
+        if timeout_in_enter {
+            "in one io_uring_enter (timer as its timeout)"
+        } else {
+            "with timeout requests armed and cancelled around it (Linux 5.11+ needed for EXT_ARG)"
+        },
+        if msg_ring {
+            "posts with MSG_RING"
+        } else {
+            "writes an eventfd through io-wq (Linux 5.18+ needed for MSG_RING)"
+        },
+    );
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,

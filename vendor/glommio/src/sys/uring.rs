@@ -1604,6 +1604,11 @@ impl Reactor {
         })
     }
 
+    /// `(EXT_ARG timeouts, MSG_RING preemption)` (corekv patches 6a, 6b).
+    pub(crate) fn sleep_features(&self) -> (bool, bool) {
+        (self.ext_arg, self.msg_ring)
+    }
+
     /// How the sleepable rings run completion task work (corekv patch).
     pub(crate) fn taskrun_mode(&self) -> TaskRunMode {
         self.taskrun_mode
