@@ -664,7 +664,7 @@ fn server(a: ServerArgs) -> Result<()> {
     };
     corekv::log!(level, "corekv io_uring: read readiness {poll}");
     let (timeout_in_enter, msg_ring) = handle.sleep_features;
-    let level = if timeout_in_enter && msg_ring {
+    let level = if timeout_in_enter {
         corekv::log::Level::Info
     } else {
         corekv::log::Level::Warn
@@ -680,7 +680,7 @@ fn server(a: ServerArgs) -> Result<()> {
         if msg_ring {
             "posts with MSG_RING"
         } else {
-            "writes an eventfd through io-wq (Linux 5.18+ needed for MSG_RING)"
+            "writes an eventfd (glommio's stock path)"
         },
     );
     println!(

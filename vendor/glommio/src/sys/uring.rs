@@ -95,6 +95,13 @@ enum UringOpDescriptor {
 /// `need_preempt` reads.
 const MSG_RING_PREEMPT: u64 = u64::MAX;
 
+/// Whether the throughput preemption timer uses `MSG_RING` where the kernel
+/// has it (corekv patch 6b). Off: measured, it removed the io-wq hand-offs
+/// but cut `redis-benchmark -P 1 -c 50` GET throughput to 0.60x (a prompt
+/// preemption every 128 completions costs more there than the late one
+/// it replaces); see PATCHES.md 6b.
+const MSG_RING_PREEMPTION: bool = false;
+
 #[derive(Debug)]
 pub(crate) struct UringDescriptor {
     fd: RawFd,
@@ -1594,7 +1601,7 @@ impl Reactor {
             blocking_thread,
             link_fd,
             link_src: Cell::new(None),
-            msg_ring: crate::reactor::kernel_at_least(5, 18),
+            msg_ring: MSG_RING_PREEMPTION && crate::reactor::kernel_at_least(5, 18),
             ext_arg,
             notifier,
             eventfd_src,
