@@ -31,10 +31,12 @@
 # Environment: DRIVER [corekv] SECS [6] SESSIONS [8] BATCH [8192] RESP [0]
 #              SERVER_CPU [0] CLIENT_CPU [1] SEED [7] EXTRA_BENCH_ARGS [""]
 #              OLD_ARGS [""] NEW_ARGS [""] BENCH_BIN [arm's binary]
+#              OLD_BENCH_ARGS [""] NEW_BENCH_ARGS [""] (extra `corekv bench`
+#              flags of one arm, after EXTRA_BENCH_ARGS)
 #              PIPELINE [1] CLIENTS [50] REQUESTS [200000] TESTS [set,get]
 #              WIPE [""] RB_TIMEOUT [900: seconds before a stuck redis-benchmark is killed]
 set -euo pipefail
-[[ $# -ge 2 ]] || { sed -n '2,35p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,38p' "$0"; exit 2; }
 OLD=$1 NEW=$2 ROUNDS=${3:-2}
 DRIVER=${DRIVER:-corekv}
 SECS=${SECS:-6} SESSIONS=${SESSIONS:-8} BATCH=${BATCH:-8192} RESP=${RESP:-0}
@@ -86,8 +88,8 @@ start_server_once() {
 
 stop_server() { kill "$sp"; wait "$sp" 2>/dev/null || true; sp=; }
 
-one_corekv() { # BIN ARGS LABEL
-    local bin=$1 label=$3 bbin=${BENCH_BIN:-$1} bp a b c0 c1 window target host
+one_corekv() { # BIN ARGS LABEL BENCH_ARGS
+    local bin=$1 label=$3 barm=${4:-} bbin=${BENCH_BIN:-$1} bp a b c0 c1 window target host
     start_server "$bin" "$2"
     target=corekv host=127.0.0.1:$nport
     if [[ $bin == redis ]]; then
@@ -96,10 +98,10 @@ one_corekv() { # BIN ARGS LABEL
     elif [[ $RESP == 1 ]]; then
         target=corekv-resp host=127.0.0.1:$rport
     fi
-    # shellcheck disable=SC2086 # EXTRA_BENCH_ARGS is word-split on purpose
+    # shellcheck disable=SC2086 # EXTRA_BENCH_ARGS and barm are word-split on purpose
     taskset -c "$CLIENT_CPU" "$bbin" bench --target "$target" --hosts "$host" --cpus "$CLIENT_CPU" \
         --secs "$SECS" --warmup 1 --sessions "$SESSIONS" --batch "$BATCH" --seed "$SEED" -q \
-        --json "$tmp/$label.json" ${EXTRA_BENCH_ARGS:-} >"$tmp/bench.log" 2>&1 &
+        --json "$tmp/$label.json" ${EXTRA_BENCH_ARGS:-} $barm >"$tmp/bench.log" 2>&1 &
     bp=$!
     sleep 2
     window=$((SECS - 2))
@@ -146,12 +148,12 @@ if [[ $DRIVER == redis-benchmark ]]; then
 else
     echo "A/B: server on CPU $SERVER_CPU, bench on CPU $CLIENT_CPU, YCSB-B theta 0.99, batch $BATCH, $SESSIONS sessions, ${SECS}s, seed $SEED$([[ $RESP == 1 ]] && echo ", over RESP") ${EXTRA_BENCH_ARGS:-}"
 fi
-echo "old: $OLD ${OLD_ARGS:-}   new: $NEW ${NEW_ARGS:-}"
+echo "old: $OLD ${OLD_ARGS:-} ${OLD_BENCH_ARGS:+(bench $OLD_BENCH_ARGS)}   new: $NEW ${NEW_ARGS:-} ${NEW_BENCH_ARGS:+(bench $NEW_BENCH_ARGS)}"
 one=one_corekv
 [[ $DRIVER == redis-benchmark ]] && one=one_rb
 for _ in $(seq "$ROUNDS"); do
-    $one "$OLD" "${OLD_ARGS:-}" old
-    $one "$NEW" "${NEW_ARGS:-}" new
+    $one "$OLD" "${OLD_ARGS:-}" old "${OLD_BENCH_ARGS:-}"
+    $one "$NEW" "${NEW_ARGS:-}" new "${NEW_BENCH_ARGS:-}"
 done
 python3 - "$tmp/rows" <<'PY'
 import re, statistics, sys

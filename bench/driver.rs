@@ -173,6 +173,9 @@ pub struct DriverConfig {
     /// key drawn from the workload's distribution, and each key a batch
     /// missed is SET (the fill) at the head of the session's next batch.
     pub cache_aside: bool,
+    /// How long a worker's executor keeps polling its rings before it
+    /// sleeps in the kernel (`--spin-before-park`; zero: sleep at once).
+    pub spin_before_park: Duration,
 }
 
 impl DriverConfig {
@@ -196,6 +199,7 @@ impl DriverConfig {
             progress: false,
             ttl: None,
             cache_aside: false,
+            spin_before_park: crate::config::DEFAULT_SPIN_BEFORE_PARK,
         }
     }
 
@@ -635,9 +639,13 @@ fn spawn_workers(cfg: &DriverConfig, keys: KeyDist, stop: &Arc<AtomicBool>) -> R
             start: start_rx,
             msgs: msg_tx.clone(),
         };
-        let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corekv-bench-{worker}"))
-            .io_memory(crate::config::DEFAULT_IO_MEMORY)
+            .io_memory(crate::config::DEFAULT_IO_MEMORY);
+        if !cfg.spin_before_park.is_zero() {
+            builder = builder.spin_before_park(cfg.spin_before_park);
+        }
+        let join = builder
             .spawn(move || worker_main(setup))
             .map_err(|e| anyhow::anyhow!("starting bench worker {worker} on CPU {cpu}: {e}"))?;
         w.joins.push((cpu, join));

@@ -46,9 +46,11 @@ pub const DEFAULT_CLIENT_TIMEOUT_SECS: f64 = 60.0;
 /// use registered buffers, so a small pool keeps the RLIMIT_MEMLOCK need low.
 pub const DEFAULT_IO_MEMORY: usize = 512 * 1024;
 /// How long an idle shard keeps polling its io_uring rings before it parks
-/// in the kernel (`--spin-before-park`). Zero: park at once. See docs/performance.md
-/// for the measurements behind the choice.
-pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::ZERO;
+/// in the kernel (`--spin-before-park`), also the load generator's default.
+/// Zero: park at once. Polling sees a request that arrives within it without
+/// the wake-up of an idle CPU (about 14 µs in a VM, besides a sleep's
+/// syscalls); docs/performance.md §11 has the measurements behind 100 µs.
+pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 
 /// Data-path limits. Every one of them gives a clear error when exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -247,7 +247,7 @@ struct ServerArgs {
     no_multishot_poll: bool,
     /// How long an idle shard keeps polling its rings before it sleeps in the
     /// kernel (e.g. 50us; 0: sleep at once). Trades CPU for wake-up latency.
-    #[arg(long, default_value = "0", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "100us", value_parser = config::parse_duration)]
     spin_before_park: Duration,
     /// Serve Prometheus metrics over HTTP on this port (`GET /metrics`, on
     /// the --bind address; 0: an ephemeral port). Off by default.
@@ -663,6 +663,26 @@ fn server(a: ServerArgs) -> Result<()> {
         ),
     };
     corekv::log!(level, "corekv io_uring: read readiness {poll}");
+    let (timeout_in_enter, msg_ring) = handle.sleep_features;
+    let level = if timeout_in_enter {
+        corekv::log::Level::Info
+    } else {
+        corekv::log::Level::Warn
+    };
+    corekv::log!(
+        level,
+        "corekv io_uring: sleep {}, preemption timer {}",
+        if timeout_in_enter {
+            "in one io_uring_enter (timer as its timeout)"
+        } else {
+            "with timeout requests armed and cancelled around it (Linux 5.11+ needed for EXT_ARG)"
+        },
+        if msg_ring {
+            "posts with MSG_RING"
+        } else {
+            "writes an eventfd (glommio's stock path)"
+        },
+    );
     println!(
         "corekv ready node_id={} shards={} ports={}-{} resp_port={} metrics_port={}",
         handle.node_id,

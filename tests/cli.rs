@@ -3,7 +3,8 @@
 //! (keys are the flags' names, the command line wins), sizes and durations
 //! with units, what STATS prints for "no memory limit", and the seed's
 //! single-dash flags running a real benchmark whose report records the
-//! machine, the commit, the date and the command line.
+//! machine, the commit, the date and the command line, and the start-up
+//! lines that say how the shards' io_uring rings run and sleep.
 //!
 //! Servers run as child processes on loopback (`--port 0`: ephemeral ports)
 //! and are stopped with SIGTERM; every child is killed when its guard drops.
@@ -218,6 +219,60 @@ fn server_reads_a_config_file_and_the_command_line_wins() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn startup_says_how_shards_spin_and_sleep() {
+    let cpu = cpu();
+    for (extra, spin) in [
+        (None, "spin before park 100 us"),
+        (Some("0"), "spin before park 0 us"),
+    ] {
+        let mut args = vec!["--cpus", cpu.as_str(), "--port", "0", "--no-resp"];
+        if let Some(v) = extra {
+            args.extend(["--spin-before-park", v]);
+        }
+        let mut child = Command::new(BIN)
+            .arg("server")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("corekv server starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        out.read_line(&mut ready).unwrap();
+        assert!(
+            ready.starts_with("corekv ready"),
+            "no ready line: {ready:?}"
+        );
+        // The start-up lines precede the ready line; read at most 20.
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let mut lines = Vec::new();
+        for line in err.lines().map_while(Result::ok).take(20) {
+            let done = line.starts_with("corekv io_uring: sleep");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        let all = lines.join("\n");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("corekv io_uring: task work") && l.ends_with(spin)),
+            "{all}"
+        );
+        // Which sleep this kernel allows: one io_uring_enter with the timer
+        // in it (5.11+) or timeout requests; MSG_RING (5.18+) or an eventfd.
+        let sleep = lines.last().unwrap();
+        assert!(sleep.starts_with("corekv io_uring: sleep "), "{all}");
+        assert!(sleep.contains(", preemption timer "), "{all}");
+    }
 }
 
 #[test]

@@ -81,6 +81,12 @@ pub struct ServerHandle {
     /// Whether every shard waits on multishot polls (asked for and granted
     /// by the kernel).
     pub multishot_poll: bool,
+    /// How every shard sleeps: `(timeout_in_enter, preempt_by_msg_ring)`,
+    /// each true only if true on every shard (glommio's
+    /// `ExecutorProxy::sleep_features`: a sleep is one `io_uring_enter`
+    /// with the timer in it, Linux 5.11+; the throughput preemption timer
+    /// posts with `MSG_RING`, Linux 5.18+).
+    pub sleep_features: (bool, bool),
     node: Arc<NodeState>,
     cluster: Arc<ClusterMap>,
     greeting_stop: Arc<AtomicBool>,
@@ -173,6 +179,7 @@ struct Bound {
     resp_shard: u16,
     taskrun_mode: TaskRunMode,
     multishot_poll: bool,
+    sleep_features: (bool, bool),
 }
 
 /// Starts a node. Returns once every shard is accepting connections.
@@ -379,6 +386,10 @@ pub fn run_until(config: &ServerConfig, stop: &AtomicBool) -> Result<ServerHandl
             TaskRunMode::Interrupt
         },
         multishot_poll: bound.iter().all(|b| b.multishot_poll),
+        sleep_features: (
+            bound.iter().all(|b| b.sleep_features.0),
+            bound.iter().all(|b| b.sleep_features.1),
+        ),
         node,
         cluster,
         greeting_stop,
@@ -535,6 +546,7 @@ impl ShardStart {
             resp_shard: resp.as_ref().map_or(0, |(_, s)| local_port(s)),
             taskrun_mode: glommio::executor().taskrun_mode(),
             multishot_poll,
+            sleep_features: glommio::executor().sleep_features(),
         };
         let _ = self.ready.send(Ok(b));
         if self.go.recv_async().await.is_err() {

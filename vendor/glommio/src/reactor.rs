@@ -183,7 +183,7 @@ pub(crate) struct Reactor {
 }
 
 /// Whether the running kernel is at least `major.minor` (by `uname`).
-fn kernel_at_least(major: u32, minor: u32) -> bool {
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
     let mut uts: libc::utsname = unsafe { mem::zeroed() };
     if unsafe { libc::uname(&mut uts) } != 0 {
         return false;

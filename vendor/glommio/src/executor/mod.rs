@@ -2247,6 +2247,18 @@ impl ExecutorProxy {
         self.reactor().multishot_poll()
     }
 
+    /// How this executor sleeps (corekv patches 6a and 6b, see PATCHES.md):
+    /// `(timeout_in_enter, preempt_by_msg_ring)`. `timeout_in_enter`: a
+    /// sleep bounded by a user timer passes the timeout to `io_uring_enter`
+    /// (`IORING_FEAT_EXT_ARG`, Linux 5.11+) and keeps the preemption timer
+    /// armed, instead of arming and cancelling timeout requests around it.
+    /// `preempt_by_msg_ring`: the throughput preemption timer posts into the
+    /// latency ring with `IORING_OP_MSG_RING` (Linux 5.18+) instead of
+    /// writing an eventfd through an io-wq worker.
+    pub fn sleep_features(&self) -> (bool, bool) {
+        self.reactor().sys.sleep_features()
+    }
+
     /// Asks for multishot polls on stream reads (`true`, the default where
     /// supported) or one-shot polls (`false`). Applies to streams created
     /// from now on (a stream created before keeps its armed poll until it

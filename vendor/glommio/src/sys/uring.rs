@@ -84,7 +84,23 @@ enum UringOpDescriptor {
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
     Nop,
+    /// `IORING_OP_MSG_RING`: post a completion carrying this user data
+    /// into the ring whose fd is the descriptor's (corekv patch 6b).
+    MsgRing(u64),
 }
+
+/// The user data of the completion the throughput preemption timer posts
+/// into the latency ring with `IORING_OP_MSG_RING` (corekv patch 6b): no
+/// source; it only moves the latency ring's CQ tail, which is what
+/// `need_preempt` reads.
+const MSG_RING_PREEMPT: u64 = u64::MAX;
+
+/// Whether the throughput preemption timer uses `MSG_RING` where the kernel
+/// has it (corekv patch 6b). Off: measured, it removed the io-wq hand-offs
+/// but cut `redis-benchmark -P 1 -c 50` GET throughput to 0.60x (a prompt
+/// preemption every 128 completions costs more there than the late one
+/// it replaces); see PATCHES.md 6b.
+const MSG_RING_PREEMPTION: bool = false;
 
 #[derive(Debug)]
 pub(crate) struct UringDescriptor {
@@ -440,6 +456,15 @@ fn fill_sqe<F>(
                 });
             }
             UringOpDescriptor::Nop => sqe.prep_nop(),
+            UringOpDescriptor::MsgRing(data) => {
+                sqe.prep_nop();
+                let raw = sqe.raw_mut();
+                raw.opcode = uring_sys::IORING_OP_MSG_RING;
+                raw.fd = op.fd;
+                // addr = IORING_MSG_DATA (0), len = the completion's res (0),
+                // off = the completion's user data.
+                raw.off_addr2.off = data;
+            }
         }
         sqe.set_user_data(user_data);
         sqe.set_flags(op.flags);
@@ -1059,7 +1084,19 @@ impl SleepableRing {
     /// CQEs are available on the main ring. This timer is linked with a write
     /// to the latency ring's event fd such that this timer triggers a
     /// preemption via the latency ring.
-    fn prepare_throughput_preemption_timer(&mut self, min_events: u32, event_fd: RawFd) -> Source {
+    ///
+    /// corekv patch 6b: with `msg_ring_fd` (the latency ring's fd, where the
+    /// kernel has `IORING_OP_MSG_RING`) the linked request posts a completion
+    /// straight into the latency ring instead of writing the eventfd. The
+    /// eventfd write cannot complete inline: io_uring hands it to an io-wq
+    /// worker thread, whose wake-up on the shard's CPU preempts the shard
+    /// (traced: 4.5 ms lost to another process's time slice).
+    fn prepare_throughput_preemption_timer(
+        &mut self,
+        min_events: u32,
+        event_fd: RawFd,
+        msg_ring_fd: Option<RawFd>,
+    ) -> Source {
         assert!(min_events >= 1, "min_events should be at least 1");
         let timer_source = Source::new(
             IoRequirements::default(),
@@ -1070,11 +1107,19 @@ impl SleepableRing {
         );
 
         const EVENTFD_WAKEUP: &[u64; 1] = &[1u64; 1];
-        let write_op = UringDescriptor {
-            fd: event_fd,
-            flags: SubmissionFlags::empty(),
-            user_data: 0,
-            args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
+        let write_op = match msg_ring_fd {
+            Some(fd) => UringDescriptor {
+                fd,
+                flags: SubmissionFlags::empty(),
+                user_data: 0,
+                args: UringOpDescriptor::MsgRing(MSG_RING_PREEMPT),
+            },
+            None => UringDescriptor {
+                fd: event_fd,
+                flags: SubmissionFlags::empty(),
+                user_data: 0,
+                args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
+            },
         };
 
         let op = match &*timer_source.source_type() {
@@ -1144,34 +1189,63 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// Whether `io_uring_enter` takes a timeout for its wait
+    /// (`IORING_FEAT_EXT_ARG`, Linux 5.11; corekv patch 6a).
+    fn has_ext_arg(&self) -> bool {
+        self.ring.raw().features & uring_sys::IORING_FEAT_EXT_ARG != 0
+    }
+
+    /// Sleeps until a completion arrives. `link` is the poll on the latency
+    /// ring's fd that ends the sleep when that ring completes something;
+    /// `arm_link` says whether it must be submitted now (corekv patch 6a:
+    /// it stays armed from one sleep to the next until it fires, stock
+    /// glommio armed and cancelled one per sleep). `timeout` bounds the wait
+    /// (a user timer) through `IORING_ENTER_EXT_ARG` instead of a timeout
+    /// request; only passed when the kernel has it.
+    fn sleep(
+        &mut self,
+        link: &Source,
+        arm_link: bool,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
         );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
-            let op = UringDescriptor {
-                fd: link.raw(),
-                flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+        if arm_link {
+            let sqe_ptr = if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+                let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
+                let op = UringDescriptor {
+                    fd: link.raw(),
+                    flags: SubmissionFlags::empty(),
+                    user_data: to_user_data(
+                        self.source_map
+                            .borrow_mut()
+                            .add_source(link, self.submission_queue.clone()),
+                    ),
+                    args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                };
+                fill_sqe(
+                    &mut sqe,
+                    &op,
+                    DmaBuffer::new,
+                    &mut self.source_map.borrow_mut(),
+                );
+                sqe_ptr
+            } else {
+                // Can't link rings because we ran out of `CQE`s. Just can't sleep.
+                // Submit what we have, once we're out of here we'll consume them
+                // and at some point will be able to sleep again.
+                return self
+                    .submit_sqes()
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok);
             };
-            fill_sqe(
-                &mut sqe,
-                &op,
-                DmaBuffer::new,
-                &mut self.source_map.borrow_mut(),
-            );
 
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
-
             if self
                 .submit_sqes()
                 .or_else(Reactor::busy_ok)
@@ -1184,25 +1258,52 @@ impl SleepableRing {
                 // needed.
                 // We make the SQE a no-op and return
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
-            } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
             }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
+        }
+        // The rings are linked. Goodnight!
+        match timeout {
+            None => self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
+                .or_else(Reactor::intr_ok),
+            Some(_) if self.waiting_kernel_collection() > 0 => Ok(1),
+            Some(d) => {
+                let ts = uring_sys::__kernel_timespec {
+                    tv_sec: d.as_secs() as i64,
+                    tv_nsec: d.subsec_nanos() as _,
+                };
+                let arg = uring_sys::io_uring_getevents_arg {
+                    ts: &ts as *const _ as u64,
+                    ..Default::default()
+                };
+                // SAFETY: our own ring fd; `arg` and `ts` outlive the call.
+                let r = unsafe {
+                    uring_sys::syscalls::io_uring_enter_ext(
+                        self.ring_fd(),
+                        0,
+                        1,
+                        uring_sys::IORING_ENTER_GETEVENTS,
+                        &arg,
+                    )
+                };
+                if r >= 0 {
+                    return Ok(1);
+                }
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    // The user timer is due: not an error.
+                    Some(libc::ETIME) => Ok(0),
+                    _ => Err(e)
+                        .or_else(Reactor::busy_ok)
+                        .or_else(Reactor::again_ok)
+                        .or_else(Reactor::intr_ok),
+                }
+            }
         }
     }
 }
@@ -1267,6 +1368,11 @@ impl UringCommon for SleepableRing {
         let mut cqe = self.ring.peek_for_cqe();
         if cqe.is_none() && self.run_pending_task_work() {
             cqe = self.ring.peek_for_cqe();
+        }
+        // corekv patch 6b: the throughput timer's `MSG_RING` completion has
+        // no source and was not submitted on this ring.
+        if cqe.as_ref().map(|c| c.user_data()) == Some(MSG_RING_PREEMPT) {
+            return Some(false);
         }
         process_one_event(
             cqe,
@@ -1334,6 +1440,15 @@ pub(crate) struct Reactor {
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
+    /// The poll on the latency ring's fd, in the main ring, that ends a
+    /// sleep; kept armed between sleeps until it fires (corekv patch 6a).
+    link_src: Cell<Option<Source>>,
+    /// Linux 5.18+: the throughput preemption timer posts into the latency
+    /// ring with `IORING_OP_MSG_RING` (corekv patch 6b).
+    msg_ring: bool,
+    /// The main ring's `io_uring_enter` takes a timeout (`EXT_ARG`): a user
+    /// timer bounds a sleep without a timeout request (corekv patch 6a).
+    ext_arg: bool,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1462,6 +1577,7 @@ impl Reactor {
         }
 
         let link_fd = latency_ring.ring_fd();
+        let ext_arg = main_ring.has_ext_arg();
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1484,12 +1600,20 @@ impl Reactor {
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
+            link_src: Cell::new(None),
+            msg_ring: MSG_RING_PREEMPTION && crate::reactor::kernel_at_least(5, 18),
+            ext_arg,
             notifier,
             eventfd_src,
             source_map,
             rings_depth: ring_depth,
             taskrun_mode,
         })
+    }
+
+    /// `(EXT_ARG timeouts, MSG_RING preemption)` (corekv patches 6a, 6b).
+    pub(crate) fn sleep_features(&self) -> (bool, bool) {
+        (self.ext_arg, self.msg_ring)
     }
 
     /// How the sleepable rings run completion task work (corekv patch).
@@ -1873,15 +1997,33 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+    ///
+    /// corekv patch 6a: the poll stays armed from one sleep to the next
+    /// until it fires (stock glommio submitted one and cancelled it around
+    /// every sleep: two SQEs and an `io_uring_enter` more per sleep), and
+    /// `timeout` (a user timer, only with `EXT_ARG`) bounds the wait itself.
+    fn link_rings_and_sleep(
+        &self,
+        ring: &mut SleepableRing,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let mut link = self.link_src.take();
+        let arm = !link.as_ref().map_or(false, Source::in_flight);
+        if arm {
+            link = Some(Source::new(
+                IoRequirements::default(),
+                self.link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            ));
+        }
+        let res = ring
+            .sleep(link.as_ref().unwrap(), arm, timeout)
+            .or_else(Self::busy_ok)
+            .map(|_| {});
+        self.link_src.set(link);
+        res
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1978,20 +2120,32 @@ impl Reactor {
         // `need_preempt`); a throughput timer is kept while pending (it
         // only counts completions). Sleeping (`preempt_timer()` is `None`)
         // still cancels the latency timer.
+        //
+        // corekv patch 6a: where a user timer bounds a sleep through
+        // `EXT_ARG` (the slot then never holds a user timer), going to sleep
+        // keeps a pending preemption timer too: cancelling it before every
+        // sleep and arming a new one after it cost two SQEs and two
+        // `io_uring_enter`s per sleep, i.e. per request for an unpipelined
+        // client. Kept, it may end a sleep once per period (100 ms by
+        // default); that wake-up finds nothing to do and sleeps again.
+        let latency_timer_pending = || {
+            self.latency_preemption_timeout_src
+                .take()
+                .map(|src| {
+                    let pending = src.result().is_none();
+                    self.latency_preemption_timeout_src.set(Some(src));
+                    pending
+                })
+                .unwrap_or(false)
+        };
         let keep_latency_timer = match (preempt_timer(), self.latency_preemption_deadline.get()) {
             (Some(period), Some(deadline)) => {
                 let now = Instant::now();
-                let pending = self
-                    .latency_preemption_timeout_src
-                    .take()
-                    .map(|src| {
-                        let pending = src.result().is_none();
-                        self.latency_preemption_timeout_src.set(Some(src));
-                        pending
-                    })
-                    .unwrap_or(false);
-                pending && deadline >= now + period / 2 && deadline <= now + period
+                latency_timer_pending()
+                    && deadline >= now + period / 2
+                    && deadline <= now + period
             }
+            (None, Some(_)) if self.ext_arg => latency_timer_pending(),
             _ => false,
         };
         if !keep_latency_timer {
@@ -2010,6 +2164,7 @@ impl Reactor {
                 main_ring.prepare_throughput_preemption_timer(
                     self.ring_depth() as u32,
                     self.eventfd_src.raw(),
+                    self.msg_ring.then_some(self.link_fd),
                 ),
             ));
         }
@@ -2033,7 +2188,7 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            if let Some(dur) = user_timer.filter(|_| !self.ext_arg) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);
@@ -2050,7 +2205,8 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    let timeout = user_timer.filter(|_| self.ext_arg);
+                    self.link_rings_and_sleep(&mut main_ring, timeout)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);

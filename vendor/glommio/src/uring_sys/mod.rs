@@ -97,6 +97,11 @@ pub const IORING_CQ_EVENTFD_DISABLED: libc::c_uint = 1 << 0;
 // io_uring_enter flags
 pub const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
 pub const IORING_ENTER_SQ_WAKEUP: libc::c_uint = 1 << 1;
+/// `arg` points to an [`io_uring_getevents_arg`] (Linux 5.11; corekv patch 6a).
+pub const IORING_ENTER_EXT_ARG: libc::c_uint = 1 << 3;
+/// `IORING_OP_MSG_RING` (Linux 5.18): post a completion into another ring
+/// (corekv patch 6b; the opcode enum above stops at `TEE`).
+pub const IORING_OP_MSG_RING: u8 = 40;
 
 // io_uring_params.features flags
 pub const IORING_FEAT_SINGLE_MMAP: libc::__u32 = 1 << 0;
@@ -106,6 +111,8 @@ pub const IORING_FEAT_RW_CUR_POS: libc::__u32 = 1 << 3;
 pub const IORING_FEAT_CUR_PERSONALITY: libc::__u32 = 1 << 4;
 pub const IORING_FEAT_FAST_POLL: libc::__u32 = 1 << 5;
 pub const IORING_FEAT_POLL_32BITS: libc::__u32 = 1 << 6;
+/// `io_uring_enter` takes `IORING_ENTER_EXT_ARG` (Linux 5.11; corekv patch 6a).
+pub const IORING_FEAT_EXT_ARG: libc::__u32 = 1 << 8;
 
 // io_uring_register opcodes and arguments
 pub const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
@@ -290,6 +297,17 @@ pub struct io_uring_probe_op {
 pub struct __kernel_timespec {
     pub tv_sec: i64,
     pub tv_nsec: libc::c_longlong,
+}
+
+/// The `arg` of `io_uring_enter` with `IORING_ENTER_EXT_ARG`: a signal mask
+/// and a timeout for the wait (corekv patch 6a).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct io_uring_getevents_arg {
+    pub sigmask: u64,
+    pub sigmask_sz: u32,
+    pub pad: u32,
+    pub ts: u64,
 }
 
 #[link(name = "uring")]
