@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 use corekv::config::allowed_cpus;
 
@@ -40,12 +40,14 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A `corekv server` child: its ready line's first port and its stderr
-/// (the effective configuration). SIGTERM, then kill, on drop.
+/// A `corekv server` child: its ready line's first port, its stderr's first
+/// line (the effective configuration) and the rest of its stderr. SIGTERM,
+/// then wait, on drop.
 struct Server {
     child: Child,
     port: u16,
     config_line: String,
+    err: BufReader<ChildStderr>,
 }
 
 impl Server {
@@ -78,6 +80,7 @@ impl Server {
             child,
             port,
             config_line,
+            err,
         }
     }
 
@@ -232,34 +235,16 @@ fn startup_says_how_shards_spin_and_sleep() {
         if let Some(v) = extra {
             args.extend(["--spin-before-park", v]);
         }
-        let mut child = Command::new(BIN)
-            .arg("server")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("corekv server starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut ready = String::new();
-        out.read_line(&mut ready).unwrap();
-        assert!(
-            ready.starts_with("corekv ready"),
-            "no ready line: {ready:?}"
-        );
+        let mut s = Server::start(&args);
         // The start-up lines precede the ready line; read at most 20.
-        let err = BufReader::new(child.stderr.take().unwrap());
-        let mut lines = Vec::new();
-        for line in err.lines().map_while(Result::ok).take(20) {
+        let mut lines = vec![s.config_line.trim_end().to_string()];
+        for line in (&mut s.err).lines().map_while(Result::ok).take(20) {
             let done = line.starts_with("corekv io_uring: sleep");
             lines.push(line);
             if done {
                 break;
             }
         }
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let _ = child.wait();
         let all = lines.join("\n");
         assert!(
             lines

@@ -21,7 +21,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::redis::{diff_calls, redis_server, show, Cmp, Conn};
+use common::redis::{assert_no_diffs, diff_calls, redis_server, show, Cmp, Conn};
 use corekv::config::{allowed_cpus, ServerConfig};
 use corekv::server::{run, ServerHandle};
 use corekv::store::Policy;
@@ -283,12 +283,7 @@ fn differential(proto: Option<u8>) {
         diffs.extend(diff_calls(&mut ours, &mut theirs, &steps(&script(k, n))));
     }
     diffs.extend(diff_calls(&mut ours, &mut theirs, &steps(&config_script())));
-    assert!(
-        diffs.is_empty(),
-        "{} replies differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_no_diffs(&diffs);
 }
 
 #[test]

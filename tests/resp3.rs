@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::redis::{agree, frame_len, redis_server_with, show, Cmp, Conn};
+use common::redis::{agree, assert_no_diffs, frame_len, redis_server_with, show, Cmp, Conn};
 use corekv::server::ServerHandle;
 
 use Cmp::{Exact, SameType};
@@ -159,12 +159,7 @@ fn differential(proto: Option<u8>) {
         }
     }
     diffs.extend(check(&mut ours, &mut theirs, "HELLO", Exact));
-    assert!(
-        diffs.is_empty(),
-        "{} replies differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_no_diffs(&diffs);
 }
 
 #[test]
@@ -214,12 +209,7 @@ fn hello_auth_and_setname_match_redis() {
     ] {
         diffs.extend(check(&mut ours, &mut theirs, line, Exact));
     }
-    assert!(
-        diffs.is_empty(),
-        "{} replies differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_no_diffs(&diffs);
 }
 
 /// Replies whose contents are corekv's own, checked by their RESP3 types:

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::redis::{diff_calls, redis_server_with, Cmp, Conn};
+use common::redis::{assert_no_diffs, diff_calls, redis_server_with, Cmp, Conn};
 use corekv::config::DEFAULT_MAX_VALUE_LEN;
 
 use Cmp::{Exact, Near};
@@ -315,12 +315,7 @@ fn run_script(hello3: bool, db: Option<u8>) {
     for (k, n) in PAIRS {
         diffs.extend(diff_calls(&mut ours, &mut theirs, &script(k, n)));
     }
-    assert!(
-        diffs.is_empty(),
-        "{} replies differ:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_no_diffs(&diffs);
     if db.is_some() {
         // The keys were written in that database, not in 0.
         ours.line("SET marker x");

@@ -926,14 +926,7 @@ mod tests {
         ex.run(async move {
             let path = d.join("shard-0.0.aof");
             let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
-            let ident = Header {
-                nr_shards: 1,
-                shard_id: 0,
-                node_id: 0,
-                nr_nodes: 1,
-                kind: FileKind::Log,
-                generation: 0,
-            };
+            let ident = Header::single_log(0);
             let log = Rc::new(Aof::new(file, path, 0, Vec::new(), Fsync::Everysec, ident));
             let value = [7u8; 1000];
             let mut n = 0u64;

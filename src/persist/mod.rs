@@ -722,15 +722,7 @@ mod tests {
 
     fn write_log(dir: &Path, g: u64, keys: &[(&[u8], &[u8], u64)]) -> PathBuf {
         let mut v = Vec::new();
-        Header {
-            nr_shards: 1,
-            shard_id: 0,
-            node_id: 0,
-            nr_nodes: 1,
-            kind: FileKind::Log,
-            generation: g,
-        }
-        .encode(&mut v);
+        Header::single_log(g).encode(&mut v);
         for (k, val, exp) in keys {
             record::encode(&mut v, RecordOp::Set, *exp, k, val);
         }
@@ -745,15 +737,7 @@ mod tests {
         // A version 1 log: its header says 1, its bodies have no database.
         let p = log_path(&dir, 0, 0);
         let mut v = Vec::new();
-        Header {
-            nr_shards: 1,
-            shard_id: 0,
-            node_id: 0,
-            nr_nodes: 1,
-            kind: FileKind::Log,
-            generation: 0,
-        }
-        .encode(&mut v);
+        Header::single_log(0).encode(&mut v);
         record::set_version(&mut v, 1);
         for (op, k, val) in [(1u8, &b"a"[..], &b"1"[..]), (1, b"b", b"2"), (2, b"a", b"")] {
             record::push_v1_record(&mut v, op, k, val);
@@ -767,15 +751,7 @@ mod tests {
         assert!(r.notes.iter().any(|n| n.contains("format version 1")));
         // A database this node does not have is refused, naming the flag.
         let mut w = Vec::new();
-        Header {
-            nr_shards: 1,
-            shard_id: 0,
-            node_id: 0,
-            nr_nodes: 1,
-            kind: FileKind::Log,
-            generation: 1,
-        }
-        .encode(&mut w);
+        Header::single_log(1).encode(&mut w);
         record::encode_in(&mut w, 20, RecordOp::Set, 0, b"c", b"3");
         std::fs::write(log_path(&dir, 0, 1), &w).unwrap();
         let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())

@@ -70,6 +70,21 @@ pub struct Header {
     pub generation: u64,
 }
 
+/// Test files: the header of a one-shard, one-node log of `generation`.
+#[cfg(test)]
+impl Header {
+    pub(crate) fn single_log(generation: u64) -> Header {
+        Header {
+            nr_shards: 1,
+            shard_id: 0,
+            node_id: 0,
+            nr_nodes: 1,
+            kind: FileKind::Log,
+            generation,
+        }
+    }
+}
+
 impl Header {
     /// Appends the encoded header to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -420,15 +435,7 @@ mod tests {
     #[test]
     fn databases_round_trip_and_version_1_reads_as_database_0() {
         let mut v = Vec::new();
-        Header {
-            nr_shards: 1,
-            shard_id: 0,
-            node_id: 0,
-            nr_nodes: 1,
-            kind: FileKind::Log,
-            generation: 0,
-        }
-        .encode(&mut v);
+        Header::single_log(0).encode(&mut v);
         encode_in(&mut v, 7, RecordOp::Set, 5, b"k", b"v");
         encode_in(&mut v, 3, RecordOp::Swap, 0, b"", &9u16.to_le_bytes());
         let mut got = Vec::new();
@@ -449,15 +456,7 @@ mod tests {
         );
         // A version 1 file: the header says 1, bodies have no database.
         let mut old = Vec::new();
-        Header {
-            nr_shards: 1,
-            shard_id: 0,
-            node_id: 0,
-            nr_nodes: 1,
-            kind: FileKind::Log,
-            generation: 0,
-        }
-        .encode(&mut old);
+        Header::single_log(0).encode(&mut old);
         set_version(&mut old, 1);
         push_v1_record(&mut old, 1, b"k1", b"v1");
         assert!(Header::decode(&old).is_ok());

@@ -166,11 +166,9 @@ pub async fn serve(
                     break;
                 }
                 batches.clear();
-                if stream.write_all(&out).await.is_err() {
+                if !send(&mut stream, &out, stats).await {
                     return;
                 }
-                stats.writes.add(1);
-                stats.net_out.add(out.len() as u64);
                 out.clear();
             }
         }
@@ -194,11 +192,9 @@ pub async fn serve(
                 });
             } else {
                 batches.clear();
-                if stream.write_all(&out).await.is_err() {
+                if !send(&mut stream, &out, stats).await {
                     return;
                 }
-                stats.writes.add(1);
-                stats.net_out.add(out.len() as u64);
                 out.clear();
             }
         }
@@ -222,11 +218,9 @@ pub async fn serve(
             if ready.is_err() {
                 h.out = persist_failed(&h.out, &h.batches, OpError::PersistFailed, &mut reply);
             }
-            if stream.write_all(&h.out).await.is_err() {
+            if !send(&mut stream, &h.out, stats).await {
                 return;
             }
-            stats.writes.add(1);
-            stats.net_out.add(h.out.len() as u64);
             h.out.clear();
             if spare.len() < 4 && h.out.capacity() <= KEEP_BUFFER.max(DRAIN_AT * 4) {
                 spare.push(h.out);
@@ -334,6 +328,17 @@ struct Held {
 const HOLD_MAX: usize = 4 * DRAIN_AT;
 
 /// Waits for and writes every held reply, in order (the connection ends).
+/// Writes one reply buffer to the client and counts it in the shard's
+/// statistics; false when the client is gone.
+async fn send(stream: &mut TcpStream, out: &[u8], stats: &super::observe::ShardObserve) -> bool {
+    if stream.write_all(out).await.is_err() {
+        return false;
+    }
+    stats.writes.add(1);
+    stats.net_out.add(out.len() as u64);
+    true
+}
+
 async fn release_all(
     held: &mut VecDeque<Held>,
     log: Option<&Rc<Aof>>,

@@ -617,12 +617,7 @@ impl Shard {
                 apply,
                 reply: tx,
             };
-            if s == self.shard_id {
-                self.acquire(req);
-            } else if self.mesh[s]
-                .send(ShardMsg::Txn(TxnMsg::Acquire(req)))
-                .is_err()
-            {
+            if !self.send_acquire(s, req) {
                 return Err(OpError::Unavailable);
             }
             if !applies {
@@ -730,12 +725,7 @@ impl Shard {
                 apply: None,
                 reply: tx,
             };
-            if s == self.shard_id {
-                self.acquire(req);
-            } else if self.mesh[s]
-                .send(ShardMsg::Txn(TxnMsg::Acquire(req)))
-                .is_err()
-            {
+            if !self.send_acquire(s, req) {
                 continue; // shutting down: that shard serves nothing
             }
             guard.pending.push(s);
@@ -827,6 +817,20 @@ impl Shard {
             _ => {
                 let _ = reply.send(value);
             }
+        }
+    }
+
+    /// Hands `req` to shard `s`'s intent queue: directly when `s` is this
+    /// shard, over the mesh otherwise. False when `s` is gone (shutting
+    /// down).
+    fn send_acquire(&self, s: usize, req: Acquire) -> bool {
+        if s == self.shard_id {
+            self.acquire(req);
+            true
+        } else {
+            self.mesh[s]
+                .send(ShardMsg::Txn(TxnMsg::Acquire(req)))
+                .is_ok()
         }
     }
 

@@ -351,6 +351,17 @@ pub fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
     }
 }
 
+/// Fails the test with every differing reply listed, if there is any.
+#[track_caller]
+pub fn assert_no_diffs(diffs: &[String]) {
+    assert!(
+        diffs.is_empty(),
+        "{} replies differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
 /// Runs each `(command line, comparison)` against both connections, in
 /// order, and returns a description of every reply that differs (empty:
 /// they agree). Lines are split on single spaces; use [`diff_calls`] for

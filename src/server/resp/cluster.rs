@@ -33,19 +33,17 @@ const fn cluster_cmd(
     args: &'static [super::table::Arg],
     handler: super::table::Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
         arity,
         flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group: "cluster",
+        (0, 0, 0),
+        "cluster",
         summary,
         args,
-        batched: false,
+        false,
         handler,
-    }
+    )
 }
 
 /// The cluster family's rows.

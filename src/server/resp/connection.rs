@@ -65,19 +65,17 @@ const fn conn_cmd(
     args: &'static [super::table::Arg],
     handler: super::table::Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
         arity,
         flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group: "connection",
+        (0, 0, 0),
+        "connection",
         summary,
         args,
-        batched: false,
+        false,
         handler,
-    }
+    )
 }
 
 const LOADING_STALE_FAST: &[&str] = &["loading", "stale", "fast"];

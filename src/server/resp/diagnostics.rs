@@ -17,19 +17,17 @@ const fn diag_cmd(
     args: &'static [super::table::Arg],
     handler: Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
-        arity: -2,
-        flags: &[],
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group: "server",
+        -2,
+        &[],
+        (0, 0, 0),
+        "server",
         summary,
         args,
-        batched: false,
+        false,
         handler,
-    }
+    )
 }
 
 /// The diagnostics family's rows.

@@ -32,19 +32,17 @@ const fn key_cmd(
     args: &'static [Arg],
     handler: super::table::Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
         arity,
         flags,
-        first_key: 1,
-        last_key: 1,
-        step: 1,
+        (1, 1, 1),
         group,
         summary,
         args,
-        batched: true,
+        true,
         handler,
-    }
+    )
 }
 
 const EXPIRE_CONDITION: Arg = opt(oneof(

@@ -78,19 +78,9 @@ const fn row(
     args: &'static [super::table::Arg],
     handler: super::table::Handler,
 ) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        group,
-        summary,
-        args,
-        batched: false,
-        handler,
-    }
+    Spec::new(
+        name, arity, flags, keys, group, summary, args, false, handler,
+    )
 }
 
 /// The family's rows.

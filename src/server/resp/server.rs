@@ -28,19 +28,17 @@ const fn server_cmd(
     args: &'static [Arg],
     handler: table::Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
         arity,
         flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group: "server",
+        (0, 0, 0),
+        "server",
         summary,
         args,
-        batched: false,
+        false,
         handler,
-    }
+    )
 }
 
 const SYNC_MODE: Arg = opt(oneof(

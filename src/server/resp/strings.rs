@@ -34,19 +34,17 @@ const fn key_cmd(
     args: &'static [super::table::Arg],
     handler: super::table::Handler,
 ) -> Spec {
-    Spec {
+    Spec::new(
         name,
         arity,
         flags,
-        first_key: 1,
-        last_key: 1,
-        step: 1,
-        group: "string",
+        (1, 1, 1),
+        "string",
         summary,
         args,
-        batched: true,
+        true,
         handler,
-    }
+    )
 }
 
 const WRITE_FAST: &[&str] = &["write", "denyoom", "fast"];

@@ -317,6 +317,36 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// A row: `keys` is (first, last, step) as COMMAND reports them. The
+    /// families' own constructors (`key_cmd`, `server_cmd`, …) fill in what
+    /// is fixed for them and call this.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: &'static [&'static str],
+        keys: (i32, i32, i32),
+        group: &'static str,
+        summary: &'static str,
+        args: &'static [Arg],
+        batched: bool,
+        handler: Handler,
+    ) -> Spec {
+        Spec {
+            name,
+            arity,
+            flags,
+            first_key: keys.0,
+            last_key: keys.1,
+            step: keys.2,
+            group,
+            summary,
+            args,
+            batched,
+            handler,
+        }
+    }
+
     /// Does a command line of `n` words (name included) fit the arity?
     pub fn arity_ok(&self, n: usize) -> bool {
         let n = n as i32;
