@@ -198,8 +198,11 @@ pub async fn serve(
                 out.clear();
             }
         }
-        if let (Some(l), Some(front)) = (&log, held.front()) {
-            if front.target > 0 && l.poll_durable(front.target).is_none() {
+        if let Some(l) = &log {
+            let waits = held
+                .front()
+                .is_some_and(|f| f.target > 0 && l.poll_durable(f.target).is_none());
+            if waits || l.stream_needs_pass() {
                 // Let the commit in flight complete and the next one start
                 // while this connection executes (see `Aof::let_commit_run`).
                 l.let_commit_run().await;
