@@ -8,8 +8,12 @@
 //! flight and starts the next with everything appended meanwhile; whoever
 //! needs its records durable waits with [`Aof::durable_to`] (cancel-safe),
 //! so the shard goes on executing batches while a commit is in flight.
+//! glommio submits and reaps ring operations only when every task waits,
+//! so a caller kept busy lets the committer's I/O move with
+//! [`Aof::let_commit_run`] (one pass of the reactor, once per batch).
 //! Under `always` the writer keeps zeros written ahead of its records
-//! (`Aof::zero_ahead`), so commits overwrite allocated blocks. Under
+//! (`Aof::zero_ahead`, a task beside the commits), so commits overwrite
+//! allocated blocks. Under
 //! `everysec` and `no` the same committer streams the records without sync
 //! once [`STREAM_BYTES`] gather ([`Aof::after_batch`]), the once-a-second
 //! tick syncs, and replies wait only while more than [`BACKLOG_MAX`] bytes
