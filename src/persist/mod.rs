@@ -269,6 +269,8 @@ pub struct Recovered {
     pub log_tail: Vec<u8>,
     /// File offset of `log_tail`'s first byte.
     pub log_tail_from: u64,
+    /// Size of the snapshot loaded (0: none).
+    pub snapshot_size: u64,
 }
 
 /// How much of the newest log's end recovery keeps for the writer, which
@@ -435,10 +437,12 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
         }
         Ok(())
     };
+    let mut snapshot_size = 0u64;
     if let Some(g) = base {
         let path = snap_path(dir, shard_id, g);
         let data = Mapped::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let data = data.bytes();
+        snapshot_size = data.len() as u64;
         check_header(
             &path,
             data,
@@ -629,6 +633,7 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
         log_end,
         log_tail,
         log_tail_from,
+        snapshot_size,
     })
 }
 

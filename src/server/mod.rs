@@ -699,6 +699,7 @@ async fn open_store(
         p.fsync,
         ident,
     ));
+    log.set_snapshot_size(r.snapshot_size);
     if r.log_end == 0 {
         let header = log.header(persist::record::FileKind::Log, r.generation);
         log.append_raw(&header);

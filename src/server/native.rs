@@ -202,6 +202,16 @@ pub async fn serve(
                 out.clear();
             }
         }
+        if let Some(l) = &log {
+            let waits = held
+                .front()
+                .is_some_and(|f| f.target > 0 && l.poll_durable(f.target).is_none());
+            if waits || l.stream_needs_pass() {
+                // Let the commit in flight complete and the next one start
+                // while this connection executes (see `Aof::let_commit_run`).
+                l.let_commit_run().await;
+            }
+        }
         // Release every held reply whose commit is done (all of them, when
         // the connection ends with an error).
         while let Some(front) = held.front() {
@@ -234,11 +244,6 @@ pub async fn serve(
             return fail(shard, &mut stream, out, request_id, &e).await;
         }
         charge.set(cost(&reader, &out, &reply) + held_bytes);
-        if !held.is_empty() {
-            // Let the executor look at the rings when it is time (the
-            // commit in flight may be done: its replies can go).
-            glommio::executor().yield_if_needed().await;
-        }
         if more && held_bytes < HOLD_MAX {
             // Frames are waiting in the buffer: execute them while the
             // commit is in flight.
@@ -329,7 +334,7 @@ struct Held {
 }
 
 /// Reply bytes a connection holds for commits before it stops reading.
-const HOLD_MAX: usize = 4 * DRAIN_AT;
+const HOLD_MAX: usize = 16 * DRAIN_AT;
 
 /// Waits for and writes every held reply, in order (the connection ends).
 /// Writes one reply buffer to the client and counts it in the shard's

@@ -1551,13 +1551,16 @@ impl Shard {
                         return Err(err(e));
                     }
                 }
-                glommio::executor().yield_now().await;
+                // Between slices, the connections' reads and commits get
+                // the rings looked at (a bare yield let a rewrite run slice
+                // after slice, with commit completions unreaped).
+                crate::persist::log::reactor_pass().await;
             }
-            w.finish().await.map_err(err)?;
+            let (_, snapshot_size) = w.finish().await.map_err(err)?;
             snapshot::retire_async(dir.clone(), id, g)
                 .await
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
-            log.set_base_size(log.size());
+            log.set_snapshot_size(snapshot_size);
             st.max_pause_us.set(max_pause);
             Ok(())
         }
@@ -1722,7 +1725,7 @@ impl Shard {
         }
         if let Some(log) = &self.log {
             let r = &log.rewrite;
-            s.aof_size.store(log.size(), Relaxed);
+            s.aof_size.store(log.files_size(), Relaxed);
             s.aof_base_size.store(log.base_size(), Relaxed);
             s.aof_buffered
                 .store(log.appended().saturating_sub(log.durable()), Relaxed);
