@@ -276,6 +276,7 @@ struct WorkerResult {
     op_hist: LatencyHistogram,
     get_hist: LatencyHistogram,
     set_hist: LatencyHistogram,
+    send_lag_hist: LatencyHistogram,
     bytes_sent: u64,
     bytes_received: u64,
     /// Ops the native client re-sent after a redirect.
@@ -424,6 +425,7 @@ async fn worker_main(s: WorkerSetup) -> WorkerResult {
     result.op_hist = std::mem::take(&mut st.op_hist);
     result.get_hist = std::mem::take(&mut st.get_hist);
     result.set_hist = std::mem::take(&mut st.set_hist);
+    result.send_lag_hist = std::mem::take(&mut st.send_lag_hist);
     drop(st);
     result.error = ctx.take_error();
     result
@@ -798,6 +800,7 @@ fn merge_workers(
                 report.op_latency.add(&r.op_hist)?;
                 report.get_latency.add(&r.get_hist)?;
                 report.set_latency.add(&r.set_hist)?;
+                report.send_lag.add(&r.send_lag_hist)?;
                 report.bytes_sent += r.bytes_sent;
                 report.bytes_received += r.bytes_received;
                 report.redirects += r.redirects;

@@ -66,6 +66,9 @@ pub(crate) async fn session(
         let Some(sent) = pacer.next(&ctx).await else {
             break;
         };
+        if pacer.is_open() {
+            ctx.record_send_lag(sent, Instant::now());
+        }
         if let Err(e) = cluster.execute(&batch, &mut splitter, &mut results).await {
             ctx.fail(e.to_string());
             return;

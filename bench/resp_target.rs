@@ -387,6 +387,9 @@ pub(crate) async fn session(
         let Some(sent) = pacer.next(&ctx).await else {
             break;
         };
+        if pacer.is_open() {
+            ctx.record_send_lag(sent, Instant::now());
+        }
         let (mut errors, mut misses) = (0u64, 0u64);
         fills.clear();
         for h in conns.hosts.iter_mut().filter(|h| h.expect > 0) {

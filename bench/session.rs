@@ -132,6 +132,10 @@ pub(crate) struct WorkerState {
     pub(crate) get_hist: LatencyHistogram,
     /// SET latencies (each SET's batch latency) of the measured window.
     pub(crate) set_hist: LatencyHistogram,
+    /// Open loop: how late each batch of the measured window left the
+    /// session, from its intended send time to the moment it was handed to
+    /// the connection (the driver's own share of the batch latency).
+    pub(crate) send_lag_hist: LatencyHistogram,
 }
 
 impl WorkerState {
@@ -144,6 +148,17 @@ impl WorkerState {
             op_hist: LatencyHistogram::new(),
             get_hist: LatencyHistogram::new(),
             set_hist: LatencyHistogram::new(),
+            send_lag_hist: LatencyHistogram::new(),
+        }
+    }
+
+    /// Records that a batch meant to leave at `intended` left at `actual`
+    /// (open loop; only batches leaving within the measured window).
+    #[inline]
+    pub(crate) fn record_send_lag(&mut self, intended: Instant, actual: Instant) {
+        if actual >= self.timing.start && actual < self.timing.end {
+            self.send_lag_hist
+                .record(actual.saturating_duration_since(intended).as_nanos() as u64);
         }
     }
 
@@ -276,6 +291,12 @@ impl WorkerCtx {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Records a batch's send lag (see [`WorkerState::record_send_lag`]).
+    #[inline]
+    pub(crate) fn record_send_lag(&self, intended: Instant, actual: Instant) {
+        self.state.borrow_mut().record_send_lag(intended, actual);
+    }
+
     /// Records one completed batch (see [`WorkerState::record`]).
     #[inline]
     pub(crate) fn record(
@@ -347,6 +368,12 @@ impl Pacer {
                 (!ctx.stopped()).then_some(intended)
             }
         }
+    }
+
+    /// True in open loop (a rate was given).
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.schedule.is_some()
     }
 
     /// True when no further batch will be sent (cheap pre-check before

@@ -237,6 +237,11 @@ pub struct ZipfParams {
     eta: f64,
     /// `1 + 0.5^theta`.
     second_threshold: f64,
+    /// Relative error bound of [`fast_pow`] at this `alpha`, with margin
+    /// (see [`ZipfParams::sample`]).
+    tol: f64,
+    /// The tables of [`fast_pow`].
+    tables: &'static PowTables,
 }
 
 impl ZipfParams {
@@ -267,6 +272,8 @@ impl ZipfParams {
             zetan,
             eta,
             second_threshold: 1.0 + 0.5f64.powf(theta),
+            tol: pow_tolerance(alpha),
+            tables: PowTables::get(),
         }
     }
 
@@ -297,8 +304,49 @@ impl ZipfParams {
 
     /// One draw in `0..=n` (the value `n` is possible only for `u == 1.0`;
     /// callers reduce it `% records` as the seed does).
+    ///
+    /// The result is exactly [`ZipfParams::sample_reference`]'s, the seed's
+    /// formula `floor(n * (eta*u - eta + 1)^alpha)` with libm's `pow`, which
+    /// took a third of the load generator's CPU. The power is computed by
+    /// [`fast_pow`] (table-driven, relative error below `tol`); when
+    /// `n * x^alpha` lies within `tol` of an integer, i.e. when the two
+    /// powers could floor differently, libm's `pow` decides (about one draw
+    /// in 10^5 at the seed's parameters).
     #[inline]
     pub fn sample(&self, rng: &mut Xorshift64) -> u64 {
+        self.sample_draw(rng.next_u64())
+    }
+
+    /// [`ZipfParams::sample`] of the RNG draw `draw`. Its floating-point
+    /// work is one long dependency chain (a logarithm, then an
+    /// exponential): callers with many draws (a batch) compute them in a
+    /// loop of their own, whose iterations the CPU overlaps.
+    #[inline]
+    pub fn sample_draw(&self, draw: u64) -> u64 {
+        let u = draw as f64 / u64::MAX as f64;
+        let uz = u * self.zetan;
+        if uz < 1.0 {
+            return 0;
+        }
+        if uz < self.second_threshold {
+            return 1;
+        }
+        let x = self.eta * u - self.eta + 1.0;
+        if let Some(p) = fast_pow(self.tables, x, self.alpha) {
+            let y = self.n_f * p;
+            let d = y * self.tol;
+            // y >= 0: `as u64` is floor (and 0 below 0).
+            let (lo, hi) = ((y - d) as u64, (y + d) as u64);
+            if lo == hi {
+                return lo;
+            }
+        }
+        self.reference_tail(u)
+    }
+
+    /// [`ZipfParams::sample`] with libm's `pow` for every draw: the seed's
+    /// formula as written (tests compare the two).
+    pub fn sample_reference(&self, rng: &mut Xorshift64) -> u64 {
         let u = rng.next_u64() as f64 / u64::MAX as f64;
         let uz = u * self.zetan;
         if uz < 1.0 {
@@ -307,8 +355,103 @@ impl ZipfParams {
         if uz < self.second_threshold {
             return 1;
         }
+        self.reference_tail(u)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reference_tail(&self, u: f64) -> u64 {
         (self.n_f * (self.eta * u - self.eta + 1.0).powf(self.alpha)).floor() as u64
     }
+}
+
+/// Tables of [`fast_pow`]: for the logarithm, 128 centres `c_j` of
+/// `[1 + j/128, 1 + (j+1)/128)` as `1/c_j` and `ln c_j`; for the
+/// exponential, `2^(i/128)`.
+#[derive(Debug, PartialEq)]
+pub struct PowTables {
+    invc: [f64; 128],
+    logc: [f64; 128],
+    exp2: [f64; 128],
+    /// `ln 2 / 128` in two parts: the high part has its low 20 bits zero,
+    /// so `k * ln2_128_hi` is exact for every `|k| < 2^20`.
+    ln2_128_hi: f64,
+    ln2_128_lo: f64,
+}
+
+impl PowTables {
+    /// The process's tables (built once, 3 KiB).
+    pub fn get() -> &'static PowTables {
+        static T: std::sync::OnceLock<PowTables> = std::sync::OnceLock::new();
+        T.get_or_init(|| {
+            let mut t = PowTables {
+                invc: [0.0; 128],
+                logc: [0.0; 128],
+                exp2: [0.0; 128],
+                ln2_128_hi: f64::from_bits((LN2 / 128.0).to_bits() & !0xF_FFFF),
+                ln2_128_lo: 0.0,
+            };
+            t.ln2_128_lo = LN2 / 128.0 - t.ln2_128_hi;
+            for j in 0..128 {
+                let invc = 1.0 / (1.0 + (j as f64 + 0.5) / 128.0);
+                t.invc[j] = invc;
+                // ln of the stored reciprocal's inverse, so that
+                // ln m = ln(m * invc) - ln(invc) holds for the value used.
+                t.logc[j] = -invc.ln();
+                t.exp2[j] = (j as f64 / 128.0).exp2();
+            }
+            t
+        })
+    }
+}
+
+const LN2: f64 = std::f64::consts::LN_2;
+/// `1.5 * 2^52`: adding it rounds a float of magnitude below 2^51 to an
+/// integer held in the low mantissa bits.
+const ROUND_SHIFT: f64 = 6_755_399_441_055_744.0;
+
+/// `x^alpha` for a positive normal `x` and `|alpha * ln x| <= 700`, with a
+/// relative error below [`pow_tolerance`]`(alpha)` (without the margin: a
+/// few times 1e-16 plus `alpha` times the logarithm's absolute error, also
+/// a few times 1e-16); `None` outside that domain. Table-driven
+/// `exp(alpha * ln x)`: no libm call, no division.
+#[inline]
+pub fn fast_pow(t: &PowTables, x: f64, alpha: f64) -> Option<f64> {
+    if !(f64::MIN_POSITIVE..f64::INFINITY).contains(&x) {
+        return None;
+    }
+    // ln x = e ln 2 + ln c_j + ln(1 + r), m = x / 2^e in [1, 2), |r| <= 2^-8.
+    let bits = x.to_bits();
+    let e = ((bits >> 52) as i64 - 1023) as f64;
+    let j = ((bits >> 45) & 127) as usize;
+    let m = f64::from_bits((bits & ((1 << 52) - 1)) | 0x3FF0_0000_0000_0000);
+    let r = m * t.invc[j] - 1.0;
+    // ln(1 + r) to degree 6: the next term is below 2e-18.
+    let r2 = r * r;
+    let p = r - r2 * (0.5 - r * (1.0 / 3.0 - r * (0.25 - r * (0.2 - r * (1.0 / 6.0)))));
+    let ln_x = e * LN2 + t.logc[j] + p;
+    let y = alpha * ln_x;
+    if !(-700.0..=700.0).contains(&y) {
+        return None;
+    }
+    // exp y = 2^(k/128) exp s, k = round(128 y / ln 2), |s| <= ln 2 / 256.
+    let kd = y * (128.0 / LN2) + ROUND_SHIFT;
+    let k = kd.to_bits() as i64 as i32 as i64; // low bits: the integer
+    let kd = kd - ROUND_SHIFT;
+    let s = y - kd * t.ln2_128_hi - kd * t.ln2_128_lo;
+    // exp s to degree 5: the next term is below 6e-19.
+    let q = 1.0 + s * (1.0 + s * (0.5 + s * (1.0 / 6.0 + s * (1.0 / 24.0 + s * (1.0 / 120.0)))));
+    let scale = f64::from_bits((((k >> 7) + 1023) as u64) << 52);
+    Some(t.exp2[(k & 127) as usize] * scale * q)
+}
+
+/// The relative tolerance [`ZipfParams::sample`] allows [`fast_pow`] at
+/// exponent `alpha`: ten times its error bound (1e-15 per unit of
+/// `alpha`, for the logarithm's absolute error the exponent multiplies,
+/// plus 1e-15 per unit of `|alpha ln x| <= 700` and 1e-14 for the rest),
+/// so libm's `pow` (< 1 ulp) and the product with `n` stay inside it.
+pub fn pow_tolerance(alpha: f64) -> f64 {
+    10.0 * (1e-14 + alpha.abs() * 1e-15 + 700.0 * 1e-15)
 }
 
 /// A ready-to-use key chooser; cheap to clone.
@@ -404,9 +547,24 @@ impl Generator {
     /// Draws the next key index (one RNG draw), without the read/write draw.
     #[inline]
     pub fn next_key_index(&mut self) -> u64 {
+        let draw = self.rng.next_u64();
+        self.key_of(draw)
+    }
+
+    /// The key index of the key draw `draw`.
+    #[inline]
+    fn key_of(&self, draw: u64) -> u64 {
         match &self.keys {
-            KeyDist::Zipfian(p) => p.sample(&mut self.rng) % self.records,
-            KeyDist::Uniform { records } => self.rng.next_u64() % *records,
+            KeyDist::Zipfian(p) => {
+                // `% records` as the seed does; only the draw `n` wraps.
+                let k = p.sample_draw(draw);
+                if k < self.records {
+                    k
+                } else {
+                    k % self.records
+                }
+            }
+            KeyDist::Uniform { records } => draw % *records,
         }
     }
 
@@ -427,41 +585,86 @@ impl Generator {
     /// calling `f(key_index, key_bytes)` for each.
     #[inline]
     pub fn fill_gets<F: FnMut(u64, &[u8])>(&mut self, n: usize, f: &mut F) {
-        for _ in 0..n {
-            let k = self.next_key_index();
-            let len = format_key(k, &mut self.key_buf);
-            f(k, &self.key_buf[..len]);
+        let mut keys = [0u64; CHUNK];
+        let mut done = 0;
+        while done < n {
+            let m = (n - done).min(CHUNK);
+            for k in &mut keys[..m] {
+                *k = self.rng.next_u64();
+            }
+            for k in &mut keys[..m] {
+                *k = self.key_of(*k);
+            }
+            for &k in &keys[..m] {
+                let len = format_key(k, &mut self.key_buf);
+                f(k, &self.key_buf[..len]);
+            }
+            done += m;
         }
     }
 
     /// Generates `n` operations, calling `f(kind, key_bytes)` for each; the
     /// key slice borrows an internal buffer and is valid only during the call.
+    ///
+    /// The same operations as `n` calls of [`Generator::next_op`], made in
+    /// chunks: the chunk's RNG draws first (in the stream's order: key,
+    /// read/write, key, …), then its key indices in a loop of independent
+    /// iterations, then the callbacks.
     #[inline]
     pub fn fill_batch<F: FnMut(OpKind, &[u8])>(&mut self, n: usize, f: &mut F) {
-        for _ in 0..n {
-            let op = self.next_op();
-            let len = format_key(op.key_index, &mut self.key_buf);
-            f(op.kind, &self.key_buf[..len]);
+        let mut keys = [0u64; CHUNK];
+        let mut reads = [false; CHUNK];
+        let mut done = 0;
+        while done < n {
+            let m = (n - done).min(CHUNK);
+            for (k, read) in keys[..m].iter_mut().zip(&mut reads[..m]) {
+                *k = self.rng.next_u64();
+                let r = self.rng.next_u64();
+                *read = self.always_read || r < self.read_threshold;
+            }
+            for k in &mut keys[..m] {
+                *k = self.key_of(*k);
+            }
+            for (&k, &read) in keys[..m].iter().zip(&reads[..m]) {
+                let len = format_key(k, &mut self.key_buf);
+                let kind = if read { OpKind::Read } else { OpKind::Write };
+                f(kind, &self.key_buf[..len]);
+            }
+            done += m;
         }
     }
 }
 
+/// Operations [`Generator::fill_batch`] draws at a time.
+const CHUNK: usize = 32;
+
+/// `"00" "01" … "99"`: two decimal digits per lookup.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Writes the decimal form of `index` at the start of `buf`, returns its length.
+/// Two digits per step from a table, written in place from the end (the
+/// length comes first from `ilog10`).
 #[inline]
 pub fn format_key(mut index: u64, buf: &mut [u8; MAX_KEY_LEN]) -> usize {
-    // Write right-aligned into a scratch buffer, then move to the front.
-    let mut tmp = [0u8; MAX_KEY_LEN];
-    let mut pos = MAX_KEY_LEN;
-    loop {
-        pos -= 1;
-        tmp[pos] = b'0' + (index % 10) as u8;
-        index /= 10;
-        if index == 0 {
-            break;
-        }
+    let len = index.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut pos = len;
+    while index >= 100 {
+        let d = (index % 100) as usize * 2;
+        index /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
     }
-    let len = MAX_KEY_LEN - pos;
-    buf[..len].copy_from_slice(&tmp[pos..]);
+    if index >= 10 {
+        let d = index as usize * 2;
+        buf[..2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+    } else {
+        buf[0] = b'0' + index as u8;
+    }
     len
 }
 
@@ -727,6 +930,77 @@ mod tests {
     }
 
     #[test]
+    fn fast_sample_equals_the_reference_formula() {
+        // Every draw of the table-driven sampler equals the formula with
+        // libm's pow, at the seed's parameters and at skews whose exponent
+        // `alpha` ranges from 1 to 1000.
+        let cases = [
+            params_1m(),
+            ZipfParams::new(1000, 0.99).unwrap(),
+            ZipfParams::new(100_000, 0.5).unwrap(),
+            ZipfParams::new(100_000, 0.0).unwrap(),
+            ZipfParams::new(100_000, 0.999).unwrap(),
+            ZipfParams::new(2, 0.99).unwrap(),
+        ];
+        for (c, p) in cases.iter().enumerate() {
+            let draws = if c == 0 { 4_000_000 } else { 500_000 };
+            let mut a = Xorshift64::new(11 + c as u64);
+            let mut b = a.clone();
+            let mut fell_back = 0u64;
+            for i in 0..draws {
+                let want = p.sample_reference(&mut b);
+                let got = p.sample(&mut a);
+                assert_eq!(got, want, "case {c} draw {i}");
+            }
+            // The fallback is rare: count it on a copy of the stream.
+            let mut r = Xorshift64::new(11 + c as u64);
+            for _ in 0..100_000 {
+                let u = r.next_u64() as f64 / u64::MAX as f64;
+                if u * p.zetan() < p.second_threshold {
+                    continue;
+                }
+                let x = p.eta() * u - p.eta() + 1.0;
+                match fast_pow(p.tables, x, p.alpha()) {
+                    Some(v) => {
+                        let y = p.n_f * v;
+                        let d = y * p.tol;
+                        fell_back += u64::from((y - d) as u64 != (y + d) as u64);
+                    }
+                    None => fell_back += 1,
+                }
+            }
+            assert!(fell_back < 100, "case {c}: {fell_back} fallbacks in 100000");
+        }
+    }
+
+    #[test]
+    fn fast_pow_is_within_its_bound() {
+        let t = PowTables::get();
+        let mut rng = Xorshift64::new(3);
+        for alpha in [1.0, 2.0, 1.0 / (1.0 - 0.99), 1000.0, 0.3] {
+            let bound = pow_tolerance(alpha) / 10.0;
+            for _ in 0..200_000 {
+                let x = 0.25 + 0.75 * (rng.next_u64() as f64 / u64::MAX as f64);
+                let want = x.powf(alpha);
+                if want < 1e-300 {
+                    continue;
+                }
+                let got = fast_pow(t, x, alpha).expect("in domain");
+                let rel = ((got - want) / want).abs();
+                assert!(
+                    rel <= bound,
+                    "x {x} alpha {alpha}: {got} vs {want} ({rel:e})"
+                );
+            }
+        }
+        assert!((fast_pow(t, 1.0, 100.0).unwrap() - 1.0).abs() < 1e-13);
+        assert_eq!(fast_pow(t, 0.0, 100.0), None);
+        assert_eq!(fast_pow(t, f64::NAN, 100.0), None);
+        assert_eq!(fast_pow(t, -0.5, 100.0), None);
+        assert_eq!(fast_pow(t, 1e-300, 100.0), None);
+    }
+
+    #[test]
     fn uniform_is_roughly_flat() {
         let mut g = Generator::from_parts(KeyDist::Uniform { records: 100 }, 0.5, 77).unwrap();
         let mut counts = [0u64; 100];
@@ -746,8 +1020,13 @@ mod tests {
         assert_eq!(key_bytes(0, &mut buf), b"0");
         assert_eq!(key_bytes(999_999, &mut buf), b"999999");
         assert_eq!(key_bytes(u64::MAX, &mut buf), b"18446744073709551615");
-        for i in [1u64, 9, 10, 11, 100, 12345, 1_000_000] {
+        for i in [1u64, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 1_000_000] {
             assert_eq!(key_bytes(i, &mut buf), i.to_string().as_bytes());
+        }
+        for i in (0..2_000_000u64).chain((0..64).map(|s| 1u64 << s)) {
+            for j in [i, i.wrapping_sub(1), i.saturating_mul(10), u64::MAX - i] {
+                assert_eq!(key_bytes(j, &mut buf), j.to_string().as_bytes());
+            }
         }
         let mut v = Vec::with_capacity(32);
         append_key(42, &mut v);
@@ -762,6 +1041,32 @@ mod tests {
             let op = h.next_op();
             assert_eq!(kind, op.kind);
             assert_eq!(key, op.key_index.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn chunked_fills_equal_one_op_at_a_time() {
+        let keys = KeyDist::Zipfian(ZipfParams::new(10_000, 0.99).unwrap());
+        for (read_ratio, n) in [(0.95, 1), (0.95, 31), (0.5, 32), (0.95, 33), (1.0, 1000)] {
+            let mut g = Generator::from_parts(keys, read_ratio, 9).unwrap();
+            let mut h = g.clone();
+            let mut seen = Vec::new();
+            g.fill_batch(n, &mut |kind, key| seen.push((kind, key.to_vec())));
+            g.fill_batch(n, &mut |kind, key| seen.push((kind, key.to_vec())));
+            assert_eq!(seen.len(), 2 * n);
+            for (kind, key) in seen {
+                let op = h.next_op();
+                assert_eq!(
+                    (kind, key),
+                    (op.kind, op.key_index.to_string().into_bytes())
+                );
+            }
+            let mut seen = Vec::new();
+            g.fill_gets(n, &mut |k, key| seen.push((k, key.to_vec())));
+            for (k, key) in seen {
+                assert_eq!(k, h.next_key_index());
+                assert_eq!(key, k.to_string().into_bytes());
+            }
         }
     }
 

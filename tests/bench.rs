@@ -104,6 +104,9 @@ fn closed_loop_run_reports_consistent_figures() {
     assert!(back.batch_latency == r.batch_latency, "batch hist");
     assert!(back.op_latency == r.op_latency, "op hist");
     assert!(back == r, "rest");
+    // No send lag in closed loop: a batch leaves when the last is answered.
+    assert_eq!(r.send_lag.count(), 0);
+    assert!(v.get("send_lag_us").is_none());
 
     // Two clients' reports merge into their sum.
     let m = report::merge(&[r.clone(), r.clone()]).unwrap();
@@ -159,6 +162,15 @@ fn open_loop_offers_the_requested_rate() {
     );
     assert_eq!(r.totals.errors, 0);
     assert!(r.batch_latency.count() > 0);
+    // Each batch sent in the window has its send lag (how late it left),
+    // and it is part of the batch latencies, so never above their maximum
+    // beyond one batch still in flight at the window's end.
+    assert!(r.send_lag.count() > 0, "open loop records send lag");
+    assert!(r.send_lag.count() <= r.batch_latency.count() + cfg.sessions_per_worker as u64 * 2);
+    let v: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+    assert_eq!(v["send_lag_us"]["count"].as_u64(), Some(r.send_lag.count()));
+    let text = corekv::bench::report::render::render_table(&r);
+    assert!(text.contains("send lag"), "{text}");
     server.shutdown();
 }
 

@@ -9,7 +9,8 @@
 #   bench/floor/run.sh [COREKV_BIN] [rounds]
 #
 # Environment: PIPELINE [1] CLIENTS [50] REQUESTS [200000] TESTS [set,get]
-#              SERVER_CPU [0] CLIENT_CPU [1]
+#              SERVER_CPU [0] CLIENT_CPU [1] COREKV_ARGS (extra server flags,
+#              e.g. "--spin-before-park 0")
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:-$here/../../target/release/corekv} ROUNDS=${2:-3}
@@ -29,8 +30,9 @@ one() { # ARM -> prints "ARM rps... ns/req"
     floor) taskset -c "$SERVER_CPU" "$tmp/floor" "$port" >/dev/null 2>&1 & ;;
     redis) taskset -c "$SERVER_CPU" redis-server --port "$port" --bind 127.0.0.1 --save '' \
         --appendonly no >/dev/null 2>&1 & ;;
+    # shellcheck disable=SC2086
     corekv) taskset -c "$SERVER_CPU" "$BIN" server --cpus "$SERVER_CPU" --port $((port + 2)) \
-        --resp-port "$port" --stats-interval 0 >/dev/null 2>&1 & ;;
+        --resp-port "$port" --stats-interval 0 ${COREKV_ARGS:-} >/dev/null 2>&1 & ;;
     esac
     sp=$!
     for _ in $(seq 50); do

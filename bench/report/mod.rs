@@ -313,6 +313,13 @@ pub struct BenchReport {
     /// SET (PUT) latency, ns, defined as `get_latency` is.
     #[serde(default)]
     pub set_latency: LatencyHistogram,
+    /// Open loop only (empty in closed loop): how late each batch left its
+    /// session, ns, from its intended send time to the moment it was handed
+    /// to the connection. The part of `batch_latency` spent before the
+    /// request left the load generator: its CPU, its scheduling, its
+    /// pacing. Empty in older reports.
+    #[serde(default)]
+    pub send_lag: LatencyHistogram,
     /// Bytes written to sockets in the window.
     pub bytes_sent: u64,
     /// Bytes read from sockets in the window.
@@ -471,6 +478,9 @@ impl BenchReport {
             m.insert("op_latency_us".into(), us(&self.op_latency));
             m.insert("get_latency_us".into(), us(&self.get_latency));
             m.insert("set_latency_us".into(), us(&self.set_latency));
+            if self.send_lag.count() > 0 {
+                m.insert("send_lag_us".into(), us(&self.send_lag));
+            }
             m.insert(
                 "get_hits".into(),
                 serde_json::json!(self.totals.gets.saturating_sub(self.totals.get_misses)),
@@ -643,6 +653,7 @@ pub fn merge(reports: &[BenchReport]) -> Result<BenchReport> {
         out.op_latency.add(&r.op_latency)?;
         out.get_latency.add(&r.get_latency)?;
         out.set_latency.add(&r.set_latency)?;
+        out.send_lag.add(&r.send_lag)?;
         out.bytes_sent += r.bytes_sent;
         out.bytes_received += r.bytes_received;
         out.redirects += r.redirects;

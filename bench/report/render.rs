@@ -149,6 +149,10 @@ fn latency_section(o: &mut String, r: &BenchReport) {
         "", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
     );
     latency_row(o, "batch", &r.batch_latency);
+    if r.send_lag.count() > 0 {
+        // Open loop: the part of a batch's latency before it left.
+        latency_row(o, "send lag", &r.send_lag);
+    }
     if r.meta.batch == 1 {
         latency_row(o, "GET", &r.get_latency);
         latency_row(o, "SET", &r.set_latency);

@@ -5,8 +5,10 @@
 //! buffer, written with one `write_all` (or sooner, once [`DRAIN_AT`] bytes
 //! are pending, so a long pipeline streams). Batches are validated in place
 //! in the receive buffer (`BatchView::new` = `rkyv::access` + offset checks)
-//! and executed straight into a reused [`BatchReply`]; nothing is allocated
-//! per operation. A frame that fails validation is answered with an error
+//! and executed straight into their reply frame in the output buffer
+//! ([`FrameReply`]: values copied once, status bytes and value ends in the
+//! reused side buffers of a [`BatchReply`]); nothing is allocated per
+//! operation. A frame that fails validation is answered with an error
 //! frame and the connection closes; other connections are unaffected.
 //!
 //! # Bounds
@@ -32,13 +34,13 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::{Limits, Security};
-use crate::op::{OpError, OpResult, ReplySink};
+use crate::op::{OpError, OpResult, OpSource, ReplySink};
 use crate::persist::log::Aof;
 use crate::protocol::native::{
     encode_archived, encode_error, BatchReply, BatchView, FrameError, FrameKind, FrameReader,
-    NextFrame,
+    FrameReply, NextFrame,
 };
-use crate::shard::{BoundedReply, Shard};
+use crate::shard::Shard;
 
 use super::conn::{token_matches, Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
 
@@ -107,23 +109,25 @@ pub async fn serve(
                     };
                     reply.clear();
                     // Values may take the reply bound, or half of what the
-                    // budget has left (the frame is encoded once more into
-                    // `out`), whichever is smaller.
+                    // budget has left, whichever is smaller.
                     let max_values = limits
                         .max_reply_bytes
                         .min((charge.headroom() + reply.values.capacity()) / 2);
-                    let mut sink = BoundedReply {
-                        reply: &mut reply,
-                        max_values,
-                    };
-                    shard.execute(&view, &mut sink).await;
+                    // The reply frame is written straight into `out` (its
+                    // values copied once), byte for byte what
+                    // `encode_archived` makes of the `BatchReply`.
                     let start = out.len();
-                    if encode_archived(&mut out, FrameKind::BatchReply, h.request_id, &reply)
-                        .is_err()
-                    {
-                        return;
-                    }
-                    batches.push((h.request_id, reply.len(), start..out.len()));
+                    let mut sink = FrameReply::begin(
+                        &mut out,
+                        &mut reply.status,
+                        &mut reply.value_ends,
+                        h.request_id,
+                        view.len(),
+                        max_values,
+                    );
+                    shard.execute(&view, &mut sink).await;
+                    let n = sink.finish();
+                    batches.push((h.request_id, n, start..out.len()));
                 }
                 FrameKind::Hello => {
                     if !authed {

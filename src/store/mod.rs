@@ -1443,6 +1443,20 @@ impl Store {
         r
     }
 
+    /// Fills up to `budget` bytes of the selected database's next slot
+    /// array ahead of its growth ([`Table::prepare_growth`]: the growth
+    /// then pays no page faults), if the whole array fits under the memory
+    /// limit; otherwise frees what was prepared (the growth allocates it
+    /// then, as always). Returns the bytes filled. The shard calls it from
+    /// its maintenance tick, between batches.
+    pub fn prepare_growth(&mut self, budget: usize) -> usize {
+        if self.used_bytes().saturating_add(self.table.spare_left()) > self.limits.max_memory {
+            self.table.drop_spare();
+            return 0;
+        }
+        self.table.prepare_growth(budget)
+    }
+
     /// [`Store::expire_slice`] on the selected database; true when its
     /// cursor went past the end of the slot array (a pass is complete).
     fn expire_slice_here(&mut self, max_slots: usize, max_checks: usize) -> (ExpireSlice, bool) {
@@ -2495,6 +2509,43 @@ mod tests {
         run(&mut s, OpKind::Put, b"more", b"v");
         assert!(s.used_bytes() > empty_bytes() + s.entry_bytes());
         assert_eq!(s.used_bytes(), s.table.bytes() + s.entry_bytes());
+    }
+
+    /// The next slot array is prepared only when all of it fits under the
+    /// limit, is charged while it waits, and is what the growth takes.
+    #[test]
+    fn growth_is_prepared_only_within_the_limit() {
+        // Past the first growth to a 2 MiB array (~235 K keys), to within
+        // 1/16 of the next one.
+        let mut s = store(usize::MAX);
+        let mut n = 0u32;
+        while !s.table.growth_near() {
+            run(&mut s, OpKind::Put, format!("k{n}").as_bytes(), b"v");
+            n += 1;
+        }
+        // A limit that leaves less room than the array: nothing prepared.
+        let used = s.used_bytes();
+        s.set_max_memory(used + s.table.spare_left() - 1);
+        assert_eq!(s.prepare_growth(1 << 20), 0);
+        assert_eq!(s.used_bytes(), used);
+        // Room for it: prepared a slice at a time, and charged.
+        s.set_max_memory(used + s.table.spare_left());
+        assert_eq!(s.prepare_growth(1 << 20), 1 << 20);
+        assert_eq!(s.used_bytes(), used + (1 << 20));
+        // The limit drops: what was prepared is given back.
+        s.set_max_memory(used + 1000);
+        assert_eq!(s.prepare_growth(1 << 20), 0);
+        assert_eq!(s.used_bytes(), used);
+        // Prepared in full, then the growth: the same charge as without.
+        s.set_max_memory(usize::MAX);
+        while s.prepare_growth(1 << 20) > 0 {}
+        let cap = s.table.capacity();
+        while s.table.capacity() == cap {
+            run(&mut s, OpKind::Put, format!("k{n}").as_bytes(), b"v");
+            n += 1;
+        }
+        assert_eq!(s.used_bytes(), s.table.bytes() + s.entry_bytes());
+        assert_eq!(s.table.bytes(), s.table.capacity() * 8);
     }
 
     #[test]

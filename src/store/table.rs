@@ -421,6 +421,38 @@ struct Slots {
 const HUGE: usize = 2 << 20;
 
 impl Slots {
+    /// A mapping for `len` slots, not yet filled (its pages are not touched:
+    /// [`Table::prepare_growth`] fills it a slice at a time), or `None`
+    /// when the system refuses it.
+    fn reserve(len: usize) -> Option<Slots> {
+        // SAFETY: an anonymous private mapping of the kernel's choosing.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len * 8,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then(|| Slots {
+            p: p.cast(),
+            len,
+            mapped: true,
+        })
+    }
+
+    /// Advises huge pages for a mapped array (as [`Slots::empty`] does
+    /// before filling; a prepared array is advised once filled, so that
+    /// filling it takes small page faults, each one short).
+    fn advise_huge(&self) {
+        if self.mapped {
+            // SAFETY: a hint on this array's own mapping.
+            unsafe { libc::madvise(self.p.cast(), self.len * 8, libc::MADV_HUGEPAGE) };
+        }
+    }
+
     fn empty(len: usize) -> Slots {
         let bytes = len * 8;
         if bytes >= HUGE {
@@ -497,6 +529,9 @@ pub struct Table {
     arena: Arena,
     /// The placement hash of a key (compaction finds an entry's slot by it).
     hasher: fn(&[u8]) -> u64,
+    /// The slot array of the next growth, filled ahead of it
+    /// ([`Table::prepare_growth`]), and how many of its slots are filled.
+    spare: Option<(Slots, usize)>,
 }
 
 impl Default for Table {
@@ -520,6 +555,7 @@ impl Table {
             len: 0,
             arena: Arena::new(),
             hasher,
+            spare: None,
         }
     }
 
@@ -820,10 +856,11 @@ impl Table {
         (e.key_len, e.value_len)
     }
 
-    /// Bytes of the slot array.
+    /// Bytes of the slot array (and of the part of the next one filled
+    /// ahead of its growth).
     #[inline]
     pub fn bytes(&self) -> usize {
-        self.slots.len() * 8
+        self.slots.len() * 8 + self.spare.as_ref().map_or(0, |(_, filled)| filled * 8)
     }
 
     /// Bytes of the arena's pages in use (the entries, with their free
@@ -839,10 +876,77 @@ impl Table {
     pub fn growth_bytes(&self) -> usize {
         if self.len + 1 > max_len(self.cap) {
             let new = grown(self.cap);
-            (new + tail(new) - self.slots.len()) * 8
+            // The old array and the spare go: what remains is the new one.
+            ((new + tail(new)) * 8).saturating_sub(self.bytes())
         } else {
             0
         }
+    }
+
+    /// Fills up to `budget` bytes more of the slot array the next growth
+    /// will take, once the table is within 1/16 of that growth and the
+    /// array is a large one (at least 2 MiB). Returns the bytes filled.
+    ///
+    /// Why: a growth allocates the new array and fills it (every slot
+    /// EMPTY) before re-placing the slots, and first touching several MiB
+    /// of fresh memory stalled the shard for 1.5–15 ms a growth on the
+    /// project's VM (page faults; huge-page ones the slowest), long enough
+    /// to put the batches of that moment in the open-loop p99. Filled a
+    /// slice per maintenance tick instead, small page faults each (huge
+    /// pages are advised once it is full), the growth only re-places the
+    /// slots (~1 ms at 700 K keys).
+    pub fn prepare_growth(&mut self, budget: usize) -> usize {
+        if self.len + self.len / 16 < max_len(self.cap) {
+            return 0;
+        }
+        let new = grown(self.cap);
+        let n = new + tail(new);
+        if n * 8 < HUGE {
+            return 0;
+        }
+        if self.spare.as_ref().is_some_and(|(s, _)| s.len != n) {
+            self.spare = None;
+        }
+        if self.spare.is_none() {
+            self.spare = Slots::reserve(n).map(|s| (s, 0));
+        }
+        let Some((s, filled)) = &mut self.spare else {
+            return 0;
+        };
+        let k = (n - *filled).min(budget / 8);
+        if k == 0 {
+            return 0;
+        }
+        s[*filled..*filled + k].fill(EMPTY);
+        *filled += k;
+        if *filled == n {
+            s.advise_huge();
+        }
+        k * 8
+    }
+
+    /// Bytes [`Table::prepare_growth`] has still to fill before the next
+    /// growth's array is ready (all of it when none is being prepared).
+    pub fn spare_left(&self) -> usize {
+        let new = grown(self.cap);
+        let n = new + tail(new);
+        match &self.spare {
+            Some((s, filled)) if s.len == n => (n - filled) * 8,
+            _ => n * 8,
+        }
+    }
+
+    /// True when [`Table::prepare_growth`] would work now (the table is
+    /// within 1/16 of a growth to an array of 2 MiB or more; tests).
+    #[cfg(test)]
+    pub(crate) fn growth_near(&self) -> bool {
+        let new = grown(self.cap);
+        self.len + self.len / 16 >= max_len(self.cap) && (new + tail(new)) * 8 >= HUGE
+    }
+
+    /// Frees the array prepared for the next growth, if any.
+    pub fn drop_spare(&mut self) {
+        self.spare = None;
     }
 
     /// Bytes held memory would grow by if a key of these lengths (and an
@@ -1025,7 +1129,18 @@ impl Table {
     fn resize(&mut self, mut cap: usize) {
         'retry: loop {
             let n = cap + tail(cap);
-            let mut new = Slots::empty(n);
+            // The array prepared ahead, if it is this one (a mismatched one
+            // is dropped: it belongs to a growth that did not come).
+            let mut new = match self.spare.take() {
+                Some((mut s, filled)) if s.len == n => {
+                    if filled < n {
+                        s[filled..].fill(EMPTY);
+                        s.advise_huge();
+                    }
+                    s
+                }
+                _ => Slots::empty(n),
+            };
             let mut next = 0;
             for &s in self.slots.iter().filter(|&&s| s != EMPTY) {
                 let pos = home_in(cap, stored(s)).max(next);
@@ -1297,6 +1412,76 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.arena_bytes(), 0);
         assert!(t.find(h(b"k1"), b"k1").is_none());
+    }
+
+    /// A growth prepared a slice at a time takes the prepared array: the
+    /// same table as an unprepared growth, the spare counted in `bytes` and
+    /// taken off the growth's cost; a prepared array that no growth takes
+    /// (a shrink came first) is dropped.
+    #[test]
+    fn prepared_growth_is_taken_and_counted() {
+        let mut t = Table::new();
+        let mut u = Table::new();
+        let mut i = 0u64;
+        let key = |i: u64| i.to_le_bytes();
+        // Up to the first growth whose array is 2 MiB or more, then to
+        // within 1/16 of the next one.
+        while (grown(t.cap) + tail(grown(t.cap))) * 8 < HUGE || t.len + t.len / 16 < max_len(t.cap)
+        {
+            let k = key(i);
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+            u.insert(h(&k), &k, b"v", 0, None).unwrap();
+            i += 1;
+        }
+        assert_eq!(t.prepare_growth(0), 0);
+        let before = t.bytes();
+        let whole = t.spare_left();
+        assert_eq!(t.prepare_growth(64 << 10), 64 << 10);
+        assert_eq!(t.bytes(), before + (64 << 10));
+        assert_eq!(t.spare_left(), whole - (64 << 10));
+        assert_eq!(u.growth_bytes(), 0);
+        // Fill it all, in slices.
+        while t.prepare_growth(1 << 20) > 0 {}
+        assert_eq!(t.spare_left(), 0);
+        assert_eq!(t.bytes(), before + whole);
+        // Grow both: the prepared one grows for nothing more.
+        let cap = t.cap;
+        while t.cap == cap {
+            if t.len + 1 > max_len(t.cap) {
+                assert_eq!(t.growth_bytes(), 0, "the spare is the new array");
+                assert!(u.growth_bytes() > 0);
+            }
+            let k = key(i);
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+            u.insert(h(&k), &k, b"v", 0, None).unwrap();
+            i += 1;
+        }
+        assert!(t.spare.is_none());
+        assert_eq!(t.cap, u.cap);
+        assert_eq!(&t.slots[..], &u.slots[..]);
+        assert_eq!(t.bytes(), u.bytes());
+        check_invariants(&t);
+        for j in 0..i {
+            let k = key(j);
+            assert!(t.find(h(&k), &k).is_some(), "key {j}");
+        }
+        // A spare no growth takes: freed by a shrink's resize, or by hand.
+        while t.len + t.len / 16 < max_len(t.cap) {
+            let k = key(i);
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+            i += 1;
+        }
+        assert!(t.prepare_growth(1 << 20) > 0);
+        for j in 0..i * 3 / 4 {
+            let k = key(j);
+            let s = t.find(h(&k), &k).unwrap();
+            t.remove(s);
+        }
+        assert!(t.shrink());
+        assert!(t.spare.is_none());
+        assert_eq!(t.bytes(), t.slots.len() * 8);
+        check_invariants(&t);
+        t.drop_spare();
     }
 
     /// Equal hashes for every key: one run; keys still tell entries apart,
