@@ -386,6 +386,32 @@ pub(crate) fn push_v1_record(file: &mut Vec<u8>, op: u8, key: &[u8], value: &[u8
 mod tests {
     use super::*;
 
+    /// The record layout, byte for byte (pins the encoder to the format's
+    /// field order).
+    #[test]
+    fn a_record_is_laid_out_field_by_field() {
+        let mut out = vec![9u8; 3];
+        encode_in(
+            &mut out,
+            7,
+            RecordOp::Set,
+            0x0102_0304_0506_0708,
+            b"key",
+            b"value!",
+        );
+        let mut body = vec![RecordOp::Set.code()];
+        body.extend_from_slice(&7u16.to_le_bytes());
+        body.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.extend_from_slice(b"key");
+        body.extend_from_slice(b"value!");
+        let mut want = vec![9u8; 3];
+        want.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        want.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+        want.extend_from_slice(&body);
+        assert_eq!(out, want);
+    }
+
     fn file() -> Vec<u8> {
         let mut v = Vec::new();
         Header {
