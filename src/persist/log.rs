@@ -1048,9 +1048,15 @@ mod tests {
     /// rewritten AOF: a log smaller than the data it follows is not
     /// rewritten, however many times it could be (the rule used to compare
     /// the log with the few bytes of log a rewrite left).
-    #[test]
-    fn rewrite_waits_until_the_log_outgrows_the_snapshot() {
-        let dir = std::env::temp_dir().join(format!("corekv-log-rule-{}", std::process::id()));
+    /// Runs `f` on a fresh glommio executor with a new `everysec` log of
+    /// shard 0 in an empty temporary directory named after `tag`, removed
+    /// afterwards.
+    fn with_everysec_log<F, Fut>(tag: &str, f: F)
+    where
+        F: FnOnce(Rc<Aof>) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let dir = std::env::temp_dir().join(format!("corekv-log-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -1061,14 +1067,23 @@ mod tests {
         ex.run(async move {
             let path = d.join("shard-0.0.aof");
             let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
-            let log = Aof::new(
+            let ident = Header::single_log(0);
+            f(Rc::new(Aof::new(
                 file,
                 path,
                 0,
                 Vec::new(),
                 Fsync::Everysec,
-                Header::single_log(0),
-            );
+                ident,
+            )))
+            .await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rewrite_waits_until_the_log_outgrows_the_snapshot() {
+        with_everysec_log("rule", |log| async move {
             // A 100 KB snapshot, an empty log: base 100 KB.
             log.set_snapshot_size(100_000);
             assert_eq!(log.base_size(), 100_000);
@@ -1087,7 +1102,6 @@ mod tests {
             assert!(!log.wants_rewrite(100, 1 << 30));
             assert!(!log.wants_rewrite(0, 1));
         });
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Under `everysec` nothing but the committer writes here (no tick
@@ -1095,19 +1109,7 @@ mod tests {
     /// replies are held (`must_wait`) only past [`BACKLOG_MAX`].
     #[test]
     fn everysec_streams_records_and_bounds_the_buffer() {
-        let dir = std::env::temp_dir().join(format!("corekv-log-stream-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(crate::config::DEFAULT_IO_MEMORY)
-            .make()
-            .unwrap();
-        let d = dir.clone();
-        ex.run(async move {
-            let path = d.join("shard-0.0.aof");
-            let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
-            let ident = Header::single_log(0);
-            let log = Rc::new(Aof::new(file, path, 0, Vec::new(), Fsync::Everysec, ident));
+        with_everysec_log("stream", |log| async move {
             let value = [7u8; 1000];
             let mut n = 0u64;
             // Below the stream threshold: nothing is written.
@@ -1162,6 +1164,5 @@ mod tests {
             assert!(matches!(end, record::ScanEnd::Clean { .. }), "{end:?}");
             assert_eq!(seen, n);
         });
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
