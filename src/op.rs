@@ -376,6 +376,59 @@ pub enum OpResult<'a> {
     },
 }
 
+/// An owned [`OpResult`]: what a client hands its caller, and what tests
+/// collect replies into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedResult {
+    /// A value.
+    Value(Vec<u8>),
+    /// Absent.
+    NotFound,
+    /// Done.
+    Ok,
+    /// An integer.
+    Int(i64),
+    /// A per-op error.
+    Err(OpError),
+    /// Still redirected after the client followed one redirect.
+    Moved {
+        /// The key's slot.
+        slot: u16,
+        /// The node the server named.
+        node_id: u16,
+    },
+}
+
+impl OwnedResult {
+    /// Borrowed form.
+    pub fn as_result(&self) -> OpResult<'_> {
+        match self {
+            OwnedResult::Value(v) => OpResult::Value(v),
+            OwnedResult::NotFound => OpResult::NotFound,
+            OwnedResult::Ok => OpResult::Ok,
+            OwnedResult::Int(i) => OpResult::Int(*i),
+            OwnedResult::Err(e) => OpResult::Err(*e),
+            OwnedResult::Moved { slot, node_id } => OpResult::Moved {
+                slot: *slot,
+                node_id: *node_id,
+            },
+        }
+    }
+}
+
+impl From<OpResult<'_>> for OwnedResult {
+    fn from(r: OpResult<'_>) -> Self {
+        match r {
+            OpResult::Value(v) => OwnedResult::Value(v.to_vec()),
+            OpResult::NotFound => OwnedResult::NotFound,
+            OpResult::Ok => OwnedResult::Ok,
+            OpResult::Int(i) => OwnedResult::Int(i),
+            OpResult::Err(e) => OwnedResult::Err(e),
+            OpResult::Moved { slot, node_id } => OwnedResult::Moved { slot, node_id },
+        }
+    }
+}
+
 /// One operation as a batch hands it out: its kind (`None` when the wire
 /// carried a code no kind uses, answered with [`OpError::BadOp`]), key and
 /// value (empty for kinds that take none).

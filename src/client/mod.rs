@@ -50,6 +50,9 @@ use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 
 use crate::error::ClientError;
+/// Owned results, as the client hands them out (defined with the
+/// vocabulary in [`crate::op`]).
+pub use crate::op::OwnedResult;
 use crate::op::{OpError, OpResult};
 use crate::protocol::native::{
     decode_owned, encode_archived, encode_empty, encode_frame, Batch, ErrorFrame, FrameError,
@@ -444,58 +447,6 @@ impl BatchResults {
         let mut v = Vec::with_capacity(self.len());
         self.for_each(|_, r| v.push(OwnedResult::from(r)));
         v
-    }
-}
-
-/// An owned [`OpResult`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OwnedResult {
-    /// A value.
-    Value(Vec<u8>),
-    /// Absent.
-    NotFound,
-    /// Done.
-    Ok,
-    /// An integer.
-    Int(i64),
-    /// A per-op error.
-    Err(crate::op::OpError),
-    /// Still redirected after the client followed one redirect.
-    Moved {
-        /// The key's slot.
-        slot: u16,
-        /// The node the server named.
-        node_id: u16,
-    },
-}
-
-impl OwnedResult {
-    /// Borrowed form.
-    pub fn as_result(&self) -> OpResult<'_> {
-        match self {
-            OwnedResult::Value(v) => OpResult::Value(v),
-            OwnedResult::NotFound => OpResult::NotFound,
-            OwnedResult::Ok => OpResult::Ok,
-            OwnedResult::Int(i) => OpResult::Int(*i),
-            OwnedResult::Err(e) => OpResult::Err(*e),
-            OwnedResult::Moved { slot, node_id } => OpResult::Moved {
-                slot: *slot,
-                node_id: *node_id,
-            },
-        }
-    }
-}
-
-impl From<OpResult<'_>> for OwnedResult {
-    fn from(r: OpResult<'_>) -> Self {
-        match r {
-            OpResult::Value(v) => OwnedResult::Value(v.to_vec()),
-            OpResult::NotFound => OwnedResult::NotFound,
-            OpResult::Ok => OwnedResult::Ok,
-            OpResult::Int(i) => OwnedResult::Int(i),
-            OpResult::Err(e) => OwnedResult::Err(e),
-            OpResult::Moved { slot, node_id } => OwnedResult::Moved { slot, node_id },
-        }
     }
 }
 

@@ -1153,32 +1153,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An owned result (the tests' own: the protocol knows no client).
-    enum Owned {
-        Value(Vec<u8>),
-        NotFound,
-        Ok,
-        Int(i64),
-        Err(OpError),
-        Moved { slot: u16, node_id: u16 },
-    }
-
-    impl Owned {
-        fn as_result(&self) -> OpResult<'_> {
-            match self {
-                Owned::Value(v) => OpResult::Value(v),
-                Owned::NotFound => OpResult::NotFound,
-                Owned::Ok => OpResult::Ok,
-                Owned::Int(i) => OpResult::Int(*i),
-                Owned::Err(e) => OpResult::Err(*e),
-                Owned::Moved { slot, node_id } => OpResult::Moved {
-                    slot: *slot,
-                    node_id: *node_id,
-                },
-            }
-        }
-    }
+    use crate::op::OwnedResult as Owned;
 
     /// The results of a test reply, from a seed: a mix of every kind, with
     /// values of 0..300 bytes.

@@ -1691,29 +1691,19 @@ fn incr<'b>(current: &[u8], delta: &[u8], buf: &'b mut [u8; 20]) -> Option<&'b [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::OwnedResult as Owned;
     use crate::routing::key_hash;
 
     /// Collects results as owned values.
     #[derive(Default)]
     struct Collect(Vec<Owned>);
-    #[derive(Debug, PartialEq)]
-    enum Owned {
-        Value(Vec<u8>),
-        NotFound,
-        Ok,
-        Int(i64),
-        Err(OpError),
-    }
     impl ReplySink for Collect {
         fn push(&mut self, r: OpResult<'_>) {
-            self.0.push(match r {
-                OpResult::Value(v) => Owned::Value(v.to_vec()),
-                OpResult::NotFound => Owned::NotFound,
-                OpResult::Ok => Owned::Ok,
-                OpResult::Int(i) => Owned::Int(i),
-                OpResult::Err(e) => Owned::Err(e),
-                OpResult::Moved { .. } => panic!("the store never redirects"),
-            })
+            assert!(
+                !matches!(r, OpResult::Moved { .. }),
+                "the store never redirects"
+            );
+            self.0.push(r.into())
         }
     }
 
