@@ -730,27 +730,13 @@ impl<'a> FrameReply<'a> {
 impl ReplySink for FrameReply<'_> {
     #[inline]
     fn push(&mut self, r: OpResult<'_>) {
-        match r {
+        let r = match r {
             OpResult::Value(v) if self.values_len() + v.len() > self.max_values => {
-                self.status.push(OpError::ReplyTooLarge.wire_code());
+                OpResult::Err(OpError::ReplyTooLarge)
             }
-            OpResult::Value(v) => {
-                self.status.push(Status::Value as u8);
-                self.out.extend_from_slice(v);
-            }
-            OpResult::NotFound => self.status.push(Status::NotFound as u8),
-            OpResult::Ok => self.status.push(Status::Ok as u8),
-            OpResult::Int(i) => {
-                self.status.push(Status::Int as u8);
-                self.out.extend_from_slice(&i.to_le_bytes());
-            }
-            OpResult::Err(e) => self.status.push(e.wire_code()),
-            OpResult::Moved { slot, node_id } => {
-                self.status.push(Status::Moved as u8);
-                self.out.extend_from_slice(&slot.to_le_bytes());
-                self.out.extend_from_slice(&node_id.to_le_bytes());
-            }
-        }
+            r => r,
+        };
+        push_result(r, self.status, self.out);
         self.ends.push(self.values_len() as u32);
     }
 
@@ -762,25 +748,33 @@ impl ReplySink for FrameReply<'_> {
 impl ReplySink for BatchReply {
     #[inline]
     fn push(&mut self, r: OpResult<'_>) {
-        match r {
-            OpResult::Value(v) => {
-                self.status.push(Status::Value as u8);
-                self.values.extend_from_slice(v);
-            }
-            OpResult::NotFound => self.status.push(Status::NotFound as u8),
-            OpResult::Ok => self.status.push(Status::Ok as u8),
-            OpResult::Int(i) => {
-                self.status.push(Status::Int as u8);
-                self.values.extend_from_slice(&i.to_le_bytes());
-            }
-            OpResult::Err(e) => self.status.push(e.wire_code()),
-            OpResult::Moved { slot, node_id } => {
-                self.status.push(Status::Moved as u8);
-                self.values.extend_from_slice(&slot.to_le_bytes());
-                self.values.extend_from_slice(&node_id.to_le_bytes());
-            }
-        }
+        push_result(r, &mut self.status, &mut self.values);
         self.value_ends.push(self.values.len() as u32);
+    }
+}
+
+/// Appends one result's status byte to `status` and its value bytes (if it
+/// has any) to `values`: the wire encoding [`decode_result`] reads, shared
+/// by [`BatchReply`] and [`FrameReply`].
+#[inline(always)]
+fn push_result(r: OpResult<'_>, status: &mut Vec<u8>, values: &mut Vec<u8>) {
+    match r {
+        OpResult::Value(v) => {
+            status.push(Status::Value as u8);
+            values.extend_from_slice(v);
+        }
+        OpResult::NotFound => status.push(Status::NotFound as u8),
+        OpResult::Ok => status.push(Status::Ok as u8),
+        OpResult::Int(i) => {
+            status.push(Status::Int as u8);
+            values.extend_from_slice(&i.to_le_bytes());
+        }
+        OpResult::Err(e) => status.push(e.wire_code()),
+        OpResult::Moved { slot, node_id } => {
+            status.push(Status::Moved as u8);
+            values.extend_from_slice(&slot.to_le_bytes());
+            values.extend_from_slice(&node_id.to_le_bytes());
+        }
     }
 }
 
