@@ -875,9 +875,8 @@ impl Table {
     #[inline]
     pub fn growth_bytes(&self) -> usize {
         if self.len + 1 > max_len(self.cap) {
-            let new = grown(self.cap);
             // The old array and the spare go: what remains is the new one.
-            ((new + tail(new)) * 8).saturating_sub(self.bytes())
+            (self.grown_len() * 8).saturating_sub(self.bytes())
         } else {
             0
         }
@@ -896,14 +895,10 @@ impl Table {
     /// pages are advised once it is full), the growth only re-places the
     /// slots (~1 ms at 700 K keys).
     pub fn prepare_growth(&mut self, budget: usize) -> usize {
-        if self.len + self.len / 16 < max_len(self.cap) {
+        if !self.growth_near() {
             return 0;
         }
-        let new = grown(self.cap);
-        let n = new + tail(new);
-        if n * 8 < HUGE {
-            return 0;
-        }
+        let n = self.grown_len();
         if self.spare.as_ref().is_some_and(|(s, _)| s.len != n) {
             self.spare = None;
         }
@@ -928,20 +923,23 @@ impl Table {
     /// Bytes [`Table::prepare_growth`] has still to fill before the next
     /// growth's array is ready (all of it when none is being prepared).
     pub fn spare_left(&self) -> usize {
-        let new = grown(self.cap);
-        let n = new + tail(new);
+        let n = self.grown_len();
         match &self.spare {
             Some((s, filled)) if s.len == n => (n - filled) * 8,
             _ => n * 8,
         }
     }
 
-    /// True when [`Table::prepare_growth`] would work now (the table is
-    /// within 1/16 of a growth to an array of 2 MiB or more; tests).
-    #[cfg(test)]
+    /// True when [`Table::prepare_growth`] works now: the table is within
+    /// 1/16 of a growth to an array of 2 MiB or more.
     pub(crate) fn growth_near(&self) -> bool {
+        self.len + self.len / 16 >= max_len(self.cap) && self.grown_len() * 8 >= HUGE
+    }
+
+    /// Slots of the array the next growth makes (its tail included).
+    fn grown_len(&self) -> usize {
         let new = grown(self.cap);
-        self.len + self.len / 16 >= max_len(self.cap) && (new + tail(new)) * 8 >= HUGE
+        new + tail(new)
     }
 
     /// Frees the array prepared for the next growth, if any.
@@ -1426,8 +1424,7 @@ mod tests {
         let key = |i: u64| i.to_le_bytes();
         // Up to the first growth whose array is 2 MiB or more, then to
         // within 1/16 of the next one.
-        while (grown(t.cap) + tail(grown(t.cap))) * 8 < HUGE || t.len + t.len / 16 < max_len(t.cap)
-        {
+        while !t.growth_near() {
             let k = key(i);
             t.insert(h(&k), &k, b"v", 0, None).unwrap();
             u.insert(h(&k), &k, b"v", 0, None).unwrap();
