@@ -223,6 +223,32 @@ impl Arena {
         }
     }
 
+    /// The chunk size of the page holding `off`, a chunk of one of the
+    /// classes up to 256 B (every 4 bytes: the size follows from the class
+    /// number, one load, no bounds check, so an unused result costs nothing).
+    ///
+    /// # Safety
+    /// `off` is a live chunk of such a class.
+    #[inline(always)]
+    pub unsafe fn small_chunk_bytes(&self, off: u32) -> usize {
+        let page = (off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize;
+        debug_assert!(page < self.pages.len());
+        // SAFETY: a live chunk's page is one of `pages`.
+        let c = unsafe { self.pages.get_unchecked(page) }.class as usize;
+        debug_assert!(c < 64);
+        (c + 1) * 4
+    }
+
+    /// Starts loading the bookkeeping of the page holding `off` (which
+    /// [`Arena::small_chunk_bytes`] reads).
+    #[inline(always)]
+    pub fn page_meta_addr(&self, off: u32) -> *const u8 {
+        self.pages
+            .as_ptr()
+            .wrapping_add((off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize)
+            .cast()
+    }
+
     /// Makes sure a block of `size` bytes (a class's, not a large one) can
     /// be allocated: a class without a free chunk gets a page now. `None`
     /// when the range is exhausted.

@@ -793,8 +793,8 @@ impl Store {
     /// one bit test on the slot the lookup already loaded.
     #[inline]
     fn find_live(&mut self, hash: u64, key: &[u8]) -> Option<usize> {
-        let (slot, meta) = self.table.find_with_meta(hash, key)?;
-        if meta & META_TTL != 0 && self.table.expire_at(slot) <= self.now_ms {
+        let (slot, expire_at) = self.table.find_with_expiry(hash, key)?;
+        if expire_at <= self.now_ms {
             self.remove_slot(slot);
             self.counters.expired_keys += 1;
             return None;

@@ -262,6 +262,8 @@ struct Entry {
     value_len: usize,
     /// Offset of the meta field.
     meta_at: usize,
+    /// Offset of the key (after the expiry field).
+    key_at: usize,
     field: Field,
 }
 
@@ -280,14 +282,15 @@ impl Entry {
             if b0 & (F_LONG | F_COMPACT) == 0 {
                 // Short: the field's length by arithmetic on the flags (no
                 // branch of its own on the read path).
-                let e = (b0 & F_EXPIRE) >> 5;
+                let flen = ((b0 & F_EXPIRE) >> 5) * NARROW as u8;
                 return Entry {
                     p,
                     key_len: (b0 & 0x1F) as usize,
                     value_len: ptr::read_unaligned(p.add(1) as *const u16) as usize,
                     meta_at: 3,
+                    key_at: 5 + flen as usize,
                     // 0 or 5: a discriminant of the `repr(u8)` Field.
-                    field: std::mem::transmute::<u8, Field>(e * NARROW as u8),
+                    field: std::mem::transmute::<u8, Field>(flen),
                 };
             }
             Entry::at_other(arena, off, p, b0)
@@ -306,12 +309,16 @@ impl Entry {
             return Entry {
                 p,
                 key_len,
-                value_len: arena.chunk_bytes(off) - COMPACT_FIXED - key_len - pad,
+                // SAFETY: a compact entry's chunk is of a class up to 256 B.
+                value_len: unsafe { arena.small_chunk_bytes(off) } - COMPACT_FIXED - key_len - pad,
                 meta_at: 1,
+                key_at: COMPACT_FIXED,
                 field: Field::Compact,
             };
         }
         let e = (b0 & F_EXPIRE) >> 5;
+        // 0, 5 or 8: 5 × F_EXPIRE, 3 more with F_WIDE.
+        let flen = e * (NARROW as u8 + 3 * ((b0 & F_WIDE) >> 4));
         // SAFETY: a long header's lengths follow its first byte.
         unsafe {
             Entry {
@@ -319,20 +326,14 @@ impl Entry {
                 key_len: ptr::read_unaligned(p.add(1) as *const u32) as usize,
                 value_len: ptr::read_unaligned(p.add(5) as *const u32) as usize,
                 meta_at: 9,
-                // 0, 5 or 8: 5 × F_EXPIRE, 3 more with F_WIDE.
-                field: std::mem::transmute::<u8, Field>(
-                    e * (NARROW as u8 + 3 * ((b0 & F_WIDE) >> 4)),
-                ),
+                key_at: 11 + flen as usize,
+                field: std::mem::transmute::<u8, Field>(flen),
             }
         }
     }
     #[inline(always)]
     fn key_at(&self) -> usize {
-        if self.field == Field::Compact {
-            COMPACT_FIXED
-        } else {
-            self.meta_at + 2 + self.field.len()
-        }
+        self.key_at
     }
     #[inline(always)]
     fn size(&self) -> usize {
@@ -835,6 +836,10 @@ impl Table {
                 prefetch(p.wrapping_add(64));
                 prefetch(p.wrapping_add(128));
                 prefetch(p.wrapping_add(139));
+                if s & SLOT_TTL != 0 {
+                    // A compact entry's value length needs its page's class.
+                    prefetch(self.arena.page_meta_addr(offset(s)));
+                }
                 return;
             }
         }
@@ -843,15 +848,16 @@ impl Table {
     /// The slot holding `key` (whose placement hash is `hash`).
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        self.find_with_meta(hash, key).map(|(i, _)| i)
+        self.find_with_expiry(hash, key).map(|(i, _)| i)
     }
 
-    /// [`Table::find`], with the entry's metadata (read while its key was).
-    /// Always inlined: it is the read path's lookup, and as a call of its
-    /// own (which the header parse's few more instructions made it) the seed
-    /// workload's server ran ~3 % more CPU per op.
+    /// [`Table::find`], with the key's expiry (`u64::MAX` without a TTL:
+    /// the slot's bit says which), read from the entry its key was (one
+    /// header parse). Always inlined: it is the read path's lookup, and as a
+    /// call of its own (which the header parse's few more instructions made
+    /// it) the seed workload's server ran ~3 % more CPU per op.
     #[inline(always)]
-    pub fn find_with_meta(&self, hash: u64, key: &[u8]) -> Option<(usize, Meta)> {
+    pub fn find_with_expiry(&self, hash: u64, key: &[u8]) -> Option<(usize, u64)> {
         let h = slot_hash(hash);
         let first = h << HASH_SHIFT;
         let mut i = self.home(h);
@@ -868,7 +874,12 @@ impl Table {
             // SAFETY: a full slot names a live entry.
             let e = unsafe { Entry::at(&self.arena, offset(s)) };
             if e.key() == key {
-                return Some((i, e.meta()));
+                let at = if s & SLOT_TTL != 0 {
+                    e.expire_at(self.now_ms)
+                } else {
+                    u64::MAX
+                };
+                return Some((i, at));
             }
             i += 1;
         }
