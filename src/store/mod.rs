@@ -1467,11 +1467,18 @@ impl Store {
     /// [`Store::expire_slice`] on the selected database; true when its
     /// cursor went past the end of the slot array (a pass is complete).
     fn expire_slice_here(&mut self, max_slots: usize, max_checks: usize) -> (ExpireSlice, bool) {
-        // After mass expiry or deletion, give the slot array back.
+        // After mass expiry or deletion, give the slot array back; the
+        // cursor keeps its place in the hash space (not its index), so a
+        // pass neither skips nor repeats a region.
+        let cap = self.table.capacity();
         let mut r = ExpireSlice {
             shrunk: self.table.shrink(),
             ..ExpireSlice::default()
         };
+        if r.shrunk {
+            self.expire_cursor =
+                (self.expire_cursor as u128 * self.table.capacity() as u128 / cap as u128) as usize;
+        }
         if self.ttl_keys == 0 {
             return (r, true);
         }
@@ -1505,6 +1512,12 @@ impl Store {
                 i = 0;
                 wrapped = true;
             }
+        }
+        if wrapped {
+            // A pass is complete: what expired is gone everywhere, so the
+            // keys are spread as evenly as the inserts and deletes made
+            // them (a shrink refused halfway through may fit now).
+            self.table.allow_shrink();
         }
         self.expire_cursor = i;
         if let Some(avg) = ttl_sum.checked_div(ttl_n) {
