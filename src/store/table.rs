@@ -84,6 +84,9 @@ const MIN_CAPACITY: usize = 1024;
 /// cache lines); a region twice as dense as the average pushes them by a
 /// good part of the region.
 const SHRINK_MAX_DISPLACEMENT: usize = 512;
+/// Most slots an insert may push a key past its home before the table
+/// grows ([`Table::place`]).
+const INSERT_MAX_RUN: usize = 1024;
 
 /// Meta bit: the entry has an expiry (its `expire_at` is set).
 pub const META_TTL: u16 = 1 << 15;
@@ -1381,7 +1384,16 @@ impl Table {
     }
 
     /// Puts a slot at its place in hash order, shifting the rest of its run
-    /// right by one. `None` when that would fill the array's last slot.
+    /// right by one. `None` when that would fill the array's last slot, or
+    /// push a key more than [`INSERT_MAX_RUN`] slots past its home while the
+    /// table is at least half full: the caller grows the array. The load is
+    /// kept as a table-wide average, and keys deleted unevenly over the hash
+    /// space (active expiry's cursor halfway through a mass expiry) leave
+    /// the rest of it denser than that: inserts there would build runs far
+    /// longer than any at load 0.92 (at most ~70 slots in 3 M keys, spread
+    /// evenly), and a growth spreads them out again. Below half full a
+    /// long run is left alone: keys sharing a home (hash bits chosen by an
+    /// attacker) are not spread by any growth.
     fn place(&mut self, slot: u64) -> Option<usize> {
         let h = stored(slot);
         let mut i = self.home(h);
@@ -1394,6 +1406,9 @@ impl Table {
             end += 1;
         }
         if end + 1 >= slots.len() {
+            return None;
+        }
+        if end - home_in(self.cap, h) > INSERT_MAX_RUN && self.len * 2 > self.cap {
             return None;
         }
         slots.copy_within(i..end, i + 1);
@@ -2377,5 +2392,48 @@ mod tests {
                 assert_eq!(t.key(s), &k[..]);
             }
         }
+    }
+
+    /// Inserts into a part of the hash space denser than the average (the
+    /// rest thinned out by deletes) grow the table before any key lands
+    /// more than 1024 slots past its home; keys sharing one home (as
+    /// chosen hash bits would) do not make it grow below half full.
+    #[test]
+    fn inserts_into_a_dense_part_grow_the_table() {
+        let mut t = Table::new();
+        let keys: Vec<Vec<u8>> = (0..200_000u32)
+            .map(|i| format!("k{i}").into_bytes())
+            .collect();
+        for k in &keys {
+            t.insert(h(k), k, b"v", 0, None).unwrap();
+        }
+        // Thin the upper 60 % of the hash space out to a fifth of its keys
+        // (the dense part is not at the array's end, where a run would
+        // reach the last slot and grow it anyway).
+        let high = |k: &[u8]| slot_hash(h(k)) >= (1u64 << 31) * 4 / 10;
+        for (j, k) in keys.iter().filter(|k| high(k)).enumerate() {
+            if j % 5 != 0 {
+                let s = t.find(h(k), k).unwrap();
+                t.remove(s);
+            }
+        }
+        let cap = t.cap;
+        // As many new keys again, landing everywhere.
+        for i in 0..150_000u32 {
+            let k = format!("new{i}").into_bytes();
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+        }
+        assert!(t.cap > cap, "it grew");
+        assert!(max_displacement(&t) <= 1025, "{}", max_displacement(&t));
+        check_invariants(&t);
+        // Keys sharing one home: a long run, no growth (the table is
+        // below half full).
+        let mut t = Table::with_hasher(|_| 0x1234_5678 << 33);
+        for i in 0..3000u32 {
+            let k = i.to_le_bytes();
+            t.insert(0x1234_5678 << 33, &k, b"v", 0, None).unwrap();
+        }
+        assert!(t.cap < 8192, "{}", t.cap);
+        assert_eq!(t.len(), 3000);
     }
 }
