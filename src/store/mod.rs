@@ -2398,7 +2398,12 @@ mod tests {
         // here), at most about two pages of free ones (compaction).
         let live = (1..20_000)
             .step_by(2)
-            .map(|i: u32| table::entry_charge(i.to_string().len(), 1, Field::Narrow))
+            .map(|i: u32| {
+                let k = i.to_string().len();
+                let field = table::field_for(k, 1, Some(T0 + 1_000_000), T0);
+                assert_eq!(field, Field::Compact);
+                table::entry_charge(k, 1, field)
+            })
             .sum::<usize>()
             + (0..1000)
                 .map(|i: u32| entry_charge(format!("p{i}").len(), 1))
