@@ -34,6 +34,8 @@
 #   SERVER_CPU [0]  BENCH_CPU [1]  RESULTS [results]
 #   COREKV_BIN [target/release/corekv]  REDIS_SERVER [redis-server]
 #   MEMCACHED [memcached]  SKIP_REDIS [0]  SKIP_MEMCACHED [0]
+#   EXTRA_BENCH_ARGS: more `corekv bench` flags for every run, e.g. "--ttl 3600s"
+#           (every fill sets a TTL)
 # Output: results/cache-aside-<timestamp>/ (one report.json per run, the
 # server logs, table.txt), and the table on stdout.
 set -euo pipefail
@@ -153,10 +155,12 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 ROWS=() # "name|report.json|spare name"
 bench() { # NAME TARGET SPARE_NAME
     log "$1: corekv bench --target $2 --cache-aside on CPU $BENCH_CPU"
+    # shellcheck disable=SC2086 # EXTRA_BENCH_ARGS is word-split on purpose
     taskset -c "$BENCH_CPU" "$BIN" bench --target "$2" --hosts "127.0.0.1:$PORT" \
         --cpus "$BENCH_CPU" --cache-aside --records "$RECORDS" --theta "$THETA" \
         --value-size "$VALUE_SIZE" --secs "$SECS" --warmup "$WARMUP" --batch "$BATCH" \
-        --sessions "$SESSIONS" --seed "$SEED" --quiet --json "$OUT/$1.json" >"$OUT/$1.txt" &
+        --sessions "$SESSIONS" --seed "$SEED" --quiet --json "$OUT/$1.json" \
+        ${EXTRA_BENCH_ARGS:-} >"$OUT/$1.txt" &
     local bp=$! c0 c1
     # The server's CPU time over the measured window (from the end of the
     # warm-up to the end of the run): its ns per request.

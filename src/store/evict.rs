@@ -16,8 +16,8 @@
 //! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
 //! queue. A *compact* entry (a small key with a TTL, see [`super::table`])
 //! keeps only the top 8 of the 15 policy bits, so each policy puts what
-//! matters most there: LRU's clock is kept to 128 s (its low 7 bits read as
-//! 0, so such a key looks up to 128 s idler than it is), LFU keeps its
+//! matters most there: LRU keeps the low 8 bits of the access's second
+//! (exact idle time up to 256 s, modulo 256 s beyond), LFU keeps its
 //! counter and loses the minute of its last access (the counter of such a
 //! key does not decay: it expires instead), SIEVE keeps both its bits. `volatile-*`
 //! consider only keys with a TTL; with none, a write past the limit fails
@@ -167,13 +167,7 @@ impl Policy {
     #[inline]
     pub fn score(self, bits: Meta, now_ms: u64, expire_at: impl FnOnce() -> u64) -> u64 {
         if self.is_lru() {
-            // A compact entry's clock is kept to 128 s (its low 7 bits read
-            // as 0, which a full clock never has): read it as the middle
-            // of its 128 s, and a time that lands a little ahead of the
-            // clock as just touched, so such keys compete evenly.
-            let t = if bits & 0x7F == 0 { bits | 0x40 } else { bits };
-            let idle = lru_clock(now_ms).wrapping_sub(t) & META_POLICY;
-            (if idle > META_POLICY - 0x40 { 0 } else { idle }) as u64
+            lru_idle(bits, now_ms)
         } else if self.is_lfu() {
             255 - lfu_decayed(bits, now_ms) as u64
         } else if self == Policy::VolatileTtl {
@@ -208,16 +202,36 @@ const LFU_INIT_VAL: u8 = 5;
 /// Redis's default lfu-log-factor.
 const LFU_LOG_FACTOR: u64 = 10;
 
-/// The LRU clock: seconds, 15 bits (wraps after 9 h), never with its low
-/// 7 bits all 0 (that marks a compact entry's clock, kept to 128 s).
+/// Span of the LRU clock: 127 × 256 s (about 9 h).
+const LRU_SPAN: u64 = 127 * 256;
+
+/// The LRU clock, seconds modulo [`LRU_SPAN`], laid out for the compact
+/// entries, which keep only the top 8 of the 15 policy bits: the low 8
+/// bits of the seconds on top (bits 7–14), the rest below as 1..=127. A
+/// compact key's clock is then exact to the second modulo 256 s (its low 7
+/// bits read as 0, which a full clock never has).
 #[inline]
 fn lru_clock(now_ms: u64) -> Meta {
-    let c = ((now_ms / 1000) as Meta) & META_POLICY;
-    if c & 0x7F == 0 {
-        c | 1
-    } else {
-        c
+    let t = now_ms / 1000 % LRU_SPAN;
+    ((t & 0xFF) << 7 | (t >> 8) + 1) as Meta
+}
+
+/// Seconds since the access an LRU clock `bits` records: exact up to 9 h
+/// for a full clock; for a compact key's (the low 8 bits of its seconds
+/// only), exact up to 256 s and modulo 256 s beyond. Sampled LRU only
+/// tells victims apart near the cache's eviction age, which is seconds to
+/// minutes in a cache turning over millions of keys a second: kept to
+/// 128 s instead, a compact key's clock made `allkeys-lru` pick as
+/// `allkeys-random` did there (docs/performance.md §9, round 6).
+#[inline]
+fn lru_idle(bits: Meta, now_ms: u64) -> u64 {
+    let now = now_ms / 1000 % LRU_SPAN;
+    let low = (bits >> 7) as u64;
+    if bits & 0x7F == 0 {
+        return ((now & 0xFF) + 256 - low) % 256;
     }
+    let then = ((bits & 0x7F) as u64 - 1) << 8 | low;
+    (now + LRU_SPAN - then) % LRU_SPAN
 }
 
 /// The LFU minute clock: 1..=127 (it wraps after 127 minutes); 0 in a
@@ -464,17 +478,18 @@ mod tests {
         let now = 1_070_000;
         assert!(p.score(old, now, || 0) > p.score(new, now, || 0));
         assert_eq!(p.score(new, now, || 0), 10);
-        // A compact entry keeps the top 8 bits: read as the middle of its
-        // 128 s, and never as idler than a full clock of the same time.
-        let compact = |m: Meta| m & !0x7F;
-        for at in [1_000_000u64, 1_024_000, 1_087_000, 1_151_000] {
-            let m = p.initial(at);
-            let (full, short) = (
-                p.score(m, now + 200_000, || 0),
-                p.score(compact(m), now + 200_000, || 0),
-            );
-            assert!(full.abs_diff(short) <= 64, "{at}: {full} {short}");
-            assert!(p.score(compact(p.initial(now)), now, || 0) <= 64);
+        assert_eq!(p.score(p.initial(now), now, || 0), 0);
+        // Exact up to the clock's span (~9 h), across its wrap.
+        for at in [0u64, 1_000, 32_511_000, 32_512_000, 1_764_115_200_000] {
+            for idle in [0u64, 1, 255, 256, 300, 32_000] {
+                let m = p.initial(at);
+                assert_ne!(m & 0x7F, 0, "a full clock is never compact");
+                assert_eq!(p.score(m, at + idle * 1000, || 0), idle, "{at} {idle}");
+                // A compact entry keeps the top 8 bits: the seconds
+                // modulo 256.
+                let compact = m & !0x7F;
+                assert_eq!(p.score(compact, at + idle * 1000, || 0), idle % 256);
+            }
         }
     }
 
