@@ -41,7 +41,7 @@
 //! the slots one by one: evicting a contiguous region packs the rest of a
 //! table at load 0.92 until linear probing's runs explode.
 
-use super::table::{Meta, Table, META_POLICY, META_TTL};
+use super::table::{Meta, Table, META_TTL};
 
 /// An eviction policy, with Redis's names plus `sieve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,7 +213,7 @@ const LRU_SPAN: u64 = 127 * 256;
 #[inline]
 fn lru_clock(now_ms: u64) -> Meta {
     let t = now_ms / 1000 % LRU_SPAN;
-    ((t & 0xFF) << 7 | (t >> 8) + 1) as Meta
+    ((t & 0xFF) << 7 | ((t >> 8) + 1)) as Meta
 }
 
 /// Seconds since the access an LRU clock `bits` records: exact up to 9 h
