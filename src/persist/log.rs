@@ -62,6 +62,14 @@ pub const BACKLOG_MAX: usize = 32 << 20;
 /// `everysec` with one new buffer per commit).
 const WRITE_CHUNK: usize = 4 << 20;
 
+/// Bytes of DMA buffers a log keeps for reuse (more than the chain holds
+/// while replies wait for the write in flight, [`BACKLOG_MAX`]).
+const POOL_BYTES: usize = 40 << 20;
+
+/// Largest buffer of a chain: records are encoded into buffers that stay in
+/// the core's L2 cache while they fill and are written.
+const CHAIN_BUF_MAX: usize = WRITE_CHUNK;
+
 /// Zeros the log writer keeps written ahead of its records.
 const ZERO_AHEAD: u64 = 8 << 20;
 /// Size of one write of zeros.
@@ -87,6 +95,9 @@ struct Chain {
     prefix: usize,
     /// File offset of the chain's first byte (block-aligned).
     base: u64,
+    /// Chain offset of the open group's header (see [`record`]): filled in
+    /// when the group closes, at [`record::GROUP_BYTES`] or at the commit.
+    group: Option<usize>,
 }
 
 impl Chain {
@@ -112,6 +123,31 @@ struct Sealed {
     padded: u64,
     /// [`Aof::appended`] when it was sealed: durable once written.
     seq_end: u64,
+}
+
+/// How far ahead of the records the next lines of the buffer are
+/// prefetched for writing.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Asks for the three cache lines at `p` for writing (PREFETCHW): a
+/// buffer's lines were last read by the device that wrote them, so each
+/// store into them would otherwise wait for the line.
+#[inline(always)]
+fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHW is a hint; it never faults, whatever the address
+    // (and decodes as a NOP on processors without it).
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{p}]",
+            "prefetchw [{p} + 64]",
+            "prefetchw [{p} + 128]",
+            p = in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A shard's open log.
@@ -170,6 +206,8 @@ pub struct Aof {
     /// [`class_len`]): a large aligned allocation is a fresh mapping every
     /// time, faulted in page by page as it is filled.
     dma_pool: RefCell<Vec<Vec<DmaBuffer>>>,
+    /// Bytes of the buffers in `dma_pool`.
+    pool_bytes: Cell<usize>,
     /// Writes and syncs done, for INFO and tests.
     writes: Cell<u64>,
     /// Commit writes issued (queued for the ring), for
@@ -319,6 +357,7 @@ impl Aof {
             waiters: RefCell::new(Vec::new()),
             failed_upto: Cell::new(0),
             dma_pool: RefCell::new(Vec::new()),
+            pool_bytes: Cell::new(0),
             writes: Cell::new(0),
             writes_started: Cell::new(0),
             writes_passed: Cell::new(0),
@@ -375,16 +414,17 @@ impl Aof {
     }
 
     /// Appends one record of database `db`: encoded straight into the DMA
-    /// buffer the commit writes (no I/O, no copy afterwards).
+    /// buffer the commit writes (no I/O, no copy afterwards, no checksum:
+    /// the group's is computed when it closes).
     #[inline]
     pub fn append_in(&self, db: u16, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
         let n = record::record_len(key, value);
-        {
+        let fast = {
             let mut c = self.chain.borrow_mut();
             let c = &mut *c;
             let at = c.len - c.last_at;
-            if let Some(b) = c.bufs.last_mut() {
-                if at + n <= b.len() {
+            match (c.group, c.bufs.last_mut()) {
+                (Some(g), Some(b)) if at + n <= b.len() => {
                     record::encode_into(
                         &mut b.as_bytes_mut()[at..at + n],
                         db,
@@ -394,22 +434,97 @@ impl Aof {
                         value,
                     );
                     c.len += n;
+                    prefetch_write(b.as_ptr().wrapping_add(at + n + PREFETCH_AHEAD));
                     self.appended.set(self.appended.get() + n as u64);
-                    return;
+                    Some(c.len - g >= record::GROUP_HEADER + record::GROUP_BYTES)
                 }
+                _ => None,
             }
+        };
+        let group_full = match fast {
+            Some(full) => full,
+            None => self.append_slow(db, op, expire_at_ms, key, value, n),
+        };
+        if group_full {
+            self.close_group();
         }
-        // No buffer yet, or the record straddles two: encode it aside and
-        // copy it in (once per buffer).
+    }
+
+    /// [`Aof::append_in`] when no group is open or the record straddles two
+    /// buffers: opens a group, encodes the record aside and copies it in.
+    /// Returns whether the group is full.
+    #[cold]
+    fn append_slow(
+        &self,
+        db: u16,
+        op: RecordOp,
+        expire_at_ms: u64,
+        key: &[u8],
+        value: &[u8],
+        n: usize,
+    ) -> bool {
         let mut scratch = self.scratch.borrow_mut();
         scratch.clear();
         record::encode_in(&mut scratch, db, op, expire_at_ms, key, value);
+        let open = self.chain.borrow().group.is_some();
+        if !open {
+            let at = self.chain.borrow().len;
+            self.push_bytes(&[0u8; record::GROUP_HEADER]);
+            let mut c = self.chain.borrow_mut();
+            // The chain's first buffer (if just added) starts with the tail.
+            c.group = Some(at.max(c.prefix));
+            self.appended
+                .set(self.appended.get() + record::GROUP_HEADER as u64);
+        }
         self.push_bytes(&scratch);
         self.appended.set(self.appended.get() + n as u64);
+        let c = self.chain.borrow();
+        c.len - c.group.unwrap_or(c.len) >= record::GROUP_HEADER + record::GROUP_BYTES
+    }
+
+    /// Closes the open group, if any: its checksum over the records (one
+    /// xxh3 over bytes just written, across buffers when it straddles
+    /// them) and its length, written into the header it reserved.
+    fn close_group(&self) {
+        let mut c = self.chain.borrow_mut();
+        let Some(g) = c.group.take() else {
+            return;
+        };
+        let (from, to) = (g + record::GROUP_HEADER, c.len);
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for b in &c.bufs {
+            let (lo, hi) = (from.max(at), to.min(at + b.len()));
+            if lo < hi {
+                pieces.push(&b.as_bytes()[lo - at..hi - at]);
+            }
+            at += b.len();
+        }
+        let sum = match pieces.as_slice() {
+            [one] => xxhash_rust::xxh3::xxh3_64(one),
+            many => {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                for p in many {
+                    h.update(p);
+                }
+                h.digest()
+            }
+        };
+        let head = record::group_header(to - from, sum);
+        let mut at = 0;
+        for b in &mut c.bufs {
+            let len = b.len();
+            let (lo, hi) = (g.max(at), (g + head.len()).min(at + len));
+            if lo < hi {
+                b.as_bytes_mut()[lo - at..hi - at].copy_from_slice(&head[lo - g..hi - g]);
+            }
+            at += len;
+        }
     }
 
     /// Appends raw bytes (a header).
     pub fn append_raw(&self, bytes: &[u8]) {
+        self.close_group();
         self.push_bytes(bytes);
         self.appended.set(self.appended.get() + bytes.len() as u64);
     }
@@ -441,7 +556,7 @@ impl Aof {
         match c.bufs.last() {
             None => {
                 let tail = self.tail.borrow();
-                let len = class_len(self.next_class.get().max(tail.len() + 1));
+                let len = class_len(self.next_class.get().max(tail.len() + 1)).min(CHAIN_BUF_MAX);
                 let mut b = self.take_dma(&file, len);
                 b.as_bytes_mut()[..tail.len()].copy_from_slice(&tail);
                 c.bufs.push(b);
@@ -450,7 +565,7 @@ impl Aof {
                 c.prefix = tail.len();
             }
             Some(last) => {
-                let len = class_len(last.len() * 2);
+                let len = class_len(last.len() * 2).min(CHAIN_BUF_MAX);
                 c.last_at += last.len();
                 debug_assert_eq!(c.last_at, c.len, "only a full buffer is followed");
                 let b = self.take_dma(&file, len);
@@ -468,6 +583,7 @@ impl Aof {
     /// buffer, only the full buffers go: the last one stays as the next
     /// chain's first, nothing of it written yet (no prefix, no zeros).
     fn seal(&self, full_only: bool) -> Option<Sealed> {
+        self.close_group();
         let align = self.file.borrow().alignment();
         let mut c = self.chain.borrow_mut();
         if c.bufs.is_empty() {
@@ -485,6 +601,7 @@ impl Aof {
                     len: used,
                     prefix: 0,
                     base: end,
+                    group: None,
                 },
             );
             return Some(Sealed {
@@ -767,27 +884,34 @@ impl Aof {
     /// when one is there.
     fn take_dma(&self, file: &DmaFile, len: usize) -> DmaBuffer {
         let class = class_index(len);
-        self.dma_pool
-            .borrow_mut()
-            .get_mut(class)
-            .and_then(Vec::pop)
-            .unwrap_or_else(|| file.alloc_dma_buffer(len))
+        let pooled = self.dma_pool.borrow_mut().get_mut(class).and_then(Vec::pop);
+        match pooled {
+            Some(b) => {
+                self.pool_bytes.set(self.pool_bytes.get() - b.len());
+                b
+            }
+            None => file.alloc_dma_buffer(len),
+        }
     }
 
-    /// Returns a written buffer to the pool (a few per size class).
+    /// Returns a written buffer to the pool, up to [`POOL_BYTES`] in all
+    /// (a buffer dropped is unmapped, and a new one faulted in page by page
+    /// as records are encoded into it).
     fn give_dma(&self, buf: Rc<DmaBuffer>) {
         let Ok(buf) = Rc::try_unwrap(buf) else {
             return;
         };
+        let held = self.pool_bytes.get();
+        if held + buf.len() > POOL_BYTES {
+            return;
+        }
+        self.pool_bytes.set(held + buf.len());
         let class = class_index(buf.len());
-        let keep = if buf.len() == WRITE_CHUNK { 8 } else { 2 };
         let mut pool = self.dma_pool.borrow_mut();
         if pool.len() <= class {
             pool.resize_with(class + 1, Vec::new);
         }
-        if pool[class].len() < keep {
-            pool[class].push(buf);
-        }
+        pool[class].push(buf);
     }
 
     fn wake_waiters(&self) {
@@ -1068,6 +1192,7 @@ impl Aof {
         // Records appended while the old file was being written belong to
         // the new one, after its header: their chain was laid out for the
         // old file, so they move (a copy, once per rewrite).
+        self.close_group();
         let old_chain = std::mem::take(&mut *self.chain.borrow_mut());
         let mut rest = Vec::with_capacity(old_chain.records());
         let mut at = 0;
