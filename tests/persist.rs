@@ -457,7 +457,7 @@ fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     assert!(groups.len() >= 10, "a group per run at least: {groups:?}");
     let bad = *groups.iter().filter(|&&g| g < offsets[14]).max().unwrap();
     let kept = offsets.iter().filter(|&&o| o < bad).count();
-    assert!(kept >= 10 && kept < 15, "{kept}");
+    assert!((10..15).contains(&kept), "{kept}");
     data[offsets[15] - 1] ^= 0x20;
     std::fs::write(&file, &data).unwrap();
     let err = spawn(&dir, 1, "always").err().expect("refuses to start");
@@ -476,10 +476,7 @@ fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     assert_eq!(check_aof(&[], &file).0, 0);
     let s = spawn(&dir, 1, "always").expect("starts after the fix");
     let mut c = Resp::connect(s.resp).unwrap();
-    assert_eq!(
-        c.send(&[vec![b"DBSIZE"]]).unwrap(),
-        [format!(":{kept}")]
-    );
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [format!(":{kept}")]);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -574,8 +574,8 @@ impl Aof {
         }
     }
 
-    /// Hands the chain to a write: the last buffer trimmed to the
-    /// [`class_len`] of its bytes and zeroed after them, the next chain
+    /// Hands the chain to a write: the last buffer of the [`class_len`] of
+    /// its bytes and zeroed after them, the next chain
     /// started where this one ends (its prefix, the last partial block,
     /// copied: less than a block). `None` when nothing was appended.
     ///
@@ -624,9 +624,19 @@ impl Aof {
             let from = used - (end - next_base) as usize;
             tail.extend_from_slice(&last.as_bytes()[from..used]);
         }
-        let keep = class_len(used);
-        if keep < last.len() {
-            last.trim_to_size(keep);
+        // A last buffer more than twice too large is not written whole:
+        // its bytes move to one of their size class (a copy of less than
+        // half the buffer, only when the commit was smaller than the last
+        // one), and the large buffer goes back to the pool intact (trimming
+        // it would turn it into a small one for good, and the next large
+        // chain would fault in a fresh buffer page by page).
+        let fit = class_len(used);
+        if fit < last.len() {
+            let file = self.file.borrow().clone();
+            let mut small = self.take_dma(&file, fit);
+            small.as_bytes_mut()[..used].copy_from_slice(&last.as_bytes()[..used]);
+            let large = std::mem::replace(last, small);
+            self.give_dma(Rc::new(large));
         }
         last.as_bytes_mut()[used..].fill(0);
         self.next_class.set(class_len(chain.len));

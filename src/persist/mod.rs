@@ -579,7 +579,10 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
             ScanEnd::Clean { end } => end,
             ScanEnd::Torn { end } => {
                 let (unit, why) = if record::file_version(data) >= 3 {
-                    ("record group", ": a write never acknowledged, dropped whole")
+                    (
+                        "record group",
+                        ": a write never acknowledged, dropped whole",
+                    )
                 } else {
                     ("record", "")
                 };
@@ -613,7 +616,11 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
                 "{}: format version {version}{}; new records go to generation {} \
                  (version {})",
                 path.display(),
-                if version < 2 { ", read as database 0" } else { "" },
+                if version < 2 {
+                    ", read as database 0"
+                } else {
+                    ""
+                },
                 generation + 1,
                 record::VERSION
             ));

@@ -695,7 +695,12 @@ mod tests {
         push_v2_record(&mut two, 0, RecordOp::Del, b"k2", b"");
         let mut got = Vec::new();
         assert_eq!(
-            scan(&two, HEADER_LEN, |o, r| got.push((o, r.op, r.db, r.key.to_vec()))),
+            scan(&two, HEADER_LEN, |o, r| got.push((
+                o,
+                r.op,
+                r.db,
+                r.key.to_vec()
+            ))),
             ScanEnd::Clean { end: two.len() }
         );
         assert_eq!(
