@@ -1,10 +1,13 @@
 //! One shard's append-only log writer: records are encoded while a batch
 //! executes (no I/O, no await) straight into the DMA buffers that will be
 //! written, laid out where they go in the file ([`Chain`]: no intermediate
-//! buffer, no copy), and written by *group commit*: one `write` of
-//! everything appended, padded to the device block, through glommio's
-//! [`DmaFile`] (O_DIRECT, io_uring) on the shard's own executor; under `always` the file is `O_DSYNC`, so that write is also the
-//! sync, otherwise an `fdatasync` follows when the policy asks for it. One
+//! buffer, no copy), in checksummed groups ([`record`], format version 3:
+//! a group's checksum is computed when it closes, at
+//! [`record::GROUP_BYTES`] or at the commit), and written by *group
+//! commit*: one `write` of everything appended, padded to the device block,
+//! through glommio's [`DmaFile`] (O_DIRECT, io_uring) on the shard's own
+//! executor; under `always` the file is `O_DSYNC`, so that write is also
+//! the sync, otherwise an `fdatasync` follows when the policy asks for it. One
 //! committer task ([`Aof::start_commit`]) keeps at most one commit in
 //! flight and starts the next with everything appended meanwhile; whoever
 //! needs its records durable waits with [`Aof::durable_to`] (cancel-safe),
@@ -25,9 +28,9 @@
 //! starts each chain of buffers with it, so that block is rewritten with the
 //! new records appended: the file is always a sequence of whole blocks whose
 //! padding is zeros (see [`super::record::scan`]). A failed write (disk
-//! full) keeps its buffers to write again at the same place, marks the log failed (writes are then refused by the shard with
-//! Redis's MISCONF error) and is retried by [`Aof::tick`] (once a second) until it
-//! succeeds.
+//! full) keeps its buffers to write again at the same place, marks the log
+//! failed (writes are then refused by the shard with Redis's MISCONF error)
+//! and is retried by [`Aof::tick`] (once a second) until it succeeds.
 //!
 //! Owns the file and its buffers; knows nothing of the store or sockets.
 
@@ -55,8 +58,8 @@ pub static LAST_WRITE_ERRNO: AtomicI32 = AtomicI32::new(0);
 /// without bound — before, a native load buffered 3.8 GB in 2 s).
 pub const BACKLOG_MAX: usize = 32 << 20;
 
-/// Largest single write: a commit larger than this is cut into several
-/// block-aligned writes issued together. Buffers are kept and reused
+/// Largest DMA buffer, so largest single write: a chain grows by buffers of
+/// at most this size, written together. Buffers are kept and reused
 /// (`Aof::dma_pool`) instead of being mapped and faulted in afresh for
 /// every write (page faults were a fifth of the server's time under
 /// `everysec` with one new buffer per commit).
@@ -65,10 +68,6 @@ const WRITE_CHUNK: usize = 4 << 20;
 /// Bytes of DMA buffers a log keeps for reuse (more than the chain holds
 /// while replies wait for the write in flight, [`BACKLOG_MAX`]).
 const POOL_BYTES: usize = 40 << 20;
-
-/// Largest buffer of a chain: records are encoded into buffers that stay in
-/// the core's L2 cache while they fill and are written.
-const CHAIN_BUF_MAX: usize = WRITE_CHUNK;
 
 /// Zeros the log writer keeps written ahead of its records.
 const ZERO_AHEAD: u64 = 8 << 20;
@@ -556,7 +555,7 @@ impl Aof {
         match c.bufs.last() {
             None => {
                 let tail = self.tail.borrow();
-                let len = class_len(self.next_class.get().max(tail.len() + 1)).min(CHAIN_BUF_MAX);
+                let len = class_len(self.next_class.get().max(tail.len() + 1));
                 let mut b = self.take_dma(&file, len);
                 b.as_bytes_mut()[..tail.len()].copy_from_slice(&tail);
                 c.bufs.push(b);
@@ -565,7 +564,7 @@ impl Aof {
                 c.prefix = tail.len();
             }
             Some(last) => {
-                let len = class_len(last.len() * 2).min(CHAIN_BUF_MAX);
+                let len = class_len(last.len() * 2);
                 c.last_at += last.len();
                 debug_assert_eq!(c.last_at, c.len, "only a full buffer is followed");
                 let b = self.take_dma(&file, len);
