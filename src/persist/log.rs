@@ -801,11 +801,10 @@ impl Aof {
         let me = self.clone();
         glommio::spawn_local(async move {
             while me.committer_busy() {
-                if me
-                    .commit_to(me.appended(), me.fsync == Fsync::Always)
-                    .await
-                    .is_err()
-                {
+                // Under `everysec` / `no` the committer streams: whole
+                // buffers only, the one being filled stays.
+                let (sync, stream) = (me.fsync == Fsync::Always, me.fsync != Fsync::Always);
+                if me.commit_upto(me.appended(), sync, stream).await.is_err() {
                     break;
                 }
             }
@@ -932,6 +931,12 @@ impl Aof {
 
     /// Writes everything up to sequence `target`, syncing when `sync`.
     pub async fn commit_to(&self, target: u64, sync: bool) -> Result<(), i32> {
+        self.commit_upto(target, sync, false).await
+    }
+
+    /// [`Aof::commit_to`]; with `stream`, only the chain's full buffers
+    /// are written when it has more than one (see [`Aof::seal`]).
+    async fn commit_upto(&self, target: u64, sync: bool, stream: bool) -> Result<(), i32> {
         if self.durable.get() >= target && self.failed.get() == 0 {
             return Ok(());
         }
@@ -941,18 +946,18 @@ impl Aof {
         if self.durable.get() >= target && self.failed.get() == 0 {
             return Ok(());
         }
-        self.write_pending(sync).await
+        self.write_pending(sync, stream).await
     }
 
     /// Writes the appended records (holding the flush lock): first a chain
     /// whose write failed (alone: the next chain rewrites its last block),
     /// then the current one.
-    async fn write_pending(&self, sync: bool) -> Result<(), i32> {
+    async fn write_pending(&self, sync: bool, stream: bool) -> Result<(), i32> {
         let retry = self.retry.borrow_mut().take();
         if let Some(sealed) = retry {
             self.write_sealed(sealed, sync).await?;
         }
-        match self.seal(!sync && self.fsync != Fsync::Always) {
+        match self.seal(stream) {
             Some(sealed) => self.write_sealed(sealed, sync).await,
             None if sync && self.fsync != Fsync::Always && self.unsynced.get() => {
                 // Nothing new: under `everysec` the tick still syncs what
@@ -1189,7 +1194,7 @@ impl Aof {
         let Ok(_permit) = self.lock.acquire_permit(1).await else {
             return Err(libc::EIO);
         };
-        self.write_pending(true).await?;
+        self.write_pending(true, false).await?;
         // No write of zeros may land in the old file after this.
         self.wait_zeros().await;
         let old = std::mem::replace(&mut *self.file.borrow_mut(), Rc::new(file));
@@ -1218,7 +1223,7 @@ impl Aof {
         self.push_bytes(&header);
         self.push_bytes(&rest);
         self.appended.set(self.appended.get() + header.len() as u64);
-        self.write_pending(true).await?;
+        self.write_pending(true, false).await?;
         self.base_size.set(self.file_end.get());
         if let Ok(old) = Rc::try_unwrap(old) {
             let _ = old.close().await;
@@ -1349,6 +1354,15 @@ mod tests {
         F: FnOnce(Rc<Aof>) -> Fut + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
+        with_log(tag, Fsync::Everysec, f)
+    }
+
+    /// [`with_everysec_log`] with another policy.
+    fn with_log<F, Fut>(tag: &str, fsync: Fsync, f: F)
+    where
+        F: FnOnce(Rc<Aof>) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
         let dir = std::env::temp_dir().join(format!("corekv-log-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1359,19 +1373,48 @@ mod tests {
         let d = dir.clone();
         ex.run(async move {
             let path = d.join("shard-0.0.aof");
-            let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
+            let file = open_file(&path, 0, fsync).await.unwrap();
             let ident = Header::single_log(0);
-            f(Rc::new(Aof::new(
-                file,
-                path,
-                0,
-                Vec::new(),
-                Fsync::Everysec,
-                ident,
-            )))
-            .await;
+            f(Rc::new(Aof::new(file, path, 0, Vec::new(), fsync, ident))).await;
         });
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Under `no` the once-a-second tick writes every record appended (the
+    /// committer streams whole buffers and keeps the one being filled; the
+    /// tick does not), and in groups that read back whole.
+    #[test]
+    fn the_tick_writes_everything_under_no() {
+        with_log("no", Fsync::No, |log| async move {
+            log.append_raw(&log.header(FileKind::Log, 0));
+            let value = [5u8; 700];
+            let mut n = 0u64;
+            while !log.stream_ready() {
+                log.append(RecordOp::Set, 0, b"k", &value);
+                n += 1;
+            }
+            for _ in 0..10 {
+                log.append(RecordOp::Set, 0, b"k", &value);
+                n += 1;
+            }
+            log.tick().await;
+            assert_eq!(log.pending_len(), 0);
+            assert!(!log.has_pending());
+            assert_eq!(log.io_counts().1, 0, "`no` never syncs");
+            let data = std::fs::read(log.path()).unwrap();
+            let mut seen = 0u64;
+            let end = record::scan(&data, record::HEADER_LEN, |_, r| {
+                assert_eq!(r.value, &value[..]);
+                seen += 1;
+            });
+            assert_eq!(
+                end,
+                record::ScanEnd::Clean {
+                    end: log.size() as usize
+                }
+            );
+            assert_eq!(seen, n);
+        });
     }
 
     #[test]
