@@ -275,3 +275,61 @@ fn rss_stays_near_max_memory_while_evicting() {
         );
     }
 }
+
+/// A seed-shaped key with a TTL costs what one without does: the compact
+/// entry form (1-byte header, 8 policy bits, 4-byte expiry) fills the same
+/// 140-byte chunk a 6-byte key and a 128-byte value take without a TTL.
+/// Two servers load the same keys, one with `EX 3600`; their `used_memory`
+/// match. The TTLs read back exact over the socket, PERSIST and a new TTL
+/// keep every value, and a TTL past the compact form's 12.4 days (the
+/// 5-byte field) reads back too.
+#[test]
+fn keys_with_a_ttl_cost_what_keys_without_do() {
+    const N: u64 = 50_000;
+    let key = |i: u64| (100_000 + i).to_string();
+    let load = |extra: &[&str]| {
+        let mut s = Server::start(&["--maxmemory-policy", "allkeys-lru"]);
+        let cmds: Vec<Vec<Vec<u8>>> = (0..N)
+            .map(|i| {
+                let mut c = vec![b"SET".to_vec(), key(i).into_bytes(), vec![b'v'; 128]];
+                c.extend(extra.iter().map(|e| e.as_bytes().to_vec()));
+                c
+            })
+            .collect();
+        s.pipeline(&cmds);
+        assert_eq!(s.dbsize(), N);
+        s
+    };
+    let mut plain = load(&[]);
+    let mut ttl = load(&["EX", "3600"]);
+    let (a, b) = (plain.used_memory(), ttl.used_memory());
+    eprintln!("used_memory: {a} B without TTLs, {b} B with");
+    assert_eq!(a, b, "keys with a TTL took more memory");
+    let int = |r: Vec<u8>| match parse_reply(&r).unwrap().unwrap().0 {
+        Reply::Integer(i) => i,
+        other => panic!("not an integer: {other:?}"),
+    };
+    let k = key(7);
+    let pttl = int(ttl.command(&["PTTL", &k]));
+    assert!((3_500_000..=3_600_000).contains(&pttl), "{pttl}");
+    assert_eq!(int(ttl.command(&["PERSIST", &k])), 1);
+    assert_eq!(int(ttl.command(&["TTL", &k])), -1);
+    assert_eq!(int(ttl.command(&["PEXPIREAT", &k, "4102444800123"])), 1);
+    assert_eq!(int(ttl.command(&["PEXPIRETIME", &k])), 4_102_444_800_123);
+    let at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 86_400_123) as u64;
+    let k2 = key(8);
+    assert_eq!(int(ttl.command(&["PEXPIREAT", &k2, &at.to_string()])), 1);
+    assert_eq!(int(ttl.command(&["PEXPIRETIME", &k2])), at as i64);
+    assert_eq!(int(ttl.command(&["EXPIRE", &k2, "10", "GT"])), 0);
+    for k in [&k, &k2] {
+        let v = ttl.command(&["GET", k]);
+        assert_eq!(
+            parse_reply(&v).unwrap().unwrap().0,
+            Reply::Bulk(Some(&[b'v'; 128][..]))
+        );
+    }
+}

@@ -29,9 +29,10 @@
 //! costs no address space) and made writable in 2 MiB steps as the high-water
 //! mark passes them, so memory is committed only as it is used.
 //!
-//! The arena marks a free chunk by setting bit 7 of its first byte; a live
-//! chunk's first byte must keep that bit clear (the table's entry header
-//! does), which is how an evacuation tells live chunks from free ones.
+//! The arena marks a free chunk by writing [`FREE_MARK`] in its first byte;
+//! a live chunk's first byte must never be that value (the table's entry
+//! headers never are), which is how an evacuation tells live chunks from
+//! free ones.
 
 use std::collections::BTreeMap;
 use std::ptr;
@@ -46,8 +47,9 @@ const UNIT_SHIFT: u32 = 2;
 pub const MAX_CLASS_SIZE: usize = PAGE;
 /// Number of size classes.
 const NR_CLASSES: usize = 64 + 6 * 32;
-/// The free-chunk mark in a chunk's first byte.
-pub const FREE_MARK: u8 = 0x80;
+/// The free-chunk mark: a free chunk's first byte (no live entry's header
+/// starts with it).
+pub const FREE_MARK: u8 = 0x7F;
 /// Address space reserved per table, at most (2^32 offsets of 4 bytes).
 const MAX_RESERVE: usize = 1 << 34;
 /// The writable part of the range grows by this much at a time.
@@ -219,6 +221,32 @@ impl Arena {
             PAGE_LARGE => m.partial as usize * PAGE,
             c => self.classes[c as usize].size as usize,
         }
+    }
+
+    /// The chunk size of the page holding `off`, a chunk of one of the
+    /// classes up to 256 B (every 4 bytes: the size follows from the class
+    /// number, one load, no bounds check, so an unused result costs nothing).
+    ///
+    /// # Safety
+    /// `off` is a live chunk of such a class.
+    #[inline(always)]
+    pub unsafe fn small_chunk_bytes(&self, off: u32) -> usize {
+        let page = (off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize;
+        debug_assert!(page < self.pages.len());
+        // SAFETY: a live chunk's page is one of `pages`.
+        let c = unsafe { self.pages.get_unchecked(page) }.class as usize;
+        debug_assert!(c < 64);
+        (c + 1) * 4
+    }
+
+    /// Starts loading the bookkeeping of the page holding `off` (which
+    /// [`Arena::small_chunk_bytes`] reads).
+    #[inline(always)]
+    pub fn page_meta_addr(&self, off: u32) -> *const u8 {
+        self.pages
+            .as_ptr()
+            .wrapping_add((off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize)
+            .cast()
     }
 
     /// Makes sure a block of `size` bytes (a class's, not a large one) can
@@ -669,7 +697,7 @@ mod tests {
                 break;
             }
             // SAFETY: a chunk of the page being evacuated.
-            if unsafe { *a.ptr(off) } & FREE_MARK == 0 {
+            if unsafe { *a.ptr(off) } != FREE_MARK {
                 let to = a.alloc(128).unwrap();
                 assert_ne!(to >> (PAGE_SHIFT - UNIT_SHIFT), page as u32);
                 a.free(off);

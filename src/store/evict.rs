@@ -7,14 +7,19 @@
 //! |---|---|---|
 //! | `noeviction` | none | none: writes past the limit fail (OOM) |
 //! | `allkeys-lru`, `volatile-lru` | 15-bit clock of the last access, seconds (wraps after 9 h) | the idlest of 5 sampled keys |
-//! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min) | the least frequent of 5 sampled keys |
+//! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min; the clock wraps after 127 minutes) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
 //! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 31 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
 //!
 //! The policy bits live in the entry's 16-bit metadata field beside the
 //! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
-//! queue. `volatile-*`
+//! queue. A *compact* entry (a small key with a TTL, see [`super::table`])
+//! keeps only the top 8 of the 15 policy bits, so each policy puts what
+//! matters most there: LRU's clock is kept to 128 s (its low 7 bits read as
+//! 0, so such a key looks up to 128 s idler than it is), LFU keeps its
+//! counter and loses the minute of its last access (the counter of such a
+//! key does not decay: it expires instead), SIEVE keeps both its bits. `volatile-*`
 //! consider only keys with a TTL; with none, a write past the limit fails
 //! with OOM, as in Redis.
 //!
@@ -162,7 +167,13 @@ impl Policy {
     #[inline]
     pub fn score(self, bits: Meta, now_ms: u64, expire_at: impl FnOnce() -> u64) -> u64 {
         if self.is_lru() {
-            (lru_clock(now_ms).wrapping_sub(bits) & META_POLICY) as u64
+            // A compact entry's clock is kept to 128 s (its low 7 bits read
+            // as 0, which a full clock never has): read it as the middle
+            // of its 128 s, and a time that lands a little ahead of the
+            // clock as just touched, so such keys compete evenly.
+            let t = if bits & 0x7F == 0 { bits | 0x40 } else { bits };
+            let idle = lru_clock(now_ms).wrapping_sub(t) & META_POLICY;
+            (if idle > META_POLICY - 0x40 { 0 } else { idle }) as u64
         } else if self.is_lfu() {
             255 - lfu_decayed(bits, now_ms) as u64
         } else if self == Policy::VolatileTtl {
@@ -187,36 +198,52 @@ impl std::fmt::Display for Policy {
     }
 }
 
-/// SIEVE's visited bit.
-pub const SIEVE_VISITED: Meta = 1;
+/// SIEVE's visited bit. The policy bits a compact entry keeps are the top
+/// eight (see [`super::table`]): SIEVE's two bits are among them.
+pub const SIEVE_VISITED: Meta = 1 << 14;
 /// SIEVE's mark bit, used only while de-duplicating the queue.
-const SIEVE_MARK: Meta = 2;
+const SIEVE_MARK: Meta = 1 << 13;
 /// Redis's LFU_INIT_VAL: a new key's counter.
 const LFU_INIT_VAL: u8 = 5;
 /// Redis's default lfu-log-factor.
 const LFU_LOG_FACTOR: u64 = 10;
 
+/// The LRU clock: seconds, 15 bits (wraps after 9 h), never with its low
+/// 7 bits all 0 (that marks a compact entry's clock, kept to 128 s).
 #[inline]
 fn lru_clock(now_ms: u64) -> Meta {
-    ((now_ms / 1000) as Meta) & META_POLICY
+    let c = ((now_ms / 1000) as Meta) & META_POLICY;
+    if c & 0x7F == 0 {
+        c | 1
+    } else {
+        c
+    }
 }
 
+/// The LFU minute clock: 1..=127 (it wraps after 127 minutes); 0 in a
+/// key's bits means "not known" (a compact entry keeps only the counter).
 #[inline]
 fn lfu_minutes(now_ms: u64) -> Meta {
-    ((now_ms / 60_000) & 0x7F) as Meta
+    ((now_ms / 60_000) % 127 + 1) as Meta
 }
 
+/// LFU's bits: the counter on top (bits 7–14: the eight a compact entry
+/// keeps), the minute clock below.
 #[inline]
 fn lfu_meta(now_ms: u64, counter: u8) -> Meta {
-    (lfu_minutes(now_ms) << 8) | counter as Meta
+    (counter as Meta) << 7 | lfu_minutes(now_ms)
 }
 
-/// The counter decayed by one per minute since its last access.
+/// The counter decayed by one per minute since its last access (not at all
+/// when the minute is not known).
 #[inline]
 fn lfu_decayed(bits: Meta, now_ms: u64) -> u8 {
-    let counter = (bits & 0xFF) as u8;
-    let then = (bits >> 8) & 0x7F;
-    let elapsed = lfu_minutes(now_ms).wrapping_sub(then) & 0x7F;
+    let counter = (bits >> 7) as u8;
+    let then = bits & 0x7F;
+    if then == 0 {
+        return counter;
+    }
+    let elapsed = (lfu_minutes(now_ms) + 127 - then) % 127;
     counter.saturating_sub(elapsed.min(255) as u8)
 }
 
@@ -437,6 +464,18 @@ mod tests {
         let now = 1_070_000;
         assert!(p.score(old, now, || 0) > p.score(new, now, || 0));
         assert_eq!(p.score(new, now, || 0), 10);
+        // A compact entry keeps the top 8 bits: read as the middle of its
+        // 128 s, and never as idler than a full clock of the same time.
+        let compact = |m: Meta| m & !0x7F;
+        for at in [1_000_000u64, 1_024_000, 1_087_000, 1_151_000] {
+            let m = p.initial(at);
+            let (full, short) = (
+                p.score(m, now + 200_000, || 0),
+                p.score(compact(m), now + 200_000, || 0),
+            );
+            assert!(full.abs_diff(short) <= 64, "{at}: {full} {short}");
+            assert!(p.score(compact(p.initial(now)), now, || 0) <= 64);
+        }
     }
 
     #[test]

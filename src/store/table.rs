@@ -7,14 +7,14 @@
 //! | part | bytes | what |
 //! |---|---:|---|
 //! | slot | 8 / load = 8.7–9.8 | 31 bits of the key's hash, a has-TTL bit and a 32-bit arena offset, load 0.82–0.92 |
-//! | entry header | 3 | flags, key length (5 bits), value length (16 bits); 9 for longer keys or values, or a wide expiry |
-//! | metadata | 2 | has-TTL bit + the eviction policy's 15 bits ([`Meta`]) |
-//! | expiry | 0, 5 or 8 | only in entries that have (had) a TTL: 5 bytes (40 bits of ms since 2020-01-01, [`NARROW_EPOCH_MS`]: up to late 2054), else 8 (absolute Unix ms, with the 9-byte header) |
+//! | entry header | 3 (1 compact) | flags, key length (5 bits), value length (16 bits); 9 for longer keys or values, or a wide expiry; compact: form, key length and the padding to the chunk in 1 byte |
+//! | metadata | 2 (1 compact) | has-TTL bit + the eviction policy's 15 bits ([`Meta`]); compact: the top 8 policy bits (the TTL is implied) |
+//! | expiry | 0, 4, 5 or 8 | only in entries that have (had) a TTL: compact 4 (the low 32 bits of Unix ms, read against the table's clock), narrow 5 (40 bits of ms since 2020-01-01, [`NARROW_EPOCH_MS`]: up to late 2054), else 8 (absolute Unix ms, with the 9-byte header) |
 //! | key, value | 134 | |
 //! | rounding | 0–3 | size classes every 4 bytes up to 256 B, no allocator header |
 //!
-//! so a seed entry without TTL is a 140-byte chunk, 149–150 B/key in all;
-//! with a TTL, 144 bytes (153–154 B/key).
+//! so a seed entry is a 140-byte chunk with or without a TTL (5 + 134
+//! rounded up, or the compact form's 6 + 134): 149–150 B/key in all.
 //!
 //! * **Slots.** A slot is `hash31 << 33 | ttl << 32 | offset` (all ones:
 //!   empty): the top 31 bits of the key's placement hash, a has-TTL bit
@@ -40,16 +40,30 @@
 //! * Probing compares the stored hash bits first; keys are compared only on
 //!   a match (a false match costs one key compare, never a wrong answer).
 //! * Deletion shifts the following displaced slots back (no tombstones).
-//! * **Entries**: `[header][meta u16][expiry, if present][key][value]`.
-//!   The expiry is exact to the millisecond in both forms: narrow (5 bytes,
-//!   ms since [`NARROW_EPOCH_MS`]) when it falls between 2020 and 2054, wide
-//!   (8 bytes of Unix ms, flagged in the long header) otherwise ([`Field`]).
+//! * **Entries**: `[header][meta u16][expiry, if present][key][value]`,
+//!   or, compact, `[form|pad|key length u8][policy u8][expiry u32][key][value]`.
+//!   The expiry is exact to the millisecond in every form ([`Field`]):
+//!   compact (4 bytes) for a key with a TTL whose entry fits 256 bytes and
+//!   whose expiry is within 12.4 days of the clock; narrow (5 bytes, ms
+//!   since [`NARROW_EPOCH_MS`]) when it falls between 2020 and 2054; wide
+//!   (8 bytes of Unix ms, flagged in the long header) otherwise. A compact
+//!   entry has no value length: its chunk's size class gives it, less the
+//!   2-bit padding (the classes up to 256 B are 4 bytes apart), so parsing
+//!   one reads the page's class ([`super::arena::Arena::chunk_bytes`]); its
+//!   32-bit expiry is read as the time within 2^31 ms (24.8 days) of the
+//!   table's clock ([`Table::set_clock`]) that has those low bits — exact
+//!   for every compact key not yet 12 days past its expiry (active expiry
+//!   passes over a table in minutes; a full pass at its slowest, 1024 keys
+//!   with a TTL per 10 ms, takes under 3 h even for a billion keys).
 //!   A value rewritten into the same size class (the seed's same-length
 //!   overwrites, and most small changes) is rewritten in place; otherwise
 //!   the entry moves to a chunk of its new class. Setting a TTL on an entry
-//!   whose field cannot hold it (none, or narrow for a time outside its
-//!   range) moves it once; a field is never narrowed again, and PERSIST
-//!   keeps it.
+//!   whose field cannot hold it (none, compact for a time too far, or
+//!   narrow for a time outside its range) moves it once — unless a short
+//!   entry's chunk has room for the compact form (a seed entry's has), which
+//!   it then takes in place; PERSIST turns a compact entry into a short one
+//!   in place (its TTL is implied by its form), and keeps other fields (a
+//!   field is never narrowed again).
 //! * **Compaction.** When the arena names a page to evacuate (a class with
 //!   two pages' worth of free chunks), the table moves that page's live
 //!   entries, finding each one's slot from its key's hash (the `hasher`,
@@ -65,6 +79,14 @@ use super::arena::{self, Arena, FREE_MARK};
 use std::ptr;
 
 const MIN_CAPACITY: usize = 1024;
+/// Most slots a shrink may put a key past its home ([`Table::shrink`]).
+/// Keys spread evenly at load 0.8 sit within a few dozen (64 slots: eight
+/// cache lines); a region twice as dense as the average pushes them by a
+/// good part of the region.
+const SHRINK_MAX_DISPLACEMENT: usize = 512;
+/// Most slots an insert may push a key past its home before the table
+/// grows ([`Table::place`]).
+const INSERT_MAX_RUN: usize = 1024;
 
 /// Meta bit: the entry has an expiry (its `expire_at` is set).
 pub const META_TTL: u16 = 1 << 15;
@@ -100,15 +122,31 @@ const F_EXPIRE: u8 = 0x20;
 /// Header flag, long form only: the expiry field is wide (8 bytes). A short
 /// header has no room for it, so an entry with a wide field is long.
 const F_WIDE: u8 = 0x10;
+/// Header bit: the compact form, `F_COMPACT | pad << 5 | key_len` (see
+/// [`Field::Compact`]). Short headers are below 0x40, long ones 0x40–0x70,
+/// and the arena's free mark is 0x7F: the four never meet.
+const F_COMPACT: u8 = 0x80;
 /// Longest key of the short header form + 1.
 const SHORT_KEY: usize = 32;
 /// Longest value of the short header form + 1.
 const SHORT_VALUE: usize = 1 << 16;
+/// Largest compact entry: the size classes up to it are 4 bytes apart, so
+/// a compact entry's padding in its chunk is 0–3 bytes (2 bits).
+const COMPACT_MAX: usize = 256;
+/// Header, metadata and expiry of a compact entry.
+const COMPACT_FIXED: usize = 1 + 1 + COMPACT;
+/// How far from the clock a compact expiry may be written: 2^30 ms (12.4
+/// days). It is read back exactly while the clock is within 2^31 ms (24.8
+/// days) of it, so an expired compact key must be reclaimed within 12.4
+/// days of its expiry: active expiry passes over a table in hours at most.
+const COMPACT_AHEAD: u64 = 1 << 30;
 
 /// The origin of a narrow expiry: 2020-01-01T00:00:00Z in Unix ms. A
 /// narrow field holds `expire_at - NARROW_EPOCH_MS` in 40 bits, exact to
 /// the millisecond, so expiries from 2020 to late 2054 take 5 bytes.
 pub const NARROW_EPOCH_MS: u64 = 1_577_836_800_000;
+/// Bytes of a compact expiry field.
+const COMPACT: usize = 4;
 /// Bytes of a narrow expiry field.
 const NARROW: usize = 5;
 /// Bytes of a wide expiry field (absolute Unix ms).
@@ -116,15 +154,24 @@ const WIDE: usize = 8;
 // The header parse computes a wide field's length as a narrow one's + 3.
 const _: () = assert!(NARROW + 3 == WIDE);
 
-/// The expiry field an entry has: none, narrow (5 bytes, ms since
-/// [`NARROW_EPOCH_MS`]) or wide (8 bytes, Unix ms). Ordered: a field can
-/// hold every expiry a smaller one can.
-/// The discriminant is the field's length (so [`Field::len`] is a move).
+/// The expiry field an entry has. The discriminant is the field's length
+/// (so [`Field::len`] is a move); ordered by what they hold, in practice
+/// (with the clock between 2020 and 2054): a field holds every expiry a
+/// smaller one can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Field {
     /// No expiry field.
     None = 0,
+    /// The compact form, for a key with a TTL whose entry fits 256 bytes
+    /// and whose expiry is within 12.4 days of the clock: a 1-byte header
+    /// (form, key length, the padding to the chunk: the value's length is
+    /// the chunk's less the rest), the top 8 policy bits (the TTL bit is
+    /// implied: a compact entry always has a TTL; PERSIST turns it into a
+    /// short entry in place) and the low 32 bits of the expiry in Unix ms,
+    /// read as the time within 2^31 ms of the table's clock that has them.
+    /// A seed entry with a TTL is then the 140-byte chunk one without takes.
+    Compact = COMPACT as u8,
     /// 40 bits of ms from [`NARROW_EPOCH_MS`].
     Narrow = NARROW as u8,
     /// 64 bits of Unix ms.
@@ -132,13 +179,14 @@ pub enum Field {
 }
 
 impl Field {
-    /// The smallest field that holds `expire` (`None`: no expiry).
+    /// True when this field can hold the expiry `at` with the clock at `now`.
     #[inline]
-    pub fn of(expire: Option<u64>) -> Field {
-        match expire {
-            None => Field::None,
-            Some(at) if at.wrapping_sub(NARROW_EPOCH_MS) < 1 << 40 => Field::Narrow,
-            Some(_) => Field::Wide,
+    pub fn holds(self, at: u64, now: u64) -> bool {
+        match self {
+            Field::None => false,
+            Field::Compact => at.wrapping_sub(now).wrapping_add(COMPACT_AHEAD) < 2 * COMPACT_AHEAD,
+            Field::Narrow => at.wrapping_sub(NARROW_EPOCH_MS) < 1 << 40,
+            Field::Wide => true,
         }
     }
 
@@ -146,6 +194,26 @@ impl Field {
     #[inline(always)]
     fn len(self) -> usize {
         self as usize
+    }
+}
+
+/// True when an entry of these lengths can take the compact form.
+#[inline]
+fn compact_fits(key_len: usize, value_len: usize) -> bool {
+    key_len < SHORT_KEY && COMPACT_FIXED + key_len + value_len <= COMPACT_MAX
+}
+
+/// The smallest field an entry of these lengths takes to hold `expire`
+/// (`None`: no expiry) with the clock at `now`.
+#[inline]
+pub fn field_for(key_len: usize, value_len: usize, expire: Option<u64>, now: u64) -> Field {
+    match expire {
+        None => Field::None,
+        Some(at) if compact_fits(key_len, value_len) && Field::Compact.holds(at, now) => {
+            Field::Compact
+        }
+        Some(at) if Field::Narrow.holds(at, now) => Field::Narrow,
+        Some(_) => Field::Wide,
     }
 }
 
@@ -158,16 +226,40 @@ fn header_len(key_len: usize, value_len: usize, field: Field) -> usize {
     }
 }
 
+/// Bytes of an entry's header, metadata and expiry field (where its key
+/// starts).
+#[inline]
+fn fixed_len(key_len: usize, value_len: usize, field: Field) -> usize {
+    if field == Field::Compact {
+        COMPACT_FIXED
+    } else {
+        header_len(key_len, value_len, field) + 2 + field.len()
+    }
+}
+
 /// Bytes of an entry: header, meta, expiry field, key and value.
 #[inline]
 pub fn entry_size(key_len: usize, value_len: usize, field: Field) -> usize {
-    header_len(key_len, value_len, field) + 2 + field.len() + key_len + value_len
+    fixed_len(key_len, value_len, field) + key_len + value_len
 }
 
 /// The bytes an entry takes in the arena (its size class's chunk).
 #[inline]
 pub fn entry_charge(key_len: usize, value_len: usize, field: Field) -> usize {
     arena::charge(entry_size(key_len, value_len, field))
+}
+
+/// A compact entry's 8 policy bits: the top 8 of the 15.
+#[inline(always)]
+fn narrow_meta(m: Meta) -> u8 {
+    (m >> 7) as u8
+}
+
+/// A compact entry's metadata as a [`Meta`]: the has-TTL bit (implied) and
+/// its 8 bits on top of the policy bits (the low 7 read as 0).
+#[inline(always)]
+fn widen_meta(b: u8) -> Meta {
+    META_TTL | (b as Meta) << 7
 }
 
 /// A parsed entry header.
@@ -178,53 +270,78 @@ struct Entry {
     value_len: usize,
     /// Offset of the meta field.
     meta_at: usize,
+    /// Offset of the key (after the expiry field).
+    key_at: usize,
     field: Field,
 }
 
 impl Entry {
-    /// Parses the entry at `p`.
+    /// Parses the entry at arena offset `off`.
     ///
     /// # Safety
-    /// `p` is a live entry written by [`write_entry`].
+    /// `off` is a live entry written by [`write_entry`] (or rewritten in
+    /// place) in `arena`.
     #[inline(always)]
-    unsafe fn at(p: *mut u8) -> Entry {
+    unsafe fn at(arena: &Arena, off: u32) -> Entry {
+        let p = arena.ptr(off);
         // SAFETY: the caller guarantees a live entry: its header is there.
         unsafe {
             let b0 = *p;
-            // The field's length by arithmetic on the flags (no branch of
-            // its own on the read path): 5 × F_EXPIRE, 3 more with F_WIDE,
-            // which only a long header has (in a short one that bit is the
-            // key length's).
-            let e = (b0 & F_EXPIRE) >> 5;
-            let (key_len, value_len, meta_at, flen) = if b0 & F_LONG == 0 {
-                (
-                    (b0 & 0x1F) as usize,
-                    ptr::read_unaligned(p.add(1) as *const u16) as usize,
-                    3,
-                    e * NARROW as u8,
-                )
-            } else {
-                (
-                    ptr::read_unaligned(p.add(1) as *const u32) as usize,
-                    ptr::read_unaligned(p.add(5) as *const u32) as usize,
-                    9,
-                    e * (NARROW as u8 + 3 * ((b0 & F_WIDE) >> 4)),
-                )
-            };
-            // `flen` is 0, 5 or 8: a discriminant of the `repr(u8)` Field.
-            let field = std::mem::transmute::<u8, Field>(flen);
-            Entry {
+            if b0 & (F_LONG | F_COMPACT) == 0 {
+                // Short: the field's length by arithmetic on the flags (no
+                // branch of its own on the read path).
+                let flen = ((b0 & F_EXPIRE) >> 5) * NARROW as u8;
+                return Entry {
+                    p,
+                    key_len: (b0 & 0x1F) as usize,
+                    value_len: ptr::read_unaligned(p.add(1) as *const u16) as usize,
+                    meta_at: 3,
+                    key_at: 5 + flen as usize,
+                    // 0 or 5: a discriminant of the `repr(u8)` Field.
+                    field: std::mem::transmute::<u8, Field>(flen),
+                };
+            }
+            Entry::at_other(arena, off, p, b0)
+        }
+    }
+
+    /// [`Entry::at`] for the compact and long forms.
+    ///
+    /// # Safety
+    /// As [`Entry::at`]; `p` is the entry's address and `b0` its first byte.
+    #[inline]
+    unsafe fn at_other(arena: &Arena, off: u32, p: *mut u8, b0: u8) -> Entry {
+        if b0 & F_COMPACT != 0 {
+            let key_len = (b0 & 0x1F) as usize;
+            let pad = ((b0 >> 5) & 3) as usize;
+            return Entry {
                 p,
                 key_len,
-                value_len,
-                meta_at,
-                field,
+                // SAFETY: a compact entry's chunk is of a class up to 256 B.
+                value_len: unsafe { arena.small_chunk_bytes(off) } - COMPACT_FIXED - key_len - pad,
+                meta_at: 1,
+                key_at: COMPACT_FIXED,
+                field: Field::Compact,
+            };
+        }
+        let e = (b0 & F_EXPIRE) >> 5;
+        // 0, 5 or 8: 5 × F_EXPIRE, 3 more with F_WIDE.
+        let flen = e * (NARROW as u8 + 3 * ((b0 & F_WIDE) >> 4));
+        // SAFETY: a long header's lengths follow its first byte.
+        unsafe {
+            Entry {
+                p,
+                key_len: ptr::read_unaligned(p.add(1) as *const u32) as usize,
+                value_len: ptr::read_unaligned(p.add(5) as *const u32) as usize,
+                meta_at: 9,
+                key_at: 11 + flen as usize,
+                field: std::mem::transmute::<u8, Field>(flen),
             }
         }
     }
     #[inline(always)]
     fn key_at(&self) -> usize {
-        self.meta_at + 2 + self.field.len()
+        self.key_at
     }
     #[inline(always)]
     fn size(&self) -> usize {
@@ -245,39 +362,63 @@ impl Entry {
     }
     #[inline(always)]
     fn meta(&self) -> Meta {
-        // SAFETY: every entry has its meta field at `meta_at`.
-        unsafe { ptr::read_unaligned(self.p.add(self.meta_at) as *const u16) }
+        // SAFETY: every entry has its meta field at `meta_at` (one byte in
+        // the compact form, two otherwise).
+        unsafe {
+            if self.field == Field::Compact {
+                widen_meta(*self.p.add(self.meta_at))
+            } else {
+                ptr::read_unaligned(self.p.add(self.meta_at) as *const u16)
+            }
+        }
     }
     #[inline(always)]
     fn set_meta(&self, m: Meta) {
         // SAFETY: as in `meta`; the table is borrowed mutably by the caller.
-        unsafe { ptr::write_unaligned(self.p.add(self.meta_at) as *mut u16, m) }
+        unsafe {
+            if self.field == Field::Compact {
+                *self.p.add(self.meta_at) = narrow_meta(m);
+            } else {
+                ptr::write_unaligned(self.p.add(self.meta_at) as *mut u16, m)
+            }
+        }
     }
+    /// The expiry field's value (`now`: the table's clock, which a compact
+    /// field is read against).
     #[inline(always)]
-    fn expire_at(&self) -> u64 {
-        // SAFETY: an entry with an expiry field has it after its meta.
-        unsafe { read_expire(self.p.add(self.meta_at + 2), self.field) }
+    fn expire_at(&self, now: u64) -> u64 {
+        // SAFETY: an entry with an expiry field has it before its key.
+        unsafe {
+            read_expire(
+                self.p.add(self.key_at() - self.field.len()),
+                self.field,
+                now,
+            )
+        }
     }
-    /// Writes `at` into the entry's expiry field, which must hold it
-    /// (`Field::of(Some(at)) <= self.field`).
+    /// Writes `at` into the entry's expiry field, which must hold it.
     #[inline]
     fn write_expire(&self, at: u64) {
-        debug_assert!(Field::of(Some(at)) <= self.field);
-        // SAFETY: the entry has a field of `self.field` after its meta.
-        unsafe { write_expire(self.p.add(self.meta_at + 2), self.field, at) }
+        // SAFETY: the entry has a field of `self.field` before its key.
+        unsafe { write_expire(self.p.add(self.key_at() - self.field.len()), self.field, at) }
     }
 }
 
-/// Reads an expiry field of kind `field` at `p` (0 for `Field::None`).
+/// Reads an expiry field of kind `field` at `p` (0 for `Field::None`); a
+/// compact one is read against the clock `now`.
 ///
 /// # Safety
 /// `p` holds such a field.
 #[inline(always)]
-unsafe fn read_expire(p: *const u8, field: Field) -> u64 {
+unsafe fn read_expire(p: *const u8, field: Field, now: u64) -> u64 {
     // SAFETY: the caller guarantees the field's bytes are there.
     unsafe {
         match field {
             Field::None => 0,
+            Field::Compact => {
+                let low = ptr::read_unaligned(p as *const u32);
+                now.wrapping_add(low.wrapping_sub(now as u32) as i32 as i64 as u64)
+            }
             Field::Narrow => {
                 let lo = ptr::read_unaligned(p as *const u32) as u64;
                 let hi = *p.add(4) as u64;
@@ -299,8 +440,9 @@ unsafe fn write_expire(p: *mut u8, field: Field, at: u64) {
     unsafe {
         match field {
             Field::None => {}
+            Field::Compact => ptr::write_unaligned(p as *mut u32, at as u32),
             Field::Narrow => {
-                let d = at - NARROW_EPOCH_MS;
+                let d = at.wrapping_sub(NARROW_EPOCH_MS);
                 ptr::write_unaligned(p as *mut u32, d as u32);
                 *p.add(4) = (d >> 32) as u8;
             }
@@ -309,9 +451,10 @@ unsafe fn write_expire(p: *mut u8, field: Field, at: u64) {
     }
 }
 
-/// Writes an entry at `p` (a chunk of at least `entry_size` bytes) with an
-/// expiry field of kind `field` holding `expire` (which it must hold; a
-/// field without an expiry is written as the field's smallest value).
+/// Writes an entry at `p` (a chunk of `entry_size + pad` bytes, `pad` ≤ 3
+/// for a compact one) with an expiry field of kind `field` holding
+/// `expire` (which it must hold; a field without an expiry is written
+/// with a placeholder).
 ///
 /// # Safety
 /// `p` points to such a chunk, which neither `key` nor `value` overlaps.
@@ -322,27 +465,54 @@ unsafe fn write_entry(
     meta: Meta,
     field: Field,
     expire: Option<u64>,
+    pad: usize,
 ) {
     // SAFETY: the caller guarantees the chunk is large enough and disjoint
     // from the sources.
     unsafe {
-        let meta_at = write_header(p, field, key.len(), value.len());
-        ptr::write_unaligned(p.add(meta_at) as *mut u16, meta);
-        let at = meta_at + 2;
-        write_expire(p.add(at), field, expire.unwrap_or(NARROW_EPOCH_MS));
-        let at = at + field.len();
+        let at = write_fixed(p, field, key.len(), value.len(), pad, meta, expire);
         ptr::copy_nonoverlapping(key.as_ptr(), p.add(at), key.len());
         ptr::copy_nonoverlapping(value.as_ptr(), p.add(at + key.len()), value.len());
     }
 }
 
-/// Writes a header; returns the meta field's offset.
+/// Writes an entry's header, metadata and expiry field (`pad`: a compact
+/// entry's padding in its chunk); returns where its key goes.
+///
+/// # Safety
+/// `p` has room for them.
+unsafe fn write_fixed(
+    p: *mut u8,
+    field: Field,
+    key_len: usize,
+    value_len: usize,
+    pad: usize,
+    meta: Meta,
+    expire: Option<u64>,
+) -> usize {
+    // SAFETY: the caller guarantees room for the fixed fields.
+    unsafe {
+        if field == Field::Compact {
+            debug_assert!(pad <= 3 && compact_fits(key_len, value_len));
+            *p = F_COMPACT | (pad as u8) << 5 | key_len as u8;
+            *p.add(1) = narrow_meta(meta);
+            write_expire(p.add(2), field, expire.unwrap_or(0));
+            return COMPACT_FIXED;
+        }
+        let meta_at = write_header(p, field, key_len, value_len);
+        ptr::write_unaligned(p.add(meta_at) as *mut u16, meta);
+        write_expire(p.add(meta_at + 2), field, expire.unwrap_or(NARROW_EPOCH_MS));
+        meta_at + 2 + field.len()
+    }
+}
+
+/// Writes a short or long header; returns the meta field's offset.
 ///
 /// # Safety
 /// `p` has room for the header.
 unsafe fn write_header(p: *mut u8, field: Field, key_len: usize, value_len: usize) -> usize {
     let flags = match field {
-        Field::None => 0,
+        Field::None | Field::Compact => 0,
         Field::Narrow => F_EXPIRE,
         Field::Wide => F_EXPIRE | F_WIDE,
     };
@@ -519,6 +689,16 @@ impl Drop for Slots {
     }
 }
 
+/// How an entry takes an expiry ([`Table::set_expire`]).
+enum ExpirePlan {
+    /// Its field holds it: written in place.
+    Write,
+    /// A short entry becomes compact in its own chunk (with this padding).
+    Convert(usize),
+    /// It moves to a new chunk with this field, of this size.
+    Move(Field, usize),
+}
+
 /// The table. Slot indices returned by [`Table::find`] stay valid until the
 /// next insert or remove (a remove's compaction moves no slot).
 pub struct Table {
@@ -532,6 +712,11 @@ pub struct Table {
     /// The slot array of the next growth, filled ahead of it
     /// ([`Table::prepare_growth`]), and how many of its slots are filled.
     spare: Option<(Slots, usize)>,
+    /// The clock (Unix ms) compact expiries are read against and chosen by
+    /// ([`Table::set_clock`]).
+    now_ms: u64,
+    /// Calls of [`Table::shrink`] to let pass after a refusal.
+    shrink_wait: usize,
 }
 
 impl Default for Table {
@@ -556,7 +741,24 @@ impl Table {
             arena: Arena::new(),
             hasher,
             spare: None,
+            now_ms: 0,
+            shrink_wait: 0,
         }
+    }
+
+    /// Sets the clock (Unix ms) the table reads compact expiries against
+    /// and chooses expiry fields by; it must not lag the real one by more
+    /// than days (the store sets it with its own, once per batch).
+    #[inline]
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// The smallest expiry field a key of these lengths takes to hold
+    /// `expire` now ([`field_for`] at the table's clock).
+    #[inline]
+    pub fn field_for(&self, key_len: usize, value_len: usize, expire: Option<u64>) -> Field {
+        field_for(key_len, value_len, expire, self.now_ms)
     }
 
     /// Number of entries.
@@ -581,7 +783,7 @@ impl Table {
         let s = self.slots[slot];
         assert!(s != EMPTY, "slot {slot} is empty");
         // SAFETY: a full slot's offset names a live entry in the arena.
-        unsafe { Entry::at(self.arena.ptr(offset(s))) }
+        unsafe { Entry::at(&self.arena, offset(s)) }
     }
 
     /// Starts loading the home slot of `hash` into the cache, and the next
@@ -645,6 +847,10 @@ impl Table {
                 prefetch(p.wrapping_add(64));
                 prefetch(p.wrapping_add(128));
                 prefetch(p.wrapping_add(139));
+                if s & SLOT_TTL != 0 {
+                    // A compact entry's value length needs its page's class.
+                    prefetch(self.arena.page_meta_addr(offset(s)));
+                }
                 return;
             }
         }
@@ -653,15 +859,16 @@ impl Table {
     /// The slot holding `key` (whose placement hash is `hash`).
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        self.find_with_meta(hash, key).map(|(i, _)| i)
+        self.find_with_expiry(hash, key).map(|(i, _)| i)
     }
 
-    /// [`Table::find`], with the entry's metadata (read while its key was).
-    /// Always inlined: it is the read path's lookup, and as a call of its
-    /// own (which the header parse's few more instructions made it) the seed
-    /// workload's server ran ~3 % more CPU per op.
+    /// [`Table::find`], with the key's expiry (`u64::MAX` without a TTL:
+    /// the slot's bit says which), read from the entry its key was (one
+    /// header parse). Always inlined: it is the read path's lookup, and as a
+    /// call of its own (which the header parse's few more instructions made
+    /// it) the seed workload's server ran ~3 % more CPU per op.
     #[inline(always)]
-    pub fn find_with_meta(&self, hash: u64, key: &[u8]) -> Option<(usize, Meta)> {
+    pub fn find_with_expiry(&self, hash: u64, key: &[u8]) -> Option<(usize, u64)> {
         let h = slot_hash(hash);
         let first = h << HASH_SHIFT;
         let mut i = self.home(h);
@@ -676,9 +883,14 @@ impl Table {
                 return None;
             }
             // SAFETY: a full slot names a live entry.
-            let e = unsafe { Entry::at(self.arena.ptr(offset(s))) };
+            let e = unsafe { Entry::at(&self.arena, offset(s)) };
             if e.key() == key {
-                return Some((i, e.meta()));
+                let at = if s & SLOT_TTL != 0 {
+                    e.expire_at(self.now_ms)
+                } else {
+                    u64::MAX
+                };
+                return Some((i, at));
             }
             i += 1;
         }
@@ -755,52 +967,102 @@ impl Table {
     /// [`META_TTL`]).
     #[inline]
     pub fn expire_at(&self, slot: usize) -> u64 {
-        self.entry(slot).expire_at()
+        self.entry(slot).expire_at(self.now_ms)
     }
 
     /// Bytes the arena would grow by to give `slot` a field holding `at` now.
     pub fn expire_growth(&self, slot: usize, at: u64) -> usize {
         let e = self.entry(slot);
-        let want = Field::of(Some(at));
-        if e.field >= want {
-            0
-        } else {
-            self.arena.growth(entry_size(e.key_len, e.value_len, want))
+        match self.expire_plan(slot, &e, at) {
+            ExpirePlan::Move(_, size) => self.arena.growth(size),
+            _ => 0,
         }
     }
 
+    /// How `slot`'s entry `e` takes the expiry `at`.
+    fn expire_plan(&self, slot: usize, e: &Entry, at: u64) -> ExpirePlan {
+        let now = self.now_ms;
+        if e.field != Field::None && e.field.holds(at, now) {
+            return ExpirePlan::Write;
+        }
+        let want = field_for(e.key_len, e.value_len, Some(at), now);
+        let field = match e.field.max(want) {
+            f if f.holds(at, now) => f,
+            _ => Field::Wide,
+        };
+        let size = entry_size(e.key_len, e.value_len, field);
+        if e.field == Field::None && field == Field::Compact {
+            // A short entry whose chunk has room for the compact form (the
+            // seed's: 139 bytes in a 140-byte chunk) takes it in place.
+            let chunk = self.arena.chunk_bytes(offset(self.slots[slot]));
+            if size <= chunk && chunk - size <= 3 {
+                return ExpirePlan::Convert(chunk - size);
+            }
+        }
+        ExpirePlan::Move(field, size)
+    }
+
     /// Sets (`Some`) or clears (`None`) the expiry of a full slot, keeping
-    /// the has-TTL meta bit in step. An entry whose field cannot hold the
-    /// expiry (none, or narrow for a time outside its range) moves to a
-    /// chunk with one that can (which can fail only when the arena is full).
+    /// the has-TTL bits in step. An entry whose field cannot hold the
+    /// expiry (none, compact for a time too far, narrow for a time outside
+    /// its range) moves to a chunk with one that can (which can fail only
+    /// when the arena is full) — unless it is a short entry whose chunk has
+    /// room for the compact form, which it takes in place. Clearing the
+    /// expiry of a compact entry makes it a short one in place (one byte
+    /// smaller, in the same chunk); other fields stay.
     pub fn set_expire(&mut self, slot: usize, expire_at: Option<u64>) -> Result<(), ArenaFull> {
         let e = self.entry(slot);
         let Some(at) = expire_at else {
-            e.set_meta(e.meta() & !META_TTL);
+            if e.field == Field::Compact {
+                let meta = e.meta() & !META_TTL;
+                let (k, v) = (e.key_len, e.value_len);
+                // SAFETY: key and value move down by one byte in their own
+                // chunk (an overlapping copy), then the short header and
+                // meta (5 bytes) go before them.
+                unsafe {
+                    let to = fixed_len(k, v, Field::None);
+                    ptr::copy(e.p.add(COMPACT_FIXED), e.p.add(to), k + v);
+                    write_fixed(e.p, Field::None, k, v, 0, meta, None);
+                }
+            } else {
+                e.set_meta(e.meta() & !META_TTL);
+            }
             self.slots[slot] &= !SLOT_TTL;
             return Ok(());
         };
-        let want = Field::of(Some(at));
-        if e.field >= want {
-            e.write_expire(at);
-            e.set_meta(e.meta() | META_TTL);
-            self.slots[slot] |= SLOT_TTL;
-            return Ok(());
+        match self.expire_plan(slot, &e, at) {
+            ExpirePlan::Write => {
+                e.write_expire(at);
+                e.set_meta(e.meta() | META_TTL);
+            }
+            ExpirePlan::Convert(pad) => {
+                let (k, v) = (e.key_len, e.value_len);
+                // SAFETY: the chunk holds the compact entry (`pad` to
+                // spare): key and value move up by one byte (an
+                // overlapping copy), then the compact fixed fields.
+                unsafe {
+                    ptr::copy(e.p.add(e.key_at()), e.p.add(COMPACT_FIXED), k + v);
+                    write_fixed(e.p, Field::Compact, k, v, pad, e.meta(), Some(at));
+                }
+            }
+            ExpirePlan::Move(field, size) => {
+                let off = self.arena.alloc(size).ok_or(ArenaFull)?;
+                // SAFETY: a fresh chunk of `size` bytes (its class's:
+                // `charge(size) - size` to spare), disjoint from the old entry.
+                unsafe {
+                    write_entry(
+                        self.arena.ptr(off),
+                        e.key(),
+                        e.value(),
+                        e.meta() | META_TTL,
+                        field,
+                        Some(at),
+                        arena::charge(size) - size,
+                    )
+                };
+                self.relink(slot, off);
+            }
         }
-        let size = entry_size(e.key_len, e.value_len, want);
-        let off = self.arena.alloc(size).ok_or(ArenaFull)?;
-        // SAFETY: a fresh chunk of `size` bytes, disjoint from the old entry.
-        unsafe {
-            write_entry(
-                self.arena.ptr(off),
-                e.key(),
-                e.value(),
-                e.meta() | META_TTL,
-                want,
-                Some(at),
-            )
-        };
-        self.relink(slot, off);
         self.slots[slot] |= SLOT_TTL;
         Ok(())
     }
@@ -968,15 +1230,57 @@ impl Table {
     #[inline]
     pub fn resized(&self, slot: usize, value_len: usize, want: Field) -> (usize, bool) {
         let e = self.entry(slot);
-        let field = e.field.max(want);
+        let (_, size, same) = self.value_plan(slot, &e, value_len, want);
+        (size, same)
+    }
+
+    /// The field, size and in-place-ness of `slot`'s entry `e` with a value
+    /// of `value_len` bytes and a field holding what its own and `want`
+    /// hold ([`Table::resized`]).
+    fn value_plan(
+        &self,
+        slot: usize,
+        e: &Entry,
+        value_len: usize,
+        want: Field,
+    ) -> (Field, usize, bool) {
+        let now = self.now_ms;
+        let mut field = e.field.max(want);
+        if field == Field::Compact && !compact_fits(e.key_len, value_len) {
+            // Too long for the compact form: the field that holds the
+            // entry's expiry (the caller's `want` is compact only for a
+            // value that fits).
+            field = match e.field {
+                Field::Compact if !Field::Narrow.holds(e.expire_at(now), now) => Field::Wide,
+                _ => Field::Narrow,
+            };
+        }
         let size = entry_size(e.key_len, value_len, field);
         let chunk = self.arena.chunk_bytes(offset(self.slots[slot]));
-        // Its own class's chunk; or, shrinking within the small classes, the
-        // chunk it has when its own class has no free one (a move would take
-        // a page: at the memory limit, a smaller value must still fit).
-        let same = arena::charge(size) == chunk
-            || (size < chunk && chunk <= arena::MAX_CLASS_SIZE && self.arena.growth(size) > 0);
-        (size, same)
+        // Shrinking within the small classes when the entry's own class has
+        // no free chunk (a move would take a page: at the memory limit, a
+        // smaller value must still fit), it keeps the chunk it has.
+        let keep = |size: usize| {
+            size < chunk && chunk <= arena::MAX_CLASS_SIZE && self.arena.growth(size) > 0
+        };
+        if field == Field::Compact {
+            // A compact entry's padding must fit its 2 bits: its own
+            // class's chunk, or a narrow field in the one it has.
+            if arena::charge(size) == chunk {
+                return (field, size, true);
+            }
+            let narrow = entry_size(e.key_len, value_len, Field::Narrow);
+            let t = if e.field == Field::None {
+                now
+            } else {
+                e.expire_at(now)
+            };
+            if keep(size) && narrow <= chunk && Field::Narrow.holds(t, now) {
+                return (Field::Narrow, narrow, true);
+            }
+            return (field, size, false);
+        }
+        (field, size, arena::charge(size) == chunk || keep(size))
     }
 
     /// Makes sure an entry of `size` bytes can be allocated without
@@ -994,8 +1298,7 @@ impl Table {
     #[inline]
     pub fn set_value(&mut self, slot: usize, value: &[u8], want: Field) -> Result<(), ArenaFull> {
         let e = self.entry(slot);
-        let field = e.field.max(want);
-        if e.value_len == value.len() && field == e.field {
+        if e.value_len == value.len() && e.field >= want {
             // SAFETY: the entry has exactly that many value bytes, and
             // `value` cannot alias it (we hold `&mut self`).
             unsafe {
@@ -1004,34 +1307,40 @@ impl Table {
             }
             return Ok(());
         }
-        let (size, same) = self.resized(slot, value.len(), want);
+        let (field, size, same) = self.value_plan(slot, &e, value.len(), want);
         let meta = e.meta();
         // A field that widens keeps the time it held (it fits the wider one).
-        let expire = (e.field != Field::None).then(|| e.expire_at());
+        let expire = (e.field != Field::None).then(|| e.expire_at(self.now_ms));
         if same {
             // Same chunk: the header may change length (and the expiry
             // field appear or widen), so the key moves first (memmove),
             // then the fixed fields and the value.
+            let pad = self.arena.chunk_bytes(offset(self.slots[slot])) - size;
             // SAFETY: the chunk holds `size` bytes; `value` does not alias
             // it; the key is moved with an overlapping copy.
             unsafe {
-                let new_key_at = header_len(e.key_len, value.len(), field) + 2 + field.len();
+                let new_key_at = fixed_len(e.key_len, value.len(), field);
                 ptr::copy(e.p.add(e.key_at()), e.p.add(new_key_at), e.key_len);
-                let meta_at = write_header(e.p, field, e.key_len, value.len());
-                ptr::write_unaligned(e.p.add(meta_at) as *mut u16, meta);
-                write_expire(
-                    e.p.add(meta_at + 2),
-                    field,
-                    expire.unwrap_or(NARROW_EPOCH_MS),
-                );
+                write_fixed(e.p, field, e.key_len, value.len(), pad, meta, expire);
                 let at = e.p.add(new_key_at + e.key_len);
                 ptr::copy_nonoverlapping(value.as_ptr(), at, value.len());
             }
             return Ok(());
         }
         let off = self.arena.alloc(size).ok_or(ArenaFull)?;
+        let pad = arena::charge(size) - size;
         // SAFETY: a fresh chunk, disjoint from the old entry and `value`.
-        unsafe { write_entry(self.arena.ptr(off), e.key(), value, meta, field, expire) };
+        unsafe {
+            write_entry(
+                self.arena.ptr(off),
+                e.key(),
+                value,
+                meta,
+                field,
+                expire,
+                pad,
+            )
+        };
         self.relink(slot, off);
         Ok(())
     }
@@ -1050,15 +1359,17 @@ impl Table {
         if self.len + 1 > max_len(self.cap) {
             self.resize(grown(self.cap));
         }
-        let field = Field::of(expire_at);
+        let field = self.field_for(key.len(), value.len(), expire_at);
         let size = entry_size(key.len(), value.len(), field);
         let off = self.arena.alloc(size).ok_or(ArenaFull)?;
         let meta = match expire_at {
             Some(_) => meta | META_TTL,
             None => meta & !META_TTL,
         };
-        // SAFETY: a fresh chunk of `size` bytes, disjoint from the inputs.
-        unsafe { write_entry(self.arena.ptr(off), key, value, meta, field, expire_at) };
+        let pad = arena::charge(size) - size;
+        // SAFETY: a fresh chunk of its class (`size` + `pad` bytes),
+        // disjoint from the inputs.
+        unsafe { write_entry(self.arena.ptr(off), key, value, meta, field, expire_at, pad) };
         let ttl = if expire_at.is_some() { SLOT_TTL } else { 0 };
         let slot = slot_hash(hash) << HASH_SHIFT | ttl | off as u64;
         let i = loop {
@@ -1073,7 +1384,16 @@ impl Table {
     }
 
     /// Puts a slot at its place in hash order, shifting the rest of its run
-    /// right by one. `None` when that would fill the array's last slot.
+    /// right by one. `None` when that would fill the array's last slot, or
+    /// push a key more than [`INSERT_MAX_RUN`] slots past its home while the
+    /// table is at least half full: the caller grows the array. The load is
+    /// kept as a table-wide average, and keys deleted unevenly over the hash
+    /// space (active expiry's cursor halfway through a mass expiry) leave
+    /// the rest of it denser than that: inserts there would build runs far
+    /// longer than any at load 0.92 (at most ~70 slots in 3 M keys, spread
+    /// evenly), and a growth spreads them out again. Below half full a
+    /// long run is left alone: keys sharing a home (hash bits chosen by an
+    /// attacker) are not spread by any growth.
     fn place(&mut self, slot: u64) -> Option<usize> {
         let h = stored(slot);
         let mut i = self.home(h);
@@ -1088,6 +1408,9 @@ impl Table {
         if end + 1 >= slots.len() {
             return None;
         }
+        if end - home_in(self.cap, h) > INSERT_MAX_RUN && self.len * 2 > self.cap {
+            return None;
+        }
         slots.copy_within(i..end, i + 1);
         slots[i] = slot;
         Some(i)
@@ -1098,15 +1421,61 @@ impl Table {
     /// to a load of 0.8; the minimum capacity aside. One pass over the
     /// slots, like a growth; the caller runs it between batches, never per
     /// operation. True when it shrank.
+    ///
+    /// The load is a table-wide average, but a home is a fixed share of
+    /// the hash space: keys deleted unevenly over it — active expiry's
+    /// cursor halfway through a mass expiry has removed the keys of the
+    /// hashes behind it and none ahead — leave regions twice as dense as
+    /// the average, which an array sized for the average cannot hold
+    /// without runs of hundreds of thousands of slots (measured: the seed
+    /// workload fell from 15 M to 0.2 M op/s, and removals took 60 ms per
+    /// thousand keys). So a read-only pass first checks that the smaller
+    /// array would displace no key by more than [`SHRINK_MAX_DISPLACEMENT`]
+    /// slots, trying a few capacities up to ¾ of the current one; if none
+    /// fits, the table keeps its array and lets the next `capacity / 4096`
+    /// calls (at least 64) pass before it tries again — about the time
+    /// active expiry takes to pass over the table, which calls this once per
+    /// slice of 4096 slots — or until [`Table::allow_shrink`] says a pass is
+    /// complete.
     pub fn shrink(&mut self) -> bool {
         if self.cap <= MIN_CAPACITY || self.len * 2 >= self.cap {
             return false;
         }
-        let new = (self.len * 5 / 4).max(MIN_CAPACITY);
-        if new >= self.cap {
+        if self.shrink_wait > 0 {
+            self.shrink_wait -= 1;
             return false;
         }
-        self.resize(new);
+        let mut new = (self.len * 5 / 4).max(MIN_CAPACITY);
+        while new < self.cap * 3 / 4 {
+            if self.spreads_evenly(new) {
+                self.resize(new);
+                return true;
+            }
+            new += new / 4;
+        }
+        self.shrink_wait = (self.slots.len() / 4096).max(64);
+        false
+    }
+
+    /// Lets [`Table::shrink`] try again at its next call (after a refusal).
+    pub fn allow_shrink(&mut self) {
+        self.shrink_wait = 0;
+    }
+
+    /// True when re-placing the slots in an array of `cap` home slots
+    /// displaces none by more than [`SHRINK_MAX_DISPLACEMENT`] (and fits
+    /// its tail): one read pass, nothing written.
+    fn spreads_evenly(&self, cap: usize) -> bool {
+        let n = cap + tail(cap);
+        let mut next = 0;
+        for &s in self.slots.iter().filter(|&&s| s != EMPTY) {
+            let home = home_in(cap, stored(s));
+            let pos = home.max(next);
+            if pos - home > SHRINK_MAX_DISPLACEMENT || pos + 1 >= n {
+                return false;
+            }
+            next = pos + 1;
+        }
         true
     }
 
@@ -1199,11 +1568,11 @@ impl Table {
             let p = self.arena.ptr(off);
             // SAFETY: `off` is a carved chunk of the page: its first byte is
             // either the free mark or a live entry's header.
-            if unsafe { *p } & FREE_MARK != 0 {
+            if unsafe { *p } == FREE_MARK {
                 continue;
             }
             // SAFETY: a live entry (no free mark).
-            let e = unsafe { Entry::at(p) };
+            let e = unsafe { Entry::at(&self.arena, off) };
             let h = slot_hash((self.hasher)(e.key()));
             let chunk = self.arena.chunk_bytes(off);
             let (Some(slot), Some(to)) = (self.find_offset(h, off), self.arena.alloc(chunk)) else {
@@ -1247,7 +1616,7 @@ impl Table {
             }
             if stored(s) >= lo32 {
                 let e = self.entry(i);
-                let ttl = (e.meta() & META_TTL != 0).then(|| e.expire_at());
+                let ttl = (e.meta() & META_TTL != 0).then(|| e.expire_at(self.now_ms));
                 f(e.key(), e.value(), ttl);
             }
         }
@@ -1594,7 +1963,9 @@ mod tests {
         for i in 0..5_000u32 {
             let k = i.to_le_bytes();
             let ttl = (i % 3 == 0).then_some(1_000 + i as u64);
-            t.insert(h(&k), &k, b"v", (i % 100) as Meta, ttl).unwrap();
+            // Policy bits a compact entry keeps (bits 7-14).
+            t.insert(h(&k), &k, b"v", ((i % 100) as Meta) << 7, ttl)
+                .unwrap();
         }
         // Resize some values and remove others (backward shifts move slots).
         for i in (0..5_000u32).step_by(5) {
@@ -1616,7 +1987,7 @@ mod tests {
             }
             let s = found.unwrap();
             assert_eq!(t.find_hash(slot_hash(h(&k))), Some(s));
-            assert_eq!(t.meta(s) & META_POLICY, (i % 100) as Meta);
+            assert_eq!(t.meta(s) & META_POLICY, ((i % 100) as Meta) << 7);
             assert_eq!(t.key(s), &k);
             if i % 3 == 0 {
                 assert_ne!(t.meta(s) & META_TTL, 0);
@@ -1648,6 +2019,9 @@ mod tests {
     #[test]
     fn entry_forms_and_in_place_rewrites() {
         let mut t = Table::new();
+        // A clock far from the expiries below: no compact form here (see
+        // `compact_expiry_form`).
+        t.set_clock(1 << 62);
         let long_key = vec![b'k'; 40];
         let cases: [(&[u8], usize); 4] =
             [(b"a", 0), (b"seed12", 128), (&long_key, 10), (b"b", 70_000)];
@@ -1693,14 +2067,18 @@ mod tests {
     fn narrow_and_wide_expiry_fields() {
         let lo = NARROW_EPOCH_MS;
         let hi = NARROW_EPOCH_MS + (1 << 40) - 1;
-        assert_eq!(Field::of(None), Field::None);
+        // A clock far from every expiry here: no compact form.
+        let now = 1 << 62;
+        let of = |at| field_for(4, 5, at, now);
+        assert_eq!(of(None), Field::None);
         for at in [lo, lo + 1, 1_764_115_200_123, hi] {
-            assert_eq!(Field::of(Some(at)), Field::Narrow, "{at}");
+            assert_eq!(of(Some(at)), Field::Narrow, "{at}");
         }
         for at in [1, lo - 1, hi + 1, u64::MAX >> 1, i64::MAX as u64] {
-            assert_eq!(Field::of(Some(at)), Field::Wide, "{at}");
+            assert_eq!(of(Some(at)), Field::Wide, "{at}");
         }
         let mut t = Table::new();
+        t.set_clock(now);
         let times = [
             lo,
             hi,
@@ -1714,7 +2092,7 @@ mod tests {
             let k = format!("key{i}").into_bytes();
             let s = t.insert(h(&k), &k, b"value", 7, Some(at)).unwrap();
             assert_eq!(t.expire_at(s), at);
-            let want = entry_charge(k.len(), 5, Field::of(Some(at)));
+            let want = entry_charge(k.len(), 5, field_for(k.len(), 5, Some(at), now));
             assert_eq!(t.arena.chunk_bytes(offset(t.slots[s])), want, "{at}");
         }
         // Narrow → wide (moves: a 3-byte header becomes 9, 5 bytes become 8),
@@ -1793,5 +2171,269 @@ mod tests {
             held <= live + 2 * 110 * arena::PAGE,
             "held {held}, live {live}"
         );
+    }
+
+    /// A small key with a TTL takes the compact form: the chunk a key
+    /// without one takes (140 bytes for a seed key), its expiry exact to
+    /// the millisecond while the clock stays within 2^31 ms of it, its
+    /// policy bits' top 8 kept; PERSIST and a new TTL switch forms in place;
+    /// values that outgrow it, keys too long and times too far take the
+    /// narrow field.
+    #[test]
+    fn compact_expiry_form() {
+        let now = 1_764_115_200_000u64;
+        let mut t = Table::new();
+        t.set_clock(now);
+        assert_eq!(entry_size(6, 128, Field::Compact), 140);
+        assert_eq!(entry_charge(6, 128, Field::Compact), 140);
+        assert_eq!(
+            field_for(6, 128, Some(now + 3_600_000), now),
+            Field::Compact
+        );
+        assert_eq!(field_for(6, 244, Some(now + 1), now), Field::Compact);
+        assert_eq!(field_for(6, 245, Some(now + 1), now), Field::Narrow);
+        assert_eq!(field_for(32, 1, Some(now + 1), now), Field::Narrow);
+        let edge = now + COMPACT_AHEAD - 1;
+        assert_eq!(field_for(6, 128, Some(edge), now), Field::Compact);
+        assert_eq!(field_for(6, 128, Some(edge + 1), now), Field::Narrow);
+        let meta = 0x5A80; // policy bits 7-14 (kept) and none below
+        let v = [9u8; 128];
+        let k = b"123456";
+        let at = now + 3_600_123;
+        let s = t.insert(h(k), k, &v, meta, Some(at)).unwrap();
+        let off = offset(t.slots[s]);
+        assert_eq!(t.arena.chunk_bytes(off), 140);
+        assert_eq!((t.key(s), t.value(s)), (&k[..], &v[..]));
+        assert_eq!((t.expire_at(s), t.meta(s)), (at, meta | META_TTL));
+        assert!(t.has_ttl_at(s));
+        // The low 7 policy bits are not kept.
+        t.set_meta(s, 0x7F);
+        assert_eq!(t.meta(s), META_TTL);
+        t.set_meta(s, meta);
+        // Read back exactly with the clock anywhere within 2^31 ms of it.
+        for clock in [now, at, at + (1 << 31) - 1, at - (1 << 31) + 1] {
+            t.set_clock(clock);
+            assert_eq!(t.expire_at(s), at, "clock {clock}");
+        }
+        t.set_clock(now);
+        // Every value length up to the largest compact one: the chunk is
+        // the class of the entry, the value reads back.
+        for len in [0usize, 1, 2, 3, 4, 5, 100, 200, 243, 244] {
+            let k = format!("len{len}").into_bytes();
+            let v = vec![len as u8; len];
+            let s = t.insert(h(&k), &k, &v, 0, Some(now + len as u64)).unwrap();
+            assert_eq!(t.value(s), &v[..], "{len}");
+            assert_eq!(t.expire_at(s), now + len as u64);
+            let size = entry_size(k.len(), len, Field::Compact);
+            assert_eq!(t.arena.chunk_bytes(offset(t.slots[s])), arena::charge(size));
+        }
+        // PERSIST: a short entry in the same chunk; a TTL again: compact in
+        // the same chunk.
+        let s = t.find(h(k), k).unwrap();
+        t.set_expire(s, None).unwrap();
+        assert_eq!(offset(t.slots[s]), off);
+        assert!(!t.has_ttl_at(s));
+        assert_eq!((t.key(s), t.value(s), t.meta(s)), (&k[..], &v[..], meta));
+        assert_eq!(t.expire_growth(s, now + 5), 0);
+        t.set_expire(s, Some(now + 5)).unwrap();
+        assert_eq!(offset(t.slots[s]), off);
+        assert_eq!((t.expire_at(s), t.meta(s)), (now + 5, meta | META_TTL));
+        assert_eq!((t.key(s), t.value(s)), (&k[..], &v[..]));
+        // A time too far for it: a narrow field (moved); a near one again
+        // stays narrow.
+        let far = now + 30 * 86_400_000;
+        assert!(t.expire_growth(s, far) > 0);
+        t.set_expire(s, Some(far)).unwrap();
+        assert_eq!(t.arena.chunk_bytes(offset(t.slots[s])), 144);
+        assert_eq!((t.expire_at(s), t.value(s)), (far, &v[..]));
+        t.set_expire(s, Some(now + 7)).unwrap();
+        assert_eq!(t.expire_at(s), now + 7);
+        // Value rewrites keep the expiry: same length in place, other
+        // lengths in their class, past the compact limit a narrow field.
+        let k = b"abc";
+        let s = t.insert(h(k), k, &[1u8; 10], meta, Some(now + 9)).unwrap();
+        let off = offset(t.slots[s]);
+        t.set_value(s, &[2u8; 10], Field::None).unwrap();
+        assert_eq!(offset(t.slots[s]), off);
+        for len in [11usize, 40, 247, 248, 600, 20] {
+            let v = vec![len as u8; len];
+            assert_eq!(t.resized(s, len, Field::None).0, {
+                let f = if compact_fits(3, len) {
+                    Field::Compact
+                } else {
+                    Field::Narrow
+                };
+                entry_size(3, len, f.max(field_of(&t, s)))
+            });
+            t.set_value(s, &v, Field::None).unwrap();
+            assert_eq!((t.value(s), t.expire_at(s)), (&v[..], now + 9), "{len}");
+            assert_eq!(t.meta(s), meta | META_TTL);
+        }
+        // A value SET on a short key with a TTL wanted (the store's SET EX):
+        // the compact form in place, the expiry set right after.
+        let k = b"seedky";
+        let s = t.insert(h(k), k, &[1u8; 128], 0, None).unwrap();
+        let off = offset(t.slots[s]);
+        let want = t.field_for(6, 128, Some(now + 11));
+        assert_eq!(want, Field::Compact);
+        assert_eq!(t.resized(s, 128, want), (140, true));
+        t.set_value(s, &[3u8; 128], want).unwrap();
+        t.set_expire(s, Some(now + 11)).unwrap();
+        assert_eq!(offset(t.slots[s]), off);
+        assert_eq!((t.value(s), t.expire_at(s)), (&[3u8; 128][..], now + 11));
+        check_invariants(&t);
+    }
+
+    fn field_of(t: &Table, s: usize) -> Field {
+        t.entry(s).field
+    }
+
+    /// Churn of compact entries of many sizes (TTLs, PERSIST, rewrites)
+    /// with compaction moving them: every key keeps its value and expiry.
+    #[test]
+    fn compact_entries_survive_churn_and_compaction() {
+        let now = 1_764_115_200_000u64;
+        let mut t = Table::new();
+        t.set_clock(now);
+        let n = 20_000u32;
+        let len_of = |i: u32, r: u32| ((i.wrapping_mul(2_654_435_761) ^ r) % 240) as usize;
+        let ttl_of = |i: u32, r: u32| (i % 3 != r % 3).then(|| now + 1 + (i as u64 * 7 + r as u64));
+        let mut want = HashMap::new();
+        for i in 0..n {
+            let k = format!("k{i}").into_bytes();
+            let v = vec![i as u8; len_of(i, 0)];
+            t.insert(h(&k), &k, &v, 0, ttl_of(i, 0)).unwrap();
+            want.insert(k, (v, ttl_of(i, 0)));
+        }
+        for r in 1..=3 {
+            for i in 0..n {
+                let k = format!("k{i}").into_bytes();
+                let Some(s) = t.find(h(&k), &k) else {
+                    continue;
+                };
+                let v = vec![(i + r) as u8; len_of(i, r)];
+                let ttl = ttl_of(i, r);
+                let f = t.field_for(k.len(), v.len(), ttl);
+                t.set_value(s, &v, f).unwrap();
+                t.set_expire(s, ttl).unwrap();
+                want.insert(k, (v, ttl));
+            }
+            for i in (0..n).filter(|i| (i + r) % 3 == 0) {
+                let k = format!("k{i}").into_bytes();
+                if let Some(s) = t.find(h(&k), &k) {
+                    t.remove(s);
+                    want.remove(&k);
+                }
+            }
+        }
+        check_invariants(&t);
+        assert_eq!(t.len(), want.len());
+        for (k, (v, ttl)) in &want {
+            let s = t.find(h(k), k).unwrap();
+            assert_eq!(t.value(s), &v[..]);
+            assert_eq!(t.has_ttl_at(s), ttl.is_some());
+            if let Some(at) = ttl {
+                assert_eq!(t.expire_at(s), *at);
+                assert_eq!(t.meta(s) & META_TTL, META_TTL);
+            } else {
+                assert_eq!(t.meta(s) & META_TTL, 0);
+            }
+        }
+    }
+
+    /// The largest distance between a key's home and its slot.
+    fn max_displacement(t: &Table) -> usize {
+        (0..t.slots.len())
+            .filter(|&i| t.slots[i] != EMPTY)
+            .map(|i| i - t.home(stored(t.slots[i])))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Keys deleted unevenly over the hash space (all of them in its lower
+    /// 60 %, as active expiry's cursor leaves a mass expiry halfway): a
+    /// shrink sized for the average load would pack the upper part at
+    /// twice its density. It is refused (the array stays), for a while,
+    /// then tried again on request; once the rest is deleted evenly too,
+    /// it shrinks, and no key is ever far from its home.
+    #[test]
+    fn shrink_refuses_keys_spread_unevenly() {
+        let mut t = Table::new();
+        let n = 200_000u32;
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
+        for k in &keys {
+            t.insert(h(k), k, b"v", 0, None).unwrap();
+        }
+        let cap = t.capacity();
+        let low = |k: &[u8]| slot_hash(h(k)) < (1u64 << 31) * 6 / 10;
+        // Half the keys go, all from the lower 60 % of the hash space.
+        for k in keys.iter().filter(|k| low(k)).take(n as usize / 2) {
+            let s = t.find(h(k), k).unwrap();
+            t.remove(s);
+        }
+        assert!(t.len() * 2 < t.cap);
+        assert!(!t.shrink(), "uneven: refused");
+        assert_eq!(t.capacity(), cap);
+        assert!(!t.shrink(), "and not tried again at once");
+        t.allow_shrink();
+        assert!(!t.shrink(), "still uneven");
+        // The upper part thinned out as much: even again, it shrinks.
+        for k in keys.iter().filter(|k| !low(k)).step_by(2) {
+            let s = t.find(h(k), k).unwrap();
+            t.remove(s);
+        }
+        t.allow_shrink();
+        assert!(t.shrink(), "even: shrinks");
+        assert!(t.capacity() < cap);
+        assert!(max_displacement(&t) <= SHRINK_MAX_DISPLACEMENT);
+        check_invariants(&t);
+        for k in &keys {
+            if let Some(s) = t.find(h(k), k) {
+                assert_eq!(t.key(s), &k[..]);
+            }
+        }
+    }
+
+    /// Inserts into a part of the hash space denser than the average (the
+    /// rest thinned out by deletes) grow the table before any key lands
+    /// more than 1024 slots past its home; keys sharing one home (as
+    /// chosen hash bits would) do not make it grow below half full.
+    #[test]
+    fn inserts_into_a_dense_part_grow_the_table() {
+        let mut t = Table::new();
+        let keys: Vec<Vec<u8>> = (0..200_000u32)
+            .map(|i| format!("k{i}").into_bytes())
+            .collect();
+        for k in &keys {
+            t.insert(h(k), k, b"v", 0, None).unwrap();
+        }
+        // Thin the upper 60 % of the hash space out to a fifth of its keys
+        // (the dense part is not at the array's end, where a run would
+        // reach the last slot and grow it anyway).
+        let high = |k: &[u8]| slot_hash(h(k)) >= (1u64 << 31) * 4 / 10;
+        for (j, k) in keys.iter().filter(|k| high(k)).enumerate() {
+            if j % 5 != 0 {
+                let s = t.find(h(k), k).unwrap();
+                t.remove(s);
+            }
+        }
+        let cap = t.cap;
+        // As many new keys again, landing everywhere.
+        for i in 0..150_000u32 {
+            let k = format!("new{i}").into_bytes();
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+        }
+        assert!(t.cap > cap, "it grew");
+        assert!(max_displacement(&t) <= 1025, "{}", max_displacement(&t));
+        check_invariants(&t);
+        // Keys sharing one home: a long run, no growth (the table is
+        // below half full).
+        let mut t = Table::with_hasher(|_| 0x1234_5678 << 33);
+        for i in 0..3000u32 {
+            let k = i.to_le_bytes();
+            t.insert(0x1234_5678 << 33, &k, b"v", 0, None).unwrap();
+        }
+        assert!(t.cap < 8192, "{}", t.cap);
+        assert_eq!(t.len(), 3000);
     }
 }
