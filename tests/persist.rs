@@ -391,23 +391,43 @@ fn check_aof(args: &[&str], file: &Path) -> (i32, String) {
     )
 }
 
+/// The log of a one-shard server that was sent `runs` pipelines of
+/// `per_run` SETs, one after the other (each run is one group commit, so
+/// one group of records or more).
+fn fill_in_runs(dir: &Path, runs: usize, per_run: usize) {
+    let server = spawn(dir, 1, "always").expect("server starts");
+    let mut c = Resp::connect(server.resp).unwrap();
+    for r in 0..runs {
+        let keys: Vec<String> = (0..per_run)
+            .map(|i| format!("key{}", r * per_run + i))
+            .collect();
+        let cmds: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()])
+            .collect();
+        assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+    }
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let mut server = server;
+    let _ = server.child.wait();
+}
+
 #[test]
 fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
+    use corekv::persist::record;
     let dir = tmpdir("damage");
-    fill(&dir, 1, 100);
+    fill_in_runs(&dir, 10, 10);
     let file = dir.join("shard-0.0.aof");
     let clean = std::fs::read(&file).unwrap();
-    // Torn tail: half a record appended.
+    // Torn tail: half a group of one record appended (a commit torn by a
+    // crash: never acknowledged, dropped whole).
     let mut torn = clean.clone();
     let mut rec = Vec::new();
-    corekv::persist::record::encode(
-        &mut rec,
-        corekv::persist::record::RecordOp::Set,
-        0,
-        b"half",
-        b"written",
-    );
-    torn.extend_from_slice(&rec[..rec.len() / 2]);
+    let g = record::begin_group(&mut rec);
+    record::encode(&mut rec, record::RecordOp::Set, 0, b"half", b"written");
+    record::end_group(&mut rec, g);
+    torn.extend_from_slice(&rec[..rec.len() - 3]);
     std::fs::write(&file, &torn).unwrap();
     let s = spawn(&dir, 1, "always").expect("a torn tail is recovered");
     let mut c = Resp::connect(s.resp).unwrap();
@@ -422,19 +442,23 @@ fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     let _ = s.child.wait();
     drop(s);
 
-    // Corrupt middle: a flipped byte in the 10th record's value.
+    // Corrupt middle: a flipped byte in the 15th record's value. The
+    // group holding it is named, and everything from it on is cut by
+    // --fix: the records of the groups before it remain.
     let mut data = std::fs::read(&file).unwrap();
     let mut offsets = Vec::new();
-    corekv::persist::record::scan(&data, corekv::persist::record::HEADER_LEN, |o, _| {
-        offsets.push(o)
-    });
+    record::scan(&data, record::HEADER_LEN, |o, _| offsets.push(o));
     assert_eq!(
         offsets.len(),
         101,
         "100 keys and the one written after the tear"
     );
-    let bad = offsets[9];
-    data[offsets[10] - 1] ^= 0x20;
+    let groups = record::group_offsets(&data);
+    assert!(groups.len() >= 10, "a group per run at least: {groups:?}");
+    let bad = *groups.iter().filter(|&&g| g < offsets[14]).max().unwrap();
+    let kept = offsets.iter().filter(|&&o| o < bad).count();
+    assert!((10..15).contains(&kept), "{kept}");
+    data[offsets[15] - 1] ^= 0x20;
     std::fs::write(&file, &data).unwrap();
     let err = spawn(&dir, 1, "always").err().expect("refuses to start");
     assert!(
@@ -452,7 +476,7 @@ fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     assert_eq!(check_aof(&[], &file).0, 0);
     let s = spawn(&dir, 1, "always").expect("starts after the fix");
     let mut c = Resp::connect(s.resp).unwrap();
-    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [":9"]);
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [format!(":{kept}")]);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1311,5 +1335,72 @@ fn everysec_kill_9_loses_at_most_the_last_second() {
     }
     drop(c);
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A log in format version 2 (one checksum per record, no groups), written
+/// by corekv 9f82e26 — the build before format version 3 — with
+/// `--cpus 0 --appendonly yes --appendfsync always` and these commands, then
+/// stopped with SIGTERM: `SET plain v2-value`, `SET gone x`, `DEL gone`,
+/// `SET counter 10`, `INCRBY counter 5`, `SET far later`,
+/// `PEXPIREAT far 4102444800000`, `SET brief x PX 1`, `SELECT 3` +
+/// `SET indb3 three`, `MSET m1 a m2 b`. It still loads; new records go to a
+/// new generation in version 3, and both load at the next start.
+#[test]
+fn a_version_2_log_still_loads_and_is_continued_in_version_3() {
+    let dir = tmpdir("v2");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v2-one-shard.aof"),
+        dir.join("shard-0.0.aof"),
+    )
+    .unwrap();
+    let check = |c: &mut Resp| {
+        assert_eq!(
+            c.send(&[
+                vec![b"GET", b"plain"],
+                vec![b"GET", b"gone"],
+                vec![b"GET", b"counter"],
+                vec![b"PEXPIRETIME", b"far"],
+                vec![b"GET", b"brief"],
+                vec![b"MGET", b"m1", b"m2"],
+                vec![b"SELECT", b"3"],
+                vec![b"GET", b"indb3"],
+                vec![b"SELECT", b"0"],
+            ])
+            .unwrap(),
+            [
+                "v2-value",
+                "$-1",
+                "15",
+                ":4102444800000",
+                "$-1",
+                "[a, b]",
+                "+OK",
+                "three",
+                "+OK"
+            ]
+        );
+    };
+    let s = spawn(&dir, 1, "always").expect("a version 2 log loads");
+    assert!(stderr_has(&s, "format version 2"));
+    let mut c = Resp::connect(s.resp).unwrap();
+    check(&mut c);
+    assert_eq!(c.send(&[vec![b"SET", b"new", b"v3"]]).unwrap(), ["+OK"]);
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let mut s = s;
+    let _ = s.child.wait();
+    drop(s);
+    let next = std::fs::read(dir.join("shard-0.1.aof")).unwrap();
+    assert_eq!(
+        corekv::persist::record::file_version(&next),
+        corekv::persist::record::VERSION
+    );
+    let s = spawn(&dir, 1, "always").expect("both generations load");
+    let mut c = Resp::connect(s.resp).unwrap();
+    check(&mut c);
+    assert_eq!(c.send(&[vec![b"GET", b"new"]]).unwrap(), ["v3"]);
+    drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

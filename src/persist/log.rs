@@ -1,9 +1,13 @@
-//! One shard's append-only log writer: records are appended to an in-memory
-//! buffer while a batch executes (no I/O, no await), and written by *group
-//! commit*: one `write` of everything buffered, padded to the device block,
+//! One shard's append-only log writer: records are encoded while a batch
+//! executes (no I/O, no await) straight into the DMA buffers that will be
+//! written, laid out where they go in the file ([`Chain`]: no intermediate
+//! buffer, no copy), in checksummed groups ([`record`], format version 3:
+//! a group's checksum is computed when it closes, at
+//! [`record::GROUP_BYTES`] or at the commit), and written by *group
+//! commit*: one `write` of everything appended, padded to the device block,
 //! through glommio's [`DmaFile`] (O_DIRECT, io_uring) on the shard's own
-//! executor; under `always` the file is `O_DSYNC`, so that write is also the
-//! sync, otherwise an `fdatasync` follows when the policy asks for it. One
+//! executor; under `always` the file is `O_DSYNC`, so that write is also
+//! the sync, otherwise an `fdatasync` follows when the policy asks for it. One
 //! committer task ([`Aof::start_commit`]) keeps at most one commit in
 //! flight and starts the next with everything appended meanwhile; whoever
 //! needs its records durable waits with [`Aof::durable_to`] (cancel-safe),
@@ -15,17 +19,18 @@
 //! (`Aof::zero_ahead`, a task beside the commits), so commits overwrite
 //! allocated blocks. Under
 //! `everysec` and `no` the same committer streams the records without sync
-//! once [`STREAM_BYTES`] gather ([`Aof::after_batch`]), the once-a-second
+//! a buffer at a time, as each one fills ([`Aof::after_batch`]: whole
+//! buffers only, so nothing is zero-filled or written twice), the once-a-second
 //! tick syncs, and replies wait only while more than [`BACKLOG_MAX`] bytes
 //! are buffered (backpressure instead of an unbounded buffer).
 //!
 //! The writer keeps the file's last partial block in memory (`tail`) and
-//! rewrites that block with the new records appended, so the file is always
-//! a sequence of whole blocks whose padding is zeros (see
-//! [`super::record::scan`]). A failed write (disk full) keeps the records
-//! buffered, marks the log failed (writes are then refused by the shard with
-//! Redis's MISCONF error) and is retried by [`Aof::tick`] (once a second) until it
-//! succeeds.
+//! starts each chain of buffers with it, so that block is rewritten with the
+//! new records appended: the file is always a sequence of whole blocks whose
+//! padding is zeros (see [`super::record::scan`]). A failed write (disk
+//! full) keeps its buffers to write again at the same place, marks the log
+//! failed (writes are then refused by the shard with Redis's MISCONF error)
+//! and is retried by [`Aof::tick`] (once a second) until it succeeds.
 //!
 //! Owns the file and its buffers; knows nothing of the store or sockets.
 
@@ -47,41 +52,121 @@ use super::Fsync;
 /// error text (written only on the failure path).
 pub static LAST_WRITE_ERRNO: AtomicI32 = AtomicI32::new(0);
 
-/// Under `everysec` and `no`, buffered records are written (not synced) by
-/// the committer as soon as this many bytes gather, so the log streams to
-/// the disk in large writes instead of once a second in one huge one.
-pub const STREAM_BYTES: usize = 2 << 20;
-
 /// Under `everysec` and `no`, buffered bytes beyond which replies wait for
 /// the write in flight (backpressure: a client that writes faster than the
 /// disk takes is slowed to the disk's pace instead of growing the buffer
 /// without bound — before, a native load buffered 3.8 GB in 2 s).
 pub const BACKLOG_MAX: usize = 32 << 20;
 
-/// Largest single write: a commit larger than this is cut into several
-/// block-aligned writes issued together. Buffers are kept and reused
+/// Largest DMA buffer, so largest single write: a chain grows by buffers of
+/// at most this size, written together. Buffers are kept and reused
 /// (`Aof::dma_pool`) instead of being mapped and faulted in afresh for
 /// every write (page faults were a fifth of the server's time under
 /// `everysec` with one new buffer per commit).
 const WRITE_CHUNK: usize = 4 << 20;
+
+/// Bytes of DMA buffers a log keeps for reuse (more than the chain holds
+/// while replies wait for the write in flight, [`BACKLOG_MAX`]).
+const POOL_BYTES: usize = 40 << 20;
 
 /// Zeros the log writer keeps written ahead of its records.
 const ZERO_AHEAD: u64 = 8 << 20;
 /// Size of one write of zeros.
 const ZERO_CHUNK: usize = 4 << 20;
 
-/// A written buffer up to this capacity is kept as the next `pending`.
-const SPARE_KEEP: usize = 64 << 20;
+/// Records appended and not yet handed to a write, already where they go:
+/// DMA buffers laid end to end from the block-aligned file offset `base`,
+/// the first one starting with the file's last partial block (`prefix`
+/// bytes, already written: the write rewrites that block with the records
+/// after it). A record is encoded straight into the last buffer when it
+/// fits; one that does not is split across it and a new one, so the
+/// buffers hold one contiguous run of bytes and can be written together
+/// (disjoint, block-aligned).
+#[derive(Default)]
+struct Chain {
+    /// The buffers, each a [`class_len`] long (so block-aligned).
+    bufs: Vec<DmaBuffer>,
+    /// Chain offset of the last buffer's first byte.
+    last_at: usize,
+    /// Bytes filled: `prefix` then records.
+    len: usize,
+    /// Bytes of the file's last partial block at the start.
+    prefix: usize,
+    /// File offset of the chain's first byte (block-aligned).
+    base: u64,
+    /// Chain offset of the open group's header (see [`record`]): filled in
+    /// when the group closes, at [`record::GROUP_BYTES`] or at the commit.
+    group: Option<usize>,
+}
+
+impl Chain {
+    /// Record bytes in the chain (the prefix was written before).
+    fn records(&self) -> usize {
+        if self.bufs.is_empty() {
+            0
+        } else {
+            self.len - self.prefix
+        }
+    }
+}
+
+/// A chain handed to a write: its buffers, where they go, and the log's
+/// state once it is written.
+struct Sealed {
+    bufs: Vec<Rc<DmaBuffer>>,
+    /// File offset of the first buffer.
+    base: u64,
+    /// Logical end of the file once written.
+    end: u64,
+    /// Bytes of all the buffers.
+    padded: u64,
+    /// [`Aof::appended`] when it was sealed: durable once written.
+    seq_end: u64,
+}
+
+/// How far ahead of the records the next lines of the buffer are
+/// prefetched for writing.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Asks for the three cache lines at `p` for writing (PREFETCHW): a
+/// buffer's lines were last read by the device that wrote them, so each
+/// store into them would otherwise wait for the line.
+#[inline(always)]
+fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHW is a hint; it never faults, whatever the address
+    // (and decodes as a NOP on processors without it).
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{p}]",
+            "prefetchw [{p} + 64]",
+            "prefetchw [{p} + 128]",
+            p = in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// A shard's open log.
 pub struct Aof {
     file: RefCell<Rc<DmaFile>>,
     path: RefCell<PathBuf>,
     fsync: Fsync,
-    /// Records appended, not yet written.
-    pending: RefCell<Vec<u8>>,
-    /// The bytes of the file's last, partial block (already written).
+    /// Records appended, not yet handed to a write.
+    chain: RefCell<Chain>,
+    /// A sealed chain whose write failed, written again (first, alone)
+    /// by the next commit.
+    retry: RefCell<Option<Sealed>>,
+    /// The last partial block of everything handed to a write (or of the
+    /// file): the prefix of the next chain.
     tail: RefCell<Vec<u8>>,
+    /// Size of the next chain's first buffer: the [`class_len`] of the last
+    /// chain sealed (a commit is mostly like the one before).
+    next_class: Cell<usize>,
+    /// Space to encode a record that straddles two buffers.
+    scratch: RefCell<Vec<u8>>,
     /// Logical length of the file (records written, without padding).
     file_end: Cell<u64>,
     /// The file holds written blocks (records or zeros) up to here: the
@@ -102,6 +187,9 @@ pub struct Aof {
     /// Bytes ever written (and synced, under `always`).
     durable: Cell<u64>,
     lock: Semaphore,
+    /// Records were written without a sync since the last one (`everysec`
+    /// streams them; the tick must sync even when nothing is pending).
+    unsynced: Cell<bool>,
     /// Last write failed with this errno (0: fine).
     failed: Cell<i32>,
     /// The highest sequence a [`Aof::durable_to`] waiter asked for.
@@ -116,10 +204,9 @@ pub struct Aof {
     /// DMA buffers kept for the next writes, by size class (see
     /// [`class_len`]): a large aligned allocation is a fresh mapping every
     /// time, faulted in page by page as it is filled.
-    dma_pool: RefCell<Vec<Vec<Rc<DmaBuffer>>>>,
-    /// Spare buffer for `pending` (double buffering: records appended while
-    /// a write is in flight go to a buffer that already has capacity).
-    spare: RefCell<Vec<u8>>,
+    dma_pool: RefCell<Vec<Vec<DmaBuffer>>>,
+    /// Bytes of the buffers in `dma_pool`.
+    pool_bytes: Cell<usize>,
     /// Writes and syncs done, for INFO and tests.
     writes: Cell<u64>,
     /// Commit writes issued (queued for the ring), for
@@ -246,8 +333,14 @@ impl Aof {
             file: RefCell::new(Rc::new(file)),
             path: RefCell::new(path),
             fsync,
-            pending: RefCell::new(Vec::with_capacity(1 << 20)),
+            chain: RefCell::new(Chain {
+                base: end - tail.len() as u64,
+                ..Chain::default()
+            }),
+            retry: RefCell::new(None),
             tail: RefCell::new(tail),
+            next_class: Cell::new(MIN_CLASS),
+            scratch: RefCell::new(Vec::new()),
             file_end: Cell::new(end),
             zeroed: Rc::new(Cell::new(end)),
             zero_ahead,
@@ -256,13 +349,14 @@ impl Aof {
             appended: Cell::new(0),
             durable: Cell::new(0),
             lock: Semaphore::new(1),
+            unsynced: Cell::new(false),
             failed: Cell::new(0),
             wanted: Cell::new(0),
             committing: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
             failed_upto: Cell::new(0),
             dma_pool: RefCell::new(Vec::new()),
-            spare: RefCell::new(Vec::new()),
+            pool_bytes: Cell::new(0),
             writes: Cell::new(0),
             writes_started: Cell::new(0),
             writes_passed: Cell::new(0),
@@ -312,29 +406,247 @@ impl Aof {
         self.path.borrow().clone()
     }
 
-    /// Appends one record (no I/O).
+    /// Appends one record of database 0 (no I/O).
     #[inline]
     pub fn append(&self, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
-        let mut p = self.pending.borrow_mut();
-        let before = p.len();
-        record::encode(&mut p, op, expire_at_ms, key, value);
-        self.appended
-            .set(self.appended.get() + (p.len() - before) as u64);
+        self.append_in(0, op, expire_at_ms, key, value)
     }
 
-    /// Appends one record of database `db` (see [`Aof::append`]).
+    /// Appends one record of database `db`: encoded straight into the DMA
+    /// buffer the commit writes (no I/O, no copy afterwards, no checksum:
+    /// the group's is computed when it closes).
+    #[inline]
     pub fn append_in(&self, db: u16, op: RecordOp, expire_at_ms: u64, key: &[u8], value: &[u8]) {
-        let mut p = self.pending.borrow_mut();
-        let before = p.len();
-        record::encode_in(&mut p, db, op, expire_at_ms, key, value);
-        self.appended
-            .set(self.appended.get() + (p.len() - before) as u64);
+        let n = record::record_len(key, value);
+        let fast = {
+            let mut c = self.chain.borrow_mut();
+            let c = &mut *c;
+            let at = c.len - c.last_at;
+            match (c.group, c.bufs.last_mut()) {
+                (Some(g), Some(b)) if at + n <= b.len() => {
+                    record::encode_into(
+                        &mut b.as_bytes_mut()[at..at + n],
+                        db,
+                        op,
+                        expire_at_ms,
+                        key,
+                        value,
+                    );
+                    c.len += n;
+                    prefetch_write(b.as_ptr().wrapping_add(at + n + PREFETCH_AHEAD));
+                    self.appended.set(self.appended.get() + n as u64);
+                    Some(c.len - g >= record::GROUP_HEADER + record::GROUP_BYTES)
+                }
+                _ => None,
+            }
+        };
+        let group_full = match fast {
+            Some(full) => full,
+            None => self.append_slow(db, op, expire_at_ms, key, value, n),
+        };
+        if group_full {
+            self.close_group();
+        }
+    }
+
+    /// [`Aof::append_in`] when no group is open or the record straddles two
+    /// buffers: opens a group, encodes the record aside and copies it in.
+    /// Returns whether the group is full.
+    #[cold]
+    fn append_slow(
+        &self,
+        db: u16,
+        op: RecordOp,
+        expire_at_ms: u64,
+        key: &[u8],
+        value: &[u8],
+        n: usize,
+    ) -> bool {
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        record::encode_in(&mut scratch, db, op, expire_at_ms, key, value);
+        let open = self.chain.borrow().group.is_some();
+        if !open {
+            let at = self.chain.borrow().len;
+            self.push_bytes(&[0u8; record::GROUP_HEADER]);
+            let mut c = self.chain.borrow_mut();
+            // The chain's first buffer (if just added) starts with the tail.
+            c.group = Some(at.max(c.prefix));
+            self.appended
+                .set(self.appended.get() + record::GROUP_HEADER as u64);
+        }
+        self.push_bytes(&scratch);
+        self.appended.set(self.appended.get() + n as u64);
+        let c = self.chain.borrow();
+        c.len - c.group.unwrap_or(c.len) >= record::GROUP_HEADER + record::GROUP_BYTES
+    }
+
+    /// Closes the open group, if any: its checksum over the records (one
+    /// xxh3 over bytes just written, across buffers when it straddles
+    /// them) and its length, written into the header it reserved.
+    fn close_group(&self) {
+        let mut c = self.chain.borrow_mut();
+        let Some(g) = c.group.take() else {
+            return;
+        };
+        let (from, to) = (g + record::GROUP_HEADER, c.len);
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for b in &c.bufs {
+            let (lo, hi) = (from.max(at), to.min(at + b.len()));
+            if lo < hi {
+                pieces.push(&b.as_bytes()[lo - at..hi - at]);
+            }
+            at += b.len();
+        }
+        let sum = match pieces.as_slice() {
+            [one] => xxhash_rust::xxh3::xxh3_64(one),
+            many => {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                for p in many {
+                    h.update(p);
+                }
+                h.digest()
+            }
+        };
+        let head = record::group_header(to - from, sum);
+        let mut at = 0;
+        for b in &mut c.bufs {
+            let len = b.len();
+            let (lo, hi) = (g.max(at), (g + head.len()).min(at + len));
+            if lo < hi {
+                b.as_bytes_mut()[lo - at..hi - at].copy_from_slice(&head[lo - g..hi - g]);
+            }
+            at += len;
+        }
     }
 
     /// Appends raw bytes (a header).
     pub fn append_raw(&self, bytes: &[u8]) {
-        self.pending.borrow_mut().extend_from_slice(bytes);
+        self.close_group();
+        self.push_bytes(bytes);
         self.appended.set(self.appended.get() + bytes.len() as u64);
+    }
+
+    /// Copies `bytes` to the end of the chain, adding buffers as needed
+    /// (the first one starts with the file's last partial block).
+    fn push_bytes(&self, mut bytes: &[u8]) {
+        let mut c = self.chain.borrow_mut();
+        while !bytes.is_empty() {
+            let room = c.bufs.last().map_or(0, |b| c.last_at + b.len() - c.len);
+            if room == 0 {
+                self.add_buffer(&mut c);
+                continue;
+            }
+            let n = room.min(bytes.len());
+            let at = c.len - c.last_at;
+            let b = c.bufs.last_mut().expect("a buffer with room");
+            b.as_bytes_mut()[at..at + n].copy_from_slice(&bytes[..n]);
+            c.len += n;
+            bytes = &bytes[n..];
+        }
+    }
+
+    /// Adds a buffer to the chain: the first of a chain is
+    /// [`Aof::next_class`] long and starts with the tail block; each next
+    /// one twice the last, up to [`WRITE_CHUNK`].
+    fn add_buffer(&self, c: &mut Chain) {
+        let file = self.file.borrow().clone();
+        match c.bufs.last() {
+            None => {
+                let tail = self.tail.borrow();
+                let len = class_len(self.next_class.get().max(tail.len() + 1));
+                let mut b = self.take_dma(&file, len);
+                b.as_bytes_mut()[..tail.len()].copy_from_slice(&tail);
+                c.bufs.push(b);
+                c.last_at = 0;
+                c.len = tail.len();
+                c.prefix = tail.len();
+            }
+            Some(last) => {
+                let len = class_len(last.len() * 2);
+                c.last_at += last.len();
+                debug_assert_eq!(c.last_at, c.len, "only a full buffer is followed");
+                let b = self.take_dma(&file, len);
+                c.bufs.push(b);
+            }
+        }
+    }
+
+    /// Hands the chain to a write: the last buffer of the [`class_len`] of
+    /// its bytes and zeroed after them, the next chain
+    /// started where this one ends (its prefix, the last partial block,
+    /// copied: less than a block). `None` when nothing was appended.
+    ///
+    /// With `full_only` (a streaming write, no sync) and more than one
+    /// buffer, only the full buffers go: the last one stays as the next
+    /// chain's first, nothing of it written yet (no prefix, no zeros).
+    fn seal(&self, full_only: bool) -> Option<Sealed> {
+        self.close_group();
+        let align = self.file.borrow().alignment();
+        let mut c = self.chain.borrow_mut();
+        if c.bufs.is_empty() {
+            return None;
+        }
+        if full_only && c.bufs.len() >= 2 {
+            let last = c.bufs.pop().expect("two buffers");
+            let end = c.base + c.last_at as u64;
+            let used = c.len - c.last_at;
+            let full = std::mem::replace(
+                &mut *c,
+                Chain {
+                    bufs: vec![last],
+                    last_at: 0,
+                    len: used,
+                    prefix: 0,
+                    base: end,
+                    group: None,
+                },
+            );
+            return Some(Sealed {
+                padded: end - full.base,
+                bufs: full.bufs.into_iter().map(Rc::new).collect(),
+                base: full.base,
+                end,
+                seq_end: self.appended.get() - used as u64,
+            });
+        }
+        let mut chain = std::mem::take(&mut *c);
+        let end = chain.base + chain.len as u64;
+        let next_base = end - end % align;
+        c.base = next_base;
+        let used = chain.len - chain.last_at;
+        let last = chain.bufs.last_mut().expect("a chain has a buffer");
+        {
+            let mut tail = self.tail.borrow_mut();
+            tail.clear();
+            let from = used - (end - next_base) as usize;
+            tail.extend_from_slice(&last.as_bytes()[from..used]);
+        }
+        // A last buffer more than twice too large is not written whole:
+        // its bytes move to one of their size class (a copy of less than
+        // half the buffer, only when the commit was smaller than the last
+        // one), and the large buffer goes back to the pool intact (trimming
+        // it would turn it into a small one for good, and the next large
+        // chain would fault in a fresh buffer page by page).
+        let fit = class_len(used);
+        if fit < last.len() {
+            let file = self.file.borrow().clone();
+            let mut small = self.take_dma(&file, fit);
+            small.as_bytes_mut()[..used].copy_from_slice(&last.as_bytes()[..used]);
+            let large = std::mem::replace(last, small);
+            self.give_dma(Rc::new(large));
+        }
+        last.as_bytes_mut()[used..].fill(0);
+        self.next_class.set(class_len(chain.len));
+        let padded = (chain.last_at + last.len()) as u64;
+        Some(Sealed {
+            bufs: chain.bufs.into_iter().map(Rc::new).collect(),
+            base: chain.base,
+            end,
+            padded,
+            seq_end: self.appended.get(),
+        })
     }
 
     /// Sequence number after the last appended record.
@@ -365,7 +677,12 @@ impl Aof {
 
     /// Logical size of the current log file, including buffered records.
     pub fn size(&self) -> u64 {
-        self.file_end.get() + self.pending.borrow().len() as u64
+        let retry = self
+            .retry
+            .borrow()
+            .as_ref()
+            .map_or(0, |r| r.end - self.file_end.get());
+        self.file_end.get() + retry + self.pending_len() as u64
     }
 
     /// Size of the log right after its last rewrite (or at start).
@@ -438,17 +755,26 @@ impl Aof {
     /// Bytes appended and not yet handed to a write.
     #[inline]
     pub fn pending_len(&self) -> usize {
-        self.pending.borrow().len()
+        self.chain.borrow().records()
     }
 
     /// Called after a batch has executed: under `everysec` and `no`, starts
-    /// the committer (writes without sync) once [`STREAM_BYTES`] are
-    /// buffered. Under `always` the connection asks for its commit itself.
+    /// the committer (writes without sync) once a buffer is full
+    /// ([`Aof::stream_ready`]). Under `always` the connection asks for its
+    /// commit itself.
     #[inline]
     pub fn after_batch(self: &Rc<Self>) {
-        if self.fsync != Fsync::Always && self.pending_len() >= STREAM_BYTES {
+        if self.fsync != Fsync::Always && self.stream_ready() {
             self.start_commit();
         }
+    }
+
+    /// Under `everysec` and `no`: a buffer of the chain is full, so the
+    /// committer has a whole buffer to stream (buffers grow from the last
+    /// commit's size class to [`WRITE_CHUNK`]).
+    #[inline]
+    pub fn stream_ready(&self) -> bool {
+        self.chain.borrow().bufs.len() >= 2
     }
 
     /// Whether the committer has more to do: under `always` everything
@@ -457,7 +783,7 @@ impl Aof {
         self.has_pending()
             && (self.fsync == Fsync::Always
                 || self.durable.get() < self.wanted.get()
-                || self.pending_len() >= STREAM_BYTES)
+                || self.stream_ready())
     }
 
     /// Starts the committer unless it runs: a task that writes and syncs
@@ -475,11 +801,10 @@ impl Aof {
         let me = self.clone();
         glommio::spawn_local(async move {
             while me.committer_busy() {
-                if me
-                    .commit_to(me.appended(), me.fsync == Fsync::Always)
-                    .await
-                    .is_err()
-                {
+                // Under `everysec` / `no` the committer streams: whole
+                // buffers only, the one being filled stays.
+                let (sync, stream) = (me.fsync == Fsync::Always, me.fsync != Fsync::Always);
+                if me.commit_upto(me.appended(), sync, stream).await.is_err() {
                     break;
                 }
             }
@@ -546,8 +871,7 @@ impl Aof {
     #[inline]
     pub fn stream_needs_pass(&self) -> bool {
         self.committing.get()
-            && (self.writes_started.get() != self.writes_passed.get()
-                || self.pending_len() >= STREAM_BYTES)
+            && (self.writes_started.get() != self.writes_passed.get() || self.stream_ready())
     }
 
     /// Where sequence `target` stands now: `Some(Ok)` durable, `Some(Err)`
@@ -566,29 +890,36 @@ impl Aof {
 
     /// A DMA buffer of exactly `len` bytes (a [`class_len`]), from the pool
     /// when one is there.
-    fn take_dma(&self, file: &DmaFile, len: usize) -> Rc<DmaBuffer> {
+    fn take_dma(&self, file: &DmaFile, len: usize) -> DmaBuffer {
         let class = class_index(len);
-        self.dma_pool
-            .borrow_mut()
-            .get_mut(class)
-            .and_then(Vec::pop)
-            .unwrap_or_else(|| Rc::new(file.alloc_dma_buffer(len)))
+        let pooled = self.dma_pool.borrow_mut().get_mut(class).and_then(Vec::pop);
+        match pooled {
+            Some(b) => {
+                self.pool_bytes.set(self.pool_bytes.get() - b.len());
+                b
+            }
+            None => file.alloc_dma_buffer(len),
+        }
     }
 
-    /// Returns a written buffer to the pool (a few per size class).
+    /// Returns a written buffer to the pool, up to [`POOL_BYTES`] in all
+    /// (a buffer dropped is unmapped, and a new one faulted in page by page
+    /// as records are encoded into it).
     fn give_dma(&self, buf: Rc<DmaBuffer>) {
-        if Rc::strong_count(&buf) != 1 {
+        let Ok(buf) = Rc::try_unwrap(buf) else {
+            return;
+        };
+        let held = self.pool_bytes.get();
+        if held + buf.len() > POOL_BYTES {
             return;
         }
+        self.pool_bytes.set(held + buf.len());
         let class = class_index(buf.len());
-        let keep = if buf.len() == WRITE_CHUNK { 8 } else { 2 };
         let mut pool = self.dma_pool.borrow_mut();
         if pool.len() <= class {
             pool.resize_with(class + 1, Vec::new);
         }
-        if pool[class].len() < keep {
-            pool[class].push(buf);
-        }
+        pool[class].push(buf);
     }
 
     fn wake_waiters(&self) {
@@ -600,6 +931,12 @@ impl Aof {
 
     /// Writes everything up to sequence `target`, syncing when `sync`.
     pub async fn commit_to(&self, target: u64, sync: bool) -> Result<(), i32> {
+        self.commit_upto(target, sync, false).await
+    }
+
+    /// [`Aof::commit_to`]; with `stream`, only the chain's full buffers
+    /// are written when it has more than one (see [`Aof::seal`]).
+    async fn commit_upto(&self, target: u64, sync: bool, stream: bool) -> Result<(), i32> {
         if self.durable.get() >= target && self.failed.get() == 0 {
             return Ok(());
         }
@@ -609,134 +946,118 @@ impl Aof {
         if self.durable.get() >= target && self.failed.get() == 0 {
             return Ok(());
         }
-        self.write_pending(sync).await
+        self.write_pending(sync, stream).await
     }
 
-    /// Writes the buffered records (holding the flush lock).
-    async fn write_pending(&self, sync: bool) -> Result<(), i32> {
-        let data = {
-            let mut p = self.pending.borrow_mut();
-            let spare = std::mem::take(&mut *self.spare.borrow_mut());
-            std::mem::replace(&mut *p, spare)
-        };
-        let seq_end = self.appended.get();
-        let file = self.file.borrow().clone();
-        let end = self.file_end.get();
-        let result = if data.is_empty() {
-            Ok(())
-        } else {
-            let (chunks, base, padded) =
-                block_aligned(&self.tail.borrow(), end, &data, file.alignment(), |len| {
-                    self.take_dma(&file, len)
-                });
-            let started = Instant::now();
-            self.zero_ahead(&file, base, base + padded).await;
-            self.writes_started.set(self.writes_started.get() + 1);
-            // Several chunks are written concurrently (waiting for each in
-            // turn would wait for the executor to notice each completion);
-            // the commit is done when all are.
-            async fn write(
-                file: Rc<DmaFile>,
-                buf: Rc<DmaBuffer>,
-                at: u64,
-                need: usize,
-            ) -> (Result<(), i32>, Rc<DmaBuffer>) {
-                let r = match file.write_rc_at(buf.clone(), at).await {
-                    Ok(n) if n >= need => Ok(()),
-                    Ok(_) => Err(libc::ENOSPC),
-                    Err(e) => Err(errno_of(&e)),
-                };
-                (r, buf)
+    /// Writes the appended records (holding the flush lock): first a chain
+    /// whose write failed (alone: the next chain rewrites its last block),
+    /// then the current one.
+    async fn write_pending(&self, sync: bool, stream: bool) -> Result<(), i32> {
+        let retry = self.retry.borrow_mut().take();
+        if let Some(sealed) = retry {
+            self.write_sealed(sealed, sync).await?;
+        }
+        match self.seal(stream) {
+            Some(sealed) => self.write_sealed(sealed, sync).await,
+            None if sync && self.fsync != Fsync::Always && self.unsynced.get() => {
+                // Nothing new: under `everysec` the tick still syncs what
+                // the streaming writes left unsynced.
+                self.sync_file().await
             }
-            let r = if chunks.len() == 1 {
-                let (buf, at, need) = chunks.into_iter().next().expect("one chunk");
-                let (r, buf) = write(file.clone(), buf, at, need).await;
-                self.give_dma(buf);
-                r
-            } else {
-                let writes: Vec<_> = chunks
-                    .into_iter()
-                    .map(|(buf, at, need)| glommio::spawn_local(write(file.clone(), buf, at, need)))
-                    .collect();
-                let mut r = Ok(());
-                for w in writes {
-                    let (one, buf) = w.await;
-                    self.give_dma(buf);
-                    if r.is_ok() {
-                        r = one;
-                    }
+            None => Ok(()),
+        }
+    }
+
+    /// fdatasync of the current file, timed.
+    async fn sync_file(&self) -> Result<(), i32> {
+        let file = self.file.borrow().clone();
+        let started = Instant::now();
+        let r = file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
+            self.syncs.set(self.syncs.get() + 1);
+            self.unsynced.set(false);
+        });
+        self.sync_us
+            .set(self.sync_us.get() + started.elapsed().as_micros() as u64);
+        r
+    }
+
+    /// Writes one sealed chain (its buffers together: disjoint,
+    /// block-aligned), syncing when `sync` (an `O_DSYNC` write under
+    /// `always` is its own sync). On failure the chain is kept for the
+    /// next attempt.
+    async fn write_sealed(&self, sealed: Sealed, sync: bool) -> Result<(), i32> {
+        let file = self.file.borrow().clone();
+        let started = Instant::now();
+        self.zero_ahead(&file, sealed.base, sealed.base + sealed.padded)
+            .await;
+        self.writes_started.set(self.writes_started.get() + 1);
+        // Several buffers are written concurrently (waiting for each in
+        // turn would wait for the executor to notice each completion); the
+        // commit is done when all are.
+        async fn write(file: Rc<DmaFile>, buf: Rc<DmaBuffer>, at: u64) -> Result<(), i32> {
+            let need = buf.len();
+            match file.write_rc_at(buf, at).await {
+                Ok(n) if n >= need => Ok(()),
+                Ok(_) => Err(libc::ENOSPC),
+                Err(e) => Err(errno_of(&e)),
+            }
+        }
+        let mut r = Ok(());
+        if sealed.bufs.len() == 1 {
+            r = write(file.clone(), sealed.bufs[0].clone(), sealed.base).await;
+        } else {
+            let mut at = sealed.base;
+            let writes: Vec<_> = sealed
+                .bufs
+                .iter()
+                .map(|b| {
+                    let w = glommio::spawn_local(write(file.clone(), b.clone(), at));
+                    at += b.len() as u64;
+                    w
+                })
+                .collect();
+            for w in writes {
+                let one = w.await;
+                if r.is_ok() {
+                    r = one;
                 }
-                r
-            };
-            self.write_us
-                .set(self.write_us.get() + started.elapsed().as_micros() as u64);
-            self.written_bytes.set(self.written_bytes.get() + padded);
-            r
-        };
-        let result = match result {
+            }
+        }
+        self.write_us
+            .set(self.write_us.get() + started.elapsed().as_micros() as u64);
+        self.written_bytes
+            .set(self.written_bytes.get() + sealed.padded);
+        let r = match r {
             // An O_DSYNC write is its own sync (`always`, see `open_file`).
             Ok(()) if sync && self.fsync == Fsync::Always => {
-                if !data.is_empty() {
-                    self.syncs.set(self.syncs.get() + 1);
-                }
+                self.syncs.set(self.syncs.get() + 1);
                 Ok(())
             }
-            Ok(()) if sync => {
-                let started = Instant::now();
-                let r = file.fdatasync().await.map_err(|e| errno_of(&e)).map(|_| {
-                    self.syncs.set(self.syncs.get() + 1);
-                });
-                self.sync_us
-                    .set(self.sync_us.get() + started.elapsed().as_micros() as u64);
-                r
-            }
+            Ok(()) if sync => self.sync_file().await,
             r => r,
         };
-        match result {
+        match r {
             Ok(()) => {
-                if !data.is_empty() {
-                    self.writes.set(self.writes.get() + 1);
-                    let align = file.alignment();
-                    let new_end = end + data.len() as u64;
-                    let mut tail = self.tail.borrow_mut();
-                    // The new last partial block: old tail + data, from the
-                    // block boundary at or below `new_end`.
-                    let base = end - end % align;
-                    let keep_from = (new_end - new_end % align - base) as usize;
-                    let old_tail = tail.len();
-                    let mut joined: Vec<u8> = Vec::new();
-                    if keep_from < old_tail {
-                        joined.extend_from_slice(&tail[keep_from..]);
-                        joined.extend_from_slice(&data);
-                    } else {
-                        joined.extend_from_slice(&data[keep_from - old_tail..]);
-                    }
-                    *tail = joined;
-                    self.file_end.set(new_end);
+                self.writes.set(self.writes.get() + 1);
+                if !sync {
+                    self.unsynced.set(true);
                 }
-                self.durable.set(seq_end);
+                self.file_end.set(sealed.end);
+                self.durable.set(sealed.seq_end);
                 self.failed.set(0);
-                // Keep the written buffer's capacity for the next swap.
-                let mut data = data;
-                data.clear();
-                if data.capacity() <= SPARE_KEEP {
-                    *self.spare.borrow_mut() = data;
+                for b in sealed.bufs {
+                    self.give_dma(b);
                 }
                 self.wake_waiters();
                 Ok(())
             }
-            Err(errno) => self.write_failed(data, seq_end, errno),
+            Err(errno) => self.write_failed(sealed, errno),
         }
     }
 
-    /// A failed write of `data` (appended up to `seq_end`): the records go
-    /// back in front of what was appended since, the log is marked failed.
-    fn write_failed(&self, data: Vec<u8>, seq_end: u64, errno: i32) -> Result<(), i32> {
-        // Keep the records, in order, for the retry.
-        let mut p = self.pending.borrow_mut();
-        let mut data = data;
-        data.extend_from_slice(&p);
-        *p = data;
+    /// A failed write of `sealed`: kept to be written again, first, by the
+    /// next attempt; the log is marked failed.
+    fn write_failed(&self, sealed: Sealed, errno: i32) -> Result<(), i32> {
         if self.failed.get() == 0 {
             eprintln!(
                 "corekv: writing {} failed: {}; writes are refused until it succeeds",
@@ -745,9 +1066,9 @@ impl Aof {
             );
         }
         self.failed.set(errno);
-        self.failed_upto.set(seq_end);
+        self.failed_upto.set(sealed.seq_end);
+        *self.retry.borrow_mut() = Some(sealed);
         LAST_WRITE_ERRNO.store(errno, Relaxed);
-        drop(p);
         self.wake_waiters();
         Err(errno)
     }
@@ -841,6 +1162,13 @@ impl Aof {
         if self.has_pending() || self.failed.get() != 0 {
             let sync = self.fsync != Fsync::No;
             let _ = self.commit_to(self.appended.get(), sync).await;
+        } else if self.fsync == Fsync::Everysec && self.unsynced.get() {
+            // Everything was streamed (written without sync): sync it.
+            if let Ok(_permit) = self.lock.acquire_permit(1).await {
+                if self.unsynced.get() {
+                    let _ = self.sync_file().await;
+                }
+            }
         }
     }
 
@@ -866,7 +1194,7 @@ impl Aof {
         let Ok(_permit) = self.lock.acquire_permit(1).await else {
             return Err(libc::EIO);
         };
-        self.write_pending(true).await?;
+        self.write_pending(true, false).await?;
         // No write of zeros may land in the old file after this.
         self.wait_zeros().await;
         let old = std::mem::replace(&mut *self.file.borrow_mut(), Rc::new(file));
@@ -876,15 +1204,26 @@ impl Aof {
         self.tail.borrow_mut().clear();
         self.generation.set(g);
         // Records appended while the old file was being written belong to
-        // the new one, after its header.
-        {
-            let mut p = self.pending.borrow_mut();
-            let rest = std::mem::take(&mut *p);
-            p.extend_from_slice(&header);
-            p.extend_from_slice(&rest);
+        // the new one, after its header: their chain was laid out for the
+        // old file, so they move (a copy, once per rewrite).
+        self.close_group();
+        let old_chain = std::mem::take(&mut *self.chain.borrow_mut());
+        let mut rest = Vec::with_capacity(old_chain.records());
+        let mut at = 0;
+        for b in old_chain.bufs {
+            let bytes = b.as_bytes();
+            let from = old_chain.prefix.saturating_sub(at).min(bytes.len());
+            let to = (old_chain.len - at).min(bytes.len());
+            if from < to {
+                rest.extend_from_slice(&bytes[from..to]);
+            }
+            at += bytes.len();
+            self.give_dma(Rc::new(b));
         }
+        self.push_bytes(&header);
+        self.push_bytes(&rest);
         self.appended.set(self.appended.get() + header.len() as u64);
-        self.write_pending(true).await?;
+        self.write_pending(true, false).await?;
         self.base_size.set(self.file_end.get());
         if let Ok(old) = Rc::try_unwrap(old) {
             let _ = old.close().await;
@@ -930,10 +1269,6 @@ pub async fn reactor_pass() {
     glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
 }
 
-/// One write of a commit: the buffer, the file offset to write it at, and
-/// the bytes in it that matter (the rest is zeros).
-type Chunk = (Rc<DmaBuffer>, u64, usize);
-
 /// Smallest DMA buffer size class: writes are whole buffers of a size
 /// class, so buffers can be reused (the bytes past the records are zeros,
 /// which a scan reads as the end of the log).
@@ -950,97 +1285,60 @@ fn class_index(len: usize) -> usize {
     (class_len(len) / MIN_CLASS).trailing_zeros() as usize
 }
 
-/// The writes that append `data` at logical offset `end` of a file with
-/// block size `align`, whose last partial block holds `tail`: that block
-/// rewritten with the data appended, then zeros, cut into buffers of
-/// [`WRITE_CHUNK`] bytes and a last one of its [`class_len`], each got from
-/// `buffer(len)`. Returns each buffer with the file offset to write it at
-/// and the bytes that matter in it, the offset of the first, and the
-/// length of all.
-fn block_aligned(
-    tail: &[u8],
-    end: u64,
-    data: &[u8],
-    align: u64,
-    mut buffer: impl FnMut(usize) -> Rc<DmaBuffer>,
-) -> (Vec<Chunk>, u64, u64) {
-    let base = end - end % align;
-    debug_assert_eq!(tail.len() as u64, end - base);
-    let total = tail.len() + data.len();
-    let mut out = Vec::with_capacity(total.div_ceil(WRITE_CHUNK));
-    let mut off = 0;
-    while off < total {
-        let len = class_len(total - off);
-        let mut rc = buffer(len);
-        let b = Rc::get_mut(&mut rc)
-            .expect("a pooled buffer is not shared")
-            .as_bytes_mut();
-        // Bytes [off, off + len) of tail ++ data ++ zeros.
-        let mut i = 0;
-        while i < len {
-            let p = off + i;
-            if p < tail.len() {
-                let n = (tail.len() - p).min(len - i);
-                b[i..i + n].copy_from_slice(&tail[p..p + n]);
-                i += n;
-            } else if p < total {
-                let q = p - tail.len();
-                let n = (total - p).min(len - i);
-                b[i..i + n].copy_from_slice(&data[q..q + n]);
-                i += n;
-            } else {
-                b[i..len].fill(0);
-                i = len;
-            }
-        }
-        out.push((rc, base + off as u64, (total - off).min(len)));
-        off += len;
-    }
-    (out, base, off as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn writes_are_whole_buffers_of_a_size_class() {
+    fn buffers_are_a_size_class() {
         assert_eq!(class_len(1), MIN_CLASS);
         assert_eq!(class_len(MIN_CLASS + 1), 2 * MIN_CLASS);
         assert_eq!(class_len(3 << 20), WRITE_CHUNK);
         assert_eq!(class_len(9 << 20), WRITE_CHUNK);
         assert_eq!(class_index(MIN_CLASS), 0);
         assert_eq!(class_index(WRITE_CHUNK), 6);
-        // 9 MB after a 100-byte tail: two full chunks and a 1 MB buffer,
-        // every byte in place and zeros after.
-        let tail = vec![1u8; 100];
-        let data = vec![2u8; (9 << 20) - 100];
-        let (chunks, base, len) = block_aligned(&tail, 100, &data, 4096, |n| {
-            Rc::new(glommio::allocate_dma_buffer_global(n))
+    }
+
+    /// Records are encoded into the buffers that are written, laid out for
+    /// the file: after every commit — small ones, one that chains buffers
+    /// of growing size with records straddling them, one after a partial
+    /// block — the file holds every record in order and then zeros.
+    #[test]
+    fn records_are_encoded_where_they_go_in_the_file() {
+        with_everysec_log("chain", |log| async move {
+            log.append_raw(&log.header(FileKind::Log, 0));
+            let mut want = Vec::new();
+            let mut n = 0u64;
+            for count in [3usize, 2000, 1, 700, 1] {
+                for _ in 0..count {
+                    let key = format!("key{n}");
+                    let value = vec![(n % 251) as u8; (n as usize * 37) % 1500];
+                    log.append(RecordOp::Set, n, key.as_bytes(), &value);
+                    want.push((key.into_bytes(), value, n));
+                    n += 1;
+                }
+                let chained = log.chain.borrow().bufs.len();
+                if count == 2000 {
+                    assert!(chained >= 4, "{chained} buffers for 1.5 MB");
+                }
+                log.commit_to(log.appended(), true).await.unwrap();
+                assert_eq!(log.pending_len(), 0);
+                let data = std::fs::read(log.path()).unwrap();
+                let align = log.file.borrow().alignment() as usize;
+                assert_eq!(data.len() % align, 0, "whole blocks");
+                let mut got = Vec::new();
+                let end = record::scan(&data, record::HEADER_LEN, |_, r| {
+                    got.push((r.key.to_vec(), r.value.to_vec(), r.expire_at_ms))
+                });
+                assert_eq!(
+                    end,
+                    record::ScanEnd::Clean {
+                        end: log.size() as usize
+                    }
+                );
+                assert_eq!(got, want);
+            }
         });
-        assert_eq!((base, len), (0, 9 << 20));
-        let sizes: Vec<_> = chunks.iter().map(|c| (c.0.len(), c.1, c.2)).collect();
-        assert_eq!(
-            sizes,
-            [
-                (WRITE_CHUNK, 0, WRITE_CHUNK),
-                (WRITE_CHUNK, 4 << 20, WRITE_CHUNK),
-                (1 << 20, 8 << 20, 1 << 20)
-            ]
-        );
-        let all: Vec<u8> = chunks
-            .iter()
-            .flat_map(|c| c.0.as_bytes().to_vec())
-            .collect();
-        assert!(all[..100].iter().all(|&b| b == 1));
-        assert!(all[100..].iter().all(|&b| b == 2));
-        // A short write: one 64 KB buffer, zeros after the records.
-        let (chunks, _, len) = block_aligned(&[], 0, &[3u8; 10], 4096, |n| {
-            Rc::new(glommio::allocate_dma_buffer_global(n))
-        });
-        assert_eq!(len, MIN_CLASS as u64);
-        assert_eq!(chunks[0].2, 10);
-        assert!(chunks[0].0.as_bytes()[10..].iter().all(|&b| b == 0));
     }
 
     /// The automatic rewrite compares the files (snapshot and log) with
@@ -1056,6 +1354,15 @@ mod tests {
         F: FnOnce(Rc<Aof>) -> Fut + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
+        with_log(tag, Fsync::Everysec, f)
+    }
+
+    /// [`with_everysec_log`] with another policy.
+    fn with_log<F, Fut>(tag: &str, fsync: Fsync, f: F)
+    where
+        F: FnOnce(Rc<Aof>) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
         let dir = std::env::temp_dir().join(format!("corekv-log-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1066,19 +1373,48 @@ mod tests {
         let d = dir.clone();
         ex.run(async move {
             let path = d.join("shard-0.0.aof");
-            let file = open_file(&path, 0, Fsync::Everysec).await.unwrap();
+            let file = open_file(&path, 0, fsync).await.unwrap();
             let ident = Header::single_log(0);
-            f(Rc::new(Aof::new(
-                file,
-                path,
-                0,
-                Vec::new(),
-                Fsync::Everysec,
-                ident,
-            )))
-            .await;
+            f(Rc::new(Aof::new(file, path, 0, Vec::new(), fsync, ident))).await;
         });
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Under `no` the once-a-second tick writes every record appended (the
+    /// committer streams whole buffers and keeps the one being filled; the
+    /// tick does not), and in groups that read back whole.
+    #[test]
+    fn the_tick_writes_everything_under_no() {
+        with_log("no", Fsync::No, |log| async move {
+            log.append_raw(&log.header(FileKind::Log, 0));
+            let value = [5u8; 700];
+            let mut n = 0u64;
+            while !log.stream_ready() {
+                log.append(RecordOp::Set, 0, b"k", &value);
+                n += 1;
+            }
+            for _ in 0..10 {
+                log.append(RecordOp::Set, 0, b"k", &value);
+                n += 1;
+            }
+            log.tick().await;
+            assert_eq!(log.pending_len(), 0);
+            assert!(!log.has_pending());
+            assert_eq!(log.io_counts().1, 0, "`no` never syncs");
+            let data = std::fs::read(log.path()).unwrap();
+            let mut seen = 0u64;
+            let end = record::scan(&data, record::HEADER_LEN, |_, r| {
+                assert_eq!(r.value, &value[..]);
+                seen += 1;
+            });
+            assert_eq!(
+                end,
+                record::ScanEnd::Clean {
+                    end: log.size() as usize
+                }
+            );
+            assert_eq!(seen, n);
+        });
     }
 
     #[test]
@@ -1105,23 +1441,23 @@ mod tests {
     }
 
     /// Under `everysec` nothing but the committer writes here (no tick
-    /// runs): records stream to the file once [`STREAM_BYTES`] gather, and
+    /// runs): records stream to the file a buffer at a time as each fills, and
     /// replies are held (`must_wait`) only past [`BACKLOG_MAX`].
     #[test]
     fn everysec_streams_records_and_bounds_the_buffer() {
         with_everysec_log("stream", |log| async move {
             let value = [7u8; 1000];
             let mut n = 0u64;
-            // Below the stream threshold: nothing is written.
+            // No buffer full yet: nothing is written.
             log.append(RecordOp::Set, 0, b"k", &value);
             n += 1;
             log.after_batch();
             glommio::executor().yield_now().await;
             assert_eq!(log.io_counts().0, 0);
             assert!(!log.must_wait(0));
-            // Past it: the committer writes without being asked (and
-            // without a sync), until less than a stream's worth is left.
-            while log.pending_len() < STREAM_BYTES {
+            // One full: the committer writes it without being asked (and
+            // without a sync), and keeps the one being filled.
+            while !log.stream_ready() {
                 log.append(RecordOp::Set, 0, b"k", &value);
                 n += 1;
             }
@@ -1143,6 +1479,8 @@ mod tests {
             }
             assert!(log.io_counts().0 >= 1);
             assert_eq!(log.io_counts().1, 0, "streaming does not sync");
+            // The buffer being filled stays (nothing of it written).
+            assert!(log.pending_len() > 0 && !log.stream_ready());
             // Past the backlog bound, replies wait for the write.
             while log.pending_len() <= BACKLOG_MAX {
                 log.append(RecordOp::Set, 0, b"k", &value);
@@ -1153,6 +1491,14 @@ mod tests {
             log.durable_to(target).await.unwrap();
             assert!(!log.must_wait(0));
             assert_eq!(log.pending_len(), 0);
+            assert_eq!(log.io_counts().1, 0, "writes for waiters do not sync");
+            // ... the once-a-second tick does, though nothing is pending
+            // (it used to skip the sync: streamed records were never synced).
+            assert!(!log.has_pending());
+            log.tick().await;
+            assert_eq!(log.io_counts().1, 1, "the tick syncs streamed records");
+            log.tick().await;
+            assert_eq!(log.io_counts().1, 1, "nothing new: no sync");
             // A commit of many WRITE_CHUNKs wrote every record, in order.
             let path = log.path();
             let data = std::fs::read(&path).unwrap();

@@ -578,9 +578,17 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
         let end = match end {
             ScanEnd::Clean { end } => end,
             ScanEnd::Torn { end } => {
+                let (unit, why) = if record::file_version(data) >= 3 {
+                    (
+                        "record group",
+                        ": a write never acknowledged, dropped whole",
+                    )
+                } else {
+                    ("record", "")
+                };
                 notes.push(format!(
-                    "{}: torn tail ({} bytes after offset {end} were an incomplete record), \
-                     recovered to the last complete record",
+                    "{}: torn tail ({} bytes after offset {end} were an incomplete {unit}{why}), \
+                     recovered to the last complete {unit}",
                     path.display(),
                     data.len() - end
                 ));
@@ -590,7 +598,7 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
                 return Err(format!(
                     "{}: corrupt record at offset {offset} ({reason}); refusing to start. \
                      `corekv check-aof --fix {}` truncates the file to the last good record \
-                     (losing everything after it)",
+                     (group, from format version 3), losing everything after it",
                     path.display(),
                     path.display()
                 ))
@@ -605,10 +613,16 @@ pub fn recover(dir: &Path, who: &Reader<'_>, mut store: Store) -> Result<Recover
             // the next generation's log takes them (this one is replayed
             // before it, and retired by the next rewrite).
             notes.push(format!(
-                "{}: format version {version}, read as database 0; new records go to \
-                 generation {}",
+                "{}: format version {version}{}; new records go to generation {} \
+                 (version {})",
                 path.display(),
-                generation + 1
+                if version < 2 {
+                    ", read as database 0"
+                } else {
+                    ""
+                },
+                generation + 1,
+                record::VERSION
             ));
             generation += 1;
             log_end = 0;
@@ -729,7 +743,9 @@ mod tests {
         let mut v = Vec::new();
         Header::single_log(g).encode(&mut v);
         for (k, val, exp) in keys {
+            let g = record::begin_group(&mut v);
             record::encode(&mut v, RecordOp::Set, *exp, k, val);
+            record::end_group(&mut v, g);
         }
         let p = log_path(dir, 0, g);
         std::fs::write(&p, &v).unwrap();
@@ -757,7 +773,9 @@ mod tests {
         // A database this node does not have is refused, naming the flag.
         let mut w = Vec::new();
         Header::single_log(1).encode(&mut w);
+        let g = record::begin_group(&mut w);
         record::encode_in(&mut w, 20, RecordOp::Set, 0, b"c", b"3");
+        record::end_group(&mut w, g);
         std::fs::write(log_path(&dir, 0, 1), &w).unwrap();
         let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())
             .err()
@@ -828,8 +846,9 @@ mod tests {
             &[(b"a", b"1", 0), (b"b", b"2", 0), (b"c", b"3", 0)],
         );
         let mut data = std::fs::read(&p).unwrap();
-        let second = HEADER_LEN + record::RECORD_HEADER + 15 + 2;
-        data[second + record::RECORD_HEADER + 1] ^= 0x40;
+        // One group per record: the second group's record body.
+        let second = record::group_offsets(&data)[1];
+        data[second + record::GROUP_HEADER + record::RECORD_HEADER + 1] ^= 0x40;
         std::fs::write(&p, &data).unwrap();
         let e = recover(&dir, &reader(0, 1, &owner_in(1)), store())
             .err()

@@ -27,6 +27,8 @@ pub struct SnapshotWriter {
     tmp: PathBuf,
     path: PathBuf,
     buf: Vec<u8>,
+    /// Where the open group of records starts in `buf`.
+    group: usize,
     keys: u64,
 }
 
@@ -53,11 +55,13 @@ impl SnapshotWriter {
             .build();
         let mut buf = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
         buf.extend_from_slice(header);
+        let group = record::begin_group(&mut buf);
         Ok(SnapshotWriter {
             stream,
             tmp,
             path,
             buf,
+            group,
             keys: 0,
         })
     }
@@ -67,6 +71,10 @@ impl SnapshotWriter {
     pub fn add(&mut self, db: u16, key: &[u8], value: &[u8], expire_at_ms: u64) {
         record::encode_in(&mut self.buf, db, RecordOp::Set, expire_at_ms, key, value);
         self.keys += 1;
+        if self.buf.len() - self.group >= record::GROUP_BYTES {
+            record::end_group(&mut self.buf, self.group);
+            self.group = record::begin_group(&mut self.buf);
+        }
     }
 
     /// Bytes buffered.
@@ -74,8 +82,16 @@ impl SnapshotWriter {
         self.buf.len()
     }
 
-    /// Hands the buffered records to the stream.
+    /// Hands the buffered records to the stream (their group closed).
     pub async fn flush_buffer(&mut self) -> std::io::Result<()> {
+        self.write_buffer().await?;
+        self.group = record::begin_group(&mut self.buf);
+        Ok(())
+    }
+
+    /// Closes the open group and writes the buffer.
+    async fn write_buffer(&mut self) -> std::io::Result<()> {
+        record::end_group(&mut self.buf, self.group);
         if !self.buf.is_empty() {
             self.stream.write_all(&self.buf).await?;
             self.buf.clear();
@@ -88,7 +104,7 @@ impl SnapshotWriter {
     pub async fn finish(mut self) -> std::io::Result<(u64, u64)> {
         let keys = self.keys;
         record::encode(&mut self.buf, RecordOp::End, 0, b"", &keys.to_le_bytes());
-        self.flush_buffer().await?;
+        self.write_buffer().await?;
         let size = self.stream.current_pos();
         self.stream.close().await?;
         let (tmp, path) = (self.tmp.clone(), self.path.clone());
