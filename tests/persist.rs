@@ -364,18 +364,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
 
 /// Starts a server, writes `n` keys over RESP, stops it cleanly.
 fn fill(dir: &Path, shards: usize, n: usize) {
-    let server = spawn(dir, shards, "always").expect("server starts");
-    let mut c = Resp::connect(server.resp).unwrap();
-    let keys: Vec<String> = (0..n).map(|i| format!("key{i}")).collect();
-    let cmds: Vec<Vec<&[u8]>> = keys
-        .iter()
-        .map(|k| vec![&b"SET"[..], k.as_bytes(), k.as_bytes()])
-        .collect();
-    assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
-    // SAFETY: plain kill(2) of the child this test spawned.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
-    let mut server = server;
-    let _ = server.child.wait();
+    fill_in_runs(dir, shards, 1, n);
 }
 
 fn check_aof(args: &[&str], file: &Path) -> (i32, String) {
@@ -391,11 +380,11 @@ fn check_aof(args: &[&str], file: &Path) -> (i32, String) {
     )
 }
 
-/// The log of a one-shard server that was sent `runs` pipelines of
-/// `per_run` SETs, one after the other (each run is one group commit, so
-/// one group of records or more).
-fn fill_in_runs(dir: &Path, runs: usize, per_run: usize) {
-    let server = spawn(dir, 1, "always").expect("server starts");
+/// The logs of a server that was sent `runs` pipelines of `per_run` SETs,
+/// one after the other (each run is one group commit, so one group of
+/// records or more, per shard), then stopped cleanly.
+fn fill_in_runs(dir: &Path, shards: usize, runs: usize, per_run: usize) {
+    let server = spawn(dir, shards, "always").expect("server starts");
     let mut c = Resp::connect(server.resp).unwrap();
     for r in 0..runs {
         let keys: Vec<String> = (0..per_run)
@@ -417,7 +406,7 @@ fn fill_in_runs(dir: &Path, runs: usize, per_run: usize) {
 fn torn_tail_recovers_corrupt_middle_refuses_until_fixed() {
     use corekv::persist::record;
     let dir = tmpdir("damage");
-    fill_in_runs(&dir, 10, 10);
+    fill_in_runs(&dir, 1, 10, 10);
     let file = dir.join("shard-0.0.aof");
     let clean = std::fs::read(&file).unwrap();
     // Torn tail: half a group of one record appended (a commit torn by a

@@ -55,6 +55,8 @@ pub const RECORD_HEADER: usize = 4;
 pub const RECORD_HEADER_V2: usize = 12;
 /// Group header length (payload length + checksum).
 pub const GROUP_HEADER: usize = 12;
+// A version 1–2 record's header and a group's have one layout ([`frame_at`]).
+const _: () = assert!(GROUP_HEADER == RECORD_HEADER_V2);
 /// Writers close a group once its payload reaches this many bytes (a
 /// commit also closes the group it wrote into).
 pub const GROUP_BYTES: usize = 64 << 10;
@@ -394,40 +396,73 @@ pub fn scan<'a>(data: &'a [u8], from: usize, f: impl FnMut(usize, Record<'a>)) -
     }
 }
 
+/// A checksummed frame, `len u32 | xxh3_64(payload) u64 | payload`: the
+/// layout of a version 3 group and of a version 1–2 record alike.
+enum Frame<'a> {
+    /// The scan ends here.
+    End(ScanEnd),
+    /// A whole frame whose checksum matched: its payload and its length
+    /// with the header.
+    Whole(&'a [u8], usize),
+}
+
+/// The frame at `off`, its payload length within `lens` (else corrupt, for
+/// `bad_len`). A checksum that does not match is a torn write when only
+/// zeros follow the frame, and corruption otherwise.
+fn frame_at<'a>(
+    data: &'a [u8],
+    off: usize,
+    lens: std::ops::RangeInclusive<usize>,
+    bad_len: &'static str,
+) -> Frame<'a> {
+    let rest = &data[off.min(data.len())..];
+    if all_zero(rest) {
+        return Frame::End(ScanEnd::Clean { end: off });
+    }
+    if rest.len() < GROUP_HEADER {
+        return Frame::End(ScanEnd::Torn { end: off });
+    }
+    let len = u32::from_le_bytes(rest[..4].try_into().unwrap_or([0; 4])) as usize;
+    if !lens.contains(&len) {
+        return Frame::End(ScanEnd::Corrupt {
+            offset: off,
+            reason: bad_len,
+        });
+    }
+    let extent = GROUP_HEADER + len;
+    if extent > rest.len() {
+        return Frame::End(ScanEnd::Torn { end: off });
+    }
+    let sum = u64::from_le_bytes(rest[4..12].try_into().unwrap_or([0; 8]));
+    let payload = &rest[GROUP_HEADER..extent];
+    if xxh3_64(payload) != sum {
+        return Frame::End(torn_or_corrupt(rest, extent, off, "checksum mismatch"));
+    }
+    Frame::Whole(payload, extent)
+}
+
+/// A bad frame at `off` is a torn write when only zeros follow it (`rest`
+/// starts at the frame, `extent` long), and corruption otherwise.
+fn torn_or_corrupt(rest: &[u8], extent: usize, off: usize, reason: &'static str) -> ScanEnd {
+    if all_zero(&rest[extent..]) {
+        ScanEnd::Torn { end: off }
+    } else {
+        ScanEnd::Corrupt {
+            offset: off,
+            reason,
+        }
+    }
+}
+
 /// [`scan`] of a version 3 file.
 fn scan_groups<'a>(data: &'a [u8], from: usize, mut f: impl FnMut(usize, Record<'a>)) -> ScanEnd {
     let mut off = from;
     loop {
-        let rest = &data[off.min(data.len())..];
-        if all_zero(rest) {
-            return ScanEnd::Clean { end: off };
-        }
-        if rest.len() < GROUP_HEADER {
-            return ScanEnd::Torn { end: off };
-        }
-        let len = u32::from_le_bytes(rest[..4].try_into().unwrap_or([0; 4])) as usize;
-        if !(RECORD_HEADER + BODY_FIXED..=MAX_GROUP).contains(&len) {
-            return ScanEnd::Corrupt {
-                offset: off,
-                reason: "impossible group length",
-            };
-        }
-        let extent = GROUP_HEADER + len;
-        if extent > rest.len() {
-            return ScanEnd::Torn { end: off };
-        }
-        let sum = u64::from_le_bytes(rest[4..12].try_into().unwrap_or([0; 8]));
-        let payload = &rest[GROUP_HEADER..extent];
-        if xxh3_64(payload) != sum {
-            return if all_zero(&rest[extent..]) {
-                ScanEnd::Torn { end: off }
-            } else {
-                ScanEnd::Corrupt {
-                    offset: off,
-                    reason: "checksum mismatch",
-                }
-            };
-        }
+        let lens = RECORD_HEADER + BODY_FIXED..=MAX_GROUP;
+        let (payload, extent) = match frame_at(data, off, lens, "impossible group length") {
+            Frame::End(end) => return end,
+            Frame::Whole(payload, extent) => (payload, extent),
+        };
         // The checksum matched: a record that does not parse is not a torn
         // write but a bad writer, wherever it is.
         if group_records(payload, |_, _| {}).is_none() {
@@ -470,45 +505,17 @@ fn scan_records<'a>(
     };
     let mut off = from;
     loop {
-        let rest = &data[off.min(data.len())..];
-        if all_zero(rest) {
-            return ScanEnd::Clean { end: off };
-        }
-        if rest.len() < RECORD_HEADER_V2 {
-            return ScanEnd::Torn { end: off };
-        }
-        let body_len = u32::from_le_bytes(rest[..4].try_into().unwrap_or([0; 4])) as usize;
-        if !(min_body..=MAX_BODY).contains(&body_len) {
-            return ScanEnd::Corrupt {
-                offset: off,
-                reason: "impossible record length",
+        let (body, extent) =
+            match frame_at(data, off, min_body..=MAX_BODY, "impossible record length") {
+                Frame::End(end) => return end,
+                Frame::Whole(body, extent) => (body, extent),
             };
-        }
-        let extent = RECORD_HEADER_V2 + body_len;
-        if extent > rest.len() {
-            return ScanEnd::Torn { end: off };
-        }
-        let sum = u64::from_le_bytes(rest[4..12].try_into().unwrap_or([0; 8]));
-        let body = &rest[RECORD_HEADER_V2..extent];
-        let bad = if xxh3_64(body) != sum {
-            Some("checksum mismatch")
-        } else if decode_body(body, version).is_none() {
-            Some("malformed record body")
-        } else {
-            None
-        };
-        if let Some(reason) = bad {
-            return if all_zero(&rest[extent..]) {
-                ScanEnd::Torn { end: off }
-            } else {
-                ScanEnd::Corrupt {
-                    offset: off,
-                    reason,
-                }
-            };
-        }
-        if let Some(r) = decode_body(body, version) {
-            f(off, r);
+        match decode_body(body, version) {
+            Some(r) => f(off, r),
+            None => {
+                let rest = &data[off..];
+                return torn_or_corrupt(rest, extent, off, "malformed record body");
+            }
         }
         off += extent;
     }
