@@ -1513,10 +1513,11 @@ impl Store {
                 wrapped = true;
             }
         }
-        if wrapped {
-            // A pass is complete: what expired is gone everywhere, so the
-            // keys are spread as evenly as the inserts and deletes made
-            // them (a shrink refused halfway through may fit now).
+        if wrapped || (self.ttl_keys == 0 && r.expired > 0) {
+            // A pass is complete, or the last key with a TTL is gone: what
+            // expired is gone everywhere, so the keys are spread as evenly
+            // as the inserts and deletes made them (a shrink refused
+            // halfway through may fit now).
             self.table.allow_shrink();
         }
         self.expire_cursor = i;
