@@ -1466,12 +1466,21 @@ impl Table {
     /// displaces none by more than [`SHRINK_MAX_DISPLACEMENT`] (and fits
     /// its tail): one read pass, nothing written.
     fn spreads_evenly(&self, cap: usize) -> bool {
+        self.placements(cap, |_, home, pos| pos - home <= SHRINK_MAX_DISPLACEMENT)
+    }
+
+    /// Where each full slot would go in an array of `cap` home slots, in
+    /// order (at its home, or right after the one before: slots are in hash
+    /// order and homes are monotone): `f(slot, home, position)`, until it
+    /// returns false. False when `f` stopped it or a slot would not fit the
+    /// array's tail (its last slot stays empty).
+    fn placements(&self, cap: usize, mut f: impl FnMut(u64, usize, usize) -> bool) -> bool {
         let n = cap + tail(cap);
         let mut next = 0;
         for &s in self.slots.iter().filter(|&&s| s != EMPTY) {
             let home = home_in(cap, stored(s));
             let pos = home.max(next);
-            if pos - home > SHRINK_MAX_DISPLACEMENT || pos + 1 >= n {
+            if pos + 1 >= n || !f(s, home, pos) {
                 return false;
             }
             next = pos + 1;
@@ -1508,15 +1517,13 @@ impl Table {
                 }
                 _ => Slots::empty(n),
             };
-            let mut next = 0;
-            for &s in self.slots.iter().filter(|&&s| s != EMPTY) {
-                let pos = home_in(cap, stored(s)).max(next);
-                if pos + 1 >= n {
-                    cap = grown(cap);
-                    continue 'retry;
-                }
+            let placed = self.placements(cap, |s, _, pos| {
                 new[pos] = s;
-                next = pos + 1;
+                true
+            });
+            if !placed {
+                cap = grown(cap);
+                continue 'retry;
             }
             self.slots = new;
             self.cap = cap;
