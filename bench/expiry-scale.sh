@@ -115,6 +115,8 @@ load "" "$SEED_KEYS" 0 0
 # time the TTL keys take to load, plus twice the longest TTL, plus margins.
 BENCH_SECS=$((5 + KEYS / 50000 + 2 * TTL_MAX_MS / 1000 + 10))
 log "seed workload for ${BENCH_SECS}s on CPU $BENCH_CPU"
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+BENCH_T0=$(now_ms)
 # shellcheck disable=SC2086
 taskset -c "$BENCH_CPU" "$BIN" bench --hosts "127.0.0.1:$PORT" --cpus "$BENCH_CPU" \
     --records "$SEED_KEYS" --secs "$BENCH_SECS" --warmup 0 --quiet \
@@ -123,7 +125,6 @@ BENCH=$!
 PIDS+=("$BENCH")
 sleep 3
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 T0=$(now_ms)
 secs_since_t0() { awk -v d="$(($(now_ms) - T0))" 'BEGIN { printf "%.1f", d / 1000 }'; }
 sample() { # phase
@@ -149,6 +150,7 @@ load "ttl:" "$KEYS" "$TTL_MIN_MS" "$TTL_MAX_MS"
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 LOADED=$(secs_since_t0)
+LOAD_T0=$(awk -F, '$2 == "loading" { print $1; exit }' "$OUT/series.csv")
 DEADLINE_SECS=$((2 * TTL_MAX_MS / 1000 + 1))
 log "loaded at t=${LOADED}s; sampling for ${DEADLINE_SECS}s + 3s"
 for _ in $(seq $((DEADLINE_SECS + 3))); do
@@ -157,9 +159,11 @@ for _ in $(seq $((DEADLINE_SECS + 3))); do
 done
 wait "$BENCH" || log "warning: the bench exited with an error (see $OUT/bench.txt)"
 
-python3 - "$OUT" "$LOADED" "$((2 * TTL_MAX_MS))" "$TOLERANCE_PCT" <<'PY'
+python3 - "$OUT" "$LOADED" "$((2 * TTL_MAX_MS))" "$TOLERANCE_PCT" \
+    "$(awk -v d="$((BENCH_T0 - T0))" 'BEGIN { printf "%.3f", d / 1000 }')" "${LOAD_T0:-0}" <<'PY'
 import csv, json, os, sys
 out, loaded, limit_ms, tol = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+bench_t0, load_t0 = float(sys.argv[5]), float(sys.argv[6])
 rows = list(csv.DictReader(open(os.path.join(out, "series.csv"))))
 base = [r for r in rows if r["phase"] == "baseline"]
 b_used = sum(int(r["used_memory"]) for r in base) / len(base)
@@ -194,6 +198,20 @@ try:
         s = sorted(ops)
         lines.append("seed workload ops/s per second (the whole experiment): " + " ".join("%.2fM" % (o / 1e6) for o in ops))
         lines.append("  median %.2fM, min %.2fM (%.0f%% of median)" % (s[len(s) // 2] / 1e6, s[0] / 1e6, 100 * s[0] / max(s[len(s) // 2], 1)))
+        # Second i of the bench covers t = bench_t0 + i .. + 1 on the
+        # series' clock; a second is counted in the phase its middle is in.
+        end = back if back is not None else float(rows[-1]["t_secs"])
+        phases = [("before the TTL keys", float("-inf"), load_t0),
+                  ("while they are written", load_t0, loaded),
+                  ("while they expire", loaded, end),
+                  ("after memory is back", end, float("inf"))]
+        med = lambda v: sorted(v)[len(v) // 2]
+        parts = []
+        for name, lo, hi in phases:
+            v = [o for i, o in enumerate(ops) if lo <= bench_t0 + i + 0.5 < hi]
+            if v:
+                parts.append("%s %.2fM (%d s)" % (name, med(v) / 1e6, len(v)))
+        lines.append("  median per phase: " + "; ".join(parts))
 except (OSError, ValueError, KeyError) as e:
     lines.append("no bench figures: %s" % e)
 text = "\n".join(lines) + "\n"

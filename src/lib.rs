@@ -35,7 +35,7 @@
 //! | [`store`] | one partition: its databases' tables (ordered hash tables over slab arenas), expiry, eviction policies, limits, memory accounting; clock injected | protocol, executors, sockets |
 //! | [`shard`] | a core's shard, the flume mesh, forwarding (a batch's database travels with it), keyspace requests (FLUSHDB, SWAPDB, MOVE, SCAN, KEYS, …) and their fan-outs, cross-shard transactions (ordered intents, `shard::txn`), active-expiry timer, CONFIG SET fan-out, counters | sockets |
 //! | [`persist`] | per-shard append-only logs, snapshots, recovery, `check-aof` | sockets, other shards |
-//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, access (password, protected mode), greeting peers, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
+//! | [`server`] | start-up, listeners, connections and their memory budget, timeouts, their turn on the shard (a connection that never waits still lets timers and other sockets run), access (password, protected mode), greeting peers, stats, command statistics, slow log, client registry, the Prometheus endpoint, shutdown | client |
 //! | [`client`] | shard-aware cluster client, async and blocking | server internals |
 //! | [`bench`](mod@bench) | load generator: workload, drivers (corekv, RESP, memcached), reports, plots, /proc sampling and the machine's description (in `bench/`) | server internals |
 //! | [`log`](mod@log) | the process's log level for stderr messages | everything else |

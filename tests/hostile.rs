@@ -639,6 +639,98 @@ fn partial_requests_time_out_and_idle_connections_may() {
 }
 
 // ---------------------------------------------------------------------------
+// 6. A client that never lets up
+// ---------------------------------------------------------------------------
+
+/// A native client that keeps its connection fed (its next batches are
+/// always in the socket before the server asks) never makes the server's
+/// read wait. The shard must still serve its timers and its other sockets
+/// while that goes on: another client's INFO is answered, and active
+/// expiry reclaims a key nobody touches, before the flood ends. (On the
+/// project's 2-CPU VM this flood's reads still come back short now and
+/// then, which lets the reactor run even without `let_reactor_run`; the
+/// starvation showed under `bench/expiry-scale.sh`, and the unit test
+/// beside `let_reactor_run` shows the mechanism.)
+#[test]
+fn a_client_that_never_lets_up_does_not_starve_the_shard() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let s = Server::start(&[]);
+    let mut r = connect(s.resp);
+    r.write_all(&cmd(&[b"SET", b"gone", b"1", b"PX", b"100"]))
+        .unwrap();
+    assert_eq!(read_until(&mut r, |b| b.ends_with(b"\r\n")), b"+OK\r\n");
+
+    // 64 batches of 1024 PUTs (64-byte values over 5000 keys: more work
+    // per byte for the server than for the client), written again and
+    // again for at most FLOOD.
+    const FLOOD: Duration = Duration::from_secs(15);
+    let mut frames = Vec::new();
+    for id in 0..64u64 {
+        let mut batch = Batch::default();
+        for i in 0..1024u32 {
+            let k = format!("k{}", (id as u32 * 1024 + i) % 5000);
+            batch.put(k.as_bytes(), &[b'v'; 64]);
+        }
+        encode_archived(&mut frames, FrameKind::Batch, id, &batch).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = Arc::new(AtomicBool::new(true));
+    let replied = Arc::new(AtomicU64::new(0));
+    let w = connect(s.native);
+    let mut rd = w.try_clone().unwrap();
+    let writer = {
+        let (stop, flooding) = (stop.clone(), flooding.clone());
+        let mut w = w;
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD {
+                if w.write_all(&frames).is_err() {
+                    break;
+                }
+            }
+            flooding.store(false, Ordering::SeqCst);
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        })
+    };
+    let reader = {
+        let replied = replied.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(n) = rd.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                replied.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    // The flood is under way once replies flow.
+    let start = Instant::now();
+    while replied.load(Ordering::Relaxed) < 1 << 20 && start.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    r.write_all(&cmd(&[b"INFO", b"stats"])).unwrap();
+    let info = read_until(&mut r, |b| b.ends_with(b"\r\n\r\n"));
+    let during = flooding.load(Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    reader.join().unwrap();
+    let info = String::from_utf8_lossy(&info);
+    assert!(
+        during,
+        "INFO was answered only after the flood ended ({} MB of replies)",
+        replied.load(Ordering::Relaxed) >> 20
+    );
+    assert!(
+        info.contains("expired_keys:1\r\n"),
+        "active expiry did not run during the flood: {info}"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 7. Usage errors and native error texts
 // ---------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 //! What every client connection shares, whatever its protocol: its charge
 //! against the shard's connection-memory budget, its read deadlines
 //! (partial-request timeout, idle timeout, shrinking idle buffers) and the
-//! access rules (protected mode).
+//! access rules (protected mode), and its turn: a connection whose client
+//! keeps it fed never waits, so it lets the executor's reactor run between
+//! rounds ([`let_reactor_run`]).
 //!
 //! It owns no buffers and parses nothing: [`super::native`] and
 //! [`super::resp`] own their buffers and tell this module how big they are
@@ -37,6 +39,28 @@ pub const DRAIN_AT: usize = 1024 * 1024;
 /// How long a connection with large, empty buffers waits before releasing
 /// them.
 pub const SHRINK_AFTER: Duration = Duration::from_millis(200);
+
+/// How long a task may keep the executor from its rings (timers, other
+/// sockets' readiness, disk completions) before [`let_reactor_run`] waits
+/// for a pass.
+pub const PASS_EVERY: Duration = Duration::from_millis(1);
+
+/// Waits for one pass of the executor's reactor if none happened for
+/// [`PASS_EVERY`]; otherwise returns at once (one clock read).
+///
+/// glommio looks at its rings only when every task waits (or the latency
+/// ring fires). A connection whose client keeps it fed finds data at every
+/// read and never waits, so without this the shard's timers (active
+/// expiry, `everysec`), every other connection's requests and the log's
+/// completions wait until that client pauses: seconds, under a load
+/// generator as fast as the server. Called once per round of requests (a
+/// read's worth), so a round's work is the unit of preemption.
+#[inline]
+pub async fn let_reactor_run() {
+    if glommio::executor().since_reactor_pass() >= PASS_EVERY {
+        crate::persist::log::reactor_pass().await;
+    }
+}
 
 /// A connection's bytes charged to its shard's connection-memory budget.
 /// Dropping it gives them back.
@@ -188,7 +212,44 @@ pub const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected m
 
 #[cfg(test)]
 mod tests {
-    use super::token_matches;
+    use super::{let_reactor_run, token_matches, PASS_EVERY};
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    /// A task that never waits but calls `let_reactor_run` between units
+    /// of work lets a timer fire while it runs (without it, the executor
+    /// would not look at its timers until the loop ended).
+    #[test]
+    fn a_task_that_never_waits_still_lets_timers_fire() {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .unwrap();
+        let (units, fired_after) = ex.run(async {
+            let fired = Rc::new(Cell::new(false));
+            let f = fired.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                f.set(true);
+            })
+            .detach();
+            let start = Instant::now();
+            let mut units = 0u32;
+            while !fired.get() && start.elapsed() < Duration::from_secs(5) {
+                // A unit of work: a fifth of the pass interval, no await.
+                let t = Instant::now();
+                while t.elapsed() < PASS_EVERY / 5 {
+                    std::hint::spin_loop();
+                }
+                units += 1;
+                let_reactor_run().await;
+            }
+            (units, fired.get().then(|| start.elapsed()))
+        });
+        let after = fired_after.expect("the timer never fired while the loop ran");
+        assert!(units > 1, "{units} units");
+        eprintln!("timer fired after {after:?} ({units} units of work)");
+    }
 
     #[test]
     fn tokens() {

@@ -42,7 +42,9 @@ use crate::protocol::native::{
 };
 use crate::shard::Shard;
 
-use super::conn::{token_matches, Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER};
+use super::conn::{
+    let_reactor_run, token_matches, Charge, Deadlines, Expired, DRAIN_AT, INITIAL_READ, KEEP_BUFFER,
+};
 
 /// Serves one connection until it closes or misbehaves.
 pub async fn serve(
@@ -255,6 +257,7 @@ pub async fn serve(
                 return fail(shard, &mut stream, out, 0, &FrameError::ConnMemory).await;
             }
         }
+        let_reactor_run().await;
         let shrinkable = held.is_empty()
             && reader.is_empty()
             && (reader.capacity() > KEEP_BUFFER

@@ -113,7 +113,8 @@ use run::{RespSink, Run};
 use table::{CmdError, Effect, Parse};
 
 use super::conn::{
-    Charge, Deadlines, Expired, BUDGET_EXCEEDED, DRAIN_AT, INITIAL_READ, KEEP_BUFFER,
+    let_reactor_run, Charge, Deadlines, Expired, BUDGET_EXCEEDED, DRAIN_AT, INITIAL_READ,
+    KEEP_BUFFER,
 };
 
 /// The Redis version corekv reports (INFO, HELLO): the command set and
@@ -685,6 +686,7 @@ async fn serve_conn(conn: &mut Connection<'_>, stream: &mut TcpStream) {
             }
             buf.resize(grown, 0);
         }
+        let_reactor_run().await;
         let shrinkable = start == end && (buf.len() > KEEP_BUFFER || conn.cost() > KEEP_BUFFER);
         deadlines.before_read(stream, start != end, shrinkable);
         match stream.read(&mut buf[end..]).await {

@@ -47,7 +47,7 @@ use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{hash_map::Entry, BinaryHeap},
     fmt,
     future::Future,
@@ -1137,6 +1137,9 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
+    /// corekv patch 7: when the run loop last looked at the rings (reaped
+    /// completions, ran timers). See [`ExecutorProxy::since_reactor_pass`].
+    last_pass: Cell<Instant>,
 }
 
 impl LocalExecutor {
@@ -1199,6 +1202,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
+            last_pass: Cell::new(Instant::now()),
         })
     }
 
@@ -1500,6 +1504,8 @@ impl LocalExecutor {
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");
+                // corekv patch 7: `pre_time` was read just before the pass.
+                this.last_pass.set(pre_time);
 
                 // run user code
                 let run = this.run_task_queues();
@@ -2137,6 +2143,32 @@ impl ExecutorProxy {
             LOCAL_EX
                 .as_ref()
                 .map(|ex| ex.need_preempt())
+                .unwrap_or_default()
+        };
+    }
+
+    /// corekv patch 7: how long ago the run loop last made a pass over the
+    /// rings (submitted queued operations, reaped completions, ran due
+    /// timers). The loop makes one only when every task waits or
+    /// [`need_preempt`](Self::need_preempt) says so, so a task that never
+    /// waits (a connection whose client keeps it fed) delays timers and
+    /// other sockets' readiness by as long as it runs; such a task can call
+    /// this between units of work and wait for a pass (a timer due in 1 µs)
+    /// once it has run long enough. Outside an executor: zero.
+    #[inline]
+    pub fn since_reactor_pass(&self) -> Duration {
+        #[cfg(not(feature = "native-tls"))]
+        return if LOCAL_EX.is_set() {
+            LOCAL_EX.with(|local_ex| local_ex.last_pass.get().elapsed())
+        } else {
+            Duration::ZERO
+        };
+
+        #[cfg(feature = "native-tls")]
+        return unsafe {
+            LOCAL_EX
+                .as_ref()
+                .map(|ex| ex.last_pass.get().elapsed())
                 .unwrap_or_default()
         };
     }
