@@ -17,17 +17,70 @@ use alloc::alloc::Layout;
 pub(crate) struct SysAlloc {
     data: ptr::NonNull<u8>,
     layout: Layout,
+    /// corekv patch 8: mapped directly (`HUGE_FROM` bytes or more), so
+    /// dropped with `munmap`, not `dealloc`.
+    mapped: bool,
 }
+
+/// corekv patch 8: buffers of this size or more are mapped on their own,
+/// 2 MiB-aligned, and advised `MADV_HUGEPAGE`, so that a fresh 4 MiB buffer
+/// is faulted in as two huge pages instead of 1024 small ones (each small
+/// fault cost ~9 µs on the project's VM: a log that needed 64 MB of fresh
+/// buffers stalled its shard ~150 ms), and a write pins two pages, not
+/// 1024. Where transparent huge pages are off, the advice does nothing and
+/// the buffer is an ordinary mapping.
+const HUGE_FROM: usize = 2 << 20;
 
 impl SysAlloc {
     fn new(size: usize) -> Option<Self> {
         if size == 0 {
             None
+        } else if size >= HUGE_FROM {
+            Self::map_huge(size)
         } else {
             let layout = Layout::from_size_align(size, 4096).unwrap();
             let data = unsafe { alloc::alloc::alloc(layout) };
             let data = ptr::NonNull::new(data)?;
-            Some(SysAlloc { data, layout })
+            Some(SysAlloc {
+                data,
+                layout,
+                mapped: false,
+            })
+        }
+    }
+
+    /// `size` bytes (rounded up to 4 KiB) at a 2 MiB boundary: maps 2 MiB
+    /// more, then unmaps the unaligned head and the tail.
+    fn map_huge(size: usize) -> Option<Self> {
+        let len = (size + 4095) & !4095;
+        let total = len + HUGE_FROM;
+        unsafe {
+            let p = libc::mmap(
+                ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            let start = p as usize;
+            let aligned = (start + HUGE_FROM - 1) & !(HUGE_FROM - 1);
+            if aligned > start {
+                libc::munmap(p, aligned - start);
+            }
+            let end = start + total;
+            if end > aligned + len {
+                libc::munmap((aligned + len) as *mut libc::c_void, end - (aligned + len));
+            }
+            libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+            Some(SysAlloc {
+                data: ptr::NonNull::new(aligned as *mut u8)?,
+                layout: Layout::from_size_align(len, HUGE_FROM).unwrap(),
+                mapped: true,
+            })
         }
     }
 
@@ -43,7 +96,11 @@ impl SysAlloc {
 impl Drop for SysAlloc {
     fn drop(&mut self) {
         unsafe {
-            alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
+            if self.mapped {
+                libc::munmap(self.data.as_ptr() as *mut libc::c_void, self.layout.size());
+            } else {
+                alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
+            }
         }
     }
 }
