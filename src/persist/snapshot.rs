@@ -32,8 +32,10 @@ const WRITE_BYTES: usize = 2 << 20;
 /// snapshot of any size uses `WRITE_BEHIND + 1` buffers in all. (Before, a
 /// `DmaStreamWriter` took a new 512 KiB buffer per write: a snapshot of
 /// 1 M seed keys faulted in ~25 000 fresh pages and copied every byte into
-/// cold memory, ~230 ns of the shard's time per key.)
-const WRITE_BEHIND: usize = 4;
+/// cold memory, ~230 ns of the shard's time per key.) Two, not more: the
+/// log shares the disk, and its writes must keep up with the shard's
+/// writes while a snapshot runs (see `log::BACKLOG_MAX`).
+const WRITE_BEHIND: usize = 2;
 
 type Write = JoinHandle<(glommio::Result<usize, ()>, Rc<DmaBuffer>)>;
 
