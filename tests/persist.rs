@@ -46,6 +46,12 @@ impl Drop for Server {
     }
 }
 
+/// The binary under test: this build's, or `COREKV_TEST_BIN` (to run a
+/// test against another build, e.g. the one before a fix).
+fn bin() -> String {
+    std::env::var("COREKV_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_corekv").into())
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("corekv-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -70,7 +76,7 @@ fn spawn(dir: &Path, shards: usize, fsync: &str) -> Result<Server, String> {
 
 /// [`spawn`] with more server flags.
 fn spawn_with(dir: &Path, shards: usize, fsync: &str, extra: &[&str]) -> Result<Server, String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corekv"))
+    let mut child = Command::new(bin())
         .arg("server")
         .args(if extra.contains(&"--port") {
             &[][..]
@@ -368,7 +374,7 @@ fn fill(dir: &Path, shards: usize, n: usize) {
 }
 
 fn check_aof(args: &[&str], file: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_corekv"))
+    let out = Command::new(bin())
         .arg("check-aof")
         .args(args)
         .arg(file)
@@ -615,6 +621,115 @@ fn full_disk_refuses_writes_with_misconf_and_recovers() {
         c.send(&[vec![b"GET", b"first"], vec![b"GET", b"again"]])
             .unwrap(),
         ["1", "y"]
+    );
+    drop(c);
+    drop(s);
+}
+
+/// A snapshot that finds the disk full fails cleanly: BGREWRITEAOF's
+/// status says so, no temporary file stays behind, reads go on, and once
+/// space returns the next snapshot succeeds and a restart loads every key.
+#[test]
+fn a_snapshot_on_a_full_disk_fails_cleanly_and_the_next_one_works() {
+    let Some(mnt) = small_tmpfs("snapfull", "16m") else {
+        return;
+    };
+    let dir = mnt.0.clone();
+    let s = spawn_with(&dir, 1, "always", &["--auto-aof-rewrite-percentage", "0"])
+        .expect("server starts");
+    let mut c = Resp::connect(s.resp).unwrap();
+    // ~4 MB of keys: a snapshot of them takes two of the writer's 2 MiB
+    // buffers and a partial third.
+    let value = vec![b'v'; 2000];
+    for chunk in 0..20 {
+        let cmds: Vec<Vec<Vec<u8>>> = (0..100)
+            .map(|i| {
+                let k = format!("k{}", chunk * 100 + i);
+                vec![b"SET".to_vec(), k.into_bytes(), value.clone()]
+            })
+            .collect();
+        let cmds: Vec<Vec<&[u8]>> = cmds
+            .iter()
+            .map(|c| c.iter().map(|a| a.as_slice()).collect())
+            .collect();
+        assert!(c.send(&cmds).unwrap().iter().all(|r| r == "+OK"));
+    }
+    // Leave about 1 MB free: too little for the snapshot.
+    let ballast = dir.join("ballast");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![7u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(1 << 20)).unwrap();
+    }
+    assert_eq!(c.send(&[vec![b"BGREWRITEAOF"]]).unwrap().len(), 1);
+    let mut failed = false;
+    for _ in 0..500 {
+        std::thread::sleep(Duration::from_millis(20));
+        if info_field(&mut c, "aof_rewrite_in_progress") == "0"
+            && info_field(&mut c, "aof_last_bgrewrite_status") == "err"
+        {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the snapshot did not fail on a full disk");
+    let tmp: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(tmp.is_empty(), "left behind: {:?}", tmp[0].path());
+    assert_eq!(
+        c.send(&[vec![b"STRLEN", b"k1999"]]).unwrap(),
+        [":2000"],
+        "reads go on"
+    );
+    // Space returns: a snapshot works again.
+    std::fs::remove_file(&ballast).unwrap();
+    let before: u64 = info_field(&mut c, "aof_rewrites").parse().unwrap();
+    let mut ok = false;
+    for _ in 0..20 {
+        let _ = c.send(&[vec![b"BGREWRITEAOF"]]).unwrap();
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(20));
+            if info_field(&mut c, "aof_rewrite_in_progress") == "0" {
+                break;
+            }
+        }
+        if info_field(&mut c, "aof_last_bgrewrite_status") == "ok"
+            && info_field(&mut c, "aof_rewrites").parse::<u64>().unwrap() > before
+        {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok, "no snapshot succeeded after space returned");
+    // Writes accepted again (a log write may have failed meanwhile).
+    let mut resumed = false;
+    for _ in 0..100 {
+        if c.send(&[vec![b"SET", b"after", b"z"]]).unwrap()[0] == "+OK" {
+            resumed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(resumed, "writes did not resume");
+    drop(c);
+    // SAFETY: plain kill(2) of the child this test spawned.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };
+    drop(s);
+    let s = spawn(&dir, 1, "always").expect("restarts");
+    let mut c = Resp::connect(s.resp).unwrap();
+    assert_eq!(c.send(&[vec![b"DBSIZE"]]).unwrap(), [":2001"]);
+    assert_eq!(
+        c.send(&[vec![b"STRLEN", b"k0"], vec![b"GET", b"after"]])
+            .unwrap(),
+        [":2000", "z"]
     );
     drop(c);
     drop(s);

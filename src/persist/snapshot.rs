@@ -207,7 +207,35 @@ impl SnapshotWriter {
 
     /// Ends the snapshot: `End` record, sync, close, rename into place,
     /// sync the directory. Returns the number of keys and the file size.
+    /// On an error (a full disk) the temporary file is removed.
     pub async fn finish(mut self) -> std::io::Result<(u64, u64)> {
+        let keys = self.keys;
+        let size = match self.complete().await {
+            Ok(size) => size,
+            Err(e) => {
+                self.abandon().await;
+                return Err(e);
+            }
+        };
+        let SnapshotWriter {
+            file, tmp, path, ..
+        } = self;
+        close(file).await;
+        off_executor(move || {
+            let renamed = std::fs::rename(&tmp, &path);
+            if renamed.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            renamed?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })
+        .await?;
+        Ok((keys, size))
+    }
+
+    /// Writes the `End` record and everything buffered, cuts the file to
+    /// its size and syncs it; the size.
+    async fn complete(&mut self) -> std::io::Result<u64> {
         let keys = self.keys;
         record::encode(&mut self.buf, RecordOp::End, 0, b"", &keys.to_le_bytes());
         self.write_buffer().await?;
@@ -224,16 +252,7 @@ impl SnapshotWriter {
         self.drain().await?;
         self.file.truncate(size).await?;
         self.file.fdatasync().await?;
-        let SnapshotWriter {
-            file, tmp, path, ..
-        } = self;
-        close(file).await;
-        off_executor(move || {
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(path.parent().unwrap_or(Path::new(".")))
-        })
-        .await?;
-        Ok((keys, size))
+        Ok(size)
     }
 
     /// Gives up: waits for the writes in flight, removes the temporary file.
