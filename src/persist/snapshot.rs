@@ -1,8 +1,10 @@
-//! Writing one shard's snapshot file: `shard-<id>.<g>.snap.tmp` through
-//! glommio's [`DmaStreamWriter`] (O_DIRECT, io_uring, write-behind), ended
-//! by an `End` record with the key count, synced, then renamed to
+//! Writing one shard's snapshot file: `shard-<id>.<g>.snap.tmp` through a
+//! glommio [`DmaFile`] (O_DIRECT, io_uring; 2 MiB buffers reused as their
+//! writes finish, two writes in flight), ended by an `End` record with the
+//! key count, synced, then renamed to
 //! `shard-<id>.<g>.snap` — so a `.snap` file is always complete, and a crash
-//! mid-snapshot leaves only a `.tmp` that recovery ignores and removes.
+//! mid-snapshot leaves only a `.tmp` that recovery ignores and removes; a
+//! snapshot that fails (a full disk) removes its `.tmp` itself.
 //!
 //! Renames, unlinks and directory fsyncs run on glommio's blocking thread
 //! ([`off_executor`]), not the shard's.
