@@ -40,6 +40,10 @@
 //! server's CPU per request (docs/performance.md §9). The hand must not walk
 //! the slots one by one: evicting a contiguous region packs the rest of a
 //! table at load 0.92 until linear probing's runs explode.
+//! Tried too (round 7): the hand walking the arena in address order, where a
+//! key written after an eviction takes the chunk just freed. It costs no
+//! memory (149 B/key with TTLs, against the queue's 153) but missed more:
+//! 0.172 against 0.152 on the same benchmark.
 
 use super::table::{Meta, Table, META_TTL};
 
