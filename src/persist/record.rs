@@ -639,12 +639,29 @@ mod tests {
         v
     }
 
-    type Owned = (RecordOp, Vec<u8>, Vec<u8>, u64);
+    /// A record read back, owned, with where it starts.
+    #[derive(Debug)]
+    struct Rec {
+        at: usize,
+        op: RecordOp,
+        db: u16,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expire_at_ms: u64,
+    }
 
-    fn collect(data: &[u8]) -> (Vec<Owned>, ScanEnd) {
+    /// Every record of `data` after its header, and how the scan ended.
+    fn collect(data: &[u8]) -> (Vec<Rec>, ScanEnd) {
         let mut out = Vec::new();
-        let end = scan(data, HEADER_LEN, |_, r| {
-            out.push((r.op, r.key.to_vec(), r.value.to_vec(), r.expire_at_ms))
+        let end = scan(data, HEADER_LEN, |at, r| {
+            out.push(Rec {
+                at,
+                op: r.op,
+                db: r.db,
+                key: r.key.to_vec(),
+                value: r.value.to_vec(),
+                expire_at_ms: r.expire_at_ms,
+            })
         });
         (out, end)
     }
@@ -660,11 +677,12 @@ mod tests {
         let (recs, end) = collect(&v);
         assert_eq!(end, ScanEnd::Clean { end: len });
         assert_eq!(recs.len(), 4);
+        let r = &recs[1];
         assert_eq!(
-            recs[1],
-            (RecordOp::Set, b"k2".to_vec(), b"value two".to_vec(), 1234)
+            (r.op, &r.key[..], &r.value[..], r.expire_at_ms),
+            (RecordOp::Set, &b"k2"[..], &b"value two"[..], 1234)
         );
-        assert_eq!(recs[3].0, RecordOp::Flush);
+        assert_eq!(recs[3].op, RecordOp::Flush);
         assert_eq!(group_offsets(&v).len(), 3);
     }
 
@@ -676,15 +694,9 @@ mod tests {
         encode_in(&mut v, 7, RecordOp::Set, 5, b"k", b"v");
         encode_in(&mut v, 3, RecordOp::Swap, 0, b"", &9u16.to_le_bytes());
         end_group(&mut v, g);
-        let mut got = Vec::new();
-        assert_eq!(
-            scan(&v, HEADER_LEN, |_, r| got.push((
-                r.op,
-                r.db,
-                r.key.to_vec()
-            ))),
-            ScanEnd::Clean { end: v.len() }
-        );
+        let (got, end) = collect(&v);
+        assert_eq!(end, ScanEnd::Clean { end: v.len() });
+        let got: Vec<_> = got.into_iter().map(|r| (r.op, r.db, r.key)).collect();
         assert_eq!(
             got,
             vec![
@@ -700,16 +712,9 @@ mod tests {
         push_v2_record(&mut two, 4, RecordOp::Set, b"k1", b"v1");
         let second = two.len();
         push_v2_record(&mut two, 0, RecordOp::Del, b"k2", b"");
-        let mut got = Vec::new();
-        assert_eq!(
-            scan(&two, HEADER_LEN, |o, r| got.push((
-                o,
-                r.op,
-                r.db,
-                r.key.to_vec()
-            ))),
-            ScanEnd::Clean { end: two.len() }
-        );
+        let (got, end) = collect(&two);
+        assert_eq!(end, ScanEnd::Clean { end: two.len() });
+        let got: Vec<_> = got.into_iter().map(|r| (r.at, r.op, r.db, r.key)).collect();
         assert_eq!(
             got,
             vec![
@@ -736,15 +741,9 @@ mod tests {
         set_version(&mut old, 1);
         push_v1_record(&mut old, 1, b"k1", b"v1");
         assert!(Header::decode(&old).is_ok());
-        let mut got = Vec::new();
-        assert_eq!(
-            scan(&old, HEADER_LEN, |_, r| got.push((
-                r.db,
-                r.key.to_vec(),
-                r.value.to_vec()
-            ))),
-            ScanEnd::Clean { end: old.len() }
-        );
+        let (got, end) = collect(&old);
+        assert_eq!(end, ScanEnd::Clean { end: old.len() });
+        let got: Vec<_> = got.into_iter().map(|r| (r.db, r.key, r.value)).collect();
         assert_eq!(got, vec![(0, b"k1".to_vec(), b"v1".to_vec())]);
         // Versions past this one are refused.
         set_version(&mut old, 4);

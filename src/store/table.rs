@@ -843,19 +843,25 @@ impl Table {
                 return;
             }
             if stored(s) == h {
-                let p = self.arena.ptr(offset(s)) as *const u8;
-                // A 140-byte entry at any 4-byte boundary spans up to
-                // four lines.
-                prefetch(p);
-                prefetch(p.wrapping_add(64));
-                prefetch(p.wrapping_add(128));
-                prefetch(p.wrapping_add(139));
-                if s & SLOT_TTL != 0 {
-                    // A compact entry's value length needs its page's class.
-                    prefetch(self.arena.page_meta_addr(offset(s)));
-                }
+                self.prefetch_entry_in(s);
                 return;
             }
+        }
+    }
+
+    /// Starts loading the entry full slot value `s` names: the lines a
+    /// seed-sized entry spans (140 bytes at any 4-byte boundary: up to
+    /// four), and for a key with a TTL its page's metadata (a compact
+    /// entry's value length needs its page's class).
+    #[inline]
+    fn prefetch_entry_in(&self, s: u64) {
+        let p = self.arena.ptr(offset(s)) as *const u8;
+        prefetch(p);
+        prefetch(p.wrapping_add(64));
+        prefetch(p.wrapping_add(128));
+        prefetch(p.wrapping_add(139));
+        if s & SLOT_TTL != 0 {
+            prefetch(self.arena.page_meta_addr(offset(s)));
         }
     }
 
@@ -1616,14 +1622,15 @@ impl Table {
         // Entries sit anywhere in the arena, slots in hash order: each
         // entry read is a cache miss unless started early. Starting the
         // one FOR_EACH_AHEAD slots ahead halved a snapshot's time per key.
-        let (first, end) = (self.home(lo32), self.slots.len());
-        for j in first..(first + FOR_EACH_AHEAD).min(end) {
-            self.prefetch_lines_at(j);
-        }
-        for i in first..end {
-            if i + FOR_EACH_AHEAD < end {
-                self.prefetch_lines_at(i + FOR_EACH_AHEAD);
+        let ahead = |j: usize| {
+            if let Some(&s) = self.slots.get(j).filter(|&&s| s != EMPTY) {
+                self.prefetch_entry_in(s);
             }
+        };
+        let first = self.home(lo32);
+        (first..first + FOR_EACH_AHEAD).for_each(ahead);
+        for i in first..self.slots.len() {
+            ahead(i + FOR_EACH_AHEAD);
             let s = self.slots[i];
             if s == EMPTY {
                 if i > last_home {
@@ -1639,19 +1646,6 @@ impl Table {
                 let ttl = (e.meta() & META_TTL != 0).then(|| e.expire_at(self.now_ms));
                 f(e.key(), e.value(), ttl);
             }
-        }
-    }
-
-    /// Starts loading the first three lines of slot `i`'s entry, if it has
-    /// one (a seed-sized entry spans up to three).
-    #[inline]
-    fn prefetch_lines_at(&self, i: usize) {
-        let s = self.slots[i];
-        if s != EMPTY {
-            let p = self.arena.ptr(offset(s)) as *const u8;
-            prefetch(p);
-            prefetch(p.wrapping_add(64));
-            prefetch(p.wrapping_add(128));
         }
     }
 
