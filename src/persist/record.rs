@@ -552,19 +552,20 @@ pub(crate) fn set_version(file: &mut [u8], version: u32) {
 pub(crate) fn push_v2_record(file: &mut Vec<u8>, db: u16, op: RecordOp, key: &[u8], value: &[u8]) {
     let mut body = vec![op.code()];
     body.extend_from_slice(&db.to_le_bytes());
-    body.extend_from_slice(&0u64.to_le_bytes());
-    body.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    body.extend_from_slice(key);
-    body.extend_from_slice(value);
-    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    file.extend_from_slice(&xxh3_64(&body).to_le_bytes());
-    file.extend_from_slice(&body);
+    push_pre_v3_record(file, body, key, value);
 }
 
 /// Test helper: appends a version-1 record (`op`, no expiry, no database).
 #[cfg(test)]
 pub(crate) fn push_v1_record(file: &mut Vec<u8>, op: u8, key: &[u8], value: &[u8]) {
-    let mut body = vec![op];
+    push_pre_v3_record(file, vec![op], key, value);
+}
+
+/// A version 1 or 2 record whose body starts with `body` (the op, and in
+/// version 2 the database): no expiry, the key, the value; framed by its
+/// length and its own checksum.
+#[cfg(test)]
+fn push_pre_v3_record(file: &mut Vec<u8>, mut body: Vec<u8>, key: &[u8], value: &[u8]) {
     body.extend_from_slice(&0u64.to_le_bytes());
     body.extend_from_slice(&(key.len() as u32).to_le_bytes());
     body.extend_from_slice(key);
