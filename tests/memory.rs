@@ -245,8 +245,8 @@ fn rss_stays_near_max_memory_while_evicting() {
         let cmds: Vec<_> = (0..writes).map(|k| set(k, len_of(k, 7), &[])).collect();
         s.pipeline(&cmds);
         // A write may pass the limit by what one write's evictions could
-        // not free (SIEVE's queue doubling); the shard's timer evicts the
-        // rest within a few ticks.
+        // not free (a page SIEVE's hand has not emptied yet); the shard's
+        // timer evicts the rest within a few ticks.
         let deadline = Instant::now() + Duration::from_secs(60);
         while s.used_memory() > LIMIT {
             assert!(

@@ -14,7 +14,11 @@
 //!   pages with a free chunk. A page whose last chunk is freed goes back to
 //!   the range's free pages *and to the kernel* (`madvise(MADV_DONTNEED)`),
 //!   so [`Arena::held_bytes`] — the pages in use — is what the process
-//!   holds for entries (RSS), and what `used_memory` counts.
+//!   holds for entries (RSS), and what `used_memory` counts. The exception:
+//!   up to 8 emptied pages (128 KiB) stay mapped as spares for the next new
+//!   pages, since under eviction pages empty and are taken again all the
+//!   time, and the kernel's round trip (page faults and zeroing) cost a
+//!   tenth of the server's time under SIEVE.
 //! * **Bounded fragmentation.** Random frees leave chunks free in many pages
 //!   of a class without emptying any. When a class's free chunks reach two
 //!   pages' worth, [`Arena::free`] names the emptiest of a few of its partial
@@ -24,6 +28,27 @@
 //!   pages of free chunks beyond its live ones, and each evacuation, which
 //!   moves at most a page's chunks, needs a page's worth of frees first (at
 //!   most one move per free, amortised).
+//!
+//! * **SIEVE's order** ([`Arena::set_ordered`], when the table's policy is
+//!   SIEVE). SIEVE evicts in insertion order, keeps a key it passes in
+//!   place, and puts new keys at the newest end, so new keys are looked at
+//!   before the ones it kept ("quick demotion"). The arena gives it that
+//!   order without a queue:
+//!   - the pages in use form a ring, oldest first (8 B per 16 KiB page);
+//!   - each class has a *head*, its newest page: every new block of the
+//!     class goes there (never into an older page's free chunk, which would
+//!     put a new key where the hand has just been: CLOCK, not SIEVE), and a
+//!     full head is followed by a fresh page at the ring's newest end;
+//!   - the hand ([`Arena::hand_next`]) walks the live blocks page by page,
+//!     oldest first, wrapping at the newest; the table moves each block it
+//!     keeps into its class's *fill*, a page the hand has already passed,
+//!     while that has room ([`Arena::alloc_in_fill`]), so the pages the hand
+//!     passes empty and come back, and the kept keys stay in order, behind
+//!     it.
+//!
+//!   Evacuations still bound fragmentation from deletes, one page later (the
+//!   head, the fill and the hand's page hold free chunks no evacuation
+//!   takes), never emptying the hand's page or the fill.
 //!
 //! The range is reserved `PROT_NONE` on the first allocation (an empty table
 //! costs no address space) and made writable in 2 MiB steps as the high-water
@@ -54,6 +79,9 @@ pub const FREE_MARK: u8 = 0x7F;
 const MAX_RESERVE: usize = 1 << 34;
 /// The writable part of the range grows by this much at a time.
 const COMMIT_STEP: usize = 2 << 20;
+/// Emptied pages an arena keeps, still mapped, for its next new pages (see
+/// [`Arena::release_page`]).
+const SPARE_PAGES: usize = 8;
 /// Partial pages looked at to pick the one to evacuate.
 const EVACUATION_CANDIDATES: usize = 8;
 
@@ -152,6 +180,90 @@ pub struct Arena {
     pages_in_use: usize,
     /// An evacuation is running (frees do not start another).
     evacuating: bool,
+    /// SIEVE's page order and hand, when the table's policy is SIEVE
+    /// ([`Arena::set_ordered`]).
+    order: Option<Box<Order>>,
+    /// Emptied pages kept mapped for the next new page (at most
+    /// [`SPARE_PAGES`]); not in use, so not in [`Arena::held_bytes`].
+    spare: Vec<u32>,
+}
+
+/// The pages in the order SIEVE's hand walks them (see the module docs):
+/// a ring of the pages in use, oldest first, with each class's *head* (the
+/// page its new blocks go to) and *fill* (where the hand moves the blocks
+/// it keeps).
+struct Order {
+    /// `[older, newer]` neighbours of each page in the ring. Page 0, never
+    /// handed out, is the ring's seam: `links[0][NEWER]` is the oldest page,
+    /// `links[0][OLDER]` the newest.
+    links: Vec<[u32; 2]>,
+    /// Per class: the page new blocks go to (0: none yet).
+    head: Vec<u32>,
+    /// Per class: a page the hand has passed, with free chunks, that takes
+    /// the blocks it keeps from the pages after it (0: none).
+    fill: Vec<u32>,
+    /// The page under the hand (0: at the seam, it wraps next) and the next
+    /// chunk it looks at there.
+    hand: u32,
+    hand_idx: u32,
+}
+
+const OLDER: usize = 0;
+const NEWER: usize = 1;
+
+/// What [`Arena::hand_next`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hand {
+    /// A live block, at this offset; the hand is past it.
+    Block(u32),
+    /// The hand left this page for the next one.
+    PageDone(usize),
+    /// No page is in use.
+    Empty,
+}
+
+impl Order {
+    fn new(pages: usize) -> Order {
+        Order {
+            links: vec![[0, 0]; pages],
+            head: vec![0; NR_CLASSES],
+            fill: vec![0; NR_CLASSES],
+            hand: 0,
+            hand_idx: 0,
+        }
+    }
+
+    /// Puts page `p` at the newest end of the ring.
+    fn link_newest(&mut self, p: usize) {
+        if self.links.len() <= p {
+            self.links.resize(p + 1, [0, 0]);
+        }
+        let newest = self.links[0][OLDER];
+        self.links[p] = [newest, 0];
+        self.links[newest as usize][NEWER] = p as u32;
+        self.links[0][OLDER] = p as u32;
+    }
+
+    /// Takes page `p` (of class `class`, or a large run's first page) out
+    /// of the ring; a hand on it moves to the next page.
+    fn unlink(&mut self, p: usize, class: u16) {
+        let [older, newer] = self.links[p];
+        self.links[older as usize][NEWER] = newer;
+        self.links[newer as usize][OLDER] = older;
+        if self.hand == p as u32 {
+            self.hand = newer;
+            self.hand_idx = 0;
+        }
+        if (class as usize) < NR_CLASSES {
+            let c = class as usize;
+            if self.head[c] == p as u32 {
+                self.head[c] = 0;
+            }
+            if self.fill[c] == p as u32 {
+                self.fill[c] = 0;
+            }
+        }
+    }
 }
 
 impl Default for Arena {
@@ -185,7 +297,145 @@ impl Arena {
             classes,
             pages_in_use: 0,
             evacuating: false,
+            order: None,
+            spare: Vec::new(),
         }
+    }
+
+    /// Keeps the pages in SIEVE's order (`true`: new blocks of a class go
+    /// to its newest page, and [`Arena::hand_next`] walks the pages oldest
+    /// first), or stops (`false`). Turned on with blocks present, the ring
+    /// starts in address order.
+    pub fn set_ordered(&mut self, on: bool) {
+        match (on, self.order.is_some()) {
+            (true, false) => {
+                let mut o = Order::new(self.pages.len());
+                for (p, m) in self.pages.iter().enumerate().skip(1) {
+                    if m.class != PAGE_FREE && m.class != PAGE_LARGE_TAIL {
+                        o.link_newest(p);
+                    }
+                }
+                self.order = Some(Box::new(o));
+            }
+            (false, true) => {
+                let o = self.order.take().expect("ordered");
+                // The heads join their classes' partial lists again.
+                for (c, &h) in o.head.iter().enumerate() {
+                    let h = h as usize;
+                    if h != 0 && self.has_free(h) && self.pages[h].partial == NOT_PARTIAL {
+                        self.push_partial(c, h);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// True when the pages are kept in SIEVE's order.
+    pub fn is_ordered(&self) -> bool {
+        self.order.is_some()
+    }
+
+    /// Bytes the page order takes (8 per page in the range; 0 unordered).
+    pub fn order_bytes(&self) -> usize {
+        self.order.as_ref().map_or(0, |o| {
+            o.links.capacity() * 8 + (o.head.capacity() + o.fill.capacity()) * 4
+        })
+    }
+
+    /// True when class page `p` has a chunk free (or never carved).
+    #[inline]
+    fn has_free(&self, p: usize) -> bool {
+        let m = self.pages[p];
+        m.free_head != 0 || m.bump < self.classes[m.class as usize].per_page
+    }
+
+    /// The page new blocks of class `c` go to when the pages are ordered:
+    /// its head, while that has a free chunk.
+    #[inline]
+    fn head_with_room(&self, c: usize) -> Option<usize> {
+        let h = self.order.as_ref()?.head[c] as usize;
+        (h != 0 && self.has_free(h)).then_some(h)
+    }
+
+    /// SIEVE's hand, one step: the next live block from the hand on, or the
+    /// page it just left, in ring order (wrapping from the newest page to
+    /// the oldest). Ordered arenas only.
+    pub fn hand_next(&mut self) -> Hand {
+        let o = self.order.as_mut().expect("an ordered arena");
+        if o.hand == 0 {
+            o.hand = o.links[0][NEWER];
+            o.hand_idx = 0;
+            if o.hand == 0 {
+                return Hand::Empty;
+            }
+        }
+        let p = o.hand as usize;
+        let m = self.pages[p];
+        let first = (p << PAGE_SHIFT) >> UNIT_SHIFT;
+        if m.class == PAGE_LARGE {
+            if o.hand_idx == 0 {
+                o.hand_idx = 1;
+                return Hand::Block(first as u32);
+            }
+        } else {
+            let size = self.classes[m.class as usize].size as usize;
+            while o.hand_idx < m.bump as u32 {
+                let i = o.hand_idx as usize;
+                o.hand_idx += 1;
+                let off = first + ((i * size) >> UNIT_SHIFT);
+                // SAFETY: a carved chunk of a committed page: its first byte
+                // is the free mark or a live block's.
+                if unsafe { *self.base.add((p << PAGE_SHIFT) + i * size) } != FREE_MARK {
+                    return Hand::Block(off as u32);
+                }
+            }
+        }
+        o.hand = o.links[p][NEWER];
+        o.hand_idx = 0;
+        Hand::PageDone(p)
+    }
+
+    /// After the hand left page `p`: a page of a class with free chunks
+    /// becomes its class's fill, unless that still has room or `p` is the
+    /// class's head.
+    pub fn hand_left(&mut self, p: usize) {
+        let m = self.pages[p];
+        if m.class as usize >= NR_CLASSES || !self.has_free(p) {
+            return;
+        }
+        let c = m.class as usize;
+        let fill = self.order.as_ref().map_or(0, |o| o.fill[c]) as usize;
+        if fill != 0 && fill != p && self.has_free(fill) {
+            return;
+        }
+        if let Some(o) = self.order.as_mut() {
+            if o.head[c] as usize != p {
+                o.fill[c] = p as u32;
+            }
+        }
+    }
+
+    /// A chunk of the class fill for the block at `off`, which the hand
+    /// keeps: `None` when the fill has no room or is the block's own page
+    /// (the block then stays where it is).
+    pub fn alloc_in_fill(&mut self, off: u32) -> Option<u32> {
+        let page = (off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize;
+        let c = self.pages[page].class as usize;
+        if c >= NR_CLASSES {
+            return None;
+        }
+        let fill = self.order.as_ref()?.fill[c] as usize;
+        if fill == 0 || fill == page || !self.has_free(fill) {
+            return None;
+        }
+        Some(self.alloc_at(c, fill))
+    }
+
+    /// Pages in use.
+    #[inline]
+    pub fn pages_in_use(&self) -> usize {
+        self.pages_in_use
     }
 
     /// Bytes of the pages in use: what the arena holds from the kernel.
@@ -206,10 +456,16 @@ impl Arena {
         if size > MAX_CLASS_SIZE {
             return charge(size);
         }
-        if self.classes[class_of(size)].partial.is_empty() {
-            PAGE
+        let c = class_of(size);
+        let room = if self.order.is_some() {
+            self.head_with_room(c).is_some()
         } else {
+            !self.classes[c].partial.is_empty()
+        };
+        if room {
             0
+        } else {
+            PAGE
         }
     }
 
@@ -264,13 +520,20 @@ impl Arena {
             return fits.then_some(());
         }
         let c = class_of(size);
-        if self.classes[c].partial.is_empty() {
+        let room = if self.order.is_some() {
+            self.head_with_room(c).is_some()
+        } else {
+            !self.classes[c].partial.is_empty()
+        };
+        if !room {
             self.new_class_page(c)?;
         }
         Some(())
     }
 
-    /// Gives class `c` a fresh page; it joins the partial list.
+    /// Gives class `c` a fresh page; it joins the partial list, or, in an
+    /// ordered arena, the ring's newest end as the class's head (the old
+    /// head, if it has room, joins the partial list).
     fn new_class_page(&mut self, c: usize) -> Option<usize> {
         let p = self.take_pages(1)?;
         self.pages[p] = PageMeta {
@@ -279,8 +542,35 @@ impl Arena {
         };
         let per_page = self.classes[c].per_page as usize;
         self.classes[c].free_chunks += per_page;
-        self.push_partial(c, p);
+        match self.order.as_mut() {
+            Some(o) => {
+                o.link_newest(p);
+                let old = std::mem::replace(&mut o.head[c], p as u32) as usize;
+                if old != 0 && self.has_free(old) {
+                    self.push_partial(c, old);
+                }
+            }
+            None => self.push_partial(c, p),
+        }
         Some(p)
+    }
+
+    /// The page an evacuation in an ordered arena moves a block of class
+    /// `c` to: the class's fill, else a partial page the hand is not on,
+    /// else the head.
+    fn ordered_move_target(&self, c: usize) -> Option<usize> {
+        let o = self.order.as_ref()?;
+        let fill = o.fill[c] as usize;
+        if fill != 0 && self.has_free(fill) && self.pages[fill].partial != NOT_PARTIAL {
+            return Some(fill);
+        }
+        let list = &self.classes[c].partial;
+        if let Some(&p) = list.iter().rev().take(2).find(|&&p| p != o.hand) {
+            return Some(p as usize);
+        }
+        list.last()
+            .map(|&p| p as usize)
+            .or_else(|| self.head_with_room(c))
     }
 
     /// Allocates a block of `size` bytes; `None` when the reserved range is
@@ -290,10 +580,22 @@ impl Arena {
             return self.alloc_large(size.div_ceil(PAGE));
         }
         let c = class_of(size);
-        let page = match self.classes[c].partial.last() {
-            Some(&p) => p as usize,
+        let found = if self.order.is_none() {
+            self.classes[c].partial.last().map(|&p| p as usize)
+        } else if self.evacuating {
+            self.ordered_move_target(c)
+        } else {
+            self.head_with_room(c)
+        };
+        let page = match found {
+            Some(p) => p,
             None => self.new_class_page(c)?,
         };
+        Some(self.alloc_at(c, page))
+    }
+
+    /// Allocates a chunk of class `c` in `page`, which has one free.
+    fn alloc_at(&mut self, c: usize, page: usize) -> u32 {
         let cls = &mut self.classes[c];
         let (size, per_page) = (cls.size as usize, cls.per_page);
         cls.free_chunks -= 1;
@@ -315,7 +617,7 @@ impl Arena {
         if m.free_head == 0 && m.bump == per_page {
             self.remove_partial(c, page);
         }
-        Some(((page << PAGE_SHIFT) + idx * size) as u32 >> UNIT_SHIFT)
+        ((page << PAGE_SHIFT) + idx * size) as u32 >> UNIT_SHIFT
     }
 
     /// Frees the chunk at `off`. Returns a page the caller should evacuate
@@ -354,22 +656,32 @@ impl Arena {
             self.remove_partial(c, page);
             self.classes[c].free_chunks -= per_page as usize;
             self.pages_in_use -= 1;
-            self.give_pages(page, 1);
+            self.release_page(page);
             return None;
         }
-        if was_full && !self.evacuating {
+        let (hand, fill, head) = match &self.order {
+            Some(o) => (o.hand as usize, o.fill[c] as usize, o.head[c] as usize),
+            None => (0, 0, 0),
+        };
+        if was_full && !self.evacuating && page != head {
             self.push_partial(c, page);
         }
         let cls = &self.classes[c];
-        if self.evacuating || per_page < 2 || cls.free_chunks < 2 * per_page as usize {
+        // Ordered, a class's free chunks also sit in its head and fill (and
+        // the page under the hand), which no evacuation empties: one page
+        // more before one starts.
+        let pages = if self.order.is_some() { 3 } else { 2 };
+        if self.evacuating || per_page < 2 || cls.free_chunks < pages * per_page as usize {
             return None;
         }
-        // The emptiest of the few most recently partial pages.
+        // The emptiest of the few most recently partial pages (not the
+        // hand's, nor the fill, in an ordered arena).
         cls.partial
             .iter()
             .rev()
-            .take(EVACUATION_CANDIDATES)
             .map(|&p| p as usize)
+            .filter(|&p| p != hand && p != fill)
+            .take(EVACUATION_CANDIDATES)
             .min_by_key(|&p| self.pages[p].live)
     }
 
@@ -436,6 +748,9 @@ impl Arena {
             };
         }
         self.pages_in_use += n - 1; // take_pages counted one
+        if let Some(o) = self.order.as_mut() {
+            o.link_newest(p);
+        }
         Some((p << (PAGE_SHIFT - UNIT_SHIFT)) as u32)
     }
 
@@ -443,6 +758,12 @@ impl Arena {
     /// at the high-water mark), counted in use (one of them: the caller
     /// counts the rest of a run).
     fn take_pages(&mut self, n: usize) -> Option<usize> {
+        if n == 1 {
+            if let Some(p) = self.spare.pop() {
+                self.pages_in_use += 1;
+                return Some(p as usize);
+            }
+        }
         let found = self
             .free_runs
             .iter()
@@ -504,9 +825,29 @@ impl Arena {
         Some(p)
     }
 
+    /// Takes an emptied class page out of use: kept mapped as a spare for
+    /// the next new page while there are fewer than [`SPARE_PAGES`], else
+    /// given back. Under eviction pages empty and are taken again all the
+    /// time (SIEVE's hand empties one for every page of new keys): a spare
+    /// saves the kernel's round trip, four page faults and a zeroing.
+    fn release_page(&mut self, p: usize) {
+        if self.spare.len() < SPARE_PAGES {
+            if let Some(o) = self.order.as_mut() {
+                o.unlink(p, self.pages[p].class);
+            }
+            self.pages[p] = FREE_PAGE;
+            self.spare.push(p as u32);
+        } else {
+            self.give_pages(p, 1);
+        }
+    }
+
     /// Returns pages `p..p + n` to the free runs (coalescing) and their
     /// memory to the kernel.
     fn give_pages(&mut self, p: usize, n: usize) {
+        if let Some(o) = self.order.as_mut() {
+            o.unlink(p, self.pages[p].class);
+        }
         for q in p..p + n {
             self.pages[q] = FREE_PAGE;
         }
@@ -570,7 +911,9 @@ impl Arena {
 
     /// Frees every block and the address range.
     pub fn clear(&mut self) {
+        let ordered = self.is_ordered();
         *self = Arena::new();
+        self.set_ordered(ordered);
     }
 }
 
@@ -705,5 +1048,57 @@ mod tests {
         }
         a.end_evacuation(page);
         assert_eq!(a.held_bytes(), 9 * PAGE);
+    }
+
+    /// Ordered: new blocks go to the class's newest page only, the hand
+    /// walks live blocks oldest page first and wraps, freed pages leave the
+    /// ring (a hand on one moves on), and emptied pages come back as spares
+    /// before new address space.
+    #[test]
+    fn ordered_pages_keep_insertion_order() {
+        let mut a = Arena::new();
+        a.set_ordered(true);
+        let per_page = PAGE / 128;
+        let offs: Vec<u32> = (0..3 * per_page).map(|_| a.alloc(128).unwrap()).collect();
+        let page_of = |off: u32| (off >> (PAGE_SHIFT - UNIT_SHIFT)) as usize;
+        // Free a chunk of the first page: a new block still goes to the
+        // newest page (a fourth one, the third being full).
+        a.free(offs[5]);
+        let new = a.alloc(128).unwrap();
+        assert_ne!(page_of(new), page_of(offs[5]));
+        assert_eq!(a.held_bytes(), 4 * PAGE);
+        let mut seen = Vec::new();
+        loop {
+            match a.hand_next() {
+                Hand::Block(off) => seen.push(off),
+                Hand::PageDone(p) if p == page_of(new) => break,
+                Hand::PageDone(_) => {}
+                Hand::Empty => panic!("blocks are live"),
+            }
+        }
+        let mut expect: Vec<u32> = offs.iter().copied().filter(|&o| o != offs[5]).collect();
+        expect.push(new);
+        assert_eq!(seen, expect, "oldest page first, in chunk order");
+        // The hand wraps to the oldest page.
+        assert_eq!(a.hand_next(), Hand::Block(offs[0]));
+        // Freeing the page under the hand moves it to the next page.
+        for &o in &offs[..per_page] {
+            if o != offs[5] {
+                a.free(o);
+            }
+        }
+        assert_eq!(a.hand_next(), Hand::Block(offs[per_page]));
+        // The emptied page is a spare: the next new page reuses it.
+        let hwm = a.hwm;
+        let mut more = Vec::new();
+        while a.held_bytes() < 4 * PAGE {
+            more.push(a.alloc(128).unwrap());
+        }
+        assert_eq!(a.hwm, hwm, "a spare page, not new address space");
+        assert!(more.iter().any(|&o| page_of(o) == page_of(offs[0])));
+        // Unordered again: the head's free chunks are allocated as before.
+        a.set_ordered(false);
+        let last = *more.last().unwrap();
+        assert_eq!(page_of(a.alloc(128).unwrap()), page_of(last));
     }
 }

@@ -1,7 +1,9 @@
-//! Eviction policies: their names, the per-key metadata each keeps in the
-//! entry's 15 policy bits, and the SIEVE queue. Pure data and
-//! arithmetic; the store ([`super::Store`]) decides when to evict and does
-//! the removing. It knows nothing of sockets, shards or configuration.
+//! Eviction policies: their names and the per-key metadata each keeps in
+//! the entry's 15 policy bits. Pure data and arithmetic; the store
+//! ([`super::Store`]) decides when to evict and does the removing, and
+//! SIEVE's hand is the table's ([`super::table::Table::sieve_victim`]) over
+//! the arena's page order ([`super::arena`]). It knows nothing of sockets,
+//! shards or configuration.
 //!
 //! | policy | per-key metadata | victim |
 //! |---|---|---|
@@ -10,42 +12,35 @@
 //! | `allkeys-lfu`, `volatile-lfu` | 8-bit logarithmic counter + 7-bit minute clock for its decay (Redis's LFU, lfu-log-factor 10, decay 1/min; the clock wraps after 127 minutes) | the least frequent of 5 sampled keys |
 //! | `allkeys-random`, `volatile-random` | none | one sampled key |
 //! | `volatile-ttl` | none (reads the expiry) | the sampled key that expires soonest |
-//! | `sieve` | 1 visited bit in the entry's metadata + 4 bytes in the queue (its 31 stored hash bits) | SIEVE (NSDI '24): the first unvisited key from the hand on |
+//! | `sieve` | 1 visited bit in the entry's metadata (+ 8 B per 16 KiB page for the arena's page order: 0.07 B/key for seed entries) | SIEVE (NSDI '24): the first unvisited key from the hand on |
 //!
 //! The policy bits live in the entry's 16-bit metadata field beside the
-//! has-TTL bit, so every policy costs no memory beyond it, except SIEVE's
-//! queue. A *compact* entry (a small key with a TTL, see [`super::table`])
-//! keeps only the top 8 of the 15 policy bits, so each policy puts what
-//! matters most there: LRU keeps the low 8 bits of the access's second
-//! (exact idle time up to 256 s, modulo 256 s beyond), LFU keeps its
-//! counter and loses the minute of its last access (the counter of such a
-//! key does not decay: it expires instead), SIEVE keeps both its bits. `volatile-*`
-//! consider only keys with a TTL; with none, a write past the limit fails
-//! with OOM, as in Redis.
+//! has-TTL bit, so no policy costs memory beyond it. A *compact* entry (a
+//! small key with a TTL, see [`super::table`]) keeps only the top 8 of the
+//! 15 policy bits, so each policy puts what matters most there: LRU keeps
+//! the low 8 bits of the access's second (exact idle time up to 256 s,
+//! modulo 256 s beyond), LFU keeps its counter and loses the minute of its
+//! last access (the counter of such a key does not decay: it expires
+//! instead), SIEVE keeps its bit. `volatile-*` consider only keys with a
+//! TTL; with none, a write past the limit fails with OOM, as in Redis.
 //!
-//! SIEVE keeps keys in insertion order (a `Vec` of hashes, oldest first).
-//! The hand walks from the oldest towards the newest: a visited key is kept
-//! in place and its bit cleared, the first unvisited one is evicted; at the
-//! newest end the hand wraps to the oldest. Removal in the middle of the
-//! queue is a tombstone, swept out when tombstones are half the queue.
-//! Keys deleted or expired by other means leave stale entries that the hand
-//! drops when it reaches them; if stale entries make the queue more than
-//! twice the key count, it is compacted (and de-duplicated) in one pass.
-//!
-//! The queue is the one per-key cost outside the entry (4 B). Tried without
-//! it — the visited bit alone, the hand visiting the table's slots in a
-//! fixed cyclic order, new keys landing at pseudo-random points of it (so
-//! CLOCK rather than SIEVE) — and not kept: on the 10 M-key cache-aside
-//! benchmark its miss ratio was 0.174 against the queue's 0.153, at 1.4× the
-//! server's CPU per request (docs/performance.md §9). The hand must not walk
-//! the slots one by one: evicting a contiguous region packs the rest of a
-//! table at load 0.92 until linear probing's runs explode.
-//! Tried too (round 7): the hand walking the arena in address order, where a
-//! key written after an eviction takes the chunk just freed. It costs no
-//! memory (149 B/key with TTLs, against the queue's 153) but missed more:
-//! 0.172 against 0.152 on the same benchmark.
+//! SIEVE's order is the arena's (see [`super::arena`]): new keys go to
+//! their class's newest page, the hand walks the pages oldest first,
+//! clearing visited bits and packing the keys it keeps into a page behind
+//! it, and evicts the first unvisited key. How it got there:
+//! * a queue of the keys' 31 hash bits in insertion order (rounds 1–7):
+//!   SIEVE exactly, but 4 B/key outside the entry (153 B/key on the seed's
+//!   data set against the target's 150);
+//! * the hand walking the table's slots in a fixed order, new keys landing
+//!   at pseudo-random points (round 4), or the arena in address order, a
+//!   new key taking the chunk just freed (round 7): no memory, but CLOCK
+//!   rather than SIEVE (a new key sits just behind the hand and gets a
+//!   whole turn), and it missed more — 0.174 and 0.172 against the queue's
+//!   0.152 on the 10 M-key cache-aside benchmark;
+//! * the page order (round 8): 149 B/key, and a miss ratio of 0.145, below
+//!   the queue's (docs/performance.md §9).
 
-use super::table::{Meta, Table, META_TTL};
+use super::table::Meta;
 
 /// An eviction policy, with Redis's names plus `sieve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,11 +191,9 @@ impl std::fmt::Display for Policy {
     }
 }
 
-/// SIEVE's visited bit. The policy bits a compact entry keeps are the top
-/// eight (see [`super::table`]): SIEVE's two bits are among them.
+/// SIEVE's visited bit: among the top eight policy bits, which a compact
+/// entry keeps (see [`super::table`]).
 pub const SIEVE_VISITED: Meta = 1 << 14;
-/// SIEVE's mark bit, used only while de-duplicating the queue.
-const SIEVE_MARK: Meta = 1 << 13;
 /// Redis's LFU_INIT_VAL: a new key's counter.
 const LFU_INIT_VAL: u8 = 5;
 /// Redis's default lfu-log-factor.
@@ -292,174 +285,6 @@ pub fn next_random(state: &mut u64) -> u64 {
     x.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
-/// A queue entry that was evicted or found stale.
-const TOMB: u32 = u32::MAX;
-/// How far ahead of the hand SIEVE prefetches slots, and entries.
-const PREFETCH_SLOTS_AHEAD: usize = 8;
-const PREFETCH_ENTRIES_AHEAD: usize = 4;
-
-/// The SIEVE queue: the keys' 31 stored hash bits
-/// ([`super::table::slot_hash`]) in insertion order, oldest first.
-#[derive(Default)]
-pub struct Sieve {
-    queue: Vec<u32>,
-    hand: usize,
-    tombs: usize,
-}
-
-impl Sieve {
-    /// A queue holding every key of `table`, in slot order (the insertion
-    /// order of keys written before SIEVE was chosen is not known).
-    pub fn from_table(table: &mut Table) -> Sieve {
-        let mut queue = Vec::with_capacity(table.len());
-        for i in 0..table.capacity() {
-            if let Some(m) = table.meta_at(i) {
-                queue.push(table.hash_at(i) as u32);
-                table.set_meta(i, m & META_TTL);
-            }
-        }
-        Sieve {
-            queue,
-            hand: 0,
-            tombs: 0,
-        }
-    }
-
-    /// Entries in the queue (live, stale and tombstones).
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// True when the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Bytes the queue holds (its capacity).
-    pub fn bytes(&self) -> usize {
-        self.queue.capacity() * 4
-    }
-
-    /// Appends a newly inserted key (the newest end).
-    #[inline]
-    pub fn push(&mut self, hash: u64, table: &mut Table) {
-        self.queue.push(hash as u32);
-        if self.queue.len() > 2 * table.len() + 1024 {
-            self.dedup(table);
-        }
-    }
-
-    /// Picks the next victim, clearing visited bits on the way; `protect`
-    /// (a [`super::table::slot_hash`]) is never chosen. Returns its slot.
-    pub fn victim(&mut self, table: &mut Table, protect: u64) -> Option<usize> {
-        let mut steps = 2 * self.queue.len() + 2;
-        while steps > 0 {
-            steps -= 1;
-            if self.hand >= self.queue.len() {
-                self.hand = 0;
-                if self.queue.is_empty() {
-                    return None;
-                }
-            }
-            // The hand walks the queue in order: load the slots of the keys
-            // it will reach a few steps on, and the entries of nearer ones
-            // (whose slots should be in by now), so its cache misses overlap.
-            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_SLOTS_AHEAD) {
-                if ahead != TOMB {
-                    table.prefetch_slot_of(ahead as u64);
-                }
-            }
-            if let Some(&ahead) = self.queue.get(self.hand + PREFETCH_ENTRIES_AHEAD) {
-                if ahead != TOMB {
-                    table.prefetch_entry_of(ahead as u64);
-                }
-            }
-            let h = self.queue[self.hand];
-            if h == TOMB {
-                self.hand += 1;
-                continue;
-            }
-            match table.find_hash(h as u64) {
-                None => self.bury(),
-                Some(_) if h as u64 == protect => self.hand += 1,
-                Some(slot) => {
-                    let m = table.meta(slot);
-                    if m & SIEVE_VISITED != 0 {
-                        table.set_meta(slot, m & !SIEVE_VISITED);
-                        self.hand += 1;
-                    } else {
-                        self.bury();
-                        return Some(slot);
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Turns the entry under the hand into a tombstone and moves on;
-    /// sweeps tombstones out once they are half the queue.
-    fn bury(&mut self) {
-        self.queue[self.hand] = TOMB;
-        self.hand += 1;
-        self.tombs += 1;
-        if self.tombs * 2 > self.queue.len() {
-            let hand = self.hand;
-            let mut kept_before_hand = 0;
-            let mut w = 0;
-            for r in 0..self.queue.len() {
-                let h = self.queue[r];
-                if h != TOMB {
-                    self.queue[w] = h;
-                    w += 1;
-                    if r < hand {
-                        kept_before_hand += 1;
-                    }
-                }
-            }
-            self.queue.truncate(w);
-            self.hand = kept_before_hand;
-            self.tombs = 0;
-        }
-    }
-
-    /// Drops stale entries and duplicates (a key deleted and written again
-    /// is queued twice; its oldest entry is kept), in order.
-    fn dedup(&mut self, table: &mut Table) {
-        let hand = self.hand;
-        let mut kept_before_hand = 0;
-        let mut w = 0;
-        for r in 0..self.queue.len() {
-            let h = self.queue[r];
-            if h == TOMB {
-                continue;
-            }
-            let Some(slot) = table.find_hash(h as u64) else {
-                continue;
-            };
-            let m = table.meta(slot);
-            if m & SIEVE_MARK != 0 {
-                continue;
-            }
-            table.set_meta(slot, m | SIEVE_MARK);
-            self.queue[w] = h;
-            w += 1;
-            if r < hand {
-                kept_before_hand += 1;
-            }
-        }
-        self.queue.truncate(w);
-        for &h in &self.queue {
-            if let Some(slot) = table.find_hash(h as u64) {
-                let m = table.meta(slot);
-                table.set_meta(slot, m & !SIEVE_MARK);
-            }
-        }
-        self.hand = kept_before_hand;
-        self.tombs = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,61 +338,5 @@ mod tests {
         assert!(p.score(cold, 0, || 0) > p.score(hot, 0, || 0));
         // Ten minutes later the counter decayed by ten.
         assert_eq!(lfu_decayed(hot, 600_000), hc - 10);
-    }
-
-    #[test]
-    fn sieve_keeps_visited_and_evicts_in_insertion_order() {
-        let mut t = Table::new();
-        let mut s = Sieve::default();
-        let h = |i: u32| crate::routing::key_hash(&i.to_le_bytes());
-        for i in 0..10u32 {
-            t.insert(h(i), &i.to_le_bytes(), b"v", 0, None).unwrap();
-            s.push(super::super::table::slot_hash(h(i)), &mut t);
-        }
-        // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
-        // hand wraps and finds 0, 1, 3 cleared) 0.
-        for i in [0u32, 1, 3] {
-            let slot = t.find(h(i), &i.to_le_bytes()).unwrap();
-            let m = t.meta(slot);
-            t.set_meta(slot, Policy::Sieve.touched(m, 0, &mut 1));
-        }
-        let mut order = Vec::new();
-        for _ in 0..8 {
-            let slot = s.victim(&mut t, u64::MAX).unwrap();
-            let k = u32::from_le_bytes(t.key(slot).try_into().unwrap());
-            order.push(k);
-            t.remove(slot);
-        }
-        assert_eq!(order, vec![2, 4, 5, 6, 7, 8, 9, 0]);
-        // A stale entry (deleted behind the queue's back) is skipped.
-        let slot = t.find(h(1), &1u32.to_le_bytes()).unwrap();
-        t.remove(slot);
-        let slot = s.victim(&mut t, u64::MAX).unwrap();
-        assert_eq!(t.key(slot), &3u32.to_le_bytes());
-        t.remove(slot);
-        assert!(s.victim(&mut t, u64::MAX).is_none());
-    }
-
-    #[test]
-    fn sieve_queue_stays_bounded_under_churn() {
-        let mut t = Table::new();
-        let mut s = Sieve::default();
-        for round in 0..50u32 {
-            for i in 0..100u32 {
-                let k = i.to_le_bytes();
-                let h = crate::routing::key_hash(&k);
-                if let Some(slot) = t.find(h, &k) {
-                    t.remove(slot);
-                }
-                t.insert(h, &k, &round.to_le_bytes(), 0, None).unwrap();
-                s.push(super::super::table::slot_hash(h), &mut t);
-            }
-        }
-        assert!(s.len() <= 2 * t.len() + 1024 + 1, "{}", s.len());
-        for i in 0..t.capacity() {
-            if let Some(m) = t.meta_at(i) {
-                assert_eq!(m & SIEVE_MARK, 0);
-            }
-        }
     }
 }

@@ -35,8 +35,8 @@
 //! * Memory accounting: [`Store::used_bytes`] is what the partition holds
 //!   from the kernel: the arena's pages in use (16 KiB each, free chunks in
 //!   them included; empty pages go back to the kernel), the table's slot
-//!   array at its full capacity, and SIEVE's queue at its capacity — so it
-//!   tracks RSS. A write that would take it past the limit (a new page for
+//!   array at its full capacity, and SIEVE's page order (8 B per page) — so
+//!   it tracks RSS. A write that would take it past the limit (a new page for
 //!   its size class when the class has no free chunk, or a slot array that
 //!   would grow) and cannot evict fails with [`OpError::OutOfMemory`];
 //!   reads, deletes and writes that do not grow the store keep working.
@@ -75,7 +75,6 @@ mod table;
 /// Bytes of an arena page: the unit in which entry memory is held.
 pub use arena::PAGE as PAGE_BYTES;
 pub use evict::Policy;
-use evict::Sieve;
 use table::{slot_hash, Field, Table, META_POLICY, META_TTL};
 
 use crate::op::{
@@ -169,7 +168,6 @@ pub struct Store {
     /// Running average of the TTL left on keys active expiry saw in the
     /// selected database, ms.
     avg_ttl_ms: u64,
-    sieve: Option<Sieve>,
     /// Keys evicted since the last [`Store::drain_evicted`] (`u16`
     /// database, `u32` length, key), kept only when a log must record
     /// evictions as deletes.
@@ -204,7 +202,6 @@ struct Db {
     expire_cursor: usize,
     ttl_keys: usize,
     avg_ttl_ms: u64,
-    sieve: Option<Sieve>,
     /// Physical id: stays with the table through SWAPDB (a snapshot follows
     /// a database by it), never reused.
     id: u32,
@@ -216,9 +213,7 @@ impl Db {
         (
             self.table.len(),
             self.ttl_keys,
-            self.table.arena_bytes()
-                + self.table.bytes()
-                + self.sieve.as_ref().map_or(0, Sieve::bytes),
+            self.table.arena_bytes() + self.table.bytes() + self.table.order_bytes(),
             self.table.arena_bytes(),
         )
     }
@@ -286,7 +281,6 @@ impl Store {
             expire_cursor: 0,
             ttl_keys: 0,
             avg_ttl_ms: 0,
-            sieve: None,
             evicted: None,
             scratch: Vec::new(),
             active: 0,
@@ -352,12 +346,13 @@ impl Store {
             None => {
                 let id = self.next_id;
                 self.next_id += 1;
+                let mut table = Table::new();
+                table.set_ordered(self.policy == Policy::Sieve);
                 Db {
-                    table: Table::new(),
+                    table,
                     expire_cursor: 0,
                     ttl_keys: 0,
                     avg_ttl_ms: 0,
-                    sieve: (self.policy == Policy::Sieve).then(Sieve::default),
                     id,
                 }
             }
@@ -367,7 +362,6 @@ impl Store {
         std::mem::swap(&mut self.expire_cursor, &mut other.expire_cursor);
         std::mem::swap(&mut self.ttl_keys, &mut other.ttl_keys);
         std::mem::swap(&mut self.avg_ttl_ms, &mut other.avg_ttl_ms);
-        std::mem::swap(&mut self.sieve, &mut other.sieve);
         std::mem::swap(&mut self.active_id, &mut other.id);
         let (len, ttl, bytes, entry) = other.sums();
         self.parked_len += len;
@@ -516,9 +510,6 @@ impl Store {
         if expire.is_some() {
             self.ttl_keys += 1;
         }
-        if let Some(s) = &mut self.sieve {
-            s.push(slot_hash(hash), &mut self.table);
-        }
         true
     }
 
@@ -615,7 +606,8 @@ impl Store {
     }
 
     /// Bytes charged against the memory limit (INFO's `used_memory`): the
-    /// arena pages holding the entries, the slot array and the SIEVE queue.
+    /// arena pages holding the entries, the slot array and SIEVE's page
+    /// order.
     #[inline]
     pub fn used_bytes(&self) -> usize {
         self.table.arena_bytes() + self.table.bytes() + self.policy_bytes() + self.parked_bytes
@@ -643,8 +635,8 @@ impl Store {
     }
 
     /// Changes the eviction policy (CONFIG SET maxmemory-policy): resets
-    /// every key's policy bits, and builds or drops the SIEVE queue. O(keys),
-    /// once per change.
+    /// every key's policy bits, and starts or stops keeping the arenas'
+    /// pages in SIEVE's order. O(keys), once per change.
     pub fn set_policy(&mut self, policy: Policy) {
         if policy == self.policy {
             return;
@@ -669,25 +661,22 @@ impl Store {
         }
     }
 
-    /// The selected database's policy bits and SIEVE queue, for the policy.
+    /// The selected database's policy bits, and its arena's page order
+    /// (SIEVE's), for the policy.
     fn reset_policy_bits(&mut self) {
         let policy = self.policy;
-        self.sieve = None;
-        if policy == Policy::Sieve {
-            self.sieve = Some(Sieve::from_table(&mut self.table));
-        } else {
-            let init = policy.initial(self.now_ms);
-            for i in 0..self.table.capacity() {
-                if let Some(m) = self.table.meta_at(i) {
-                    self.table.set_meta(i, (m & META_TTL) | init);
-                }
+        self.table.set_ordered(policy == Policy::Sieve);
+        let init = policy.initial(self.now_ms);
+        for i in 0..self.table.capacity() {
+            if let Some(m) = self.table.meta_at(i) {
+                self.table.set_meta(i, (m & META_TTL) | init);
             }
         }
     }
 
-    /// Bytes of eviction metadata outside the table (the SIEVE queue).
+    /// Bytes of eviction metadata outside the entries (SIEVE's page order).
     pub fn policy_bytes(&self) -> usize {
-        self.sieve.as_ref().map_or(0, Sieve::bytes)
+        self.table.order_bytes()
     }
 
     /// Operation counters since start.
@@ -714,9 +703,6 @@ impl Store {
         self.ttl_keys = 0;
         self.expire_cursor = 0;
         self.avg_ttl_ms = 0;
-        if self.sieve.is_some() {
-            self.sieve = Some(Sieve::default());
-        }
     }
 
     /// Calls `f(key, value, expire_at)` (Unix ms, 0: none) for every live
@@ -1224,8 +1210,8 @@ impl Store {
     /// need not grow. Never evicts the key whose [`slot_hash`] is
     /// `protect`. False when the policy has no victim. After
     /// [`EVICTIONS_PER_WRITE`] evictions it lets the write proceed (Redis's
-    /// "eviction still running"): a jump in the metadata (SIEVE's queue
-    /// doubling) or a large value may need more, and the shard's timer
+    /// "eviction still running"): a large value may need more, and SIEVE
+    /// frees a page only once its hand has emptied one, and the shard's timer
     /// evicts the rest ([`Store::evict_over_limit`]).
     fn make_room(&mut self, size: usize, insert: bool, protect: u64) -> bool {
         let limit = self.limits.max_memory;
@@ -1317,10 +1303,7 @@ impl Store {
     fn evict_here(&mut self, protect: u64) -> bool {
         let victim = match self.policy {
             Policy::NoEviction => None,
-            Policy::Sieve => match &mut self.sieve {
-                Some(s) => s.victim(&mut self.table, protect),
-                None => None,
-            },
+            Policy::Sieve => self.table.sieve_victim(evict::SIEVE_VISITED, protect),
             p => self.sample_victim(p, protect),
         };
         match victim {
@@ -2580,7 +2563,7 @@ mod tests {
                 max_key_len: 16,
                 max_value_len: 64,
                 // 16 pages: about 5 000 keys (44-byte entries, 8-byte
-                // slots), fewer with SIEVE's queue.
+                // slots).
                 max_memory: empty_bytes() + 16 * PAGE_BYTES,
             });
             s.set_policy(p);

@@ -71,11 +71,17 @@
 //!   in a compaction, only the offsets they hold, so slot indices a caller
 //!   holds stay valid across [`Table::remove`]'s compaction.
 //!
+//! * **SIEVE's hand** ([`Table::sieve_victim`]) walks the arena's pages in
+//!   their order ([`super::arena`]), reading the visited bit in each entry;
+//!   an entry it keeps moves into a page behind it (its slot, found as a
+//!   compaction finds it, takes the new offset), a victim's slot is found
+//!   the same way and returned to the store, which removes it.
+//!
 //! The table owns its arena and so its entries. It holds raw pointers, so it
 //! is neither `Send` nor `Sync`: a table belongs to one shard, by
 //! construction.
 
-use super::arena::{self, Arena, FREE_MARK};
+use super::arena::{self, Arena, Hand, FREE_MARK};
 use std::ptr;
 
 const MIN_CAPACITY: usize = 1024;
@@ -96,8 +102,8 @@ pub const META_POLICY: u16 = META_TTL - 1;
 /// 16 bits of per-key metadata kept in the entry.
 pub type Meta = u16;
 
-/// The bits of a placement hash the table keeps (and by which the SIEVE
-/// queue and eviction's `protect` name a key).
+/// The bits of a placement hash the table keeps (and by which eviction's
+/// `protect` names a key).
 #[inline]
 pub fn slot_hash(hash: u64) -> u64 {
     hash >> HASH_SHIFT
@@ -798,7 +804,7 @@ impl Table {
 
     /// [`Table::prefetch_slot`] by stored hash bits (a [`slot_hash`]).
     #[inline]
-    pub fn prefetch_slot_of(&self, h: u64) {
+    fn prefetch_slot_of(&self, h: u64) {
         self.prefetch_index(self.home(h));
     }
 
@@ -835,7 +841,7 @@ impl Table {
 
     /// [`Table::prefetch_entry`] by stored hash bits (a [`slot_hash`]).
     #[inline]
-    pub fn prefetch_entry_of(&self, h: u64) {
+    fn prefetch_entry_of(&self, h: u64) {
         let home = self.home(h);
         for i in home..home + 16 {
             let s = self.slots[i];
@@ -905,26 +911,6 @@ impl Table {
         }
     }
 
-    /// The first slot whose stored hash bits are `h` (a [`slot_hash`]; the
-    /// SIEVE queue names entries by it: on a collision it finds one of the
-    /// colliding keys, which is as good a victim as the other).
-    pub fn find_hash(&self, h: u64) -> Option<usize> {
-        if h >> 31 != 0 {
-            return None;
-        }
-        let mut i = self.home(h);
-        loop {
-            let s = self.slots[i];
-            if s == EMPTY || stored(s) > h {
-                return None;
-            }
-            if stored(s) == h {
-                return Some(i);
-            }
-            i += 1;
-        }
-    }
-
     /// The slot holding the entry at arena offset `off`, whose hash bits are `h`.
     fn find_offset(&self, h: u64, off: u32) -> Option<usize> {
         let mut i = self.home(h);
@@ -980,6 +966,7 @@ impl Table {
     }
 
     /// Bytes the arena would grow by to give `slot` a field holding `at` now.
+    #[cfg(test)]
     pub fn expire_growth(&self, slot: usize, at: u64) -> usize {
         let e = self.entry(slot);
         match self.expire_plan(slot, &e, at) {
@@ -1114,6 +1101,7 @@ impl Table {
     }
 
     /// Key and value bytes of a slot.
+    #[cfg(test)]
     #[inline]
     pub fn payload_len(&self, slot: usize) -> usize {
         let (k, v) = self.lens(slot);
@@ -1121,6 +1109,7 @@ impl Table {
     }
 
     /// `(key_len, value_len)` of a full slot.
+    #[cfg(test)]
     #[inline]
     pub fn lens(&self, slot: usize) -> (usize, usize) {
         let e = self.entry(slot);
@@ -1655,6 +1644,78 @@ impl Table {
         (((slots as u128) << 64) / self.cap as u128).max(1 << HASH_SHIFT)
     }
 
+    /// Keeps the arena's pages in SIEVE's order, or stops
+    /// ([`Arena::set_ordered`]): [`Table::sieve_victim`] needs it.
+    pub fn set_ordered(&mut self, on: bool) {
+        self.arena.set_ordered(on);
+    }
+
+    /// Bytes the arena's page order takes (SIEVE's only metadata outside
+    /// the entries).
+    pub fn order_bytes(&self) -> usize {
+        self.arena.order_bytes()
+    }
+
+    /// SIEVE's next victim, in an ordered arena ([`Table::set_ordered`]).
+    /// The hand walks the entries page by page, oldest page first, and
+    /// wraps from the newest to the oldest. An entry with `visited` in its
+    /// metadata has the bit cleared and is kept: moved into its class's
+    /// *fill* page behind the hand while that has room, so the pages the
+    /// hand passes empty and go back. The first entry without the bit is
+    /// the victim, unless its [`slot_hash`] is `protect`. Returns its slot;
+    /// `None` when no entry qualifies within two passes.
+    pub fn sieve_victim(&mut self, visited: Meta, protect: u64) -> Option<usize> {
+        let mut steps = 2 * (self.len + self.arena.pages_in_use()) + 2;
+        while steps > 0 {
+            steps -= 1;
+            match self.arena.hand_next() {
+                Hand::Empty => return None,
+                Hand::PageDone(p) => self.arena.hand_left(p),
+                Hand::Block(off) => {
+                    // SAFETY: the hand stops on live blocks: entries.
+                    let e = unsafe { Entry::at(&self.arena, off) };
+                    let m = e.meta();
+                    if m & visited != 0 {
+                        e.set_meta(m & !visited);
+                        self.keep(off, &e);
+                        continue;
+                    }
+                    let h = slot_hash((self.hasher)(e.key()));
+                    if h == protect {
+                        continue;
+                    }
+                    let slot = self.find_offset(h, off);
+                    debug_assert!(slot.is_some(), "a live entry has a slot");
+                    if slot.is_some() {
+                        return slot;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves the entry `e` at `off`, which SIEVE's hand keeps, into its
+    /// class's fill page, if that has room (else it stays).
+    fn keep(&mut self, off: u32, e: &Entry) {
+        let Some(to) = self.arena.alloc_in_fill(off) else {
+            return;
+        };
+        let h = slot_hash((self.hasher)(e.key()));
+        let Some(slot) = self.find_offset(h, off) else {
+            debug_assert!(false, "a live entry has a slot");
+            let _ = self.arena.free(to);
+            return;
+        };
+        // SAFETY: two distinct live chunks of the same class, of at least
+        // `e.size()` bytes.
+        unsafe { ptr::copy_nonoverlapping(e.p, self.arena.ptr(to), e.size()) };
+        self.slots[slot] = self.slots[slot] & !0xFFFF_FFFF | to as u64;
+        // A page to evacuate named here is left to the next free: the hand
+        // is compacting this class already.
+        let _ = self.arena.free(off);
+    }
+
     /// Removes every entry and returns to the initial size.
     pub fn clear(&mut self) {
         self.slots = Slots::empty(MIN_CAPACITY + tail(MIN_CAPACITY));
@@ -2013,7 +2074,6 @@ mod tests {
                 continue;
             }
             let s = found.unwrap();
-            assert_eq!(t.find_hash(slot_hash(h(&k))), Some(s));
             assert_eq!(t.meta(s) & META_POLICY, ((i % 100) as Meta) << 7);
             assert_eq!(t.key(s), &k);
             if i % 3 == 0 {
@@ -2462,5 +2522,203 @@ mod tests {
         }
         assert!(t.cap < 8192, "{}", t.cap);
         assert_eq!(t.len(), 3000);
+    }
+
+    /// SIEVE's visited bit (the store's is [`super::super::evict::SIEVE_VISITED`]).
+    const VISITED: Meta = 1 << 14;
+
+    fn key_of(t: &Table, slot: usize) -> u32 {
+        u32::from_le_bytes(t.key(slot).try_into().unwrap())
+    }
+
+    #[test]
+    fn sieve_keeps_visited_and_evicts_in_insertion_order() {
+        let mut t = Table::new();
+        t.set_ordered(true);
+        for i in 0..10u32 {
+            let k = i.to_le_bytes();
+            t.insert(h(&k), &k, b"v", 0, None).unwrap();
+        }
+        // Visit 0, 1 and 3: the first victims are 2, 4, 5, then (after the
+        // hand wraps and finds 0, 1, 3 cleared) 0.
+        for i in [0u32, 1, 3] {
+            let k = i.to_le_bytes();
+            let slot = t.find(h(&k), &k).unwrap();
+            t.set_meta(slot, VISITED);
+        }
+        let mut order = Vec::new();
+        for _ in 0..8 {
+            let slot = t.sieve_victim(VISITED, u64::MAX).unwrap();
+            order.push(key_of(&t, slot));
+            t.remove(slot);
+        }
+        assert_eq!(order, vec![2, 4, 5, 6, 7, 8, 9, 0]);
+        // A key deleted behind the hand's back is not found; a protected
+        // one is passed over.
+        let k1 = 1u32.to_le_bytes();
+        let slot = t.find(h(&k1), &k1).unwrap();
+        t.remove(slot);
+        let k3 = 3u32.to_le_bytes();
+        assert_eq!(t.sieve_victim(VISITED, slot_hash(h(&k3))), None);
+        let slot = t.sieve_victim(VISITED, u64::MAX).unwrap();
+        assert_eq!(key_of(&t, slot), 3);
+        t.remove(slot);
+        assert!(t.sieve_victim(VISITED, u64::MAX).is_none());
+        assert_eq!(t.arena_bytes(), 0, "the last page went back");
+    }
+
+    /// Over many pages: the hand's kept keys are packed behind it, so the
+    /// pages it passes go back; keys written meanwhile are newer than every
+    /// key the hand has not reached.
+    #[test]
+    fn sieve_packs_what_it_keeps_and_new_keys_come_last() {
+        let mut t = Table::new();
+        t.set_ordered(true);
+        let put = |t: &mut Table, i: u32| {
+            let k = i.to_le_bytes();
+            t.insert(h(&k), &k, &[7u8; 120], 0, None).unwrap();
+        };
+        for i in 0..10_000u32 {
+            put(&mut t, i);
+        }
+        // Every third key visited.
+        for i in (0..10_000u32).step_by(3) {
+            let k = i.to_le_bytes();
+            let slot = t.find(h(&k), &k).unwrap();
+            t.set_meta(slot, VISITED);
+        }
+        let pages = t.arena_bytes() / arena::PAGE;
+        // Evict the first half's unvisited keys (in order), writing a new
+        // key per eviction, as a cache at its limit does.
+        let mut next = 10_000u32;
+        let mut victims = Vec::new();
+        while victims.len() < 3_333 {
+            let slot = t.sieve_victim(VISITED, u64::MAX).unwrap();
+            victims.push(key_of(&t, slot));
+            t.remove(slot);
+            put(&mut t, next);
+            next += 1;
+        }
+        let expect: Vec<u32> = (0..5_000u32).filter(|i| i % 3 != 0).collect();
+        assert_eq!(victims, expect, "unvisited keys go oldest first");
+        check_invariants(&t);
+        // What the hand kept was packed: no more pages than the keys need,
+        // plus the classes' head and fill and the hand's own page.
+        let per_page = arena::PAGE / arena::charge(entry_size(4, 120, Field::None));
+        let needed = t.len().div_ceil(per_page);
+        let held = t.arena_bytes() / arena::PAGE;
+        assert!(held <= needed + 3, "{held} pages for {needed}");
+        assert!(held <= pages + 3, "{held} pages, {pages} before");
+        // Then the second half's unvisited keys, then the keys written
+        // meanwhile (the newest end, reached before the hand wraps), then
+        // the kept keys, their bits cleared by the hand's first pass.
+        let evict = |t: &mut Table, n: usize| -> Vec<u32> {
+            (0..n)
+                .map(|_| {
+                    let slot = t.sieve_victim(VISITED, u64::MAX).unwrap();
+                    let k = key_of(t, slot);
+                    t.remove(slot);
+                    k
+                })
+                .collect()
+        };
+        let expect: Vec<u32> = (5_000..10_000u32).filter(|i| i % 3 != 0).collect();
+        assert_eq!(evict(&mut t, 3_333), expect);
+        assert_eq!(evict(&mut t, 3_333), (10_000..next).collect::<Vec<_>>());
+        check_invariants(&t);
+        let mut kept = evict(&mut t, 3_334);
+        kept.sort_unstable();
+        assert_eq!(kept, (0..10_000u32).step_by(3).collect::<Vec<_>>());
+        assert!(t.is_empty() && t.sieve_victim(VISITED, u64::MAX).is_none());
+        assert_eq!(t.arena_bytes(), 0);
+    }
+
+    /// Random writes of every size (large blocks included), deletes,
+    /// resizes, visits and SIEVE evictions, with the order switched on and
+    /// off: every key stays readable with its value, the table stays
+    /// ordered, and the arena holds little beyond the live entries.
+    #[test]
+    fn sieve_survives_random_churn() {
+        let mut t = Table::new();
+        t.set_ordered(true);
+        let mut model: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..60_000u32 {
+            let r = next();
+            let i = (r % 3_000) as u32;
+            let k = i.to_le_bytes();
+            let size = match (r >> 20) % 16 {
+                0 => 20_000 + (r >> 32) as usize % 20_000,
+                1..=3 => 300 + (r >> 32) as usize % 3_000,
+                _ => (r >> 32) as usize % 200,
+            };
+            let value = vec![(round % 251) as u8; size];
+            match (r >> 12) % 8 {
+                0..=3 => match t.find(h(&k), &k) {
+                    Some(slot) => {
+                        t.set_value(slot, &value, Field::None).unwrap();
+                        model.insert(i, value);
+                    }
+                    None => {
+                        t.insert(h(&k), &k, &value, 0, None).unwrap();
+                        model.insert(i, value);
+                    }
+                },
+                4 => {
+                    if let Some(slot) = t.find(h(&k), &k) {
+                        t.remove(slot);
+                        model.remove(&i);
+                    }
+                }
+                5 => {
+                    if let Some(slot) = t.find(h(&k), &k) {
+                        t.set_meta(slot, VISITED);
+                    }
+                }
+                _ if t.arena.is_ordered() => {
+                    let protect = slot_hash(h(&k));
+                    if let Some(slot) = t.sieve_victim(VISITED, protect) {
+                        let v = key_of(&t, slot);
+                        assert_ne!(slot_hash(h(&v.to_le_bytes())), protect);
+                        t.remove(slot);
+                        model.remove(&v);
+                    }
+                }
+                _ => {}
+            }
+            if round % 20_000 == 10_000 {
+                t.set_ordered(false);
+            } else if round % 20_000 == 15_000 {
+                t.set_ordered(true);
+            }
+        }
+        check_invariants(&t);
+        assert_eq!(t.len(), model.len());
+        for (i, v) in &model {
+            let k = i.to_le_bytes();
+            let slot = t.find(h(&k), &k).unwrap();
+            assert_eq!(t.value(slot), &v[..], "key {i}");
+        }
+        let live: usize = model
+            .values()
+            .map(|v| entry_charge(4, v.len(), Field::None))
+            .sum();
+        let held = t.arena_bytes();
+        assert!(
+            held <= live + 4 * 80 * arena::PAGE,
+            "held {held}, live {live}"
+        );
+        // Emptied by the hand alone, every page goes back.
+        while let Some(slot) = t.sieve_victim(VISITED, u64::MAX) {
+            t.remove(slot);
+        }
+        assert!(t.is_empty());
+        assert_eq!(t.arena_bytes(), 0);
     }
 }
