@@ -358,6 +358,18 @@ impl Arena {
         (h != 0 && self.has_free(h)).then_some(h)
     }
 
+    /// The page with a free chunk a new block of class `c` goes to: the
+    /// head when ordered, else the last partial page; `None` when the class
+    /// needs a new page.
+    #[inline]
+    fn page_for_new(&self, c: usize) -> Option<usize> {
+        if self.order.is_some() {
+            self.head_with_room(c)
+        } else {
+            self.classes[c].partial.last().map(|&p| p as usize)
+        }
+    }
+
     /// SIEVE's hand, one step: the next live block from the hand on, or the
     /// page it just left, in ring order (wrapping from the newest page to
     /// the oldest). Ordered arenas only.
@@ -383,11 +395,11 @@ impl Arena {
             while o.hand_idx < m.bump as u32 {
                 let i = o.hand_idx as usize;
                 o.hand_idx += 1;
-                let off = first + ((i * size) >> UNIT_SHIFT);
+                let off = (first + ((i * size) >> UNIT_SHIFT)) as u32;
                 // SAFETY: a carved chunk of a committed page: its first byte
                 // is the free mark or a live block's.
-                if unsafe { *self.base.add((p << PAGE_SHIFT) + i * size) } != FREE_MARK {
-                    return Hand::Block(off as u32);
+                if unsafe { *self.base.wrapping_add((off as usize) << UNIT_SHIFT) } != FREE_MARK {
+                    return Hand::Block(off);
                 }
             }
         }
@@ -405,15 +417,12 @@ impl Arena {
             return;
         }
         let c = m.class as usize;
-        let fill = self.order.as_ref().map_or(0, |o| o.fill[c]) as usize;
-        if fill != 0 && fill != p && self.has_free(fill) {
+        let o = self.order.as_ref().expect("an ordered arena");
+        let (fill, head) = (o.fill[c] as usize, o.head[c] as usize);
+        if (fill != 0 && fill != p && self.has_free(fill)) || head == p {
             return;
         }
-        if let Some(o) = self.order.as_mut() {
-            if o.head[c] as usize != p {
-                o.fill[c] = p as u32;
-            }
-        }
+        self.order.as_mut().expect("ordered").fill[c] = p as u32;
     }
 
     /// A chunk of the class fill for the block at `off`, which the hand
@@ -456,13 +465,7 @@ impl Arena {
         if size > MAX_CLASS_SIZE {
             return charge(size);
         }
-        let c = class_of(size);
-        let room = if self.order.is_some() {
-            self.head_with_room(c).is_some()
-        } else {
-            !self.classes[c].partial.is_empty()
-        };
-        if room {
+        if self.page_for_new(class_of(size)).is_some() {
             0
         } else {
             PAGE
@@ -520,12 +523,7 @@ impl Arena {
             return fits.then_some(());
         }
         let c = class_of(size);
-        let room = if self.order.is_some() {
-            self.head_with_room(c).is_some()
-        } else {
-            !self.classes[c].partial.is_empty()
-        };
-        if !room {
+        if self.page_for_new(c).is_none() {
             self.new_class_page(c)?;
         }
         Some(())
@@ -565,10 +563,10 @@ impl Arena {
             return Some(fill);
         }
         let list = &self.classes[c].partial;
-        if let Some(&p) = list.iter().rev().take(2).find(|&&p| p != o.hand) {
-            return Some(p as usize);
-        }
-        list.last()
+        list.iter()
+            .rev()
+            .find(|&&p| p != o.hand)
+            .or(list.last())
             .map(|&p| p as usize)
             .or_else(|| self.head_with_room(c))
     }
@@ -580,12 +578,10 @@ impl Arena {
             return self.alloc_large(size.div_ceil(PAGE));
         }
         let c = class_of(size);
-        let found = if self.order.is_none() {
-            self.classes[c].partial.last().map(|&p| p as usize)
-        } else if self.evacuating {
+        let found = if self.evacuating && self.order.is_some() {
             self.ordered_move_target(c)
         } else {
-            self.head_with_room(c)
+            self.page_for_new(c)
         };
         let page = match found {
             Some(p) => p,
@@ -832,9 +828,7 @@ impl Arena {
     /// saves the kernel's round trip, four page faults and a zeroing.
     fn release_page(&mut self, p: usize) {
         if self.spare.len() < SPARE_PAGES {
-            if let Some(o) = self.order.as_mut() {
-                o.unlink(p, self.pages[p].class);
-            }
+            self.leave_ring(p);
             self.pages[p] = FREE_PAGE;
             self.spare.push(p as u32);
         } else {
@@ -842,12 +836,18 @@ impl Arena {
         }
     }
 
-    /// Returns pages `p..p + n` to the free runs (coalescing) and their
-    /// memory to the kernel.
-    fn give_pages(&mut self, p: usize, n: usize) {
+    /// Takes page `p` (a class page or a large run's first page, about to
+    /// be freed) out of SIEVE's ring, if the arena is ordered.
+    fn leave_ring(&mut self, p: usize) {
         if let Some(o) = self.order.as_mut() {
             o.unlink(p, self.pages[p].class);
         }
+    }
+
+    /// Returns pages `p..p + n` to the free runs (coalescing) and their
+    /// memory to the kernel.
+    fn give_pages(&mut self, p: usize, n: usize) {
+        self.leave_ring(p);
         for q in p..p + n {
             self.pages[q] = FREE_PAGE;
         }

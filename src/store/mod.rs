@@ -1367,8 +1367,8 @@ impl Store {
     /// evictions before that (their lines prefetched then); each eviction
     /// chooses and prefetches the ones for later. At the limit a write
     /// evicts about once, so the misses land while the requests in between
-    /// run (allkeys-lru on the cache-aside benchmark: 25 % less server CPU
-    /// per request, the same miss ratio at the same load). When too few
+    /// run (allkeys-lru on the cache-aside benchmark: a fifth less server
+    /// CPU per request, the same miss ratio at the same load). When too few
     /// keys come from there (the first eviction, another database, few
     /// eligible keys), the rest are sampled here: at most 32 probes of 16
     /// slots each, a few at a time — slot lines prefetched together, then

@@ -1584,10 +1584,7 @@ impl Table {
                 debug_assert!(false, "an evacuated entry has a slot and a chunk");
                 break;
             };
-            // SAFETY: two distinct live chunks of at least `e.size()` bytes.
-            unsafe { ptr::copy_nonoverlapping(p, self.arena.ptr(to), e.size()) };
-            self.slots[slot] = self.slots[slot] & !0xFFFF_FFFF | to as u64;
-            self.arena.free(off);
+            self.move_entry(slot, &e, off, to);
         }
         self.arena.end_evacuation(page);
     }
@@ -1707,12 +1704,18 @@ impl Table {
             let _ = self.arena.free(to);
             return;
         };
+        self.move_entry(slot, e, off, to);
+    }
+
+    /// Moves the live entry `e` of `slot` from chunk `off` to chunk `to`
+    /// (a free chunk of its class): copies it, points the slot at it, frees
+    /// `off`. A page the free names for evacuation is left to a later free
+    /// (both callers are compacting already: an evacuation, or SIEVE's hand).
+    fn move_entry(&mut self, slot: usize, e: &Entry, off: u32, to: u32) {
         // SAFETY: two distinct live chunks of the same class, of at least
         // `e.size()` bytes.
         unsafe { ptr::copy_nonoverlapping(e.p, self.arena.ptr(to), e.size()) };
         self.slots[slot] = self.slots[slot] & !0xFFFF_FFFF | to as u64;
-        // A page to evacuate named here is left to the next free: the hand
-        // is compacting this class already.
         let _ = self.arena.free(off);
     }
 
